@@ -1,0 +1,166 @@
+// Package applets holds ferry's commands. Each applet is thin: it parses its
+// flags and calls the packages that do the work. Main dispatches by the
+// basename of argv[0], else by the first argument.
+package applets
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Env is what an applet may touch of the process: its standard streams and
+// logger. Passing it explicitly keeps applets testable without globals.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+}
+
+// StdEnv is the environment of a normal process.
+func StdEnv() *Env {
+	return &Env{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+}
+
+// Applet is one command of the multicall binary.
+type Applet struct {
+	Name    string
+	Summary string
+	// Run gets the arguments after the applet name. It returns a UsageError
+	// for bad invocations (exit 2) and any other error for failures (exit 1).
+	Run func(ctx context.Context, env *Env, args []string) error
+}
+
+// UsageError marks a bad invocation: main prints it with a hint and exits 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// All lists the applets in the order `ferry --help` shows them.
+func All() []Applet {
+	return []Applet{
+		initApplet(),
+		initrdApplet(),
+		kexecApplet(),
+		switchRootApplet(),
+		keeperApplet(),
+	}
+}
+
+// Lookup finds an applet by name. A leading '@' is ignored: long-lived
+// processes that must survive switch_root name themselves "@keeper" so that
+// systemd spares them at shutdown.
+func Lookup(name string) (Applet, bool) {
+	name = strings.TrimPrefix(name, "@")
+	for _, a := range All() {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Applet{}, false
+}
+
+// Main runs the applet named by argv and returns the process exit code.
+func Main(ctx context.Context, env *Env, argv []string) int {
+	if len(argv) == 0 {
+		argv = []string{"ferry"}
+	}
+	name := filepath.Base(argv[0])
+	args := argv[1:]
+	a, ok := Lookup(name)
+	if !ok {
+		if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+			printHelp(env.Stdout)
+			return 0
+		}
+		name, args = args[0], args[1:]
+		if a, ok = Lookup(name); !ok {
+			fmt.Fprintf(env.Stderr, "ferry: unknown applet %q\n", name)
+			printHelp(env.Stderr)
+			return 2
+		}
+	}
+	err := a.Run(ctx, env, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	}
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(env.Stderr, "%s: %v (see '%s --help')\n", a.Name, err, a.Name)
+		return 2
+	}
+	fmt.Fprintf(env.Stderr, "%s: %v\n", a.Name, err)
+	return 1
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "ferry: lend a bare-metal server without touching its disk")
+	fmt.Fprintln(w, "\nusage: ferry APPLET [ARGS...]   or   APPLET [ARGS...] through a symlink")
+	fmt.Fprintln(w, "\napplets:")
+	for _, a := range All() {
+		fmt.Fprintf(w, "  %-12s %s\n", a.Name, a.Summary)
+	}
+	fmt.Fprintln(w, "\nRun 'ferry APPLET --help' for an applet's options.")
+}
+
+// newFlags makes a FlagSet that reports errors instead of exiting and prints
+// its usage to the applet's stderr.
+func newFlags(env *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: %s\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments (`patch IN -o OUT`), as operators expect of
+// kexec-tools and cpio-style commands, and returns the positionals. A lone
+// "--" ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
