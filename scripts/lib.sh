@@ -1,0 +1,63 @@
+# scripts/lib.sh — shared settings and helpers for ferry's lab scripts.
+# Sourced (not run) by the other scripts. Every path derives from two
+# directories: the lab work dir (FERRY_LAB_DIR, default build/lab) and the
+# download cache (FERRY_CACHE, default build/cache), both under the repo.
+
+FERRY_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB=${FERRY_LAB_DIR:-$FERRY_REPO/build/lab}
+CACHE=${FERRY_CACHE:-$FERRY_REPO/build/cache}
+mkdir -p "$LAB" "$CACHE"
+LAB=$(cd "$LAB" && pwd)
+CACHE=$(cd "$CACHE" && pwd)
+
+# Lab topology (one netns, one tap, the host side is the "borrower" server).
+NETNS=${FERRY_NETNS:-ferry-lab}
+HOST_IP=10.9.0.1
+GUEST_IP=10.9.0.2
+GUEST_MAC=${FERRY_GUEST_MAC:-52:54:00:fe:77:02}
+TAP=tap0
+HTTP_PORT=8080
+
+# Layout of the lab dir.
+WWW=$LAB/www             # served at http://10.9.0.1:8080/ (image B + settings)
+EXPORT=$LAB/export       # the NFS root served by ganesha at pseudo "/"
+PIDS=$LAB/pids           # pid files of everything lab.sh/run-vm.sh start
+LOGS=$LAB/logs           # ganesha, httpd, console logs
+KERNEL_ENV=$CACHE/kernel.env
+
+log()  { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+die()  { log "error: $*"; exit 1; }
+need() { local c; for c in "$@"; do command -v "$c" >/dev/null 2>&1 || die "missing command: $c (run scripts/ci-deps.sh)"; done; }
+
+# Load KVER, VMLINUZ, MODDIR written by fetch-kernel.sh.
+load_kernel_env() {
+	[ -r "$KERNEL_ENV" ] || die "no $KERNEL_ENV: run scripts/fetch-kernel.sh first"
+	# shellcheck disable=SC1090
+	. "$KERNEL_ENV"
+	[ -r "$VMLINUZ" ] && [ -d "$MODDIR" ] || die "kernel cache incomplete ($KERNEL_ENV)"
+}
+
+in_ns() { ip netns exec "$NETNS" "$@"; }
+
+# Wait (at most $1 seconds) until TCP port $2 listens inside the netns.
+wait_port() {
+	local limit=$1 port=$2 i
+	for ((i = 0; i < limit * 5; i++)); do
+		if in_ns ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# Kill the process whose pid is in file $1 (if alive), wait a little, remove file.
+kill_pidfile() {
+	local f=$1 pid i
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f" 2>/dev/null || true)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}

@@ -1,0 +1,109 @@
+#!/bin/sh
+# scripts/root-init.sh — installed by build-images.sh as /sbin/init of the lab's
+# NFS root (busybox sh). ferry's B execs it after switch_root. It checks what
+# ferry promised (docs/CONTRACT.md), printing one line per check:
+#   ferry-root: check NAME ok|FAIL detail
+# serves /srv on :80 with busybox httpd, prints "ferry-root: ready", waits
+# (bounded) for the host to create /poweroff-request in the export, re-checks
+# that the keeper survived, and powers off.
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+WAIT=300   # seconds to wait for /poweroff-request
+
+[ -c /dev/console ] || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+grep -q ' /proc proc ' /proc/mounts 2>/dev/null || mount -t proc proc /proc
+grep -q ' /sys sysfs ' /proc/mounts || mount -t sysfs sysfs /sys
+grep -q ' /dev devtmpfs ' /proc/mounts || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
+
+say() { echo "ferry-root: $*"; }
+check() { # NAME ok|FAIL DETAIL...
+	n=$1; r=$2; shift 2
+	say "check $n $r $*"
+}
+up() { cut -d' ' -f1 /proc/uptime; }
+
+say "init started as pid $$ (uptime $(up) s)"
+
+# The file system type of the mount that is the root (last " / " entry wins).
+rootfs=$(awk '$2 == "/" { t = $3; s = $1 } END { print t " " s }' /proc/mounts)
+case "$rootfs" in
+nfs4\ *) check root-nfs4 ok "$rootfs" ;;
+*) check root-nfs4 FAIL "root is '$rootfs'" ;;
+esac
+
+# The state: settings.json under /ferry/state, on a tmpfs (the mount that
+# holds /ferry/state, i.e. the longest mount point prefixing it).
+st=$(awk '{ m = $2; if (("/ferry/state/" ~ "^" m "/") || m == "/ferry/state" || m == "/ferry") if (length(m) > length(b)) { b = m; t = $3 } }
+	END { print t " " b }' /proc/mounts)
+if [ -f /ferry/state/settings.json ]; then
+	case "$st" in
+	tmpfs\ /ferry*) check state-tmpfs ok "settings.json on $st" ;;
+	*) check state-tmpfs FAIL "settings.json present but /ferry/state is on '$st'" ;;
+	esac
+else
+	check state-tmpfs FAIL "no /ferry/state/settings.json (mount: '$st')"
+fi
+
+# The keeper: a process whose argv[0] starts with "@ferry", rooted at "/".
+find_keeper() {
+	for d in /proc/[0-9]*; do
+		c=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
+		case "$c" in
+		@ferry*) echo "${d#/proc/}"; return 0 ;;
+		esac
+	done
+	return 1
+}
+check_keeper() { # NAME
+	if kp=$(find_keeper); then
+		kr=$(readlink "/proc/$kp/root")
+		if [ "$kr" = / ]; then
+			check "$1" ok "pid $kp '$(tr '\0' ' ' < /proc/$kp/cmdline)' root=$kr"
+		else
+			check "$1" FAIL "pid $kp root is '$kr', not /"
+		fi
+	else
+		check "$1" FAIL "no process with cmdline @ferry*"
+	fi
+}
+check_keeper keeper
+
+# The keeper answers on :7070 (informational check of the contract).
+if ks=$(wget -q -T 5 -O - http://127.0.0.1:7070/status 2>/dev/null); then
+	case "$ks" in
+	*'"root_fstype":"nfs4"'*) check keeper-status ok "$ks" ;;
+	*) check keeper-status FAIL "unexpected: $ks" ;;
+	esac
+else
+	check keeper-status FAIL "GET http://127.0.0.1:7070/status failed"
+fi
+
+if httpd -p 80 -h /srv; then
+	say "httpd serving /srv on :80"
+else
+	check httpd FAIL "busybox httpd did not start"
+fi
+say "ready (uptime $(up) s)"
+
+# Wait for the host. Negative dentries of an NFS root are cached up to
+# acdirmax (60 s): drop them each round so a new file shows at once.
+i=0
+while [ ! -e /poweroff-request ] && [ $i -lt $WAIT ]; do
+	sleep 1
+	i=$((i + 1))
+	echo 2 > /proc/sys/vm/drop_caches 2>/dev/null
+done
+if [ -e /poweroff-request ]; then
+	say "poweroff requested by the host after $i s"
+else
+	say "no poweroff request within $WAIT s"
+fi
+
+check_keeper keeper-alive-at-end
+say "powering off (uptime $(up) s)"
+sync
+poweroff -f
+sleep 5
+echo o > /proc/sysrq-trigger 2>/dev/null
+while :; do sleep 60; done
