@@ -1,0 +1,56 @@
+# ferry: one static multicall binary, and the lab that proves it on real
+# kernels under QEMU. Targets that touch namespaces, QEMU or NFS need root.
+
+GO       ?= go
+BIN      ?= ferry
+DESTDIR  ?= /usr/local/bin
+LDFLAGS  := -s -w
+export CGO_ENABLED := 0
+
+.PHONY: all build links test e2e demo check bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+# Busybox-style names: each applet is also a symlink to the binary.
+links: build
+	install -d $(DESTDIR)
+	install -m 0755 $(BIN) $(DESTDIR)/ferry
+	for a in $$(./$(BIN) --help | awk '/^  [a-z_]/ {print $$1}'); do \
+		ln -sf ferry $(DESTDIR)/$$a; done
+
+deps:
+	scripts/ci-deps.sh
+
+test:
+	$(GO) test ./...
+
+# The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions.
+e2e: build
+	scripts/e2e.sh ./$(BIN)
+
+# The same chain for a person to watch: console streamed, timeline at the end.
+demo: deps build
+	FERRY_DEMO=1 scripts/e2e.sh ./$(BIN)
+
+# What CI runs: unit, integration and end-to-end tests.
+check: deps
+	$(GO) test ./...
+	$(MAKE) e2e
+
+bench: build
+	scripts/bench.sh ./$(BIN)
+
+# Short fuzzing runs of every parser (FUZZTIME per target).
+FUZZTIME ?= 20s
+fuzz:
+	for p in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; done
+
+clean:
+	rm -f $(BIN)
+	rm -rf build

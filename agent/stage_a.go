@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"ferry/initrd"
+	"ferry/kexec"
+	"ferry/kmod"
+)
+
+// fetchSettings reads the transfer settings from ferry.source=. Until the
+// lender manager exists this is a plain URL on the lab network.
+func (a *Agent) fetchSettings(ctx context.Context) error {
+	src, ok := a.cmd.Get("ferry.source")
+	if !ok || src == "" {
+		return fmt.Errorf("no ferry.source= on the kernel command line")
+	}
+	u, err := url.Parse(src)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("ferry.source=%q is not an http(s) URL", src)
+	}
+	data, err := newFetcher(nil).get(ctx, u, maxSettings)
+	if err != nil {
+		return err
+	}
+	s, err := ParseSettings(data, u.String())
+	if err != nil {
+		return err
+	}
+	a.settingsURL, a.settings = u, s
+	a.trace = traceID(a.cmd)
+	a.log.Info("settings", "source", u.String(), "trace", a.trace, "nfs", s.Root.Server+":"+s.Root.Path)
+	return nil
+}
+
+// fetchB downloads vmlinuz(B) and initrd(B) into RAM, digests checked.
+func (a *Agent) fetchB(ctx context.Context) error {
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return err
+	}
+	f := newFetcher(a.con.w)
+	a.kernelPath = filepath.Join(workDir, "vmlinuz")
+	a.initrdPath = filepath.Join(workDir, "initrd.img")
+	for _, p := range []struct {
+		art   Artifact
+		path  string
+		limit int64
+	}{{a.settings.Kernel, a.kernelPath, maxKernel}, {a.settings.Initrd, a.initrdPath, maxInitrd}} {
+		u, err := resolve(a.settingsURL, p.art.URL)
+		if err != nil {
+			return err
+		}
+		n, err := f.download(ctx, u, p.art.SHA256, p.path, p.limit)
+		if err != nil {
+			return err
+		}
+		a.log.Info("fetched", "url", u.String(), "bytes", n)
+	}
+	return nil
+}
+
+// patchB appends one cpio segment to initrd(B): ferry itself, the lease
+// state and, when B runs A's kernel release, A's modules. B's bytes are
+// copied unchanged and never decompressed.
+func (a *Agent) patchB(ctx context.Context) error {
+	state, err := json.MarshalIndent(a.carriedState(), "", "  ")
+	if err != nil {
+		return err
+	}
+	files := []initrd.File{
+		{Path: BinPath, Mode: 0o755, Src: "/proc/self/exe"},
+		{Path: InitPath, Link: "ferry"},
+		{Path: StatePath, Mode: 0o600, Data: state},
+	}
+	mods, err := a.modulesForB()
+	if err != nil {
+		return err
+	}
+	files = append(files, mods...)
+	a.patchedPath = filepath.Join(workDir, "initrd-patched.img")
+	rep, err := initrd.Patch(a.initrdPath, a.patchedPath, files, initrd.PatchOptions{})
+	if err != nil {
+		return err
+	}
+	a.log.Info("patched initrd(B)", "report", rep.String())
+	// The original is no longer needed: give its RAM back before kexec
+	// copies the patched one.
+	return os.Remove(a.initrdPath)
+}
+
+// modulesForB lists A's kernel modules for the appended segment when B's
+// kernel is the same release; B's initrd may lack NIC and NFS drivers.
+func (a *Agent) modulesForB() ([]initrd.File, error) {
+	f, err := os.Open(a.kernelPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bz, err := kexec.ParseBzImage(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.settings.Kernel.URL, err)
+	}
+	rel, err := kmod.Release()
+	if err != nil {
+		return nil, err
+	}
+	if bz.Release() != rel {
+		a.log.Warn("B's kernel differs from A's: carrying no modules", "a", rel, "b", bz.Release())
+		return nil, nil
+	}
+	dir := filepath.Join("/lib/modules", rel)
+	var files []initrd.File
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".ko" {
+			return err
+		}
+		r, _ := filepath.Rel(dir, p)
+		files = append(files, initrd.File{Path: filepath.Join(ModuleDir, r), Mode: 0o644, Src: p})
+		return nil
+	})
+	return files, err
+}
+
+// kexecLoad loads B's kernel and the patched initrd with B's command line.
+func (a *Agent) kexecLoad(ctx context.Context) error {
+	cmdline := bCmdline(a.settings.Cmdline, a.trace)
+	method, err := kexec.Load(a.kernelPath, a.patchedPath, cmdline, kexec.Options{})
+	if err != nil {
+		return err
+	}
+	a.log.Info("kexec loaded", "method", method, "cmdline", cmdline)
+	return nil
+}
+
+func (a *Agent) jump() error {
+	return kexec.Exec()
+}
+
+// traceID ties A's and B's reports together; it rides on B's command line.
+func traceID(c *Cmdline) string {
+	if t, ok := c.Get("ferry.trace"); ok && t != "" {
+		return t
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"ferry/nfsroot"
+)
+
+// keeperListen is where the keeper answers status queries.
+const keeperListen = ":7070"
+
+// readState reads what A appended to initrd(B).
+func (a *Agent) readState(ctx context.Context) error {
+	data, err := os.ReadFile(StatePath)
+	if err != nil {
+		return err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("%s: %w", StatePath, err)
+	}
+	s := st.Settings
+	s.defaults()
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("%s: %w", StatePath, err)
+	}
+	st.Settings = s
+	a.state, a.settings, a.trace = &st, &st.Settings, st.Trace
+	if t, ok := a.cmd.Get("ferry.trace"); ok && t != st.Trace {
+		return fmt.Errorf("trace %q on the command line differs from %q in %s", t, st.Trace, StatePath)
+	}
+	return nil
+}
+
+// mountRoot mounts the borrower's NFS export that becomes B's root.
+func (a *Agent) mountRoot(ctx context.Context) error {
+	r := a.settings.Root
+	spec := nfsroot.Spec{Server: r.Server, Path: r.Path, Version: r.NFSVersion, Options: r.Options}
+	return nfsroot.Mount(ctx, spec, NewRoot, a.log)
+}
+
+// placeState puts ferry's state directory at the same path inside the new
+// root, so the keeper finds its files where they were in the initramfs.
+func (a *Agent) placeState(ctx context.Context) error {
+	mode := nfsroot.ModeTmpfs
+	if a.settings.Root.State == "copy" {
+		mode = nfsroot.ModeCopy
+	}
+	return nfsroot.PlaceState(NewRoot, StateDir, mode)
+}
+
+// startKeeper starts the long-lived process that must outlive the switch:
+// chrooted into the new root already, named "@ferry" so that systemd spares
+// it at shutdown like any root-storage daemon.
+func (a *Agent) startKeeper(ctx context.Context) error {
+	cmd := exec.Command(BinPath, "keeper", "--trace", a.trace, "--listen", keeperListen)
+	cmd.Args[0] = "@ferry"
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = a.con.w, a.con.w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: NewRoot, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start keeper %s in %s: %w", BinPath, NewRoot, err)
+	}
+	a.log.Info("keeper started", "pid", cmd.Process.Pid)
+	// PID 1 is about to exec the borrower's init, which inherits the keeper
+	// as its child: nothing here waits for it.
+	return cmd.Process.Release()
+}
+
+// switchRoot hands the machine to the borrower's init on the NFS root.
+func (a *Agent) switchRoot() error {
+	init := a.settings.Root.Init
+	a.con.printf("ferry: phase switch-root ok in 0s (exec %s on %s:%s, trace=%s)", init, a.settings.Root.Server, a.settings.Root.Path, a.trace)
+	err := nfsroot.SwitchRoot(NewRoot, init, nil)
+	a.con.printf("ferry: phase switch-root failed: %s", oneLine(err.Error()))
+	return err
+}
