@@ -1,0 +1,212 @@
+package netcfg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Link is the interface that Up configured.
+type Link struct {
+	Name  string
+	Index int
+	MAC   net.HardwareAddr
+	Addr  *net.IPNet
+	// Carrier is true when the link reported carrier (or operational state
+	// up) before CarrierWait ran out.
+	Carrier bool
+}
+
+// NoCarrierError is wrapped by Up's error when the link is configured but
+// reported no carrier in time; the returned *Link is still valid.
+type NoCarrierError struct {
+	Link  string
+	State string
+	Wait  time.Duration
+}
+
+func (e *NoCarrierError) Error() string {
+	return fmt.Sprintf("link %s: no carrier after %v (operstate %s)", e.Link, e.Wait, e.State)
+}
+
+// pollEvery is how often Up looks for the device and its carrier.
+const pollEvery = 100 * time.Millisecond
+
+// Up configures the network as cfg says, in the network namespace of the
+// calling thread: it sets lo up, picks the device (cfg.Device, else the
+// first non-loopback Ethernet link with a MAC address, by index, waiting up
+// to cfg.LinkWait for one to appear), sets it up, adds cfg.Client with its
+// netmask, adds a default route via cfg.Gateway when given, sets the host
+// name when given, and waits up to cfg.CarrierWait for carrier.
+//
+// When the carrier does not come, Up returns the *Link and an
+// *NoCarrierError, so that a caller may decide to try anyway.
+func Up(ctx context.Context, cfg *Config, log *slog.Logger) (*Link, error) {
+	if cfg == nil || cfg.Client.To4() == nil {
+		return nil, errors.New("netcfg.Up: no client address")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if lo, err := netlink.LinkByName("lo"); err != nil {
+		return nil, fmt.Errorf("netlink: link lo: %w", err)
+	} else if err := netlink.LinkSetUp(lo); err != nil {
+		return nil, fmt.Errorf("netlink: set lo up: %w", err)
+	}
+
+	l, err := waitLink(ctx, cfg.Device, orDefault(cfg.LinkWait, DefaultLinkWait))
+	if err != nil {
+		return nil, err
+	}
+	a := l.Attrs()
+	log.Info("netcfg: using link", "link", a.Name, "index", a.Index, "mac", a.HardwareAddr.String())
+	if err := netlink.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("netlink: set %s up: %w", a.Name, err)
+	}
+	pfx := cfg.Prefix()
+	if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: pfx}); err != nil {
+		return nil, fmt.Errorf("netlink: addr replace %s dev %s: %w", pfx, a.Name, err)
+	}
+	if cfg.Gateway != nil {
+		r := &netlink.Route{
+			LinkIndex: a.Index,
+			Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+			Gw:        cfg.Gateway,
+		}
+		if err := netlink.RouteReplace(r); err != nil {
+			return nil, fmt.Errorf("netlink: route replace default via %s dev %s: %w", cfg.Gateway, a.Name, err)
+		}
+	}
+	if cfg.Hostname != "" {
+		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+			return nil, fmt.Errorf("sethostname(%q) = %w", cfg.Hostname, err)
+		}
+	}
+	link := &Link{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Addr: pfx}
+	wait := orDefault(cfg.CarrierWait, DefaultCarrierWait)
+	state, err := waitCarrier(ctx, a.Index, wait)
+	if err != nil {
+		return link, err
+	}
+	if state != "" {
+		log.Warn("netcfg: no carrier", "link", a.Name, "operstate", state, "waited", wait)
+		return link, &NoCarrierError{Link: a.Name, State: state, Wait: wait}
+	}
+	link.Carrier = true
+	log.Info("netcfg: link up", "link", a.Name, "addr", pfx.String(), "gateway", cfg.Gateway)
+	return link, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// waitLink returns the named link, or the first Ethernet link, polling
+// until wait runs out or ctx ends.
+func waitLink(ctx context.Context, name string, wait time.Duration) (netlink.Link, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		var l netlink.Link
+		var err error
+		if name != "" {
+			l, err = netlink.LinkByName(name)
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				err = nil
+			}
+		} else {
+			l, err = firstEthernet()
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			if name != "" {
+				return nil, fmt.Errorf("link %q did not appear within %v (driver module loaded?)", name, wait)
+			}
+			return nil, fmt.Errorf("no Ethernet link appeared within %v (driver module loaded?)", wait)
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return nil, fmt.Errorf("waiting for link %q: %w", name, err)
+		}
+	}
+}
+
+// firstEthernet returns the non-loopback Ethernet link with a MAC address
+// and the lowest index, or nil when there is none yet.
+func firstEthernet() (netlink.Link, error) {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: link list: %w", err)
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Attrs().Index < ls[j].Attrs().Index })
+	for _, l := range ls {
+		if isEthernet(l) {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+
+func isEthernet(l netlink.Link) bool {
+	a := l.Attrs()
+	if a.Flags&net.FlagLoopback != 0 || a.EncapType != "ether" || len(a.HardwareAddr) != 6 {
+		return false
+	}
+	switch l.Type() {
+	case "bridge", "bond", "vlan", "macvlan", "macvtap", "ipvlan", "vxlan", "dummy", "tuntap":
+		return false
+	}
+	for _, b := range a.HardwareAddr {
+		if b != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitCarrier polls the link until it has carrier; it returns "" then, or
+// the last operational state when wait runs out.
+func waitCarrier(ctx context.Context, index int, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		l, err := netlink.LinkByIndex(index)
+		if err != nil {
+			return "", fmt.Errorf("netlink: link %d: %w", index, err)
+		}
+		a := l.Attrs()
+		if a.OperState == netlink.OperUp || (a.OperState == netlink.OperUnknown && a.RawFlags&unix.IFF_LOWER_UP != 0) {
+			return "", nil
+		}
+		if time.Now().After(deadline) {
+			return a.OperState.String(), nil
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return "", fmt.Errorf("waiting for carrier on %s: %w", a.Name, err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
