@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# scripts/e2e.sh FERRY_BINARY — the whole transfer under QEMU, with checks.
+# Builds the kernel cache and images, brings the lab up (and down on exit),
+# boots the lent server (image A made by ferry), follows its console and
+# prints each `ferry: ...` / `ferry-root: ...` line with the host time since
+# the VM started; once the NFS root says `ferry-root: ready` it checks from
+# the host side (in the netns) the root's web page and the keeper's /status,
+# asks the root to power off (creates $LAB/export/poweroff-request), waits for
+# the VM to end, then asserts:
+#   every phase of docs/CONTRACT.md shows as `ferry: phase X ok` (A's before
+#   `ferry: kexec armed`, B's after), no phase failed, every
+#   `ferry-root: check` is ok, initrd(B)'s own /init never ran, and the local
+#   disk's sha256 is unchanged;
+# prints a timeline and PASS/FAIL with reasons; exit status 0 only on PASS.
+# FERRY_DEMO=1 (scripts/demo.sh) also streams the whole console live.
+# Other knobs: FERRY_SKIP_BUILD=1 (reuse images), FERRY_READY_TIMEOUT (600 s),
+# FERRY_POWEROFF_TIMEOUT (180 s), and run-vm.sh's (FERRY_ACCEL, ...).
+# Logs stay in $LAB/logs; the verdict in $LAB/e2e-result.txt.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+need curl sha256sum tail awk
+S=$FERRY_REPO/scripts
+FERRY=${1:-}
+DEMO=${FERRY_DEMO:-0}
+READY_TIMEOUT=${FERRY_READY_TIMEOUT:-600}
+POWEROFF_TIMEOUT=${FERRY_POWEROFF_TIMEOUT:-180}
+CONSOLE=$LOGS/console.log
+EVENTS=$LOGS/events.tsv     # host-seconds <TAB> console line, ferry lines only
+RESULT=$LAB/e2e-result.txt
+
+# ------------------------------------------------------------------ build
+if [ "${FERRY_SKIP_BUILD:-0}" != 1 ]; then
+	[ -n "$FERRY" ] || die "usage: $0 FERRY_BINARY"
+	FERRY=$(readlink -f "$FERRY")
+	"$S/fetch-kernel.sh" >/dev/null
+	"$S/lab.sh" down >/dev/null 2>&1 || true
+	"$S/build-images.sh" "$FERRY" >/dev/null
+fi
+[ -r "${FERRY_INITRD:-$LAB/initrd-a.img}" ] || die "no initrd A: give the ferry binary"
+mkdir -p "$LOGS"
+rm -f "$EXPORT/poweroff-request" "$RESULT"
+: > "$EVENTS"
+: > "$CONSOLE"
+
+# ------------------------------------------------------------------ lab up
+cleanup() {
+	[ -n "${VM:-}" ] && kill "$VM" 2>/dev/null || true
+	"$S/lab.sh" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+"$S/lab.sh" down >/dev/null 2>&1 || true
+"$S/lab.sh" up
+DISK_BEFORE=$(sha256sum < "$LAB/disk.raw" | cut -d' ' -f1)
+MARKER=$(cat "$LAB/export-marker")
+
+# ------------------------------------------------------------------ VM + follower
+T0=$EPOCHREALTIME
+now() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+FERRY_STREAM=0 FERRY_CONSOLE_LOG=$CONSOLE "$S/run-vm.sh" > "$LOGS/run-vm.log" 2>&1 &
+VM=$!
+
+# Print ferry's lines as they appear (all lines in demo mode), with host time.
+follow() {
+	local line t
+	tail -n +1 -F --pid="$VM" "$CONSOLE" 2>/dev/null | while IFS= read -r line; do
+		line=${line//$'\r'/}
+		line=$(printf '%s' "$line" | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g')
+		if [[ $line =~ (ferry(-root)?|initrd-b):\ .*|Kernel\ panic.* ]]; then
+			t=$(now)
+			printf '%s\t%s\n' "$t" "${BASH_REMATCH[0]}" >> "$EVENTS"
+			printf '[host %6ss] %s\n' "$t" "${BASH_REMATCH[0]}"
+		elif [ "$DEMO" = 1 ]; then
+			printf '             %s\n' "$line"
+		fi
+	done
+}
+follow &
+FOLLOW=$!
+
+has() { grep -aq -E "$1" "$EVENTS"; }
+vm_alive() { kill -0 "$VM" 2>/dev/null; }
+
+REASONS=()
+fail() { REASONS+=("$*"); }
+CHECKS=()
+ok() { CHECKS+=("ok   $*"); }
+bad() { CHECKS+=("FAIL $*"); fail "$*"; }
+
+# ------------------------------------------------------------------ wait for ready
+deadline=$((SECONDS + READY_TIMEOUT))
+while :; do
+	if has '^[^\t]*\tferry-root: ready'; then break; fi
+	if has 'ferry: .*failed|Kernel panic'; then sleep 3; fail "a failure showed before the root was ready"; break; fi
+	if ! vm_alive; then fail "VM ended before 'ferry-root: ready'"; break; fi
+	if [ $SECONDS -ge $deadline ]; then fail "no 'ferry-root: ready' within ${READY_TIMEOUT}s"; break; fi
+	sleep 0.5
+done
+
+TRACE=$(grep -a -o 'ferry: kexec armed trace=[^ ]*' "$EVENTS" | head -n 1 | sed 's/.*trace=//' || true)
+
+# ------------------------------------------------------------------ host-side checks
+if has '^[^\t]*\tferry-root: ready' && vm_alive; then
+	page=$(in_ns curl -fsS --max-time 10 --retry 3 --retry-all-errors "http://$GUEST_IP/index.html" 2>&1) || true
+	if [[ $page == *"$MARKER"* ]]; then ok "host: http://$GUEST_IP/index.html has the export's marker"
+	else bad "host: http://$GUEST_IP/index.html lacks marker $MARKER: ${page:0:200}"; fi
+
+	status=$(in_ns curl -fsS --max-time 10 --retry 3 --retry-all-errors "http://$GUEST_IP:7070/status" 2>&1) || true
+	echo "$status" > "$LOGS/keeper-status.json"
+	if [[ $status =~ \"root_fstype\":\ *\"nfs4\" ]]; then ok "host: keeper /status root_fstype nfs4"
+	else bad "host: keeper /status: ${status:0:300}"; fi
+	if [ -n "$TRACE" ] && [[ $status =~ \"trace\":\ *\"?$TRACE\"? ]]; then ok "host: keeper /status trace $TRACE (same as A's kexec armed)"
+	else bad "host: keeper /status trace is not A's '$TRACE': ${status:0:300}"; fi
+
+	printf 'e2e %s\n' "$(date -u +%FT%TZ)" > "$EXPORT/poweroff-request"
+	printf '[host %6ss] host: created %s\n' "$(now)" "$EXPORT/poweroff-request"
+fi
+
+# ------------------------------------------------------------------ wait for the end
+deadline=$((SECONDS + POWEROFF_TIMEOUT))
+while vm_alive && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+if vm_alive; then
+	fail "VM still running ${POWEROFF_TIMEOUT}s after the poweroff request: killed"
+	kill "$VM" 2>/dev/null || true
+fi
+VM_RC=0
+wait "$VM" || VM_RC=$?
+VM=
+wait "$FOLLOW" 2>/dev/null || true
+[ "$VM_RC" = 0 ] || fail "run-vm.sh exited with $VM_RC (124 = timeout; see $LOGS/run-vm.log)"
+
+# ------------------------------------------------------------------ assertions
+# Phase lists come from docs/CONTRACT.md so the two cannot drift apart.
+contract_phases() {
+	sed -n "s/^Phases in $1: \`\(.*\)\`.*/\1/p" "$FERRY_REPO/docs/CONTRACT.md" 2>/dev/null
+}
+PH_A=$(contract_phases A); PH_A=${PH_A:-boot-a disks-ro modules network settings fetch-b patch-b kexec}
+PH_B=$(contract_phases B); PH_B=${PH_B:-boot-b disks-ro modules network mount-root place-state keeper switch-root}
+
+ARMED=$(grep -a -n 'ferry: kexec armed' "$EVENTS" | head -n 1 | cut -d: -f1 || true)
+if [ -n "$ARMED" ]; then ok "ferry: kexec armed (line $ARMED, trace=$TRACE)"; else bad "no 'ferry: kexec armed'"; ARMED=999999; fi
+phase_line() { # PHASE A|B -> first events line number of `ferry: phase PHASE ok` on that side
+	awk -F'\t' -v p="ferry: phase $1 ok" -v side="$2" -v armed="$ARMED" \
+		'index($2, p) == 1 && ((side == "A" && NR < armed) || (side == "B" && NR > armed)) { print NR; exit }' "$EVENTS"
+}
+for p in $PH_A; do
+	n=$(phase_line "$p" A)
+	if [ -n "$n" ]; then ok "A phase $p (before kexec armed)"; else bad "A phase $p: no 'ferry: phase $p ok' before kexec armed"; fi
+done
+for p in $PH_B; do
+	n=$(phase_line "$p" B)
+	if [ -n "$n" ]; then ok "B phase $p (after kexec armed)"; else bad "B phase $p: no 'ferry: phase $p ok' after kexec armed"; fi
+done
+FIRST_B=$(grep -a -n 'ferry: phase boot-b' "$EVENTS" | head -n 1 | cut -d: -f1 || true)
+if [ -n "$FIRST_B" ] && [ "$FIRST_B" -lt "$ARMED" ]; then bad "a B phase shows before kexec armed"; fi
+if grep -a -q -E 'ferry: .*failed' "$EVENTS"; then
+	bad "failures: $(grep -a -E 'ferry: .*failed' "$EVENTS" | cut -f2 | head -n 3 | tr '\n' ';')"
+else ok "no 'ferry: ... failed' line"; fi
+if grep -a -q 'Kernel panic' "$CONSOLE"; then bad "kernel panic: $(grep -a -m1 'Kernel panic' "$CONSOLE")"; fi
+
+for c in root-nfs4 state-tmpfs keeper keeper-status keeper-alive-at-end; do
+	l=$(grep -a -E "ferry-root: check $c (ok|FAIL)" "$EVENTS" | head -n 1 | cut -f2 || true)
+	case "$l" in
+	"ferry-root: check $c ok"*) ok "root: ${l#ferry-root: check }" ;;
+	"") bad "root: no 'ferry-root: check $c' line" ;;
+	*) bad "root: ${l#ferry-root: check }" ;;
+	esac
+done
+# Any other check the root printed as FAIL counts too.
+for l in $(grep -a -o 'ferry-root: check [^ ]* FAIL' "$EVENTS" | awk '{ print $3 }' | sort -u); do
+	case " root-nfs4 state-tmpfs keeper keeper-status keeper-alive-at-end " in
+	*" $l "*) ;;
+	*) bad "root: check $l FAIL" ;;
+	esac
+done
+
+if grep -a -q 'initrd-b: original /init ran' "$CONSOLE"; then bad "initrd(B)'s own /init ran (rdinit= not honoured)"
+else ok "initrd(B)'s own /init never ran"; fi
+if "$S/check-initrd-b.sh" "$WWW/initrd-b.img" > "$LOGS/check-initrd-b.txt" 2>&1; then
+	ok "initrd-b.img as served: /init sha256 $(cat "$LAB/initrd-b-init.sha256" | cut -c1-16)... unchanged"
+else bad "initrd-b.img check failed (see $LOGS/check-initrd-b.txt)"; fi
+
+DISK_AFTER=$(sha256sum < "$LAB/disk.raw" | cut -d' ' -f1)
+if [ "$DISK_BEFORE" = "$DISK_AFTER" ]; then ok "local disk sha256 unchanged ($DISK_AFTER)"
+else bad "local disk changed: $DISK_BEFORE -> $DISK_AFTER"; fi
+
+# ------------------------------------------------------------------ report
+{
+	echo
+	echo "== timeline (guest duration as ferry printed it; host seconds since VM start)"
+	printf '%-5s %-14s %-14s %10s\n' image phase guest host_s
+	awk -F'\t' -v armed="$ARMED" '
+		{ side = (NR < armed) ? "A" : "B" }
+		$2 ~ /^ferry: phase / {
+			split($2, w, " "); d = $2; sub(/^.* in /, "", d); if ($2 !~ / ok in /) d = "FAILED"
+			printf "%-5s %-14s %-14s %10s\n", side, w[3], d, $1 }
+		$2 ~ /^ferry: kexec armed/ { printf "%-5s %-14s %-14s %10s\n", "A", "(kexec armed)", "", $1 }
+		$2 ~ /^ferry-root: init started/ { printf "%-5s %-14s %-14s %10s\n", "root", "(init)", "", $1 }
+		$2 ~ /^ferry-root: ready/ { printf "%-5s %-14s %-14s %10s\n", "root", "(ready)", "", $1 }
+		$2 ~ /^ferry-root: powering off/ { printf "%-5s %-14s %-14s %10s\n", "root", "(poweroff)", "", $1 }
+	' "$EVENTS"
+	echo
+	echo "== checks"
+	printf '  %s\n' "${CHECKS[@]}"
+	echo
+	if [ ${#REASONS[@]} -eq 0 ]; then
+		echo "PASS (trace=$TRACE, logs in $LOGS)"
+	else
+		echo "FAIL (logs in $LOGS):"
+		printf '  - %s\n' "${REASONS[@]}"
+	fi
+} | tee "$RESULT"
+[ ${#REASONS[@]} -eq 0 ]
