@@ -15,6 +15,7 @@ type Reader struct {
 	br    *bufio.Reader
 	pos   int64 // bytes consumed from the stream
 	limit int64 // the stream holds at most this many bytes
+	isCap bool  // limit is a decompression cap, not the end of the input
 	index int   // next entry number
 	body  body
 	buf   [headerLen]byte
@@ -79,7 +80,9 @@ func (r *Reader) readHeader(e *Entry) error {
 	if err := validType(e); err != nil {
 		return r.wrap(e, err)
 	}
-	if left := r.limit - r.pos; e.Size > left {
+	if left := r.limit - r.pos; e.Size > left && r.isCap {
+		return r.wrap(e, fmt.Errorf("file size %#x exceeds the %#x bytes left under the decompression cap of %d: %w", e.Size, left, r.limit, ErrTooLarge))
+	} else if e.Size > left {
 		return r.wrap(e, fmt.Errorf("file size %#x exceeds the %#x bytes left: %w", e.Size, left, ErrTruncated))
 	}
 	return nil

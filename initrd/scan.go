@@ -109,6 +109,7 @@ func (s *Scanner) segment(r io.ReaderAt, size int64, seg *Segment, fn EntryFunc)
 		return 0, err
 	}
 	rd := NewReader(&decoded{r: st, c: seg.Compression, left: max, cap: max}, max)
+	rd.isCap = true
 	for more := true; more; {
 		if err := readArchive(rd, seg, fn); err != nil {
 			return 0, err

@@ -20,7 +20,7 @@ func openZstd(r io.ReaderAt, off, size int64, maxOut int64) (stream, error) {
 	d, err := zstd.NewReader(io.NewSectionReader(r, off, end-off),
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxMemory(uint64(min(maxOut, 1<<40))),
-		zstd.WithDecoderMaxWindow(uint64(min(maxOut, 1<<30))))
+		zstd.WithDecoderMaxWindow(uint64(max(min(maxOut, 1<<30), 8<<20))))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
