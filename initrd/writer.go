@@ -109,25 +109,31 @@ func (p *plan) addParents(name string) error {
 // WriteArchive writes files as one newc archive (with trailer) to w and
 // returns the number of bytes written.
 func WriteArchive(w io.Writer, files []File) (int64, error) {
+	n, _, err := writeArchive(w, files)
+	return n, err
+}
+
+// writeArchive also returns the number of records, without the trailer.
+func writeArchive(w io.Writer, files []File) (int64, int, error) {
 	p, err := makePlan(files)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cw := &countWriter{w: w}
 	rw := cpio.Newc.Writer(cw)
 	for i, name := range p.names {
 		rec, err := record(p.files[name], uint64(i+1))
 		if err != nil {
-			return cw.n, err
+			return cw.n, i, err
 		}
 		if err := rw.WriteRecord(rec); err != nil {
-			return cw.n, fmt.Errorf("writing %q: %w", name, err)
+			return cw.n, i, fmt.Errorf("writing %q: %w", name, err)
 		}
 	}
 	if err := cpio.WriteTrailer(rw); err != nil {
-		return cw.n, fmt.Errorf("writing trailer: %w", err)
+		return cw.n, len(p.names), fmt.Errorf("writing trailer: %w", err)
 	}
-	return cw.n, nil
+	return cw.n, len(p.names), nil
 }
 
 // record turns a File into a cpio record with inode ino.
@@ -150,6 +156,9 @@ func record(f File, ino uint64) (cpio.Record, error) {
 		return cpio.Record{}, fmt.Errorf("%q: unsupported mode %v", f.Path, f.Mode)
 	}
 	info.Mode = uint64(fileModeToLinux(f.Mode))
+	if f.Src == "" && len(f.Data) > 1<<32-1 {
+		return cpio.Record{}, fmt.Errorf("%q: %d bytes do not fit newc's 32-bit size: %w", f.Path, len(f.Data), ErrTooLarge)
+	}
 	if f.Src == "" {
 		return staticRecord(info, f.Data), nil
 	}
