@@ -2,8 +2,8 @@ package initrd
 
 import (
 	"bytes"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -213,3 +213,31 @@ func printable(b []byte) string {
 }
 
 func align4(n int64) int64 { return (n + 3) &^ 3 }
+
+// ModeString formats the mode like ls -l: a type letter and rwx bits.
+func (e *Entry) ModeString() string {
+	t := map[uint32]byte{sIFREG: '-', sIFDIR: 'd', sIFLNK: 'l', sIFCHR: 'c',
+		sIFBLK: 'b', sIFIFO: 'p', sIFSOCK: 's'}[e.Mode&sIFMT]
+	if t == 0 {
+		t = '?'
+	}
+	b := []byte{t}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		c := byte('-')
+		if e.Mode&(1<<(8-i)) != 0 {
+			c = rwx[i]
+		}
+		b = append(b, c)
+	}
+	if e.Mode&sISUID != 0 {
+		b[3] = "Ss"[e.Mode>>6&1]
+	}
+	if e.Mode&sISGID != 0 {
+		b[6] = "Ss"[e.Mode>>3&1]
+	}
+	if e.Mode&sISVTX != 0 {
+		b[9] = "Tt"[e.Mode&1]
+	}
+	return string(b)
+}

@@ -145,3 +145,13 @@ func writeSegment(w io.Writer, files []File, c Compression) (n int64, entries in
 	}
 	return cw.n, entries, err
 }
+
+// String summarises the report in one line for logs and the CLI.
+func (r *PatchReport) String() string {
+	where := "appended"
+	if r.BeforeCompressed {
+		where = "placed uncompressed before the first compressed segment (an lz4-legacy segment must stay last; same-path files of the original win)"
+	}
+	return fmt.Sprintf("%d entries in a %s segment of %d bytes at %#x, %s; %d -> %d bytes",
+		r.Entries, r.Compression, r.SegmentLength, r.SegmentOffset, where, r.InSize, r.OutSize)
+}

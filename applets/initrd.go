@@ -1,0 +1,251 @@
+package applets
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"ferry/initrd"
+	"ferry/kmod"
+)
+
+func initrdApplet() Applet {
+	return Applet{
+		Name:    "initrd",
+		Summary: "list, check, patch, build and extract initramfs images",
+		Run:     runInitrd,
+	}
+}
+
+const initrdUsage = `initrd ls FILE | check FILE | patch IN -o OUT --add SRC:DST... |
+       build -o OUT [--kernel-modules DIR --module NAME...] [--add SRC:DST...] | extract FILE DIR`
+
+func runInitrd(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("missing subcommand: %s", initrdUsage)
+	}
+	sub := map[string]func(*Env, []string) error{
+		"ls": initrdLs, "check": initrdCheck, "patch": initrdPatch,
+		"build": initrdBuild, "extract": initrdExtract,
+	}
+	if args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprintf(env.Stdout, "usage: %s\nRun 'initrd SUBCOMMAND --help' for its options.\n", initrdUsage)
+		return nil
+	}
+	run, ok := sub[args[0]]
+	if !ok {
+		return usagef("unknown subcommand %q: %s", args[0], initrdUsage)
+	}
+	return run(env, args[1:])
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// positionals parses flags anywhere in args and wants exactly n positionals.
+func positionals(fs *flag.FlagSet, args []string, n int, what string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != n {
+		return nil, usagef("want %s, got %d argument(s)", what, len(pos))
+	}
+	return pos, nil
+}
+
+func openImage(p string) (*os.File, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+func initrdLs(env *Env, args []string) error {
+	fs := newFlags(env, "initrd ls", "initrd ls FILE   (list every entry of every segment)")
+	pos, err := positionals(fs, args, 1, "FILE")
+	if err != nil {
+		return err
+	}
+	f, size, err := openImage(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = initrd.Scan(f, size, pos[0], func(s *initrd.Segment, e *initrd.Entry, _ io.Reader) error {
+		line := fmt.Sprintf("%d %-5s %s %10d %s", s.Index, s.Compression, e.ModeString(), e.Size, e.Name)
+		if e.Link != "" {
+			line += " -> " + e.Link
+		}
+		_, err := fmt.Fprintln(env.Stdout, line)
+		return err
+	})
+	return err
+}
+
+func initrdCheck(env *Env, args []string) error {
+	fs := newFlags(env, "initrd check", "initrd check FILE   (read every segment and entry; non-zero exit on the first problem)")
+	pos, err := positionals(fs, args, 1, "FILE")
+	if err != nil {
+		return err
+	}
+	f, size, err := openImage(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	segs, err := initrd.Scan(f, size, pos[0], func(_ *initrd.Segment, _ *initrd.Entry, body io.Reader) error {
+		_, err := io.Copy(io.Discard, body)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		fmt.Fprintf(env.Stdout, "segment %d: %s at %#x, %d bytes (%d decompressed), %d entries, %d archive(s)\n",
+			s.Index, s.Compression, s.Offset, s.Length, s.DataSize, s.Entries, s.Archives)
+	}
+	return nil
+}
+
+// addFiles turns --add SRC:DST arguments into archive files.
+func addFiles(adds []string) ([]initrd.File, error) {
+	var files []initrd.File
+	for _, a := range adds {
+		src, dst, err := initrd.ParseAdd(a)
+		if err != nil {
+			return nil, usagef("--add %v", err)
+		}
+		fl, err := initrd.FilesFrom(src, dst)
+		if err != nil {
+			return nil, fmt.Errorf("--add %s: %w", a, err)
+		}
+		files = append(files, fl...)
+	}
+	return files, nil
+}
+
+func initrdPatch(env *Env, args []string) error {
+	fs := newFlags(env, "initrd patch", "initrd patch IN -o OUT --add SRC:DST... [--compress none|gzip|lz4]")
+	out := fs.String("o", "", "output image (written atomically; must differ from IN)")
+	comp := fs.String("compress", "none", "compression of the new segment: none, gzip or lz4")
+	var adds listFlag
+	fs.Var(&adds, "add", "SRC:DST: add host file, directory tree or symlink SRC at DST (repeatable)")
+	pos, err := positionals(fs, args, 1, "IN")
+	if err != nil {
+		return err
+	}
+	c, err := initrd.ParseCompression(*comp)
+	if err != nil || (c != initrd.None && c != initrd.Gzip && c != initrd.LZ4) {
+		return usagef("--compress %q: want none, gzip or lz4", *comp)
+	}
+	if *out == "" || len(adds) == 0 {
+		return usagef("need -o OUT and at least one --add SRC:DST")
+	}
+	files, err := addFiles(adds)
+	if err != nil {
+		return err
+	}
+	rep, err := initrd.Patch(pos[0], *out, files, initrd.PatchOptions{Compression: c})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s\n", *out, rep)
+	return nil
+}
+
+func initrdBuild(env *Env, args []string) error {
+	fs := newFlags(env, "initrd build", "initrd build -o OUT [--kernel-modules DIR --module NAME...] [--add SRC:DST...] [--compress none|gzip]")
+	out := fs.String("o", "", "output image (written atomically)")
+	kdir := fs.String("kernel-modules", "", "directory of a kernel's modules (lib/modules/RELEASE)")
+	comp := fs.String("compress", "none", "compression: none or gzip")
+	var adds, mods listFlag
+	fs.Var(&adds, "add", "SRC:DST: add host file, directory tree or symlink SRC at DST (repeatable)")
+	fs.Var(&mods, "module", "module NAME to include with its dependencies (repeatable)")
+	if _, err := positionals(fs, args, 0, "no arguments"); err != nil {
+		return err
+	}
+	c, err := initrd.ParseCompression(*comp)
+	if err != nil || (c != initrd.None && c != initrd.Gzip) {
+		return usagef("--compress %q: want none or gzip", *comp)
+	}
+	if *out == "" || (len(mods) > 0 && *kdir == "") {
+		return usagef("need -o OUT, and --kernel-modules DIR with --module")
+	}
+	files := selfFiles()
+	mf, err := moduleFiles(*kdir, mods)
+	if err != nil {
+		return err
+	}
+	extra, err := addFiles(adds)
+	if err != nil {
+		return err
+	}
+	files = append(append(files, mf...), extra...)
+	if err := initrd.Build(*out, files, initrd.BuildOptions{Compression: c}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d files, %d modules\n", *out, len(files), len(mf))
+	return nil
+}
+
+// selfFiles puts this binary at /init and /bin/ferry, with a symlink
+// /bin/APPLET -> ferry for every applet.
+func selfFiles() []initrd.File {
+	const exe = "/proc/self/exe"
+	files := []initrd.File{
+		{Path: "init", Mode: 0o755, Src: exe},
+		{Path: "bin/ferry", Mode: 0o755, Src: exe},
+	}
+	for _, a := range All() {
+		files = append(files, initrd.File{Path: "bin/" + a.Name, Link: "ferry"})
+	}
+	return files
+}
+
+// moduleFiles resolves names with their dependencies under dir and places
+// them at /lib/modules/<basename of dir>/<path relative to dir>.
+func moduleFiles(dir string, names []string) ([]initrd.File, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	mods, err := kmod.Resolve(dir, names)
+	if err != nil {
+		return nil, fmt.Errorf("modules from %s: %w", dir, err)
+	}
+	base := filepath.Base(filepath.Clean(dir))
+	var files []initrd.File
+	for _, m := range mods {
+		files = append(files, initrd.File{Path: path.Join("lib/modules", base, m.Rel), Mode: 0o644, Src: m.Path})
+	}
+	return files, nil
+}
+
+func initrdExtract(env *Env, args []string) error {
+	fs := newFlags(env, "initrd extract", "initrd extract FILE DIR   (unpack every segment, confined to DIR)")
+	pos, err := positionals(fs, args, 2, "FILE DIR")
+	if err != nil {
+		return err
+	}
+	rep, err := initrd.Extract(pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d entries from %d segments into %s (%d device/fifo/socket nodes skipped)\n",
+		pos[0], rep.Entries, rep.Segments, pos[1], rep.Skipped)
+	return nil
+}
