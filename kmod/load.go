@@ -79,7 +79,7 @@ func (l Loader) load(ctx context.Context, mods []Module, info func(string) Info)
 		finit = finitModule
 	}
 	if release == nil {
-		release = KernelRelease
+		release = Release
 	}
 	running, _ := release()
 	var loaded []string

@@ -30,9 +30,9 @@ func finitModule(path string) (already bool, err error) {
 	}
 }
 
-// KernelRelease returns the running kernel's release (uname -r), which
+// Release returns the running kernel's release (uname -r), which
 // names its directory under /lib/modules.
-func KernelRelease() (string, error) {
+func Release() (string, error) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		return "", fmt.Errorf("uname: %w", err)

@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-func TestKernelReleaseMatchesProc(t *testing.T) {
+func TestReleaseMatchesProc(t *testing.T) {
 	want, err := os.ReadFile("/proc/sys/kernel/osrelease")
 	if err != nil {
 		t.Skip(err)
 	}
-	got, err := KernelRelease()
+	got, err := Release()
 	if err != nil || got != strings.TrimSpace(string(want)) {
-		t.Fatalf("KernelRelease() = %q, %v; /proc says %q", got, err, want)
+		t.Fatalf("Release() = %q, %v; /proc says %q", got, err, want)
 	}
 }
 

@@ -8,5 +8,5 @@ func finitModule(path string) (bool, error) {
 	return false, errors.ErrUnsupported
 }
 
-// KernelRelease is only known on Linux.
-func KernelRelease() (string, error) { return "", errors.ErrUnsupported }
+// Release is only known on Linux.
+func Release() (string, error) { return "", errors.ErrUnsupported }
