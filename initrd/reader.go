@@ -48,7 +48,7 @@ func (r *Reader) Next() (*Entry, io.Reader, error) {
 	if err := r.readHeader(e); err != nil {
 		return nil, nil, err
 	}
-	r.body = body{r: r, left: e.Size, crc: e.Magic == magicCRC, want: e.Check}
+	r.body = body{r: r, left: e.Size, crc: e.Magic == magicCRC && e.Mode&sIFMT == sIFREG, want: e.Check}
 	if e.Mode&sIFMT == sIFLNK {
 		if err := r.readLink(e); err != nil {
 			return nil, nil, r.wrap(e, err)
@@ -137,7 +137,8 @@ func (r *Reader) skipPad() error {
 }
 
 // finishBody skips what the caller left of the current body, checks the
-// 070702 checksum and skips the body's padding.
+// 070702 checksum (of regular files only, like the kernel and GNU cpio)
+// and skips the body's padding.
 func (r *Reader) finishBody() error {
 	b := &r.body
 	if b.r == nil {
