@@ -1,0 +1,29 @@
+//go:build !linux
+
+package nfsroot
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// The operations below are Linux-only; elsewhere they refuse, so that the
+// portable parts (MountOptions, ParseMode) stay usable and testable.
+
+func errNotLinux(op string) error { return errors.New("nfsroot: " + op + " needs Linux") }
+
+// Mount is Linux-only.
+func Mount(context.Context, Spec, string, *slog.Logger) error { return errNotLinux("Mount") }
+
+// PlaceState is Linux-only.
+func PlaceState(string, string, Mode) error { return errNotLinux("PlaceState") }
+
+// MountRunTmpfs is Linux-only.
+func MountRunTmpfs(string) error { return errNotLinux("MountRunTmpfs") }
+
+// SwitchRoot is Linux-only.
+func SwitchRoot(string, string, []string) error { return errNotLinux("SwitchRoot") }
+
+// ReopenConsole is Linux-only.
+func ReopenConsole(string) error { return errNotLinux("ReopenConsole") }

@@ -1,0 +1,120 @@
+package nfsroot
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Mode says where PlaceState puts the state directory in the new root.
+type Mode string
+
+const (
+	// ModeTmpfs (the default) mounts a tmpfs (mode 0700) at the state
+	// directory's path in the new root and copies the state there: the
+	// keys stay in RAM and never reach the borrower's export.
+	ModeTmpfs Mode = "tmpfs"
+	// ModeCopy copies the state onto the export itself, as the seed paper
+	// does, for borrowers who want the root to hold it.
+	ModeCopy Mode = "copy"
+)
+
+// ParseMode reads the settings' root.state value; empty means ModeTmpfs.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case "", ModeTmpfs:
+		return ModeTmpfs, nil
+	case ModeCopy:
+		return ModeCopy, nil
+	}
+	return "", fmt.Errorf("state placement %q: want %q or %q", s, ModeTmpfs, ModeCopy)
+}
+
+// isKey reports whether a state file holds a secret and must be 0600
+// wherever it lands: its name mentions "key" (key.pem, server.key, ...).
+func isKey(name string) bool {
+	return strings.Contains(strings.ToLower(filepath.Base(name)), "key")
+}
+
+// copyTree copies the directory tree src into dst (created if missing):
+// directories and files keep their permission bits, except that key files
+// get 0600; symlinks are recreated as they are. Each file is written to a
+// temporary name, synced and renamed, so a reader (or a crash) never sees
+// half a key. Devices, FIFOs and sockets are refused.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			if err := os.MkdirAll(to, fi.Mode().Perm()); err != nil {
+				return err
+			}
+			return os.Chmod(to, fi.Mode().Perm())
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Remove(to); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			return os.Symlink(target, to)
+		case fi.Mode().IsRegular():
+			perm := fi.Mode().Perm()
+			if isKey(p) {
+				perm = 0o600
+			}
+			return copyFileAtomic(p, to, perm)
+		}
+		return fmt.Errorf("copy state %s: unsupported file type %v", p, fi.Mode().Type())
+	})
+}
+
+func copyFileAtomic(src, dst string, perm fs.FileMode) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes it 0600: widen only after the contents are in.
+	if _, err = io.Copy(tmp, in); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, tmp.Name(), err)
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync(%q) = %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	return nil
+}

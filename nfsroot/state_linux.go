@@ -1,0 +1,84 @@
+package nfsroot
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// PlaceState makes the initramfs's state directory stateDir (absolute,
+// e.g. /ferry) reachable at the same path inside newRoot, so that the
+// tunnel keeper finds its files where it left them after switch_root.
+// The path is resolved inside newRoot (a symlink on the borrower's export
+// cannot redirect it into the initramfs or elsewhere). With ModeTmpfs a
+// tmpfs (mode 0700) is mounted there first, creating the mount point on
+// the export if missing; with ModeCopy the files go onto the export, key
+// files 0600, each written atomically.
+func PlaceState(newRoot, stateDir string, mode Mode) error {
+	if !filepath.IsAbs(stateDir) || filepath.Clean(stateDir) == "/" {
+		return fmt.Errorf("place state %q: want an absolute directory other than /", stateDir)
+	}
+	if fi, err := os.Stat(stateDir); err != nil {
+		return fmt.Errorf("place state: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("place state %s: not a directory", stateDir)
+	}
+	dst, err := resolveIn(newRoot, stateDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("place state %s in %s: %w", stateDir, newRoot, err)
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("place state %s in %s: %w", stateDir, newRoot, err)
+	}
+	switch mode {
+	case ModeTmpfs, "":
+		const flags = unix.MS_NOSUID | unix.MS_NODEV
+		if err := unix.Mount("tmpfs", dst, "tmpfs", flags, "mode=0700"); err != nil {
+			return fmt.Errorf("mount(%q, %q, %q, %#x, %q) = %w", "tmpfs", dst, "tmpfs", flags, "mode=0700", err)
+		}
+		if err := copyTree(stateDir, dst); err != nil {
+			unix.Unmount(dst, unix.MNT_DETACH)
+			return fmt.Errorf("place state %s on tmpfs %s: %w", stateDir, dst, err)
+		}
+		// copyTree gave the top directory the source's mode; keep it 0700.
+		return os.Chmod(dst, 0o700)
+	case ModeCopy:
+		if err := copyTree(stateDir, dst); err != nil {
+			return fmt.Errorf("place state %s on the export at %s: %w", stateDir, dst, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("place state: unknown mode %q", mode)
+}
+
+// MountRunTmpfs mounts a tmpfs (mode 0755, nosuid, nodev) on root/run
+// unless one is there already. systemd's initrd interface expects /run to
+// be a tmpfs that switch_root moves into the new root, carrying what the
+// initramfs left for the real system.
+func MountRunTmpfs(root string) error {
+	run := filepath.Join(root, "run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return err
+	}
+	if mp, err := isMountPoint(run); err != nil {
+		return err
+	} else if mp {
+		var st unix.Statfs_t
+		if err := unix.Statfs(run, &st); err != nil {
+			return fmt.Errorf("statfs(%q) = %w", run, err)
+		}
+		if st.Type != tmpfsMagic {
+			return fmt.Errorf("%s is mounted but not a tmpfs (magic %#x)", run, st.Type)
+		}
+		return nil
+	}
+	const flags = unix.MS_NOSUID | unix.MS_NODEV
+	if err := unix.Mount("tmpfs", run, "tmpfs", flags, "mode=0755"); err != nil {
+		return fmt.Errorf("mount(%q, %q, %q, %#x, %q) = %w", "tmpfs", run, "tmpfs", flags, "mode=0755", err)
+	}
+	return nil
+}

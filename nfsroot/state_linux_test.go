@@ -1,0 +1,100 @@
+package nfsroot
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestPlaceStateTmpfsKeepsKeysOffTheExport(t *testing.T) {
+	var out string
+	if !inChild(t, &out) {
+		return
+	}
+	src := stateTree(t)
+	newRoot := t.TempDir() // stands in for the NFS export
+	if err := PlaceState(newRoot, src, ModeTmpfs); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(newRoot, src)
+	t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+	checkState(t, dst)
+	var st unix.Statfs_t
+	if err := unix.Statfs(dst, &st); err != nil || st.Type != tmpfsMagic {
+		t.Fatalf("statfs(%s) = %#x, %v; want tmpfs", dst, st.Type, err)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("state tmpfs mode = %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	// Under the tmpfs, the export holds only the empty mount point.
+	if err := unix.Unmount(dst, 0); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(dst); err != nil || len(ents) != 0 {
+		t.Errorf("export under the state tmpfs holds %v (%v), want nothing", ents, err)
+	}
+}
+
+func TestPlaceStateCopyWritesExportWithoutFollowingItsSymlinks(t *testing.T) {
+	src := stateTree(t)
+	newRoot := t.TempDir()
+	// The export's first path component is an absolute symlink: it must be
+	// followed inside newRoot, never on the host.
+	first := filepath.Join(newRoot, firstComponent(src))
+	hostTarget := "/ferry-test-must-not-exist"
+	if err := os.Symlink(hostTarget, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := PlaceState(newRoot, src, ModeCopy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(hostTarget); err == nil {
+		os.RemoveAll(hostTarget)
+		t.Fatalf("PlaceState followed the export's symlink to the host's %s", hostTarget)
+	}
+	rest, _ := filepath.Rel("/"+firstComponent(src), src)
+	checkState(t, filepath.Join(newRoot, hostTarget, rest))
+}
+
+func firstComponent(p string) string {
+	for p != "/" && filepath.Dir(p) != "/" {
+		p = filepath.Dir(p)
+	}
+	return filepath.Base(p)
+}
+
+func TestPlaceStateRefusesRelativeOrRoot(t *testing.T) {
+	for _, dir := range []string{"ferry", "/", ""} {
+		if err := PlaceState(t.TempDir(), dir, ModeCopy); err == nil {
+			t.Errorf("PlaceState(%q) succeeded", dir)
+		}
+	}
+}
+
+func TestMountRunTmpfsIsIdempotent(t *testing.T) {
+	var out string
+	if !inChild(t, &out) {
+		return
+	}
+	root := t.TempDir()
+	for i := 0; i < 2; i++ {
+		if err := MountRunTmpfs(root); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	run := filepath.Join(root, "run")
+	t.Cleanup(func() { unix.Unmount(run, unix.MNT_DETACH); unix.Unmount(run, unix.MNT_DETACH) })
+	var st unix.Statfs_t
+	if err := unix.Statfs(run, &st); err != nil || st.Type != tmpfsMagic {
+		t.Fatalf("statfs(%s) = %#x, %v; want tmpfs", run, st.Type, err)
+	}
+	// Exactly one tmpfs: unmounting once leaves the plain directory.
+	if err := unix.Unmount(run, 0); err != nil {
+		t.Fatal(err)
+	}
+	if mp, _ := isMountPoint(run); mp {
+		t.Error("MountRunTmpfs stacked a second tmpfs on /run")
+	}
+}
