@@ -24,6 +24,18 @@ type Link struct {
 	Carrier bool
 }
 
+// String describes the link for logs: "eth0 52:54:00:12:34:56 10.9.0.2/24".
+func (l *Link) String() string {
+	if l == nil {
+		return "<no link>"
+	}
+	s := fmt.Sprintf("%s %s %s", l.Name, l.MAC, l.Addr)
+	if !l.Carrier {
+		s += " (no carrier)"
+	}
+	return s
+}
+
 // NoCarrierError is wrapped by Up's error when the link is configured but
 // reported no carrier in time; the returned *Link is still valid.
 type NoCarrierError struct {

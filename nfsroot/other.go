@@ -27,3 +27,6 @@ func SwitchRoot(string, string, []string) error { return errNotLinux("SwitchRoot
 
 // ReopenConsole is Linux-only.
 func ReopenConsole(string) error { return errNotLinux("ReopenConsole") }
+
+// CheckSwitchRoot is Linux-only.
+func CheckSwitchRoot(string, string) error { return errNotLinux("CheckSwitchRoot") }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -28,55 +29,64 @@ const (
 // after the first move the system is half switched and the caller, PID 1,
 // can only report and die.
 func SwitchRoot(newRoot, init string, args []string) error {
+	if err := CheckSwitchRoot(newRoot, init); err != nil {
+		return err
+	}
+	return switchRoot(newRoot, init, args, os.Environ(), os.Stderr)
+}
+
+// CheckSwitchRoot makes SwitchRoot's checks without changing anything, so
+// that a caller can refuse early (before reopening the console, say).
+func CheckSwitchRoot(newRoot, init string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs("/", &st); err != nil {
 		return fmt.Errorf("statfs(\"/\") = %w", err)
 	}
-	if err := preflight(newRoot, init, os.Getpid(), int64(st.Type)); err != nil {
-		return err
-	}
-	return switchRoot(newRoot, init, args, os.Environ(), os.Stderr)
+	return preflight(newRoot, init, os.Getpid(), int64(st.Type))
 }
 
 // preflight makes SwitchRoot's checks, given the caller's pid and the
 // statfs magic of "/"; it changes nothing.
 func preflight(newRoot, init string, pid int, rootMagic int64) error {
 	if !filepath.IsAbs(newRoot) || filepath.Clean(newRoot) == "/" {
-		return fmt.Errorf("switch_root: new root %q: want an absolute path other than /", newRoot)
+		return fmt.Errorf("new root %q: want an absolute path other than /", newRoot)
 	}
 	fi, err := os.Stat(newRoot)
 	if err != nil {
-		return fmt.Errorf("switch_root: new root: %w", err)
+		return fmt.Errorf("new root: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("switch_root: new root %s: not a directory", newRoot)
+		return fmt.Errorf("new root %s: not a directory", newRoot)
 	}
 	mp, err := isMountPoint(newRoot)
 	if err != nil {
-		return fmt.Errorf("switch_root: new root: %w", err)
+		return fmt.Errorf("new root: %w", err)
 	}
 	if !mp {
-		return fmt.Errorf("switch_root: new root %s is not a mount point (mount the real root there first)", newRoot)
+		return fmt.Errorf("new root %s is not a mount point (mount the real root there first)", newRoot)
 	}
 	if init == "" {
-		return errors.New("switch_root: no init given")
+		return errors.New("no init given")
 	}
 	host, err := resolveIn(newRoot, init)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("init %s not found in new root %s (looked for %s)", init, newRoot, host)
+	}
 	if err != nil {
-		return fmt.Errorf("switch_root: init %s not found in new root %s: %w", init, newRoot, err)
+		return fmt.Errorf("init %s in new root %s: %w", init, newRoot, err)
 	}
 	ifi, err := os.Stat(host)
 	if err != nil {
-		return fmt.Errorf("switch_root: init %s in new root %s: %w", init, newRoot, err)
+		return fmt.Errorf("init %s in new root %s: %w", init, newRoot, err)
 	}
 	if !ifi.Mode().IsRegular() || ifi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("switch_root: init %s in new root %s (%s): not an executable file (mode %v)", init, newRoot, host, ifi.Mode())
+		return fmt.Errorf("init %s in new root %s (%s): not an executable file (mode %v)", init, newRoot, host, ifi.Mode())
 	}
 	if rootMagic != ramfsMagic && rootMagic != tmpfsMagic {
-		return fmt.Errorf("switch_root: / is not an initramfs (statfs magic %#x, want rootfs/ramfs %#x or tmpfs %#x): refusing to delete it", rootMagic, ramfsMagic, tmpfsMagic)
+		return fmt.Errorf("/ is not an initramfs (statfs magic %#x, want rootfs/ramfs %#x or tmpfs %#x): refusing to delete it", rootMagic, ramfsMagic, tmpfsMagic)
 	}
 	if pid != 1 {
-		return fmt.Errorf("switch_root: must run as PID 1 (this is PID %d)", pid)
+		return fmt.Errorf("must run as PID 1 (this is PID %d)", pid)
 	}
 	return nil
 }
@@ -110,7 +120,7 @@ func switchRoot(newRoot, init string, args, env []string, warn io.Writer) error 
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(old, &st); err == nil && (st.Type == ramfsMagic || st.Type == tmpfsMagic) {
 		if err := deleteContents(old); err != nil {
-			fmt.Fprintf(warn, "switch_root: deleting the initramfs: %v\n", err)
+			fmt.Fprintf(warn, "deleting the initramfs: %v\n", err)
 		}
 	}
 	argv := append([]string{init}, args...)
@@ -138,9 +148,9 @@ func moveOrDetach(dir, newRoot string, warn io.Writer) {
 		if err = unix.Mount(dir, target, "", unix.MS_MOVE, ""); err == nil {
 			return
 		}
-		fmt.Fprintf(warn, "switch_root: mount(%q, %q, %q, %#x, %q) = %v; unmounting it\n", dir, target, "", unix.MS_MOVE, "", err)
+		fmt.Fprintf(warn, "mount(%q, %q, %q, %#x, %q) = %v; unmounting it\n", dir, target, "", unix.MS_MOVE, "", err)
 	}
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		fmt.Fprintf(warn, "switch_root: umount2(%q, MNT_DETACH) = %v\n", dir, err)
+		fmt.Fprintf(warn, "umount2(%q, MNT_DETACH) = %v\n", dir, err)
 	}
 }
