@@ -36,10 +36,10 @@ type initReport struct {
 	OldRoot   []string // entries left in the old root (by the fd kept open)
 	OldRootOK bool     // the fd could be read
 	OldErr    string
-	DevMarker bool     // /dev was moved
-	ProcSelf  bool     // /proc was moved
-	SysKernel bool     // /sys was moved
-	RunExists bool     // /run had no place in the new root: detached
+	DevMarker bool // /dev was moved
+	ProcSelf  bool // /proc was moved
+	SysKernel bool // /sys was moved
+	RunExists bool // /run had no place in the new root: detached
 }
 
 func reportAsInit() int {

@@ -38,22 +38,38 @@ func Mount(ctx context.Context, spec Spec, target string, log *slog.Logger) erro
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	return retry(ctx, func() error { return mountOnce(spec, target, log) }, func(attempt int, err error, wait time.Duration) {
+		log.Warn("nfsroot: mount failed, retrying", "attempt", attempt, "err", err, "in", wait)
+	}, func(attempts int, took time.Duration, err error) error {
+		if err != nil {
+			return fmt.Errorf("nfs root %s:%s: gave up after %v and %d attempts: %w", spec.Server, spec.Path, took.Round(time.Millisecond), attempts, err)
+		}
+		log.Info("nfsroot: mounted", "server", spec.Server, "path", spec.Path, "target", target, "attempts", attempts, "took", took)
+		return nil
+	})
+}
+
+// retry calls try until it succeeds, fails for good (not retryable) or ctx
+// ends, backing off from 250ms to 4s; done sees the outcome of a retried
+// run (a permanent failure is returned as it is).
+func retry(ctx context.Context, try func() error, failed func(int, error, time.Duration), done func(int, time.Duration, error) error) error {
 	backoff := 250 * time.Millisecond
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := mountOnce(spec, target, log)
+		err := try()
 		if err == nil {
-			log.Info("nfsroot: mounted", "server", spec.Server, "path", spec.Path, "target", target, "attempts", attempt, "took", time.Since(start))
-			return nil
+			return done(attempt, time.Since(start), nil)
 		}
 		if !retryable(err) {
 			return err
 		}
-		log.Warn("nfsroot: mount failed, retrying", "attempt", attempt, "err", err, "in", backoff)
+		failed(attempt, err, backoff)
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nfs root %s:%s: gave up after %v and %d attempts: %w", spec.Server, spec.Path, time.Since(start).Round(time.Millisecond), attempt, err)
-		case <-time.After(backoff):
+			t.Stop()
+			return done(attempt, time.Since(start), err)
+		case <-t.C:
 		}
 		backoff = min(backoff*2, 4*time.Second)
 	}

@@ -3,6 +3,7 @@ package nfsroot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,5 +59,43 @@ func TestRetryableSeparatesNetworkFromConfigErrors(t *testing.T) {
 		if retryable(e) {
 			t.Errorf("retryable(%v) = true", e)
 		}
+	}
+}
+
+func TestMountRetriesWhileNetworkSettles(t *testing.T) {
+	calls := 0
+	try := func() error {
+		if calls++; calls < 3 {
+			return fmt.Errorf("mount(...) = %w", unix.EHOSTUNREACH)
+		}
+		return nil
+	}
+	var attempts int
+	err := retry(context.Background(), try, func(int, error, time.Duration) {}, func(n int, _ time.Duration, err error) error {
+		attempts = n
+		return err
+	})
+	if err != nil || calls != 3 || attempts != 3 {
+		t.Fatalf("retry = %v after %d calls (%d reported), want success on the 3rd", err, calls, attempts)
+	}
+}
+
+func TestMountGivesUpAtDeadlineAndStopsOnPermanentErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := retry(ctx, func() error { return unix.ETIMEDOUT }, func(int, error, time.Duration) {},
+		func(n int, _ time.Duration, err error) error { return fmt.Errorf("gave up after %d: %w", n, err) })
+	if !errors.Is(err, unix.ETIMEDOUT) || !strings.Contains(err.Error(), "gave up") {
+		t.Errorf("retry past the deadline = %v, want 'gave up' wrapping ETIMEDOUT", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("retry ran %v past a 600ms deadline", d)
+	}
+	calls := 0
+	err = retry(context.Background(), func() error { calls++; return unix.EACCES }, func(int, error, time.Duration) {},
+		func(int, time.Duration, error) error { return nil })
+	if !errors.Is(err, unix.EACCES) || calls != 1 {
+		t.Errorf("retry of EACCES = %v after %d calls, want it returned at once", err, calls)
 	}
 }
