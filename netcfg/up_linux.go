@@ -83,7 +83,7 @@ func Up(ctx context.Context, cfg *Config, log *slog.Logger) (*Link, error) {
 		return nil, fmt.Errorf("netlink: set %s up: %w", a.Name, err)
 	}
 	pfx := cfg.Prefix()
-	if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: pfx}); err != nil {
+	if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: pfx, Broadcast: broadcast(pfx)}); err != nil {
 		return nil, fmt.Errorf("netlink: addr replace %s dev %s: %w", pfx, a.Name, err)
 	}
 	if cfg.Gateway != nil {
@@ -114,6 +114,19 @@ func Up(ctx context.Context, cfg *Config, log *slog.Logger) (*Link, error) {
 	link.Carrier = true
 	log.Info("netcfg: link up", "link", a.Name, "addr", pfx.String(), "gateway", cfg.Gateway)
 	return link, nil
+}
+
+// broadcast is the directed broadcast address of pfx, as the kernel's own
+// ip= autoconfiguration sets it; nil for /31 and /32.
+func broadcast(pfx *net.IPNet) net.IP {
+	if n, _ := pfx.Mask.Size(); n >= 31 {
+		return nil
+	}
+	b := make(net.IP, 4)
+	for i := range b {
+		b[i] = pfx.IP[i] | ^pfx.Mask[i]
+	}
+	return b
 }
 
 func orDefault(d, def time.Duration) time.Duration {

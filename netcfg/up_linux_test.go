@@ -113,8 +113,8 @@ func TestUpConfiguresFirstEthernetAndReachesPeer(t *testing.T) {
 			return err
 		}
 		addrs, err := netlink.AddrList(nl, netlink.FAMILY_V4)
-		if err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != "10.77.0.2/24" {
-			return fmt.Errorf("addresses on ethlent = %v, %v; want 10.77.0.2/24", addrs, err)
+		if err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != "10.77.0.2/24" || !addrs[0].Broadcast.Equal(net.ParseIP("10.77.0.255")) {
+			return fmt.Errorf("addresses on ethlent = %v, %v; want 10.77.0.2/24 brd 10.77.0.255", addrs, err)
 		}
 		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 		if err != nil {
