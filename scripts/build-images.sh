@@ -111,6 +111,8 @@ root:x:0:
 nogroup:x:65534:
 G
 echo "ferry-root" > "$EXPORT/etc/hostname"
+printf '127.0.0.1 localhost\n%s ferry-root\n' "$GUEST_IP" > "$EXPORT/etc/hosts"
+printf 'passwd: files\ngroup: files\nhosts: files\n' > "$EXPORT/etc/nsswitch.conf"
 rm -f "$EXPORT/sbin/init"
 cp "$FERRY_REPO/scripts/root-init.sh" "$EXPORT/sbin/init"
 chmod 755 "$EXPORT/sbin/init"

@@ -89,7 +89,7 @@ bad() { CHECKS+=("FAIL $*"); fail "$*"; }
 # ------------------------------------------------------------------ wait for ready
 deadline=$((SECONDS + READY_TIMEOUT))
 while :; do
-	if has '^[^\t]*\tferry-root: ready'; then break; fi
+	if has $'\tferry-root: ready'; then break; fi
 	if has 'ferry: .*failed|Kernel panic'; then sleep 3; fail "a failure showed before the root was ready"; break; fi
 	if ! vm_alive; then fail "VM ended before 'ferry-root: ready'"; break; fi
 	if [ $SECONDS -ge $deadline ]; then fail "no 'ferry-root: ready' within ${READY_TIMEOUT}s"; break; fi
@@ -99,7 +99,7 @@ done
 TRACE=$(grep -a -o 'ferry: kexec armed trace=[^ ]*' "$EVENTS" | head -n 1 | sed 's/.*trace=//' || true)
 
 # ------------------------------------------------------------------ host-side checks
-if has '^[^\t]*\tferry-root: ready' && vm_alive; then
+if has $'\tferry-root: ready' && vm_alive; then
 	page=$(in_ns curl -fsS --max-time 10 --retry 3 --retry-all-errors "http://$GUEST_IP/index.html" 2>&1) || true
 	if [[ $page == *"$MARKER"* ]]; then ok "host: http://$GUEST_IP/index.html has the export's marker"
 	else bad "host: http://$GUEST_IP/index.html lacks marker $MARKER: ${page:0:200}"; fi

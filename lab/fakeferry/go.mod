@@ -1,0 +1,3 @@
+module ferrylab/fakeferry
+
+go 1.21
