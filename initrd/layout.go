@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // Layout is what Patch learns about an image without decompressing it.
@@ -82,19 +85,50 @@ func skipArchive(r io.ReaderAt, off, size int64) (int64, error) {
 	}
 }
 
-// containsAt reports whether pattern occurs in r between off and size.
+// containsAt reports whether pattern occurs in r between off and size. The
+// range is split among the CPUs: this search is most of Patch's own work.
 func containsAt(r io.ReaderAt, off, size int64, pattern []byte) (bool, error) {
+	parts := int64(runtime.GOMAXPROCS(0))
+	step := max((size-off+parts-1)/parts, 1<<20)
+	var found atomic.Bool
+	errs := make(chan error, parts)
+	var wg sync.WaitGroup
+	for lo := off; lo < size; lo += step {
+		hi := min(lo+step+int64(len(pattern))-1, size)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := containsRange(r, lo, hi, pattern, &found)
+			if ok {
+				found.Store(true)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return false, err
+		}
+	}
+	return found.Load(), nil
+}
+
+// containsRange searches [lo, hi) sequentially; it stops early once another
+// part has found the pattern.
+func containsRange(r io.ReaderAt, lo, hi int64, pattern []byte, found *atomic.Bool) (bool, error) {
 	buf := make([]byte, 1<<20)
 	keep := len(pattern) - 1
-	for pos := off; pos < size; {
-		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-pos)], pos)
+	for pos := lo; pos < hi && !found.Load(); {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), hi-pos)], pos)
 		if bytes.Contains(buf[:n], pattern) {
 			return true, nil
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return false, err
 		}
-		if n <= keep || pos+int64(n) >= size {
+		if n <= keep || pos+int64(n) >= hi {
 			return false, nil
 		}
 		pos += int64(n - keep)
