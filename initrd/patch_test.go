@@ -156,3 +156,30 @@ func TestPatchAddsHostTree(t *testing.T) {
 		t.Fatalf("tree not added: %q %q", got["opt/host/link"], got["opt/host/d1/f4"])
 	}
 }
+
+// TestPatchLz4SegmentDecodesWithLz4Tool checks our lz4-legacy output with
+// the reference tool, whose format the kernel's unlz4 shares.
+func TestPatchLz4SegmentDecodesWithLz4Tool(t *testing.T) {
+	outPath := filepath.Join(t.TempDir(), "out.img")
+	rep, err := Patch(writeImage(t, earlyPlusZstd(t)), outPath, patchFiles, PatchOptions{Compression: LZ4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(outPath)
+	arc := run(t, out[rep.SegmentOffset:], "", "lz4", "-d", "-c")
+	list := string(run(t, arc, "", "cpio", "-t", "--quiet"))
+	if !strings.Contains(list, "ferry/state/settings.json") || !strings.Contains(list, "ferry/bin/init") {
+		t.Fatalf("lz4 -d | cpio -t: %s", list)
+	}
+}
+
+func TestScanBzip2FollowedByShortPadding(t *testing.T) {
+	bz := compress(t, Bzip2, gnuCpio(t, makeTree(t, "b", 3)))
+	for pad := 1; pad <= 3; pad++ {
+		img := append(append([]byte{}, bz...), make([]byte, pad)...)
+		segs, _, err := scanBytes("bz.img", img)
+		if err != nil || len(segs) != 1 || segs[0].Length != int64(len(bz)) {
+			t.Errorf("pad %d: %+v %v", pad, segs, err)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func (r *Reader) readName(e *Entry, size uint32) error {
 	n, err := io.ReadFull(r.br, name)
 	r.pos += int64(n)
 	if err != nil {
-		return fmt.Errorf("name needs %d bytes, stream ends after %d: %w", size, n, ErrTruncated)
+		return shortRead(err, fmt.Sprintf("name needs %d bytes, stream ends after %d", size, n))
 	}
 	if name[size-1] != 0 {
 		return errors.New("name has no NUL")
@@ -131,7 +131,7 @@ func (r *Reader) skipPad() error {
 	n, err := r.br.Discard(pad)
 	r.pos += int64(n)
 	if err != nil {
-		return fmt.Errorf("padding at %#x: %w", r.pos, ErrTruncated)
+		return shortRead(err, fmt.Sprintf("padding at %#x", r.pos))
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 	}
 	if err == io.EOF && b.left > 0 {
-		err = fmt.Errorf("body ends at %#x with %d bytes missing: %w", b.r.pos, b.left, ErrTruncated)
+		err = shortRead(io.ErrUnexpectedEOF, fmt.Sprintf("body ends at %#x with %d bytes missing", b.r.pos, b.left))
 	}
 	if err != nil && err != io.EOF {
 		b.err = err
@@ -228,4 +228,14 @@ func (r *Reader) skipZeros() (more bool, err error) {
 			return false, fmt.Errorf("zero padding past %#x: %w", r.limit, ErrTooLarge)
 		}
 	}
+}
+
+// shortRead explains a read that came up short: a decompressor failure is
+// passed on as is, anything else means the data ended.
+func shortRead(err error, what string) error {
+	var de *decodeError
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, ErrTruncated)
 }

@@ -81,7 +81,11 @@ func (s *Scanner) startSegment(r io.ReaderAt, size int64, seg *Segment, afterPla
 	c, ok := detect(head[:n])
 	switch {
 	case !ok:
-		return s.fileErr(seg.Offset, fmt.Errorf("garbage % x after segment %d: not a cpio header, compression magic or zero padding (kernel: invalid magic at start of compressed archive)", head[:n], seg.Index-1))
+		where := "at the start of the file"
+		if seg.Index > 0 {
+			where = fmt.Sprintf("after segment %d", seg.Index-1)
+		}
+		return s.fileErr(seg.Offset, fmt.Errorf("garbage % x %s: not a cpio header, compression magic or zero padding (kernel: invalid magic at start of compressed archive)", head[:n], where))
 	case afterPlain && seg.Offset%4 != 0:
 		return s.fileErr(seg.Offset, fmt.Errorf("%s segment after an uncompressed segment is not 4-byte aligned (kernel: broken padding)", c))
 	case c == None && seg.Offset%4 != 0:
