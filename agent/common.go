@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,7 +80,12 @@ func (a *Agent) networkUp(ctx context.Context) error {
 		return err
 	}
 	link, err := netcfg.Up(ctx, cfg, a.log)
-	if err != nil {
+	var noCarrier *netcfg.NoCarrierError
+	if errors.As(err, &noCarrier) {
+		// Some NICs report carrier late or never; the fetch that follows
+		// fails with a clearer error if the link is really dead.
+		a.log.Warn("no carrier yet, going on", "err", err)
+	} else if err != nil {
 		return err
 	}
 	a.log.Info("network up", "link", link.String())

@@ -47,9 +47,9 @@ func (a *Agent) mountRoot(ctx context.Context) error {
 // placeState puts ferry's state directory at the same path inside the new
 // root, so the keeper finds its files where they were in the initramfs.
 func (a *Agent) placeState(ctx context.Context) error {
-	mode := nfsroot.ModeTmpfs
-	if a.settings.Root.State == "copy" {
-		mode = nfsroot.ModeCopy
+	mode, err := nfsroot.ParseMode(a.settings.Root.State)
+	if err != nil {
+		return err
 	}
 	return nfsroot.PlaceState(NewRoot, StateDir, mode)
 }
@@ -72,11 +72,19 @@ func (a *Agent) startKeeper(ctx context.Context) error {
 	return cmd.Process.Release()
 }
 
-// switchRoot hands the machine to the borrower's init on the NFS root.
+// switchRoot hands the machine to the borrower's init on the NFS root. The
+// phase line is printed once every check has passed, just before the point
+// of no return: nothing can be printed after exec succeeds.
 func (a *Agent) switchRoot() error {
 	init := a.settings.Root.Init
-	a.con.printf("ferry: phase switch-root ok in 0s (exec %s on %s:%s, trace=%s)", init, a.settings.Root.Server, a.settings.Root.Path, a.trace)
-	err := nfsroot.SwitchRoot(NewRoot, init, nil)
-	a.con.printf("ferry: phase switch-root failed: %s", oneLine(err.Error()))
+	err := a.con.phase("switch-root", func() error {
+		return nfsroot.CheckSwitchRoot(NewRoot, init)
+	})
+	if err != nil {
+		return err
+	}
+	a.log.Info("switching root", "init", init, "root", a.settings.Root.Server+":"+a.settings.Root.Path, "trace", a.trace)
+	err = nfsroot.SwitchRoot(NewRoot, init, nil)
+	a.con.printf("ferry: switch_root failed after the checks: %s", oneLine(err.Error()))
 	return err
 }
