@@ -3,6 +3,7 @@ package initrd
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,11 +61,15 @@ func Patch(inPath, outPath string, files []File, opt PatchOptions) (*PatchReport
 	if err != nil {
 		return nil, err
 	}
+	if layout.PlainEnd == 0 && layout.FirstCompressed == st.Size() {
+		return nil, &Error{File: inPath, Segment: -1, Entry: -1, Err: errors.New("no initramfs segment: the file is empty or only zero padding")}
+	}
 	rep := &PatchReport{InSize: st.Size(), Compression: opt.Compression}
 	if opt.Compression != None && opt.Compression != Gzip && opt.Compression != LZ4 {
 		return nil, fmt.Errorf("new segment compression %s: want none, gzip or lz4", opt.Compression)
 	}
-	err = writeAtomic(outPath, 0o644, func(out *os.File) error {
+	// 0600: the new segment carries the lease's private key.
+	err = writeAtomic(outPath, 0o600, func(out *os.File) error {
 		return patchInto(out, in, layout, files, rep)
 	})
 	if err != nil {

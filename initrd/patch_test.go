@@ -183,3 +183,24 @@ func TestScanBzip2FollowedByShortPadding(t *testing.T) {
 		}
 	}
 }
+
+func TestPatchRefusesEmptyAndPaddingOnlyInput(t *testing.T) {
+	for _, in := range [][]byte{nil, make([]byte, 64)} {
+		dir := t.TempDir()
+		_, err := Patch(writeImage(t, in), filepath.Join(dir, "o"), patchFiles, PatchOptions{})
+		wantErr(t, err, "in.img: at offset 0x0: no initramfs segment")
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Fatalf("left %v", left)
+		}
+	}
+}
+
+func TestPatchOutputIsPrivate(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "o")
+	if _, err := Patch(writeImage(t, earlyPlusZstd(t)), out, patchFiles, PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600: the segment holds the lease key", st.Mode())
+	}
+}
