@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/ci-deps.sh — install, non-interactively, every Debian package the
+# lab and the tests use (QEMU, nfs-ganesha, busybox-static, compressors for
+# the initramfs formats, network tools, strongSwan for the IPsec interop
+# tests). Does nothing when all are already installed (so `make demo` works
+# offline once set up). Debian 12; needs root and Debian's apt sources.
+set -euo pipefail
+
+PKGS=(
+	# lab: VM, NFS root server, images
+	qemu-system-x86 ipxe-qemu nfs-ganesha nfs-ganesha-vfs rpcbind
+	busybox-static cpio e2fsprogs kmod
+	# initramfs compressions ferry reads and writes
+	gzip xz-utils zstd lz4 bzip2
+	# network and HTTP from the host side
+	iproute2 curl ca-certificates procps coreutils
+	# IPsec peer for the tunnel tests (userspace ESP: the host kernel has none)
+	strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
+	# building
+	make git
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "ci-deps: all ${#PKGS[@]} packages already installed"
+	exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "ci-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+echo "ci-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The packaged nfs-ganesha, rpcbind and strongSwan services are not used by the lab
+# (it runs its own in a network namespace); keep them from holding ports.
+for s in nfs-ganesha rpcbind rpcbind.socket strongswan-starter; do
+	systemctl disable --now "$s" >/dev/null 2>&1 || true
+done
