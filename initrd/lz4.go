@@ -51,15 +51,19 @@ func (s *lz4Stream) chunk() error {
 	at := s.pos
 	h, err := s.br.Peek(4)
 	if err != nil {
-		return s.bad(at, fmt.Errorf("%d stray bytes: %w", s.size-at, ErrTruncated))
+		return s.bad(at, fmt.Errorf("%d stray bytes: %w", s.size-at, io.ErrUnexpectedEOF))
 	}
 	n := binary.LittleEndian.Uint32(h)
 	s.discard(4)
 	if n == binary.LittleEndian.Uint32([]byte(magicLZ4)) {
 		return nil
 	}
-	if n == 0 || int64(n) > int64(lz4.CompressBlockBound(lz4ChunkMax)) || int64(n) > s.size-s.pos {
-		return s.bad(at, fmt.Errorf("chunk size %#x is not in 1..%#x or exceeds the %#x bytes left", n, lz4.CompressBlockBound(lz4ChunkMax), s.size-s.pos))
+	bound := int64(lz4.CompressBlockBound(lz4ChunkMax))
+	if n == 0 || int64(n) > bound {
+		return s.bad(at, fmt.Errorf("chunk size %#x is not in 1..%#x", n, bound))
+	}
+	if left := s.size - s.pos; int64(n) > left {
+		return s.bad(at, fmt.Errorf("chunk of %#x bytes, only %#x left: %w", n, left, io.ErrUnexpectedEOF))
 	}
 	if cap(s.src) < int(n) {
 		s.src = make([]byte, n)

@@ -201,7 +201,10 @@ type decodeError struct {
 
 func (e *decodeError) Error() string {
 	if errors.Is(e.err, io.ErrUnexpectedEOF) {
-		return fmt.Sprintf("%s data ends early (truncated compressed stream)", e.c)
+		if e.err == io.ErrUnexpectedEOF {
+			return fmt.Sprintf("%s data ends early (truncated compressed stream)", e.c)
+		}
+		return fmt.Sprintf("%s data ends early (truncated compressed stream): %v", e.c, e.err)
 	}
 	return fmt.Sprintf("%s data corrupt: %v", e.c, e.err)
 }
