@@ -17,6 +17,7 @@ type Reader struct {
 	limit int64 // the stream holds at most this many bytes
 	isCap bool  // limit is a decompression cap, not the end of the input
 	index int   // next entry number
+	cur   *Entry // entry whose body is being read
 	body  body
 	buf   [headerLen]byte
 }
@@ -45,6 +46,7 @@ func (r *Reader) Next() (*Entry, io.Reader, error) {
 	}
 	e := &Entry{Index: r.index, Offset: r.pos}
 	r.index++
+	r.cur = e
 	if err := r.readHeader(e); err != nil {
 		return nil, nil, err
 	}
@@ -147,20 +149,23 @@ func (r *Reader) finishBody() error {
 	if b.left > 0 {
 		if _, err := io.Copy(io.Discard, b); err != nil {
 			b.r = nil
-			return err
+			return r.wrap(r.cur, err)
 		}
 	}
 	b.r = nil
 	if b.err != nil {
-		return b.err
+		return r.wrap(r.cur, b.err)
 	}
 	if b.crc && b.sum != b.want {
-		return fmt.Errorf("body ending at %#x: checksum %#08x, header says %#08x", r.pos, b.sum, b.want)
+		return r.wrap(r.cur, fmt.Errorf("body ending at %#x: checksum %#08x, header says %#08x", r.pos, b.sum, b.want))
 	}
-	return r.skipPad()
+	return r.wrap(r.cur, r.skipPad())
 }
 
 func (r *Reader) wrap(e *Entry, err error) error {
+	if err == nil {
+		return nil
+	}
 	var ee *entryError
 	if errors.As(err, &ee) {
 		return err
