@@ -119,6 +119,10 @@ func (s *Scanner) segment(r io.ReaderAt, size int64, seg *Segment, fn EntryFunc)
 			return 0, err
 		}
 		if more, err = rd.skipZeros(); err != nil {
+			var de *decodeError
+			if errors.As(err, &de) {
+				return 0, fmt.Errorf("after TRAILER!!! at data offset %#x: %w", rd.Pos(), err)
+			}
 			return 0, fmt.Errorf("decompressed data: %w (kernel: junk within compressed archive)", err)
 		}
 	}
