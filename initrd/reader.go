@@ -13,10 +13,10 @@ import (
 // it bounds every size by what the stream may still hold.
 type Reader struct {
 	br    *bufio.Reader
-	pos   int64 // bytes consumed from the stream
-	limit int64 // the stream holds at most this many bytes
-	isCap bool  // limit is a decompression cap, not the end of the input
-	index int   // next entry number
+	pos   int64  // bytes consumed from the stream
+	limit int64  // the stream holds at most this many bytes
+	isCap bool   // limit is a decompression cap, not the end of the input
+	index int    // next entry number
 	cur   *Entry // entry whose body is being read
 	body  body
 	buf   [headerLen]byte
