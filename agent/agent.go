@@ -75,8 +75,8 @@ func (a *Agent) RunA(ctx context.Context) error {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"disks-ro", a.disksReadOnly},
 		{"modules", a.loadModules},
+		{"disks-ro", a.disksReadOnly},
 		{"network", a.networkUp},
 		{"settings", a.fetchSettings},
 		{"fetch-b", a.fetchB},
@@ -101,9 +101,9 @@ func (a *Agent) RunB(ctx context.Context) error {
 		name string
 		fn   func(context.Context) error
 	}{
-		{"disks-ro", a.disksReadOnly},
 		{"state", a.readState},
 		{"modules", a.loadModules},
+		{"disks-ro", a.disksReadOnly},
 		{"network", a.networkUp},
 		{"mount-root", a.mountRoot},
 		{"place-state", a.placeState},

@@ -27,14 +27,20 @@ func (a *Agent) carriedState() *State {
 	return &State{Trace: a.trace, IP: ip, Settings: *a.settings}
 }
 
-// disksReadOnly marks every local disk read-only before anything else can
-// touch it: the lent server's disk is the lender's, never the borrower's.
+// disksReadOnly marks every local disk read-only as soon as the drivers
+// that show them are loaded, before anything could write: the lent server's
+// disk is the lender's, never the borrower's. Nothing before this phase
+// opens a block device.
 func (a *Agent) disksReadOnly(ctx context.Context) error {
 	marked, err := disks.MarkAllReadOnly(a.log)
 	if err != nil {
 		return err
 	}
-	a.log.Info("disks read-only", "devices", strings.Join(marked, ","))
+	if len(marked) == 0 {
+		a.con.printf("ferry: disks read-only: none found")
+	} else {
+		a.con.printf("ferry: disks read-only: %s", strings.Join(marked, " "))
+	}
 	return nil
 }
 
