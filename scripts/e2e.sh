@@ -27,6 +27,8 @@ POWEROFF_TIMEOUT=${FERRY_POWEROFF_TIMEOUT:-180}
 CONSOLE=$LOGS/console.log
 EVENTS=$LOGS/events.tsv     # host-seconds <TAB> console line, ferry lines only
 RESULT=$LAB/e2e-result.txt
+# Checks the NFS root's /sbin/init (scripts/root-init.sh) must report as ok.
+ROOT_CHECKS="root-nfs4 state-tmpfs local-disks-ro keeper keeper-status keeper-alive-at-end"
 
 # ------------------------------------------------------------------ build
 if [ "${FERRY_SKIP_BUILD:-0}" != 1 ]; then
@@ -41,6 +43,32 @@ mkdir -p "$LOGS"
 rm -f "$EXPORT/poweroff-request" "$RESULT"
 : > "$EVENTS"
 : > "$CONSOLE"
+
+# ------------------------------------------------------------------ patch check
+# What A does to initrd(B) in RAM, redone on the host with the same binary:
+# the original bytes must be an untouched prefix of the patched image, and
+# its /init must still be there with the recorded sha256.
+PATCH_CHECKS=()
+patch_check() {
+	local d=$LAB/work/patch-check orig=$WWW/initrd-b.img n got want
+	rm -rf "$d"; mkdir -p "$d/x"
+	echo "e2e probe" > "$d/probe"
+	if ! "$FERRY" initrd patch "$orig" -o "$d/patched.img" --add "$d/probe:/ferry/state/probe" > "$d/patch.log" 2>&1; then
+		PATCH_CHECKS+=("FAIL host: ferry initrd patch initrd-b.img: $(tail -n 1 "$d/patch.log")"); return
+	fi
+	n=$(stat -c %s "$orig")
+	if cmp -s -n "$n" "$orig" "$d/patched.img"; then PATCH_CHECKS+=("ok   host: patched initrd(B) keeps the original $n bytes as its prefix")
+	else PATCH_CHECKS+=("FAIL host: patched initrd(B) changed the original bytes"); fi
+	"$FERRY" initrd ls "$d/patched.img" > "$d/ls.txt" 2>&1 || true
+	if grep -Eq '^1 +zstd .* init$' "$d/ls.txt" && grep -q 'ferry/state/probe' "$d/ls.txt"; then
+		PATCH_CHECKS+=("ok   host: ferry initrd ls: /init in the zstd segment, probe in the appended one")
+	else PATCH_CHECKS+=("FAIL host: ferry initrd ls of the patched image (see $d/ls.txt)"); fi
+	want=$(cat "$LAB/initrd-b-init.sha256")
+	got=$("$FERRY" initrd extract "$d/patched.img" "$d/x" >/dev/null 2>&1 && sha256sum < "$d/x/init" | cut -d' ' -f1 || true)
+	if [ "$got" = "$want" ]; then PATCH_CHECKS+=("ok   host: /init of the patched image has the original sha256")
+	else PATCH_CHECKS+=("FAIL host: /init of the patched image: sha256 '$got', want $want"); fi
+}
+if [ -n "$FERRY" ] && [ -x "$FERRY" ]; then patch_check; fi
 
 # ------------------------------------------------------------------ lab up
 cleanup() {
@@ -85,6 +113,9 @@ fail() { REASONS+=("$*"); }
 CHECKS=()
 ok() { CHECKS+=("ok   $*"); }
 bad() { CHECKS+=("FAIL $*"); fail "$*"; }
+for c in "${PATCH_CHECKS[@]}"; do
+	case "$c" in ok*) CHECKS+=("$c") ;; *) CHECKS+=("$c"); fail "${c#FAIL }" ;; esac
+done
 
 # ------------------------------------------------------------------ wait for ready
 deadline=$((SECONDS + READY_TIMEOUT))
@@ -157,7 +188,7 @@ if grep -a -q -E 'ferry: .*failed' "$EVENTS"; then
 else ok "no 'ferry: ... failed' line"; fi
 if grep -a -q 'Kernel panic' "$CONSOLE"; then bad "kernel panic: $(grep -a -m1 'Kernel panic' "$CONSOLE")"; fi
 
-for c in root-nfs4 state-tmpfs keeper keeper-status keeper-alive-at-end; do
+for c in $ROOT_CHECKS; do
 	l=$(grep -a -E "ferry-root: check $c (ok|FAIL)" "$EVENTS" | head -n 1 | cut -f2 || true)
 	case "$l" in
 	"ferry-root: check $c ok"*) ok "root: ${l#ferry-root: check }" ;;
@@ -167,7 +198,7 @@ for c in root-nfs4 state-tmpfs keeper keeper-status keeper-alive-at-end; do
 done
 # Any other check the root printed as FAIL counts too.
 for l in $(grep -a -o 'ferry-root: check [^ ]* FAIL' "$EVENTS" | awk '{ print $3 }' | sort -u); do
-	case " root-nfs4 state-tmpfs keeper keeper-status keeper-alive-at-end " in
+	case " $ROOT_CHECKS " in
 	*" $l "*) ;;
 	*) bad "root: check $l FAIL" ;;
 	esac

@@ -16,12 +16,18 @@ PKG=$(apt-cache depends "$META" 2>/dev/null |
 	awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$PKG" ] || die "cannot resolve the kernel package from 'apt-cache depends $META'"
 
+# The meta package's candidate version, to tell a stale cached .deb from ours.
+METAVER=$(apt-cache show --no-all-versions "$META" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+METAVER=${METAVER//:/%3a}
+
 DEBS=$CACHE/debs
 mkdir -p "$DEBS"
 for p in "$META" "$PKG"; do
-	if compgen -G "$DEBS/${p}_*.deb" >/dev/null; then continue; fi
-	if [ -n "${FERRY_DEB_DIR:-}" ] && compgen -G "$FERRY_DEB_DIR/${p}_*.deb" >/dev/null; then
-		cp "$FERRY_DEB_DIR/${p}"_*.deb "$DEBS/"
+	pat="${p}_*.deb"
+	[ "$p" = "$META" ] && [ -n "$METAVER" ] && pat="${p}_${METAVER}_*.deb"
+	if compgen -G "$DEBS/$pat" >/dev/null; then continue; fi
+	if [ -n "${FERRY_DEB_DIR:-}" ] && compgen -G "$FERRY_DEB_DIR/$pat" >/dev/null; then
+		cp "$FERRY_DEB_DIR"/$pat "$DEBS/"
 		continue
 	fi
 	log "downloading $p"

@@ -69,7 +69,8 @@ echo "ferry: kexec armed trace=$TRACE"
 echo "ferry: phase boot-b ok in $(t)s"
 echo "ferry: phase state ok in 0s (fake)"
 s=$(t); for d in /sys/block/vd* /sys/block/sd*; do [ -e "$d" ] && blockdev --setro "/dev/${d##*/}"; done; ok disks-ro $s
-s=$(t); for m in $(cat /fake/modules.order); do insmod "/fake/modules/$m.ko" || die modules "insmod $m"; done; ok modules $s
+s=$(t); for m in $(cat /fake/modules.order); do insmod "/fake/modules/$m.ko" || die modules "insmod $m"; done
+for d in /sys/block/vd* /sys/block/sd*; do [ -e "$d" ] && blockdev --setro "/dev/${d##*/}"; done; ok modules $s
 s=$(t); i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
 ip link set lo up; ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up || die network "eth0"; ok network $s
 s=$(t); mkdir -p /newroot

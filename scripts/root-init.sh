@@ -45,6 +45,18 @@ else
 	check state-tmpfs FAIL "no /ferry/state/settings.json (mount: '$st')"
 fi
 
+# The lent server's local disks: ferry marks them read-only (ARCHITECTURE.md
+# "Trust"); the lab always attaches one virtio disk.
+n=0; bad=
+for d in /sys/block/vd* /sys/block/sd* /sys/block/nvme* /sys/block/hd*; do
+	[ -e "$d/ro" ] || continue
+	n=$((n + 1))
+	[ "$(cat "$d/ro")" = 1 ] || bad="$bad ${d##*/}"
+done
+if [ $n -eq 0 ]; then check local-disks-ro FAIL "no local disk in /sys/block"
+elif [ -n "$bad" ]; then check local-disks-ro FAIL "writable:$bad"
+else check local-disks-ro ok "$n disk(s) read-only"; fi
+
 # The keeper: a process whose argv[0] starts with "@ferry", rooted at "/".
 find_keeper() {
 	for d in /proc/[0-9]*; do
