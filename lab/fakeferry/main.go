@@ -4,8 +4,8 @@
 // real ferry binary exists. It is NOT ferry and is not shipped.
 //
 //	fakeferry mount-nfs SOURCE TARGET OPTIONS   mount(2) "nfs4" with text options
-//	fakeferry keeper ROOT TRACE SOURCE           daemon: re-exec as "@ferry keeper",
-//	                                             chroot ROOT, serve :7070/status
+//	fakeferry keeper ROOT TRACE SOURCE           daemon: re-exec as "@ferry keeper"
+//	                                             chrooted into ROOT, serve :7070/status
 //
 // Its own module (lab/fakeferry/go.mod) keeps it out of `go test ./...`.
 package main
@@ -40,11 +40,13 @@ func main() {
 		if len(os.Args) != 5 {
 			fail("usage: fakeferry keeper ROOT TRACE SOURCE")
 		}
-		// Re-exec with argv[0] "@ferry", detached, and return at once.
+		// Re-exec with argv[0] "@ferry", detached, chrooted before the exec
+		// (so the caller may switch_root as soon as this returns).
 		attr := &syscall.ProcAttr{
+			Dir:   "/",
 			Env:   []string{"PATH=/bin:/sbin"},
 			Files: []uintptr{0, 1, 2},
-			Sys:   &syscall.SysProcAttr{Setsid: true},
+			Sys:   &syscall.SysProcAttr{Setsid: true, Chroot: os.Args[2]},
 		}
 		pid, err := syscall.ForkExec("/proc/self/exe",
 			[]string{"@ferry", "keeper", os.Args[2], os.Args[3], os.Args[4]}, attr)
@@ -58,13 +60,7 @@ func main() {
 }
 
 func keeper(root, trace, source string) {
-	start := time.Now()
-	if err := syscall.Chroot(root); err != nil {
-		fail("chroot %s: %v", root, err)
-	}
-	if err := os.Chdir("/"); err != nil {
-		fail("chdir: %v", err)
-	}
+	start := time.Now() // already chrooted into root by the parent
 	http.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
