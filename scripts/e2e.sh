@@ -39,6 +39,7 @@ if [ "${FERRY_SKIP_BUILD:-0}" != 1 ]; then
 	"$S/build-images.sh" "$FERRY" >/dev/null
 fi
 [ -r "${FERRY_INITRD:-$LAB/initrd-a.img}" ] || die "no initrd A: give the ferry binary"
+load_kernel_env
 mkdir -p "$LOGS"
 rm -f "$EXPORT/poweroff-request" "$RESULT"
 : > "$EVENTS"
@@ -151,6 +152,7 @@ deadline=$((SECONDS + POWEROFF_TIMEOUT))
 while vm_alive && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
 if vm_alive; then
 	fail "VM still running ${POWEROFF_TIMEOUT}s after the poweroff request: killed"
+	kill_pidfile "$PIDS/qemu.pid"
 	kill "$VM" 2>/dev/null || true
 fi
 VM_RC=0
@@ -234,9 +236,9 @@ else bad "local disk changed: $DISK_BEFORE -> $DISK_AFTER"; fi
 	printf '  %s\n' "${CHECKS[@]}"
 	echo
 	if [ ${#REASONS[@]} -eq 0 ]; then
-		echo "PASS (trace=$TRACE, logs in $LOGS)"
+		echo "PASS (kernel $KVER, trace=$TRACE, logs in $LOGS)"
 	else
-		echo "FAIL (logs in $LOGS):"
+		echo "FAIL (kernel $KVER, logs in $LOGS):"
 		printf '  - %s\n' "${REASONS[@]}"
 	fi
 } | tee "$RESULT"
