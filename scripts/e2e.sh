@@ -183,6 +183,22 @@ for p in $PH_B; do
 	n=$(phase_line "$p" B)
 	if [ -n "$n" ]; then ok "B phase $p (after kexec armed)"; else bad "B phase $p: no 'ferry: phase $p ok' after kexec armed"; fi
 done
+in_order() { # SIDE PHASES... : the phases that showed came in the contract's order
+	local side=$1 p n last=0 bad=
+	shift
+	for p in "$@"; do
+		n=$(phase_line "$p" "$side")
+		[ -n "$n" ] || continue
+		[ "$n" -gt "$last" ] || bad="$bad $p"
+		last=$n
+	done
+	if [ -z "$bad" ]; then ok "$side phases in the order of docs/CONTRACT.md"
+	else bad "$side phases out of the contract's order at:$bad"; fi
+}
+# shellcheck disable=SC2086
+in_order A $PH_A
+# shellcheck disable=SC2086
+in_order B $PH_B
 FIRST_B=$(grep -a -n 'ferry: phase boot-b' "$EVENTS" | head -n 1 | cut -d: -f1 || true)
 if [ -n "$FIRST_B" ] && [ "$FIRST_B" -lt "$ARMED" ]; then bad "a B phase shows before kexec armed"; fi
 if grep -a -q -E 'ferry: .*failed' "$EVENTS"; then

@@ -3,8 +3,9 @@
 # Builds a shell stand-in for ferry's image B (lab/fakeferry + a busybox
 # script) appended as an uncompressed cpio segment to initrd(B), and runs
 # scripts/e2e.sh with it as "image A" (rdinit=/fake/init). The stand-in
-# prints A's phases as fakes (it cannot kexec), then does B's work for real:
-# marks disks read-only, loads virtio/NFS modules, configures eth0, mounts
+# prints A's phases (read from docs/CONTRACT.md) as fakes (it cannot kexec),
+# then does B's work for real, in the contract's order of today: loads
+# virtio/NFS modules, marks disks read-only, configures eth0, mounts
 # ganesha's export over NFSv4.1, puts settings.json on a tmpfs at /ferry,
 # starts a keeper named "@ferry keeper" chrooted into the root, and
 # switch_roots to the export's /sbin/init. So a PASS here validates the lab
@@ -44,6 +45,7 @@ add_module() {
 }
 for m in virtio_pci virtio_blk virtio_net nfsv4; do add_module "$m"; done
 printf '%s\n' "${ORDER[@]}" > "$R/fake/modules.order"
+cp "$FERRY_REPO/docs/CONTRACT.md" "$R/fake/CONTRACT.md"
 
 TRACE="rehearsal-$RANDOM$RANDOM"
 sed "s/^\(\s*\)\"cmdline\": \"\(.*\)\",/\1\"cmdline\": \"\2 rdinit=\/ferry\/bin\/init ferry.trace=$TRACE\",/" \
@@ -62,15 +64,14 @@ t() { cut -d' ' -f1 /proc/uptime; }
 ok() { echo "ferry: phase $1 ok in $(awk -v a="$2" -v b="$(t)" 'BEGIN { printf "%.3fs", b - a }')"; }
 die() { echo "ferry: phase $1 failed: $2"; exec sh; }
 echo "ferry: REHEARSAL stand-in (scripts/rehearse.sh), not the ferry binary"
-for p in boot-a disks-ro modules network settings fetch-b patch-b kexec; do
+for p in $(sed -n 's/^Phases in A: `\(.*\)`.*/\1/p' /fake/CONTRACT.md); do
 	echo "ferry: phase $p ok in 0s (fake)"
 done
 echo "ferry: kexec armed trace=$TRACE"
 echo "ferry: phase boot-b ok in $(t)s"
 echo "ferry: phase state ok in 0s (fake)"
+s=$(t); for m in $(cat /fake/modules.order); do insmod "/fake/modules/$m.ko" || die modules "insmod $m"; done; ok modules $s
 s=$(t); for d in /sys/block/vd* /sys/block/sd*; do [ -e "$d" ] && blockdev --setro "/dev/${d##*/}"; done; ok disks-ro $s
-s=$(t); for m in $(cat /fake/modules.order); do insmod "/fake/modules/$m.ko" || die modules "insmod $m"; done
-for d in /sys/block/vd* /sys/block/sd*; do [ -e "$d" ] && blockdev --setro "/dev/${d##*/}"; done; ok modules $s
 s=$(t); i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
 ip link set lo up; ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up || die network "eth0"; ok network $s
 s=$(t); mkdir -p /newroot
