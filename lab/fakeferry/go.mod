@@ -1,3 +1,0 @@
-module ferrylab/fakeferry
-
-go 1.21
