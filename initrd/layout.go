@@ -15,15 +15,18 @@ type Layout struct {
 	PlainEnd        int64 // end of the last leading uncompressed archive (0 if none)
 	FirstCompressed int64 // offset of the first compressed segment, or the size
 	Compression     Compression
-	LZ4After        bool // an lz4-legacy magic occurs at or after FirstCompressed
+	LZ4After        bool // an lz4-legacy segment follows, or may (see ReadLayout)
 }
 
 // ReadLayout walks the leading uncompressed segments of an image header by
-// header, skipping bodies, up to the first compressed segment, then looks
-// for an lz4-legacy magic anywhere after that point. A false positive of
-// that byte search only costs the safe placement.
+// header, skipping bodies, up to the first compressed segment. From there
+// it must only learn whether an lz4-legacy segment follows. zstd frames and
+// uncompressed archives are skipped by their headers, which costs a few
+// reads; at a segment that cannot be skipped without decoding (gzip, xz,
+// bzip2, lzma) it searches the rest of the file for the lz4-legacy magic.
+// A false positive of that search only costs the safe placement.
 func ReadLayout(r io.ReaderAt, size int64, name string) (*Layout, error) {
-	l := &Layout{}
+	l := &Layout{FirstCompressed: -1}
 	s := &Scanner{Name: name}
 	off := int64(0)
 	for idx := 0; ; idx++ {
@@ -32,7 +35,9 @@ func ReadLayout(r io.ReaderAt, size int64, name string) (*Layout, error) {
 			return nil, s.fileErr(off, err)
 		}
 		if next == size {
-			l.FirstCompressed = size
+			if l.FirstCompressed < 0 {
+				l.FirstCompressed = size
+			}
 			return l, nil
 		}
 		var head [maxMagicBytes]byte
@@ -41,16 +46,29 @@ func ReadLayout(r io.ReaderAt, size int64, name string) (*Layout, error) {
 		if !ok || (c == None && next%4 != 0) {
 			return nil, s.fileErr(next, fmt.Errorf("bytes % x are not a 4-byte aligned cpio header or compression magic", head[:n]))
 		}
-		if c != None {
+		if c != None && l.FirstCompressed < 0 {
 			l.FirstCompressed, l.Compression = next, c
+		}
+		var end int64
+		switch c {
+		case None:
+			end, err = skipArchive(r, next, size)
+		case Zstd:
+			end, err = zstdFramesEnd(r, next, size)
+		case LZ4:
+			l.LZ4After = true
+			return l, nil
+		default:
 			l.LZ4After, err = containsAt(r, next, size, []byte(magicLZ4))
 			return l, err
 		}
-		end, err := skipArchive(r, next, size)
 		if err != nil {
-			return nil, s.segErr(&Segment{Index: idx, Offset: next}, err)
+			return nil, s.segErr(&Segment{Index: idx, Offset: next, Compression: c}, err)
 		}
-		l.PlainEnd, off = end, end
+		if c == None && l.FirstCompressed < 0 {
+			l.PlainEnd = end
+		}
+		off = end
 	}
 }
 
