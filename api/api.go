@@ -1,0 +1,140 @@
+// Package api is the wire contract between ferry's managers and agents:
+// versioned paths, JSON types, bounded decoders and the TLS configurations
+// that carry them.
+//
+// Two conversations use it. Borrower manager to lender manager (mutual TLS):
+// request a lease, read its status (servers, phases, the SPKI pins of the
+// one-time keys the lender signed) and return it. Agent to lender manager
+// (HTTPS, lender CA pinned by fingerprint): enroll with a one-time token and
+// a CSR, then report phases with the certificate it got.
+//
+// Everything decoded here comes from the network: Decode bounds the size,
+// refuses unknown fields and trailing data, and each type's Validate names
+// the field that is wrong.
+package api
+
+import "time"
+
+// Paths of version 1. A lease's own resources hang below PathLeases + "/" + ID.
+const (
+	PathLeases = "/v1/leases" // POST LeaseRequest -> Lease; GET -> []Lease
+	PathReturn = "/return"    // POST PathLeases/ID/return -> Lease
+	PathEnroll = "/v1/enroll" // POST EnrollRequest -> EnrollResponse (agent)
+	PathPhase  = "/v1/phase"  // POST PhaseReport (agent, client cert)
+	PathCRL    = "/v1/crl"    // GET DER CRL of the lender CA
+	PathCA     = "/v1/ca.pem" // GET PEM of the lender CA
+	PathHealth = "/v1/health" // GET 200 when serving
+	PathMetric = "/metrics"   // GET Prometheus text format
+)
+
+// Size limits of request bodies, before any parsing.
+const (
+	MaxLeaseRequest = 256 << 10
+	MaxEnroll       = 16 << 10
+	MaxPhase        = 4 << 10
+	MaxResponse     = 8 << 20
+	MaxServers      = 1024
+)
+
+// Artifact is a file the agent fetches and checks.
+type Artifact struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+}
+
+// Image is image B as the lender passes it on to the agent.
+type Image struct {
+	Kernel  Artifact `json:"kernel"`
+	Initrd  Artifact `json:"initrd"`
+	Cmdline string   `json:"cmdline"`
+}
+
+// NFSRoot is one server's root, as in docs/CONTRACT.md "root".
+type NFSRoot struct {
+	Server     string `json:"server"`
+	Path       string `json:"path"`
+	NFSVersion string `json:"nfs_version,omitempty"`
+	Options    string `json:"options,omitempty"`
+	Init       string `json:"init,omitempty"`
+	State      string `json:"state,omitempty"`
+}
+
+// LeaseRequest asks the lender for Count servers. A retry with the same
+// IdempotencyKey returns the lease the first request made.
+type LeaseRequest struct {
+	IdempotencyKey  string    `json:"idempotency_key"`
+	Count           int       `json:"count"`
+	Pool            string    `json:"pool,omitempty"`
+	Gateway         string    `json:"gateway"`
+	BorrowerCA      string    `json:"borrower_ca_pem"`
+	Image           Image     `json:"image"`
+	Roots           []NFSRoot `json:"roots"`
+	DurationSeconds int64     `json:"duration_seconds"`
+}
+
+// Lease states.
+const (
+	LeaseActive   = "active"
+	LeaseReturned = "returned"
+)
+
+// Lease is the lender's view of a lease, as the borrower reads it.
+type Lease struct {
+	ID       string        `json:"id"`
+	Key      string        `json:"idempotency_key"`
+	State    string        `json:"state"`
+	Created  time.Time     `json:"created"`
+	Expires  time.Time     `json:"expires"`
+	Returned time.Time     `json:"returned,omitzero"`
+	Servers  []LeaseServer `json:"servers"`
+}
+
+// LeaseServer is one lent server: its phase, its one-time key's pin and
+// the phases it reported.
+type LeaseServer struct {
+	ID         string        `json:"id"`
+	MAC        string        `json:"mac"`
+	Phase      string        `json:"phase"`
+	SPKIPin    string        `json:"spki_sha256,omitempty"`
+	CertSerial string        `json:"cert_serial,omitempty"`
+	Phases     []PhaseReport `json:"phases,omitempty"`
+}
+
+// EnrollRequest is the agent's first call: its one-time token, the MAC it
+// booted from and a CSR for its one-time key.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	MAC   string `json:"mac"`
+	CSR   string `json:"csr_pem"`
+}
+
+// EnrollResponse carries the signed certificate and what the agent needs
+// to reach the borrower.
+type EnrollResponse struct {
+	Certificate string    `json:"certificate_pem"`
+	CA          string    `json:"ca_pem"`
+	LeaseID     string    `json:"lease_id"`
+	ServerID    string    `json:"server_id"`
+	Gateway     string    `json:"gateway"`
+	BorrowerCA  string    `json:"borrower_ca_pem"`
+	Image       Image     `json:"image"`
+	Root        NFSRoot   `json:"root"`
+	NotAfter    time.Time `json:"not_after"`
+}
+
+// PhaseReport is one finished (or failed) phase of the transfer.
+type PhaseReport struct {
+	LeaseID  string    `json:"lease_id"`
+	ServerID string    `json:"server_id"`
+	Phase    string    `json:"phase"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Bytes    int64     `json:"bytes"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Error is the body of every refusal: what was wrong and which field.
+type Error struct {
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"error"`
+}
