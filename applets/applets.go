@@ -58,6 +58,7 @@ func All() []Applet {
 		kexecApplet(),
 		switchRootApplet(),
 		keeperApplet(),
+		keygenApplet(),
 	}
 }
 
