@@ -1,0 +1,141 @@
+package authz
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Bounds on the allow list file, which may be written by another program.
+const (
+	MaxFileSize = 16 << 20
+	MaxLine     = 4096
+	MaxEntries  = 100000
+)
+
+func (e Entry) validate() error {
+	if len(e.Pin) != 64 {
+		return fmt.Errorf("authz: pin %q is %d characters, want 64 hex digits (SHA-256)", e.Pin, len(e.Pin))
+	}
+	if _, err := hex.DecodeString(e.Pin); err != nil {
+		return fmt.Errorf("authz: pin %q is not hex: %w", e.Pin, err)
+	}
+	if len(e.Lease) > 256 {
+		return fmt.Errorf("authz: lease id for pin %s is %d bytes, over 256", e.Pin, len(e.Lease))
+	}
+	return nil
+}
+
+// Parse reads JSON lines ({"pin":..., "lease":..., "expires":RFC3339});
+// blank lines and lines starting with '#' are skipped. Any bad line fails
+// the whole file, so a half-written list never replaces a good one.
+func Parse(r io.Reader) ([]Entry, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 512), MaxLine)
+	var out []Entry
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if len(out) == MaxEntries {
+			return nil, fmt.Errorf("authz: line %d: more than %d entries", n, MaxEntries)
+		}
+		var e Entry
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("authz: line %d: %w", n, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("authz: line %d: more than one JSON value", n)
+		}
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("authz: line %d: %w", n, err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("authz: after %d entries: %w (lines are limited to %d bytes)", len(out), err, MaxLine)
+	}
+	return out, nil
+}
+
+// Load replaces the list with the file at path. On error the list is
+// unchanged.
+func (l *List) Load(ctx context.Context, path string) error {
+	_, err := l.loadIfChanged(ctx, path, "")
+	return err
+}
+
+func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return prev, err
+	}
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	if h == prev {
+		return prev, nil
+	}
+	entries, err := Parse(bytes.NewReader(data))
+	if err != nil {
+		return prev, fmt.Errorf("%s: %w", path, err)
+	}
+	l.Replace(ctx, entries)
+	l.log.Info("authz: allow list loaded", "path", path, "entries", len(entries))
+	return h, nil
+}
+
+// Watch reloads path whenever its content changes and expires entries,
+// checking every interval, until ctx ends. A bad file is logged once per
+// change and the previous list kept.
+func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
+	prev, err := l.loadIfChanged(ctx, path, "")
+	lastErr := ""
+	report := func(err error) {
+		if err != nil && err.Error() != lastErr {
+			l.log.Warn("authz: allow list not loaded, keeping the previous one", "err", err)
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+	}
+	report(err)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		prev, err = l.loadIfChanged(ctx, path, prev)
+		report(err)
+		l.ExpireNow(ctx)
+	}
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("authz: read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("authz: %s is over %d bytes", path, MaxFileSize)
+	}
+	return data, nil
+}
