@@ -1,0 +1,315 @@
+package esp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ferry/ipsec/dataplane"
+)
+
+// PacketWriter sends outer UDP datagrams; *net.UDPConn is one. The IKE
+// daemon's port-4500 socket is meant to be shared this way.
+type PacketWriter interface {
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// Router changes the host's addresses and routes for the TUN device. A nil
+// Router leaves the host alone (tests, or an operator who routes by hand).
+type Router interface {
+	AddAddr(p netip.Prefix) error
+	DelAddr(p netip.Prefix) error
+	AddRoute(p netip.Prefix) error
+	DelRoute(p netip.Prefix) error
+}
+
+// Config is what a Plane needs from its owner.
+type Config struct {
+	TUN    io.ReadWriter // one inner IPv4 packet per Read/Write
+	Conn   PacketWriter  // the shared UDP 4500 socket
+	Router Router        // may be nil
+	MTU    int           // of the TUN device; 0 means 1400
+	Log    *slog.Logger  // may be nil
+}
+
+// pair is one installed CHILD_SA.
+type pair struct {
+	in     *inbound
+	out    *outbound
+	routes []netip.Prefix
+	vip    netip.Prefix
+	timers []*time.Timer
+}
+
+// tables is an immutable snapshot read by the packet paths without locks.
+type tables struct {
+	in     map[uint32]*inbound
+	routes []route // longest prefix first
+}
+
+type route struct {
+	prefix netip.Prefix
+	out    *outbound
+}
+
+// Plane is the user-space ESP data plane. It implements dataplane.DataPlane.
+type Plane struct {
+	cfg    Config
+	log    *slog.Logger
+	cnt    counters
+	tab    atomic.Pointer[tables]
+	expire chan dataplane.ExpireEvent
+
+	mu     sync.Mutex
+	pairs  map[uint32]*pair // by inbound SPI
+	outs   map[uint32]uint32
+	refs   map[netip.Prefix]int // route reference counts
+	closed bool
+}
+
+var _ dataplane.DataPlane = (*Plane)(nil)
+
+// New makes a Plane over an open TUN device and socket. Call Run to start
+// the outbound path and Input (or ServeUDP) for the inbound one.
+func New(cfg Config) *Plane {
+	if cfg.MTU == 0 {
+		cfg.MTU = 1400
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Plane{cfg: cfg, log: log, expire: make(chan dataplane.ExpireEvent, 64),
+		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}}
+	p.tab.Store(&tables{in: map[uint32]*inbound{}})
+	return p
+}
+
+// Stats returns the counters.
+func (p *Plane) Stats() Stats { return p.cnt.snapshot() }
+
+// Expire implements dataplane.DataPlane.
+func (p *Plane) Expire() <-chan dataplane.ExpireEvent { return p.expire }
+
+// BypassSocket is a no-op: user space sends IKE on the socket directly and
+// no kernel policy exists to bypass.
+func (p *Plane) BypassSocket(fd uintptr) error { return nil }
+
+// Install implements dataplane.DataPlane.
+func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
+	if err := validate(sa); err != nil {
+		return err
+	}
+	in, err := newInbound(sa)
+	if err != nil {
+		return err
+	}
+	out, err := newOutbound(sa)
+	if err != nil {
+		return err
+	}
+	in.life, out.life = &meter{lim: sa.Lifetime}, &meter{lim: sa.Lifetime}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("esp: install on a closed data plane")
+	}
+	if _, ok := p.pairs[sa.InSPI]; ok {
+		return fmt.Errorf("esp: inbound SPI %#x is already installed", sa.InSPI)
+	}
+	if _, ok := p.outs[sa.OutSPI]; ok {
+		return fmt.Errorf("esp: outbound SPI %#x is already installed", sa.OutSPI)
+	}
+	pr := &pair{in: in, out: out, routes: sa.TSRemote, vip: sa.VirtualIP}
+	if err := p.addHostState(pr); err != nil {
+		return err
+	}
+	p.pairs[sa.InSPI], p.outs[sa.OutSPI] = pr, sa.InSPI
+	pr.timers = p.startTimers(sa)
+	p.publish()
+	p.log.Info("esp: SA installed", "in_spi", fmt.Sprintf("%#x", sa.InSPI), "out_spi", fmt.Sprintf("%#x", sa.OutSPI),
+		"remote", sa.Remote, "ts_remote", sa.TSRemote, "replay_window", in.win.size, "esn", sa.ESN)
+	return nil
+}
+
+func validate(sa dataplane.ChildSA) error {
+	switch {
+	case sa.InSPI == 0 || sa.OutSPI == 0:
+		return fmt.Errorf("esp: SPIs in=%#x out=%#x: zero is reserved (the non-ESP marker)", sa.InSPI, sa.OutSPI)
+	case !sa.Encap:
+		return fmt.Errorf("esp: SA %#x: user-space ESP needs UDP encapsulation (Encap)", sa.InSPI)
+	case !sa.Remote.IsValid() || sa.Remote.Port() == 0:
+		return fmt.Errorf("esp: SA %#x: remote %v is not an address with a port", sa.InSPI, sa.Remote)
+	case len(sa.TSRemote) == 0 || len(sa.TSLocal) == 0:
+		return fmt.Errorf("esp: SA %#x: traffic selectors local=%v remote=%v: both needed", sa.InSPI, sa.TSLocal, sa.TSRemote)
+	case sa.ReplayWindow > 1<<16:
+		return fmt.Errorf("esp: SA %#x: replay window %d exceeds 65536", sa.InSPI, sa.ReplayWindow)
+	}
+	for _, ts := range append(append([]netip.Prefix{}, sa.TSLocal...), sa.TSRemote...) {
+		if !ts.IsValid() || !ts.Addr().Is4() {
+			return fmt.Errorf("esp: SA %#x: traffic selector %v: only IPv4 prefixes are carried", sa.InSPI, ts)
+		}
+	}
+	return nil
+}
+
+// addHostState adds the virtual IP and the routes (reference counted, so
+// two SAs to the same selector share a route). Called with mu held.
+func (p *Plane) addHostState(pr *pair) error {
+	r := p.cfg.Router
+	if r == nil {
+		return nil
+	}
+	if pr.vip.IsValid() {
+		if err := r.AddAddr(pr.vip); err != nil {
+			return fmt.Errorf("esp: virtual IP %v: %w", pr.vip, err)
+		}
+	}
+	for i, ts := range pr.routes {
+		if p.refs[ts] == 0 {
+			if err := r.AddRoute(ts); err != nil {
+				p.delHostState(&pair{routes: pr.routes[:i], vip: pr.vip})
+				return fmt.Errorf("esp: route %v: %w", ts, err)
+			}
+		}
+		p.refs[ts]++
+	}
+	return nil
+}
+
+func (p *Plane) delHostState(pr *pair) {
+	r := p.cfg.Router
+	if r == nil {
+		return
+	}
+	for _, ts := range pr.routes {
+		if p.refs[ts]--; p.refs[ts] <= 0 {
+			delete(p.refs, ts)
+			if err := r.DelRoute(ts); err != nil {
+				p.log.Warn("esp: removing route", "prefix", ts, "err", err)
+			}
+		}
+	}
+	if pr.vip.IsValid() {
+		if err := r.DelAddr(pr.vip); err != nil {
+			p.log.Warn("esp: removing virtual IP", "prefix", pr.vip, "err", err)
+		}
+	}
+}
+
+func (p *Plane) startTimers(sa dataplane.ChildSA) []*time.Timer {
+	var ts []*time.Timer
+	if d := sa.Lifetime.SoftTime; d > 0 {
+		ts = append(ts, time.AfterFunc(d, func() { p.emit(sa.OutSPI, false, dataplane.Soft, "time") }))
+	}
+	if d := sa.Lifetime.HardTime; d > 0 {
+		ts = append(ts, time.AfterFunc(d, func() { p.hardExpire(sa.InSPI, true, "time") }))
+	}
+	return ts
+}
+
+// publish rebuilds the lock-free snapshot. Called with mu held.
+func (p *Plane) publish() {
+	t := &tables{in: make(map[uint32]*inbound, len(p.pairs))}
+	for spi, pr := range p.pairs {
+		t.in[spi] = pr.in
+		for _, ts := range pr.routes {
+			t.routes = append(t.routes, route{prefix: ts, out: pr.out})
+		}
+	}
+	sort.SliceStable(t.routes, func(i, j int) bool { return t.routes[i].prefix.Bits() > t.routes[j].prefix.Bits() })
+	p.tab.Store(t)
+}
+
+// Remove implements dataplane.DataPlane.
+func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if in, ok := p.outs[outSPI]; ok && inSPI == 0 {
+		inSPI = in
+	}
+	p.removeLocked(inSPI)
+	return nil
+}
+
+func (p *Plane) removeLocked(inSPI uint32) bool {
+	pr, ok := p.pairs[inSPI]
+	if !ok {
+		return false
+	}
+	for _, t := range pr.timers {
+		t.Stop()
+	}
+	delete(p.pairs, inSPI)
+	delete(p.outs, pr.out.spi)
+	p.delHostState(pr)
+	p.publish()
+	p.log.Info("esp: SA removed", "in_spi", fmt.Sprintf("%#x", inSPI), "out_spi", fmt.Sprintf("%#x", pr.out.spi))
+	return true
+}
+
+// hardExpire removes the pair that spi belongs to and reports it.
+func (p *Plane) hardExpire(spi uint32, inbound bool, reason string) {
+	p.mu.Lock()
+	in := spi
+	if !inbound {
+		in = p.outs[spi]
+	}
+	if p.removeLocked(in) {
+		p.emitLocked(spi, inbound, dataplane.Hard, reason)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Plane) emit(spi uint32, inbound bool, kind dataplane.ExpireKind, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.emitLocked(spi, inbound, kind, reason)
+}
+
+// emitLocked reports an expiry unless the plane is closed; never blocks.
+func (p *Plane) emitLocked(spi uint32, inbound bool, kind dataplane.ExpireKind, reason string) {
+	if p.closed {
+		return
+	}
+	ev := dataplane.ExpireEvent{SPI: spi, Inbound: inbound, Kind: kind, Reason: reason}
+	p.log.Info("esp: SA expired", "spi", fmt.Sprintf("%#x", spi), "inbound", inbound, "kind", kind, "reason", reason)
+	select {
+	case p.expire <- ev:
+	default:
+		p.cnt.eventsLost.Add(1)
+		p.log.Error("esp: expire event lost: nobody reads Expire()", "spi", fmt.Sprintf("%#x", spi), "kind", kind)
+	}
+}
+
+// Close implements dataplane.DataPlane: it removes every SA and closes the
+// Expire channel. It does not close the TUN device or the socket.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	for spi := range p.pairs {
+		p.removeLocked(spi)
+	}
+	p.closed = true
+	close(p.expire)
+	return nil
+}
+
+// innerAddrs returns the source and destination of an inner IPv4 packet.
+func innerAddrs(b []byte) (src, dst netip.Addr, ok bool) {
+	if len(b) < 20 || b[0]>>4 != 4 || int(b[0]&0xf)*4 < 20 || int(binary.BigEndian.Uint16(b[2:])) > len(b) {
+		return netip.Addr{}, netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), true
+}
