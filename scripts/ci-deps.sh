@@ -16,6 +16,7 @@ PKGS=(
 	iproute2 curl ca-certificates procps coreutils
 	# IPsec peer for the tunnel tests (userspace ESP: the host kernel has none)
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
+	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
 	# building
 	make git
 )
