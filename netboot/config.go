@@ -1,6 +1,7 @@
 package netboot
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -55,4 +56,24 @@ type Config struct {
 	URLLifetime        time.Duration // sealed URL validity (default 5 min)
 	MaxLeases, MaxBoot int           // state bounds (default 4096 each)
 	Log                *slog.Logger
+}
+
+func (m Mode) String() string {
+	switch m {
+	case ModeDHCP:
+		return "dhcp"
+	case ModeProxyDHCP:
+		return "proxydhcp"
+	}
+	return "invalid"
+}
+
+// ParseMode reads "dhcp" or "proxydhcp".
+func ParseMode(s string) (Mode, error) {
+	for _, m := range []Mode{ModeDHCP, ModeProxyDHCP} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("netboot: mode %q: want dhcp or proxydhcp", s)
 }

@@ -1,0 +1,197 @@
+package netboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+)
+
+// port says where a DHCP request arrived: 67 (DHCP/ProxyDHCP) or 4011 (PXE
+// boot server discovery, ProxyDHCP only).
+type port int
+
+const (
+	portDHCP port = 67
+	portPXE  port = 4011
+)
+
+// errIgnore means: send nothing (not for us, not admitted, not a PXE
+// client in ProxyDHCP mode).
+var errIgnore = errors.New("ignored")
+
+// client is what a request says about the machine.
+type client struct {
+	mac  net.HardwareAddr
+	pxe  bool // vendor class PXEClient
+	ipxe bool // user class iPXE or option 175
+	arch iana.Arch
+}
+
+func describe(req *dhcpv4.DHCPv4) client {
+	c := client{mac: req.ClientHWAddr}
+	c.pxe = strings.HasPrefix(req.ClassIdentifier(), "PXEClient")
+	for _, uc := range req.UserClass() {
+		if uc == "iPXE" {
+			c.ipxe = true
+		}
+	}
+	if req.Options.Has(dhcpv4.OptionEtherboot) {
+		c.ipxe = true
+	}
+	if a := req.ClientArch(); len(a) > 0 {
+		c.arch = a[0]
+	}
+	return c
+}
+
+// reply answers req, or returns errIgnore (wrapped with the reason) for
+// silence. It never touches the network: the listeners call it.
+func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4, p port) (*dhcpv4.DHCPv4, error) {
+	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		return nil, fmt.Errorf("%w: not an Ethernet BOOTREQUEST", errIgnore)
+	}
+	c := describe(req)
+	if err := s.policy.Admit(ctx, c.mac); err != nil {
+		return nil, fmt.Errorf("%w: policy: %v", errIgnore, err)
+	}
+	if s.cfg.Mode == ModeProxyDHCP {
+		return s.proxyReply(req, c, p)
+	}
+	return s.dhcpReply(req, c)
+}
+
+func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error) {
+	now := s.now()
+	var typ dhcpv4.MessageType
+	var addr netip.Addr
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		a, err := s.leases.offer(c.mac, now)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errIgnore, err)
+		}
+		typ, addr = dhcpv4.MessageTypeOffer, a
+	case dhcpv4.MessageTypeRequest:
+		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.cfg.ServerIP.AsSlice()) {
+			return nil, fmt.Errorf("%w: REQUEST for server %v", errIgnore, sid)
+		}
+		want := req.RequestedIPAddress()
+		if want == nil || want.IsUnspecified() {
+			want = req.ClientIPAddr
+		}
+		a, _ := netip.AddrFromSlice(want.To4())
+		if !s.leases.confirm(c.mac, a, now) {
+			return s.nak(req)
+		}
+		typ, addr = dhcpv4.MessageTypeAck, a
+	case dhcpv4.MessageTypeRelease:
+		a, _ := netip.AddrFromSlice(req.ClientIPAddr.To4())
+		s.leases.release(c.mac, a)
+		return nil, fmt.Errorf("%w: released %v", errIgnore, a)
+	default:
+		return nil, fmt.Errorf("%w: message type %v", errIgnore, req.MessageType())
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(typ),
+		dhcpv4.WithYourIP(addr.AsSlice()),
+		dhcpv4.WithServerIP(s.cfg.ServerIP.AsSlice()),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.cfg.ServerIP.AsSlice())),
+		dhcpv4.WithNetmask(net.CIDRMask(s.cfg.Pool.Prefix.Bits(), 32)),
+		dhcpv4.WithLeaseTime(uint32(s.cfg.Pool.LeaseTime.Seconds())),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Pool.Router.IsValid() {
+		resp.UpdateOption(dhcpv4.OptRouter(s.cfg.Pool.Router.AsSlice()))
+	}
+	if len(s.cfg.Pool.DNS) > 0 {
+		var ips []net.IP
+		for _, d := range s.cfg.Pool.DNS {
+			ips = append(ips, d.AsSlice())
+		}
+		resp.UpdateOption(dhcpv4.OptDNS(ips...))
+	}
+	if c.pxe || c.ipxe {
+		if err := s.bootOptions(resp, req, c); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) nak(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
+	return dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.cfg.ServerIP.AsSlice())))
+}
+
+// proxyReply adds only boot information: no address (yiaddr stays zero),
+// as PXE spec's ProxyDHCP does, on port 67 (OFFER to a DISCOVER) and on
+// port 4011 (ACK to a REQUEST).
+func (s *Server) proxyReply(req *dhcpv4.DHCPv4, c client, p port) (*dhcpv4.DHCPv4, error) {
+	if !c.pxe {
+		return nil, fmt.Errorf("%w: ProxyDHCP answers PXEClient only", errIgnore)
+	}
+	typ := dhcpv4.MessageTypeOffer
+	switch {
+	case p == portDHCP && req.MessageType() == dhcpv4.MessageTypeDiscover:
+	case p == portPXE && (req.MessageType() == dhcpv4.MessageTypeRequest || req.MessageType() == dhcpv4.MessageTypeInform):
+		typ = dhcpv4.MessageTypeAck
+	default:
+		return nil, fmt.Errorf("%w: ProxyDHCP port %d ignores %v", errIgnore, p, req.MessageType())
+	}
+	resp, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(typ),
+		dhcpv4.WithServerIP(s.cfg.ServerIP.AsSlice()),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.cfg.ServerIP.AsSlice())),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return resp, s.bootOptions(resp, req, c)
+}
+
+// bootOptions chainloads: a PXE ROM gets the iPXE binary for its
+// architecture over TFTP; iPXE gets the sealed URL of its script.
+func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client) error {
+	resp.ServerIPAddr = s.cfg.ServerIP.AsSlice()
+	if c.pxe {
+		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+		// PXE vendor options: discovery control 8 = boot the file named
+		// here, no boot server discovery or menu.
+		resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation,
+			Value: dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}})
+	}
+	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
+		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
+	}
+	if c.ipxe {
+		resp.UpdateOption(dhcpv4.OptBootFileName(s.scriptURL(c.mac)))
+		return nil
+	}
+	file, err := s.romFile(c.arch)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errIgnore, err)
+	}
+	resp.UpdateOption(dhcpv4.OptTFTPServerName(s.cfg.ServerIP.String()))
+	resp.UpdateOption(dhcpv4.OptBootFileName(file))
+	return nil
+}
+
+// romFile picks the iPXE binary for a PXE ROM's architecture (option 93).
+func (s *Server) romFile(a iana.Arch) (string, error) {
+	switch a {
+	case iana.INTEL_X86PC:
+		return s.cfg.BIOSFile, nil
+	case iana.EFI_X86_64, iana.EFI_BC:
+		return s.cfg.EFIFile, nil
+	}
+	return "", fmt.Errorf("client architecture %v has no iPXE binary", a)
+}

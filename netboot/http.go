@@ -1,0 +1,127 @@
+package netboot
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Handler serves the per-boot iPXE scripts (/ipxe/TOKEN) and the files
+// they name (/f/TOKEN). Every other path is 404: this is no file server.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ipxe/{token}", s.serveScript)
+	mux.HandleFunc("GET /f/{token}", s.serveFile)
+	return mux
+}
+
+// scriptURL is what iPXE gets as its DHCP boot file name.
+func (s *Server) scriptURL(mac net.HardwareAddr) string {
+	t := &ticket{Kind: kindScript, Expires: s.now().Add(s.cfg.URLLifetime), MAC: mac}
+	return s.cfg.HTTPBase + "/ipxe/" + s.seal.seal(t)
+}
+
+func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
+	log := s.log.With("remote", r.RemoteAddr, "path", "/ipxe")
+	t, err := s.seal.open(r.PathValue("token"), kindScript)
+	if err != nil {
+		log.Warn("netboot: script refused", "err", err)
+		http.NotFound(w, r)
+		return
+	}
+	log = log.With("mac", t.MAC.String())
+	spec, err := s.policy.Boot(r.Context(), t.MAC)
+	if err == nil {
+		err = checkSpec(spec)
+	}
+	if err != nil {
+		log.Warn("netboot: script refused by policy", "err", err)
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrUnknownMachine) {
+			status = http.StatusNotFound
+		}
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	exp := s.now().Add(s.cfg.URLLifetime)
+	id := s.boots.add(&boot{mac: t.MAC, spec: *spec, expires: exp}, s.now())
+	k := s.seal.seal(&ticket{Kind: kindKernel, Expires: exp, Boot: id, MAC: t.MAC})
+	i := s.seal.seal(&ticket{Kind: kindInitrd, Expires: exp, Boot: id, MAC: t.MAC})
+	log.Info("netboot: script served")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, ipxeScript(s.cfg.HTTPBase+"/f/"+k, s.cfg.HTTPBase+"/f/"+i, spec.Cmdline))
+}
+
+func checkSpec(b *BootSpec) error {
+	if b == nil {
+		return errors.New("policy returned no boot spec")
+	}
+	for _, a := range []struct {
+		name string
+		a    Artifact
+	}{{"kernel", b.Kernel}, {"initrd", b.Initrd}} {
+		if a.a.Open == nil && a.a.Path == "" {
+			return errors.New("boot spec: " + a.name + " has neither Path nor Open")
+		}
+	}
+	return checkCmdline(b.Cmdline)
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	log := s.log.With("remote", r.RemoteAddr, "path", "/f")
+	t, err := s.seal.open(r.PathValue("token"), kindKernel, kindInitrd)
+	if err != nil {
+		log.Warn("netboot: file refused", "err", err)
+		http.NotFound(w, r)
+		return
+	}
+	b, ok := s.boots.get(t.Boot, s.now())
+	if !ok || b.mac.String() != t.MAC.String() {
+		log.Warn("netboot: file refused: boot no longer held", "mac", t.MAC.String())
+		http.NotFound(w, r)
+		return
+	}
+	a, name := b.spec.Kernel, "kernel"
+	if t.Kind == kindInitrd {
+		a, name = b.spec.Initrd, "initrd"
+	}
+	log = log.With("mac", t.MAC.String(), "file", name)
+	if err := serveArtifact(r.Context(), w, r, a); err != nil {
+		log.Error("netboot: file failed", "err", err)
+		return
+	}
+	log.Info("netboot: file served")
+}
+
+// serveArtifact streams a; a local file gets Range and HEAD support.
+func serveArtifact(ctx context.Context, w http.ResponseWriter, r *http.Request, a Artifact) error {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	if a.Open != nil {
+		rc, err := a.Open(ctx)
+		if err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(w, rc)
+		return err
+	}
+	f, err := os.Open(a.Path)
+	if err != nil {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return err
+	}
+	defer f.Close()
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+// discard is a logger for when Config.Log is nil.
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,135 @@
+package netboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Server is the netboot service: DHCP (or ProxyDHCP), TFTP and HTTP.
+type Server struct {
+	cfg    Config
+	policy Policy
+	seal   *sealer
+	boots  *bootTable
+	leases *leaseTable // nil in ModeProxyDHCP
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New checks cfg, fills its defaults and returns a Server answering for
+// policy. Nothing listens until Serve.
+func New(cfg Config, policy Policy) (*Server, error) {
+	if policy == nil {
+		return nil, errors.New("netboot: nil policy")
+	}
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, policy: policy, log: cfg.Log, now: time.Now}
+	seal, err := newSealer(func() time.Time { return s.now() })
+	if err != nil {
+		return nil, err
+	}
+	s.seal, s.boots = seal, newBootTable(cfg.MaxBoot)
+	if cfg.Mode == ModeDHCP {
+		s.leases = newLeaseTable(cfg.Pool, cfg.MaxLeases)
+	}
+	return s, nil
+}
+
+func (c *Config) fill() error {
+	if c.Log == nil {
+		c.Log = discard()
+	}
+	if !c.ServerIP.Is4() {
+		return fmt.Errorf("netboot: config ServerIP %v: want an IPv4 address", c.ServerIP)
+	}
+	if c.Mode != ModeDHCP && c.Mode != ModeProxyDHCP {
+		return fmt.Errorf("netboot: config Mode %d: want ModeDHCP or ModeProxyDHCP", c.Mode)
+	}
+	if c.Mode == ModeDHCP {
+		if err := c.Pool.check(c.ServerIP); err != nil {
+			return err
+		}
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.HTTPAddr, netip.AddrPortFrom(c.ServerIP, 8080).String())
+	def(&c.HTTPBase, "http://"+c.HTTPAddr)
+	def(&c.TFTPAddr, netip.AddrPortFrom(c.ServerIP, 69).String())
+	def(&c.TFTPRoot, DefaultTFTPRoot)
+	def(&c.BIOSFile, DefaultBIOSFile)
+	def(&c.EFIFile, DefaultEFIFile)
+	if c.URLLifetime <= 0 {
+		c.URLLifetime = 5 * time.Minute
+	}
+	if c.MaxLeases <= 0 {
+		c.MaxLeases = 4096
+	}
+	if c.MaxBoot <= 0 {
+		c.MaxBoot = 4096
+	}
+	return nil
+}
+
+func (p *Pool) check(server netip.Addr) error {
+	switch {
+	case !p.Prefix.IsValid() || !p.Prefix.Addr().Is4():
+		return fmt.Errorf("netboot: config Pool.Prefix %v: want an IPv4 prefix", p.Prefix)
+	case !p.Prefix.Contains(p.First) || !p.Prefix.Contains(p.Last):
+		return fmt.Errorf("netboot: config Pool %v-%v: not inside %v", p.First, p.Last, p.Prefix)
+	case p.Last.Less(p.First):
+		return fmt.Errorf("netboot: config Pool %v-%v: last before first", p.First, p.Last)
+	case !p.Prefix.Contains(server):
+		return fmt.Errorf("netboot: config ServerIP %v: not inside Pool.Prefix %v", server, p.Prefix)
+	}
+	if p.LeaseTime <= 0 {
+		p.LeaseTime = time.Hour
+	}
+	return nil
+}
+
+// Serve runs the DHCP, TFTP and HTTP servers until ctx ends or one fails.
+func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	run := []func(context.Context) error{s.serveHTTP, s.serveTFTP, s.serveDHCP}
+	errc := make(chan error, len(run))
+	for _, f := range run {
+		go func() {
+			err := f(ctx)
+			cancel(err)
+			errc <- err
+		}()
+	}
+	var first error
+	for range run {
+		if err := <-errc; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Server) serveHTTP(ctx context.Context) error {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("netboot: http: %w", err)
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
+	context.AfterFunc(ctx, func() { hs.Close() })
+	s.log.Info("netboot: http listening", "addr", ln.Addr().String(), "base", s.cfg.HTTPBase)
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("netboot: http %s: %w", s.cfg.HTTPAddr, err)
+	}
+	return ctx.Err()
+}
