@@ -24,7 +24,7 @@ func Open(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, t := range allTables {
+		for _, t := range allTables() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(t)); err != nil {
 				return fmt.Errorf("create table %s: %w", t, err)
 			}

@@ -28,8 +28,10 @@ const (
 	Images  Table = "images"
 )
 
-// AllTables is created by Open.
-var allTables = []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images}
+// allTables lists the tables Open creates.
+func allTables() []Table {
+	return []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images}
+}
 
 // ErrNotFound is returned by Tx.Get for a missing key.
 var ErrNotFound = errors.New("not found")

@@ -1,0 +1,71 @@
+// Package lender is the lender's manager: the inventory of lendable
+// servers, leases made for borrower managers, one-time enrollment of lent
+// servers against the lender CA, their phase reports, and the return that
+// powers them off, revokes their certificates and puts them back in the
+// pool.
+//
+// Manager holds the logic over a store.Store; every state change is one
+// transaction. Serve runs its three listeners: the agent-facing HTTPS
+// (enrollment, phases, CRL; pinned by the CA fingerprint), the
+// manager-to-manager API (mutual TLS) and the local admin socket the CLI
+// uses.
+package lender
+
+import (
+	"time"
+
+	"ferry/api"
+)
+
+// Server states.
+const (
+	ServerFree   = "free"
+	ServerLeased = "leased"
+)
+
+// Server is one lendable machine of the inventory, keyed by MAC.
+type Server struct {
+	ID        string            `json:"id"`
+	MAC       string            `json:"mac"`
+	Pool      string            `json:"pool"`
+	Power     string            `json:"power"`
+	PowerOpts map[string]string `json:"power_opts,omitempty"`
+	State     string            `json:"state"`
+	LeaseID   string            `json:"lease_id,omitempty"`
+}
+
+// leaseRec is a stored lease: the public view plus what the agents need.
+type leaseRec struct {
+	api.Lease
+	Request api.LeaseRequest `json:"request"`
+}
+
+// tokenRec is a stored enrollment token, keyed by its hash.
+type tokenRec struct {
+	MAC      string    `json:"mac"`
+	LeaseID  string    `json:"lease_id"`
+	ServerID string    `json:"server_id"`
+	Index    int       `json:"index"`
+	Expires  time.Time `json:"expires"`
+	Used     time.Time `json:"used,omitzero"`
+}
+
+// certRec is an issued certificate, keyed by hex serial.
+type certRec struct {
+	LeaseID  string    `json:"lease_id"`
+	ServerID string    `json:"server_id"`
+	SPKIPin  string    `json:"spki_sha256"`
+	NotAfter time.Time `json:"not_after"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+}
+
+// Boot is what netboot puts on A's kernel command line for one boot.
+type Boot struct {
+	MAC         string `json:"mac"`
+	LeaseID     string `json:"lease_id"`
+	ServerID    string `json:"server_id"`
+	ManagerURL  string `json:"manager_url"`
+	CAPin       string `json:"ca_sha256"`
+	Token       string `json:"token"`
+	KernelParam string `json:"cmdline"`
+}

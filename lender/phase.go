@@ -1,0 +1,106 @@
+package lender
+
+import (
+	"context"
+	"fmt"
+
+	"ferry/api"
+	"ferry/lenderca"
+	"ferry/store"
+)
+
+// maxPhases bounds the reports kept per server.
+const maxPhases = 64
+
+// ReportPhase records a phase an agent reports. who is the subject of the
+// agent's client certificate; it must match the report, and the
+// certificate must not be revoked.
+func (m *Manager) ReportPhase(ctx context.Context, who lenderca.Subject, serial string, p api.PhaseReport) error {
+	if p.LeaseID != who.LeaseID || p.ServerID != who.ServerID {
+		return &api.FieldError{Field: "lease_id", Reason: fmt.Sprintf("%s/%s, but the certificate is for %s", p.LeaseID, p.ServerID, who.CommonName())}
+	}
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		var c certRec
+		if err := tx.Get(store.Certs, serial, &c); err != nil || !c.Revoked.IsZero() {
+			return &api.FieldError{Field: "certificate", Reason: fmt.Sprintf("serial %s is unknown or revoked", serial)}
+		}
+		var rec leaseRec
+		if err := tx.Get(store.Leases, p.LeaseID, &rec); err != nil || rec.State != api.LeaseActive {
+			return &api.FieldError{Field: "lease_id", Reason: fmt.Sprintf("lease %s is not active", p.LeaseID)}
+		}
+		for i := range rec.Servers {
+			s := &rec.Servers[i]
+			if s.ID != p.ServerID {
+				continue
+			}
+			if len(s.Phases) >= maxPhases {
+				return &api.FieldError{Field: "phase", Reason: fmt.Sprintf("over %d reports for %s", maxPhases, s.ID)}
+			}
+			s.Phases = append(s.Phases, p)
+			s.Phase = p.Phase
+			if p.Error != "" {
+				s.Phase = p.Phase + ":failed"
+			}
+			return tx.Put(store.Leases, rec.ID, rec)
+		}
+		return &api.FieldError{Field: "server_id", Reason: fmt.Sprintf("%s is not in lease %s", p.ServerID, p.LeaseID)}
+	})
+	if err != nil {
+		return err
+	}
+	m.metrics.phase(p)
+	m.log.Info("phase", "lease", p.LeaseID, "server", p.ServerID, "phase", p.Phase,
+		"duration", p.End.Sub(p.Start), "bytes", p.Bytes, "error", p.Error)
+	return nil
+}
+
+// CRL signs the current revocation list.
+func (m *Manager) CRL(ctx context.Context) ([]byte, error) {
+	var entries []lenderca.Revoked
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		return tx.Each(store.Certs, "", func(serial string, dec func(any) error) error {
+			var c certRec
+			if err := dec(&c); err != nil {
+				return err
+			}
+			if !c.Revoked.IsZero() {
+				entries = append(entries, lenderca.Revoked{Serial: serial, At: c.Revoked})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m.ca.CRL(entries, int64(len(entries))+1, m.now())
+}
+
+// Resume finishes what a killed manager left in flight: returns that
+// were not finished, and boots that had no enrollment yet (with fresh
+// tokens: the old ones lived only in the dead process's memory).
+func (m *Manager) Resume(ctx context.Context) error {
+	var recs []leaseRec
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		return tx.Each(store.Leases, "", func(_ string, dec func(any) error) error {
+			var rec leaseRec
+			if err := dec(&rec); err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	for _, rec := range recs {
+		if rec.State == api.LeaseReturned {
+			if _, err := m.finishReturn(ctx, rec); err != nil {
+				return fmt.Errorf("resume return of %s: %w", rec.ID, err)
+			}
+			continue
+		}
+		m.startBoots(ctx, rec)
+	}
+	return nil
+}

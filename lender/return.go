@@ -1,0 +1,100 @@
+package lender
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"ferry/api"
+	"ferry/store"
+)
+
+// ReturnLease ends a lease: one transaction revokes its certificates,
+// drops its tokens and marks its servers returning; then each server is
+// powered off and put back in its pool. Returning twice is harmless.
+func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error) {
+	var rec leaseRec
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Get(store.Leases, id, &rec); err != nil {
+			return &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
+		}
+		if rec.State == api.LeaseReturned {
+			return nil
+		}
+		now := m.now().UTC()
+		rec.State, rec.Returned = api.LeaseReturned, now
+		for i := range rec.Servers {
+			s := &rec.Servers[i]
+			if err := dropTokens(tx, s.ID); err != nil {
+				return err
+			}
+			if s.CertSerial != "" {
+				if err := revoke(tx, s.CertSerial, now); err != nil {
+					return err
+				}
+			}
+			if s.Phase != PhaseReturned {
+				s.Phase = PhaseReturning
+			}
+		}
+		return tx.Put(store.Leases, id, rec)
+	})
+	if err != nil {
+		return api.Lease{}, err
+	}
+	m.mu.Lock()
+	for _, s := range rec.Servers {
+		delete(m.boots, s.MAC)
+	}
+	m.mu.Unlock()
+	return m.finishReturn(ctx, rec)
+}
+
+func revoke(tx store.Tx, serial string, at time.Time) error {
+	var c certRec
+	if err := tx.Get(store.Certs, serial, &c); err != nil {
+		return err
+	}
+	if !c.Revoked.IsZero() {
+		return nil
+	}
+	c.Revoked = at
+	return tx.Put(store.Certs, serial, c)
+}
+
+// finishReturn powers off every returning server and frees it, one
+// transaction per server, so a crash resumes where it stopped.
+func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, error) {
+	for i := range rec.Servers {
+		s := rec.Servers[i]
+		if s.Phase != PhaseReturning {
+			continue
+		}
+		var srv Server
+		if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, s.MAC, &srv) }); err != nil {
+			return rec.Lease, err
+		}
+		if err := m.powerSwitch(ctx, srv, false); err != nil {
+			m.log.Error("power off at return failed; server stays out of the pool", "lease", rec.ID, "mac", s.MAC, "err", err)
+			continue
+		}
+		err := m.st.Update(ctx, func(tx store.Tx) error {
+			var cur leaseRec
+			if err := tx.Get(store.Leases, rec.ID, &cur); err != nil {
+				return err
+			}
+			cur.Servers[i].Phase = PhaseReturned
+			srv.State, srv.LeaseID = ServerFree, ""
+			if err := tx.Put(store.Servers, srv.MAC, srv); err != nil {
+				return err
+			}
+			rec = cur
+			return tx.Put(store.Leases, rec.ID, rec)
+		})
+		if err != nil {
+			return rec.Lease, err
+		}
+	}
+	m.log.Info("lease returned", "lease", rec.ID, "servers", len(rec.Servers))
+	return rec.Lease, nil
+}

@@ -1,0 +1,114 @@
+package lender
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ferry/api"
+	"ferry/lenderca"
+	"ferry/store"
+)
+
+// Serve runs the lender manager until ctx ends: it opens the store and
+// CA of cfg.Dir, resumes what was in flight and serves the three
+// listeners.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) error {
+	ca, err := lenderca.Load(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(StorePath(cfg.Dir))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m := New(st, ca, log, Options{PublicURL: cfg.PublicURL, TokenTTL: time.Duration(cfg.TokenTTL), Power: power})
+	if err := m.Resume(ctx); err != nil {
+		return err
+	}
+	agentTLS, err := agentTLS(cfg.Dir, ca)
+	if err != nil {
+		return err
+	}
+	m2mTLS, err := api.ServerTLS(cfg.M2MCert, cfg.M2MKey, cfg.M2MClientCA)
+	if err != nil {
+		return fmt.Errorf("m2m listener: %w", err)
+	}
+	admin, err := listenUnix(AdminSocket(cfg.Dir))
+	if err != nil {
+		return err
+	}
+	servers := []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{
+		{"agent", &http.Server{Handler: m.AgentHandler(), TLSConfig: agentTLS}, nil},
+		{"m2m", &http.Server{Handler: m.M2MHandler(), TLSConfig: m2mTLS}, nil},
+		{"admin", &http.Server{Handler: m.AdminHandler()}, admin},
+	}
+	for i, addr := range []string{cfg.AgentListen, cfg.M2MListen} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listener %s: %w", servers[i].name, addr, err)
+		}
+		servers[i].ln = tls.NewListener(ln, servers[i].srv.TLSConfig)
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		s.srv.ReadHeaderTimeout = 10 * time.Second
+		s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	}
+	log.Info("lender serving", "agent", cfg.AgentListen, "m2m", cfg.M2MListen, "admin", AdminSocket(cfg.Dir), "ca_sha256", ca.Fingerprint())
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	for _, s := range servers {
+		s.srv.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// agentTLS presents tls.pem plus the CA (agents pin the CA) and verifies
+// client certificates against the CA when sent (phase reports).
+func agentTLS(dir string, ca *lenderca.CA) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, lenderca.TLSCertFile), filepath.Join(dir, lenderca.TLSKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent listener key pair in %s: %w", dir, err)
+	}
+	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
+		ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}, nil
+}
+
+// listenUnix listens on a fresh socket only its owner may use.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}

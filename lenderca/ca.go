@@ -1,0 +1,181 @@
+// Package lenderca is the lender's certificate authority: it signs only
+// one-time certificates for lent servers, each bound to one lease and
+// expiring with it, against single-use enrollment tokens; it revokes them
+// at return and publishes a CRL.
+//
+// The CA key is ECDSA P-256, made by Init and kept in a 0600 file beside
+// its self-signed certificate. Init also makes the certificate the lender's
+// agent-facing HTTPS listener presents; agents pin the CA by fingerprint.
+package lenderca
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ferry/api"
+)
+
+// Files in the CA directory.
+const (
+	CAKeyFile   = "ca.key"
+	CACertFile  = "ca.pem"
+	TLSKeyFile  = "tls.key"
+	TLSCertFile = "tls.pem"
+)
+
+// CA signs one-time server certificates.
+type CA struct {
+	Cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// Init makes a new CA and the agent listener's certificate (for hosts,
+// IP addresses or names) in dir. It refuses to overwrite an existing CA.
+func Init(dir string, hosts []string, now time.Time) (*CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lenderca: make %s: %w", dir, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          randSerial(),
+		Subject:               pkix.Name{CommonName: "ferry lender CA", Organization: []string{"ferry"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: self-sign: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	ca := &CA{Cert: cert, key: key}
+	if err := writeNew(filepath.Join(dir, CACertFile), "CERTIFICATE", der, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeKey(filepath.Join(dir, CAKeyFile), key); err != nil {
+		return nil, err
+	}
+	return ca, ca.issueTLS(dir, hosts, now)
+}
+
+// issueTLS makes the agent listener's key and certificate.
+func (ca *CA) issueTLS(dir string, hosts []string, now time.Time) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("lenderca: TLS key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(),
+		Subject:      pkix.Name{CommonName: "ferry lender"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
+	if err != nil {
+		return fmt.Errorf("lenderca: sign TLS certificate: %w", err)
+	}
+	if err := writeNew(filepath.Join(dir, TLSCertFile), "CERTIFICATE", der, 0o644); err != nil {
+		return err
+	}
+	return writeKey(filepath.Join(dir, TLSKeyFile), key)
+}
+
+// Load reads the CA of dir.
+func Load(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: %w", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("lenderca: %s: no PEM in %s or %s", dir, CACertFile, CAKeyFile)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: %s: %w", CACertFile, err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: %s: %w", CAKeyFile, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("lenderca: %s: key of type %T cannot sign", CAKeyFile, key)
+	}
+	return &CA{Cert: cert, key: signer}, nil
+}
+
+// Fingerprint is the pin agents get on their kernel command line.
+func (ca *CA) Fingerprint() string { return api.Fingerprint(ca.Cert.Raw) }
+
+// PEM is the CA certificate in PEM.
+func (ca *CA) PEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}))
+}
+
+func randSerial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return n
+}
+
+func writeKey(path string, key crypto.Signer) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("lenderca: marshal key for %s: %w", path, err)
+	}
+	return writeNew(path, "PRIVATE KEY", der, 0o600)
+}
+
+// writeNew writes a PEM file that must not exist yet.
+func writeNew(path, typ string, der []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("lenderca: %s exists: refusing to overwrite a CA", path)
+	}
+	if err != nil {
+		return fmt.Errorf("lenderca: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("lenderca: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("lenderca: sync %s: %w", path, err)
+	}
+	return f.Close()
+}
