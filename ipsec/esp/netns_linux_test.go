@@ -16,8 +16,8 @@ import (
 )
 
 // tunMTU leaves room for outer IPv4 (20), UDP (8) and ESP (Overhead) in a
-// 1500-byte veth frame.
-const tunMTU = 1500 - 20 - 8 - Overhead
+// veth frame of mtu bytes.
+func tunMTU(mtu int) int { return mtu - 20 - 8 - Overhead }
 
 // inNS runs f with the calling goroutine's thread in ns.
 func inNS(t testing.TB, ns netns.NsHandle, f func()) {
@@ -49,7 +49,7 @@ type end struct {
 // topology makes two namespaces joined by a veth pair (10.32.0.1 and
 // 10.32.0.2), each with a user-space ESP plane, and installs a CHILD_SA
 // from side a (inner 10.32.1.1) to side b (inner 10.32.2.1).
-func topology(t testing.TB) (a, b *end) {
+func topology(t testing.TB, mtu int) (a, b *end) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -59,7 +59,7 @@ func topology(t testing.TB) (a, b *end) {
 		e.ns = newNS(t, fmt.Sprintf("esp%d%c", os.Getpid(), 'a'+i))
 	}
 	inNS(t, a.ns, func() {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "espv0"}, PeerName: "espv1", PeerNamespace: netlink.NsFd(int(b.ns))}
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "espv0", MTU: mtu}, PeerName: "espv1", PeerMTU: uint32(mtu), PeerNamespace: netlink.NsFd(int(b.ns))}
 		if err := netlink.LinkAdd(veth); err != nil {
 			t.Fatalf("veth: %v", err)
 		}
@@ -67,7 +67,7 @@ func topology(t testing.TB) (a, b *end) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	for i, e := range []*end{a, b} {
-		inNS(t, e.ns, func() { e.start(t, ctx, fmt.Sprintf("espv%d", i)) })
+		inNS(t, e.ns, func() { e.start(t, ctx, fmt.Sprintf("espv%d", i), tunMTU(mtu)) })
 	}
 	sa := dataplane.ChildSA{
 		InSPI: 0xc1000001, OutSPI: 0xc2000001,
@@ -105,7 +105,7 @@ func newNS(t testing.TB, name string) netns.NsHandle {
 	return ns
 }
 
-func (e *end) start(t testing.TB, ctx context.Context, veth string) {
+func (e *end) start(t testing.TB, ctx context.Context, veth string, mtu int) {
 	t.Helper()
 	lo, _ := netlink.LinkByName("lo")
 	netlink.LinkSetUp(lo)
@@ -117,7 +117,7 @@ func (e *end) start(t testing.TB, ctx context.Context, veth string) {
 	if err := netlink.LinkSetUp(l); err != nil {
 		t.Fatal(err)
 	}
-	if e.tun, err = OpenTUN("esp0", tunMTU); err != nil {
+	if e.tun, err = OpenTUN("esp0", mtu); err != nil {
 		t.Fatal(err)
 	}
 	r, err := NewNetlinkRouter(e.tun)
@@ -129,7 +129,7 @@ func (e *end) start(t testing.TB, ctx context.Context, veth string) {
 	}
 	e.conn.SetReadBuffer(4 << 20)
 	e.conn.SetWriteBuffer(4 << 20)
-	e.plane = New(Config{TUN: e.tun, Conn: e.conn, Router: r, MTU: tunMTU})
+	e.plane = New(Config{TUN: e.tun, Conn: e.conn, Router: r, MTU: mtu})
 	go e.plane.Run(ctx)
 	go ServeUDP(ctx, e.conn, e.plane, nil)
 	t.Cleanup(func() { e.plane.Close(); e.tun.Close(); e.conn.Close(); r.H.Close() })

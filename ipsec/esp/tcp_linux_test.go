@@ -96,7 +96,7 @@ func compare(r io.Reader, n int64) error {
 }
 
 func TestTCPThroughUserspaceESPArrivesByteForByte(t *testing.T) {
-	a, b := topology(t)
+	a, b := topology(t, 1500)
 	l := listen(t, b.ns, "10.32.2.1:5001")
 	c := dial(t, a.ns, "10.32.2.1:5001")
 	const n = 20 << 20
