@@ -27,3 +27,18 @@ func TestClassifySeparatesIKEFromESPOnPort4500(t *testing.T) {
 		}
 	}
 }
+
+func FuzzClassify(f *testing.F) {
+	f.Add([]byte{0xff})
+	f.Add([]byte{0, 0, 0, 0, 1, 2, 3, 4, 5})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, out := Classify(b)
+		switch {
+		case k == IKE && !bytes.Equal(out, b[4:]):
+			t.Fatal("IKE message is not the datagram after the marker")
+		case k == ESP && (len(b) < 8 || bytes.Equal(b[:4], []byte{0, 0, 0, 0})):
+			t.Fatalf("%x classified as ESP", b)
+		}
+	})
+}

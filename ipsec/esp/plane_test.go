@@ -78,7 +78,7 @@ type rig struct {
 	saA, saB dataplane.ChildSA
 }
 
-func newRig(t *testing.T, edit func(*dataplane.ChildSA)) *rig {
+func newRig(t testing.TB, edit func(*dataplane.ChildSA)) *rig {
 	t.Helper()
 	r := &rig{conn: &memConn{}, tunB: &memTUN{}, saA: testSA()}
 	if edit != nil {
@@ -100,7 +100,7 @@ func newRig(t *testing.T, edit func(*dataplane.ChildSA)) *rig {
 }
 
 // seal makes A send one inner packet and returns the ESP datagram.
-func (r *rig) seal(t *testing.T, inner []byte) []byte {
+func (r *rig) seal(t testing.TB, inner []byte) []byte {
 	t.Helper()
 	buf := make([]byte, Headroom+len(inner)+Overhead)
 	copy(buf[Headroom:], inner)
