@@ -29,6 +29,9 @@ type EnrollError struct {
 	Kind string
 }
 
+// Unwrap lets errors.As find the field refusal.
+func (e *EnrollError) Unwrap() error { return &e.FieldError }
+
 func refuse(kind, field, format string, a ...any) error {
 	return &EnrollError{Kind: kind, FieldError: api.FieldError{Field: field, Reason: fmt.Sprintf(format, a...)}}
 }
@@ -77,6 +80,10 @@ func (m *Manager) enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 	subj := lenderca.Subject{LeaseID: tok.LeaseID, ServerID: tok.ServerID}
 	csr, err := lenderca.CheckCSR([]byte(req.CSR), subj)
 	if err != nil {
+		var fe *api.FieldError
+		if errors.As(err, &fe) {
+			return api.EnrollResponse{}, refuse(reasonCSR, fe.Field, "%s", fe.Reason)
+		}
 		return api.EnrollResponse{}, refuse(reasonCSR, "csr_pem", "%v", err)
 	}
 	iss, err := m.ca.Sign(csr, subj, now, rec.Expires)

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+
+	"ferry/api"
 	"time"
 )
 
@@ -34,6 +36,10 @@ func (s Subject) URI() *url.URL {
 	return &url.URL{Scheme: "ferry", Opaque: "lease/" + s.LeaseID + "/server/" + s.ServerID}
 }
 
+func fieldErr(field, format string, a ...any) error {
+	return &api.FieldError{Field: field, Reason: fmt.Sprintf(format, a...)}
+}
+
 // ParseURI reads a ferry:lease/ID/server/ID URI.
 func ParseURI(u *url.URL) (Subject, bool) {
 	parts := strings.Split(u.Opaque, "/")
@@ -47,27 +53,27 @@ func ParseURI(u *url.URL) (Subject, bool) {
 // than ECDSA P-256 and Ed25519 and subjects other than want's.
 func CheckCSR(csrPEM []byte, want Subject) (*x509.CertificateRequest, error) {
 	if len(csrPEM) > MaxCSR {
-		return nil, fmt.Errorf("csr_pem: %d bytes, over %d", len(csrPEM), MaxCSR)
+		return nil, fieldErr("csr_pem", "%d bytes, over %d", len(csrPEM), MaxCSR)
 	}
 	b, _ := pem.Decode(csrPEM)
 	if b == nil || b.Type != "CERTIFICATE REQUEST" {
-		return nil, fmt.Errorf("csr_pem: no CERTIFICATE REQUEST PEM block")
+		return nil, fieldErr("csr_pem", "no CERTIFICATE REQUEST PEM block")
 	}
 	csr, err := x509.ParseCertificateRequest(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("csr_pem: %w", err)
+		return nil, fieldErr("csr_pem", "%v", err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("csr_pem: signature: %w", err)
+		return nil, fieldErr("csr_pem", "signature: %v", err)
 	}
 	if err := checkKey(csr.PublicKey); err != nil {
 		return nil, err
 	}
 	if csr.Subject.CommonName != want.CommonName() {
-		return nil, fmt.Errorf("csr_pem.subject: CN %q, the lease allows only %q", csr.Subject.CommonName, want.CommonName())
+		return nil, fieldErr("csr_pem.subject", "CN %q, the lease allows only %q", csr.Subject.CommonName, want.CommonName())
 	}
 	if len(csr.DNSNames)+len(csr.IPAddresses)+len(csr.EmailAddresses) > 0 {
-		return nil, fmt.Errorf("csr_pem.subject: alternative names are not allowed; the lender sets them")
+		return nil, fieldErr("csr_pem.subject", "alternative names are not allowed; the lender sets them")
 	}
 	return csr, nil
 }
@@ -76,11 +82,11 @@ func checkKey(pub any) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return fmt.Errorf("csr_pem.key: ECDSA curve %s, want P-256", k.Curve.Params().Name)
+			return fieldErr("csr_pem.key", "ECDSA curve %s, want P-256", k.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
 	default:
-		return fmt.Errorf("csr_pem.key: %T, want ECDSA P-256 or Ed25519", pub)
+		return fieldErr("csr_pem.key", "%T, want ECDSA P-256 or Ed25519", pub)
 	}
 	return nil
 }
