@@ -1,0 +1,21 @@
+// Package ike is ferry's IKEv2 daemon (RFC 7296): the initiator and
+// responder state machines over UDP ports 500 and 4500, on top of the wire
+// format and cryptography of ipsec/ikev2, handing the negotiated CHILD_SAs
+// to an ipsec/dataplane (user-space ESP or kernel XFRM).
+//
+// One Daemon serves both roles. As responder it answers IKE_SA_INIT and
+// IKE_AUTH, authenticates the peer by its certificate (pki.Verifier: chain
+// to the CA, validity, key usage) and asks an Authorizer (ipsec/authz: the
+// key's pin on the allow list), hands out a virtual IP from a Pool,
+// narrows the traffic selectors to its subnets and the virtual IP, and
+// installs the CHILD_SA. As initiator (Connect) it runs the same exchanges
+// from the other side. Both then keep the SA alive: liveness checks (empty
+// INFORMATIONAL), NAT-T keepalives, DELETE, retransmission with
+// exponential back-off and a give-up limit.
+//
+// Refusals follow RFC 7296 section 2.21: an unauthenticated IKE_SA_INIT
+// request gets a notify (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, COOKIE)
+// or is dropped; an IKE_AUTH that fails authentication gets
+// AUTHENTICATION_FAILED; anything that does not decrypt is dropped
+// silently. Each refusal is logged once with its reason.
+package ike
