@@ -59,6 +59,7 @@ func All() []Applet {
 		switchRootApplet(),
 		keeperApplet(),
 		keygenApplet(),
+		lenderApplet(),
 	}
 }
 

@@ -1,0 +1,218 @@
+package applets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"ferry/api"
+	"ferry/lender"
+	"ferry/lenderca"
+	"ferry/store"
+)
+
+const lenderHelp = `lender: the lender's manager (inventory, leases, lender CA, enrollment)
+
+workflow:
+  1. ferry lender init --dir /var/lib/ferry-lender --host 10.0.0.1
+       makes the lender CA (ECDSA P-256, key 0600), the agent listener's
+       certificate for --host, the store; prints the CA fingerprint
+  2. ferry lender serve --config lender.json &
+       {"dir": "/var/lib/ferry-lender", "agent_listen": "10.0.0.1:8443",
+        "public_url": "https://10.0.0.1:8443", "m2m_listen": "203.0.113.5:9443",
+        "m2m_cert": "m2m.pem", "m2m_key": "m2m.key",
+        "m2m_client_ca": "borrower-org-ca.pem", "token_ttl": "10m"}
+       agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem, /metrics
+       borrower side (mutual TLS): POST /v1/leases, GET /v1/leases/ID,
+       POST /v1/leases/ID/return
+  3. ferry lender server add --dir DIR --mac 52:54:00:12:34:56 --power ipmitool \
+         --power-opt host=10.0.0.50 --power-opt user=admin --pool default
+     ferry lender server list --dir DIR
+     ferry lender server remove --dir DIR 52:54:00:12:34:56
+  4. a borrower manager requests a lease (ferry borrower lease request); the
+     lender picks free servers, issues one-time tokens and powers them on;
+     ferry lender boot --dir DIR MAC  shows the kernel parameters of a
+     pending boot (what netboot puts on image A's command line)
+  5. ferry lender lease list --dir DIR   every lease, server, phase
+  6. the borrower returns the lease: servers are powered off, certificates
+     revoked (listed in /v1/crl) and the servers go back to their pool
+
+subcommands: init, serve, server add|list|remove, boot, lease list`
+
+func lenderApplet() Applet {
+	return Applet{Name: "lender", Summary: "lender manager: inventory, leases, one-time certificates", Run: runLender}
+}
+
+func runLender(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprintln(env.Stdout, lenderHelp)
+		if len(args) == 0 {
+			return usagef("missing subcommand")
+		}
+		return nil
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "init":
+		return lenderInit(env, rest)
+	case "serve":
+		return lenderServe(ctx, env, rest)
+	case "server":
+		return lenderServer(ctx, env, rest)
+	case "boot":
+		return lenderBoot(ctx, env, rest)
+	case "lease":
+		return lenderLeases(ctx, env, rest)
+	default:
+		return usagef("unknown subcommand %q", sub)
+	}
+}
+
+func lenderInit(env *Env, args []string) error {
+	fs := newFlags(env, "lender init", "lender init --dir DIR --host ADDR[,ADDR...]")
+	dir := fs.String("dir", "", "state directory (CA, store, admin socket)")
+	hosts := fs.String("host", "", "comma-separated IP addresses or names agents use to reach the lender")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" || *hosts == "" {
+		return usagef("--dir and --host are required")
+	}
+	ca, err := lenderca.Init(*dir, strings.Split(*hosts, ","), time.Now())
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(lender.StorePath(*dir))
+	if err != nil {
+		return err
+	}
+	st.Close()
+	fmt.Fprintf(env.Stdout, "lender CA in %s\nca_sha256 %s\n", *dir, ca.Fingerprint())
+	return nil
+}
+
+func lenderServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "lender serve", "lender serve --config FILE")
+	cfgPath := fs.String("config", "", "JSON configuration (see 'ferry lender --help')")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return usagef("--config is required")
+	}
+	cfg, err := lender.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	// The power package (ipmitool, redfish, qmp, manual) is not wired yet:
+	// with a nil PowerFunc the manager logs each power action to perform.
+	return lender.Serve(ctx, cfg, env.Log, nil)
+}
+
+// kvFlag collects repeated k=v options.
+type kvFlag map[string]string
+
+func (kv kvFlag) String() string { return fmt.Sprint(map[string]string(kv)) }
+func (kv kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	kv[k] = v
+	return nil
+}
+
+func lenderServer(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("server: want add, list or remove")
+	}
+	fs := newFlags(env, "lender server "+args[0], "lender server add|list|remove --dir DIR [--mac MAC --power DRIVER --power-opt K=V --pool P] [MAC]")
+	dir := fs.String("dir", "", "state directory of the running lender")
+	mac := fs.String("mac", "", "MAC address the server PXE boots from")
+	power := fs.String("power", "", "power driver: ipmitool, redfish, qmp, manual")
+	pool := fs.String("pool", "default", "pool the server is lent from")
+	opts := kvFlag{}
+	fs.Var(opts, "power-opt", "power driver setting key=value (repeatable)")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--dir is required")
+	}
+	c := api.UnixClient(lender.AdminSocket(*dir))
+	switch args[0] {
+	case "add":
+		var s lender.Server
+		if err := c.Call(ctx, "POST", "/admin/servers", lender.Server{MAC: *mac, Power: *power, Pool: *pool, PowerOpts: opts}, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "added %s (%s) to pool %s\n", s.MAC, s.ID, s.Pool)
+		return nil
+	case "list":
+		var ss []lender.Server
+		if err := c.Call(ctx, "GET", "/admin/servers", nil, &ss); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MAC\tID\tPOOL\tPOWER\tSTATE\tLEASE")
+		for _, s := range ss {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.MAC, s.ID, s.Pool, s.Power, s.State, s.LeaseID)
+		}
+		return tw.Flush()
+	case "remove":
+		if len(pos) != 1 {
+			return usagef("server remove: want one MAC")
+		}
+		return c.Call(ctx, "DELETE", "/admin/servers/"+url.PathEscape(pos[0]), nil, nil)
+	}
+	return usagef("server: unknown action %q", args[0])
+}
+
+func lenderBoot(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "lender boot", "lender boot --dir DIR MAC")
+	dir := fs.String("dir", "", "state directory of the running lender")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *dir == "" || len(pos) != 1 {
+		return usagef("want --dir and one MAC")
+	}
+	var b lender.Boot
+	if err := api.UnixClient(lender.AdminSocket(*dir)).Call(ctx, "GET", "/admin/boot/"+url.PathEscape(pos[0]), nil, &b); err != nil {
+		return err
+	}
+	return json.NewEncoder(env.Stdout).Encode(b)
+}
+
+func lenderLeases(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] != "list" {
+		return usagef("lease: want list")
+	}
+	fs := newFlags(env, "lender lease list", "lender lease list --dir DIR")
+	dir := fs.String("dir", "", "state directory of the running lender")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	var ls []api.Lease
+	if err := api.UnixClient(lender.AdminSocket(*dir)).Call(ctx, "GET", "/admin/leases", nil, &ls); err != nil {
+		return err
+	}
+	return printLeases(env, ls)
+}
+
+// printLeases shows every server of every lease with its phase.
+func printLeases(env *Env, ls []api.Lease) error {
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEASE\tSTATE\tEXPIRES\tSERVER\tMAC\tPHASE\tSPKI_SHA256")
+	for _, l := range ls {
+		for _, s := range l.Servers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin)
+		}
+	}
+	return tw.Flush()
+}
