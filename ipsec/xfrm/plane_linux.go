@@ -1,0 +1,229 @@
+package xfrm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"ferry/ipsec/dataplane"
+)
+
+// ErrNoESP: the kernel cannot build ESP states (esp4 not loaded or built).
+var ErrNoESP = errors.New("kernel has no ESP support (load esp4)")
+
+// Config is what a Plane needs. The netlink handle decides the network
+// namespace; nil means a new handle in the calling thread's namespace.
+type Config struct {
+	Handle *netlink.Handle
+	Log    *slog.Logger
+}
+
+type installed struct {
+	in, out  *netlink.XfrmState
+	policies []*netlink.XfrmPolicy
+}
+
+// Plane is the kernel XFRM data plane. It implements dataplane.DataPlane.
+type Plane struct {
+	h      *netlink.Handle
+	log    *slog.Logger
+	expire chan dataplane.ExpireEvent
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	sas     map[uint32]*installed // by inbound SPI
+	inbound map[uint32]bool       // SPI -> is inbound, for expire events
+	reqid   int
+	closed  bool
+}
+
+var _ dataplane.DataPlane = (*Plane)(nil)
+
+// New subscribes to XFRM expire messages (in the calling thread's network
+// namespace) and returns a Plane.
+func New(ctx context.Context, cfg Config) (*Plane, error) {
+	p := &Plane{h: cfg.Handle, log: cfg.Log, expire: make(chan dataplane.ExpireEvent, 64),
+		done: make(chan struct{}), sas: map[uint32]*installed{}, inbound: map[uint32]bool{}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.h == nil {
+		h, err := netlink.NewHandle(unix.NETLINK_XFRM)
+		if err != nil {
+			return nil, fmt.Errorf("xfrm: netlink handle: %w", err)
+		}
+		p.h = h
+	}
+	msgs, errs := make(chan netlink.XfrmMsg, 16), make(chan error, 1)
+	if err := netlink.XfrmMonitor(msgs, p.done, errs, nl.XFRM_MSG_EXPIRE); err != nil {
+		return nil, fmt.Errorf("xfrm: subscribing to expire messages: %w", err)
+	}
+	p.wg.Add(1)
+	go p.watch(msgs, errs)
+	return p, nil
+}
+
+// watch turns kernel expire messages into ExpireEvents.
+func (p *Plane) watch(msgs <-chan netlink.XfrmMsg, errs <-chan error) {
+	defer p.wg.Done()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			if e, ok := m.(*netlink.XfrmMsgExpire); ok && e.XfrmState != nil {
+				p.forward(e)
+			}
+		case err := <-errs:
+			p.log.Error("xfrm: expire monitor stopped", "err", err)
+			return
+		case <-p.done:
+			return
+		}
+	}
+}
+
+func (p *Plane) forward(e *netlink.XfrmMsgExpire) {
+	spi := uint32(e.XfrmState.Spi)
+	kind := dataplane.Soft
+	if e.Hard {
+		kind = dataplane.Hard
+	}
+	p.mu.Lock()
+	in, ours := p.inbound[spi]
+	p.mu.Unlock()
+	if !ours {
+		return
+	}
+	// Never call XfrmState.String(): it panics on a nil Pcpunum (LAB.md).
+	p.log.Info("xfrm: SA expired", "spi", fmt.Sprintf("%#x", spi), "inbound", in, "kind", kind)
+	select {
+	case p.expire <- dataplane.ExpireEvent{SPI: spi, Inbound: in, Kind: kind, Reason: "kernel"}:
+	case <-p.done:
+	}
+}
+
+// Expire implements dataplane.DataPlane.
+func (p *Plane) Expire() <-chan dataplane.ExpireEvent { return p.expire }
+
+// BypassSocket implements dataplane.DataPlane for an IPv4 socket.
+func (p *Plane) BypassSocket(fd uintptr) error { return bypass(fd, unix.AF_INET) }
+
+// Install implements dataplane.DataPlane: both states, then the policies.
+func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("xfrm: install on a closed data plane")
+	}
+	if _, dup := p.sas[sa.InSPI]; dup {
+		return fmt.Errorf("xfrm: inbound SPI %#x is already installed", sa.InSPI)
+	}
+	reqid := int(sa.ReqID)
+	if reqid == 0 {
+		p.reqid++
+		reqid = p.reqid
+	}
+	in, out, err := states(sa, reqid)
+	if err != nil {
+		return err
+	}
+	inst := &installed{in: in, out: out}
+	if err := p.addStates(inst); err != nil {
+		return err
+	}
+	for _, pol := range policies(sa, reqid) {
+		if err := p.h.XfrmPolicyUpdate(pol); err != nil {
+			p.removeLocked(inst)
+			return fmt.Errorf("xfrm: policy %v -> %v dir %v: %w", pol.Src, pol.Dst, pol.Dir, err)
+		}
+		inst.policies = append(inst.policies, pol)
+	}
+	p.sas[sa.InSPI], p.inbound[sa.InSPI], p.inbound[sa.OutSPI] = inst, true, false
+	p.log.Info("xfrm: SA installed", "in_spi", fmt.Sprintf("%#x", sa.InSPI), "out_spi", fmt.Sprintf("%#x", sa.OutSPI),
+		"remote", sa.Remote, "replay_window", in.ReplayWindow, "esn", sa.ESN, "reqid", reqid)
+	return nil
+}
+
+func (p *Plane) addStates(inst *installed) error {
+	for i, s := range []*netlink.XfrmState{inst.in, inst.out} {
+		if err := p.h.XfrmStateAdd(s); err != nil {
+			if i == 1 {
+				p.h.XfrmStateDel(inst.in)
+			}
+			return fmt.Errorf("xfrm: state SPI %#x %v -> %v (%s): %w", uint32(s.Spi), s.Src, s.Dst, aeadName, stateErr(err))
+		}
+	}
+	return nil
+}
+
+// stateErr names the usual cause of the kernel's terse errors.
+func stateErr(err error) error {
+	switch {
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%w: %w", ErrNoESP, err)
+	case errors.Is(err, unix.ENOSYS):
+		// The kernel checks the AEAD before the ESP type: ENOSYS is either.
+		return fmt.Errorf("%w, or no %s (load gcm, seqiv, drbg): %w", ErrNoESP, aeadName, err)
+	}
+	return err
+}
+
+// Remove implements dataplane.DataPlane.
+func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	inst, ok := p.sas[inSPI]
+	if !ok {
+		return nil
+	}
+	delete(p.sas, inSPI)
+	delete(p.inbound, inSPI)
+	delete(p.inbound, uint32(inst.out.Spi))
+	return p.removeLocked(inst)
+}
+
+func (p *Plane) removeLocked(inst *installed) error {
+	var errs []error
+	for _, pol := range inst.policies {
+		if err := p.h.XfrmPolicyDel(pol); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("xfrm: deleting policy %v -> %v dir %v: %w", pol.Src, pol.Dst, pol.Dir, err))
+		}
+	}
+	for _, s := range []*netlink.XfrmState{inst.in, inst.out} {
+		// A hard expiry may have deleted it already.
+		if err := p.h.XfrmStateDel(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("xfrm: deleting state SPI %#x: %w", uint32(s.Spi), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close implements dataplane.DataPlane: removes every SA and stops the
+// expire monitor.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	for spi, inst := range p.sas {
+		errs = append(errs, p.removeLocked(inst))
+		delete(p.sas, spi)
+	}
+	p.mu.Unlock()
+	close(p.done)
+	p.wg.Wait()
+	close(p.expire)
+	return errors.Join(errs...)
+}
