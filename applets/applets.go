@@ -60,6 +60,7 @@ func All() []Applet {
 		keeperApplet(),
 		keygenApplet(),
 		lenderApplet(),
+		borrowerApplet(),
 	}
 }
 

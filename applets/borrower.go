@@ -1,0 +1,191 @@
+package applets
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"ferry/api"
+	"ferry/borrower"
+	"ferry/catalog"
+)
+
+const borrowerHelp = `borrower: the borrower's manager (image B, NFS roots, leases, gateway keys)
+
+workflow:
+  1. ferry borrower serve --config borrower.json &
+       {"dir": "/var/lib/ferry-borrower", "lender_url": "https://lender:9443",
+        "m2m_cert": "m2m.pem", "m2m_key": "m2m.key", "m2m_ca": "lender-org-ca.pem",
+        "borrower_ca": "gateway-ca.pem", "gateway": "198.51.100.7:500",
+        "allow_file": "/etc/ferry/gateway-allow.jsonl",
+        "image_listen": "10.8.0.1:8444", "image_url": "https://10.8.0.1:8444",
+        "image_cert": "img.pem", "image_key": "img.key", "tunnel_pool": "10.8.1.0/24",
+        "nfs_server": "10.8.0.2", "nfs_export": "/srv/ferry/roots",
+        "default_template": "/srv/ferry/template", "archive": false}
+  2. ferry borrower image add --dir DIR NAME --kernel vmlinuz --initrd initrd.img \
+         [--cmdline 'console=ttyS0'] [--modules /lib/modules/RELEASE]
+     ferry borrower image list --dir DIR
+  3. ferry borrower lease request --dir DIR --count N --image NAME [--root TEMPLATE] [--key K]
+       prepares one NFS root per server from TEMPLATE, asks the lender;
+       retrying with the same --key never leases twice
+  4. ferry borrower lease list --dir DIR
+     ferry borrower lease show --dir DIR ID     every server, its phase, timings, key pin
+       (enrolled keys are put on the gateway's allow list as they appear)
+  5. ferry borrower lease return --dir DIR ID
+       removes the keys from the gateway, tells the lender (power off,
+       certificates revoked), archives or deletes the NFS roots
+
+subcommands: serve, image add|list, lease request|list|show|return`
+
+func borrowerApplet() Applet {
+	return Applet{Name: "borrower", Summary: "borrower manager: image B, NFS roots, leases", Run: runBorrower}
+}
+
+func runBorrower(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprintln(env.Stdout, borrowerHelp)
+		if len(args) == 0 {
+			return usagef("missing subcommand")
+		}
+		return nil
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "serve":
+		fs := newFlags(env, "borrower serve", "borrower serve --config FILE")
+		cfgPath := fs.String("config", "", "JSON configuration (see 'ferry borrower --help')")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		cfg, err := borrower.LoadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		return borrower.Serve(ctx, cfg, env.Log)
+	case "image":
+		return borrowerImage(ctx, env, rest)
+	case "lease":
+		return borrowerLease(ctx, env, rest)
+	}
+	return usagef("unknown subcommand %q", args[0])
+}
+
+func borrowerImage(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("image: want add or list")
+	}
+	fs := newFlags(env, "borrower image "+args[0], "borrower image add|list --dir DIR [NAME --kernel F --initrd F --cmdline S --modules DIR]")
+	dir := fs.String("dir", "", "borrower state directory")
+	kernel := fs.String("kernel", "", "image B kernel (bzImage)")
+	initrd := fs.String("initrd", "", "image B initramfs")
+	cmdline := fs.String("cmdline", "", "image B kernel command line")
+	modules := fs.String("modules", "", "B's kernel modules tree, to bundle what the transfer needs")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--dir is required")
+	}
+	cat, err := catalog.Open(borrower.ImagesDir(*dir), env.Log)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add":
+		if len(pos) != 1 || *kernel == "" || *initrd == "" {
+			return usagef("image add: want NAME, --kernel and --initrd")
+		}
+		img, err := cat.Add(ctx, pos[0], *kernel, *initrd, *cmdline, *modules)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "image %s: kernel %s sha256 %s, initrd sha256 %s\n", img.Name, img.Release, img.Kernel.SHA256, img.Initrd.SHA256)
+		return nil
+	case "list":
+		imgs, err := cat.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tRELEASE\tKERNEL_SHA256\tINITRD_SHA256\tCMDLINE")
+		for _, i := range imgs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.Name, i.Release, i.Kernel.SHA256, i.Initrd.SHA256, i.Cmdline)
+		}
+		return tw.Flush()
+	}
+	return usagef("image: unknown action %q", args[0])
+}
+
+func borrowerLease(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("lease: want request, list, show or return")
+	}
+	fs := newFlags(env, "borrower lease "+args[0], "borrower lease request|list|show|return --dir DIR [--count N --image NAME --root TEMPLATE --key K] [ID]")
+	dir := fs.String("dir", "", "borrower state directory")
+	count := fs.Int("count", 1, "number of servers")
+	image := fs.String("image", "", "image B name in the catalogue")
+	root := fs.String("root", "", "NFS root template directory (default: config default_template)")
+	key := fs.String("key", "", "idempotency key: retry with the same key to never lease twice")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usagef("--dir is required")
+	}
+	c := api.UnixClient(borrower.AdminSocket(*dir))
+	var l borrower.Lease
+	switch args[0] {
+	case "request":
+		err = c.Call(ctx, "POST", "/admin/leases", borrower.Request{Key: *key, Count: *count, Image: *image, Template: *root}, &l)
+	case "list":
+		var ls []borrower.Lease
+		if err := c.Call(ctx, "GET", "/admin/leases", nil, &ls); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "LEASE\tSTATE\tSERVERS\tIMAGE\tLENDER_LEASE\tCREATED")
+		for _, l := range ls {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, l.State, l.Count, l.Image, l.Lender.ID, l.Created.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "show", "return":
+		if len(pos) != 1 {
+			return usagef("lease %s: want one lease ID", args[0])
+		}
+		method, path := "GET", "/admin/leases/"+pos[0]
+		if args[0] == "return" {
+			method, path = "POST", path+"/return"
+		}
+		err = c.Call(ctx, method, path, nil, &l)
+	default:
+		return usagef("lease: unknown action %q", args[0])
+	}
+	if err != nil {
+		return err
+	}
+	return printBorrowerLease(env, l)
+}
+
+// printBorrowerLease shows a lease, every server, its phases and timings.
+func printBorrowerLease(env *Env, l borrower.Lease) error {
+	fmt.Fprintf(env.Stdout, "lease %s  state %s  key %s  lender lease %s  expires %s\n",
+		l.ID, l.State, l.Key, l.Lender.ID, l.Lender.Expires.Format(time.RFC3339))
+	if l.Error != "" {
+		fmt.Fprintf(env.Stdout, "error: %s\n", l.Error)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tMAC\tPHASE\tSPKI_SHA256")
+	for _, s := range l.Lender.Servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.MAC, s.Phase, s.SPKIPin)
+		for _, p := range s.Phases {
+			status := "ok"
+			if p.Error != "" {
+				status = "failed: " + p.Error
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d bytes\n", p.Phase, p.End.Sub(p.Start), status, p.Bytes)
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,137 @@
+package borrower
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+
+	"ferry/api"
+	"ferry/catalog"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var fe *api.FieldError
+	if errors.As(err, &fe) {
+		writeJSON(w, http.StatusBadRequest, api.Error{Field: fe.Field, Reason: fe.Reason})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, api.Error{Reason: err.Error()})
+}
+
+// AdminHandler serves the local CLI over the admin socket.
+func (m *Manager) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/leases", func(w http.ResponseWriter, r *http.Request) {
+		var req Request
+		dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeErr(w, &api.FieldError{Reason: "malformed request: " + err.Error()})
+			return
+		}
+		l, err := m.RequestLease(r.Context(), req)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, l)
+	})
+	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {
+		ls, err := m.Leases(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ls)
+	})
+	mux.HandleFunc("GET /admin/leases/{id}", func(w http.ResponseWriter, r *http.Request) {
+		l, err := m.Lease(r.Context(), r.PathValue("id"))
+		if err == nil {
+			l, err = m.Refresh(r.Context(), l)
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, l)
+	})
+	mux.HandleFunc("POST /admin/leases/{id}/return", func(w http.ResponseWriter, r *http.Request) {
+		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, l)
+	})
+	return mux
+}
+
+// ImageHandler serves image B: GET /NAME/{vmlinuz,initrd.img}, only to
+// addresses in the tunnel pool and only while a lease is active.
+func (m *Manager) ImageHandler() http.Handler {
+	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		if err := m.mayFetch(r, pool); err != nil {
+			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		img, err := m.images.Get(r.Context(), r.PathValue("name"))
+		if err != nil {
+			http.Error(w, "image: "+err.Error(), http.StatusNotFound)
+			return
+		}
+		var a catalog.Artifact
+		switch r.PathValue("file") {
+		case "vmlinuz":
+			a = img.Kernel
+		case "initrd.img":
+			a = img.Initrd
+		default:
+			http.Error(w, "file: want vmlinuz or initrd.img", http.StatusNotFound)
+			return
+		}
+		f, err := os.Open(a.Path)
+		if err != nil {
+			http.Error(w, "image file unavailable", http.StatusInternalServerError)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("X-Ferry-SHA256", a.SHA256)
+		http.ServeContent(w, r, a.File, img.Added, f)
+	})
+	return mux
+}
+
+func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !pool.Contains(ip.Unmap()) {
+		return fmt.Errorf("%s is not a tunnel address (pool %s)", host, pool)
+	}
+	ls, err := m.Leases(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		if l.State == StateActive {
+			return nil
+		}
+	}
+	return fmt.Errorf("no active lease")
+}

@@ -1,0 +1,185 @@
+package borrower
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"ferry/api"
+	"ferry/catalog"
+	"ferry/gatewayctl"
+	"ferry/store"
+)
+
+// Images is what the manager needs of the catalogue.
+type Images interface {
+	Get(ctx context.Context, name string) (catalog.Image, error)
+}
+
+// Roots is what the manager needs of rootprep.
+type Roots interface {
+	Prepare(ctx context.Context, template, name string) (string, error)
+	Retire(ctx context.Context, name string) error
+}
+
+// Gateway is what the manager needs of gatewayctl.
+type Gateway interface {
+	Add(ctx context.Context, entries ...gatewayctl.Entry) error
+	RemoveLease(ctx context.Context, lease string) (int, error)
+}
+
+// Manager is the borrower's logic over its store.
+type Manager struct {
+	cfg    Config
+	st     store.Store
+	images Images
+	roots  Roots
+	gw     Gateway // nil: no gateway configured
+	lender *api.Client
+	caPEM  string
+	log    *slog.Logger
+}
+
+// New makes a Manager. gw may be nil.
+func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, lender *api.Client, log *slog.Logger) (*Manager, error) {
+	ca, err := os.ReadFile(cfg.BorrowerCA)
+	if err != nil {
+		return nil, fmt.Errorf("borrower_ca: %w", err)
+	}
+	return &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log}, nil
+}
+
+func newID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "B" + hex.EncodeToString(b[:])
+}
+
+// RequestLease records the request (once per idempotency key) and drives
+// it: roots, then the lender. A retry returns the lease the first made.
+func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
+	if r.Template == "" {
+		r.Template = m.cfg.DefaultTemplate
+	}
+	if r.Template == "" {
+		return Lease{}, &api.FieldError{Field: "root", Reason: "no template given and no default_template configured"}
+	}
+	if r.Count < 1 || r.Count > api.MaxServers {
+		return Lease{}, &api.FieldError{Field: "count", Reason: fmt.Sprintf("%d is not between 1 and %d", r.Count, api.MaxServers)}
+	}
+	if _, err := m.images.Get(ctx, r.Image); err != nil {
+		return Lease{}, &api.FieldError{Field: "image", Reason: err.Error()}
+	}
+	if r.Key == "" {
+		r.Key = newID() + newID()
+	}
+	var l Lease
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		var id string
+		if err := tx.Get(store.Idem, r.Key, &id); err == nil {
+			return tx.Get(store.Leases, id, &l)
+		}
+		l = Lease{ID: newID(), Key: r.Key, State: StateRequesting, Count: r.Count, Image: r.Image,
+			Template: r.Template, Created: time.Now().UTC()}
+		if err := tx.Put(store.Idem, r.Key, l.ID); err != nil {
+			return err
+		}
+		return tx.Put(store.Leases, l.ID, l)
+	})
+	if err != nil || l.State != StateRequesting {
+		return l, err
+	}
+	return m.drive(ctx, l)
+}
+
+// drive prepares the roots and asks the lender, recording each result.
+func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
+	req, err := m.lenderRequest(ctx, &l)
+	if err == nil {
+		var got api.Lease
+		if err = m.lender.Call(ctx, "POST", api.PathLeases, req, &got); err == nil {
+			l.State, l.Lender = StateActive, got
+			m.log.Info("lease active", "lease", l.ID, "lender_lease", got.ID, "servers", len(got.Servers))
+			return l, m.put(ctx, l)
+		}
+	}
+	var fe *api.FieldError
+	if !errors.As(err, &fe) {
+		return l, fmt.Errorf("lease %s: %w (will retry with the same idempotency key)", l.ID, err)
+	}
+	m.log.Warn("lease refused", "lease", l.ID, "err", err)
+	for _, name := range l.Roots {
+		if rerr := m.roots.Retire(ctx, name); rerr != nil {
+			m.log.Error("remove root of refused lease", "root", name, "err", rerr)
+		}
+	}
+	l.State, l.Error = StateFailed, fe.Error()
+	if perr := m.put(ctx, l); perr != nil {
+		return l, perr
+	}
+	return l, err
+}
+
+// lenderRequest builds the lender's request, preparing missing roots.
+func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest, error) {
+	img, err := m.images.Get(ctx, l.Image)
+	if err != nil {
+		return api.LeaseRequest{}, &api.FieldError{Field: "image", Reason: err.Error()}
+	}
+	base := m.cfg.ImageURL + "/" + url.PathEscape(img.Name) + "/"
+	req := api.LeaseRequest{IdempotencyKey: l.Key, Count: l.Count, Gateway: m.cfg.Gateway, BorrowerCA: m.caPEM,
+		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
+			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
+		DurationSeconds: int64(m.cfg.LeaseHours) * 3600}
+	for i := len(l.Roots); i < l.Count; i++ {
+		name := fmt.Sprintf("%s-%d", l.ID, i)
+		if _, err := m.roots.Prepare(ctx, l.Template, name); err != nil {
+			return req, &api.FieldError{Field: "root", Reason: err.Error()}
+		}
+		l.Roots = append(l.Roots, name)
+		if err := m.put(ctx, *l); err != nil {
+			return req, err
+		}
+	}
+	for _, name := range l.Roots {
+		req.Roots = append(req.Roots, api.NFSRoot{Server: m.cfg.NFSServer, Path: m.cfg.NFSExport + "/" + name,
+			NFSVersion: "4.1", State: "tmpfs"})
+	}
+	return req, nil
+}
+
+func (m *Manager) put(ctx context.Context, l Lease) error {
+	return m.st.Update(ctx, func(tx store.Tx) error { return tx.Put(store.Leases, l.ID, l) })
+}
+
+// Lease returns the local record of a lease.
+func (m *Manager) Lease(ctx context.Context, id string) (Lease, error) {
+	var l Lease
+	err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Leases, id, &l) })
+	if errors.Is(err, store.ErrNotFound) {
+		return l, &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
+	}
+	return l, err
+}
+
+// Leases lists local lease records.
+func (m *Manager) Leases(ctx context.Context) ([]Lease, error) {
+	var out []Lease
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		return tx.Each(store.Leases, "", func(_ string, dec func(any) error) error {
+			var l Lease
+			if err := dec(&l); err != nil {
+				return err
+			}
+			out = append(out, l)
+			return nil
+		})
+	})
+	return out, err
+}

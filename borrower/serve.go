@@ -1,0 +1,138 @@
+package borrower
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ferry/api"
+	"ferry/catalog"
+	"ferry/gatewayctl"
+	"ferry/rootprep"
+	"ferry/store"
+)
+
+// preparer adapts rootprep to Roots: retiring a root that is already gone
+// succeeds, so a resumed return does not fail on its own earlier work.
+type preparer struct {
+	p       *rootprep.Preparer
+	archive bool
+}
+
+func (r preparer) Prepare(ctx context.Context, template, name string) (string, error) {
+	dir := filepath.Join(r.p.Roots, name)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil // made before a crash: rootprep renames whole roots into place
+	}
+	dir, _, err := r.p.Prepare(ctx, template, name)
+	return dir, err
+}
+
+func (r preparer) Retire(ctx context.Context, name string) error {
+	dir := filepath.Join(r.p.Roots, name)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if r.archive {
+		_, _, err := r.p.Archive(ctx, dir)
+		return err
+	}
+	return r.p.Delete(ctx, dir)
+}
+
+// Open assembles a Manager from cfg: store, catalogue, roots, gateway and
+// the mutual-TLS client of the lender. Close the returned store.
+func Open(cfg Config, log *slog.Logger) (*Manager, store.Store, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("borrower dir: %w", err)
+	}
+	cat, err := catalog.Open(ImagesDir(cfg.Dir), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	rp, err := rootprep.New(RootsDir(cfg.Dir), ArchiveDir(cfg.Dir), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsCfg, err := api.ClientTLS(cfg.M2MCert, cfg.M2MKey, cfg.M2MCA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lender client: %w", err)
+	}
+	client := &api.Client{Base: cfg.LenderURL, HTTP: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
+	var gw Gateway
+	if cfg.AllowFile != "" {
+		gw = gatewayctl.NewAllowFile(cfg.AllowFile, log)
+	}
+	st, err := store.Open(StorePath(cfg.Dir))
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := New(cfg, st, cat, preparer{p: rp, archive: cfg.Archive}, gw, client, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return m, st, nil
+}
+
+// Serve runs the borrower manager until ctx ends.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	m, st, err := Open(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	admin, err := listenUnix(AdminSocket(cfg.Dir))
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.ImageCert, cfg.ImageKey)
+	if err != nil {
+		return fmt.Errorf("image listener key pair %s: %w", cfg.ImageCert, err)
+	}
+	ln, err := net.Listen("tcp", cfg.ImageListen)
+	if err != nil {
+		return fmt.Errorf("image listener %s: %w", cfg.ImageListen, err)
+	}
+	imgLn := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}})
+	adminSrv := &http.Server{Handler: m.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	imgSrv := &http.Server{Handler: m.ImageHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- adminSrv.Serve(admin) }()
+	go func() { errc <- imgSrv.Serve(imgLn) }()
+	go func() { m.Resume(ctx); m.Sync(ctx) }()
+	log.Info("borrower serving", "admin", AdminSocket(cfg.Dir), "images", cfg.ImageListen, "lender", cfg.LenderURL)
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	adminSrv.Close()
+	imgSrv.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}
