@@ -47,6 +47,7 @@ type pair struct {
 	routes []netip.Prefix
 	vip    netip.Prefix
 	timers []*time.Timer
+	gen    uint64 // install order: after a rekey the newest SA sends
 }
 
 // tables is an immutable snapshot read by the packet paths without locks.
@@ -58,6 +59,7 @@ type tables struct {
 type route struct {
 	prefix netip.Prefix
 	out    *outbound
+	gen    uint64
 }
 
 // Plane is the user-space ESP data plane. It implements dataplane.DataPlane.
@@ -72,6 +74,7 @@ type Plane struct {
 	pairs  map[uint32]*pair // by inbound SPI
 	outs   map[uint32]uint32
 	refs   map[netip.Prefix]int // route reference counts
+	gen    uint64
 	closed bool
 }
 
@@ -128,7 +131,8 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 	if _, ok := p.outs[sa.OutSPI]; ok {
 		return fmt.Errorf("esp: outbound SPI %#x is already installed", sa.OutSPI)
 	}
-	pr := &pair{in: in, out: out, routes: sa.TSRemote, vip: sa.VirtualIP}
+	p.gen++
+	pr := &pair{in: in, out: out, routes: sa.TSRemote, vip: sa.VirtualIP, gen: p.gen}
 	if err := p.addHostState(pr); err != nil {
 		return err
 	}
@@ -222,10 +226,16 @@ func (p *Plane) publish() {
 	for spi, pr := range p.pairs {
 		t.in[spi] = pr.in
 		for _, ts := range pr.routes {
-			t.routes = append(t.routes, route{prefix: ts, out: pr.out})
+			t.routes = append(t.routes, route{prefix: ts, out: pr.out, gen: pr.gen})
 		}
 	}
-	sort.SliceStable(t.routes, func(i, j int) bool { return t.routes[i].prefix.Bits() > t.routes[j].prefix.Bits() })
+	sort.Slice(t.routes, func(i, j int) bool {
+		a, b := t.routes[i], t.routes[j]
+		if a.prefix.Bits() != b.prefix.Bits() {
+			return a.prefix.Bits() > b.prefix.Bits()
+		}
+		return a.gen > b.gen
+	})
 	p.tab.Store(t)
 }
 

@@ -312,3 +312,25 @@ func next(t *testing.T, p *Plane) dataplane.ExpireEvent {
 	}
 	return dataplane.ExpireEvent{}
 }
+
+func TestRekeyedSATakesOverSendingWhileOldStillReceives(t *testing.T) {
+	r := newRig(t, nil)
+	inner := ipv4("10.32.1.5", "10.32.2.7", nil)
+	old := r.seal(t, inner) // sent on the old SA, delivered late
+	nsa := r.saA
+	nsa.InSPI, nsa.OutSPI, nsa.InKey, nsa.OutKey = 0xa0000002, 0xb0000002, key(5), key(6)
+	if err := r.a.Install(context.Background(), nsa); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Install(context.Background(), mirror(nsa)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if spi := binary.BigEndian.Uint32(r.seal(t, inner)); spi != nsa.OutSPI {
+			t.Fatalf("packet %d sent on SPI %#x, want the new %#x", i, spi, nsa.OutSPI)
+		}
+	}
+	if err := r.deliver(old); err != nil {
+		t.Errorf("late packet on the old SA: %v", err)
+	}
+}
