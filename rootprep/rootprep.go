@@ -12,9 +12,9 @@ import (
 // Stats counts what a copy or archive did.
 type Stats struct {
 	Files, Dirs, Symlinks, HardLinks, Devices int64
-	Bytes         int64 // bytes of regular file data
-	ReflinkBytes  int64 // of Bytes, shared with the template by FICLONE
-	XattrsSkipped int64 // attributes the destination refused
+	Bytes                                     int64 // bytes of regular file data
+	ReflinkBytes                              int64 // of Bytes, shared with the template by FICLONE
+	XattrsSkipped                             int64 // attributes the destination refused
 }
 
 // Progress is called now and then while a tree is copied or archived, and

@@ -8,8 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // tarTree writes root's contents as a PAX tar stream to w: owners by
@@ -85,7 +84,10 @@ func (t *tarrer) header(p, rel string, info fs.FileInfo) (*tar.Header, error) {
 	}
 	hdr.Uname, hdr.Gname = "", ""
 	hdr.Format = tar.FormatPAX
-	st := info.Sys().(*unix.Stat_t)
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("tar %s: no stat data", p)
+	}
 	if hdr.Typeflag == tar.TypeReg && st.Nlink > 1 {
 		id := inode{uint64(st.Dev), st.Ino}
 		if first, ok := t.links[id]; ok {
@@ -118,16 +120,15 @@ func (t *tarrer) xattrRecords(p string, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, maxXattr)
 	for _, n := range names {
-		v, err := unix.Lgetxattr(p, n, buf)
+		v, err := getXattr(p, n)
 		if err != nil {
-			return fmt.Errorf("lgetxattr %s %s: %w", p, n, err)
+			return err
 		}
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
-		hdr.PAXRecords["SCHILY.xattr."+n] = string(buf[:v])
+		hdr.PAXRecords["SCHILY.xattr."+n] = string(v)
 	}
 	return nil
 }

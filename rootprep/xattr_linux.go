@@ -20,13 +20,12 @@ func (c *copier) xattrs(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, maxXattr)
 	for _, name := range names {
-		n, err := unix.Lgetxattr(src, name, buf)
+		val, err := getXattr(src, name)
 		if err != nil {
-			return fmt.Errorf("lgetxattr %s %s: %w", src, name, err)
+			return err
 		}
-		if err := unix.Lsetxattr(dst, name, buf[:n], 0); err != nil {
+		if err := unix.Lsetxattr(dst, name, val, 0); err != nil {
 			if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
 				c.st.XattrsSkipped++
 				continue
@@ -37,20 +36,44 @@ func (c *copier) xattrs(src, dst string) error {
 	return nil
 }
 
+// listXattrs returns the names of p's extended attributes. It asks for
+// the size first: most files have none, and a 64 KiB buffer per file would
+// dominate a tree copy.
 func listXattrs(p string) ([]string, error) {
-	buf := make([]byte, maxXattr)
-	n, err := unix.Llistxattr(p, buf)
-	if errors.Is(err, unix.ENOTSUP) {
+	n, err := unix.Llistxattr(p, nil)
+	if errors.Is(err, unix.ENOTSUP) || n == 0 && err == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("llistxattr %s: %w", p, err)
+	if err == nil {
+		buf := make([]byte, min(n, maxXattr))
+		n, err = unix.Llistxattr(p, buf)
+		buf = buf[:max(n, 0)]
+		if err == nil {
+			return splitNames(buf), nil
+		}
 	}
+	return nil, fmt.Errorf("llistxattr %s: %w", p, err)
+}
+
+// getXattr reads one attribute's value, bounded by maxXattr.
+func getXattr(p, name string) ([]byte, error) {
+	n, err := unix.Lgetxattr(p, name, nil)
+	if err == nil {
+		buf := make([]byte, min(n, maxXattr))
+		n, err = unix.Lgetxattr(p, name, buf)
+		if err == nil {
+			return buf[:n], nil
+		}
+	}
+	return nil, fmt.Errorf("lgetxattr %s %s: %w", p, name, err)
+}
+
+func splitNames(buf []byte) []string {
 	var names []string
-	for _, b := range bytes.Split(buf[:n], []byte{0}) {
+	for _, b := range bytes.Split(buf, []byte{0}) {
 		if len(b) > 0 {
 			names = append(names, string(b))
 		}
 	}
-	return names, nil
+	return names
 }
