@@ -12,6 +12,7 @@ import (
 	"ferry/api"
 	"ferry/lender"
 	"ferry/lenderca"
+	"ferry/power"
 	"ferry/store"
 )
 
@@ -107,9 +108,8 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The power package (ipmitool, redfish, qmp, manual) is not wired yet:
-	// with a nil PowerFunc the manager logs each power action to perform.
-	return lender.Serve(ctx, cfg, env.Log, nil)
+	pf := func(s lender.Server) (lender.PowerDriver, error) { return power.New(s.Power, s.PowerOpts, env.Log) }
+	return lender.Serve(ctx, cfg, env.Log, pf)
 }
 
 // kvFlag collects repeated k=v options.

@@ -159,8 +159,15 @@ func TestReturnRevokesAndFrees(t *testing.T) {
 	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Text(16) != got.Servers[0].CertSerial {
 		t.Fatalf("CRL lists %v, want serial %s", crl.RevokedCertificateEntries, got.Servers[0].CertSerial)
 	}
-	srv, _ := f.m.Servers(context.Background())
-	if srv[0].State != ServerFree {
-		t.Fatalf("server %s is %s after return, want free", srv[0].MAC, srv[0].State)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv, _ := f.m.Servers(context.Background())
+		if srv[0].State == ServerFree {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s is %s after return, want free", srv[0].MAC, srv[0].State)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

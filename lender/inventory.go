@@ -23,6 +23,11 @@ func (m *Manager) AddServer(ctx context.Context, s Server) (Server, error) {
 		s.Pool = "default"
 	}
 	s.MAC, s.ID, s.State, s.LeaseID = mac, serverID(mac), ServerFree, ""
+	if m.power != nil {
+		if _, err := m.power(s); err != nil {
+			return Server{}, fmt.Errorf("power: %w", err)
+		}
+	}
 	err = m.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Get(store.Servers, mac, &Server{}); err == nil {
 			return fmt.Errorf("mac: %s is already in the inventory", mac)

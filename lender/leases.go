@@ -121,7 +121,20 @@ func (m *Manager) issueBoot(ctx context.Context, leaseID string, s api.LeaseServ
 	m.mu.Lock()
 	m.boots[s.MAC] = b
 	m.mu.Unlock()
-	return m.powerSwitch(ctx, srv, true)
+	m.powerOnLater(srv)
+	return nil
+}
+
+// powerOnLater powers a server on in the background: a driver may take
+// minutes (or wait for a person) and must not hold up the lease request.
+func (m *Manager) powerOnLater(s Server) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), powerTimeout)
+		defer cancel()
+		if err := m.powerSwitch(ctx, s, true); err != nil {
+			m.log.Error("power on failed; the server will not boot until powered by hand", "mac", s.MAC, "err", err)
+		}
+	}()
 }
 
 func dropTokens(tx store.Tx, serverID string) error {

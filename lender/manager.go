@@ -21,6 +21,9 @@ type PowerDriver interface {
 	Off(ctx context.Context) error
 }
 
+// powerTimeout bounds one power action.
+const powerTimeout = 5 * time.Minute
+
 // PowerFunc makes the driver of a server from its inventory entry.
 type PowerFunc func(s Server) (PowerDriver, error)
 

@@ -10,8 +10,9 @@ import (
 )
 
 // ReturnLease ends a lease: one transaction revokes its certificates,
-// drops its tokens and marks its servers returning; then each server is
-// powered off and put back in its pool. Returning twice is harmless.
+// drops its tokens and marks its servers returning; then, in the
+// background, each server is powered off and put back in its pool.
+// Returning twice is harmless.
 func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error) {
 	var rec leaseRec
 	err := m.st.Update(ctx, func(tx store.Tx) error {
@@ -47,7 +48,15 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error)
 		delete(m.boots, s.MAC)
 	}
 	m.mu.Unlock()
-	return m.finishReturn(ctx, rec)
+	m.log.Info("lease returning: certificates revoked", "lease", rec.ID, "servers", len(rec.Servers))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), powerTimeout)
+		defer cancel()
+		if _, err := m.finishReturn(ctx, rec); err != nil {
+			m.log.Error("return not finished; resumed at the next start", "lease", rec.ID, "err", err)
+		}
+	}()
+	return rec.Lease, nil
 }
 
 func revoke(tx store.Tx, serial string, at time.Time) error {
