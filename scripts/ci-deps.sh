@@ -19,6 +19,7 @@ PKGS=(
 	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
 	# building
 	make git
+	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
 )
 
 missing=()
