@@ -23,6 +23,8 @@ type Config struct {
 	M2MClientCA string `json:"m2m_client_ca"`
 	// TokenTTL bounds how long a boot may take to enroll (default 10m).
 	TokenTTL Duration `json:"token_ttl"`
+	// Netboot, when set, serves DHCP/ProxyDHCP, TFTP and the iPXE script.
+	Netboot *NetbootConfig `json:"netboot,omitempty"`
 }
 
 // Duration is a time.Duration written as "10m" in JSON.

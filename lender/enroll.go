@@ -131,6 +131,9 @@ func consume(tx store.Tx, hash, mac string, now time.Time, iss lenderca.Issued, 
 	}
 	tok.Used = now
 	s := &rec.Servers[tok.Index]
+	if s.CertSerial != "" {
+		return refuse(reasonUsed, "token", "server %s already enrolled in lease %s (certificate %s)", s.ID, rec.ID, s.CertSerial)
+	}
 	s.SPKIPin, s.CertSerial, s.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
 	if err := tx.Put(store.Tokens, hash, tok); err != nil {
 		return err

@@ -57,7 +57,7 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 	if created {
 		m.metrics.leases.Add(1)
 		m.log.Info("lease made", "lease", rec.ID, "servers", len(rec.Servers), "gateway", req.Gateway)
-		m.startBoots(ctx, rec)
+		m.startBoots(ctx, rec, true)
 	}
 	return rec.Lease, nil
 }
@@ -86,28 +86,41 @@ func freeServers(tx store.Tx, pool string, count int) ([]Server, error) {
 }
 
 // startBoots issues a fresh token per booting server and powers it on.
-func (m *Manager) startBoots(ctx context.Context, rec leaseRec) {
+// dropOld withdraws earlier tokens; a restarted manager keeps them, for a
+// server may already be running A with one.
+func (m *Manager) startBoots(ctx context.Context, rec leaseRec, dropOld bool) {
 	for i, s := range rec.Servers {
 		if s.Phase != PhaseBooting {
 			continue
 		}
-		if err := m.issueBoot(ctx, rec.ID, s, i); err != nil {
+		if err := m.issueBoot(ctx, rec.ID, s, i, dropOld); err != nil {
 			m.log.Error("boot not started", "lease", rec.ID, "mac", s.MAC, "err", err)
 		}
 	}
 }
 
-// issueBoot stores the hash of a new token (dropping older ones of the
-// server), keeps the plaintext for netboot in memory and powers on.
-func (m *Manager) issueBoot(ctx context.Context, leaseID string, s api.LeaseServer, index int) error {
-	token, hash := lenderca.NewToken()
+// issueBoot issues a token and powers the server on.
+func (m *Manager) issueBoot(ctx context.Context, leaseID string, s api.LeaseServer, index int, dropOld bool) error {
+	if err := m.issueToken(ctx, leaseID, s, index, dropOld); err != nil {
+		return err
+	}
 	var srv Server
+	if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, s.MAC, &srv) }); err != nil {
+		return fmt.Errorf("server %s: %w", s.MAC, err)
+	}
+	m.powerOnLater(srv)
+	return nil
+}
+
+// issueToken stores the hash of a new token and keeps the plaintext,
+// for netboot, in memory only.
+func (m *Manager) issueToken(ctx context.Context, leaseID string, s api.LeaseServer, index int, dropOld bool) error {
+	token, hash := lenderca.NewToken()
 	err := m.st.Update(ctx, func(tx store.Tx) error {
-		if err := dropTokens(tx, s.ID); err != nil {
-			return err
-		}
-		if err := tx.Get(store.Servers, s.MAC, &srv); err != nil {
-			return err
+		if dropOld {
+			if err := dropTokens(tx, s.ID); err != nil {
+				return err
+			}
 		}
 		return tx.Put(store.Tokens, hash, tokenRec{MAC: s.MAC, LeaseID: leaseID, ServerID: s.ID,
 			Index: index, Expires: m.now().Add(m.tokenTTL).UTC()})
@@ -121,7 +134,6 @@ func (m *Manager) issueBoot(ctx context.Context, leaseID string, s api.LeaseServ
 	m.mu.Lock()
 	m.boots[s.MAC] = b
 	m.mu.Unlock()
-	m.powerOnLater(srv)
 	return nil
 }
 
@@ -168,6 +180,12 @@ func (m *Manager) BootFor(mac string) (Boot, bool) {
 	defer m.mu.Unlock()
 	b, ok := m.boots[mac]
 	return b, ok
+}
+
+func (m *Manager) leaseRec(ctx context.Context, id string) (leaseRec, error) {
+	var rec leaseRec
+	err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Leases, id, &rec) })
+	return rec, err
 }
 
 // Lease returns a lease by id.

@@ -100,7 +100,7 @@ func (m *Manager) Resume(ctx context.Context) error {
 			}
 			continue
 		}
-		m.startBoots(ctx, rec)
+		m.startBoots(ctx, rec, false)
 	}
 	return nil
 }

@@ -63,7 +63,14 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 		}
 		servers[i].ln = tls.NewListener(ln, servers[i].srv.TLSConfig)
 	}
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+1)
+	if cfg.Netboot != nil {
+		nb, err := netbootServer(m, *cfg.Netboot)
+		if err != nil {
+			return err
+		}
+		go func() { errc <- nb.Serve(ctx) }()
+	}
 	for _, s := range servers {
 		s.srv.ReadHeaderTimeout = 10 * time.Second
 		s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
