@@ -42,9 +42,12 @@ type Backoff struct {
 	Tries int
 }
 
-// DefaultBackoff gives up after about half a minute, like strongSwan's
-// defaults shortened for a tunnel whose peer is one lender gateway.
-var defaultBackoff = Backoff{Base: 500 * time.Millisecond, Max: 8 * time.Second, Tries: 6}
+// DefaultBackoff gives up after about 30 s (6 sends: 0.5, 1, 2, 4, 8, 8 s
+// apart), strongSwan's schedule shortened for a tunnel whose peer is one
+// lender gateway.
+func DefaultBackoff() Backoff {
+	return Backoff{Base: 500 * time.Millisecond, Max: 8 * time.Second, Tries: 6}
+}
 
 // Delay is the wait after the n-th send (n from 1).
 func (b Backoff) Delay(n int) time.Duration {

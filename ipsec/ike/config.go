@@ -1,0 +1,117 @@
+package ike
+
+import (
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"ferry/ipsec/authz"
+	"ferry/ipsec/dataplane"
+	"ferry/ipsec/ikev2"
+	"ferry/pki"
+)
+
+// Authorizer decides whether a verified peer key may open a tunnel; an
+// *authz.List is one.
+type Authorizer interface {
+	Allow(pin string) (authz.Entry, error)
+}
+
+// Config is what a Daemon needs. Zero durations and sizes take defaults.
+type Config struct {
+	// Local is this host's IKE address; Port and NATPort default to 500
+	// and 4500.
+	Local         netip.Addr
+	Port, NATPort uint16
+	// NATSocket, when set, is the port-4500 socket already opened by the
+	// caller (a user-space ESP plane must send on the same socket, and is
+	// made before the daemon).
+	NATSocket *net.UDPConn
+
+	Certs    []*x509.Certificate // own chain, end entity first
+	Key      crypto.Signer
+	CAs      []*x509.Certificate // trusted CAs, also named in CERTREQ
+	Verifier *pki.Verifier       // built from CAs when nil
+
+	// Responder side: the allow list (nil: any certificate that
+	// verifies), the virtual IP pool (nil: none handed out) and the
+	// subnets peers may reach through the tunnel.
+	Authorizer   Authorizer
+	Pool         *Pool
+	LocalSubnets []netip.Prefix
+
+	DataPlane dataplane.DataPlane
+	// ForceEncap makes both ends use UDP encapsulation even without NAT
+	// (a faked NAT_DETECTION_SOURCE_IP, as strongSwan's encap=yes does);
+	// user-space ESP needs it.
+	ForceEncap bool
+
+	IKEPolicy, ESPPolicy ikev2.Policy // defaults: ikev2.DefaultIKEPolicy, DefaultESPPolicy(false)
+	Backoff              Backoff      // DefaultBackoff
+	DPD                  time.Duration
+	Keepalive            time.Duration // NAT-T keepalive interval, 20 s
+	HalfOpenMax          int           // half-open SAs kept at most, 1024
+	CookieThreshold      int           // half-open SAs from which cookies are demanded, 64
+	FragmentSize         int           // largest IKE datagram before fragmenting, 1280
+	Log                  *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Certs) == 0 || c.Key == nil {
+		return errors.New("ike: config: own certificate and key are required")
+	}
+	if !c.Local.IsValid() || c.Local.IsUnspecified() {
+		return fmt.Errorf("ike: config: local address %v: want a specific address (NAT detection hashes it)", c.Local)
+	}
+	if c.Verifier == nil {
+		if len(c.CAs) == 0 {
+			return errors.New("ike: config: no CA to verify peers with")
+		}
+		pool := x509.NewCertPool()
+		for _, ca := range c.CAs {
+			pool.AddCert(ca)
+		}
+		c.Verifier = &pki.Verifier{Roots: pool, Skew: 5 * time.Minute}
+	}
+	if c.DataPlane == nil {
+		return errors.New("ike: config: no data plane")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.HalfOpenMax, 1024)
+	def(&c.CookieThreshold, 64)
+	def(&c.FragmentSize, 1280)
+	if c.Port == 0 {
+		c.Port = 500
+	}
+	if c.NATPort == 0 {
+		c.NATPort = dataplane.NATTPort
+	}
+	if c.Backoff.Tries == 0 {
+		c.Backoff = DefaultBackoff()
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = 20 * time.Second
+	}
+	if c.DPD == 0 {
+		c.DPD = 30 * time.Second
+	}
+	if c.IKEPolicy.Protocol == 0 {
+		c.IKEPolicy = ikev2.DefaultIKEPolicy()
+	}
+	if c.ESPPolicy.Protocol == 0 {
+		c.ESPPolicy = ikev2.DefaultESPPolicy(false)
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package ike
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"ferry/ipsec/authz"
+	"ferry/ipsec/esp"
+	"ferry/pki"
+)
+
+// Lab addresses (subnet 10.33 is this package's in the shared lab).
+var (
+	initOuter = netip.MustParseAddr("10.33.0.1")
+	gwOuter   = netip.MustParseAddr("10.33.0.2")
+	gwInner   = netip.MustParsePrefix("10.33.2.1/32")
+	gwSubnet  = netip.MustParsePrefix("10.33.2.0/24")
+	vipPool   = netip.MustParsePrefix("10.33.200.0/24")
+)
+
+var nsSeq atomic.Int32
+
+func inNS(t testing.TB, ns netns.NsHandle, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	f()
+}
+
+func newNS(t testing.TB, name string) netns.NsHandle {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, _ := netns.Get()
+	ns, err := netns.NewNamed(name)
+	netns.Set(orig)
+	orig.Close()
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("netns %s: %v", name, err)
+	}
+	t.Cleanup(func() { ns.Close(); netns.DeleteNamed(name) })
+	return ns
+}
+
+// pair is two namespaces joined by a veth: the initiator's (10.33.0.1)
+// and the gateway's (10.33.0.2).
+type pair struct {
+	a, b         netns.NsHandle
+	nameA, nameB string
+}
+
+func newPair(t testing.TB) *pair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	n := nsSeq.Add(1)
+	p := &pair{nameA: fmt.Sprintf("ike%d-%da", os.Getpid(), n), nameB: fmt.Sprintf("ike%d-%db", os.Getpid(), n)}
+	p.a, p.b = newNS(t, p.nameA), newNS(t, p.nameB)
+	inNS(t, p.a, func() {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ikev0", MTU: 1500}, PeerName: "ikev1", PeerNamespace: netlink.NsFd(int(p.b))}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Fatalf("veth: %v", err)
+		}
+	})
+	for i, x := range []struct {
+		ns   netns.NsHandle
+		addr netip.Addr
+	}{{p.a, initOuter}, {p.b, gwOuter}} {
+		inNS(t, x.ns, func() { linkUp(t, fmt.Sprintf("ikev%d", i), x.addr) })
+	}
+	return p
+}
+
+func linkUp(t testing.TB, name string, a netip.Addr) {
+	lo, _ := netlink.LinkByName("lo")
+	netlink.LinkSetUp(lo)
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+	if err := netlink.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// creds is a CA and what it issued.
+type creds struct {
+	ca *pki.CA
+}
+
+func newCreds(t testing.TB) *creds {
+	ca, err := pki.NewCA("ferry test CA", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &creds{ca: ca}
+}
+
+func (c *creds) issue(t testing.TB, cn string, validity time.Duration) (crypto.Signer, *x509.Certificate, string) {
+	key, cert, err := c.ca.Issue(pki.Identity{CommonName: cn}, pki.ECDSAP256, validity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, _ := pki.Pin(key.Public())
+	return key, cert, pin
+}
+
+// endpoint is a daemon with a user-space ESP plane in one namespace.
+type endpoint struct {
+	d     *Daemon
+	plane *esp.Plane
+	ns    netns.NsHandle
+	stop  context.CancelFunc
+	done  chan error
+}
+
+func testLog(t testing.TB, who string) *slog.Logger {
+	if os.Getenv("FERRY_IKE_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startEndpoint opens TUN and sockets in ns and runs a daemon there.
+// innerAddr, if valid, is put on the TUN device (the gateway's own inner
+// address).
+func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.Prefix) *endpoint {
+	t.Helper()
+	e := &endpoint{ns: ns, done: make(chan error, 1)}
+	var err error
+	inNS(t, ns, func() {
+		var tun *esp.TUN
+		if tun, err = esp.OpenTUN("ike0", 1400); err != nil {
+			return
+		}
+		r, rerr := esp.NewNetlinkRouter(tun)
+		if rerr != nil {
+			err = rerr
+			return
+		}
+		if innerAddr.IsValid() {
+			r.AddAddr(innerAddr)
+		}
+		var nc *net.UDPConn
+		if nc, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Local, 4500))); err != nil {
+			return
+		}
+		e.plane = esp.New(esp.Config{TUN: tun, Conn: nc, Router: r, MTU: 1400, Log: cfg.Log})
+		cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = e.plane, nc, true
+		if e.d, err = New(cfg); err != nil {
+			nc.Close()
+			return
+		}
+		t.Cleanup(func() { tun.Close(); r.H.Close() })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	go e.plane.Run(ctx)
+	go func() { e.done <- e.d.Run(ctx) }()
+	t.Cleanup(e.halt)
+	return e
+}
+
+func (e *endpoint) halt() {
+	if e.stop != nil {
+		e.stop()
+		<-e.done
+		e.plane.Close()
+		e.stop = nil
+	}
+}
+
+// lab is a gateway with an allow list and an initiator, not yet connected.
+type lab struct {
+	p       *pair
+	creds   *creds
+	allow   *authz.List
+	gw      *endpoint
+	gwCfg   Config
+	initCfg Config
+	initPin string
+}
+
+func newLab(t testing.TB) *lab {
+	t.Helper()
+	l := &lab{p: newPair(t), creds: newCreds(t)}
+	gk, gc, _ := l.creds.issue(t, "gateway", time.Hour)
+	ik, ic, ipin := l.creds.issue(t, "lease-1", time.Hour)
+	l.initPin = ipin
+	l.allow = authz.New(testLog(t, "authz"), nil)
+	l.allow.Add(authz.Entry{Pin: ipin, Lease: "lease-1"})
+	pool, _ := NewPool(vipPool)
+	l.gwCfg = Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{l.creds.ca.Cert},
+		Authorizer: l.allow, Pool: pool, LocalSubnets: []netip.Prefix{gwSubnet}, Log: testLog(t, "gw"),
+		Backoff: Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 4}}
+	l.initCfg = Config{Local: initOuter, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{l.creds.ca.Cert},
+		Log: testLog(t, "init"), Backoff: Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 4}}
+	return l
+}
+
+func (l *lab) startGateway(t testing.TB) {
+	l.gw = startEndpoint(t, l.p.b, l.gwCfg, gwInner)
+	l.allow.SetRevoker(l.gw.d)
+}
+
+func (l *lab) connect(t testing.TB, cfg Config) (*endpoint, error) {
+	e := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return e, e.d.Connect(ctx, Target{Gateway: gwOuter, RemoteSubnets: []netip.Prefix{gwSubnet}, VirtualIP: true})
+}
+
+func authzEntry(pin string) authz.Entry { return authz.Entry{Pin: pin, Lease: "lease-x"} }

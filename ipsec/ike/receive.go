@@ -1,0 +1,192 @@
+package ike
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"ferry/ipsec/ikev2"
+)
+
+// receive handles one IKE message from the network.
+func (d *Daemon) receive(b []byte, from netip.AddrPort, nat bool) {
+	h, err := ikev2.DecodeHeader(b)
+	if err != nil {
+		var ve *ikev2.VersionError
+		if errors.As(err, &ve) {
+			d.log.Info("ike: refused message", "from", from, "reason", err)
+		} else {
+			d.log.Debug("ike: dropped malformed header", "from", from, "err", err)
+		}
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h.Exchange == ikev2.IKE_SA_INIT && !h.IsResponse() && h.SPIr == 0 {
+		d.respondInit(b, h, from, nat)
+		return
+	}
+	local := h.SPIi
+	if h.IsInitiator() {
+		local = h.SPIr
+	}
+	sa := d.sas[local]
+	if sa == nil || (h.IsInitiator() == sa.initiator) {
+		d.log.Debug("ike: dropped message for unknown SPI", "from", from, "spi", fmt.Sprintf("%016x", local), "exchange", h.Exchange)
+		return
+	}
+	if h.Exchange == ikev2.IKE_SA_INIT {
+		if h.IsResponse() && sa.st == stInitSent {
+			d.initReply(sa, b, h)
+		}
+		return
+	}
+	d.receiveEncrypted(sa, b, h, from, nat)
+}
+
+func (d *Daemon) receiveEncrypted(sa *ikeSA, b []byte, h ikev2.Header, from netip.AddrPort, nat bool) {
+	if sa.cipher == nil {
+		return
+	}
+	if h.IsResponse() {
+		if sa.pending == nil || h.MessageID != sa.pending.id {
+			d.log.Debug("ike: dropped unexpected response", "id", h.MessageID)
+			return
+		}
+	} else {
+		switch sa.in.check(h.MessageID) {
+		case resend:
+			d.send(sa, sa.in.lastResp)
+			return
+		case drop:
+			d.log.Debug("ike: dropped request outside the window", "id", h.MessageID, "want", sa.in.next)
+			return
+		}
+	}
+	m, err := d.open(sa, b, h)
+	if err != nil || m == nil {
+		if err != nil {
+			d.log.Debug("ike: dropped message that does not open", "from", from, "exchange", h.Exchange, "err", err)
+		}
+		return
+	}
+	sa.lastRecv = time.Now()
+	if sa.remote != from || sa.natT != nat {
+		sa.remote, sa.natT = from, nat // authenticated: follow the NAT mapping
+	}
+	if h.IsResponse() {
+		p := sa.pending
+		sa.pending = nil
+		sa.nextID++
+		p.onReply(m)
+		return
+	}
+	d.handleRequest(sa, m)
+}
+
+// open authenticates and decrypts an SK message or collects an SKF
+// fragment; it returns nil while fragments are missing.
+func (d *Daemon) open(sa *ikeSA, b []byte, h ikev2.Header) (*ikev2.Message, error) {
+	if h.NextPayload != ikev2.PayloadSKF {
+		return sa.cipher.OpenMessage(b)
+	}
+	if sa.reasm == nil || sa.reasmID != h.MessageID {
+		sa.reasm, sa.reasmID = sa.cipher.NewReassembler(h.MessageID), h.MessageID
+	}
+	m, err := sa.reasm.Add(b)
+	if m != nil {
+		sa.reasm = nil
+	}
+	if errors.Is(err, ikev2.ErrFragmentIgnored) {
+		return nil, nil
+	}
+	return m, err
+}
+
+func (sa *ikeSA) header(exch ikev2.ExchangeType, id uint32, response bool) ikev2.Header {
+	h := ikev2.Header{SPIi: sa.spii, SPIr: sa.spir, Exchange: exch, MessageID: id}
+	if sa.initiator {
+		h.Flags |= ikev2.FlagInitiator
+	}
+	if response {
+		h.Flags |= ikev2.FlagResponse
+	}
+	return h
+}
+
+// seal encrypts inner payloads, in fragments when too big and the peer
+// supports them (RFC 7383).
+func (d *Daemon) seal(sa *ikeSA, h ikev2.Header, inner []ikev2.Payload) ([][]byte, error) {
+	msg, err := sa.cipher.SealMessage(h, inner)
+	if err != nil {
+		return nil, err
+	}
+	if len(msg) <= d.cfg.FragmentSize || !sa.fragOK {
+		return [][]byte{msg}, nil
+	}
+	return sa.cipher.SealFragments(h, inner, d.cfg.FragmentSize)
+}
+
+// request sends a new request on sa (window of one: the caller checks
+// sa.pending is nil) and arms retransmission.
+func (d *Daemon) request(sa *ikeSA, exch ikev2.ExchangeType, inner []ikev2.Payload, onReply func(*ikev2.Message), onFail func()) error {
+	dg, err := d.seal(sa, sa.header(exch, sa.nextID, false), inner)
+	if err != nil {
+		return err
+	}
+	sa.pending = &request{id: sa.nextID, exch: exch, dgrams: dg, sends: 1, due: time.Now().Add(d.cfg.Backoff.Delay(1)), onReply: onReply, onFail: onFail}
+	d.send(sa, dg)
+	return nil
+}
+
+// reply answers the peer's current request and caches the answer for
+// retransmissions.
+func (d *Daemon) reply(sa *ikeSA, exch ikev2.ExchangeType, inner []ikev2.Payload) {
+	dg, err := d.seal(sa, sa.header(exch, sa.in.next, true), inner)
+	if err != nil {
+		d.log.Warn("ike: cannot encode response", "exchange", exch, "err", err)
+		return
+	}
+	sa.in.answered(dg)
+	d.send(sa, dg)
+}
+
+// tick runs retransmissions, liveness checks, keepalives and expiry.
+func (d *Daemon) tick(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cookies.maybeRotate(now)
+	for _, sa := range d.sas {
+		d.tickSA(sa, now)
+	}
+}
+
+func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
+	if p := sa.pending; p != nil && now.After(p.due) {
+		if p.sends >= d.cfg.Backoff.Tries {
+			sa.pending = nil
+			d.log.Info("ike: peer does not answer, giving up", "peer", peerName(sa), "exchange", p.exch, "sends", p.sends)
+			if p.onFail != nil {
+				p.onFail()
+			}
+			d.removeSA(sa, fmt.Sprintf("no answer to %s after %d sends", p.exch, p.sends))
+			return
+		}
+		p.sends++
+		p.due = now.Add(d.cfg.Backoff.Delay(p.sends))
+		d.send(sa, p.dgrams)
+	}
+	switch {
+	case sa.st == stHalfOpen && now.Sub(sa.created) > 30*time.Second:
+		d.log.Info("ike: half-open SA expired", "from", sa.remote)
+		d.removeSA(sa, "half-open too long")
+		return
+	case sa.st == stEstablished && sa.pending == nil && now.Sub(sa.lastRecv) > d.cfg.DPD:
+		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
+	}
+	if sa.natT && sa.behindNAT && now.Sub(sa.lastSend) > d.cfg.Keepalive {
+		sa.lastSend = now
+		d.natc.WriteToUDPAddrPort([]byte{0xff}, sa.remote)
+	}
+}

@@ -1,0 +1,130 @@
+package ike
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"ferry/ipsec/dataplane"
+	"ferry/ipsec/ikev2"
+)
+
+// refusal is an IKE_AUTH refusal: the notify to answer and why.
+type refusal struct {
+	kind   ikev2.NotifyType
+	reason error
+}
+
+// respondAuth authenticates an initiator (certificate to the CA, AUTH,
+// allow list) and sets up its first CHILD_SA.
+func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
+	delete(d.halfOpen, initKey{sa.remote, sa.spii})
+	out, r := d.authenticate(sa, m.Payloads)
+	if r != nil {
+		d.log.Info("ike: refused peer", "from", sa.remote, "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		d.reply(sa, ikev2.IKE_AUTH, []ikev2.Payload{&ikev2.Notify{Kind: r.kind}})
+		d.removeSA(sa, r.reason.Error())
+		return
+	}
+	sa.st = stEstablished
+	childOut, r := d.responderChild(sa, m.Payloads)
+	if r != nil {
+		d.log.Info("ike: refused CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		childOut = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
+	}
+	d.reply(sa, ikev2.IKE_AUTH, append(out, childOut...))
+	d.log.Info("ike: SA up", "role", "responder", "from", sa.remote, "peer", sa.peer.Subject, "lease", sa.lease, "vip", sa.vip, "encap", sa.natT)
+}
+
+func (d *Daemon) authenticate(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {
+	idi, auth := find[*ikev2.ID](ps), find[*ikev2.Auth](ps)
+	if idi == nil || auth == nil || idi.Responder {
+		return nil, &refusal{ikev2.INVALID_SYNTAX, errors.New("IKE_AUTH without IDi or AUTH")}
+	}
+	peer, err := d.verifyPeer(ps, idi)
+	if err == nil {
+		err = ikev2.VerifyAuth(peer.Cert.PublicKey, auth, ikev2.SignedOctets(sa.suite.PRF, sa.initReq, sa.nr, sa.keys.SKpi, idi))
+	}
+	if err != nil {
+		return nil, &refusal{ikev2.AUTHENTICATION_FAILED, err}
+	}
+	sa.peer = peer
+	if d.cfg.Authorizer != nil {
+		e, err := d.cfg.Authorizer.Allow(peer.Pin)
+		if err != nil {
+			return nil, &refusal{ikev2.AUTHENTICATION_FAILED, err}
+		}
+		sa.lease = e.Lease
+	}
+	idr := d.ownID(true)
+	a, err := d.sign(sa, sa.initResp, sa.ni, sa.keys.SKpr, idr)
+	if err != nil {
+		return nil, &refusal{ikev2.AUTHENTICATION_FAILED, fmt.Errorf("sign our AUTH: %w", err)}
+	}
+	out := append([]ikev2.Payload{idr}, d.certPayloads()...)
+	return append(out, a), nil
+}
+
+// responderChild negotiates the first CHILD_SA: ESP proposal, virtual IP,
+// narrowed traffic selectors; it installs the SA and returns the payloads
+// for the response.
+func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {
+	sp, tsi, tsr := find[*ikev2.SA](ps), findTS(ps, false), findTS(ps, true)
+	if sp == nil || tsi == nil || tsr == nil {
+		return nil, &refusal{ikev2.INVALID_SYNTAX, errors.New("no SA, TSi or TSr")}
+	}
+	prop, err := d.cfg.ESPPolicy.Select(sp)
+	if err != nil || len(prop.SPI) != 4 {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, fmt.Errorf("ESP proposal: %v", err)}
+	}
+	cs, err := ikev2.NewSuite(prop)
+	if err != nil {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	}
+	var out []ikev2.Payload
+	peerSide := []netip.Prefix{netip.PrefixFrom(sa.remote.Addr(), 32)}
+	if cp := find[*ikev2.CP](ps); cp != nil && cp.CfgType == ikev2.CfgRequest && d.cfg.Pool != nil {
+		vip, err := d.cfg.Pool.Acquire(sa.peer.Pin)
+		if err != nil {
+			return nil, &refusal{ikev2.INTERNAL_ADDRESS_FAILURE, err}
+		}
+		sa.vip, peerSide = vip, []netip.Prefix{netip.PrefixFrom(vip, 32)}
+		out = append(out, &ikev2.CP{CfgType: ikev2.CfgReply, Attrs: []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address, Value: vip.AsSlice()}}})
+	}
+	tsI, tsR := Narrow(tsi.Selectors, peerSide), Narrow(tsr.Selectors, d.cfg.LocalSubnets)
+	if len(tsI) == 0 || len(tsR) == 0 {
+		return nil, &refusal{ikev2.TS_UNACCEPTABLE, fmt.Errorf("TSi %v / TSr %v outside %v / %v", tsi.Selectors, tsr.Selectors, peerSide, d.cfg.LocalSubnets)}
+	}
+	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, nil, sa.ni, sa.nr)
+	if err != nil {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	}
+	in := newChildSPI()
+	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
+	c.TSLocal, c.TSRemote = tsR, tsI
+	if err := d.install(sa, c); err != nil {
+		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}
+	}
+	prop.SPI = binary.BigEndian.AppendUint32(nil, in)
+	return append(out, &ikev2.SA{Proposals: []ikev2.Proposal{prop}},
+		&ikev2.TS{Selectors: Selectors(tsI)}, &ikev2.TS{Responder: true, Selectors: Selectors(tsR)}), nil
+}
+
+func findTS(ps []ikev2.Payload, responder bool) *ikev2.TS {
+	for _, p := range ps {
+		if t, ok := p.(*ikev2.TS); ok && t.Responder == responder {
+			return t
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) error {
+	if err := d.cfg.DataPlane.Install(context.Background(), c); err != nil {
+		return fmt.Errorf("install CHILD_SA %08x/%08x: %w", c.InSPI, c.OutSPI, err)
+	}
+	sa.children = append(sa.children, &child{cfg: c})
+	return nil
+}

@@ -1,0 +1,90 @@
+package ike
+
+import (
+	"net/netip"
+	"time"
+
+	"ferry/ipsec/dataplane"
+	"ferry/ipsec/ikev2"
+	"ferry/pki"
+)
+
+// state is where an IKE SA stands.
+type state int
+
+const (
+	stInitSent    state = iota + 1 // initiator: IKE_SA_INIT sent
+	stHalfOpen                     // responder: IKE_SA_INIT answered
+	stAuthSent                     // initiator: IKE_AUTH sent
+	stEstablished                  // both authenticated
+	stDeleting                     // DELETE sent
+)
+
+func (s state) String() string {
+	return [...]string{"?", "init-sent", "half-open", "auth-sent", "established", "deleting"}[s]
+}
+
+// ikeSA is one IKE SA and its CHILD_SAs, as seen from this side.
+type ikeSA struct {
+	initiator  bool // we are the original initiator
+	spii, spir uint64
+	st         state
+	remote     netip.AddrPort // where the peer's messages come from
+	natT       bool           // IKE and ESP on the NAT-T port
+	behindNAT  bool           // this side is behind a NAT: send keepalives
+
+	suite  *ikev2.Suite
+	keys   *ikev2.IKEKeys
+	cipher *ikev2.Cipher
+	ni, nr []byte
+	dh     *ikev2.DH
+	// initReq and initResp are the IKE_SA_INIT messages as sent: AUTH
+	// signs them.
+	initReq, initResp []byte
+	cookie            []byte
+	fragOK            bool // peer sent IKEV2_FRAGMENTATION_SUPPORTED
+
+	nextID  uint32   // message ID of our next request
+	pending *request // our outstanding request (window of one)
+	in      inbound
+	reasm   *ikev2.Reassembler
+	reasmID uint32
+
+	peer     *pki.Peer
+	lease    string
+	vip      netip.Addr
+	children []*child
+
+	created, lastRecv, lastSend time.Time
+	// connect is closed with the result when an initiated SA is up or
+	// failed.
+	result chan error
+	target Target // initiator: what Connect asked for
+	childSPI uint32 // initiator: inbound SPI offered in IKE_AUTH
+}
+
+// localSPI is the SPI this side chose: the key of the daemon's SA table.
+func (sa *ikeSA) localSPI() uint64 {
+	if sa.initiator {
+		return sa.spii
+	}
+	return sa.spir
+}
+
+// child is one installed CHILD_SA.
+type child struct {
+	cfg dataplane.ChildSA
+}
+
+// request is our outstanding request and its retransmission state.
+type request struct {
+	id     uint32
+	exch   ikev2.ExchangeType
+	dgrams [][]byte
+	sends  int
+	due    time.Time
+	// onReply handles the decrypted response; onFail runs when the peer
+	// never answered.
+	onReply func(m *ikev2.Message)
+	onFail  func()
+}

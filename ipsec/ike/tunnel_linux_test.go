@@ -1,0 +1,143 @@
+package ike
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// transfer sends n pseudo-random bytes from the initiator's namespace to
+// a listener in the gateway's, over the tunnel, and checks them.
+func transfer(t *testing.T, l *lab, n int, during func()) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	inNS(t, l.p.b, func() { ln, err = net.Listen("tcp4", gwInner.Addr().String()+":7033") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan [32]byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- [32]byte{}
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		io.Copy(h, c)
+		got <- [32]byte(h.Sum(nil))
+	}()
+	var c net.Conn
+	inNS(t, l.p.a, func() { c, err = net.DialTimeout("tcp4", gwInner.Addr().String()+":7033", 5*time.Second) })
+	if err != nil {
+		t.Fatalf("dial through the tunnel: %v", err)
+	}
+	data := make([]byte, n)
+	rng := rand.NewChaCha8([32]byte{33})
+	rng.Read(data)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	half := n / 2
+	if _, err := c.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during()
+	}
+	if _, err := c.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case h := <-got:
+		if h != sha256.Sum256(data) {
+			t.Fatalf("%d bytes through the tunnel arrived changed or short", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("transfer did not finish")
+	}
+}
+
+func TestTunnelCarriesTCPByteForByte(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	ini, err := l.connect(t, l.initCfg)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	st := ini.d.Status()
+	if len(st) != 1 || st[0].State != "established" || !strings.HasPrefix(st[0].VirtualIP, "10.33.200.") || len(st[0].Children) != 1 {
+		t.Fatalf("initiator status %+v", st)
+	}
+	gst := l.gw.d.Status()
+	if len(gst) != 1 || gst[0].Lease != "lease-1" || gst[0].Pin != l.initPin {
+		t.Fatalf("gateway status %+v", gst)
+	}
+	transfer(t, l, 4<<20, nil)
+}
+
+func TestGatewayRefusesKeyNotOnAllowList(t *testing.T) {
+	l := newLab(t)
+	l.allow.Remove(t.Context(), l.initPin)
+	l.startGateway(t)
+	_, err := l.connect(t, l.initCfg)
+	if err == nil || !strings.Contains(err.Error(), "AUTHENTICATION_FAILED") {
+		t.Fatalf("connect with an unlisted key: %v, want AUTHENTICATION_FAILED", err)
+	}
+	if n := len(l.gw.d.Status()); n != 0 {
+		t.Errorf("gateway keeps %d SAs after refusing", n)
+	}
+}
+
+func TestGatewayRefusesCertFromOtherCA(t *testing.T) {
+	l := newLab(t)
+	other := newCreds(t)
+	k, c, pin := other.issue(t, "lease-1", time.Hour)
+	l.allow.Add(authzEntry(pin))
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.Key, cfg.Certs[0] = k, c
+	cfg.CAs = append(cfg.CAs, other.ca.Cert)
+	if _, err := l.connect(t, cfg); err == nil || !strings.Contains(err.Error(), "AUTHENTICATION_FAILED") {
+		t.Fatalf("connect with another CA's certificate: %v, want AUTHENTICATION_FAILED", err)
+	}
+}
+
+func TestGatewayRefusesExpiredCert(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	cfg := l.initCfg
+	k, c, pin := l.creds.issue(t, "lease-1", -30*time.Minute) // expired half an hour ago: beyond the 5 min skew
+	l.allow.Add(authzEntry(pin))
+	cfg.Key, cfg.Certs[0] = k, c
+	if _, err := l.connect(t, cfg); err == nil || !strings.Contains(err.Error(), "AUTHENTICATION_FAILED") {
+		t.Fatalf("connect with an expired certificate: %v, want AUTHENTICATION_FAILED", err)
+	}
+}
+
+func TestRemovingKeyTearsDownTunnel(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	ini, err := l.connect(t, l.initCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.allow.Remove(t.Context(), l.initPin)
+	if n := len(l.gw.d.Status()); n != 0 {
+		t.Fatalf("gateway keeps %d SAs after the key was removed", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ini.d.Status()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(ini.d.Status()); n != 0 {
+		t.Fatalf("initiator keeps %d SAs after the gateway deleted them", n)
+	}
+	_ = bytes.MinRead
+}
