@@ -20,6 +20,7 @@ require (
 	github.com/mdlayher/packet v1.1.2 // indirect
 	github.com/mdlayher/socket v0.5.1 // indirect
 	github.com/pin/tftp/v3 v3.2.0 // indirect
+	github.com/strongswan/govici v0.8.0 // indirect
 	github.com/therootcompany/xz v1.0.1 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
