@@ -238,3 +238,16 @@ func (l *lab) connect(t testing.TB, cfg Config) (*endpoint, error) {
 }
 
 func authzEntry(pin string) authz.Entry { return authz.Entry{Pin: pin, Lease: "lease-x"} }
+
+// addLoAddr puts p on the namespace's loopback: the gateway's own inner
+// address when strongSwan (which has no address of its own) is the gateway.
+func addLoAddr(t testing.TB, p netip.Prefix) {
+	t.Helper()
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}})
+	}
+	if err != nil {
+		t.Fatalf("address %s on lo: %v", p, err)
+	}
+}

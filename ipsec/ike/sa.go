@@ -58,8 +58,8 @@ type ikeSA struct {
 	created, lastRecv, lastSend time.Time
 	// connect is closed with the result when an initiated SA is up or
 	// failed.
-	result chan error
-	target Target // initiator: what Connect asked for
+	result   chan error
+	target   Target // initiator: what Connect asked for
 	childSPI uint32 // initiator: inbound SPI offered in IKE_AUTH
 }
 
