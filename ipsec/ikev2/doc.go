@@ -20,21 +20,30 @@
 //
 // Suites are chosen with a Policy (DefaultIKEPolicy, DefaultESPPolicy):
 // Policy.Select walks the initiator's proposals in order and returns the
-// first acceptable one reduced to one transform of each type. From the
-// selection, NewSuite gives the PRF, the SK payload cipher and the DH
-// group. NewDH/DH.SharedSecret implement groups 19 (ecp256, RFC 5903
-// encoding) and 31 (curve25519, RFC 8031). IKEKeys derives SKEYSEED and
-// SK_d, SK_ai/ar, SK_ei/er, SK_pi/pr (RFC 7296 section 2.14, rekeyed per
-// section 2.18 with RekeySKEYSEED); ChildKeys derives KEYMAT (section 2.17).
+// first acceptable one reduced to one transform of each type; NewSuite
+// turns a selected proposal into a Suite (PRF, cipher, DH group, ESN).
+// NewDH, DH.KE and DH.SharedSecret implement groups 19 (ecp256, RFC 5903
+// encoding: x||y without 0x04) and 31 (curve25519, RFC 8031).
+// Suite.SKEYSEED and Suite.IKEKeys derive SK_d, SK_ai/ar, SK_ei/er, SK_pi/pr
+// (RFC 7296 section 2.14; AEAD suites get no integrity keys and 4 bytes of
+// salt per encryption key); RekeySKEYSEED is section 2.18's; Suite.ChildKeys
+// derives KEYMAT with or without PFS (section 2.17).
 //
-// A Cipher (from Suite.Cipher) seals and opens SK payloads: SealMessage
+// A Cipher (from Suite.NewCipher) seals and opens SK payloads: SealMessage
 // builds a complete encrypted message from a header and inner payloads,
 // OpenMessage authenticates and decrypts one. SealFragments splits into
-// SKF fragments and a Reassembler collects them, with bounds on count and
-// size (the caller owns the timeout).
+// SKF fragments and a Reassembler (Cipher.NewReassembler) collects them,
+// authenticating each fragment and bounding count and size (the caller owns
+// the timeout). AES-GCM follows RFC 5282 (8-byte explicit IV, AAD = IKE
+// header and SK header, 16-byte ICV); AES-CBC with HMAC-SHA2-256-128 is
+// there for legacy peers.
 //
 // AUTH: SignedOctets assembles RFC 7296 section 2.15's octets; SignAuth and
 // VerifyAuth do RFC 7427 digital signature authentication (method 14) with
 // ECDSA P-256/SHA-256 or Ed25519. NATDetectionHash and Cookie/CheckCookie
-// are the helpers for NAT_DETECTION_* and COOKIE notifications.
+// (CookieSecret.Cookie) are the helpers for NAT_DETECTION_* and COOKIE
+// notifications; the caller holds and rotates the cookie secrets.
+//
+// Nothing here logs or keeps keys beyond the values it returns; the caller
+// decides where they live.
 package ikev2

@@ -55,7 +55,7 @@ func (t *TS) appendBody(b []byte) ([]byte, error) {
 	}
 	b = append(b, byte(len(t.Selectors)), 0, 0, 0)
 	for i, s := range t.Selectors {
-		if !s.Start.IsValid() || s.Start.Is4() != s.End.Is4() || s.Start.Is4In6() || s.End.Is4In6() {
+		if !s.Start.IsValid() || !s.End.IsValid() || s.Start.Is4() != s.End.Is4() {
 			return nil, fmt.Errorf("selector %d: addresses %v-%v not of one family", i, s.Start, s.End)
 		}
 		typ, n := TSIPv4AddrRange, 16

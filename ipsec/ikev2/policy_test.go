@@ -11,9 +11,9 @@ func ikeProposal(n uint8, encr Transform, extra ...Transform) Proposal {
 }
 
 var (
-	gcm256 = Transform{Type: TransformENCR, ID: ENCR_AES_GCM_16, KeyLength: 256}
-	gcm128 = Transform{Type: TransformENCR, ID: ENCR_AES_GCM_16, KeyLength: 128}
-	cbc256 = Transform{Type: TransformENCR, ID: ENCR_AES_CBC, KeyLength: 256}
+	gcm256      = Transform{Type: TransformENCR, ID: ENCR_AES_GCM_16, KeyLength: 256}
+	gcm128      = Transform{Type: TransformENCR, ID: ENCR_AES_GCM_16, KeyLength: 128}
+	cbc256      = Transform{Type: TransformENCR, ID: ENCR_AES_CBC, KeyLength: 256}
 	integSHA256 = Transform{Type: TransformINTEG, ID: AUTH_HMAC_SHA2_256_128}
 )
 
