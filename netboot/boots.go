@@ -40,17 +40,14 @@ func (t *bootTable) add(b *boot, now time.Time) [16]byte {
 }
 
 // evict drops expired entries, then the oldest while the table is full.
+// Every boot lives for the same URL lifetime, so insertion order is expiry
+// order and eviction only looks at the front.
 func (t *bootTable) evict(now time.Time) {
-	keep := t.order[:0]
-	for _, id := range t.order {
-		if b, ok := t.m[id]; ok && now.Before(b.expires) {
-			keep = append(keep, id)
-		} else {
-			delete(t.m, id)
+	for len(t.order) > 0 {
+		b := t.m[t.order[0]]
+		if len(t.order) < t.max && now.Before(b.expires) {
+			return
 		}
-	}
-	t.order = keep
-	for len(t.order) >= t.max {
 		delete(t.m, t.order[0])
 		t.order = t.order[1:]
 	}

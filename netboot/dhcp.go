@@ -78,7 +78,8 @@ func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error)
 		}
 		typ, addr = dhcpv4.MessageTypeOffer, a
 	case dhcpv4.MessageTypeRequest:
-		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(s.cfg.ServerIP.AsSlice()) {
+		sid := req.ServerIdentifier()
+		if sid != nil && !sid.Equal(s.cfg.ServerIP.AsSlice()) {
 			return nil, fmt.Errorf("%w: REQUEST for server %v", errIgnore, sid)
 		}
 		want := req.RequestedIPAddress()
@@ -86,7 +87,13 @@ func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error)
 			want = req.ClientIPAddr
 		}
 		a, _ := netip.AddrFromSlice(want.To4())
-		if !s.leases.confirm(c.mac, a, now) {
+		known, ok := s.leases.confirm(c.mac, a, now)
+		if !known && sid == nil {
+			// INIT-REBOOT from a lease we do not hold (RFC 2131 4.3.2):
+			// stay silent, another server may own it.
+			return nil, fmt.Errorf("%w: INIT-REBOOT for %v, no lease here", errIgnore, a)
+		}
+		if !ok {
 			return s.nak(req)
 		}
 		typ, addr = dhcpv4.MessageTypeAck, a

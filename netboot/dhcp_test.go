@@ -25,7 +25,7 @@ func ipxe(mac net.HardwareAddr) []dhcpv4.Modifier {
 	return append(pxeROM(mac, iana.INTEL_X86PC), dhcpv4.WithUserClass("iPXE", false))
 }
 
-func discover(t *testing.T, mods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+func discover(t testing.TB, mods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	t.Helper()
 	d, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover)}, mods...)...)
 	if err != nil {
@@ -118,6 +118,15 @@ func TestRequestForAnotherMachinesAddressGetsNak(t *testing.T) {
 	req, _ := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithHwAddr(macOther))
 	if r := mustReply(t, s, req, portDHCP); r.MessageType() != dhcpv4.MessageTypeNak {
 		t.Fatalf("other MAC requesting %v got %s", offer.YourIPAddr, r.MessageType())
+	}
+}
+
+func TestInitRebootForAnUnknownLeaseIsIgnored(t *testing.T) {
+	s := newTestServer(t, ModeDHCP, testPolicy(t), nil)
+	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(macKnown), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 42, 0, 77))))
+	if r, err := s.reply(bg, req, portDHCP); !errors.Is(err, errIgnore) {
+		t.Fatalf("INIT-REBOOT without a lease here got %v", r)
 	}
 }
 

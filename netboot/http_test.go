@@ -13,7 +13,7 @@ import (
 )
 
 // fetch GETs base+path from h and returns status and body.
-func fetch(t *testing.T, h http.Handler, url string) (int, string) {
+func fetch(t testing.TB, h http.Handler, url string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))

@@ -77,17 +77,17 @@ func (t *leaseTable) free(now time.Time) (netip.Addr, error) {
 	return reclaim, nil
 }
 
-// confirm turns mac's offer for addr into a lease, or says no: the client
-// asked for an address that is not its own.
-func (t *leaseTable) confirm(mac net.HardwareAddr, addr netip.Addr, now time.Time) bool {
+// confirm turns mac's offer for addr into a lease. known says whether mac
+// holds any address here; ok whether it is addr.
+func (t *leaseTable) confirm(mac net.HardwareAddr, addr netip.Addr, now time.Time) (known, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l, ok := t.byMAC[mac.String()]
-	if !ok || l.addr != addr {
-		return false
+	l, known := t.byMAC[mac.String()]
+	if !known || l.addr != addr {
+		return known, false
 	}
 	l.expires = now.Add(t.pool.LeaseTime)
-	return true
+	return true, true
 }
 
 // release frees mac's lease (DHCPRELEASE).

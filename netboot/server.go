@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,7 @@ func (c *Config) fill() error {
 	}
 	def(&c.HTTPAddr, netip.AddrPortFrom(c.ServerIP, 8080).String())
 	def(&c.HTTPBase, "http://"+c.HTTPAddr)
+	c.HTTPBase = strings.TrimRight(c.HTTPBase, "/")
 	def(&c.TFTPAddr, netip.AddrPortFrom(c.ServerIP, 69).String())
 	def(&c.TFTPRoot, DefaultTFTPRoot)
 	def(&c.BIOSFile, DefaultBIOSFile)
@@ -125,7 +127,7 @@ func (s *Server) serveHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("netboot: http: %w", err)
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10}
 	context.AfterFunc(ctx, func() { hs.Close() })
 	s.log.Info("netboot: http listening", "addr", ln.Addr().String(), "base", s.cfg.HTTPBase)
 	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
