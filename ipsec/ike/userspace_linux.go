@@ -1,0 +1,59 @@
+package ike
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"ferry/ipsec/esp"
+)
+
+// Userspace is a user-space ESP data plane ready for a daemon: a TUN
+// device, its router and the port-4500 socket the daemon and the plane
+// share.
+type Userspace struct {
+	Plane  *esp.Plane
+	Socket *net.UDPConn
+	tun    *esp.TUN
+	router *esp.NetlinkRouter
+}
+
+// OpenUserspace creates TUN device tun (MTU mtu) and the NAT-T socket on
+// local:natPort. inner, if valid, is put on the device (a gateway's own
+// inner address).
+func OpenUserspace(local netip.Addr, natPort uint16, tun string, mtu int, inner netip.Prefix, log *slog.Logger) (*Userspace, error) {
+	t, err := esp.OpenTUN(tun, mtu)
+	if err != nil {
+		return nil, err
+	}
+	r, err := esp.NewNetlinkRouter(t)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	if inner.IsValid() {
+		if err := r.AddAddr(inner); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("ike: inner address %s on %s: %w", inner, tun, err)
+		}
+	}
+	c, err := listen(local, natPort)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	p := esp.New(esp.Config{TUN: t, Conn: c, Router: r, MTU: mtu, Log: log})
+	return &Userspace{Plane: p, Socket: c, tun: t, router: r}, nil
+}
+
+// Run moves outbound packets until ctx ends.
+func (u *Userspace) Run(ctx context.Context) error { return u.Plane.Run(ctx) }
+
+// Close removes the SAs and closes the device.
+func (u *Userspace) Close() error {
+	u.Plane.Close()
+	u.router.H.Close()
+	return u.tun.Close()
+}
