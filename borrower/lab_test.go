@@ -3,11 +3,11 @@ package borrower_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
@@ -28,16 +28,31 @@ import (
 	"ferry/initrd"
 )
 
-// buildFerry builds the multicall binary once per test binary run.
-func buildFerry(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
+// TestMain builds the multicall binary once for every test here, and
+// hands its path on through the environment.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ferry-borrower-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin := filepath.Join(dir, "ferry")
 	cmd := exec.Command("go", "build", "-o", bin, "ferry")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
 	}
-	return bin
+	os.Setenv("FERRY_TEST_BIN", bin)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildFerry returns the binary TestMain built.
+func buildFerry(t *testing.T) string {
+	t.Helper()
+	return os.Getenv("FERRY_TEST_BIN")
 }
 
 // orgCA is one organisation's CA for the managers' mutual TLS.
