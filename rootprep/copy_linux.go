@@ -193,3 +193,12 @@ func (c *copier) meta(src, dst string, st *unix.Stat_t) error {
 	}
 	return nil
 }
+
+// renameNoReplace renames src to dst unless dst exists, even as an empty
+// directory (which a plain rename would replace).
+func renameNoReplace(src, dst string) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE); err != nil {
+		return fmt.Errorf("renameat2(%s, %s, RENAME_NOREPLACE) = %w", src, dst, err)
+	}
+	return nil
+}

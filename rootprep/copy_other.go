@@ -10,3 +10,5 @@ import (
 func copyTree(context.Context, string, string, *progress) (Stats, error) {
 	return Stats{}, errors.ErrUnsupported
 }
+
+func renameNoReplace(string, string) error { return errors.ErrUnsupported }

@@ -116,7 +116,7 @@ func (p *Preparer) Prepare(ctx context.Context, template, name string) (string, 
 	}
 	st, err := copyTree(ctx, src, tmp, p.progress())
 	if err == nil {
-		err = os.Rename(tmp, dst)
+		err = renameNoReplace(tmp, dst)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
