@@ -136,6 +136,8 @@ type endpoint struct {
 	ns    netns.NsHandle
 	stop  context.CancelFunc
 	done  chan error
+	// closers free the TUN device and router once the daemon is gone.
+	closers []func() error
 }
 
 func testLog(t testing.TB, who string) *slog.Logger {
@@ -175,7 +177,7 @@ func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.
 			nc.Close()
 			return
 		}
-		t.Cleanup(func() { tun.Close(); r.H.Close() })
+		e.closers = append(e.closers, tun.Close, func() error { r.H.Close(); return nil })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +195,9 @@ func (e *endpoint) halt() {
 		e.stop()
 		<-e.done
 		e.plane.Close()
+		for _, c := range e.closers {
+			c()
+		}
 		e.stop = nil
 	}
 }
@@ -249,5 +254,17 @@ func addLoAddr(t testing.TB, p netip.Prefix) {
 	}
 	if err != nil {
 		t.Fatalf("address %s on lo: %v", p, err)
+	}
+}
+
+func setLink(t testing.TB, name string, up bool) {
+	l, err := netlink.LinkByName(name)
+	if err == nil && up {
+		err = netlink.LinkSetUp(l)
+	} else if err == nil {
+		err = netlink.LinkSetDown(l)
+	}
+	if err != nil {
+		t.Fatalf("link %s up=%v: %v", name, up, err)
 	}
 }

@@ -2,10 +2,12 @@ package ike
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +142,41 @@ func TestRemovingKeyTearsDownTunnel(t *testing.T) {
 		t.Fatalf("initiator keeps %d SAs after the gateway deleted them", n)
 	}
 	_ = bytes.MinRead
+}
+
+func TestInitiatorRecoversAfterGatewayCrashAndRestart(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.DPD = 300 * time.Millisecond
+	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	target := Target{Gateway: gwOuter, RemoteSubnets: []netip.Prefix{gwSubnet}, VirtualIP: true}
+	go ini.d.Keep(ctx, target)
+	waitUp(t, ini, "")
+	first := ini.d.Status()[0].SPIi
+	// Crash: the gateway's link goes down first, so its DELETE is lost and
+	// only the liveness check can notice.
+	inNS(t, l.p.b, func() { setLink(t, "ikev1", false) })
+	l.gw.halt()
+	inNS(t, l.p.b, func() { setLink(t, "ikev1", true) })
+	l.startGateway(t)
+	waitUp(t, ini, first)
+	transfer(t, l, 1<<20, nil)
+}
+
+// waitUp waits for an established SA whose SPIi differs from old.
+func waitUp(t *testing.T, e *endpoint, old string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range e.d.Status() {
+			if s.State == "established" && s.SPIi != old {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no new SA within 20 s: %+v", e.d.Status())
 }

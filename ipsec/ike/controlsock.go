@@ -1,0 +1,120 @@
+package ike
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// ServeControl answers one-line commands on the unix socket at path
+// (mode 0600): "status" returns the SAs as JSON, "down" deletes them and
+// calls down (which ends the daemon). It returns when ctx ends.
+func (d *Daemon) ServeControl(ctx context.Context, path string, down func()) error {
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("ike: status socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("ike: status socket: %w", err)
+	}
+	go func() { <-ctx.Done(); l.Close(); os.Remove(path) }()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("ike: status socket %s: %w", path, err)
+		}
+		d.control(ctx, c, down)
+	}
+}
+
+func (d *Daemon) control(ctx context.Context, c net.Conn, down func()) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n')
+	if err != nil {
+		return
+	}
+	switch strings.TrimSpace(line) {
+	case "status":
+		json.NewEncoder(c).Encode(d.Status())
+	case "down":
+		d.DeleteAll(ctx)
+		io.WriteString(c, "ok\n")
+		if down != nil {
+			down()
+		}
+	default:
+		io.WriteString(c, "error: unknown command (status, down)\n")
+	}
+}
+
+// Control sends cmd to the daemon listening at path and returns its answer.
+func Control(ctx context.Context, path, cmd string) ([]byte, error) {
+	var dl net.Dialer
+	c, err := dl.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("ike: no daemon at %s: %w", path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(c, 1<<20))
+	if err == nil && strings.HasPrefix(string(out), "error:") {
+		err = errors.New(strings.TrimSpace(string(out)))
+	}
+	return out, err
+}
+
+// Keep holds a tunnel to t open: it connects, and reconnects whenever no
+// established SA to the gateway is left (deleted, or the gateway stopped
+// answering liveness checks), backing off up to a minute between failed
+// attempts. It returns when ctx ends.
+func (d *Daemon) Keep(ctx context.Context, t Target) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		if !d.upTo(t.Gateway) {
+			err := d.Connect(ctx, t)
+			if err != nil {
+				d.log.Warn("ike: tunnel not up, retrying", "gateway", t.Gateway, "in", wait, "err", err)
+				sleep(ctx, wait)
+				wait = min(2*wait, time.Minute)
+				continue
+			}
+			wait = time.Second
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+}
+
+func (d *Daemon) upTo(gw netip.Addr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sa := range d.sas {
+		if sa.initiator && sa.st == stEstablished && sa.remote.Addr() == gw {
+			return true
+		}
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
