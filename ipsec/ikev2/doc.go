@@ -14,7 +14,8 @@
 // most MaxPayloads payloads. Unknown non-critical payloads are skipped; an
 // unknown critical one yields *UnsupportedCriticalError (its Notify method
 // builds the answer), a bad version *VersionError, anything else malformed
-// *DecodeError naming payload, offset and field.
+// *DecodeError naming payload, offset and field. DecodeHeader alone gives
+// a responder the SPIs and message ID it needs to answer such errors.
 //
 // # Cryptography
 //

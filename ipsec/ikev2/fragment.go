@@ -59,6 +59,7 @@ var ErrFragmentIgnored = errors.New("ikev2: fragment ignored")
 // Reassembler collects the SKF fragments of one message (one message ID
 // and direction). Each fragment is authenticated before it is kept. The
 // caller discards the Reassembler on timeout or when the exchange ends.
+// It is not safe for concurrent use: one goroutine per IKE SA feeds it.
 type Reassembler struct {
 	c     *Cipher
 	id    uint32
