@@ -9,13 +9,17 @@
 # parameters the policy put there. With PXE there is no -append: the only
 # way those parameters reach the kernel is the script.
 #
+# With FERRY_PXE_MODE=proxydhcp, busybox udhcpd hands out the addresses
+# (the network's own DHCP server) and pxedemo answers as ProxyDHCP only.
+#
 # usage: scripts/pxe-test.sh [FERRY]     (root; FERRY defaults to ./ferry)
-# env:   FERRY_PXE_TIMEOUT (seconds, default 180)
+# env:   FERRY_PXE_TIMEOUT (seconds, default 180), FERRY_PXE_MODE (dhcp|proxydhcp)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 FERRY=${1:-$FERRY_REPO/ferry}
 TIMEOUT=${FERRY_PXE_TIMEOUT:-180}
+MODE=${FERRY_PXE_MODE:-dhcp}
 NS=pxetest$$
 TAPDEV=nbtap$$
 SERVER=10.42.0.1
@@ -30,9 +34,10 @@ need ip qemu-system-x86_64 go timeout
 load_kernel_env
 mkdir -p "$DIR"
 
-DEMO_PID= QEMU_PID=
+DEMO_PID= QEMU_PID= UDHCPD_PID=
 cleanup() {
 	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
+	[ -n "$UDHCPD_PID" ] && kill "$UDHCPD_PID" 2>/dev/null || true
 	[ -n "$DEMO_PID" ] && kill "$DEMO_PID" 2>/dev/null || true
 	wait 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
@@ -51,14 +56,30 @@ ip netns exec "$NS" ip tuntap add dev "$TAPDEV" mode tap
 ip netns exec "$NS" ip addr add "$SERVER/24" dev "$TAPDEV"
 ip netns exec "$NS" ip link set "$TAPDEV" up
 
-ip netns exec "$NS" "$DIR/pxedemo" -iface "$TAPDEV" -server-ip "$SERVER" \
+if [ "$MODE" = proxydhcp ]; then
+	need busybox
+	cat >"$DIR/udhcpd.conf" <<-CONF
+	start 10.42.0.100
+	end 10.42.0.150
+	interface $TAPDEV
+	max_leases 16
+	lease_file $DIR/udhcpd.leases
+	pidfile $DIR/udhcpd.pid
+	option subnet 255.255.255.0
+	option router $SERVER
+	CONF
+	touch "$DIR/udhcpd.leases"
+	ip netns exec "$NS" busybox udhcpd -f "$DIR/udhcpd.conf" >"$DIR/udhcpd.log" 2>&1 &
+	UDHCPD_PID=$!
+fi
+ip netns exec "$NS" "$DIR/pxedemo" -mode "$MODE" -iface "$TAPDEV" -server-ip "$SERVER" \
 	-kernel "$VMLINUZ" -initrd "$DIR/initrd-a.img" -macs "$MAC" -cmdline "$CMDLINE" \
 	>"$DIR/pxedemo.log" 2>&1 &
 DEMO_PID=$!
 for _ in $(seq 50); do grep -q 'dhcp listening' "$DIR/pxedemo.log" && break; sleep 0.1; done
 grep -q 'dhcp listening' "$DIR/pxedemo.log" || { cat "$DIR/pxedemo.log" >&2; die "pxedemo did not start"; }
 
-log "QEMU -boot n (TCG), console in $DIR/console.log"
+log "QEMU -boot n (TCG, $MODE), console in $DIR/console.log"
 start=$(date +%s.%N)
 ip netns exec "$NS" timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 512 \
 	-nographic -no-reboot -boot n \
@@ -83,5 +104,10 @@ grep -a "Command line:" "$DIR/console.log" | head -1 | tr -d '\r' >&2
 for what in 'dhcp answered.*file=http' 'script served' 'file served.*file=kernel' 'file served.*file=initrd'; do
 	grep -q "$what" "$DIR/pxedemo.log" || die "pxedemo log lacks '$what'"
 done
-printf 'pxe-test: ok: PXE -> iPXE script -> kernel with bootstrap parameters in %.1f s\n' "$(echo "$end - $start" | bc)"
+if [ "$MODE" = proxydhcp ]; then
+	# the address came from the network's DHCP server, never from ferry
+	grep -q 'sending ACK' "$DIR/udhcpd.log" || die "udhcpd handed out no address"
+	! grep 'dhcp answered' "$DIR/pxedemo.log" | grep -vq 'yiaddr=0.0.0.0' || die "ProxyDHCP handed out an address"
+fi
+printf 'pxe-test: ok (%s): PXE -> iPXE script -> kernel with bootstrap parameters in %.1f s\n' "$MODE" "$(echo "$end - $start" | bc)"
 rm -rf "$DIR"

@@ -1,4 +1,5 @@
-// Command pxedemo runs a netboot.Server in DHCP mode with a fixed policy:
+// Command pxedemo runs a netboot.Server (DHCP or ProxyDHCP mode) with a
+// fixed policy:
 // every MAC given (or any, with none) boots one kernel and initrd with one
 // command line. It is the lab's stand-in for `ferry lender` in
 // scripts/pxe-test.sh, until the lender wires netboot into the binary.
@@ -36,15 +37,21 @@ func run() error {
 	cmdline := flag.String("cmdline", "console=ttyS0", "A's kernel command line")
 	macs := flag.String("macs", "", "comma-separated MACs to boot (default: any)")
 	tftpRoot := flag.String("tftp-root", netboot.DefaultTFTPRoot, "directory of the iPXE binaries")
+	modeName := flag.String("mode", "dhcp", "dhcp or proxydhcp")
 	flag.Parse()
 	if *iface == "" || *server == "" || *kernel == "" || *initrd == "" {
 		flag.Usage()
 		return fmt.Errorf("-iface, -server-ip, -kernel and -initrd are required")
 	}
+	mode, err := netboot.ParseMode(*modeName)
+	if err != nil {
+		return err
+	}
 	cfg, err := config(*iface, *server, *first, *prefix, *tftpRoot)
 	if err != nil {
 		return err
 	}
+	cfg.Mode = mode
 	p := &netboot.StaticPolicy{Spec: netboot.BootSpec{
 		Kernel: netboot.Artifact{Path: *kernel}, Initrd: netboot.Artifact{Path: *initrd}, Cmdline: *cmdline}}
 	for _, m := range strings.FieldsFunc(*macs, func(r rune) bool { return r == ',' }) {
