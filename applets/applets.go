@@ -61,6 +61,8 @@ func All() []Applet {
 		keygenApplet(),
 		lenderApplet(),
 		borrowerApplet(),
+		vpnApplet(),
+		gatewayApplet(),
 	}
 }
 

@@ -1,0 +1,163 @@
+package applets
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"ferry/ipsec/authz"
+	"ferry/ipsec/ike"
+	"ferry/pki"
+)
+
+func gatewayApplet() Applet {
+	return Applet{
+		Name:    "gateway",
+		Summary: "IPsec gateway for lent servers (IKEv2 responder with an allow list)",
+		Run:     runGateway,
+	}
+}
+
+// gatewayFile is the gateway's JSON configuration.
+type gatewayFile struct {
+	Listen  string   `json:"listen"`
+	CA      string   `json:"ca"`
+	Cert    string   `json:"cert"`
+	Key     string   `json:"key"`
+	Pool    string   `json:"pool"`
+	Subnets []string `json:"subnets"`
+	Inner   string   `json:"inner,omitempty"` // own inner address on the TUN device, e.g. 10.33.2.1/32
+	Allow   string   `json:"allow"`           // allow list file (JSON lines)
+	Status  string   `json:"status,omitempty"`
+	TUN     string   `json:"tun,omitempty"`
+}
+
+func runGateway(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "gateway", "gateway --config FILE")
+	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, status, tun)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return usagef("--config FILE is required")
+	}
+	b, err := os.ReadFile(*path)
+	if err != nil {
+		return err
+	}
+	var c gatewayFile
+	if err := strictJSON(b, &c); err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	cfg, g, err := c.build(env)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	return g.run(ctx, env, cfg, c)
+}
+
+type gatewayParts struct {
+	allow *authz.List
+	inner netip.Prefix
+}
+
+func (c gatewayFile) build(env *Env) (ike.Config, *gatewayParts, error) {
+	var cfg ike.Config
+	g := &gatewayParts{}
+	var err error
+	if cfg.Local, err = netip.ParseAddr(c.Listen); err != nil {
+		return cfg, nil, fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	pool, err := netip.ParsePrefix(c.Pool)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("pool %q: %w", c.Pool, err)
+	}
+	if cfg.Pool, err = ike.NewPool(pool); err != nil {
+		return cfg, nil, err
+	}
+	for _, s := range c.Subnets {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("subnets: %q: %w", s, err)
+		}
+		cfg.LocalSubnets = append(cfg.LocalSubnets, p)
+	}
+	if len(cfg.LocalSubnets) == 0 {
+		return cfg, nil, fmt.Errorf("subnets: none given")
+	}
+	if c.Inner != "" {
+		if g.inner, err = netip.ParsePrefix(c.Inner); err != nil {
+			return cfg, nil, fmt.Errorf("inner %q: %w", c.Inner, err)
+		}
+	}
+	if cfg.CAs, err = pki.LoadCertsFile(c.CA); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.Certs, err = pki.LoadCertsFile(c.Cert); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.Key, err = pki.LoadKeyFile(c.Key); err != nil {
+		return cfg, nil, err
+	}
+	if c.Allow == "" {
+		return cfg, nil, fmt.Errorf("allow: no allow list file (every key would be refused)")
+	}
+	g.allow = authz.New(env.Log, nil)
+	cfg.Authorizer, cfg.ForceEncap, cfg.Log = g.allow, true, env.Log
+	return cfg, g, nil
+}
+
+func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gatewayFile) error {
+	if err := g.allow.Load(ctx, c.Allow); err != nil {
+		return err
+	}
+	tun := c.TUN
+	if tun == "" {
+		tun = "ferrygw0"
+	}
+	us, err := ike.OpenUserspace(cfg.Local, 4500, tun, 1400, g.inner, env.Log)
+	if err != nil {
+		return err
+	}
+	defer us.Close()
+	cfg.DataPlane, cfg.NATSocket = us.Plane, us.Socket
+	d, err := ike.New(cfg)
+	if err != nil {
+		return err
+	}
+	g.allow.SetRevoker(d)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go us.Run(ctx)
+	go g.allow.Watch(ctx, c.Allow, 2*time.Second)
+	go reloadOnHUP(ctx, env, g.allow, c.Allow)
+	if c.Status != "" {
+		go d.ServeControl(ctx, c.Status, cancel)
+	}
+	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()))
+	return d.Run(ctx)
+}
+
+func reloadOnHUP(ctx context.Context, env *Env, allow *authz.List, path string) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := allow.Load(ctx, path); err != nil {
+				env.Log.Warn("gateway: SIGHUP: allow list not reloaded", "err", err)
+			}
+		}
+	}
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
