@@ -76,6 +76,8 @@ type Plane struct {
 	refs   map[netip.Prefix]int // route reference counts
 	gen    uint64
 	closed bool
+
+	noGSO atomic.Bool // the socket refused UDP GSO once
 }
 
 var _ dataplane.DataPlane = (*Plane)(nil)
