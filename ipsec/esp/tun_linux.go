@@ -193,6 +193,7 @@ type NetlinkRouter struct {
 	H     *netlink.Handle
 	Index int // the TUN device's ifindex
 }
+
 // NewNetlinkRouter makes a router for the TUN in the calling thread's
 // network namespace.
 func NewNetlinkRouter(t *TUN) (*NetlinkRouter, error) {
