@@ -1,15 +1,31 @@
 package esp
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// sum16 adds b to the Internet checksum accumulator acc (RFC 1071). It
-// adds 32-bit words into 64 bits: a ones'-complement sum folds to the same
-// 16 bits whatever the word size, and this halves the loop count.
+// sum16 adds b to the Internet checksum accumulator acc (RFC 1071). A
+// ones'-complement sum folds to the same 16 bits whatever the word size,
+// so it adds 64-bit words with end-around carry: this pass runs over every
+// byte sent and received, next to AES-GCM.
 func sum16(b []byte, acc uint64) uint64 {
+	var c uint64
+	for len(b) >= 32 {
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), c)
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), c)
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), c)
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), c)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), c)
 		b = b[8:]
 	}
+	acc, c = bits.Add64(acc, c, 0)
+	acc += c
+	// Fold to 32 bits so the 16-bit tail cannot overflow.
+	acc = acc>>32 + acc&0xffffffff
 	for len(b) >= 2 {
 		acc += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]

@@ -134,3 +134,30 @@ func TestGROKeepsOtherFlowsAndGapsApart(t *testing.T) {
 		t.Errorf("groEnd across a sequence gap = %d, want 2", end)
 	}
 }
+
+// sum16Ref is RFC 1071 word by word, the reference for the fast sum16.
+func sum16Ref(b []byte) uint16 {
+	var acc uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		acc += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		acc += uint32(b[len(b)-1]) << 8
+	}
+	for acc > 0xffff {
+		acc = acc>>16 + acc&0xffff
+	}
+	return uint16(acc)
+}
+
+func TestChecksumMatchesRFC1071WordByWord(t *testing.T) {
+	b := make([]byte, 1500)
+	for i := range b {
+		b[i] = byte(255 - i%7) // mostly 0xff bytes: many carries
+	}
+	for n := 0; n <= len(b); n++ {
+		if got, want := fold(sum16(b[:n], 0)), sum16Ref(b[:n]); got != want && !(got == 0xffff && want == 0) && !(got == 0 && want == 0xffff) {
+			t.Fatalf("%d bytes: sum %#x, want %#x", n, got, want)
+		}
+	}
+}
