@@ -81,6 +81,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- d.serve(ctx, d.conn, false) }()
 	go func() { errc <- d.serve(ctx, d.natc, true) }()
+	expire := d.cfg.DataPlane.Expire()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -95,6 +96,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		case now := <-t.C:
 			d.tick(now)
+		case ev, ok := <-expire:
+			if ok {
+				d.expired(ev)
+			} else {
+				expire = nil
+			}
 		}
 	}
 }

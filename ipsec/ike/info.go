@@ -84,8 +84,3 @@ func (d *Daemon) sendDeleteNow(sa *ikeSA) {
 	sa.st = stDeleting
 }
 
-// respondCreateChild refuses CREATE_CHILD_SA until rekeying is done.
-func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
-	d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "reason", "rekeying not implemented yet")
-	d.reply(sa, ikev2.CREATE_CHILD_SA, []ikev2.Payload{&ikev2.Notify{Kind: ikev2.NO_ADDITIONAL_SAS}})
-}

@@ -18,7 +18,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	"ferry/ipsec/authz"
-	"ferry/ipsec/esp"
 	"ferry/pki"
 )
 
@@ -132,7 +131,7 @@ func (c *creds) issue(t testing.TB, cn string, validity time.Duration) (crypto.S
 // endpoint is a daemon with a user-space ESP plane in one namespace.
 type endpoint struct {
 	d     *Daemon
-	plane *esp.Plane
+	plane *Userspace
 	ns    netns.NsHandle
 	stop  context.CancelFunc
 	done  chan error
@@ -155,29 +154,17 @@ func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.
 	e := &endpoint{ns: ns, done: make(chan error, 1)}
 	var err error
 	inNS(t, ns, func() {
-		var tun *esp.TUN
-		if tun, err = esp.OpenTUN("ike0", 1400); err != nil {
+		var us *Userspace
+		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", 1400, innerAddr, cfg.Log); err != nil {
 			return
 		}
-		r, rerr := esp.NewNetlinkRouter(tun)
-		if rerr != nil {
-			err = rerr
-			return
-		}
-		if innerAddr.IsValid() {
-			r.AddAddr(innerAddr)
-		}
-		var nc *net.UDPConn
-		if nc, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Local, 4500))); err != nil {
-			return
-		}
-		e.plane = esp.New(esp.Config{TUN: tun, Conn: nc, Router: r, MTU: 1400, Log: cfg.Log})
-		cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = e.plane, nc, true
+		e.plane = us
+		cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = us, us.Socket, true
 		if e.d, err = New(cfg); err != nil {
-			nc.Close()
+			us.Close()
 			return
 		}
-		e.closers = append(e.closers, tun.Close, func() error { r.H.Close(); return nil })
+		e.closers = append(e.closers, us.Close)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +181,6 @@ func (e *endpoint) halt() {
 	if e.stop != nil {
 		e.stop()
 		<-e.done
-		e.plane.Close()
 		for _, c := range e.closers {
 			c()
 		}

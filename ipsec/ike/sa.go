@@ -73,7 +73,8 @@ func (sa *ikeSA) localSPI() uint64 {
 
 // child is one installed CHILD_SA.
 type child struct {
-	cfg dataplane.ChildSA
+	cfg      dataplane.ChildSA
+	rekeying bool // a CREATE_CHILD_SA replacing it is under way
 }
 
 // request is our outstanding request and its retransmission state.

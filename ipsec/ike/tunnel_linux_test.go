@@ -180,3 +180,30 @@ func waitUp(t *testing.T, e *endpoint, old string) {
 	}
 	t.Fatalf("no new SA within 20 s: %+v", e.d.Status())
 }
+
+func TestChildRekeyDuringTransferLosesNothing(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	ini, err := l.connect(t, l.initCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ini.d.Status()[0].Children[0].InSPI
+	transfer(t, l, 8<<20, func() {
+		if n := ini.d.RekeyChildren(); n != 1 {
+			t.Errorf("RekeyChildren started %d rekeys, want 1", n)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			st := ini.d.Status()
+			if len(st) == 1 && len(st[0].Children) == 1 && st[0].Children[0].InSPI != old {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Errorf("CHILD_SA not replaced within 5 s: %+v", ini.d.Status())
+	})
+	if g := l.gw.d.Status(); len(g) != 1 || len(g[0].Children) != 1 || g[0].Children[0].OutSPI == old {
+		t.Fatalf("gateway after rekey: %+v", g)
+	}
+}

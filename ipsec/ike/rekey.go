@@ -1,0 +1,212 @@
+package ike
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"ferry/ipsec/dataplane"
+	"ferry/ipsec/ikev2"
+)
+
+// rekeyChild starts a CREATE_CHILD_SA exchange replacing old with a new
+// CHILD_SA with fresh keys and, as configured, a fresh DH exchange (PFS,
+// RFC 7296 section 1.3.3). The new SA is installed before the old one is
+// deleted, so no packet is lost. It reports whether the exchange started
+// (the window of one may be busy).
+func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
+	if sa.st != stEstablished || sa.pending != nil || old.rekeying {
+		return false, nil
+	}
+	group := d.cfg.ESPPolicy.DH[0]
+	dh, err := ikev2.NewDH(group, rand.Reader)
+	if err != nil {
+		return false, err
+	}
+	ni, in := nonce(), newChildSPI()
+	spi := binary.BigEndian.AppendUint32(nil, in)
+	out := []ikev2.Payload{
+		&ikev2.Notify{Protocol: ikev2.ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, old.cfg.InSPI), Kind: ikev2.REKEY_SA},
+		&ikev2.SA{Proposals: []ikev2.Proposal{proposal(d.cfg.ESPPolicy, spi, true)}},
+		&ikev2.Nonce{Data: ni}, dh.KE(),
+		&ikev2.TS{Selectors: Selectors(tsOf(sa, old, true))}, &ikev2.TS{Responder: true, Selectors: Selectors(tsOf(sa, old, false))},
+	}
+	old.rekeying = true
+	err = d.request(sa, ikev2.CREATE_CHILD_SA, out, func(m *ikev2.Message) {
+		old.rekeying = false
+		if err := d.rekeyChildReply(sa, old, m, dh, ni, in); err != nil {
+			d.log.Warn("ike: CHILD_SA rekey failed", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", old.cfg.InSPI), "err", err)
+		}
+	}, nil)
+	return err == nil, err
+}
+
+// tsOf returns the initiator's (tsi) or responder's selectors of a child
+// as seen in the original IKE_AUTH roles.
+func tsOf(sa *ikeSA, c *child, tsi bool) []netip.Prefix {
+	if tsi == sa.initiator {
+		return c.cfg.TSLocal
+	}
+	return c.cfg.TSRemote
+}
+
+func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ikev2.DH, ni []byte, in uint32) error {
+	if n := errorNotify(m.Payloads); n != nil {
+		return fmt.Errorf("peer refused: %s", n.Kind)
+	}
+	sp, nr, ke := find[*ikev2.SA](m.Payloads), find[*ikev2.Nonce](m.Payloads), find[*ikev2.KE](m.Payloads)
+	if sp == nil || nr == nil || len(sp.Proposals) != 1 || len(sp.Proposals[0].SPI) != 4 {
+		return errors.New("response lacks SA or Nonce")
+	}
+	cs, err := ikev2.NewSuite(sp.Proposals[0])
+	if err != nil {
+		return err
+	}
+	var gir []byte
+	if cs.DHGroup != ikev2.DH_NONE {
+		if ke == nil || ke.Group != dh.Group() {
+			return errors.New("PFS group not answered with a matching KE")
+		}
+		if gir, err = dh.SharedSecret(ke.Data); err != nil {
+			return err
+		}
+	}
+	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, gir, ni, nr.Data)
+	if err != nil {
+		return err
+	}
+	c := d.childConfig(sa, in, binary.BigEndian.Uint32(sp.Proposals[0].SPI), ck.EncrR, ck.EncrI, cs)
+	c.TSLocal, c.TSRemote, c.VirtualIP, c.Lifetime = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP, old.cfg.Lifetime
+	if err := d.install(sa, c); err != nil {
+		return err
+	}
+	d.log.Info("ike: CHILD_SA rekeyed", "peer", peerName(sa), "old", fmt.Sprintf("%08x", old.cfg.InSPI), "new", fmt.Sprintf("%08x", in), "pfs", gir != nil)
+	return d.deleteChild(sa, old)
+}
+
+// deleteChild asks the peer to delete a CHILD_SA and removes it when the
+// peer answers.
+func (d *Daemon) deleteChild(sa *ikeSA, c *child) error {
+	del := &ikev2.Delete{Protocol: ikev2.ProtoESP, SPISize: 4, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.cfg.InSPI)}}
+	return d.request(sa, ikev2.INFORMATIONAL, []ikev2.Payload{del}, func(*ikev2.Message) { d.dropChild(sa, c) }, nil)
+}
+
+func (d *Daemon) dropChild(sa *ikeSA, c *child) {
+	if i := slices.Index(sa.children, c); i >= 0 {
+		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
+		sa.children = slices.Delete(sa.children, i, i+1)
+	}
+}
+
+// respondCreateChild answers CREATE_CHILD_SA: a CHILD_SA rekey (REKEY_SA
+// naming one of ours); new CHILD_SAs and IKE rekeys are refused for now.
+func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
+	out, r := d.rekeyChildResponse(sa, m.Payloads)
+	if r != nil {
+		d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		out = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
+	}
+	d.reply(sa, ikev2.CREATE_CHILD_SA, out)
+}
+
+func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {
+	rk := findNotify(ps, ikev2.REKEY_SA)
+	sp, ni, ke := find[*ikev2.SA](ps), find[*ikev2.Nonce](ps), find[*ikev2.KE](ps)
+	if rk == nil || sp == nil || ni == nil {
+		return nil, &refusal{ikev2.NO_ADDITIONAL_SAS, errors.New("only CHILD_SA rekeys are accepted")}
+	}
+	if rk.Protocol != ikev2.ProtoESP || len(rk.SPI) != 4 {
+		return nil, &refusal{ikev2.NO_ADDITIONAL_SAS, fmt.Errorf("REKEY_SA for protocol %d", rk.Protocol)}
+	}
+	old := sa.childByOut(binary.BigEndian.Uint32(rk.SPI))
+	if old == nil {
+		return nil, &refusal{ikev2.CHILD_SA_NOT_FOUND, fmt.Errorf("no CHILD_SA with SPI %x", rk.SPI)}
+	}
+	prop, err := d.cfg.ESPPolicy.Select(sp)
+	if err != nil || len(prop.SPI) != 4 {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, fmt.Errorf("ESP proposal: %v", err)}
+	}
+	cs, err := ikev2.NewSuite(prop)
+	if err != nil {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	}
+	nr := nonce()
+	out := []ikev2.Payload{}
+	var gir []byte
+	if cs.DHGroup != ikev2.DH_NONE {
+		if ke == nil || ke.Group != cs.DHGroup {
+			g := binary.BigEndian.AppendUint16(nil, cs.DHGroup)
+			return []ikev2.Payload{&ikev2.Notify{Kind: ikev2.INVALID_KE_PAYLOAD, Data: g}}, nil
+		}
+		dh, err := ikev2.NewDH(cs.DHGroup, rand.Reader)
+		if err == nil {
+			gir, err = dh.SharedSecret(ke.Data)
+		}
+		if err != nil {
+			return nil, &refusal{ikev2.INVALID_SYNTAX, err}
+		}
+		out = append(out, dh.KE())
+	}
+	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, gir, ni.Data, nr)
+	if err != nil {
+		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	}
+	in := newChildSPI()
+	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
+	c.TSLocal, c.TSRemote, c.VirtualIP, c.Lifetime = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP, old.cfg.Lifetime
+	if err := d.install(sa, c); err != nil {
+		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}
+	}
+	prop.SPI = binary.BigEndian.AppendUint32(nil, in)
+	out = append([]ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}}, out...)
+	return append(out, findTS(ps, false), findTS(ps, true)), nil
+}
+
+func (sa *ikeSA) childByOut(spi uint32) *child {
+	for _, c := range sa.children {
+		if c.cfg.OutSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+// RekeyChildren rekeys every CHILD_SA now (operators, tests); normally
+// the data plane's soft expiry triggers it. It returns how many rekeys
+// started; SAs busy with another exchange are skipped.
+func (d *Daemon) RekeyChildren() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, sa := range d.sas {
+		if len(sa.children) > 0 {
+			if ok, _ := d.rekeyChild(sa, sa.children[0]); ok {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// expired handles the data plane's lifetime events: a soft expiry
+// rekeys the CHILD_SA, a hard one forgets it (the data plane removed it).
+func (d *Daemon) expired(ev dataplane.ExpireEvent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sa := range d.sas {
+		for _, c := range sa.children {
+			if (ev.Inbound && c.cfg.InSPI == ev.SPI) || (!ev.Inbound && c.cfg.OutSPI == ev.SPI) {
+				if ev.Kind == dataplane.Hard {
+					d.dropChild(sa, c)
+					return
+				}
+				d.rekeyChild(sa, c)
+				return
+			}
+		}
+	}
+}
