@@ -83,4 +83,3 @@ func (d *Daemon) sendDeleteNow(sa *ikeSA) {
 	}
 	sa.st = stDeleting
 }
-

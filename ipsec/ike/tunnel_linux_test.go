@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/ipsec/ikev2"
 )
 
 // transfer sends n pseudo-random bytes from the initiator's namespace to
@@ -141,7 +142,6 @@ func TestRemovingKeyTearsDownTunnel(t *testing.T) {
 	if n := len(ini.d.Status()); n != 0 {
 		t.Fatalf("initiator keeps %d SAs after the gateway deleted them", n)
 	}
-	_ = bytes.MinRead
 }
 
 func TestInitiatorRecoversAfterGatewayCrashAndRestart(t *testing.T) {
@@ -205,5 +205,48 @@ func TestChildRekeyDuringTransferLosesNothing(t *testing.T) {
 	})
 	if g := l.gw.d.Status(); len(g) != 1 || len(g[0].Children) != 1 || g[0].Children[0].OutSPI == old {
 		t.Fatalf("gateway after rekey: %+v", g)
+	}
+}
+
+func TestInitiatorRetriesWithCookieUnderLoad(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	l.gw.d.mu.Lock()
+	l.gw.d.cfg.CookieThreshold = 0 // every IKE_SA_INIT counts as "under load"
+	l.gw.d.mu.Unlock()
+	ini, err := l.connect(t, l.initCfg)
+	if err != nil {
+		t.Fatalf("connect through a cookie demand: %v", err)
+	}
+	if st := ini.d.Status(); len(st) != 1 || st[0].State != "established" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestInitiatorRetriesWithGroupTheGatewayAsks(t *testing.T) {
+	l := newLab(t)
+	l.gwCfg.IKEPolicy = ikev2.DefaultIKEPolicy()
+	l.gwCfg.IKEPolicy.DH = []uint16{ikev2.DH_ECP256}
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.IKEPolicy = ikev2.DefaultIKEPolicy()
+	cfg.IKEPolicy.DH = []uint16{ikev2.DH_CURVE25519, ikev2.DH_ECP256}
+	ini, err := l.connect(t, cfg)
+	if err != nil {
+		t.Fatalf("connect after INVALID_KE_PAYLOAD: %v", err)
+	}
+	if st := ini.d.Status(); len(st) != 1 || !strings.HasSuffix(st[0].Suite, "ecp256") {
+		t.Fatalf("status %+v, want an ecp256 suite", st)
+	}
+}
+
+func TestGatewayRefusesWeakProposal(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.IKEPolicy = ikev2.DefaultIKEPolicy()
+	cfg.IKEPolicy.Encr = []ikev2.Transform{{Type: ikev2.TransformENCR, ID: ikev2.ENCR_AES_GCM_16, KeyLength: 128}}
+	if _, err := l.connect(t, cfg); err == nil || !strings.Contains(err.Error(), "NO_PROPOSAL_CHOSEN") {
+		t.Fatalf("connect offering only aes128gcm16: %v, want NO_PROPOSAL_CHOSEN", err)
 	}
 }
