@@ -47,20 +47,24 @@ func New(cfg Config) (*Daemon, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
+	conn, err := listen(cfg.Local, cfg.Port)
+	if err != nil {
+		return nil, err
+	}
+	natc := cfg.NATSocket
+	if natc == nil {
+		if natc, err = listen(cfg.Local, cfg.NATPort); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return newDaemon(cfg, conn, natc), nil
+}
+
+func newDaemon(cfg Config, conn, natc *net.UDPConn) *Daemon {
+	d := &Daemon{cfg: cfg, log: cfg.Log, conn: conn, natc: natc, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
 	d.cookies.rotate()
-	var err error
-	if d.conn, err = listen(cfg.Local, cfg.Port); err != nil {
-		return nil, err
-	}
-	if d.natc = cfg.NATSocket; d.natc != nil {
-		return d, nil
-	}
-	if d.natc, err = listen(cfg.Local, cfg.NATPort); err != nil {
-		d.conn.Close()
-		return nil, err
-	}
-	return d, nil
+	return d
 }
 
 func listen(a netip.Addr, port uint16) (*net.UDPConn, error) {

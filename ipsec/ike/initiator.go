@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -108,14 +109,23 @@ func (d *Daemon) initReply(sa *ikeSA, b []byte, h ikev2.Header) {
 		d.log.Info("ike: dropped malformed IKE_SA_INIT response", "from", sa.remote, "err", err)
 		return
 	}
-	if n := findNotify(m.Payloads, ikev2.COOKIE); n != nil && sa.cookie == nil && len(n.Data) <= 64 {
-		sa.cookie = n.Data
-		d.sendInit(sa, sa.dh.Group())
+	if n := findNotify(m.Payloads, ikev2.COOKIE); n != nil {
+		// A repeated cookie is the answer to a retransmission of the
+		// request we already redid: ignore it.
+		if !bytes.Equal(n.Data, sa.cookie) && len(n.Data) <= 64 && sa.restarts < 4 {
+			sa.cookie = n.Data
+			sa.restarts++
+			d.sendInit(sa, sa.dh.Group())
+		}
 		return
 	}
 	if n := findNotify(m.Payloads, ikev2.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
 		g := binary.BigEndian.Uint16(n.Data)
-		if g != sa.dh.Group() && slices.Contains(d.cfg.IKEPolicy.DH, g) {
+		switch {
+		case g == sa.dh.Group():
+			return // stale: answers the request before our retry
+		case slices.Contains(d.cfg.IKEPolicy.DH, g) && sa.restarts < 4:
+			sa.restarts++
 			d.sendInit(sa, g)
 			return
 		}

@@ -42,6 +42,7 @@ type ikeSA struct {
 	// signs them.
 	initReq, initResp []byte
 	cookie            []byte
+	restarts          int  // IKE_SA_INIT redone for a cookie or DH group
 	fragOK            bool // peer sent IKEV2_FRAGMENTATION_SUPPORTED
 
 	nextID  uint32   // message ID of our next request
