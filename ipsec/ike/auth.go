@@ -135,7 +135,7 @@ func (d *Daemon) initiatorChild(sa *ikeSA, ps []ikev2.Payload) error {
 
 func (d *Daemon) childConfig(sa *ikeSA, in, out uint32, inKey, outKey []byte, cs *ikev2.Suite) dataplane.ChildSA {
 	return dataplane.ChildSA{InSPI: in, OutSPI: out, Local: d.localAddr(sa.natT), Remote: sa.remote, Encap: sa.natT,
-		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN}
+		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN, Lifetime: d.childLifetime(sa)}
 }
 
 // verifyPeer checks the CERT payloads and that the ID names the
@@ -179,4 +179,15 @@ func idMatches(id *ikev2.ID, p *pki.Peer) bool {
 		return ok && slices.ContainsFunc(p.IPs, func(ip net.IP) bool { b, _ := netip.AddrFromSlice(ip); return b.Unmap() == a.Unmap() })
 	}
 	return false
+}
+
+func (d *Daemon) childLifetime(sa *ikeSA) dataplane.Lifetime {
+	l := d.cfg.ChildLifetime
+	switch {
+	case l == 0:
+		return dataplane.Lifetime{}
+	case sa.origin:
+		return dataplane.Lifetime{SoftTime: l * 85 / 100, HardTime: l}
+	}
+	return dataplane.Lifetime{HardTime: l * 110 / 100}
 }

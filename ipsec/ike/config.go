@@ -54,11 +54,16 @@ type Config struct {
 	IKEPolicy, ESPPolicy ikev2.Policy // defaults: ikev2.DefaultIKEPolicy, DefaultESPPolicy(false)
 	Backoff              Backoff      // DefaultBackoff
 	DPD                  time.Duration
-	Keepalive            time.Duration // NAT-T keepalive interval, 20 s
-	HalfOpenMax          int           // half-open SAs kept at most, 1024
-	CookieThreshold      int           // half-open SAs from which cookies are demanded, 64
-	FragmentSize         int           // largest IKE datagram before fragmenting, 1280
-	Log                  *slog.Logger
+	// IKELifetime and ChildLifetime, when set, make the side that opened
+	// the tunnel rekey the IKE SA and the CHILD_SAs after about that long
+	// (CHILD_SAs at 85 %, from the data plane's soft expiry); the other
+	// side only expires CHILD_SAs at 110 %.
+	IKELifetime, ChildLifetime time.Duration
+	Keepalive                  time.Duration // NAT-T keepalive interval, 20 s
+	HalfOpenMax                int           // half-open SAs kept at most, 1024
+	CookieThreshold            int           // half-open SAs from which cookies are demanded, 64
+	FragmentSize               int           // largest IKE datagram before fragmenting, 1280
+	Log                        *slog.Logger
 }
 
 func (c *Config) setDefaults() error {

@@ -105,7 +105,7 @@ func (d *Daemon) upTo(gw netip.Addr) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sa := range d.sas {
-		if sa.initiator && sa.st == stEstablished && sa.remote.Addr() == gw {
+		if sa.origin && sa.st == stEstablished && sa.remote.Addr() == gw {
 			return true
 		}
 	}

@@ -218,7 +218,7 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
 	}
 	sa.children = nil
-	if d.cfg.Pool != nil && sa.peer != nil && !sa.initiator {
+	if d.cfg.Pool != nil && sa.peer != nil && !sa.origin && !sa.moved {
 		d.cfg.Pool.Release(sa.peer.Pin)
 	}
 	if sa.result != nil {

@@ -30,7 +30,7 @@ func (d *Daemon) Connect(ctx context.Context, t Target) error {
 	result := make(chan error, 1)
 	d.mu.Lock()
 	now := time.Now()
-	sa := &ikeSA{initiator: true, spii: d.newSPI(), st: stInitSent, remote: netip.AddrPortFrom(t.Gateway, d.cfg.Port),
+	sa := &ikeSA{initiator: true, origin: true, spii: d.newSPI(), st: stInitSent, remote: netip.AddrPortFrom(t.Gateway, d.cfg.Port),
 		ni: nonce(), created: now, lastRecv: now, result: result, target: t}
 	d.sas[sa.spii] = sa
 	err := d.sendInit(sa, d.cfg.IKEPolicy.DH[0])

@@ -182,6 +182,8 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		d.log.Info("ike: half-open SA expired", "from", sa.remote)
 		d.removeSA(sa, "half-open too long")
 		return
+	case sa.st == stEstablished && sa.origin && d.cfg.IKELifetime > 0 && now.Sub(sa.created) > d.cfg.IKELifetime:
+		d.rekeyIKE(sa)
 	case sa.st == stEstablished && sa.pending == nil && now.Sub(sa.lastRecv) > d.cfg.DPD:
 		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
 	}

@@ -48,7 +48,7 @@ func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
 // tsOf returns the initiator's (tsi) or responder's selectors of a child
 // as seen in the original IKE_AUTH roles.
 func tsOf(sa *ikeSA, c *child, tsi bool) []netip.Prefix {
-	if tsi == sa.initiator {
+	if tsi == sa.origin {
 		return c.cfg.TSLocal
 	}
 	return c.cfg.TSRemote
@@ -103,7 +103,8 @@ func (d *Daemon) dropChild(sa *ikeSA, c *child) {
 }
 
 // respondCreateChild answers CREATE_CHILD_SA: a CHILD_SA rekey (REKEY_SA
-// naming one of ours); new CHILD_SAs and IKE rekeys are refused for now.
+// naming one of ours) or an IKE SA rekey; additional CHILD_SAs are
+// refused with NO_ADDITIONAL_SAS.
 func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
 	out, r := d.rekeyChildResponse(sa, m.Payloads)
 	if r != nil {
@@ -116,6 +117,9 @@ func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
 func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {
 	rk := findNotify(ps, ikev2.REKEY_SA)
 	sp, ni, ke := find[*ikev2.SA](ps), find[*ikev2.Nonce](ps), find[*ikev2.KE](ps)
+	if rk == nil && sp != nil && len(sp.Proposals) > 0 && sp.Proposals[0].Protocol == ikev2.ProtoIKE {
+		return d.rekeyIKEResponse(sa, sp, ni, ke)
+	}
 	if rk == nil || sp == nil || ni == nil {
 		return nil, &refusal{ikev2.NO_ADDITIONAL_SAS, errors.New("only CHILD_SA rekeys are accepted")}
 	}

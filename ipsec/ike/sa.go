@@ -26,7 +26,9 @@ func (s state) String() string {
 
 // ikeSA is one IKE SA and its CHILD_SAs, as seen from this side.
 type ikeSA struct {
-	initiator  bool // we are the original initiator
+	initiator  bool // we initiated this IKE SA (IKE_SA_INIT or the rekey that made it)
+	origin     bool // we opened the tunnel (Connect), whatever rekeys did since
+	moved      bool // rekeyed: its CHILD_SAs and lease live on in the new SA
 	spii, spir uint64
 	st         state
 	remote     netip.AddrPort // where the peer's messages come from

@@ -250,3 +250,26 @@ func TestGatewayRefusesWeakProposal(t *testing.T) {
 		t.Fatalf("connect offering only aes128gcm16: %v, want NO_PROPOSAL_CHOSEN", err)
 	}
 }
+
+func TestIKERekeyKeepsTunnel(t *testing.T) {
+	l := newLab(t)
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.IKELifetime = 300 * time.Millisecond
+	ini, err := l.connect(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ini.d.Status()[0].SPIi
+	waitUp(t, ini, old) // the lifetime triggers the rekey
+	deadline := time.Now().Add(5 * time.Second)
+	for (len(ini.d.Status()) != 1 || len(l.gw.d.Status()) != 1) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st, gst := ini.d.Status(), l.gw.d.Status()
+	if len(st) != 1 || len(gst) != 1 || len(st[0].Children) != 1 || len(gst[0].Children) != 1 || gst[0].Lease != "lease-1" {
+		t.Fatalf("after IKE rekey: initiator %+v, gateway %+v", st, gst)
+	}
+	// The CHILD_SA moved to the new IKE SA; a CHILD rekey uses its SK_d.
+	transfer(t, l, 1<<20, func() { ini.d.RekeyChildren() })
+}
