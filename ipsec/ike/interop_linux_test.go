@@ -63,6 +63,18 @@ func TestFerryInitiatorWithStrongSwanResponder(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	transfer(t, l, 1<<20, nil)
+	// Rekeys initiated by ferry: CHILD_SA (with PFS) during a transfer,
+	// then the IKE SA, then traffic again on what the new SAs carry.
+	transfer(t, l, 4<<20, func() {
+		if n := ini.d.RekeyChildren(); n != 1 {
+			t.Errorf("CHILD_SA rekey not started")
+		}
+	})
+	if n := ini.d.RekeyIKE(); n != 1 {
+		t.Fatalf("IKE rekey not started")
+	}
+	waitUp(t, ini, st[0].SPIi)
+	transfer(t, l, 1<<20, func() { ini.d.RekeyChildren() })
 }
 
 func TestStrongSwanInitiatorWithFerryGateway(t *testing.T) {
@@ -84,6 +96,27 @@ func TestStrongSwanInitiatorWithFerryGateway(t *testing.T) {
 	gst := l.gw.d.Status()
 	if len(gst) != 1 || gst[0].Peer != "CN=swan-lease" || !strings.HasPrefix(gst[0].VirtualIP, "10.33.200.") {
 		t.Fatalf("gateway status %+v", gst)
+	}
+	transfer(t, l, 1<<20, nil)
+	// Rekeys initiated by strongSwan: CHILD_SA during a transfer, then
+	// the IKE SA.
+	transfer(t, l, 4<<20, func() {
+		if out, err := c.Swanctl(ctx, "--rekey", "--child", "net"); err != nil {
+			t.Errorf("swanctl --rekey --child: %v\n%s", err, out)
+		}
+	})
+	if out, err := c.Swanctl(ctx, "--rekey", "--ike", "ferry"); err != nil {
+		t.Fatalf("swanctl --rekey --ike: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if g := l.gw.d.Status(); len(g) == 1 && g[0].SPIi != gst[0].SPIi && len(g[0].Children) == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g := l.gw.d.Status(); len(g) != 1 || g[0].SPIi == gst[0].SPIi || len(g[0].Children) != 1 {
+		t.Fatalf("gateway after strongSwan's IKE rekey: %+v", g)
 	}
 	transfer(t, l, 1<<20, nil)
 }
