@@ -126,7 +126,7 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 		return err
 	}
 	defer us.Close()
-	cfg.DataPlane, cfg.NATSocket = us.Plane, us.Socket
+	cfg.DataPlane, cfg.NATSocket = us, us.Socket
 	d, err := ike.New(cfg)
 	if err != nil {
 		return err

@@ -174,6 +174,9 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	f.register(fs)
 	sock := fs.String("status", defaultVPNSocket, "status socket")
 	tun := fs.String("tun", "ferry0", "TUN device for user-space ESP")
+	ikeLife := fs.Duration("ike-lifetime", 4*time.Hour, "rekey the IKE SA after this long")
+	childLife := fs.Duration("child-lifetime", time.Hour, "rekey the CHILD_SA at 85 % of this")
+	dpd := fs.Duration("dpd", 30*time.Second, "liveness check after this long without a message from the gateway")
 	bg := fs.Bool("background", false, "detach and run in the background once the options are checked")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -185,10 +188,12 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	if *bg {
 		return background(ctx, env, *sock)
 	}
-	return runInitiator(ctx, env, s, *sock, *tun)
+	return runInitiator(ctx, env, s, *sock, *tun, ike.Config{IKELifetime: *ikeLife, ChildLifetime: *childLife, DPD: *dpd})
 }
 
-func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tun string) error {
+// runInitiator holds the tunnel in the foreground; timers carries the
+// lifetimes and DPD interval.
+func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tun string, timers ike.Config) error {
 	if !s.Local.IsValid() {
 		a, err := routedFrom(s.Gateway)
 		if err != nil {
@@ -201,8 +206,10 @@ func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tu
 		return err
 	}
 	defer us.Close()
-	d, err := ike.New(ike.Config{Local: s.Local, Certs: s.Certs, Key: s.Key, CAs: s.CAs, DataPlane: us.Plane,
-		NATSocket: us.Socket, ForceEncap: true, Log: env.Log})
+	cfg := timers
+	cfg.Local, cfg.Certs, cfg.Key, cfg.CAs = s.Local, s.Certs, s.Key, s.CAs
+	cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap, cfg.Log = us, us.Socket, true, env.Log
+	d, err := ike.New(cfg)
 	if err != nil {
 		return err
 	}
