@@ -15,6 +15,7 @@ import (
 
 // Bounds on the allow list file, which may be written by another program.
 const (
+	settle      = 50 * time.Millisecond
 	MaxFileSize = 16 << 20
 	MaxLine     = 4096
 	MaxEntries  = 100000
@@ -84,6 +85,17 @@ func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, er
 	h := hex.EncodeToString(sum[:])
 	if h == prev {
 		return prev, nil
+	}
+	// A writer that truncates and rewrites in place (not rename) can be
+	// caught half way, and an empty or cut list would revoke every lease:
+	// apply a change only once two reads a moment apart agree.
+	time.Sleep(settle)
+	again, err := readBounded(path)
+	if err != nil {
+		return prev, err
+	}
+	if !bytes.Equal(again, data) {
+		return prev, nil // still changing: the next check takes it
 	}
 	entries, err := Parse(bytes.NewReader(data))
 	if err != nil {
