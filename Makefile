@@ -27,9 +27,10 @@ deps:
 test:
 	$(GO) test ./...
 
-# The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions.
+# The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions,
+# once with the root over NFSv4.1 and once over NFSv3 (one image build).
 e2e: build
-	scripts/e2e.sh ./$(BIN)
+	scripts/e2e-all.sh ./$(BIN)
 
 # The same chain for a person to watch: console streamed, timeline at the end.
 demo: deps build

@@ -6,8 +6,10 @@
 #   $LAB/www/initrd-b.img   image B's initrd, NOT made by ferry: uncompressed
 #                           early cpio (dummy microcode) + zstd newc cpio of a
 #                           busybox tree whose /init must never run
-#   $LAB/www/transfer.json  the transfer settings (docs/CONTRACT.md)
-#   $LAB/export/            the NFS root (busybox + a checking /sbin/init)
+#   $LAB/www/transfer.json  the transfer settings (docs/CONTRACT.md), for
+#                           NFS version FERRY_NFS_VERSION (default 4.1)
+#   $LAB/export/            the NFS root (busybox + a checking /sbin/init,
+#                           whose expectations are in /etc/ferry-lab.conf)
 #   $LAB/disk.raw           a 64 MiB local disk that must stay byte-identical
 # and records digests in $LAB/*.sha256. Needs scripts/fetch-kernel.sh first
 # (it is run here if the cache is empty).
@@ -118,18 +120,10 @@ cp "$FERRY_REPO/scripts/root-init.sh" "$EXPORT/sbin/init"
 chmod 755 "$EXPORT/sbin/init"
 
 # ---------------------------------------------------------------- d) settings
-UNIQ="ferry-lab-$RANDOM$RANDOM"
-cat > "$WWW/transfer.json" <<JSON
-{
-  "kernel":  {"url": "vmlinuz-b", "sha256": "$(sha256sum < "$WWW/vmlinuz-b" | cut -d' ' -f1)"},
-  "initrd":  {"url": "initrd-b.img", "sha256": "$(cat "$LAB/initrd-b.sha256")"},
-  "cmdline": "console=ttyS0 quiet nfs.nfs4_unique_id=$UNIQ",
-  "root": {
-    "server": "$HOST_IP", "path": "/", "nfs_version": "4.1",
-    "options": "", "init": "/sbin/init", "state": "tmpfs"
-  }
-}
-JSON
+# transfer.json and the root's /etc/ferry-lab.conf for one NFS version
+# (FERRY_NFS_VERSION, default 4.1; root.options from FERRY_NFS_OPTIONS);
+# e2e.sh rewrites both per variant without rebuilding.
+write_variant "${FERRY_NFS_VERSION:-4.1}" "${FERRY_NFS_OPTIONS:-}"
 
 # ---------------------------------------------------------------- e) disk
 # A non-zero pattern everywhere, then an ext4 file system over it (mkfs

@@ -13,9 +13,15 @@
 #   disk's sha256 is unchanged;
 # prints a timeline and PASS/FAIL with reasons; exit status 0 only on PASS.
 # FERRY_DEMO=1 (scripts/demo.sh) also streams the whole console live.
-# Other knobs: FERRY_SKIP_BUILD=1 (reuse images), FERRY_READY_TIMEOUT (600 s),
-# FERRY_POWEROFF_TIMEOUT (180 s), and run-vm.sh's (FERRY_ACCEL, ...).
-# Logs stay in $LAB/logs; the verdict in $LAB/e2e-result.txt.
+# FERRY_NFS_VERSION (default 4.1) picks the variant: transfer.json's
+# root.nfs_version, what the lab serves (3: NFSv3 too, with rpcbind), and the
+# root file system type every check expects (nfs for 3, nfs4 otherwise);
+# FERRY_NFS_OPTIONS goes to root.options (e.g. port=2049,mountport=20048).
+# Other knobs: FERRY_SKIP_BUILD=1 (reuse images; the variant is rewritten
+# anyway), FERRY_READY_TIMEOUT (600 s), FERRY_POWEROFF_TIMEOUT (180 s), and
+# run-vm.sh's (FERRY_ACCEL, ...). scripts/e2e-all.sh runs every variant.
+# Logs stay in $LAB/logs and are copied to $LAB/logs-nfsVERSION at the end;
+# the verdict in $LAB/e2e-result.txt and $LAB/e2e-result-nfsVERSION.txt.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need curl sha256sum tail awk
@@ -27,8 +33,13 @@ POWEROFF_TIMEOUT=${FERRY_POWEROFF_TIMEOUT:-180}
 CONSOLE=$LOGS/console.log
 EVENTS=$LOGS/events.tsv     # host-seconds <TAB> console line, ferry lines only
 RESULT=$LAB/e2e-result.txt
+NFS_VERSION=${FERRY_NFS_VERSION:-4.1}
+NFS_OPTIONS=${FERRY_NFS_OPTIONS:-}
+FSTYPE=$(nfs_fstype "$NFS_VERSION") || die "FERRY_NFS_VERSION '$NFS_VERSION': want 3, 4, 4.0, 4.1 or 4.2"
+export FERRY_NFS_VERSION=$NFS_VERSION   # lab.sh serves what transfer.json asks for
+VARIANT=nfs$NFS_VERSION
 # Checks the NFS root's /sbin/init (scripts/root-init.sh) must report as ok.
-ROOT_CHECKS="root-nfs4 state-tmpfs local-disks-ro keeper keeper-status keeper-alive-at-end"
+ROOT_CHECKS="root-fstype run-tmpfs state-tmpfs local-disks-ro keeper keeper-status keeper-alive-at-end"
 
 # ------------------------------------------------------------------ build
 if [ "${FERRY_SKIP_BUILD:-0}" != 1 ]; then
@@ -41,7 +52,14 @@ fi
 [ -r "${FERRY_INITRD:-$LAB/initrd-a.img}" ] || die "no initrd A: give the ferry binary"
 load_kernel_env
 mkdir -p "$LOGS"
-rm -f "$EXPORT/poweroff-request" "$RESULT"
+rm -f "$EXPORT/poweroff-request" "$RESULT" "$LAB/e2e-result-$VARIANT.txt" "$LAB/e2e-timeline-$VARIANT.tsv"
+write_variant "$NFS_VERSION" "$NFS_OPTIONS"
+# The root's checking init, current even with FERRY_SKIP_BUILD=1 (rm first:
+# in a fresh export sbin/init is busybox's symlink, cp would follow it).
+rm -f "$EXPORT/sbin/init"
+cp "$S/root-init.sh" "$EXPORT/sbin/init"
+chmod 755 "$EXPORT/sbin/init"
+log "variant: nfs $NFS_VERSION (root fstype $FSTYPE${NFS_OPTIONS:+, options $NFS_OPTIONS})"
 : > "$EVENTS"
 : > "$CONSOLE"
 
@@ -138,7 +156,7 @@ if has $'\tferry-root: ready' && vm_alive; then
 
 	status=$(in_ns curl -fsS --max-time 10 --retry 3 --retry-all-errors "http://$GUEST_IP:7070/status" 2>&1) || true
 	echo "$status" > "$LOGS/keeper-status.json"
-	if [[ $status =~ \"root_fstype\":\ *\"nfs4\" ]]; then ok "host: keeper /status root_fstype nfs4"
+	if [[ $status =~ \"root_fstype\":\ *\"$FSTYPE\" ]]; then ok "host: keeper /status root_fstype $FSTYPE"
 	else bad "host: keeper /status: ${status:0:300}"; fi
 	if [ -n "$TRACE" ] && [[ $status =~ \"trace\":\ *\"?$TRACE\"? ]]; then ok "host: keeper /status trace $TRACE (same as A's kexec armed)"
 	else bad "host: keeper /status trace is not A's '$TRACE': ${status:0:300}"; fi
@@ -233,29 +251,37 @@ if [ "$DISK_BEFORE" = "$DISK_AFTER" ]; then ok "local disk sha256 unchanged ($DI
 else bad "local disk changed: $DISK_BEFORE -> $DISK_AFTER"; fi
 
 # ------------------------------------------------------------------ report
+# The timeline as TSV (image, phase, guest duration, host seconds), kept per
+# variant so that e2e-all.sh can set the variants side by side.
+TIMELINE=$LAB/e2e-timeline-$VARIANT.tsv
+awk -F'\t' -v armed="$ARMED" '
+	{ side = (NR < armed) ? "A" : "B" }
+	$2 ~ /^ferry: phase / {
+		split($2, w, " "); d = $2; sub(/^.* in /, "", d); if ($2 !~ / ok in /) d = "FAILED"
+		printf "%s\t%s\t%s\t%s\n", side, w[3], d, $1 }
+	$2 ~ /^ferry: kexec armed/ { printf "%s\t%s\t%s\t%s\n", "A", "(kexec armed)", "", $1 }
+	$2 ~ /^ferry-root: init started/ { printf "%s\t%s\t%s\t%s\n", "root", "(init)", "", $1 }
+	$2 ~ /^ferry-root: ready/ { printf "%s\t%s\t%s\t%s\n", "root", "(ready)", "", $1 }
+	$2 ~ /^ferry-root: powering off/ { printf "%s\t%s\t%s\t%s\n", "root", "(poweroff)", "", $1 }
+' "$EVENTS" > "$TIMELINE"
 {
 	echo
-	echo "== timeline (guest duration as ferry printed it; host seconds since VM start)"
+	echo "== timeline, nfs $NFS_VERSION (guest duration as ferry printed it; host seconds since VM start)"
 	printf '%-5s %-14s %-14s %10s\n' image phase guest host_s
-	awk -F'\t' -v armed="$ARMED" '
-		{ side = (NR < armed) ? "A" : "B" }
-		$2 ~ /^ferry: phase / {
-			split($2, w, " "); d = $2; sub(/^.* in /, "", d); if ($2 !~ / ok in /) d = "FAILED"
-			printf "%-5s %-14s %-14s %10s\n", side, w[3], d, $1 }
-		$2 ~ /^ferry: kexec armed/ { printf "%-5s %-14s %-14s %10s\n", "A", "(kexec armed)", "", $1 }
-		$2 ~ /^ferry-root: init started/ { printf "%-5s %-14s %-14s %10s\n", "root", "(init)", "", $1 }
-		$2 ~ /^ferry-root: ready/ { printf "%-5s %-14s %-14s %10s\n", "root", "(ready)", "", $1 }
-		$2 ~ /^ferry-root: powering off/ { printf "%-5s %-14s %-14s %10s\n", "root", "(poweroff)", "", $1 }
-	' "$EVENTS"
+	awk -F'\t' '{ printf "%-5s %-14s %-14s %10s\n", $1, $2, $3, $4 }' "$TIMELINE"
 	echo
-	echo "== checks"
+	echo "== checks, nfs $NFS_VERSION"
 	printf '  %s\n' "${CHECKS[@]}"
 	echo
 	if [ ${#REASONS[@]} -eq 0 ]; then
-		echo "PASS (kernel $KVER, trace=$TRACE, logs in $LOGS)"
+		echo "PASS nfs $NFS_VERSION (kernel $KVER, trace=$TRACE, logs in $LAB/logs-$VARIANT)"
 	else
-		echo "FAIL (kernel $KVER, logs in $LOGS):"
+		echo "FAIL nfs $NFS_VERSION (kernel $KVER, logs in $LAB/logs-$VARIANT):"
 		printf '  - %s\n' "${REASONS[@]}"
 	fi
 } | tee "$RESULT"
+cp "$RESULT" "$LAB/e2e-result-$VARIANT.txt"
+# Keep this variant's logs: the next run (another variant) reuses $LOGS.
+rm -rf "$LAB/logs-$VARIANT"
+cp -a "$LOGS" "$LAB/logs-$VARIANT"
 [ ${#REASONS[@]} -eq 0 ]

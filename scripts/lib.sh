@@ -24,6 +24,8 @@ EXPORT=$LAB/export       # the NFS root served by ganesha at pseudo "/"
 PIDS=$LAB/pids           # pid files of everything lab.sh/run-vm.sh start
 LOGS=$LAB/logs           # ganesha, httpd, console logs
 KERNEL_ENV=$CACHE/kernel.env
+# The root's expectations, written into the export by write_variant.
+ROOT_CONF=$EXPORT/etc/ferry-lab.conf
 
 log()  { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die()  { log "error: $*"; exit 1; }
@@ -60,4 +62,57 @@ kill_pidfile() {
 		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
 	fi
 	rm -f "$f"
+}
+
+# The NFS version variant of the lab: $1 is transfer.json's root.nfs_version
+# (3, 4, 4.0, 4.1, 4.2). Prints the file system type the root must show
+# (nfs for v3, nfs4 otherwise); fails on anything else.
+nfs_fstype() {
+	case "$1" in
+	3) echo nfs ;;
+	4 | 4.0 | 4.1 | 4.2) echo nfs4 ;;
+	*) return 1 ;;
+	esac
+}
+
+# The NFS version the lab serves when FERRY_NFS_VERSION is not set: the one
+# the last write_variant recorded in the export, else 4.1.
+lab_nfs_version() {
+	local v=
+	[ -r "$ROOT_CONF" ] && v=$(sed -n 's/^nfs_version=//p' "$ROOT_CONF")
+	echo "${FERRY_NFS_VERSION:-${v:-4.1}}"
+}
+
+# write_variant VERSION [OPTIONS] — (re)write what differs between the NFS
+# variants of one image build: $WWW/transfer.json (root.nfs_version, and
+# root.options) and $ROOT_CONF, which the root's /sbin/init
+# (scripts/root-init.sh) reads to know the file system type and version it
+# must find under "/". Needs build-images.sh's outputs (vmlinuz-b,
+# initrd-b.img, the export). Cheap: e2e.sh runs it before every boot.
+write_variant() {
+	local v=$1 opts=${2:-} fstype uniq
+	fstype=$(nfs_fstype "$v") || die "nfs version '$v': want 3, 4, 4.0, 4.1 or 4.2"
+	[ -r "$WWW/vmlinuz-b" ] && [ -r "$LAB/initrd-b.sha256" ] && [ -d "$EXPORT/etc" ] ||
+		die "no images in $LAB: run scripts/build-images.sh first"
+	[[ $opts =~ ^[a-z0-9_=,.:/+-]*$ ]] || die "nfs options '$opts': unexpected characters"
+	# A fresh NFSv4 client owner per boot (LAB.md: same owner = hang).
+	uniq="ferry-lab-$RANDOM$RANDOM"
+	cat > "$WWW/transfer.json.tmp" <<JSON
+{
+  "kernel":  {"url": "vmlinuz-b", "sha256": "$(sha256sum < "$WWW/vmlinuz-b" | cut -d' ' -f1)"},
+  "initrd":  {"url": "initrd-b.img", "sha256": "$(cat "$LAB/initrd-b.sha256")"},
+  "cmdline": "console=ttyS0 quiet nfs.nfs4_unique_id=$uniq",
+  "root": {
+    "server": "$HOST_IP", "path": "/", "nfs_version": "$v",
+    "options": "$opts", "init": "/sbin/init", "state": "tmpfs"
+  }
+}
+JSON
+	mv "$WWW/transfer.json.tmp" "$WWW/transfer.json"
+	cat > "$ROOT_CONF.tmp" <<CONF
+# written by scripts/lib.sh write_variant: what /sbin/init (root-init.sh) checks
+nfs_version=$v
+root_fstype=$fstype
+CONF
+	mv "$ROOT_CONF.tmp" "$ROOT_CONF"
 }

@@ -3,6 +3,9 @@
 # NFS root (busybox sh). ferry's B execs it after switch_root. It checks what
 # ferry promised (docs/CONTRACT.md), printing one line per check:
 #   ferry-root: check NAME ok|FAIL detail
+# The file system type and NFS version it expects under "/" come from
+# /etc/ferry-lab.conf, which the lab writes into the export per variant
+# (scripts/lib.sh write_variant: nfs4 for 4.x, nfs for 3). It then
 # serves /srv on :80 with busybox httpd, prints "ferry-root: ready", waits
 # (bounded) for the host to create /poweroff-request in the export, re-checks
 # that the keeper survived, and powers off.
@@ -25,11 +28,34 @@ up() { cut -d' ' -f1 /proc/uptime; }
 
 say "init started as pid $$ (uptime $(up) s)"
 
-# The file system type of the mount that is the root (last " / " entry wins).
-rootfs=$(awk '$2 == "/" { t = $3; s = $1 } END { print t " " s }' /proc/mounts)
-case "$rootfs" in
-nfs4\ *) check root-nfs4 ok "$rootfs" ;;
-*) check root-nfs4 FAIL "root is '$rootfs'" ;;
+# What this variant of the lab expects (root_fstype=nfs|nfs4, nfs_version=).
+root_fstype=; nfs_version=
+[ -r /etc/ferry-lab.conf ] && . /etc/ferry-lab.conf
+
+# The file system type of the mount that is the root (last " / " entry wins),
+# and the NFS version the kernel negotiated (vers= in its options).
+rootfs=$(awk '$2 == "/" { t = $3; s = $1; o = $4 } END { print t " " s " " o }' /proc/mounts)
+set -- $rootfs
+rvers=$(echo ",$3," | sed -n 's/.*,vers=\([^,]*\),.*/\1/p')
+vok=0
+[ "$rvers" = "$nfs_version" ] && vok=1
+# vers=4 lets the kernel pick the minor version.
+[ "$nfs_version" = 4 ] && case "$rvers" in 4 | 4.*) vok=1 ;; esac
+if [ -z "$root_fstype" ] || [ -z "$nfs_version" ]; then
+	check root-fstype FAIL "no root_fstype/nfs_version in /etc/ferry-lab.conf; root is '$1 $2' vers=$rvers"
+elif [ "$1" = "$root_fstype" ] && [ $vok = 1 ]; then
+	check root-fstype ok "$1 $2 vers=$rvers ($3)"
+else
+	check root-fstype FAIL "root is '$1 $2' vers=$rvers, want $root_fstype vers=$nfs_version ($3)"
+fi
+
+# /run: ferry mounts a tmpfs there in the initramfs and switch_root moves it
+# into the new root (systemd's initrd interface); the last mount on /run wins.
+runfs=$(awk '$2 == "/run" { t = $3; o = $4 } END { print t " " o }' /proc/mounts)
+case "$runfs" in
+tmpfs\ *) check run-tmpfs ok "/run is tmpfs (${runfs#tmpfs })" ;;
+' ') check run-tmpfs FAIL "nothing mounted on /run (it is the root's directory), want a tmpfs" ;;
+*) check run-tmpfs FAIL "/run is '$runfs', want tmpfs" ;;
 esac
 
 # The state: settings.json under /ferry/state, on a tmpfs (the mount that
@@ -90,7 +116,7 @@ for i in 1 2 3 4 5; do
 	sleep 1
 done
 case "$ks" in
-*'"root_fstype":"nfs4"'*) check keeper-status ok "$ks" ;;
+*'"root_fstype":"'"$root_fstype"'"'*) check keeper-status ok "$ks" ;;
 '') check keeper-status FAIL "no answer from 127.0.0.1:7070/status" ;;
 *) check keeper-status FAIL "unexpected: $ks" ;;
 esac
