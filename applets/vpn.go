@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ferry/ipsec/ike"
+	"ferry/ipsec/xfrm"
 	"ferry/pki"
 )
 
@@ -177,6 +178,7 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	ikeLife := fs.Duration("ike-lifetime", 4*time.Hour, "rekey the IKE SA after this long")
 	childLife := fs.Duration("child-lifetime", time.Hour, "rekey the CHILD_SA at 85 % of this")
 	dpd := fs.Duration("dpd", 30*time.Second, "liveness check after this long without a message from the gateway")
+	plane := fs.String("dataplane", "user", "ESP data plane: user (user-space over TUN, works everywhere) or kernel (XFRM; needs esp4)")
 	bg := fs.Bool("background", false, "detach and run in the background once the options are checked")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -185,15 +187,18 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *plane != "user" && *plane != "kernel" {
+		return usagef("--dataplane %q: want user or kernel", *plane)
+	}
 	if *bg {
 		return background(ctx, env, *sock)
 	}
-	return runInitiator(ctx, env, s, *sock, *tun, ike.Config{IKELifetime: *ikeLife, ChildLifetime: *childLife, DPD: *dpd})
+	return runInitiator(ctx, env, s, *sock, *tun, ike.Config{IKELifetime: *ikeLife, ChildLifetime: *childLife, DPD: *dpd}, *plane == "kernel")
 }
 
 // runInitiator holds the tunnel in the foreground; timers carries the
 // lifetimes and DPD interval.
-func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tun string, timers ike.Config) error {
+func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tun string, timers ike.Config, kernel bool) error {
 	if !s.Local.IsValid() {
 		a, err := routedFrom(s.Gateway)
 		if err != nil {
@@ -201,21 +206,31 @@ func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tu
 		}
 		s.Local = a
 	}
-	us, err := ike.OpenUserspace(s.Local, 4500, tun, 1400, netip.Prefix{}, env.Log)
-	if err != nil {
-		return err
-	}
-	defer us.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cfg := timers
 	cfg.Local, cfg.Certs, cfg.Key, cfg.CAs = s.Local, s.Certs, s.Key, s.CAs
-	cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap, cfg.Log = us, us.Socket, true, env.Log
+	cfg.ForceEncap, cfg.Log = s.ForceEncap || !kernel, env.Log
+	if kernel {
+		p, err := xfrm.New(ctx, xfrm.Config{Log: env.Log})
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		cfg.DataPlane = p
+	} else {
+		us, err := ike.OpenUserspace(s.Local, 4500, tun, 1400, netip.Prefix{}, env.Log)
+		if err != nil {
+			return err
+		}
+		defer us.Close()
+		cfg.DataPlane, cfg.NATSocket = us, us.Socket
+		go us.Run(ctx)
+	}
 	d, err := ike.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go us.Run(ctx)
 	go d.ServeControl(ctx, sock, cancel)
 	go d.Keep(ctx, s.Target())
 	return d.Run(ctx)

@@ -58,7 +58,15 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	return newDaemon(cfg, conn, natc), nil
+	d := newDaemon(cfg, conn, natc)
+	if _, user := cfg.DataPlane.(espInput); !user {
+		if err := d.prepareKernelSockets(); err != nil {
+			conn.Close()
+			natc.Close()
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 func newDaemon(cfg Config, conn, natc *net.UDPConn) *Daemon {
