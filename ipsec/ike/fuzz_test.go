@@ -15,7 +15,7 @@ import (
 
 // fuzzResponder is a gateway on ephemeral loopback ports with a data
 // plane that moves nothing.
-func fuzzResponder(f *testing.F) *Daemon {
+func fuzzResponder(f testing.TB) *Daemon {
 	ca, err := pki.NewCA("fuzz CA", time.Hour)
 	if err != nil {
 		f.Fatal(err)
@@ -43,9 +43,9 @@ func fuzzResponder(f *testing.F) *Daemon {
 	return newDaemon(cfg, conn, natc)
 }
 
-// initRequest builds a valid IKE_SA_INIT request, the seed the fuzzer
+// seedInit builds a valid IKE_SA_INIT request, the seed the fuzzer
 // mutates.
-func seedInit(f *testing.F) []byte {
+func seedInit(f testing.TB) []byte {
 	dh, err := ikev2.NewDH(ikev2.DH_ECP256, rand.Reader)
 	if err != nil {
 		f.Fatal(err)
