@@ -46,6 +46,7 @@ type List struct {
 	revoker Revoker
 	log     *slog.Logger
 	now     func() time.Time
+	loaded  string // hash of the file content Load last applied
 }
 
 // New makes an empty list. revoker may be nil until SetRevoker.

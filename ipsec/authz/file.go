@@ -72,7 +72,12 @@ func Parse(r io.Reader) ([]Entry, error) {
 // Load replaces the list with the file at path. On error the list is
 // unchanged.
 func (l *List) Load(ctx context.Context, path string) error {
-	_, err := l.loadIfChanged(ctx, path, "")
+	h, err := l.loadIfChanged(ctx, path, "")
+	if err == nil {
+		l.mu.Lock()
+		l.loaded = h
+		l.mu.Unlock()
+	}
 	return err
 }
 
@@ -110,7 +115,10 @@ func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, er
 // checking every interval, until ctx ends. A bad file is logged once per
 // change and the previous list kept.
 func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
-	prev, err := l.loadIfChanged(ctx, path, "")
+	l.mu.Lock()
+	prev := l.loaded // a Load just before Watch need not be repeated
+	l.mu.Unlock()
+	prev, err := l.loadIfChanged(ctx, path, prev)
 	lastErr := ""
 	report := func(err error) {
 		if err != nil && err.Error() != lastErr {
