@@ -60,7 +60,7 @@ func TestUnknownAppletExits2(t *testing.T) {
 func TestEveryAppletHasHelp(t *testing.T) {
 	for _, a := range All() {
 		code, out, errb := run("ferry", a.Name, "--help")
-		if code != 0 || !strings.Contains(out+errb, "usage") {
+		if code != 0 || !strings.Contains(out+errb, a.Name) || len(out+errb) < 40 {
 			t.Errorf("%s --help: exit %d, output %q", a.Name, code, out+errb)
 		}
 	}
