@@ -54,6 +54,7 @@ func TestFerryInitiatorWithStrongSwanResponder(t *testing.T) {
 		"children {", "net {", "local_ts = "+gwSubnet.String(), "esp_proposals = aes256gcm16-ecp256", "}", "}", "}", "}",
 		"pools {", "vips {", "addrs = "+vipPool.String(), "}", "}"),
 		map[string][]byte{"gw.pem": cp}, kp, l)
+	l.initCfg.FragmentSize = 500 // IKE_AUTH in fragments both ways (charon's fragment_size is 500 too)
 	ini, err := l.connect(t, l.initCfg)
 	if err != nil {
 		t.Fatalf("ferry -> strongSwan: %v", err)
@@ -81,6 +82,7 @@ func TestStrongSwanInitiatorWithFerryGateway(t *testing.T) {
 	l := newLab(t)
 	kp, cp, pin := keyPEM(t, l, "swan-lease")
 	l.allow.Add(authzEntry(pin))
+	l.gwCfg.FragmentSize = 500
 	l.startGateway(t)
 	c := startCharon(t, l.p.nameA, swanConf(
 		"connections {", "ferry {", "version = 2", "local_addrs = "+initOuter.String(), "remote_addrs = "+gwOuter.String(),

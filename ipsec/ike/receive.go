@@ -125,7 +125,9 @@ func (d *Daemon) seal(sa *ikeSA, h ikev2.Header, inner []ikev2.Payload) ([][]byt
 	if len(msg) <= d.cfg.FragmentSize || !sa.fragOK {
 		return [][]byte{msg}, nil
 	}
-	return sa.cipher.SealFragments(h, inner, d.cfg.FragmentSize)
+	frags, err := sa.cipher.SealFragments(h, inner, d.cfg.FragmentSize)
+	d.log.Debug("ike: message sent in fragments", "exchange", h.Exchange, "bytes", len(msg), "fragments", len(frags))
+	return frags, err
 }
 
 // request sends a new request on sa (window of one: the caller checks

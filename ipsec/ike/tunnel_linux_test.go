@@ -273,3 +273,15 @@ func TestIKERekeyKeepsTunnel(t *testing.T) {
 	// The CHILD_SA moved to the new IKE SA; a CHILD rekey uses its SK_d.
 	transfer(t, l, 1<<20, func() { ini.d.RekeyChildren() })
 }
+
+func TestHandshakeInFragmentsWhenMessagesExceedTheSize(t *testing.T) {
+	l := newLab(t)
+	l.gwCfg.FragmentSize = 400 // certificates alone are bigger: IKE_AUTH goes in SKF fragments both ways
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.FragmentSize = 400
+	if _, err := l.connect(t, cfg); err != nil {
+		t.Fatalf("connect with 400-byte fragments: %v", err)
+	}
+	transfer(t, l, 1<<20, nil)
+}
