@@ -36,11 +36,12 @@ type gatewayFile struct {
 	Allow   string   `json:"allow"`           // allow list file (JSON lines)
 	Status  string   `json:"status,omitempty"`
 	TUN     string   `json:"tun,omitempty"`
+	DNS     []string `json:"dns,omitempty"` // name servers handed out with the virtual IP
 }
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "gateway", "gateway --config FILE")
-	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, status, tun)")
+	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, status, tun, dns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,6 +88,13 @@ func (c gatewayFile) build(env *Env) (ike.Config, *gatewayParts, error) {
 			return cfg, nil, fmt.Errorf("subnets: %q: %w", s, err)
 		}
 		cfg.LocalSubnets = append(cfg.LocalSubnets, p)
+	}
+	for _, s := range c.DNS {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("dns: %q: %w", s, err)
+		}
+		cfg.DNS = append(cfg.DNS, a)
 	}
 	if len(cfg.LocalSubnets) == 0 {
 		return cfg, nil, fmt.Errorf("subnets: none given")

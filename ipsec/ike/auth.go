@@ -47,7 +47,7 @@ func (d *Daemon) sendAuth(sa *ikeSA) error {
 	out = append(out, d.certReq(), auth)
 	tsi := []ikev2.Selector{ikev2.SelectorFor(netip.PrefixFrom(d.cfg.Local, 32))}
 	if sa.target.VirtualIP {
-		out = append(out, &ikev2.CP{CfgType: ikev2.CfgRequest, Attrs: []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address}}})
+		out = append(out, &ikev2.CP{CfgType: ikev2.CfgRequest, Attrs: []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address}, {Type: ikev2.InternalIP4DNS}}})
 		tsi = Selectors(anyV4)
 	}
 	spi := binary.BigEndian.AppendUint32(nil, sa.childSPI)
@@ -113,8 +113,11 @@ func (d *Daemon) initiatorChild(sa *ikeSA, ps []ikev2.Payload) error {
 	}
 	if cp := find[*ikev2.CP](ps); cp != nil && cp.CfgType == ikev2.CfgReply {
 		for _, a := range cp.Attrs {
-			if a.Type == ikev2.InternalIP4Address && len(a.Value) == 4 {
+			switch {
+			case a.Type == ikev2.InternalIP4Address && len(a.Value) == 4:
 				sa.vip = netip.AddrFrom4([4]byte(a.Value))
+			case a.Type == ikev2.InternalIP4DNS && len(a.Value) == 4 && len(sa.dns) < 4:
+				sa.dns = append(sa.dns, netip.AddrFrom4([4]byte(a.Value)))
 			}
 		}
 	}

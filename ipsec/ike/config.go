@@ -44,6 +44,7 @@ type Config struct {
 	Authorizer   Authorizer
 	Pool         *Pool
 	LocalSubnets []netip.Prefix
+	DNS          []netip.Addr // INTERNAL_IP4_DNS handed out with the virtual IP
 
 	DataPlane dataplane.DataPlane
 	// ForceEncap makes both ends use UDP encapsulation even without NAT

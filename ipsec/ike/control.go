@@ -54,6 +54,7 @@ type SAStatus struct {
 	Pin       string        `json:"pin,omitempty"`
 	Lease     string        `json:"lease,omitempty"`
 	VirtualIP string        `json:"virtual_ip,omitempty"`
+	DNS       []netip.Addr  `json:"dns,omitempty"`
 	Suite     string        `json:"suite,omitempty"`
 	Age       string        `json:"age"`
 	Children  []ChildStatus `json:"children"`
@@ -82,6 +83,7 @@ func saStatus(sa *ikeSA) SAStatus {
 	if sa.vip.IsValid() {
 		s.VirtualIP = sa.vip.String()
 	}
+	s.DNS = sa.dns
 	if sa.suite != nil {
 		s.Suite = sa.suite.String()
 	}

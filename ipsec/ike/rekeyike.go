@@ -111,7 +111,7 @@ func (d *Daemon) moveSA(old *ikeSA, cs *ikev2.Suite, requester bool, spii, spir 
 	now := time.Now()
 	n := &ikeSA{initiator: requester, origin: old.origin, spii: spii, spir: spir, st: stEstablished, remote: old.remote,
 		natT: old.natT, behindNAT: old.behindNAT, suite: cs, keys: keys, cipher: c, ni: ni, nr: nr, fragOK: old.fragOK,
-		peer: old.peer, lease: old.lease, vip: old.vip, children: old.children, created: now, lastRecv: now, target: old.target}
+		peer: old.peer, lease: old.lease, vip: old.vip, dns: old.dns, children: old.children, created: now, lastRecv: now, target: old.target}
 	old.children, old.moved, old.st = nil, true, stDeleting
 	d.sas[n.localSPI()] = n
 	return n, nil

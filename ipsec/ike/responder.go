@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ikev2"
@@ -91,7 +92,13 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 			return nil, &refusal{ikev2.INTERNAL_ADDRESS_FAILURE, err}
 		}
 		sa.vip, peerSide = vip, []netip.Prefix{netip.PrefixFrom(vip, 32)}
-		out = append(out, &ikev2.CP{CfgType: ikev2.CfgReply, Attrs: []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address, Value: vip.AsSlice()}}})
+		attrs := []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address, Value: vip.AsSlice()}}
+		for _, a := range d.cfg.DNS {
+			if a.Is4() && slices.ContainsFunc(cp.Attrs, func(c ikev2.CfgAttr) bool { return c.Type == ikev2.InternalIP4DNS }) {
+				attrs = append(attrs, ikev2.CfgAttr{Type: ikev2.InternalIP4DNS, Value: a.AsSlice()})
+			}
+		}
+		out = append(out, &ikev2.CP{CfgType: ikev2.CfgReply, Attrs: attrs})
 	}
 	tsI, tsR := Narrow(tsi.Selectors, peerSide), Narrow(tsr.Selectors, d.cfg.LocalSubnets)
 	if len(tsI) == 0 || len(tsR) == 0 {

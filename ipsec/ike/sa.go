@@ -56,6 +56,7 @@ type ikeSA struct {
 	peer     *pki.Peer
 	lease    string
 	vip      netip.Addr
+	dns      []netip.Addr // initiator: name servers the gateway gave
 	children []*child
 
 	created, lastRecv, lastSend time.Time

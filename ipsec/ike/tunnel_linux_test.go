@@ -69,13 +69,15 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 
 func TestTunnelCarriesTCPByteForByte(t *testing.T) {
 	l := newLab(t)
+	l.gwCfg.DNS = []netip.Addr{netip.MustParseAddr("10.33.2.53")}
 	l.startGateway(t)
 	ini, err := l.connect(t, l.initCfg)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	st := ini.d.Status()
-	if len(st) != 1 || st[0].State != "established" || !strings.HasPrefix(st[0].VirtualIP, "10.33.200.") || len(st[0].Children) != 1 {
+	if len(st) != 1 || st[0].State != "established" || !strings.HasPrefix(st[0].VirtualIP, "10.33.200.") || len(st[0].Children) != 1 ||
+		len(st[0].DNS) != 1 || st[0].DNS[0].String() != "10.33.2.53" {
 		t.Fatalf("initiator status %+v", st)
 	}
 	gst := l.gw.d.Status()
