@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"ferry/api"
@@ -62,6 +63,7 @@ func (m *Manager) enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 	now := m.now().UTC()
 	var tok tokenRec
 	var rec leaseRec
+	var mem member
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		if err := tx.Get(store.Tokens, hash, &tok); err != nil {
 			return refuse(reasonUnknown, "token", "not issued by this lender (forged, mistyped, or superseded by a later boot)")
@@ -72,7 +74,9 @@ func (m *Manager) enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 		if err := tx.Get(store.Leases, tok.LeaseID, &rec); err != nil || rec.State != api.LeaseActive {
 			return refuse(reasonLease, "token", "lease %s is not active", tok.LeaseID)
 		}
-		return nil
+		var err error
+		mem, err = getMember(tx, tok.LeaseID, tok.Index)
+		return err
 	})
 	if err != nil {
 		return api.EnrollResponse{}, err
@@ -96,7 +100,7 @@ func (m *Manager) enroll(ctx context.Context, req api.EnrollRequest) (api.Enroll
 	m.mu.Lock()
 	delete(m.boots, mac)
 	m.mu.Unlock()
-	return m.enrollResponse(rec, tok, iss), nil
+	return m.enrollResponse(rec, mem, iss), nil
 }
 
 func checkToken(tok tokenRec, mac string, now time.Time) error {
@@ -126,34 +130,32 @@ func consume(tx store.Tx, hash, mac string, now time.Time, iss lenderca.Issued, 
 	if err := tx.Get(store.Leases, tok.LeaseID, &rec); err != nil {
 		return err
 	}
-	if rec.State != api.LeaseActive || tok.Index >= len(rec.Servers) {
+	mem, err := getMember(tx, tok.LeaseID, tok.Index)
+	if rec.State != api.LeaseActive || err != nil {
 		return refuse(reasonLease, "token", "lease %s ended while enrolling", tok.LeaseID)
 	}
-	tok.Used = now
-	s := &rec.Servers[tok.Index]
-	if s.CertSerial != "" {
-		return refuse(reasonUsed, "token", "server %s already enrolled in lease %s (certificate %s)", s.ID, rec.ID, s.CertSerial)
+	if mem.CertSerial != "" {
+		return refuse(reasonUsed, "token", "server %s already enrolled in lease %s (certificate %s)", mem.ID, rec.ID, mem.CertSerial)
 	}
-	s.SPKIPin, s.CertSerial, s.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
+	tok.Used = now
+	mem.SPKIPin, mem.CertSerial, mem.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
+	mem.Tokens = slices.DeleteFunc(mem.Tokens, func(h string) bool { return h == hash })
 	if err := tx.Put(store.Tokens, hash, tok); err != nil {
 		return err
 	}
-	c := certRec{LeaseID: tok.LeaseID, ServerID: tok.ServerID, SPKIPin: iss.SPKIPin, NotAfter: notAfter}
+	c := certRec{LeaseID: tok.LeaseID, ServerID: tok.ServerID, Index: tok.Index, SPKIPin: iss.SPKIPin, NotAfter: notAfter}
 	if err := tx.Put(store.Certs, iss.Serial, c); err != nil {
 		return err
 	}
-	return tx.Put(store.Leases, rec.ID, rec)
+	return putMember(tx, tok.LeaseID, tok.Index, mem)
 }
 
-func (m *Manager) enrollResponse(rec leaseRec, tok tokenRec, iss lenderca.Issued) api.EnrollResponse {
-	var root api.NFSRoot
-	if tok.Index < len(rec.Request.Roots) {
-		root = rec.Request.Roots[tok.Index]
-	}
+func (m *Manager) enrollResponse(rec leaseRec, mem member, iss lenderca.Issued) api.EnrollResponse {
+	root := mem.Root
 	return api.EnrollResponse{
 		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.DER})),
 		CA:          m.ca.PEM(),
-		LeaseID:     rec.ID, ServerID: tok.ServerID,
+		LeaseID:     rec.ID, ServerID: mem.ID,
 		Gateway: rec.Request.Gateway, BorrowerCA: rec.Request.BorrowerCA,
 		Image: rec.Request.Image, Root: root, NotAfter: rec.Expires,
 	}

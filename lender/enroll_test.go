@@ -46,6 +46,9 @@ func TestEnrollGivesCertificateBoundToLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.Root.Path != "/roots/x" || resp.Gateway != "10.41.0.1:500" || resp.Image.Kernel.URL != "https://10.41.1.1/k" {
+		t.Errorf("enrollment answer root %+v gateway %q kernel %q, want the lease's", resp.Root, resp.Gateway, resp.Image.Kernel.URL)
+	}
 	blk, _ := pem.Decode([]byte(resp.Certificate))
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {

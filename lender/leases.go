@@ -27,7 +27,8 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		var id string
 		if err := tx.Get(store.Idem, req.IdempotencyKey, &id); err == nil {
-			return tx.Get(store.Leases, id, &rec)
+			rec, _, err = getLease(tx, id)
+			return err
 		}
 		free, err := freeServers(tx, req.Pool, req.Count)
 		if err != nil {
@@ -38,18 +39,22 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 			ID: newID("L"), Key: req.IdempotencyKey, State: api.LeaseActive,
 			Created: now, Expires: now.Add(time.Duration(req.DurationSeconds) * time.Second),
 		}}
-		for _, s := range free {
+		for i, s := range free {
 			s.State, s.LeaseID = ServerLeased, rec.ID
 			if err := tx.Put(store.Servers, s.MAC, s); err != nil {
 				return err
 			}
-			rec.Servers = append(rec.Servers, api.LeaseServer{ID: s.ID, MAC: s.MAC, Phase: PhaseBooting})
+			ls := api.LeaseServer{ID: s.ID, MAC: s.MAC, Phase: PhaseBooting}
+			rec.Servers = append(rec.Servers, ls)
+			if err := putMember(tx, rec.ID, i, member{LeaseServer: ls, Root: req.Roots[i]}); err != nil {
+				return err
+			}
 		}
 		created = true
 		if err := tx.Put(store.Idem, req.IdempotencyKey, rec.ID); err != nil {
 			return err
 		}
-		return tx.Put(store.Leases, rec.ID, rec)
+		return putLease(tx, rec)
 	})
 	if err != nil {
 		return api.Lease{}, err
@@ -57,7 +62,9 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 	if created {
 		m.metrics.leases.Add(1)
 		m.log.Info("lease made", "lease", rec.ID, "servers", len(rec.Servers), "gateway", req.Gateway)
-		m.startBoots(ctx, rec, true)
+		if err := m.startBoots(ctx, rec, true); err != nil {
+			m.log.Error("boots not started; resumed at the next start", "lease", rec.ID, "err", err)
+		}
 	}
 	return rec.Lease, nil
 }
@@ -85,55 +92,27 @@ func freeServers(tx store.Tx, pool string, count int) ([]Server, error) {
 	return free, nil
 }
 
-// startBoots issues a fresh token per booting server and powers it on.
-// dropOld withdraws earlier tokens; a restarted manager keeps them, for a
-// server may already be running A with one.
-func (m *Manager) startBoots(ctx context.Context, rec leaseRec, dropOld bool) {
+// startBoots issues a fresh token per booting server, in one
+// transaction, and powers the servers on. dropOld withdraws earlier
+// tokens; a restarted manager keeps them, for a server may already be
+// running A with one.
+func (m *Manager) startBoots(ctx context.Context, rec leaseRec, dropOld bool) error {
+	var idx []int
 	for i, s := range rec.Servers {
-		if s.Phase != PhaseBooting {
-			continue
-		}
-		if err := m.issueBoot(ctx, rec.ID, s, i, dropOld); err != nil {
-			m.log.Error("boot not started", "lease", rec.ID, "mac", s.MAC, "err", err)
+		if s.Phase == PhaseBooting {
+			idx = append(idx, i)
 		}
 	}
-}
-
-// issueBoot issues a token and powers the server on.
-func (m *Manager) issueBoot(ctx context.Context, leaseID string, s api.LeaseServer, index int, dropOld bool) error {
-	if err := m.issueToken(ctx, leaseID, s, index, dropOld); err != nil {
+	if err := m.issueTokens(ctx, rec, idx, dropOld); err != nil {
 		return err
 	}
-	var srv Server
-	if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, s.MAC, &srv) }); err != nil {
-		return fmt.Errorf("server %s: %w", s.MAC, err)
-	}
-	m.powerOnLater(srv)
-	return nil
-}
-
-// issueToken stores the hash of a new token and keeps the plaintext,
-// for netboot, in memory only.
-func (m *Manager) issueToken(ctx context.Context, leaseID string, s api.LeaseServer, index int, dropOld bool) error {
-	token, hash := lenderca.NewToken()
-	err := m.st.Update(ctx, func(tx store.Tx) error {
-		if dropOld {
-			if err := dropTokens(tx, s.ID); err != nil {
-				return err
-			}
+	for _, i := range idx {
+		var srv Server
+		if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, rec.Servers[i].MAC, &srv) }); err != nil {
+			return fmt.Errorf("server %s: %w", rec.Servers[i].MAC, err)
 		}
-		return tx.Put(store.Tokens, hash, tokenRec{MAC: s.MAC, LeaseID: leaseID, ServerID: s.ID,
-			Index: index, Expires: m.now().Add(m.tokenTTL).UTC()})
-	})
-	if err != nil {
-		return fmt.Errorf("token for %s: %w", s.MAC, err)
+		m.powerOnLater(srv)
 	}
-	b := Boot{MAC: s.MAC, LeaseID: leaseID, ServerID: s.ID, ManagerURL: m.url, CAPin: m.ca.Fingerprint(), Token: token}
-	b.KernelParam = fmt.Sprintf("ferry.lender=%s ferry.ca=%s ferry.token=%s ferry.trace=%s-%s",
-		b.ManagerURL, b.CAPin, b.Token, leaseID, s.ID)
-	m.mu.Lock()
-	m.boots[s.MAC] = b
-	m.mu.Unlock()
 	return nil
 }
 
@@ -149,24 +128,51 @@ func (m *Manager) powerOnLater(s Server) {
 	}()
 }
 
-func dropTokens(tx store.Tx, serverID string) error {
-	var stale []string
-	err := tx.Each(store.Tokens, "", func(k string, dec func(any) error) error {
-		var t tokenRec
-		if err := dec(&t); err != nil {
-			return err
-		}
-		if t.ServerID == serverID && t.Used.IsZero() {
-			stale = append(stale, k)
+// issueTokens stores the hashes of new tokens for the servers at idx of
+// a lease and keeps the plaintexts, for netboot, in memory only.
+func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, dropOld bool) error {
+	boots := make([]Boot, 0, len(idx))
+	hashes := make([]string, 0, len(idx))
+	for _, i := range idx {
+		token, hash := lenderca.NewToken()
+		s := rec.Servers[i]
+		b := Boot{MAC: s.MAC, LeaseID: rec.ID, ServerID: s.ID, ManagerURL: m.url, CAPin: m.ca.Fingerprint(), Token: token}
+		b.KernelParam = fmt.Sprintf("ferry.lender=%s ferry.ca=%s ferry.token=%s ferry.trace=%s-%s",
+			b.ManagerURL, b.CAPin, b.Token, rec.ID, s.ID)
+		boots, hashes = append(boots, b), append(hashes, hash)
+	}
+	expires := m.now().Add(m.tokenTTL).UTC()
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		for k, i := range idx {
+			if dropOld {
+				if err := dropTokens(tx, rec.ID, i); err != nil {
+					return err
+				}
+			}
+			mem, err := getMember(tx, rec.ID, i)
+			if err != nil {
+				return err
+			}
+			mem.Tokens = append(mem.Tokens, hashes[k])
+			if err := putMember(tx, rec.ID, i, mem); err != nil {
+				return err
+			}
+			t := tokenRec{MAC: mem.MAC, LeaseID: rec.ID, ServerID: mem.ID, Index: i, Expires: expires}
+			if err := tx.Put(store.Tokens, hashes[k], t); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	for _, k := range stale {
-		if err == nil {
-			err = tx.Delete(store.Tokens, k)
-		}
+	if err != nil {
+		return fmt.Errorf("tokens for lease %s: %w", rec.ID, err)
 	}
-	return err
+	m.mu.Lock()
+	for _, b := range boots {
+		m.boots[b.MAC] = b
+	}
+	m.mu.Unlock()
+	return nil
 }
 
 // BootFor is netboot's question: what does this MAC boot now? ok is false
@@ -184,14 +190,16 @@ func (m *Manager) BootFor(mac string) (Boot, bool) {
 
 func (m *Manager) leaseRec(ctx context.Context, id string) (leaseRec, error) {
 	var rec leaseRec
-	err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Leases, id, &rec) })
+	err := m.st.View(ctx, func(tx store.Tx) (err error) {
+		rec, _, err = getLease(tx, id)
+		return err
+	})
 	return rec, err
 }
 
 // Lease returns a lease by id.
 func (m *Manager) Lease(ctx context.Context, id string) (api.Lease, error) {
-	var rec leaseRec
-	err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Leases, id, &rec) })
+	rec, err := m.leaseRec(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return api.Lease{}, &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
 	}
@@ -202,14 +210,19 @@ func (m *Manager) Lease(ctx context.Context, id string) (api.Lease, error) {
 func (m *Manager) Leases(ctx context.Context) ([]api.Lease, error) {
 	var out []api.Lease
 	err := m.st.View(ctx, func(tx store.Tx) error {
-		return tx.Each(store.Leases, "", func(_ string, dec func(any) error) error {
-			var rec leaseRec
-			if err := dec(&rec); err != nil {
-				return err
-			}
-			out = append(out, rec.Lease)
+		var ids []string
+		err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
+			ids = append(ids, id)
 			return nil
 		})
+		for _, id := range ids {
+			rec, _, gerr := getLease(tx, id)
+			if err == nil {
+				err = gerr
+			}
+			out = append(out, rec.Lease)
+		}
+		return err
 	})
 	return out, err
 }

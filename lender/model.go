@@ -54,6 +54,7 @@ type tokenRec struct {
 type certRec struct {
 	LeaseID  string    `json:"lease_id"`
 	ServerID string    `json:"server_id"`
+	Index    int       `json:"index"`
 	SPKIPin  string    `json:"spki_sha256"`
 	NotAfter time.Time `json:"not_after"`
 	Revoked  time.Time `json:"revoked,omitzero"`

@@ -64,7 +64,7 @@ func (m *Manager) reissue(ctx context.Context, b Boot) (Boot, error) {
 	}
 	for i, s := range rec.Servers {
 		if s.ID == b.ServerID {
-			if err := m.issueToken(ctx, rec.ID, s, i, true); err != nil {
+			if err := m.issueTokens(ctx, rec, []int{i}, true); err != nil {
 				return Boot{}, err
 			}
 			nb, _ := m.BootFor(s.MAC)

@@ -28,22 +28,19 @@ func (m *Manager) ReportPhase(ctx context.Context, who lenderca.Subject, serial 
 		if err := tx.Get(store.Leases, p.LeaseID, &rec); err != nil || rec.State != api.LeaseActive {
 			return &api.FieldError{Field: "lease_id", Reason: fmt.Sprintf("lease %s is not active", p.LeaseID)}
 		}
-		for i := range rec.Servers {
-			s := &rec.Servers[i]
-			if s.ID != p.ServerID {
-				continue
-			}
-			if len(s.Phases) >= maxPhases {
-				return &api.FieldError{Field: "phase", Reason: fmt.Sprintf("over %d reports for %s", maxPhases, s.ID)}
-			}
-			s.Phases = append(s.Phases, p)
-			s.Phase = p.Phase
-			if p.Error != "" {
-				s.Phase = p.Phase + ":failed"
-			}
-			return tx.Put(store.Leases, rec.ID, rec)
+		mem, err := getMember(tx, c.LeaseID, c.Index)
+		if err != nil || mem.ID != p.ServerID {
+			return &api.FieldError{Field: "server_id", Reason: fmt.Sprintf("%s is not in lease %s", p.ServerID, p.LeaseID)}
 		}
-		return &api.FieldError{Field: "server_id", Reason: fmt.Sprintf("%s is not in lease %s", p.ServerID, p.LeaseID)}
+		if len(mem.Phases) >= maxPhases {
+			return &api.FieldError{Field: "phase", Reason: fmt.Sprintf("over %d reports for %s", maxPhases, mem.ID)}
+		}
+		mem.Phases = append(mem.Phases, p)
+		mem.Phase = p.Phase
+		if p.Error != "" {
+			mem.Phase = p.Phase + ":failed"
+		}
+		return putMember(tx, c.LeaseID, c.Index, mem)
 	})
 	if err != nil {
 		return err
@@ -81,14 +78,19 @@ func (m *Manager) CRL(ctx context.Context) ([]byte, error) {
 func (m *Manager) Resume(ctx context.Context) error {
 	var recs []leaseRec
 	err := m.st.View(ctx, func(tx store.Tx) error {
-		return tx.Each(store.Leases, "", func(_ string, dec func(any) error) error {
-			var rec leaseRec
-			if err := dec(&rec); err != nil {
-				return err
-			}
-			recs = append(recs, rec)
+		var ids []string
+		err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
+			ids = append(ids, id)
 			return nil
 		})
+		for _, id := range ids {
+			rec, _, gerr := getLease(tx, id)
+			if err == nil {
+				err = gerr
+			}
+			recs = append(recs, rec)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
@@ -100,7 +102,9 @@ func (m *Manager) Resume(ctx context.Context) error {
 			}
 			continue
 		}
-		m.startBoots(ctx, rec, false)
+		if err := m.startBoots(ctx, rec, false); err != nil {
+			return fmt.Errorf("resume boots of %s: %w", rec.ID, err)
+		}
 	}
 	return nil
 }

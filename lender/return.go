@@ -16,7 +16,8 @@ import (
 func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error) {
 	var rec leaseRec
 	err := m.st.Update(ctx, func(tx store.Tx) error {
-		if err := tx.Get(store.Leases, id, &rec); err != nil {
+		var err error
+		if rec, _, err = getLease(tx, id); err != nil {
 			return &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
 		}
 		if rec.State == api.LeaseReturned {
@@ -25,20 +26,14 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error)
 		now := m.now().UTC()
 		rec.State, rec.Returned = api.LeaseReturned, now
 		for i := range rec.Servers {
-			s := &rec.Servers[i]
-			if err := dropTokens(tx, s.ID); err != nil {
+			if err := retireMember(tx, rec.ID, i, now); err != nil {
 				return err
 			}
-			if s.CertSerial != "" {
-				if err := revoke(tx, s.CertSerial, now); err != nil {
-					return err
-				}
-			}
-			if s.Phase != PhaseReturned {
-				s.Phase = PhaseReturning
+			if rec.Servers[i].Phase != PhaseReturned {
+				rec.Servers[i].Phase = PhaseReturning
 			}
 		}
-		return tx.Put(store.Leases, id, rec)
+		return putLease(tx, rec)
 	})
 	if err != nil {
 		return api.Lease{}, err
@@ -57,6 +52,27 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error)
 		}
 	}()
 	return rec.Lease, nil
+}
+
+// retireMember drops a server's tokens, revokes its certificate and marks
+// it returning.
+func retireMember(tx store.Tx, leaseID string, i int, now time.Time) error {
+	if err := dropTokens(tx, leaseID, i); err != nil {
+		return err
+	}
+	mem, err := getMember(tx, leaseID, i)
+	if err != nil {
+		return err
+	}
+	if mem.CertSerial != "" {
+		if err := revoke(tx, mem.CertSerial, now); err != nil {
+			return err
+		}
+	}
+	if mem.Phase != PhaseReturned {
+		mem.Phase = PhaseReturning
+	}
+	return putMember(tx, leaseID, i, mem)
 }
 
 func revoke(tx store.Tx, serial string, at time.Time) error {
@@ -88,21 +104,21 @@ func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, er
 			continue
 		}
 		err := m.st.Update(ctx, func(tx store.Tx) error {
-			var cur leaseRec
-			if err := tx.Get(store.Leases, rec.ID, &cur); err != nil {
+			mem, err := getMember(tx, rec.ID, i)
+			if err != nil {
 				return err
 			}
-			cur.Servers[i].Phase = PhaseReturned
+			mem.Phase = PhaseReturned
 			srv.State, srv.LeaseID = ServerFree, ""
 			if err := tx.Put(store.Servers, srv.MAC, srv); err != nil {
 				return err
 			}
-			rec = cur
-			return tx.Put(store.Leases, rec.ID, rec)
+			return putMember(tx, rec.ID, i, mem)
 		})
 		if err != nil {
 			return rec.Lease, err
 		}
+		rec.Servers[i].Phase = PhaseReturned
 	}
 	m.log.Info("lease returned", "lease", rec.ID, "servers", len(rec.Servers))
 	return rec.Lease, nil

@@ -26,11 +26,12 @@ const (
 	Idem    Table = "idempotency"
 	Events  Table = "events"
 	Images  Table = "images"
+	Members Table = "members"
 )
 
 // allTables lists the tables Open creates.
 func allTables() []Table {
-	return []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images}
+	return []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images, Members}
 }
 
 // ErrNotFound is returned by Tx.Get for a missing key.
