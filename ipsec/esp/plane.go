@@ -74,6 +74,7 @@ type Plane struct {
 	pairs  map[uint32]*pair // by inbound SPI
 	outs   map[uint32]uint32
 	refs   map[netip.Prefix]int // route reference counts
+	addrs  map[netip.Prefix]int // address reference counts (virtual IPs, held addresses)
 	gen    uint64
 	closed bool
 
@@ -93,7 +94,7 @@ func New(cfg Config) *Plane {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: log, expire: make(chan dataplane.ExpireEvent, 64),
-		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}}
+		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}, addrs: map[netip.Prefix]int{}}
 	p.tab.Store(&tables{in: map[uint32]*inbound{}})
 	return p
 }
@@ -167,21 +168,23 @@ func validate(sa dataplane.ChildSA) error {
 	return nil
 }
 
-// addHostState adds the virtual IP and the routes (reference counted, so
-// two SAs to the same selector share a route). Called with mu held.
+// addHostState adds the virtual IP and the routes, both reference counted:
+// two SAs to the same selector share a route, and after a CHILD_SA rekey
+// the old and the new SA share the virtual IP, which must outlive the old
+// one (deleting a device's last address also flushes its routes). Called
+// with mu held.
 func (p *Plane) addHostState(pr *pair) error {
-	r := p.cfg.Router
-	if r == nil {
+	if p.cfg.Router == nil {
 		return nil
 	}
 	if pr.vip.IsValid() {
-		if err := r.AddAddr(pr.vip); err != nil {
+		if err := p.holdAddr(pr.vip); err != nil {
 			return fmt.Errorf("esp: virtual IP %v: %w", pr.vip, err)
 		}
 	}
 	for i, ts := range pr.routes {
 		if p.refs[ts] == 0 {
-			if err := r.AddRoute(ts); err != nil {
+			if err := p.cfg.Router.AddRoute(ts); err != nil {
 				p.delHostState(&pair{routes: pr.routes[:i], vip: pr.vip})
 				return fmt.Errorf("esp: route %v: %w", ts, err)
 			}
@@ -192,23 +195,78 @@ func (p *Plane) addHostState(pr *pair) error {
 }
 
 func (p *Plane) delHostState(pr *pair) {
-	r := p.cfg.Router
-	if r == nil {
+	if p.cfg.Router == nil {
 		return
 	}
 	for _, ts := range pr.routes {
 		if p.refs[ts]--; p.refs[ts] <= 0 {
 			delete(p.refs, ts)
-			if err := r.DelRoute(ts); err != nil {
+			if err := p.cfg.Router.DelRoute(ts); err != nil {
 				p.log.Warn("esp: removing route", "prefix", ts, "err", err)
 			}
 		}
 	}
 	if pr.vip.IsValid() {
-		if err := r.DelAddr(pr.vip); err != nil {
-			p.log.Warn("esp: removing virtual IP", "prefix", pr.vip, "err", err)
+		p.releaseAddr(pr.vip)
+	}
+}
+
+// holdAddr takes one reference on address a, adding it to the device on
+// the first. Called with mu held and a Router set.
+func (p *Plane) holdAddr(a netip.Prefix) error {
+	if p.addrs[a] == 0 {
+		if err := p.cfg.Router.AddAddr(a); err != nil {
+			return err
 		}
 	}
+	p.addrs[a]++
+	return nil
+}
+
+// releaseAddr drops one reference on a, removing it from the device with
+// the last. Called with mu held and a Router set.
+func (p *Plane) releaseAddr(a netip.Prefix) {
+	if p.addrs[a]--; p.addrs[a] > 0 {
+		return
+	}
+	delete(p.addrs, a)
+	if err := p.cfg.Router.DelAddr(a); err != nil {
+		p.log.Warn("esp: removing address", "prefix", a, "err", err)
+	}
+}
+
+// AddAddr puts an inner address of this host on the device (a gateway's
+// own inner address) for as long as the plane lives or until DelAddr. It
+// shares the reference counts with the SAs' virtual IPs, so removing an SA
+// never takes away an address still held here, and the other way round.
+// Without a Router it does nothing.
+func (p *Plane) AddAddr(a netip.Prefix) error {
+	if !a.IsValid() || !a.Addr().Is4() {
+		return fmt.Errorf("esp: inner address %v: want an IPv4 prefix", a)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("esp: inner address %v: data plane closed", a)
+	}
+	if p.cfg.Router == nil {
+		return nil
+	}
+	if err := p.holdAddr(a); err != nil {
+		return fmt.Errorf("esp: inner address %v: %w", a, err)
+	}
+	return nil
+}
+
+// DelAddr drops the hold AddAddr took on a; the address leaves the device
+// once no SA uses it either. Releasing an address not held is a no-op.
+func (p *Plane) DelAddr(a netip.Prefix) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.Router == nil || p.addrs[a] == 0 {
+		return
+	}
+	p.releaseAddr(a)
 }
 
 func (p *Plane) startTimers(sa dataplane.ChildSA) []*time.Timer {
