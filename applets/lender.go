@@ -26,7 +26,13 @@ workflow:
        {"dir": "/var/lib/ferry-lender", "agent_listen": "10.0.0.1:8443",
         "public_url": "https://10.0.0.1:8443", "m2m_listen": "203.0.113.5:9443",
         "m2m_cert": "m2m.pem", "m2m_key": "m2m.key",
-        "m2m_client_ca": "borrower-org-ca.pem", "token_ttl": "10m"}
+        "m2m_client_ca": "borrower-org-ca.pem", "token_ttl": "10m",
+        "netboot": {"interface": "eth1", "server_ip": "10.0.0.1", "mode": "proxydhcp",
+                    "kernel_a": "vmlinuz-a", "initrd_a": "initrd-a.img",
+                    "cmdline": "console=ttyS0"}}
+       netboot (optional): DHCP ("mode": "dhcp" with pool_first, pool_last,
+       prefix) or ProxyDHCP, TFTP of iPXE, and a per-boot iPXE script that
+       admits only servers of a lease and mints a fresh one-time token
        agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem, /metrics
        borrower side (mutual TLS): POST /v1/leases, GET /v1/leases/ID,
        POST /v1/leases/ID/return
