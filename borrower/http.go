@@ -78,10 +78,12 @@ func (m *Manager) AdminHandler() http.Handler {
 }
 
 // ImageHandler serves image B: GET /NAME/{vmlinuz,initrd.img}, only to
-// addresses in the tunnel pool and only while a lease is active.
+// addresses in the tunnel pool and only while a lease is active; and
+// GET /metrics.
 func (m *Manager) ImageHandler() http.Handler {
 	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", m.handleMetrics)
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.mayFetch(r, pool); err != nil {
 			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)

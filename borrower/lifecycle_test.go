@@ -182,6 +182,7 @@ func lifecycle(t *testing.T, l *lab, victim string, killAt int) {
 					}
 				}
 			}
+			l.checkImageServing(t)
 			waitFor(t, "borrower to show the enrolled keys and phases", func() error {
 				out, err := l.ferry("borrower", "lease", "show", "--dir", l.bdir, id)
 				for _, a := range agents {
@@ -268,6 +269,34 @@ func (l *lab) crl(t *testing.T, a *agent) map[string]bool {
 		out[e.SerialNumber.Text(16)] = true
 	}
 	return out
+}
+
+// checkImageServing: loopback is not a tunnel address, so image B is
+// refused to it; /metrics shows the active lease.
+func (l *lab) checkImageServing(t *testing.T) {
+	var cfg struct {
+		ImageListen string `json:"image_listen"`
+	}
+	data, _ := os.ReadFile(l.bcfg)
+	json.Unmarshal(data, &cfg)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Get("https://" + cfg.ImageListen + "/b1/vmlinuz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("image B to a non-tunnel address: %s, want 403", resp.Status)
+	}
+	resp, err = hc.Get("https://" + cfg.ImageListen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `ferry_borrower_leases{state="active"} 1`) {
+		t.Errorf("borrower /metrics lacks the active lease:\n%s", body)
+	}
 }
 
 func TestLeaseLifecycleBetweenRealManagers(t *testing.T) {
