@@ -114,7 +114,7 @@ func (p *Plane) sendSegments(buf []byte, stride int, sizes []int) {
 		sealed++
 	}
 	for i := 0; i < sealed; {
-		k, err := p.write(buf[i*stride:], stride, sizes[i:sealed], out.remote)
+		k, err := p.write(buf[i*stride:], stride, sizes[i:sealed], *out.remote.Load())
 		if err != nil {
 			p.cnt.txErrors.Add(uint64(k))
 		} else {
@@ -191,7 +191,7 @@ func (p *Plane) account(m *meter, spi uint32, inbound bool, n int) {
 // packet to the TUN device. A non-nil error says why the packet was dropped
 // (it wraps one of the Err values) and is already counted in Stats.
 func (p *Plane) Input(pkt []byte, from netip.AddrPort) error {
-	inner, err := p.open(pkt)
+	inner, err := p.open(pkt, from)
 	if err != nil {
 		p.cnt.drop(err)
 		return fmt.Errorf("esp: from %v: %w", from, err)
@@ -218,7 +218,7 @@ type rxBatch struct {
 // inputBatched is Input for ServeUDP: the inner packet is only queued in
 // b, so that flush can merge a flow's segments into one TUN write.
 func (p *Plane) inputBatched(b *rxBatch, pkt []byte, from netip.AddrPort) error {
-	inner, err := p.open(pkt)
+	inner, err := p.open(pkt, from)
 	if err != nil {
 		p.cnt.drop(err)
 		return fmt.Errorf("esp: from %v: %w", from, err)
@@ -263,7 +263,7 @@ func (p *Plane) flush(b *rxBatch) {
 	b.pkts = b.pkts[:0]
 }
 
-func (p *Plane) open(pkt []byte) ([]byte, error) {
+func (p *Plane) open(pkt []byte, from netip.AddrPort) ([]byte, error) {
 	if len(pkt) < hdrLen {
 		return nil, fmt.Errorf("%d bytes: %w", len(pkt), ErrMalformed)
 	}
@@ -272,10 +272,11 @@ func (p *Plane) open(pkt []byte) ([]byte, error) {
 	if in == nil {
 		return nil, fmt.Errorf("SPI %#x: %w", spi, ErrNoSA)
 	}
-	inner, next, err := in.open(pkt)
+	inner, next, newest, err := in.open(pkt)
 	if err != nil {
 		return nil, err
 	}
+
 	switch next {
 	case nextNoNext:
 		return nil, nil
@@ -285,6 +286,9 @@ func (p *Plane) open(pkt []byte) ([]byte, error) {
 	}
 	if err := in.permits(inner); err != nil {
 		return nil, err
+	}
+	if newest && from.IsValid() && *in.out.remote.Load() != from {
+		p.follow(in.out, from)
 	}
 	p.account(in.life, spi, true, len(inner))
 	return inner, nil

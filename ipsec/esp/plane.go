@@ -123,6 +123,7 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 		return err
 	}
 	in.life, out.life = &meter{lim: sa.Lifetime}, &meter{lim: sa.Lifetime}
+	in.out = out
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -297,6 +298,40 @@ func (p *Plane) publish() {
 		return a.gen > b.gen
 	})
 	p.tab.Store(t)
+}
+
+// follow moves every SA sending to out's peer to the address from, where
+// an authenticated ESP packet newer than any before just came from: the
+// peer's NAT mapping changed (RFC 3948 section 2.2 leaves the update to the
+// implementation; like RFC 7296 section 2.23 for IKE, only authenticated
+// packets move it, and only the newest, so a delayed or replayed one cannot
+// move it back).
+func (p *Plane) follow(out *outbound, from netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *out.remote.Load()
+	if old == from {
+		return
+	}
+	for _, pr := range p.pairs {
+		if *pr.out.remote.Load() == old {
+			pr.out.remote.Store(&from)
+		}
+	}
+	p.log.Info("esp: peer moved", "spi", fmt.Sprintf("%#x", out.spi), "from", old, "to", from)
+}
+
+// Remote returns where the SA with outbound SPI outSPI sends, and whether
+// it is installed: the address negotiated, or where the peer's newest
+// authenticated ESP packet came from.
+func (p *Plane) Remote(outSPI uint32) (netip.AddrPort, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr, ok := p.pairs[p.outs[outSPI]]
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return *pr.out.remote.Load(), true
 }
 
 // Remove implements dataplane.DataPlane.

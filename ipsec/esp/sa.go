@@ -77,8 +77,8 @@ type outbound struct {
 	spi    uint32
 	key    aeadKey
 	esn    bool
-	remote netip.AddrPort
-	seq    atomic.Uint64 // last sequence number used
+	remote atomic.Pointer[netip.AddrPort] // the peer's outer address; follows its NAT mapping
+	seq    atomic.Uint64                  // last sequence number used
 	maxSeq uint64
 	life   *meter
 }
@@ -88,7 +88,8 @@ func newOutbound(sa dataplane.ChildSA) (*outbound, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbound SA %#x: %w", sa.OutSPI, err)
 	}
-	o := &outbound{spi: sa.OutSPI, key: k, esn: sa.ESN, remote: sa.Remote, maxSeq: math.MaxUint32}
+	o := &outbound{spi: sa.OutSPI, key: k, esn: sa.ESN, maxSeq: math.MaxUint32}
+	o.remote.Store(&sa.Remote)
 	if sa.ESN {
 		o.maxSeq = math.MaxUint64
 	}
@@ -134,6 +135,7 @@ type inbound struct {
 	tsLocal  []netip.Prefix // inner destinations we accept
 	tsRemote []netip.Prefix // inner sources we accept
 	life     *meter
+	out      *outbound // the same CHILD_SA's sending half: its peer follows ours
 	mu       sync.Mutex
 	win      *window
 }
@@ -152,10 +154,11 @@ func newInbound(sa dataplane.ChildSA) (*inbound, error) {
 }
 
 // open authenticates and decrypts pkt in place and records its sequence
-// number. It returns the inner packet and the next-header value.
-func (in *inbound) open(pkt []byte) ([]byte, byte, error) {
+// number. It returns the inner packet, the next-header value and whether
+// the packet is the newest so far (its sequence number moved the window).
+func (in *inbound) open(pkt []byte) ([]byte, byte, bool, error) {
 	if len(pkt) < hdrLen+ivLen+2+icvLen {
-		return nil, 0, fmt.Errorf("%d bytes, need at least %d: %w", len(pkt), hdrLen+ivLen+2+icvLen, ErrMalformed)
+		return nil, 0, false, fmt.Errorf("%d bytes, need at least %d: %w", len(pkt), hdrLen+ivLen+2+icvLen, ErrMalformed)
 	}
 	low := binary.BigEndian.Uint32(pkt[4:])
 	in.mu.Lock()
@@ -166,7 +169,7 @@ func (in *inbound) open(pkt []byte) ([]byte, byte, error) {
 	err := in.win.check(seq)
 	in.mu.Unlock()
 	if err != nil {
-		return nil, 0, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, err)
+		return nil, 0, false, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, err)
 	}
 	var nonce [12]byte
 	copy(nonce[:], in.key.salt[:])
@@ -175,15 +178,17 @@ func (in *inbound) open(pkt []byte) ([]byte, byte, error) {
 	ct := pkt[Headroom:]
 	pt, err := in.key.aead.Open(ct[:0], nonce[:], ct, aad(&ad, in.spi, seq, in.esn))
 	if err != nil {
-		return nil, 0, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, ErrAuth)
+		return nil, 0, false, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, ErrAuth)
 	}
 	in.mu.Lock()
+	newest := seq > in.win.top
 	err = in.win.accept(seq)
 	in.mu.Unlock()
 	if err != nil {
-		return nil, 0, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, err)
+		return nil, 0, false, fmt.Errorf("SPI %#x seq %d: %w", in.spi, seq, err)
 	}
-	return stripTrailer(pt, in.spi)
+	inner, next, err := stripTrailer(pt, in.spi)
+	return inner, next, newest, err
 }
 
 // stripTrailer removes padding, pad length and next header, checking the
