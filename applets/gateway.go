@@ -39,8 +39,24 @@ type gatewayFile struct {
 	DNS     []string `json:"dns,omitempty"` // name servers handed out with the virtual IP
 }
 
+const gatewayUsage = `gateway --config FILE
+
+The borrower's IKEv2 responder for lent servers. A peer gets in only if its
+certificate chains to "ca" AND its public key's pin is on the "allow" list
+(JSON lines, written by 'ferry borrower'; reloaded on change and on SIGHUP;
+a removed key tears its tunnel down). ESP runs in user space over a TUN
+device. Example configuration:
+
+  {"listen": "198.51.100.7", "ca": "lender-ca.pem",
+   "cert": "gw.pem", "key": "gw.key", "pool": "10.8.1.0/24",
+   "subnets": ["10.8.0.0/24"], "inner": "10.8.0.254/32",
+   "allow": "/etc/ferry/gateway-allow.jsonl",
+   "status": "/run/ferry-gateway.sock", "dns": ["10.8.0.53"]}
+
+options:`
+
 func runGateway(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "gateway", "gateway --config FILE")
+	fs := newFlags(env, "gateway", gatewayUsage)
 	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, status, tun, dns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -17,7 +17,15 @@ import (
 	"ferry/pki"
 )
 
-const vpnUsage = "vpn up|status|down|save [OPTIONS]"
+const vpnUsage = `vpn up|status|down|save [OPTIONS]
+
+The lent server's IKEv2 initiator, authenticated by its one-time certificate.
+  vpn up      open the tunnel and keep it (DPD, rekeys); --background detaches
+  vpn status  print the IKE and CHILD SAs of the running daemon
+  vpn down    delete the SAs and stop the daemon
+  vpn save    write the identity and settings into a state directory, so
+              that 'vpn up --state DIR' re-opens the same tunnel after kexec
+Run 'vpn up --help' for the options.`
 
 func vpnApplet() Applet {
 	return Applet{
