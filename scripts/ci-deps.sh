@@ -20,6 +20,7 @@ PKGS=(
 	# building
 	make git
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
+	nftables conntrack # ipsec/ike NAT tests: a masquerading router namespace, mapping flushes
 )
 
 missing=()

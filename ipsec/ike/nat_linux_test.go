@@ -1,0 +1,312 @@
+package ike
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"ferry/ipsec/authz"
+)
+
+// NAT lab (subnet 10.35): initiator 10.35.1.2 -- 10.35.1.1 router
+// 10.35.0.1 -- 10.35.0.2 gateway. The router masquerades what leaves
+// towards the gateway; the gateway has no route back to 10.35.1.0/24, so
+// nothing gets through without the translation.
+var (
+	natInit    = netip.MustParseAddr("10.35.1.2")
+	natRtrIn   = netip.MustParseAddr("10.35.1.1")
+	natRtrOut  = netip.MustParseAddr("10.35.0.1")
+	natGw      = netip.MustParseAddr("10.35.0.2")
+	natGwInner = netip.MustParsePrefix("10.35.2.1/32")
+	natGwNet   = netip.MustParsePrefix("10.35.2.0/24")
+	natPool    = netip.MustParsePrefix("10.35.200.0/24")
+)
+
+// natRuleset counts NAT-T keepalives (one byte 0xFF to port 4500) and ESP
+// (a non-zero first word) going out, and masquerades to ports in PORTS.
+const natRuleset = `table ip ferrynat {
+	counter keepalive {}
+	counter encap {}
+	chain counting {
+		type filter hook forward priority 0; policy accept;
+		iifname "natv1" udp dport 4500 udp length 9 @th,64,8 0xff counter name keepalive
+		iifname "natv1" udp dport 4500 @th,64,32 != 0 counter name encap
+	}
+	chain outbound {
+		type nat hook postrouting priority 100; policy accept;
+		oifname "natv2" meta l4proto udp masquerade to :PORTS
+		oifname "natv2" masquerade
+	}
+}
+`
+
+type natLab struct {
+	names      [3]string // initiator, router, gateway namespaces
+	ini, gw    *endpoint
+	iniCfg     Config
+	gwCfg      Config
+	keepalives time.Duration
+}
+
+func nsRun(t testing.TB, ns string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func newNATLab(t *testing.T) *natLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, tool := range []string{"nft", "conntrack", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/ci-deps.sh installs nftables, conntrack)", tool)
+		}
+	}
+	l := &natLab{}
+	ns := make([]netns.NsHandle, 3)
+	for i, role := range []string{"i", "r", "g"} {
+		l.names[i] = fmt.Sprintf("ikenat%d-%d%s", os.Getpid(), nsSeq.Add(1), role)
+		ns[i] = newNS(t, l.names[i])
+	}
+	// natv0 (initiator) -- natv1 (router) ; natv2 (router) -- natv3 (gateway)
+	inNS(t, ns[1], func() {
+		for _, v := range []*netlink.Veth{
+			{LinkAttrs: netlink.LinkAttrs{Name: "natv1"}, PeerName: "natv0", PeerNamespace: netlink.NsFd(int(ns[0]))},
+			{LinkAttrs: netlink.LinkAttrs{Name: "natv2"}, PeerName: "natv3", PeerNamespace: netlink.NsFd(int(ns[2]))},
+		} {
+			if err := netlink.LinkAdd(v); err != nil {
+				t.Fatalf("veth %s: %v", v.Name, err)
+			}
+		}
+		linkUp(t, "natv1", natRtrIn)
+		linkUp(t, "natv2", natRtrOut)
+	})
+	inNS(t, ns[0], func() {
+		linkUp(t, "natv0", natInit)
+		l, _ := netlink.LinkByName("natv0")
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: natRtrIn.AsSlice()}); err != nil {
+			t.Fatalf("default route: %v", err)
+		}
+	})
+	inNS(t, ns[2], func() { linkUp(t, "natv3", natGw) })
+	nsRun(t, l.names[1], "", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l.setNAT(t, "20000-20999")
+
+	creds := newCreds(t)
+	gk, gc, _ := creds.issue(t, "gateway", time.Hour)
+	ik, ic, ipin := creds.issue(t, "lease-nat", time.Hour)
+	allow := authz.New(testLog(t, "authz"), nil)
+	allow.Add(authz.Entry{Pin: ipin, Lease: "lease-nat"})
+	pool, _ := NewPool(natPool)
+	backoff := Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 5}
+	l.keepalives = 200 * time.Millisecond
+	l.gwCfg = Config{Local: natGw, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{creds.ca.Cert},
+		Authorizer: allow, Pool: pool, LocalSubnets: []netip.Prefix{natGwNet}, Log: testLog(t, "gw"), Backoff: backoff}
+	l.iniCfg = Config{Local: natInit, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{creds.ca.Cert},
+		Log: testLog(t, "init"), Backoff: backoff, Keepalive: l.keepalives, DPD: time.Second}
+	l.gw = startNATEndpoint(t, ns[2], l.gwCfg, natGwInner)
+	l.ini = startNATEndpoint(t, ns[0], l.iniCfg, netip.Prefix{})
+	return l
+}
+
+// setNAT (re)loads the router's ruleset, masquerading UDP to ports.
+func (l *natLab) setNAT(t *testing.T, ports string) {
+	t.Helper()
+	nsRun(t, l.names[1], "", "nft", "flush", "ruleset")
+	nsRun(t, l.names[1], strings.ReplaceAll(natRuleset, "PORTS", ports), "nft", "-f", "-")
+}
+
+var counterRE = regexp.MustCompile(`packets (\d+) bytes (\d+)`)
+
+// counter reads one of the router's named counters: packets and bytes.
+// Bytes are what to compare for bulk data: UDP GSO super-datagrams cross
+// the router as one packet.
+func (l *natLab) counter(t *testing.T, name string) (packets, bytes int) {
+	t.Helper()
+	m := counterRE.FindStringSubmatch(nsRun(t, l.names[1], "", "nft", "list", "counter", "ip", "ferrynat", name))
+	if m == nil {
+		t.Fatalf("counter %s: no packets/bytes fields", name)
+	}
+	packets, _ = strconv.Atoi(m[1])
+	bytes, _ = strconv.Atoi(m[2])
+	return packets, bytes
+}
+
+// startNATEndpoint is startEndpoint without forced encapsulation: whether
+// to float to 4500 is up to NAT detection.
+func startNATEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, inner netip.Prefix) *endpoint {
+	t.Helper()
+	e := &endpoint{ns: ns, done: make(chan error, 1)}
+	var err error
+	inNS(t, ns, func() {
+		var us *Userspace
+		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", 1400, inner, cfg.Log); err != nil {
+			return
+		}
+		e.plane = us
+		cfg.DataPlane, cfg.NATSocket = us, us.Socket
+		if e.d, err = New(cfg); err != nil {
+			us.Close()
+			return
+		}
+		e.closers = append(e.closers, us.Close)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
+	go e.plane.Run(ctx)
+	go func() { e.done <- e.d.Run(ctx) }()
+	t.Cleanup(e.halt)
+	return e
+}
+
+// natTransfer sends n random bytes from the initiator to the gateway's
+// inner address through the tunnel and checks them.
+func natTransfer(t *testing.T, l *natLab, n int) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	inNS(t, l.gw.ns, func() { ln, err = net.Listen("tcp4", natGwInner.Addr().String()+":7035") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan [32]byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- [32]byte{}
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		io.Copy(h, c)
+		got <- [32]byte(h.Sum(nil))
+	}()
+	var c net.Conn
+	inNS(t, l.ini.ns, func() { c, err = net.DialTimeout("tcp4", natGwInner.Addr().String()+":7035", 5*time.Second) })
+	if err != nil {
+		t.Fatalf("dial through the tunnel behind NAT: %v", err)
+	}
+	data := make([]byte, n)
+	rand.Read(data)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case h := <-got:
+		if h != sha256.Sum256(data) {
+			t.Fatalf("%d bytes through the NAT arrived changed or short", n)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("transfer through the NAT did not finish")
+	}
+}
+
+func (l *natLab) connect(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.ini.d.Connect(ctx, Target{Gateway: natGw, RemoteSubnets: []netip.Prefix{natGwNet}, VirtualIP: true}); err != nil {
+		t.Fatalf("connect through the NAT: %v", err)
+	}
+}
+
+// natView is what each side's IKE SA says about NAT.
+func natView(e *endpoint) (remote netip.AddrPort, natT, behindNAT bool) {
+	e.d.mu.Lock()
+	defer e.d.mu.Unlock()
+	for _, sa := range e.d.sas {
+		if sa.st == stEstablished {
+			return sa.remote, sa.natT, sa.behindNAT
+		}
+	}
+	return netip.AddrPort{}, false, false
+}
+
+func inPorts(p uint16, lo, hi uint16) bool { return p >= lo && p <= hi }
+
+func TestNATIsDetectedAndTunnelFloatsTo4500(t *testing.T) {
+	l := newNATLab(t)
+	l.connect(t)
+	iRemote, iNATT, iBehind := natView(l.ini)
+	if iRemote != netip.AddrPortFrom(natGw, 4500) || !iNATT || !iBehind {
+		t.Fatalf("initiator: remote %v natT=%v behindNAT=%v; want %v:4500, floated, and its NAT detected", iRemote, iNATT, iBehind, natGw)
+	}
+	gRemote, gNATT, gBehind := natView(l.gw)
+	if gRemote.Addr() != natRtrOut || !inPorts(gRemote.Port(), 20000, 20999) || !gNATT || gBehind {
+		t.Fatalf("gateway: peer %v natT=%v behindNAT=%v; want the router's %v with a masqueraded port 20000-20999, floated, gateway itself not behind NAT",
+			gRemote, gNATT, gBehind, natRtrOut)
+	}
+	_, esp0 := l.counter(t, "encap")
+	natTransfer(t, l, 1<<20)
+	if _, esp := l.counter(t, "encap"); esp-esp0 < 1<<20 {
+		t.Fatalf("1 MiB crossed the router as %d bytes of UDP-encapsulated ESP to port 4500; want all of it encapsulated", esp-esp0)
+	}
+}
+
+func TestInitiatorBehindNATSendsKeepalivesWhileIdle(t *testing.T) {
+	l := newNATLab(t)
+	l.connect(t)
+	before, _ := l.counter(t, "keepalive")
+	idle := 2 * time.Second
+	time.Sleep(idle)
+	after, _ := l.counter(t, "keepalive")
+	got := after - before
+	// A keepalive is due every interval without other sends; DPD (1 s)
+	// sends IKE in between, so expect at least half the intervals.
+	most := int(idle/l.keepalives) + 1
+	if got < most/2 || got > most {
+		t.Fatalf("%d NAT-T keepalives in %v idle at a %v interval; want %d..%d", got, idle, l.keepalives, most/2, most)
+	}
+}
+
+func TestTunnelSurvivesNATMappingChange(t *testing.T) {
+	l := newNATLab(t)
+	l.connect(t)
+	natTransfer(t, l, 256<<10)
+	// The NAT forgets the mapping and will use other ports from now on.
+	l.setNAT(t, "21000-21999")
+	nsRun(t, l.names[1], "", "conntrack", "-F")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _, _ := natView(l.gw)
+		if inPorts(r.Port(), 21000, 21999) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway still sends IKE to %v 10 s after the NAT mapping changed; want it to follow the initiator's authenticated DPD from the new port", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	natTransfer(t, l, 256<<10)
+	if n := len(l.gw.d.Status()); n != 1 {
+		t.Fatalf("gateway has %d IKE SAs after the NAT change; want the same one kept", n)
+	}
+}
