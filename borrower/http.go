@@ -2,7 +2,6 @@ package borrower
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,21 +13,6 @@ import (
 	"ferry/catalog"
 )
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, err error) {
-	var fe *api.FieldError
-	if errors.As(err, &fe) {
-		writeJSON(w, http.StatusBadRequest, api.Error{Field: fe.Field, Reason: fe.Reason})
-		return
-	}
-	writeJSON(w, http.StatusInternalServerError, api.Error{Reason: err.Error()})
-}
-
 // AdminHandler serves the local CLI over the admin socket.
 func (m *Manager) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -37,23 +21,23 @@ func (m *Manager) AdminHandler() http.Handler {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeErr(w, &api.FieldError{Reason: "malformed request: " + err.Error()})
+			api.WriteError(w, &api.FieldError{Reason: "malformed request: " + err.Error()})
 			return
 		}
 		l, err := m.RequestLease(r.Context(), req)
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {
 		ls, err := m.Leases(r.Context())
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, ls)
+		api.WriteJSON(w, http.StatusOK, ls)
 	})
 	mux.HandleFunc("GET /admin/leases/{id}", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Lease(r.Context(), r.PathValue("id"))
@@ -61,18 +45,18 @@ func (m *Manager) AdminHandler() http.Handler {
 			l, err = m.Refresh(r.Context(), l)
 		}
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("POST /admin/leases/{id}/return", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	return mux
 }

@@ -90,7 +90,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	admin, err := listenUnix(AdminSocket(cfg.Dir))
+	admin, err := api.ListenUnix(AdminSocket(cfg.Dir))
 	if err != nil {
 		return err
 	}
@@ -120,19 +120,4 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		err = nil
 	}
 	return err
-}
-
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	return ln, nil
 }

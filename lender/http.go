@@ -9,27 +9,6 @@ import (
 	"ferry/api"
 )
 
-// writeJSON answers v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-// writeErr answers an error: 400 with the field for refusals, 500 else.
-func writeErr(w http.ResponseWriter, err error) {
-	var fe *api.FieldError
-	if errors.As(err, &fe) {
-		status := http.StatusBadRequest
-		if fe.Field == "lease" {
-			status = http.StatusNotFound
-		}
-		writeJSON(w, status, api.Error{Field: fe.Field, Reason: fe.Reason})
-		return
-	}
-	writeJSON(w, http.StatusInternalServerError, api.Error{Reason: err.Error()})
-}
-
 // AgentHandler serves lent servers: enrollment (token, no client cert),
 // phase reports (one-time client cert), the CRL, the CA and /metrics.
 func (m *Manager) AgentHandler() http.Handler {
@@ -38,21 +17,21 @@ func (m *Manager) AgentHandler() http.Handler {
 		var req api.EnrollRequest
 		if err := api.Decode(r.Body, api.MaxEnroll, &req); err != nil {
 			m.metrics.enrollFail("malformed")
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
 		resp, err := m.Enroll(r.Context(), req)
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, resp)
+		api.WriteJSON(w, http.StatusOK, resp)
 	})
 	mux.HandleFunc("POST "+api.PathPhase, m.handlePhase)
 	mux.HandleFunc("GET "+api.PathCRL, func(w http.ResponseWriter, r *http.Request) {
 		der, err := m.CRL(r.Context())
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")
@@ -66,22 +45,22 @@ func (m *Manager) AgentHandler() http.Handler {
 
 func (m *Manager) handlePhase(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		writeJSON(w, http.StatusUnauthorized, api.Error{Field: "certificate", Reason: "phase reports need the one-time client certificate"})
+		api.WriteJSON(w, http.StatusUnauthorized, api.Error{Field: "certificate", Reason: "phase reports need the one-time client certificate"})
 		return
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
 	who, err := certSubject(leaf)
 	if err != nil {
-		writeJSON(w, http.StatusForbidden, api.Error{Field: "certificate", Reason: err.Error()})
+		api.WriteJSON(w, http.StatusForbidden, api.Error{Field: "certificate", Reason: err.Error()})
 		return
 	}
 	var p api.PhaseReport
 	if err := api.Decode(r.Body, api.MaxPhase, &p); err != nil {
-		writeErr(w, err)
+		api.WriteError(w, err)
 		return
 	}
 	if err := m.ReportPhase(r.Context(), who, leaf.SerialNumber.Text(16), p); err != nil {
-		writeErr(w, err)
+		api.WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -90,7 +69,7 @@ func (m *Manager) handlePhase(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	leases, err := m.Leases(r.Context())
 	if err != nil {
-		writeErr(w, err)
+		api.WriteError(w, err)
 		return
 	}
 	active := 0
@@ -109,31 +88,31 @@ func (m *Manager) M2MHandler() http.Handler {
 	mux.HandleFunc("POST "+api.PathLeases, func(w http.ResponseWriter, r *http.Request) {
 		var req api.LeaseRequest
 		if err := api.Decode(r.Body, api.MaxLeaseRequest, &req); err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
 		l, err := m.RequestLease(r.Context(), req)
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Lease(r.Context(), r.PathValue("id"))
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("GET "+api.PathMetric, m.handleMetrics)
 	return mux
@@ -145,27 +124,27 @@ func (m *Manager) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/servers", func(w http.ResponseWriter, r *http.Request) {
 		s, err := m.Servers(r.Context())
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, s)
+		api.WriteJSON(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("POST /admin/servers", func(w http.ResponseWriter, r *http.Request) {
 		var s Server
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&s); err != nil {
-			writeErr(w, &api.FieldError{Reason: "malformed server: " + err.Error()})
+			api.WriteError(w, &api.FieldError{Reason: "malformed server: " + err.Error()})
 			return
 		}
 		s, err := m.AddServer(r.Context(), s)
 		if err != nil {
-			writeErr(w, asField(err))
+			api.WriteError(w, asField(err))
 			return
 		}
-		writeJSON(w, http.StatusOK, s)
+		api.WriteJSON(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("DELETE /admin/servers/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.RemoveServer(r.Context(), r.PathValue("mac")); err != nil {
-			writeErr(w, asField(err))
+			api.WriteError(w, asField(err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -173,18 +152,18 @@ func (m *Manager) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /admin/boot/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		b, ok := m.BootFor(r.PathValue("mac"))
 		if !ok {
-			writeJSON(w, http.StatusNotFound, api.Error{Field: "mac", Reason: r.PathValue("mac") + " has no boot pending"})
+			api.WriteJSON(w, http.StatusNotFound, api.Error{Field: "mac", Reason: r.PathValue("mac") + " has no boot pending"})
 			return
 		}
-		writeJSON(w, http.StatusOK, b)
+		api.WriteJSON(w, http.StatusOK, b)
 	})
 	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Leases(r.Context())
 		if err != nil {
-			writeErr(w, err)
+			api.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, l)
+		api.WriteJSON(w, http.StatusOK, l)
 	})
 	mux.Handle("/v1/", m.M2MHandler())
 	return mux

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -43,7 +42,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 	if err != nil {
 		return fmt.Errorf("m2m listener: %w", err)
 	}
-	admin, err := listenUnix(AdminSocket(cfg.Dir))
+	admin, err := api.ListenUnix(AdminSocket(cfg.Dir))
 	if err != nil {
 		return err
 	}
@@ -102,20 +101,4 @@ func agentTLS(dir string, ca *lenderca.CA) (*tls.Config, error) {
 	pool.AddCert(ca.Cert)
 	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
 		ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}, nil
-}
-
-// listenUnix listens on a fresh socket only its owner may use.
-func listenUnix(path string) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	return ln, nil
 }
