@@ -33,9 +33,12 @@ type policy struct {
 	cfg NetbootConfig
 }
 
-// Admit lets a MAC netboot only while a lease waits for it to enroll.
+// Admit lets a MAC netboot only while a lease waits for it to enroll. A
+// refusal is logged here, at Info, because netboot's own silence is a
+// Debug line: an operator must see why a machine gets no offer.
 func (p policy) Admit(_ context.Context, mac net.HardwareAddr) error {
 	if _, ok := p.m.BootFor(mac.String()); !ok {
+		p.m.log.Info("netboot: no pending boot, not answering", "mac", mac.String())
 		return netboot.ErrUnknownMachine
 	}
 	return nil
