@@ -27,11 +27,14 @@ type Config struct {
 type installed struct {
 	in, out  *netlink.XfrmState
 	policies []*netlink.XfrmPolicy
+	sa       dataplane.ChildSA // for its virtual IP and remote selectors
+	routed   bool              // hostRoutes holds its virtual IP and routes
 }
 
 // Plane is the kernel XFRM data plane. It implements dataplane.DataPlane.
 type Plane struct {
 	h      *netlink.Handle
+	host   *hostRoutes
 	log    *slog.Logger
 	expire chan dataplane.ExpireEvent
 	done   chan struct{}
@@ -55,12 +58,13 @@ func New(ctx context.Context, cfg Config) (*Plane, error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.h == nil {
-		h, err := netlink.NewHandle(unix.NETLINK_XFRM)
+		h, err := netlink.NewHandle(unix.NETLINK_XFRM, unix.NETLINK_ROUTE)
 		if err != nil {
 			return nil, fmt.Errorf("xfrm: netlink handle: %w", err)
 		}
 		p.h = h
 	}
+	p.host = newHostRoutes(p.h, p.log)
 	msgs, errs := make(chan netlink.XfrmMsg, 16), make(chan error, 1)
 	if err := netlink.XfrmMonitor(msgs, p.done, errs, nl.XFRM_MSG_EXPIRE); err != nil {
 		return nil, fmt.Errorf("xfrm: subscribing to expire messages: %w", err)
@@ -136,7 +140,7 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 	if err != nil {
 		return err
 	}
-	inst := &installed{in: in, out: out}
+	inst := &installed{in: in, out: out, sa: sa}
 	if err := p.addStates(inst); err != nil {
 		return err
 	}
@@ -147,9 +151,14 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 		}
 		inst.policies = append(inst.policies, pol)
 	}
+	if err := p.host.hold(sa); err != nil {
+		p.removeLocked(inst)
+		return err
+	}
+	inst.routed = true
 	p.sas[sa.InSPI], p.inbound[sa.InSPI], p.inbound[sa.OutSPI] = inst, true, false
 	p.log.Info("xfrm: SA installed", "in_spi", fmt.Sprintf("%#x", sa.InSPI), "out_spi", fmt.Sprintf("%#x", sa.OutSPI),
-		"remote", sa.Remote, "replay_window", in.ReplayWindow, "esn", sa.ESN, "reqid", reqid)
+		"remote", sa.Remote, "vip", sa.VirtualIP, "replay_window", in.ReplayWindow, "esn", sa.ESN, "reqid", reqid)
 	return nil
 }
 
@@ -192,6 +201,10 @@ func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 }
 
 func (p *Plane) removeLocked(inst *installed) error {
+	if inst.routed {
+		p.host.release(inst.sa)
+		inst.routed = false
+	}
 	var errs []error
 	for _, pol := range inst.policies {
 		if err := p.h.XfrmPolicyDel(pol); err != nil && !errors.Is(err, unix.ENOENT) {
