@@ -14,9 +14,14 @@ import (
 // aeadName is the kernel's name for AES-GCM with a 4-byte salt (RFC 4106).
 const aeadName = "rfc4106(gcm(aes))"
 
-// maxLegacyWindow: without ESN the library writes the window into the
-// 8-bit xfrm_usersa_info field; larger windows need ESN's replay_esn.
-const maxLegacyWindow = 255
+// maxLegacyWindow: without ESN the library writes the window into
+// xfrm_usersa_info.replay_window only (no XFRMA_REPLAY_ESN_VAL), and the
+// kernel silently clamps that to its 32-bit legacy bitmap
+// (net/xfrm/xfrm_user.c copy_from_user_state: min(replay_window,
+// sizeof(x->replay.bitmap) * 8)). Seen in the QEMU guest against
+// strongSwan (no ESN): asked for 128, `ip xfrm state` showed 32. Larger
+// windows need ESN's replay_esn.
+const maxLegacyWindow = 32
 
 func ip(a netip.Addr) net.IP { return a.AsSlice() }
 
@@ -26,11 +31,14 @@ func ipnet(p netip.Prefix) *net.IPNet {
 }
 
 // replayWindow resolves the window a state gets: never 0 (0 disables
-// anti-replay in the kernel).
+// anti-replay in the kernel), and never more than the kernel keeps.
 func replayWindow(sa dataplane.ChildSA) (int, error) {
 	w := sa.ReplayWindow
 	if w == 0 {
 		w = dataplane.DefaultReplayWindow
+		if !sa.ESN {
+			w = min(w, maxLegacyWindow) // the most the kernel keeps without ESN
+		}
 	}
 	if !sa.ESN && w > maxLegacyWindow {
 		return 0, fmt.Errorf("xfrm: SA %#x: replay window %d needs ESN (max %d without)", sa.InSPI, w, maxLegacyWindow)

@@ -61,7 +61,7 @@ func TestStatesSetReplayWindowExplicitly(t *testing.T) {
 		window uint32
 		esn    bool
 		want   int
-	}{{0, false, dataplane.DefaultReplayWindow}, {64, false, 64}, {0, true, 128}, {1024, true, 1024}} {
+	}{{0, false, maxLegacyWindow}, {24, false, 24}, {0, true, dataplane.DefaultReplayWindow}, {1024, true, 1024}} {
 		sa := testSA()
 		sa.ReplayWindow, sa.ESN = tc.window, tc.esn
 		in, out, err := states(sa, 7)
@@ -86,10 +86,13 @@ func TestStatesSetReplayWindowExplicitly(t *testing.T) {
 			t.Errorf("inbound state %v -> %v spi %#x", in.Src, in.Dst, in.Spi)
 		}
 	}
-	sa := testSA()
-	sa.ReplayWindow = 1024
-	if _, _, err := states(sa, 1); err == nil || !strings.Contains(err.Error(), "needs ESN") {
-		t.Errorf("window 1024 without ESN: err = %v", err)
+	// The kernel would clamp anything over 32 without ESN, silently.
+	for _, w := range []uint32{33, 1024} {
+		sa := testSA()
+		sa.ReplayWindow = w
+		if _, _, err := states(sa, 1); err == nil || !strings.Contains(err.Error(), "needs ESN") {
+			t.Errorf("window %d without ESN: err = %v", w, err)
+		}
 	}
 }
 
@@ -214,7 +217,7 @@ func TestKernelStateKeepsReplayWindow(t *testing.T) {
 		}
 		defer p.Close()
 		sa := testSA()
-		sa.ReplayWindow = 64
+		sa.ReplayWindow = 24 // under the kernel's legacy clamp of 32
 		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
 			t.Skipf("kernel ESP unavailable: %v", err)
 		} else if err != nil {
@@ -224,8 +227,8 @@ func TestKernelStateKeepsReplayWindow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.ReplayWindow != 64 {
-			t.Fatalf("kernel state %#x has replay window %d, want 64", sa.InSPI, got.ReplayWindow)
+		if got.ReplayWindow != 24 {
+			t.Fatalf("kernel state %#x has replay window %d, want 24", sa.InSPI, got.ReplayWindow)
 		}
 	})
 }
