@@ -1,15 +1,27 @@
 // Package agent is ferry's early-boot agent: PID 1 of image A, and (through
 // rdinit=) PID 1 of image B. The transfer reads top to bottom in this file:
 // each phase of the seed's figure 2 is one named method.
+//
+// A runs in one of two modes, chosen by its kernel command line. Managed
+// (ferry.lender=, set by the lender's iPXE script): enroll with the lender
+// for a one-time certificate, open the IPsec tunnel to the borrower's
+// gateway, fetch image B through it, and report every phase to the lender.
+// Lab (ferry.source=): read the transfer settings from a plain URL, no
+// tunnel, no reports. B follows the mode A carried in its state.
 package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"time"
+
+	"ferry/ipsec/ike"
+	"ferry/keeper"
 )
 
 // Paths of the state that image A appends to initrd(B). Everything ferry
@@ -19,6 +31,9 @@ const (
 	BinPath   = StateDir + "/bin/ferry"
 	InitPath  = StateDir + "/bin/init"
 	StatePath = StateDir + "/state/settings.json"
+	// TunnelDir holds the one-time identity and tunnel settings (managed
+	// mode): vpn.json, cert.pem, ca.pem and key.pem (0600), in RAM only.
+	TunnelDir = StateDir + "/state/tunnel"
 	ModuleDir = StateDir + "/modules"
 	// workDir holds image B while A patches it: A's rootfs is RAM.
 	workDir = "/run/ferry-b"
@@ -48,6 +63,22 @@ type Agent struct {
 	kernelPath  string
 	initrdPath  string
 	patchedPath string
+
+	// Managed mode: the lease, the one-time identity and its tunnel.
+	rep        *reporter
+	mac        string
+	lease      *Lease
+	ident      *ike.InitiatorState // gateway, key, certificate, borrower CA
+	imageTLS   *tls.Config         // image B's server, verified by the borrower CA
+	tunnel     *keeper.Tunnel      // A's in-process tunnel
+	keeperCtl  net.Conn            // B: control channel to the keeper
+	phaseBytes int64               // bytes the running phase moved, for its report
+}
+
+// step is one phase of the chain.
+type step struct {
+	name string
+	fn   func(context.Context) error
 }
 
 // New makes an agent that prints its phases to w.
@@ -56,7 +87,7 @@ func New(w io.Writer, log *slog.Logger, cmdline string) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{con: &console{w: w}, log: log, cmd: cmd, start: time.Now()}, nil
+	return &Agent{con: &console{w: w}, log: log, cmd: cmd, start: time.Now(), rep: &reporter{log: log}}, nil
 }
 
 // Run decides which image it is in and runs that image's chain. It returns
@@ -68,51 +99,92 @@ func (a *Agent) Run(ctx context.Context) error {
 	return a.RunA(ctx)
 }
 
+// managed reports whether A was booted by a lender manager.
+func (a *Agent) managed() bool {
+	_, ok := a.cmd.Get("ferry.lender")
+	return ok
+}
+
 // RunA is image A: the lender's generic in-RAM image.
 func (a *Agent) RunA(ctx context.Context) error {
-	a.con.done("boot-a", uptime())
-	steps := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
+	a.booted(ctx, "boot-a")
+	steps := []step{
 		{"modules", a.loadModules},
 		{"disks-ro", a.disksReadOnly},
 		{"network", a.networkUp},
-		{"settings", a.fetchSettings},
-		{"fetch-b", a.fetchB},
-		{"patch-b", a.patchB},
-		{"kexec", a.kexecLoad},
 	}
-	for _, s := range steps {
-		if err := a.con.phase(s.name, func() error { return s.fn(ctx) }); err != nil {
-			return err
-		}
+	if a.managed() {
+		steps = append(steps,
+			step{"enroll", a.enroll},
+			step{"tunnel-a", a.tunnelA})
+	} else {
+		steps = append(steps, step{"settings", a.fetchSettings})
+	}
+	steps = append(steps,
+		step{"fetch-b", a.fetchB},
+		step{"patch-b", a.patchB},
+		step{"kexec", a.kexecLoad})
+	if err := a.runPhases(ctx, steps); err != nil {
+		return err
 	}
 	// Nothing can be reported after the jump: say so first.
-	a.con.printf("ferry: kexec armed trace=%s", a.trace)
+	a.armed(ctx)
 	return a.jump()
 }
 
 // RunB is image B's initramfs, with ferry as rdinit= from the appended
 // segment; B's own /init stays untouched.
 func (a *Agent) RunB(ctx context.Context) error {
-	a.con.done("boot-b", uptime())
-	steps := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"state", a.readState},
+	a.booted(ctx, "boot-b")
+	if err := a.runPhases(ctx, []step{{"state", a.readState}}); err != nil {
+		return err
+	}
+	steps := []step{
 		{"modules", a.loadModules},
 		{"disks-ro", a.disksReadOnly},
 		{"network", a.networkUp},
-		{"mount-root", a.mountRoot},
-		{"place-state", a.placeState},
-		{"keeper", a.startKeeper},
 	}
+	if a.lease != nil {
+		// The keeper opens the tunnel before the root is mounted through it,
+		// and moves into that root once it is there.
+		steps = append(steps,
+			step{"tunnel-b", a.tunnelB},
+			step{"mount-root", a.mountRoot},
+			step{"place-state", a.placeState},
+			step{"keeper", a.keeperIntoRoot})
+	} else {
+		steps = append(steps,
+			step{"mount-root", a.mountRoot},
+			step{"place-state", a.placeState},
+			step{"keeper", a.startKeeper})
+	}
+	if err := a.runPhases(ctx, steps); err != nil {
+		return err
+	}
+	return a.switchRoot(ctx)
+}
+
+func (a *Agent) runPhases(ctx context.Context, steps []step) error {
 	for _, s := range steps {
-		if err := a.con.phase(s.name, func() error { return s.fn(ctx) }); err != nil {
+		if err := a.phase(ctx, s.name, s.fn); err != nil {
 			return err
 		}
 	}
-	return a.switchRoot()
+	return nil
+}
+
+// phase runs one phase: its console line, then its report.
+func (a *Agent) phase(ctx context.Context, name string, fn func(context.Context) error) error {
+	a.phaseBytes = 0
+	start := time.Now()
+	err := a.con.phase(name, func() error { return fn(ctx) })
+	a.rep.add(ctx, name, start, time.Now(), a.phaseBytes, err)
+	return err
+}
+
+// booted records the kernel's own boot, which ended before ferry started.
+func (a *Agent) booted(ctx context.Context, name string) {
+	up := uptime()
+	a.con.done(name, up)
+	a.rep.add(ctx, name, a.start.Add(-up), a.start, 0, nil)
 }

@@ -20,11 +20,13 @@ type State struct {
 	Trace    string   `json:"trace"`
 	IP       string   `json:"ip"`
 	Settings Settings `json:"settings"`
+	// Lease is set in managed mode; the identity is in TunnelDir.
+	Lease *Lease `json:"lease,omitempty"`
 }
 
 func (a *Agent) carriedState() *State {
 	ip, _ := a.cmd.Get("ip")
-	return &State{Trace: a.trace, IP: ip, Settings: *a.settings}
+	return &State{Trace: a.trace, IP: ip, Settings: *a.settings, Lease: a.lease}
 }
 
 // disksReadOnly marks every local disk read-only as soon as the drivers
@@ -94,6 +96,7 @@ func (a *Agent) networkUp(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
+	a.mac = link.MAC.String()
 	a.log.Info("network up", "link", link.String())
 	return nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -19,7 +20,9 @@ type fetcher struct {
 	progress io.Writer
 }
 
-func newFetcher(progress io.Writer) *fetcher {
+// newFetcher makes a fetcher; tlsCfg verifies https servers (nil: the
+// system's roots, of which an initramfs has none).
+func newFetcher(progress io.Writer, tlsCfg *tls.Config) *fetcher {
 	return &fetcher{
 		// No overall timeout: a large initrd over a slow link is fine as
 		// long as bytes keep coming, which the transport's timeouts watch.
@@ -27,6 +30,7 @@ func newFetcher(progress io.Writer) *fetcher {
 			ResponseHeaderTimeout: 30 * time.Second,
 			IdleConnTimeout:       30 * time.Second,
 			DisableCompression:    true,
+			TLSClientConfig:       tlsCfg,
 		}},
 		progress: progress,
 	}

@@ -30,7 +30,7 @@ func sum(s string) string {
 func TestDownloadChecksDigest(t *testing.T) {
 	u := serve(t, "image bytes")
 	path := filepath.Join(t.TempDir(), "img")
-	if _, err := newFetcher(nil).download(context.Background(), u, sum("image bytes"), path, 1<<20); err != nil {
+	if _, err := newFetcher(nil, nil).download(context.Background(), u, sum("image bytes"), path, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "image bytes" {
@@ -41,7 +41,7 @@ func TestDownloadChecksDigest(t *testing.T) {
 func TestDownloadRemovesFileOnDigestMismatch(t *testing.T) {
 	u := serve(t, "tampered")
 	path := filepath.Join(t.TempDir(), "img")
-	_, err := newFetcher(nil).download(context.Background(), u, sum("original"), path, 1<<20)
+	_, err := newFetcher(nil, nil).download(context.Background(), u, sum("original"), path, 1<<20)
 	if err == nil || !strings.Contains(err.Error(), "sha256") {
 		t.Fatalf("err = %v, want a digest mismatch", err)
 	}
@@ -53,7 +53,7 @@ func TestDownloadRemovesFileOnDigestMismatch(t *testing.T) {
 func TestDownloadRefusesOversizedBody(t *testing.T) {
 	u := serve(t, strings.Repeat("x", 100))
 	path := filepath.Join(t.TempDir(), "img")
-	_, err := newFetcher(nil).download(context.Background(), u, sum(""), path, 10)
+	_, err := newFetcher(nil, nil).download(context.Background(), u, sum(""), path, 10)
 	if err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("err = %v, want a size refusal", err)
 	}

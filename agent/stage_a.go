@@ -13,6 +13,7 @@ import (
 	"ferry/initrd"
 	"ferry/kexec"
 	"ferry/kmod"
+	"ferry/pki"
 )
 
 // fetchSettings reads the transfer settings from ferry.source=. Until the
@@ -26,7 +27,7 @@ func (a *Agent) fetchSettings(ctx context.Context) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("ferry.source=%q is not an http(s) URL", src)
 	}
-	data, err := newFetcher(nil).get(ctx, u, maxSettings)
+	data, err := newFetcher(nil, nil).get(ctx, u, maxSettings)
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,12 @@ func (a *Agent) fetchB(ctx context.Context) error {
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return err
 	}
-	f := newFetcher(a.con.w)
+	f := newFetcher(a.con.w, a.imageTLS)
+	// Managed mode has absolute https URLs and no settings URL.
+	base := a.settingsURL
+	if base == nil {
+		base = &url.URL{}
+	}
 	a.kernelPath = filepath.Join(workDir, "vmlinuz")
 	a.initrdPath = filepath.Join(workDir, "initrd.img")
 	for _, p := range []struct {
@@ -53,11 +59,12 @@ func (a *Agent) fetchB(ctx context.Context) error {
 		path  string
 		limit int64
 	}{{a.settings.Kernel, a.kernelPath, maxKernel}, {a.settings.Initrd, a.initrdPath, maxInitrd}} {
-		u, err := resolve(a.settingsURL, p.art.URL)
+		u, err := resolve(base, p.art.URL)
 		if err != nil {
 			return err
 		}
 		n, err := f.download(ctx, u, p.art.SHA256, p.path, p.limit)
+		a.phaseBytes += n
 		if err != nil {
 			return err
 		}
@@ -79,6 +86,11 @@ func (a *Agent) patchB(ctx context.Context) error {
 		{Path: InitPath, Link: "ferry"},
 		{Path: StatePath, Mode: 0o600, Data: state},
 	}
+	tunnel, err := a.tunnelFiles()
+	if err != nil {
+		return err
+	}
+	files = append(files, tunnel...)
 	mods, err := a.modulesForB()
 	if err != nil {
 		return err
@@ -90,9 +102,35 @@ func (a *Agent) patchB(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("patched initrd(B)", "report", rep.String())
+	if st, err := os.Stat(a.patchedPath); err == nil {
+		a.phaseBytes = st.Size()
+	}
 	// The original is no longer needed: give its RAM back before kexec
 	// copies the patched one.
 	return os.Remove(a.initrdPath)
+}
+
+// tunnelFiles is the one-time identity for B's keeper, in the format of
+// ike.LoadState, built in memory: the private key exists only in RAM (here
+// and in the appended segment), never in a file A writes.
+func (a *Agent) tunnelFiles() ([]initrd.File, error) {
+	if a.ident == nil {
+		return nil, nil
+	}
+	js, err := json.MarshalIndent(a.ident, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.MarshalKeyPEM(a.ident.Key)
+	if err != nil {
+		return nil, err
+	}
+	return []initrd.File{
+		{Path: TunnelDir + "/vpn.json", Mode: 0o644, Data: append(js, '\n')},
+		{Path: TunnelDir + "/cert.pem", Mode: 0o644, Data: pki.CertPEM(a.ident.Certs...)},
+		{Path: TunnelDir + "/ca.pem", Mode: 0o644, Data: pki.CertPEM(a.ident.CAs...)},
+		{Path: TunnelDir + "/key.pem", Mode: 0o600, Data: key},
+	}, nil
 }
 
 // modulesForB lists A's kernel modules for the appended segment when B's

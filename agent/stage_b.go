@@ -30,7 +30,7 @@ func (a *Agent) readState(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", StatePath, err)
 	}
 	st.Settings = s
-	a.state, a.settings, a.trace = &st, &st.Settings, st.Trace
+	a.state, a.settings, a.trace, a.lease = &st, &st.Settings, st.Trace, st.Lease
 	if t, ok := a.cmd.Get("ferry.trace"); ok && t != st.Trace {
 		return fmt.Errorf("trace %q on the command line differs from %q in %s", t, st.Trace, StatePath)
 	}
@@ -73,11 +73,11 @@ func (a *Agent) startKeeper(ctx context.Context) error {
 }
 
 // switchRoot hands the machine to the borrower's init on the NFS root. The
-// phase line is printed once every check has passed, just before the point
-// of no return: nothing can be printed after exec succeeds.
-func (a *Agent) switchRoot() error {
+// phase line (and report) goes out once every check has passed, just
+// before the point of no return: nothing can be said after exec succeeds.
+func (a *Agent) switchRoot(ctx context.Context) error {
 	init := a.settings.Root.Init
-	err := a.con.phase("switch-root", func() error {
+	err := a.phase(ctx, "switch-root", func(context.Context) error {
 		return nfsroot.CheckSwitchRoot(NewRoot, init)
 	})
 	if err != nil {

@@ -2,29 +2,46 @@ package applets
 
 import (
 	"context"
+	"os"
 
+	"ferry/ipsec/ike"
 	"ferry/keeper"
 )
 
 func keeperApplet() Applet {
 	return Applet{
 		Name:    "keeper",
-		Summary: "long-lived process that survives switch_root (stands in for the tunnel keeper)",
+		Summary: "the tunnel keeper: keeps the lent server's IPsec tunnel (and so its NFS root) up, outliving switch_root",
 		Run:     runKeeper,
 	}
 }
 
 func runKeeper(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR]")
+	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N]")
 	listen := fs.String("listen", ":7070", "address for GET /status")
 	trace := fs.String("trace", "", "trace id of this transfer")
 	state := fs.String("state", "/ferry/state", "state directory to report on")
+	tunnel := fs.String("tunnel", "", "tunnel state directory (vpn.json, cert, key, CA) to keep a tunnel with; read once at start")
+	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	k := keeper.New(keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state}, env.Log)
-	return k.Run(ctx)
+	opt := keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state}
+	if *tunnel != "" {
+		st, err := ike.LoadState(*tunnel)
+		if err != nil {
+			return err
+		}
+		opt.Tunnel = st
+	}
+	if *control >= 0 {
+		if *control < 3 {
+			return usagef("--control-fd %d: want 3 or more (0-2 are stdio)", *control)
+		}
+		opt.Control = os.NewFile(uintptr(*control), "control")
+	}
+	return keeper.New(opt, env.Log).Run(ctx)
 }

@@ -1,18 +1,27 @@
 // Package keeper is the long-lived ferry process that must outlive
-// switch_root. In this first form it stands in for the tunnel keeper: it
-// runs chrooted in the borrower's root, named "@ferry" so systemd spares it
-// at shutdown, and answers status queries that show where it lives.
+// switch_root: the tunnel keeper. B's PID 1 starts it in the initramfs
+// before the NFS mount; it re-opens the IKEv2 tunnel with the one-time
+// certificate and keeps it (DPD, rekeys) for the whole lease, since the
+// NFS root travels through it. When PID 1 has mounted the root it tells
+// the keeper, over a control socket, to chroot into it; named "@ferry"
+// (systemd spares such root-storage daemons at shutdown), it then answers
+// status queries that show where it lives and whether the tunnel is up.
+// Without a tunnel (the lab's ferry.source= mode) it only answers status.
 package keeper
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"time"
+
+	"ferry/ipsec/ike"
 )
 
 // Options configure a keeper.
@@ -21,24 +30,30 @@ type Options struct {
 	Listen    string
 	StateDir  string
 	Mountinfo string // path of the mount table, /proc/self/mountinfo
+	// Tunnel, when set, is the initiator state the keeper keeps a tunnel
+	// with; Control is PID 1's end of the control channel (control.go).
+	Tunnel  *ike.InitiatorState
+	Control io.ReadWriter
 }
 
 // Status is the keeper's answer to GET /status.
 type Status struct {
-	Trace         string  `json:"trace"`
-	PID           int     `json:"pid"`
-	RootFSType    string  `json:"root_fstype"`
-	RootSource    string  `json:"root_source"`
-	StateDir      string  `json:"state_dir"`
-	StatePresent  bool    `json:"state_present"`
-	UptimeSeconds float64 `json:"uptime_seconds"`
+	Trace         string        `json:"trace"`
+	PID           int           `json:"pid"`
+	RootFSType    string        `json:"root_fstype"`
+	RootSource    string        `json:"root_source"`
+	StateDir      string        `json:"state_dir"`
+	StatePresent  bool          `json:"state_present"`
+	UptimeSeconds float64       `json:"uptime_seconds"`
+	Tunnel        *TunnelStatus `json:"tunnel,omitempty"`
 }
 
 // Keeper serves status until its context ends.
 type Keeper struct {
-	opt   Options
-	log   *slog.Logger
-	start time.Time
+	opt    Options
+	log    *slog.Logger
+	start  time.Time
+	tunnel *Tunnel
 }
 
 // New makes a keeper.
@@ -49,11 +64,24 @@ func New(opt Options, log *slog.Logger) *Keeper {
 	return &Keeper{opt: opt, log: log, start: time.Now()}
 }
 
-// Run listens and serves until ctx is done.
+// Run opens the tunnel (when configured), listens and serves until ctx
+// is done.
 func (k *Keeper) Run(ctx context.Context) error {
+	if k.opt.Tunnel != nil {
+		t, err := OpenTunnel(ctx, k.opt.Tunnel, k.log)
+		if err != nil {
+			return err
+		}
+		defer t.Close(context.Background())
+		k.tunnel = t
+		go k.keepTunnel(ctx)
+	}
+	if k.opt.Control != nil {
+		go k.serveControl(ctx, k.opt.Control)
+	}
 	ln, err := net.Listen("tcp", k.opt.Listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("keeper: listen %s: %w", k.opt.Listen, err)
 	}
 	srv := &http.Server{Handler: k.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -97,7 +125,13 @@ func (k *Keeper) Status() (*Status, error) {
 		return nil, err
 	}
 	_, serr := os.Stat(k.opt.StateDir)
+	var ts *TunnelStatus
+	if k.tunnel != nil {
+		s := k.tunnel.Status()
+		ts = &s
+	}
 	return &Status{
+		Tunnel:        ts,
 		Trace:         k.opt.Trace,
 		PID:           os.Getpid(),
 		RootFSType:    root.FSType,
@@ -106,4 +140,24 @@ func (k *Keeper) Status() (*Status, error) {
 		StatePresent:  serr == nil,
 		UptimeSeconds: time.Since(k.start).Seconds(),
 	}, nil
+}
+
+// keepTunnel brings the tunnel up, tells PID 1 how the first attempt
+// went, then keeps it up until ctx ends.
+func (k *Keeper) keepTunnel(ctx context.Context) {
+	if err := k.tunnel.Connect(ctx); err != nil {
+		k.log.Warn("tunnel not up, retrying", "err", err)
+		k.event("tunnel failed: " + err.Error())
+	} else {
+		st := k.tunnel.Status()
+		k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP)
+		k.event("tunnel up " + st.VirtualIP)
+	}
+	k.tunnel.Keep(ctx)
+}
+
+func (k *Keeper) event(line string) {
+	if k.opt.Control != nil {
+		fmt.Fprintln(k.opt.Control, oneLine(line))
+	}
 }

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"ferry/api"
+	"ferry/ipsec/ike"
+	"ferry/keeper"
+	"ferry/pki"
+)
+
+// enrollTries bounds attempts when the lender cannot be reached; a refusal
+// (a used or expired token) is final at once.
+const enrollTries = 4
+
+// enroll makes the one-time key in RAM, sends its CSR with the one-time
+// token to the lender manager (TLS pinned to ferry.ca=) and keeps what the
+// answer says: the certificate, the borrower's gateway and CA, image B and
+// the root. From here on every phase is reported to the lender.
+func (a *Agent) enroll(ctx context.Context) error {
+	lenderURL, pin, token, err := a.bootstrap()
+	if err != nil {
+		return err
+	}
+	a.trace = traceID(a.cmd)
+	leaseID, serverID, err := subjectFromTrace(a.trace)
+	if err != nil {
+		return err
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	csr, err := pki.CreateCSR(key, pki.Identity{CommonName: leaseID + "/" + serverID})
+	if err != nil {
+		return err
+	}
+	c := &api.Client{Base: lenderURL, HTTP: &http.Client{Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(pin, nil)}}}
+	var resp api.EnrollResponse
+	req := api.EnrollRequest{Token: token, MAC: a.mac, CSR: string(csr)}
+	if err := callRetrying(ctx, func() error { return c.Call(ctx, http.MethodPost, api.PathEnroll, req, &resp) }); err != nil {
+		return fmt.Errorf("enroll at %s: %w", lenderURL, err)
+	}
+	e, err := checkEnrollment(&resp, leaseID, serverID)
+	if err != nil {
+		return err
+	}
+	if err := sameKey(e.cert, key.Public()); err != nil {
+		return err
+	}
+	a.settings = e.settings
+	a.lease = &Lease{LenderURL: lenderURL, CAPin: pin, LeaseID: leaseID, ServerID: serverID, Gateway: e.gateway.String()}
+	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true,
+		Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
+	a.imageTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: certPool(e.borrowerCA)}
+	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
+	a.con.printf("ferry: enrolled lease=%s server=%s gateway=%s until %s", leaseID, serverID, e.gateway, e.cert.NotAfter.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// bootstrap reads the lender's parameters from A's command line.
+func (a *Agent) bootstrap() (lenderURL, pin, token string, err error) {
+	lenderURL, _ = a.cmd.Get("ferry.lender")
+	pin, _ = a.cmd.Get("ferry.ca")
+	token, _ = a.cmd.Get("ferry.token")
+	u, perr := url.Parse(lenderURL)
+	if perr != nil || u.Scheme != "https" || u.Host == "" {
+		return "", "", "", fmt.Errorf("ferry.lender=%q: want the lender manager's https URL", lenderURL)
+	}
+	if b, herr := hex.DecodeString(pin); herr != nil || len(b) != 32 {
+		return "", "", "", fmt.Errorf("ferry.ca=%q: want the lender CA's SHA-256 fingerprint, 64 hex digits", pin)
+	}
+	if token == "" {
+		return "", "", "", errors.New("no ferry.token= on the kernel command line")
+	}
+	if _, ok := a.cmd.Get("ferry.trace"); !ok {
+		return "", "", "", errors.New("no ferry.trace= on the kernel command line (it names the lease and server)")
+	}
+	return lenderURL, pin, token, nil
+}
+
+// callRetrying retries fn while the lender is unreachable (a network
+// error); an answer, a refusal or a failed pin check ends the loop.
+func callRetrying(ctx context.Context, fn func() error) error {
+	var err error
+	for i := range enrollTries {
+		if err = fn(); err == nil {
+			return nil
+		}
+		var ne *net.OpError
+		if !errors.As(err, &ne) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(1<<i) * time.Second):
+		}
+	}
+	return err
+}
+
+func sameKey(cert *x509.Certificate, pub any) error {
+	want, err := pki.Pin(pub)
+	if err != nil {
+		return err
+	}
+	got, err := pki.Pin(cert.PublicKey)
+	if err != nil || got != want {
+		return fmt.Errorf("enrollment answer: certificate serial %x is for key %s, not ours (%s)", cert.SerialNumber, got, want)
+	}
+	return nil
+}
+
+func certPool(certs []*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+// tunnelA opens IKEv2 to the borrower's gateway with the one-time
+// certificate; the gateway hands out an address inside the borrower's
+// network, and fetch-b goes through the tunnel. User-space ESP over TUN:
+// it needs no esp4 module and is what the keeper runs in B too.
+func (a *Agent) tunnelA(ctx context.Context) error {
+	t, err := keeper.OpenTunnel(ctx, a.ident, a.log)
+	if err != nil {
+		return err
+	}
+	if err := t.Connect(ctx); err != nil {
+		t.Close(ctx)
+		return err
+	}
+	a.tunnel = t
+	st := t.Status()
+	a.con.printf("ferry: tunnel up gateway=%s vip=%s", st.Gateway, st.VirtualIP)
+	return nil
+}
+
+// armed is the last word of A: the console line and, in managed mode,
+// the "kexec-armed" report to the lender. The tunnel is closed first so
+// that the gateway frees the SA at once rather than at its DPD timeout;
+// B re-opens it with the same certificate.
+func (a *Agent) armed(ctx context.Context) {
+	if a.tunnel != nil {
+		a.tunnel.Close(ctx)
+	}
+	now := time.Now()
+	a.con.printf("ferry: kexec armed trace=%s", a.trace)
+	a.rep.add(ctx, "kexec-armed", now, now, 0, nil)
+}

@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ferry/api"
+	"ferry/lender"
+	"ferry/lenderca"
+	"ferry/pki"
+	"ferry/store"
+)
+
+const testMAC = "52:54:00:50:00:01"
+
+// realLender is a lender manager with one server, leased, behind its
+// agent API on loopback TLS: what image A talks to.
+type realLender struct {
+	m    *lender.Manager
+	url  string
+	ca   *lenderca.CA
+	boot lender.Boot
+}
+
+func newRealLender(t *testing.T) *realLender {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := lenderca.Init(dir, []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, lenderca.TLSCertFile), filepath.Join(dir, lenderca.TLSKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
+	l := &realLender{ca: ca}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	l.url = srv.URL
+	l.m = lender.New(st, ca, slog.New(slog.DiscardHandler), lender.Options{PublicURL: l.url})
+	srv.Config.Handler = l.m.AgentHandler()
+	ctx := t.Context()
+	if _, err := l.m.AddServer(ctx, lender.Server{MAC: testMAC, Power: "manual", Pool: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	borrowerCA, err := pki.NewCA("borrower", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := api.LeaseRequest{IdempotencyKey: "agent-test-1", Count: 1, Gateway: "10.50.1.1:500",
+		BorrowerCA: string(borrowerCA.CertPEM()), DurationSeconds: 3600,
+		Image: api.Image{Kernel: api.Artifact{URL: "https://10.50.2.1/b1/vmlinuz", SHA256: strings.Repeat("a", 64)},
+			Initrd: api.Artifact{URL: "https://10.50.2.1/b1/initrd.img", SHA256: strings.Repeat("b", 64)}},
+		Roots: []api.NFSRoot{{Server: "10.50.2.2", Path: "/roots/s1"}}}
+	if _, err := l.m.RequestLease(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	b, ok := l.m.BootFor(testMAC)
+	if !ok {
+		t.Fatal("no boot for the leased server")
+	}
+	l.boot = b
+	return l
+}
+
+// agentA is image A booted with cmdline, its NIC up with testMAC.
+func agentA(t *testing.T, cmdline string) *Agent {
+	t.Helper()
+	a, err := New(io.Discard, slog.New(slog.DiscardHandler), cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mac = testMAC
+	return a
+}
+
+func (l *realLender) server(t *testing.T) api.LeaseServer {
+	t.Helper()
+	ls, err := l.m.Leases(t.Context())
+	if err != nil || len(ls) != 1 || len(ls[0].Servers) != 1 {
+		t.Fatalf("lender leases = %+v, %v", ls, err)
+	}
+	return ls[0].Servers[0]
+}
+
+func TestEnrollGetsOneTimeCertificateAndReportsEveryPhase(t *testing.T) {
+	l := newRealLender(t)
+	a := agentA(t, "console=ttyS0 "+l.boot.KernelParam)
+	ctx := context.Background()
+	a.booted(ctx, "boot-a")
+	if err := a.phase(ctx, "enroll", a.enroll); err != nil {
+		t.Fatal(err)
+	}
+	s := l.server(t)
+	pin, _ := pki.Pin(a.ident.Key.Public())
+	if s.SPKIPin != pin {
+		t.Errorf("lender signed key %s, the agent holds %s", s.SPKIPin, pin)
+	}
+	if len(s.Phases) != 2 || s.Phases[0].Phase != "boot-a" || s.Phases[1].Phase != "enroll" {
+		t.Errorf("lender has phases %+v, want boot-a (queued before enrollment) then enroll", s.Phases)
+	}
+	if a.ident.Gateway.String() != "10.50.1.1" || a.settings.Root.Server != "10.50.2.2" {
+		t.Errorf("lease info: gateway %s root %s", a.ident.Gateway, a.settings.Root.Server)
+	}
+}
+
+func TestEnrollRefusesReusedToken(t *testing.T) {
+	l := newRealLender(t)
+	if err := agentA(t, l.boot.KernelParam).enroll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	err := agentA(t, l.boot.KernelParam).enroll(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("second enrollment with the same token: %v, want a refusal saying it was used", err)
+	}
+}
+
+func TestEnrollRefusesLenderWithoutPinnedCA(t *testing.T) {
+	l := newRealLender(t)
+	other := strings.Replace(l.boot.KernelParam, "ferry.ca="+l.boot.CAPin, "ferry.ca="+strings.Repeat("0", 64), 1)
+	err := agentA(t, other).enroll(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "pinned fingerprint") {
+		t.Fatalf("enrollment with another CA pin: %v, want a refusal naming the pin", err)
+	}
+}
+
+func TestEnrollRefusesCommandLineWithoutTrace(t *testing.T) {
+	l := newRealLender(t)
+	cmd := strings.Fields(l.boot.KernelParam)
+	err := agentA(t, strings.Join(cmd[:len(cmd)-1], " ")).enroll(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ferry.trace") {
+		t.Fatalf("enrollment without ferry.trace=: %v", err)
+	}
+}

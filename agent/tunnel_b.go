@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ferry/ipsec/ike"
+	"ferry/keeper"
+)
+
+// tunnelB starts the tunnel keeper in the initramfs, before the root is
+// mounted through the tunnel, and waits until it reports the tunnel up.
+// It re-opens IKEv2 with the certificate A enrolled, read from TunnelDir.
+// From here on B's phases are reported to the lender (on the lender's
+// network, as in A), the borrower sees them through the lease it reads.
+func (a *Agent) tunnelB(ctx context.Context) error {
+	id, err := ike.LoadState(TunnelDir)
+	if err != nil {
+		return err
+	}
+	ctl, err := a.startTunnelKeeper()
+	if err != nil {
+		return err
+	}
+	a.keeperCtl = ctl
+	line, err := readLine(ctl, keeper.ConnectTimeout+10*time.Second)
+	if err != nil {
+		return fmt.Errorf("keeper: waiting for the tunnel: %w", err)
+	}
+	vip, ok := strings.CutPrefix(line, "tunnel up ")
+	if !ok {
+		return fmt.Errorf("keeper: %s", line)
+	}
+	a.con.printf("ferry: tunnel up gateway=%s vip=%s (keeper)", id.Gateway, vip)
+	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{id.Certs[0].Raw}, PrivateKey: id.Key, Leaf: id.Certs[0]})
+	return nil
+}
+
+// startTunnelKeeper runs "@ferry keeper" with the tunnel state and one end
+// of a socket pair as its control channel (fd 3).
+func (a *Agent) startTunnelKeeper() (net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair for the keeper: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "keeper-control"), os.NewFile(uintptr(fds[1]), "keeper-control")
+	defer theirs.Close()
+	cmd := exec.Command(BinPath, "keeper", "--trace", a.trace, "--listen", keeperListen,
+		"--tunnel", TunnelDir, "--control-fd", "3")
+	cmd.Args[0] = "@ferry"
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = a.con.w, a.con.w
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, fmt.Errorf("start keeper %s: %w", BinPath, err)
+	}
+	a.log.Info("keeper started", "pid", cmd.Process.Pid)
+	// The borrower's init inherits the keeper as its child.
+	cmd.Process.Release()
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("keeper control channel: %w", err)
+	}
+	return c, nil
+}
+
+// keeperIntoRoot tells the running keeper to chroot into the mounted
+// root, so that it does not depend on the initramfs, which switch_root
+// deletes. The channel is closed afterwards: the keeper runs on alone.
+func (a *Agent) keeperIntoRoot(ctx context.Context) error {
+	defer a.keeperCtl.Close()
+	if _, err := fmt.Fprintf(a.keeperCtl, "chroot %s\n", NewRoot); err != nil {
+		return fmt.Errorf("keeper control: %w", err)
+	}
+	line, err := readLine(a.keeperCtl, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("keeper: chroot %s: %w", NewRoot, err)
+	}
+	if line != "chrooted "+NewRoot {
+		return fmt.Errorf("keeper: chroot %s: %s", NewRoot, line)
+	}
+	return nil
+}
+
+// readLine reads one line from the keeper within d, byte by byte so that
+// nothing after the line is consumed.
+func readLine(c net.Conn, d time.Duration) (string, error) {
+	c.SetReadDeadline(time.Now().Add(d))
+	defer c.SetReadDeadline(time.Time{})
+	var b strings.Builder
+	var ch [1]byte
+	for b.Len() < 4096 {
+		if _, err := io.ReadFull(c, ch[:]); err != nil {
+			return "", err
+		}
+		if ch[0] == '\n' {
+			return b.String(), nil
+		}
+		b.WriteByte(ch[0])
+	}
+	return "", fmt.Errorf("line over 4096 bytes")
+}

@@ -1,0 +1,65 @@
+package keeper
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The control channel is a socket pair between B's PID 1 and the keeper,
+// one command or event a line:
+//
+//	keeper -> pid 1   "tunnel up VIP"       the first IKE SA is established
+//	keeper -> pid 1   "tunnel failed: WHY"  the first attempt failed (Keep retries)
+//	pid 1 -> keeper   "chroot DIR"          move into the new root, now
+//	keeper -> pid 1   "chrooted DIR" or "error: WHY"
+//
+// PID 1 closes its end before it switches root; the keeper then stops
+// reading and keeps running. Nothing on the channel is trusted beyond its
+// shape: lines are bounded and unknown commands are answered with an error.
+const maxControlLine = 4096
+
+// serveControl answers PID 1's commands until it closes the channel.
+func (k *Keeper) serveControl(ctx context.Context, c io.ReadWriter) {
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 0, 256), maxControlLine)
+	for sc.Scan() && ctx.Err() == nil {
+		fmt.Fprintln(c, k.command(sc.Text()))
+	}
+	k.log.Info("control channel closed", "err", sc.Err())
+}
+
+func (k *Keeper) command(line string) string {
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch cmd {
+	case "chroot":
+		if err := chroot(arg); err != nil {
+			return "error: " + err.Error()
+		}
+		k.log.Info("moved into the new root", "dir", arg)
+		return "chrooted " + arg
+	}
+	return fmt.Sprintf("error: unknown command %.40q", cmd)
+}
+
+// chroot moves the whole process (Go's threads share one fs context) into
+// dir. Everything the keeper needs afterwards is in memory or already
+// open: its binary stays mapped, the TUN and sockets stay open.
+func chroot(dir string) error {
+	if !strings.HasPrefix(dir, "/") {
+		return fmt.Errorf("chroot %q: not an absolute path", dir)
+	}
+	if err := unix.Chroot(dir); err != nil {
+		return fmt.Errorf("chroot(%q) = %w", dir, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir(\"/\") in %s = %w", dir, err)
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
