@@ -31,6 +31,7 @@ test:
 # once with the root over NFSv4.1 and once over NFSv3 (one image build).
 e2e: build
 	scripts/e2e-all.sh ./$(BIN)
+	scripts/ipsec-guest.sh ./$(BIN)
 	scripts/pxe-test.sh ./$(BIN)
 
 # The same chain for a person to watch: console streamed, timeline at the end.

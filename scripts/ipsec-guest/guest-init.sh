@@ -1,0 +1,102 @@
+#!/bin/busybox sh
+# scripts/ipsec-guest/guest-init.sh — /init-test of the kernel-ESP guest
+# (booted with rdinit=/init-test by scripts/ipsec-guest.sh). Loads the
+# modules the host listed in /etc/ipsec-guest/modules.order, configures
+# eth0, runs `ferry vpn up --dataplane kernel` (XFRM, UDP encapsulation)
+# against the peer on the tap network, then pings the peer's inner address
+# and fetches a file through the tunnel, checking its sha256. Every result
+# is one console line `ipsec-guest: KEY VALUE`; `ipsec-guest: PASS` or
+# `ipsec-guest: FAIL REASON` closes the run. Settings come from the kernel
+# command line: ipsec.peer= ipsec.subnet= ipsec.target= ipsec.sha256=
+# ipsec.port= ipsec.addr= ipsec.gw=.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+exec >/dev/console 2>&1
+
+say() { echo "ipsec-guest: $*"; }
+now() { cut -d' ' -f1 /proc/uptime; }
+# ms A B: milliseconds from uptime A to uptime B (both "S.CC").
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+xip() { /opt/iproute2/ld-linux-x86-64.so.2 --library-path /opt/iproute2 /opt/iproute2/ip "$@"; }
+finish() {
+	[ -n "$vpnpid" ] && ferry vpn down --status /run/vpn.sock >/dev/null 2>&1
+	sync
+	poweroff -f
+}
+fail() { say "FAIL $*"; finish; }
+vpnpid=
+
+for kv in $(cat /proc/cmdline); do
+	case $kv in ipsec.*=*) k=${kv#ipsec.}; eval "ARG_${k%%=*}='${kv#*=}'" ;; esac
+done
+say "peer ${ARG_peer:-?} kernel $(uname -r) up at $(now)s"
+
+# Modules, leaves first (modprobe --show-depends order from the host).
+n=0
+while read -r ko; do
+	[ -z "$ko" ] && continue
+	# A failure is reported, not fatal: the tunnel steps below say
+	# whether something that mattered was missing.
+	if out=$(insmod "$ko" 2>&1); then n=$((n + 1)); else
+		case $out in *"File exists"*) ;; *) say "insmod-failed $ko: $out; kernel: $(dmesg | tail -2 | tr '\n' ' ')" ;; esac
+	fi
+done </etc/ipsec-guest/modules.order
+# Anything the kernel still asks for (crypto templates) goes to modprobe.
+echo /sbin/modprobe >/proc/sys/kernel/modprobe
+say "modules $n loaded at $(now)s"
+
+ip link set lo up
+ip addr add "$ARG_addr/24" dev eth0 || fail "address $ARG_addr on eth0"
+ip link set eth0 up
+i=0
+until ping -c 1 -W 1 "$ARG_gw" >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -ge 20 ] && fail "gateway $ARG_gw not reachable on eth0"
+done
+
+t0=$(now)
+ferry vpn up --dataplane kernel --gateway "$ARG_gw" --ca /etc/ipsec-guest/ca.pem \
+	--cert /etc/ipsec-guest/lease.pem --key /etc/ipsec-guest/lease.key \
+	--subnet "$ARG_subnet" --status /run/vpn.sock &
+vpnpid=$!
+st=
+for i in $(seq 600); do
+	st=$(ferry vpn status --status /run/vpn.sock 2>/dev/null)
+	case $st in *'"state":"established"'*) break ;; esac
+	kill -0 $vpnpid 2>/dev/null || fail "ferry vpn up exited before the tunnel was up"
+	usleep 100000
+done
+case $st in *'"state":"established"'*) ;; *) fail "tunnel not established in 60 s: $st" ;; esac
+t1=$(now)
+vip=$(echo "$st" | sed -n 's/.*"virtual_ip":"\([0-9.]*\)".*/\1/p')
+say "tunnel-up-ms $(ms "$t0" "$t1") vip $vip"
+say "status $st"
+
+echo "--- xfrm state (kernel) ---"
+xip -s xfrm state
+echo "--- xfrm policy (kernel) ---"
+xip xfrm policy
+echo "--- addresses and routes ---"
+ip addr; ip route; xip route show table all | grep -v '^local\|^broadcast'
+win=$(xip xfrm state | sed -n 's/.*replay-window \([0-9]*\).*/\1/p; s/.*replay_window \([0-9]*\).*/\1/p' | sort -n | tail -1)
+say "replay-window ${win:-none}"
+encap=$(xip xfrm state | grep -c 'encap type espinudp')
+say "espinudp-states $encap"
+
+ping -c 3 -W 3 "$ARG_target" || fail "ping $ARG_target through the tunnel"
+say "ping ok"
+
+t2=$(now)
+sum=$(wget -q -O - "http://$ARG_target:$ARG_port/blob" | sha256sum | cut -d' ' -f1)
+t3=$(now)
+[ "$sum" = "$ARG_sha256" ] || fail "transfer sha256 $sum, want $ARG_sha256"
+say "transfer-ms $(ms "$t2" "$t3")"
+echo "--- counters after the transfer ---"
+xip -s xfrm state | grep -E 'src|lifetime current|bytes|replay|stats'
+cat /proc/net/xfrm_stat
+say "PASS"
+finish
