@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -64,7 +65,8 @@ func (a *Agent) enroll(ctx context.Context) error {
 		Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
 	a.imageTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: certPool(e.borrowerCA)}
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
-	a.con.printf("ferry: enrolled lease=%s server=%s gateway=%s until %s", leaseID, serverID, e.gateway, e.cert.NotAfter.UTC().Format(time.RFC3339))
+	a.con.printf("ferry: enrolled lease=%s server=%s serial=%x gateway=%s until %s",
+		leaseID, serverID, e.cert.SerialNumber, e.gateway, e.cert.NotAfter.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -139,7 +141,7 @@ func (a *Agent) tunnelA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := t.Connect(ctx); err != nil {
+	if err := connectRetrying(ctx, t, a.log); err != nil {
 		t.Close(ctx)
 		return err
 	}
@@ -147,6 +149,27 @@ func (a *Agent) tunnelA(ctx context.Context) error {
 	st := t.Status()
 	a.con.printf("ferry: tunnel up gateway=%s vip=%s", st.Gateway, st.VirtualIP)
 	return nil
+}
+
+// tunnelWait bounds tunnel-a: the borrower learns the one-time key from
+// the lender only after enrollment and then puts it on the gateway's allow
+// list, so the first attempts may be refused.
+const tunnelWait = 2 * time.Minute
+
+func connectRetrying(ctx context.Context, t *keeper.Tunnel, log *slog.Logger) error {
+	deadline := time.Now().Add(tunnelWait)
+	for try := 1; ; try++ {
+		err := t.Connect(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("tunnel not up yet (is the key on the gateway's allow list?); retrying", "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // armed is the last word of A: the console line and, in managed mode,

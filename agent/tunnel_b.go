@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -33,17 +34,32 @@ func (a *Agent) tunnelB(ctx context.Context) error {
 		return err
 	}
 	a.keeperCtl = ctl
-	line, err := readLine(ctl, keeper.ConnectTimeout+10*time.Second)
+	vip, err := waitTunnel(ctl, a.log)
 	if err != nil {
-		return fmt.Errorf("keeper: waiting for the tunnel: %w", err)
-	}
-	vip, ok := strings.CutPrefix(line, "tunnel up ")
-	if !ok {
-		return fmt.Errorf("keeper: %s", line)
+		return err
 	}
 	a.con.printf("ferry: tunnel up gateway=%s vip=%s (keeper)", id.Gateway, vip)
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{id.Certs[0].Raw}, PrivateKey: id.Key, Leaf: id.Certs[0]})
 	return nil
+}
+
+// waitTunnel reads the keeper's events until the tunnel is up, for at
+// most tunnelWait; failed attempts are logged (the keeper retries).
+func waitTunnel(ctl net.Conn, log *slog.Logger) (string, error) {
+	deadline := time.Now().Add(tunnelWait)
+	last := "no attempt finished"
+	for time.Now().Before(deadline) {
+		line, err := readLine(ctl, time.Until(deadline)+keeper.ConnectTimeout)
+		if err != nil {
+			return "", fmt.Errorf("keeper: waiting for the tunnel (%s): %w", last, err)
+		}
+		if vip, ok := strings.CutPrefix(line, "tunnel up "); ok {
+			return vip, nil
+		}
+		last = line
+		log.Warn("keeper: tunnel attempt failed", "event", line)
+	}
+	return "", fmt.Errorf("keeper: tunnel not up within %s: %s", tunnelWait, last)
 }
 
 // startTunnelKeeper runs "@ferry keeper" with the tunnel state and one end

@@ -14,7 +14,7 @@ import (
 // one command or event a line:
 //
 //	keeper -> pid 1   "tunnel up VIP"       the first IKE SA is established
-//	keeper -> pid 1   "tunnel failed: WHY"  the first attempt failed (Keep retries)
+//	keeper -> pid 1   "tunnel failed: WHY"  an attempt failed; the keeper retries
 //	pid 1 -> keeper   "chroot DIR"          move into the new root, now
 //	keeper -> pid 1   "chrooted DIR" or "error: WHY"
 //

@@ -142,16 +142,23 @@ func (k *Keeper) Status() (*Status, error) {
 	}, nil
 }
 
-// keepTunnel brings the tunnel up, tells PID 1 how the first attempt
-// went, then keeps it up until ctx ends.
+// keepTunnel brings the tunnel up, telling PID 1 about every attempt
+// until one succeeds, then keeps it up until ctx ends.
 func (k *Keeper) keepTunnel(ctx context.Context) {
-	if err := k.tunnel.Connect(ctx); err != nil {
+	for ctx.Err() == nil {
+		err := k.tunnel.Connect(ctx)
+		if err == nil {
+			st := k.tunnel.Status()
+			k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP)
+			k.event("tunnel up " + st.VirtualIP)
+			break
+		}
 		k.log.Warn("tunnel not up, retrying", "err", err)
 		k.event("tunnel failed: " + err.Error())
-	} else {
-		st := k.tunnel.Status()
-		k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP)
-		k.event("tunnel up " + st.VirtualIP)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
 	}
 	k.tunnel.Keep(ctx)
 }
