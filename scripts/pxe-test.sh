@@ -211,13 +211,23 @@ done
 T_CMDLINE=$(date +%s.%N)
 [ -n "$ok" ] || fail "guest kernel never printed its command line with the bootstrap parameters"
 cmdline=$(grep -a "Command line:" "$DIR/console.log" | head -1 | tr -d '\r')
-echo "$cmdline" >&2
+sed 's/ferry\.token=[^ ]*/ferry.token=(one-time, redacted)/' <<<"$cmdline" >&2
 
 # The parameters are the lender's own: its public URL, its CA, a token.
 for want in "ferry.lender=https://$SERVER:$AGENT_PORT " "ferry.ca=$CA_SHA " "console=ttyS0 "; do
 	grep -qF -- "$want" <<<"$cmdline " || fail "guest command line lacks '$want'"
 done
 grep -qE 'ferry\.token=[A-Za-z0-9_-]{43,64}( |$)' <<<"$cmdline" || fail "guest command line has no well-formed one-time token"
+# The token is the one of this boot: the lender mints a fresh one per
+# script, so it must be the pending boot's (until A enrolls with it).
+token=$(sed -n 's/.*ferry\.token=\([^ ]*\).*/\1/p' <<<"$cmdline")
+if pending=$("$FERRY" lender boot --dir "$LDIR" "$MAC" 2>/dev/null); then
+	grep -qF "\"token\":\"$token\"" <<<"$pending" || fail "the guest's token is not the one the lender holds for $MAC"
+	log "the guest's token is the lender's pending boot token for $MAC"
+else
+	"$FERRY" lender lease list --dir "$LDIR" | grep -q enroll || fail "no pending boot for $MAC and no enrollment either"
+	log "image A already enrolled with its token"
+fi
 for what in 'dhcp answered.*file=http' 'script served' 'file served.*file=kernel' 'file served.*file=initrd'; do
 	grep -q "$what" "$DIR/lender.log" || fail "lender log lacks '$what'"
 done
