@@ -13,6 +13,8 @@
 #   FERRY_IPSEC_VM_TIMEOUT   seconds per guest boot (default 300)
 #   FERRY_IPSEC_PEERS        peers to run (default "gateway strongswan")
 #   FERRY_IPSEC_MB           size of the transferred file (default 20)
+# The guest also runs ipsec/xfrm's tests (go test -c) on its ESP kernel:
+# summary line `peer NAME ... xfrm-tests PASS|FAIL`.
 # Work dir and logs: build/ipsec-guest/ (console-PEER.log, gateway.log,
 # swan/charon.log, result.txt). Needs root, scripts/ci-deps.sh, the kernel
 # cache (scripts/fetch-kernel.sh runs when it is missing).
@@ -32,7 +34,7 @@ PORT=8080
 # what the kernel would otherwise ask /sbin/modprobe for (LAB.md): drbg
 # for seqiv's stdrng (its default is hmac(sha512)), seeded by
 # jitterentropy_rng, which needs sha3.
-MODULES="virtio_pci virtio_net esp4 xfrm_user xfrm_interface sha512_generic sha3_generic jitterentropy_rng drbg
+MODULES="virtio_pci virtio_net veth esp4 xfrm_user xfrm_interface sha512_generic sha3_generic jitterentropy_rng drbg
 	gcm ctr ghash_generic ghash_clmulni_intel aesni_intel seqiv echainiv"
 
 FERRY=$(realpath "${1:-$here/../ferry}")
@@ -107,9 +109,17 @@ stage_iproute() {
 	for lib in $(ldd "$ipbin" | grep -o '/[^ ]*'); do cp -L "$lib" "$d/"; done
 }
 
+# The ipsec/xfrm package's tests, to run where the kernel has ESP (they
+# skip their kernel cases on this host).
+stage_gotest() {
+	(cd "$here/.." && CGO_ENABLED=0 go test -c -o "$W/root/opt/xfrm.test" ./ipsec/xfrm) ||
+		die "go test -c ./ipsec/xfrm failed"
+}
+
 build_initrd() {
 	stage_modules
 	stage_iproute
+	stage_gotest
 	cp "$W/pki/ca.pem" "$W/pki/lease-guest.pem" "$W/root/etc/ipsec-guest/"
 	mv "$W/root/etc/ipsec-guest/lease-guest.pem" "$W/root/etc/ipsec-guest/lease.pem"
 	install -m 0600 "$W/pki/lease-guest.key" "$W/root/etc/ipsec-guest/lease.key"
@@ -215,7 +225,9 @@ verdict() {
 	up=$(val tunnel-up-ms) xfer=$(val transfer-ms) win=$(val replay-window) enc=$(val espinudp-states)
 	mbs=-
 	[ -n "$xfer" ] && [ "$xfer" -gt 0 ] && mbs=$(awk -v b="$((${FERRY_IPSEC_MB:-20} << 20))" -v t="$xfer" 'BEGIN { printf "%.1f", b / 1048576 / (t / 1000) }')
-	local line="peer $peer tunnel-up ${up:--}ms transfer ${FERRY_IPSEC_MB:-20}MB ${xfer:--}ms ($mbs MB/s) replay-window ${win:--} espinudp-states ${enc:--}"
+	local gt
+	gt=$(val xfrm-tests)
+	local line="peer $peer tunnel-up ${up:--}ms transfer ${FERRY_IPSEC_MB:-20}MB ${xfer:--}ms ($mbs MB/s) replay-window ${win:--} espinudp-states ${enc:--} xfrm-tests ${gt:--}"
 	if grep -aq '^ipsec-guest: PASS' "$c"; then
 		say "$line PASS" | tee -a "$W/result.txt"
 		return 0

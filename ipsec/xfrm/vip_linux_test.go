@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"ferry/ipsec/dataplane"
 )
@@ -17,25 +18,27 @@ import (
 // leads to the "gateway" 10.34.5.2, as eth0 does in the QEMU guest.
 func vipLab(t *testing.T) (*hostRoutes, dataplane.ChildSA, netlink.Link) {
 	t.Helper()
-	h, err := netlink.NewHandle()
+	// Only route: with no families the library opens every one it knows,
+	// and a kernel without nfnetlink loaded (the QEMU guest) refuses.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("netlink handle: %v", err)
 	}
 	t.Cleanup(h.Close)
 	name := fmt.Sprintf("xfrmv%d", os.Getpid()%100000)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
 	if err := h.LinkAdd(veth); err != nil {
-		t.Fatal(err)
+		t.Fatalf("veth %s: %v", name, err)
 	}
 	l, _ := h.LinkByName(name)
 	p, _ := h.LinkByName(name + "p")
 	own := &net.IPNet{IP: net.IPv4(10, 34, 5, 1), Mask: net.CIDRMask(24, 32)}
 	if err := h.AddrAdd(l, &netlink.Addr{IPNet: own}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("address %v on %s: %v", own, name, err)
 	}
 	h.LinkSetUp(p)
 	if err := h.LinkSetUp(l); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s up: %v", name, err)
 	}
 	sa := dataplane.ChildSA{
 		Remote:    netip.MustParseAddrPort("10.34.5.2:4500"),

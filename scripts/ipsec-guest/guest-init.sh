@@ -8,7 +8,8 @@
 # is one console line `ipsec-guest: KEY VALUE`; `ipsec-guest: PASS` or
 # `ipsec-guest: FAIL REASON` closes the run. Settings come from the kernel
 # command line: ipsec.peer= ipsec.subnet= ipsec.target= ipsec.sha256=
-# ipsec.port= ipsec.addr= ipsec.gw=.
+# ipsec.port= ipsec.addr= ipsec.gw=. Before the tunnel it runs the
+# ipsec/xfrm package's tests (/opt/xfrm.test) on this kernel with ESP.
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -48,6 +49,13 @@ done </etc/ipsec-guest/modules.order
 # Anything the kernel still asks for (crypto templates) goes to modprobe.
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
 say "modules $n loaded at $(now)s"
+
+# ipsec/xfrm's own tests on a kernel with ESP (the host has none).
+if /opt/xfrm.test -test.v -test.count=1 >/tmp/xfrm-test.log 2>&1; then say "xfrm-tests PASS"; else
+	cat /tmp/xfrm-test.log
+	fail "xfrm-tests FAIL: $(grep -- '--- FAIL' /tmp/xfrm-test.log | tr '\n' ' ')"
+fi
+grep -E -- '--- (SKIP|FAIL)|^    ' /tmp/xfrm-test.log
 
 ip link set lo up
 ip addr add "$ARG_addr/24" dev eth0 || fail "address $ARG_addr on eth0"
