@@ -106,5 +106,15 @@ say "transfer-ms $(ms "$t2" "$t3")"
 echo "--- counters after the transfer ---"
 xip -s xfrm state | grep -E 'src|lifetime current|bytes|replay|stats'
 cat /proc/net/xfrm_stat
+
+# vpn down must leave the kernel as it found it.
+ferry vpn down --status /run/vpn.sock >/dev/null || fail "ferry vpn down"
+for i in $(seq 50); do kill -0 $vpnpid 2>/dev/null || break; usleep 100000; done
+vpnpid=
+left="$(xip xfrm state)$(xip xfrm policy)"
+[ -z "$left" ] || fail "after vpn down the kernel still has: $left"
+ip addr show dev eth0 | grep -q " $vip/" && fail "after vpn down eth0 still has the virtual IP $vip"
+ip route | grep -q "^$ARG_subnet" && fail "after vpn down the route to $ARG_subnet remains"
+say "down-clean ok"
 say "PASS"
 finish
