@@ -131,6 +131,28 @@ for l in "$TAPDEV" "$VETH"; do in_lab ip link set "$l" master "$BR" up; done
 in_lab ip addr add "$SERVER/24" dev "$BR"
 in_lab ip link set "$BR" up
 in_lab ip link set "${VETH}c" up
+# The lab network's router: iPXE's "Configuring" waits for IPv6 autoconfig
+# as well as DHCP, about 15 s under TCG when no router advertises. One RA
+# a second (no prefix, lifetime 0: "no default router here") ends that wait
+# as a real network's router would. Without python3 the test only runs slower.
+if command -v python3 >/dev/null; then
+	bg ip netns exec "$NS" python3 -c '
+import socket, struct, sys, time
+idx = socket.if_nametoindex(sys.argv[1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 0, 0, 0)
+while True:
+    try:
+        s.sendto(ra, ("ff02::1", 0, 0, idx))
+    except OSError:
+        pass  # no link-local address yet (DAD)
+    time.sleep(1)
+' "$BR"
+else
+	log "no python3: no router advertisements, iPXE will wait for IPv6 autoconfiguration"
+fi
 
 if [ "$MODE" = proxydhcp ]; then
 	cat >"$DIR/udhcpd.conf" <<-CONF
