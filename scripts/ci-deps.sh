@@ -13,7 +13,8 @@ PKGS=(
 	# initramfs compressions ferry reads and writes
 	gzip xz-utils zstd lz4 bzip2
 	# network and HTTP from the host side
-	iproute2 curl ca-certificates procps coreutils
+	iproute2 curl ca-certificates procps coreutils openssl
+	python3-minimal # pxe-test.sh: router advertisements, so iPXE stops waiting for IPv6
 	# IPsec peer for the tunnel tests (userspace ESP: the host kernel has none)
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
 	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
