@@ -3,6 +3,9 @@ package gatewayctl
 import (
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net/netip"
@@ -12,12 +15,14 @@ import (
 // Conn is the strongSwan connection that lets one lent server of one lease
 // in: IKEv2, the peer authenticated by a certificate from the lender's CA
 // for the lease (remote.cacerts) AND by its one-time public key
-// (remote.pubkeys pins it), an inner address from Pool, and LocalTS as
-// what the server may reach.
+// (remote.pubkeys pins it) or, when the key is not known, by the exact
+// subject the lender certified for this lease and server (RemoteID, see
+// DNID); an inner address from Pool, and LocalTS as what the server may
+// reach.
 type Conn struct {
 	Lease, Server string
 	CACert        *x509.Certificate // the lender CA that signs the lease's certificates
-	PubKey        crypto.PublicKey  // the server's one-time key
+	PubKey        crypto.PublicKey  // the server's one-time key; nil: RemoteID alone binds the server
 	RemoteID      string            // the server's IKE identity; "" means %any
 	LocalAddrs    []string          // the gateway's IKE addresses; none means any
 	LocalID       string            // the gateway's identity; "" lets charon use its certificate's
@@ -49,8 +54,11 @@ func (c Conn) validate() error {
 	if err := validateIDs(c.Lease, c.Server); err != nil {
 		return err
 	}
-	if c.CACert == nil || c.PubKey == nil {
-		return fmt.Errorf("conn %s: needs the lender CA certificate and the server's public key", c.Name())
+	if c.CACert == nil {
+		return fmt.Errorf("conn %s: needs the lender CA certificate", c.Name())
+	}
+	if c.PubKey == nil && c.remoteID() == "%any" {
+		return fmt.Errorf("conn %s: needs the server's public key or its exact identity: any certificate of the lender CA would get in", c.Name())
 	}
 	for _, f := range []struct{ name, v string }{{"remote id", c.RemoteID}, {"local id", c.LocalID}, {"pool", c.Pool}} {
 		if err := checkValue(f.v); err != nil {
@@ -78,13 +86,14 @@ func (c Conn) validate() error {
 	return nil
 }
 
-// checkValue refuses what could break out of a swanctl.conf value.
+// checkValue refuses what could break out of a swanctl.conf value; '#'
+// is allowed (asn1dn:#HEX identities) and quoteAll quotes it.
 func checkValue(v string) error {
 	if len(v) > maxField {
 		return fmt.Errorf("%d bytes, over %d", len(v), maxField)
 	}
 	for i, r := range v {
-		if r < 0x20 || r == 0x7f || strings.ContainsRune("\"\\{}#", r) {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune("\"\\{}", r) {
 			return fmt.Errorf("%.80q: character %q at %d not allowed", v, r, i)
 		}
 	}
@@ -112,13 +121,32 @@ func (c Conn) remoteID() string {
 	return c.RemoteID
 }
 
-// pemFiles returns the PEM texts of the CA certificate and the public key.
+// DNID is the strongSwan identity of the certificate subject with the
+// given DER encoding (x509.Certificate.RawSubject): "asn1dn:#HEX", which,
+// unlike the text form, keeps a '/' inside a CN ("LEASE/SERVER") intact.
+func DNID(rawSubject []byte) string { return "asn1dn:#" + hex.EncodeToString(rawSubject) }
+
+// LeaseServerID is the strongSwan identity of the certificate the lender
+// signs for server of lease: the subject CN "LEASE/SERVER" (lenderca).
+func LeaseServerID(lease, server string) (string, error) {
+	raw, err := asn1.Marshal(pkix.Name{CommonName: lease + "/" + server}.ToRDNSequence())
+	if err != nil {
+		return "", fmt.Errorf("subject of lease %s server %s: %w", lease, server, err)
+	}
+	return DNID(raw), nil
+}
+
+// pemFiles returns the PEM texts of the CA certificate and the public key
+// (pub is nil without one).
 func (c Conn) pemFiles() (ca, pub []byte, err error) {
+	ca = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.CACert.Raw})
+	if c.PubKey == nil {
+		return ca, nil, nil
+	}
 	der, err := x509.MarshalPKIXPublicKey(c.PubKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("conn %s: public key %T: %w", c.Name(), c.PubKey, err)
 	}
-	ca = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.CACert.Raw})
 	pub = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	return ca, pub, nil
 }

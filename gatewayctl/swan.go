@@ -131,6 +131,9 @@ func WriteSnippet(dir string, c Conn) (string, error) {
 		p    string
 		data []byte
 	}{{base + ".ca.pem", ca}, {base + ".pub.pem", pub}, {base + ".conf", []byte(b.String())}} {
+		if f.data == nil {
+			continue // no public key: the conn names the server's identity
+		}
 		if err := writeAtomic(f.p, f.data); err != nil {
 			return "", err
 		}

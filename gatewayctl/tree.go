@@ -34,9 +34,13 @@ func (c Conn) tree(ca, pub string) node {
 	if c.LocalID != "" {
 		local = append(local, set("id", c.LocalID))
 	}
+	remote := []node{set("auth", "pubkey"), set("id", c.remoteID()), set("cacerts", ca)}
+	if c.PubKey != nil {
+		remote = append(remote, set("pubkeys", pub))
+	}
 	conn = append(conn,
 		sect("local", local...),
-		sect("remote", set("auth", "pubkey"), set("id", c.remoteID()), set("cacerts", ca), set("pubkeys", pub)),
+		sect("remote", remote...),
 		sect("children", sect("ferry", set("local_ts", c.LocalTS...), set("esp_proposals", c.espProposals()...))))
 	return sect(c.Name(), conn...)
 }
@@ -55,12 +59,12 @@ func (n node) writeConf(b *strings.Builder, depth int) {
 	fmt.Fprintf(b, "%s}\n", ind)
 }
 
-// quoteAll quotes values that hold spaces, commas or '='; checkValue has
-// already refused quotes, backslashes, braces and control characters.
+// quoteAll quotes values that hold spaces, commas, '=' or '#'; checkValue
+// has already refused quotes, backslashes, braces and control characters.
 func quoteAll(vals []string) []string {
 	out := make([]string, len(vals))
 	for i, v := range vals {
-		if strings.ContainsAny(v, " ,=") {
+		if strings.ContainsAny(v, " ,=#") {
 			v = `"` + v + `"`
 		}
 		out[i] = v

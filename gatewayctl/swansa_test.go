@@ -1,0 +1,85 @@
+package gatewayctl
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strongswan/govici/vici"
+)
+
+func TestConnWithoutKeyNeedsTheServerIdentity(t *testing.T) {
+	c := testConn(t, "L1", "s1")
+	c.PubKey, c.RemoteID = nil, ""
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "any certificate of the lender CA") {
+		t.Fatalf("conn with neither key nor identity: %v, want a refusal", err)
+	}
+}
+
+func TestSwanBindsLeaseServerIdentityAndLoadsPool(t *testing.T) {
+	_, socket := startCharon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := DialSwan(ctx, socket, nil)
+	must(t, err)
+	defer s.Close()
+	must(t, s.LoadPool(ctx, "ferry-borrower", netip.MustParsePrefix("10.44.8.0/24")))
+	c := testConn(t, "L1", "s5254")
+	c.PubKey = nil
+	c.RemoteID, err = LeaseServerID("L1", "s5254")
+	must(t, err)
+	must(t, s.Load(ctx, c))
+	list, err := exec.Command("swanctl", "--list-conns", "--uri", "unix://"+socket).CombinedOutput()
+	must(t, err)
+	if !strings.Contains(string(list), "id: CN=L1/s5254") {
+		t.Errorf("charon does not bind the conn to the subject CN=L1/s5254:\n%s", list)
+	}
+	pools, err := exec.Command("swanctl", "--list-pools", "--uri", "unix://"+socket).CombinedOutput()
+	if err != nil || !strings.Contains(string(pools), "ferry-borrower") || !strings.Contains(string(pools), "10.44.8.") {
+		t.Errorf("swanctl --list-pools: %v\n%s", err, pools)
+	}
+	sas, err := s.SAs(ctx)
+	if err != nil || len(sas) != 0 {
+		t.Errorf("SAs of a charon nobody connected to: %v, %v", sas, err)
+	}
+}
+
+func TestListSAReadsVirtualIPsAndRefusesBadOnes(t *testing.T) {
+	sec := vici.NewMessage()
+	sec.Set("state", "ESTABLISHED")
+	sec.Set("remote-id", "CN=L1/s1")
+	sec.Set("remote-vips", []string{"10.44.8.1"})
+	m := vici.NewMessage()
+	m.Set("ferry-L1-s1", sec)
+	sas, err := parseListSA(m)
+	if err != nil || len(sas) != 1 || sas[0].Name != "ferry-L1-s1" || sas[0].RemoteVIPs[0] != netip.MustParseAddr("10.44.8.1") {
+		t.Fatalf("parseListSA: %+v, %v", sas, err)
+	}
+	sec.Set("remote-vips", []string{"10.44.8.999"})
+	if _, err := parseListSA(m); err == nil || !strings.Contains(err.Error(), "remote-vips") {
+		t.Fatalf("bad virtual IP: %v, want an error naming remote-vips", err)
+	}
+}
+
+func TestSnippetWithoutKeyLoadsWithSwanctl(t *testing.T) {
+	dir, socket := startCharon(t)
+	if _, err := exec.LookPath("swanctl"); err != nil {
+		t.Skip("swanctl not installed (strongswan-swanctl)")
+	}
+	c := testConn(t, "L2", "s7")
+	c.PubKey = nil
+	var err error
+	c.RemoteID, err = LeaseServerID("L2", "s7")
+	must(t, err)
+	p, err := WriteSnippet(dir, c)
+	must(t, err)
+	out, err := exec.Command("swanctl", "--load-conns", "--file", p, "--uri", "unix://"+socket).CombinedOutput()
+	must(t, err)
+	list, _ := exec.Command("swanctl", "--list-conns", "--uri", "unix://"+socket).CombinedOutput()
+	if !strings.Contains(string(list), "id: CN=L2/s7") {
+		t.Fatalf("snippet with an asn1dn identity did not load as CN=L2/s7: %s\n%s", out, list)
+	}
+}
