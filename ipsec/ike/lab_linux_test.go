@@ -30,6 +30,20 @@ var (
 	vipPool   = netip.MustParsePrefix("10.33.200.0/24")
 )
 
+// labNet is one lab's addresses in subnet 10.N: the original tests use
+// 10.33, the hardening tests (issue 3 follow-up) 10.36.
+type labNet struct {
+	initOuter, gwOuter         netip.Addr
+	gwInner, gwSubnet, vipPool netip.Prefix
+}
+
+func labNetOf(n int) labNet {
+	a := func(f string) string { return fmt.Sprintf(f, n) }
+	return labNet{initOuter: netip.MustParseAddr(a("10.%d.0.1")), gwOuter: netip.MustParseAddr(a("10.%d.0.2")),
+		gwInner: netip.MustParsePrefix(a("10.%d.2.1/32")), gwSubnet: netip.MustParsePrefix(a("10.%d.2.0/24")),
+		vipPool: netip.MustParsePrefix(a("10.%d.200.0/24"))}
+}
+
 var nsSeq atomic.Int32
 
 func inNS(t testing.TB, ns netns.NsHandle, f func()) {
@@ -70,13 +84,13 @@ type pair struct {
 	nameA, nameB string
 }
 
-func newPair(t testing.TB) *pair {
+func newPair(t testing.TB, n labNet) *pair {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
-	n := nsSeq.Add(1)
-	p := &pair{nameA: fmt.Sprintf("ike%d-%da", os.Getpid(), n), nameB: fmt.Sprintf("ike%d-%db", os.Getpid(), n)}
+	seq := nsSeq.Add(1)
+	p := &pair{nameA: fmt.Sprintf("ike%d-%da", os.Getpid(), seq), nameB: fmt.Sprintf("ike%d-%db", os.Getpid(), seq)}
 	p.a, p.b = newNS(t, p.nameA), newNS(t, p.nameB)
 	inNS(t, p.a, func() {
 		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ikev0", MTU: 1500}, PeerName: "ikev1", PeerNamespace: netlink.NsFd(int(p.b))}
@@ -87,7 +101,7 @@ func newPair(t testing.TB) *pair {
 	for i, x := range []struct {
 		ns   netns.NsHandle
 		addr netip.Addr
-	}{{p.a, initOuter}, {p.b, gwOuter}} {
+	}{{p.a, n.initOuter}, {p.b, n.gwOuter}} {
 		inNS(t, x.ns, func() { linkUp(t, fmt.Sprintf("ikev%d", i), x.addr) })
 	}
 	return p
@@ -190,6 +204,7 @@ func (e *endpoint) halt() {
 
 // lab is a gateway with an allow list and an initiator, not yet connected.
 type lab struct {
+	n       labNet
 	p       *pair
 	creds   *creds
 	allow   *authz.List
@@ -199,25 +214,29 @@ type lab struct {
 	initPin string
 }
 
-func newLab(t testing.TB) *lab {
+func newLab(t testing.TB) *lab { return newLabOn(t, 33) }
+
+// newLabOn is newLab in subnet 10.n.
+func newLabOn(t testing.TB, n int) *lab {
 	t.Helper()
-	l := &lab{p: newPair(t), creds: newCreds(t)}
+	l := &lab{n: labNetOf(n), creds: newCreds(t)}
+	l.p = newPair(t, l.n)
 	gk, gc, _ := l.creds.issue(t, "gateway", time.Hour)
 	ik, ic, ipin := l.creds.issue(t, "lease-1", time.Hour)
 	l.initPin = ipin
 	l.allow = authz.New(testLog(t, "authz"), nil)
 	l.allow.Add(authz.Entry{Pin: ipin, Lease: "lease-1"})
-	pool, _ := NewPool(vipPool)
-	l.gwCfg = Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{l.creds.ca.Cert},
-		Authorizer: l.allow, Pool: pool, LocalSubnets: []netip.Prefix{gwSubnet}, Log: testLog(t, "gw"),
+	pool, _ := NewPool(l.n.vipPool)
+	l.gwCfg = Config{Local: l.n.gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{l.creds.ca.Cert},
+		Authorizer: l.allow, Pool: pool, LocalSubnets: []netip.Prefix{l.n.gwSubnet}, Log: testLog(t, "gw"),
 		Backoff: Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 4}}
-	l.initCfg = Config{Local: initOuter, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{l.creds.ca.Cert},
+	l.initCfg = Config{Local: l.n.initOuter, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{l.creds.ca.Cert},
 		Log: testLog(t, "init"), Backoff: Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 4}}
 	return l
 }
 
 func (l *lab) startGateway(t testing.TB) {
-	l.gw = startEndpoint(t, l.p.b, l.gwCfg, gwInner)
+	l.gw = startEndpoint(t, l.p.b, l.gwCfg, l.n.gwInner)
 	l.allow.SetRevoker(l.gw.d)
 }
 
@@ -225,7 +244,7 @@ func (l *lab) connect(t testing.TB, cfg Config) (*endpoint, error) {
 	e := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return e, e.d.Connect(ctx, Target{Gateway: gwOuter, RemoteSubnets: []netip.Prefix{gwSubnet}, VirtualIP: true})
+	return e, e.d.Connect(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
 }
 
 func authzEntry(pin string) authz.Entry { return authz.Entry{Pin: pin, Lease: "lease-x"} }

@@ -23,19 +23,21 @@ import (
 	"ferry/ipsec/authz"
 )
 
-// NAT lab (subnet 10.35): initiator 10.35.1.2 -- 10.35.1.1 router
-// 10.35.0.1 -- 10.35.0.2 gateway. The router masquerades what leaves
-// towards the gateway; the gateway has no route back to 10.35.1.0/24, so
-// nothing gets through without the translation.
-var (
-	natInit    = netip.MustParseAddr("10.35.1.2")
-	natRtrIn   = netip.MustParseAddr("10.35.1.1")
-	natRtrOut  = netip.MustParseAddr("10.35.0.1")
-	natGw      = netip.MustParseAddr("10.35.0.2")
-	natGwInner = netip.MustParsePrefix("10.35.2.1/32")
-	natGwNet   = netip.MustParsePrefix("10.35.2.0/24")
-	natPool    = netip.MustParsePrefix("10.35.200.0/24")
-)
+// NAT lab (subnet 10.N, 10.35 for the original tests): initiator
+// 10.N.1.2 -- 10.N.1.1 router 10.N.0.1 -- 10.N.0.2 gateway. The router
+// masquerades what leaves towards the gateway; the gateway has no route
+// back to 10.N.1.0/24, so nothing gets through without the translation.
+type natNet struct {
+	ini, rtrIn, rtrOut, gw netip.Addr
+	gwInner, gwNet, pool   netip.Prefix
+}
+
+func natNetOf(n int) natNet {
+	a := func(f string) netip.Addr { return netip.MustParseAddr(fmt.Sprintf(f, n)) }
+	p := func(f string) netip.Prefix { return netip.MustParsePrefix(fmt.Sprintf(f, n)) }
+	return natNet{ini: a("10.%d.1.2"), rtrIn: a("10.%d.1.1"), rtrOut: a("10.%d.0.1"), gw: a("10.%d.0.2"),
+		gwInner: p("10.%d.2.1/32"), gwNet: p("10.%d.2.0/24"), pool: p("10.%d.200.0/24")}
+}
 
 // natRuleset counts NAT-T keepalives (one byte 0xFF to port 4500) and ESP
 // (a non-zero first word) going out, and masquerades to ports in PORTS.
@@ -56,6 +58,7 @@ const natRuleset = `table ip ferrynat {
 `
 
 type natLab struct {
+	n          natNet
 	names      [3]string // initiator, router, gateway namespaces
 	ini, gw    *endpoint
 	iniCfg     Config
@@ -74,7 +77,10 @@ func nsRun(t testing.TB, ns string, stdin string, args ...string) string {
 	return string(out)
 }
 
-func newNATLab(t *testing.T) *natLab {
+func newNATLab(t *testing.T) *natLab { return newNATLabOn(t, 35) }
+
+// newNATLabOn is newNATLab in subnet 10.n.
+func newNATLabOn(t *testing.T, n int) *natLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -84,7 +90,7 @@ func newNATLab(t *testing.T) *natLab {
 			t.Skipf("%s not installed (scripts/ci-deps.sh installs nftables, conntrack)", tool)
 		}
 	}
-	l := &natLab{}
+	l := &natLab{n: natNetOf(n)}
 	ns := make([]netns.NsHandle, 3)
 	for i, role := range []string{"i", "r", "g"} {
 		l.names[i] = fmt.Sprintf("ikenat%d-%d%s", os.Getpid(), nsSeq.Add(1), role)
@@ -100,17 +106,17 @@ func newNATLab(t *testing.T) *natLab {
 				t.Fatalf("veth %s: %v", v.Name, err)
 			}
 		}
-		linkUp(t, "natv1", natRtrIn)
-		linkUp(t, "natv2", natRtrOut)
+		linkUp(t, "natv1", l.n.rtrIn)
+		linkUp(t, "natv2", l.n.rtrOut)
 	})
 	inNS(t, ns[0], func() {
-		linkUp(t, "natv0", natInit)
-		l, _ := netlink.LinkByName("natv0")
-		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: natRtrIn.AsSlice()}); err != nil {
+		linkUp(t, "natv0", l.n.ini)
+		link, _ := netlink.LinkByName("natv0")
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.n.rtrIn.AsSlice()}); err != nil {
 			t.Fatalf("default route: %v", err)
 		}
 	})
-	inNS(t, ns[2], func() { linkUp(t, "natv3", natGw) })
+	inNS(t, ns[2], func() { linkUp(t, "natv3", l.n.gw) })
 	nsRun(t, l.names[1], "", "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	l.setNAT(t, "20000-20999")
 
@@ -119,14 +125,14 @@ func newNATLab(t *testing.T) *natLab {
 	ik, ic, ipin := creds.issue(t, "lease-nat", time.Hour)
 	allow := authz.New(testLog(t, "authz"), nil)
 	allow.Add(authz.Entry{Pin: ipin, Lease: "lease-nat"})
-	pool, _ := NewPool(natPool)
+	pool, _ := NewPool(l.n.pool)
 	backoff := Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 5}
 	l.keepalives = 200 * time.Millisecond
-	l.gwCfg = Config{Local: natGw, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{creds.ca.Cert},
-		Authorizer: allow, Pool: pool, LocalSubnets: []netip.Prefix{natGwNet}, Log: testLog(t, "gw"), Backoff: backoff}
-	l.iniCfg = Config{Local: natInit, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{creds.ca.Cert},
+	l.gwCfg = Config{Local: l.n.gw, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{creds.ca.Cert},
+		Authorizer: allow, Pool: pool, LocalSubnets: []netip.Prefix{l.n.gwNet}, Log: testLog(t, "gw"), Backoff: backoff}
+	l.iniCfg = Config{Local: l.n.ini, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{creds.ca.Cert},
 		Log: testLog(t, "init"), Backoff: backoff, Keepalive: l.keepalives, DPD: time.Second}
-	l.gw = startNATEndpoint(t, ns[2], l.gwCfg, natGwInner)
+	l.gw = startNATEndpoint(t, ns[2], l.gwCfg, l.n.gwInner)
 	l.ini = startNATEndpoint(t, ns[0], l.iniCfg, netip.Prefix{})
 	return l
 }
@@ -190,7 +196,7 @@ func natTransfer(t *testing.T, l *natLab, n int) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNS(t, l.gw.ns, func() { ln, err = net.Listen("tcp4", natGwInner.Addr().String()+":7035") })
+	inNS(t, l.gw.ns, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7035") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +214,7 @@ func natTransfer(t *testing.T, l *natLab, n int) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	inNS(t, l.ini.ns, func() { c, err = net.DialTimeout("tcp4", natGwInner.Addr().String()+":7035", 5*time.Second) })
+	inNS(t, l.ini.ns, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7035", 5*time.Second) })
 	if err != nil {
 		t.Fatalf("dial through the tunnel behind NAT: %v", err)
 	}
@@ -233,7 +239,7 @@ func (l *natLab) connect(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := l.ini.d.Connect(ctx, Target{Gateway: natGw, RemoteSubnets: []netip.Prefix{natGwNet}, VirtualIP: true}); err != nil {
+	if err := l.ini.d.Connect(ctx, Target{Gateway: l.n.gw, RemoteSubnets: []netip.Prefix{l.n.gwNet}, VirtualIP: true}); err != nil {
 		t.Fatalf("connect through the NAT: %v", err)
 	}
 }
@@ -256,13 +262,13 @@ func TestNATIsDetectedAndTunnelFloatsTo4500(t *testing.T) {
 	l := newNATLab(t)
 	l.connect(t)
 	iRemote, iNATT, iBehind := natView(l.ini)
-	if iRemote != netip.AddrPortFrom(natGw, 4500) || !iNATT || !iBehind {
-		t.Fatalf("initiator: remote %v natT=%v behindNAT=%v; want %v:4500, floated, and its NAT detected", iRemote, iNATT, iBehind, natGw)
+	if iRemote != netip.AddrPortFrom(l.n.gw, 4500) || !iNATT || !iBehind {
+		t.Fatalf("initiator: remote %v natT=%v behindNAT=%v; want %v:4500, floated, and its NAT detected", iRemote, iNATT, iBehind, l.n.gw)
 	}
 	gRemote, gNATT, gBehind := natView(l.gw)
-	if gRemote.Addr() != natRtrOut || !inPorts(gRemote.Port(), 20000, 20999) || !gNATT || gBehind {
+	if gRemote.Addr() != l.n.rtrOut || !inPorts(gRemote.Port(), 20000, 20999) || !gNATT || gBehind {
 		t.Fatalf("gateway: peer %v natT=%v behindNAT=%v; want the router's %v with a masqueraded port 20000-20999, floated, gateway itself not behind NAT",
-			gRemote, gNATT, gBehind, natRtrOut)
+			gRemote, gNATT, gBehind, l.n.rtrOut)
 	}
 	_, esp0 := l.counter(t, "encap")
 	natTransfer(t, l, 1<<20)

@@ -20,7 +20,7 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNS(t, l.p.b, func() { ln, err = net.Listen("tcp4", gwInner.Addr().String()+":7033") })
+	inNS(t, l.p.b, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7033") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	inNS(t, l.p.a, func() { c, err = net.DialTimeout("tcp4", gwInner.Addr().String()+":7033", 5*time.Second) })
+	inNS(t, l.p.a, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7033", 5*time.Second) })
 	if err != nil {
 		t.Fatalf("dial through the tunnel: %v", err)
 	}
