@@ -29,11 +29,21 @@ type Config struct {
 	// BorrowerCA is the CA the gateway presents to lent servers (PEM file).
 	BorrowerCA string `json:"borrower_ca"`
 	Gateway    string `json:"gateway"`
-	// AllowFile is ferry gateway's allow list (gatewayctl); empty: none.
-	AllowFile string `json:"allow_file"`
+	// GatewayKind is "ferry" (default: ferry gateway, told through its
+	// allow list AllowFile and asked through its status socket
+	// GatewayStatus) or "strongswan" (charon, through VICISocket: one conn
+	// per server, its virtual IP from SwanPool = TunnelPool, reaching
+	// SwanLocalTS, certificates chaining to LenderCA).
+	GatewayKind   string   `json:"gateway_kind"`
+	AllowFile     string   `json:"allow_file"` // ferry: empty means no gateway is told
+	GatewayStatus string   `json:"gateway_status"`
+	VICISocket    string   `json:"vici_socket"`
+	SwanPool      string   `json:"swan_pool"`
+	SwanLocalTS   []string `json:"swan_local_ts"`
+	LenderCA      string   `json:"lender_ca"`
 	// Image B is served on ImageListen (HTTPS with ImageCert/ImageKey) as
-	// ImageURL/NAME/{vmlinuz,initrd.img}, only to TunnelPool addresses
-	// while a lease is active.
+	// ImageURL/NAME/{vmlinuz,initrd.img}, only to the virtual IP the
+	// gateway gave a server of an active lease of that image.
 	ImageListen string `json:"image_listen"`
 	ImageURL    string `json:"image_url"`
 	ImageCert   string `json:"image_cert"`
@@ -46,6 +56,7 @@ type Config struct {
 	Archive         bool   `json:"archive"` // archive roots at return, else delete
 	KeeperPort      int    `json:"keeper_port"`
 	LeaseHours      int    `json:"lease_hours"`
+	LeaseSeconds    int    `json:"lease_seconds"` // overrides lease_hours when set (at least 60)
 	PollSeconds     int    `json:"poll_seconds"`
 }
 
@@ -73,7 +84,53 @@ func LoadConfig(path string) (Config, error) {
 	if _, err := netip.ParsePrefix(c.TunnelPool); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: tunnel_pool: %w", path, err)
 	}
+	if err := c.checkGateway(); err != nil {
+		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
+	}
 	return c, nil
+}
+
+// checkGateway checks the settings of the chosen gateway kind.
+func (c *Config) checkGateway() error {
+	switch c.GatewayKind {
+	case "", "ferry":
+		c.GatewayKind = "ferry"
+		if c.VICISocket != "" {
+			return fmt.Errorf("vici_socket is set but gateway_kind is ferry; want gateway_kind strongswan")
+		}
+		return nil
+	case "strongswan":
+	default:
+		return fmt.Errorf("gateway_kind %.40q: want ferry or strongswan", c.GatewayKind)
+	}
+	if c.SwanPool == "" {
+		c.SwanPool = "ferry-borrower"
+	}
+	if c.AllowFile != "" || c.GatewayStatus != "" {
+		return fmt.Errorf("allow_file and gateway_status are ferry gateway's; gateway_kind strongswan uses vici_socket")
+	}
+	for field, v := range map[string]string{"vici_socket": c.VICISocket, "lender_ca": c.LenderCA} {
+		if v == "" {
+			return fmt.Errorf("gateway_kind strongswan: %s is empty", field)
+		}
+	}
+	if len(c.SwanLocalTS) == 0 {
+		return fmt.Errorf("gateway_kind strongswan: swan_local_ts is empty: lent servers could reach nothing")
+	}
+	for _, ts := range c.SwanLocalTS {
+		if _, err := netip.ParsePrefix(ts); err != nil {
+			return fmt.Errorf("swan_local_ts %.80q: %w", ts, err)
+		}
+	}
+	return nil
+}
+
+// leaseDuration is what the borrower asks the lender for.
+func (c Config) leaseDuration() time.Duration {
+	if c.LeaseSeconds > 0 {
+		return time.Duration(c.LeaseSeconds) * time.Second
+	}
+	return time.Duration(c.LeaseHours) * time.Hour
 }
 
 func (c Config) poll() time.Duration { return time.Duration(c.PollSeconds) * time.Second }

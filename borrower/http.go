@@ -11,6 +11,7 @@ import (
 
 	"ferry/api"
 	"ferry/catalog"
+	"ferry/gatewayctl"
 )
 
 // AdminHandler serves the local CLI over the admin socket.
@@ -62,18 +63,20 @@ func (m *Manager) AdminHandler() http.Handler {
 }
 
 // ImageHandler serves image B: GET /NAME/{vmlinuz,initrd.img}, only to
-// addresses in the tunnel pool and only while a lease is active; and
-// GET /metrics.
+// the virtual IP the gateway gave a server of an active lease of image
+// NAME; and GET /metrics.
 func (m *Manager) ImageHandler() http.Handler {
 	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", m.handleMetrics)
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.mayFetch(r, pool); err != nil {
+			m.events.imageRefused.Add(1)
 			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
+		m.events.imageServed.Add(1)
 		img, err := m.images.Get(r.Context(), r.PathValue("name"))
 		if err != nil {
 			http.Error(w, "image: "+err.Error(), http.StatusNotFound)
@@ -101,6 +104,8 @@ func (m *Manager) ImageHandler() http.Handler {
 	return mux
 }
 
+// mayFetch allows r only from a virtual IP that the gateway reports held
+// by a server of an active lease whose image r asks for.
 func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) error {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -110,14 +115,42 @@ func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) error {
 	if err != nil || !pool.Contains(ip.Unmap()) {
 		return fmt.Errorf("%s is not a tunnel address (pool %s)", host, pool)
 	}
+	ip = ip.Unmap()
+	if m.vips == nil {
+		return fmt.Errorf("%s: no gateway_status configured, so no address can be tied to a lease", ip)
+	}
+	peer, ok, err := m.vips.lookup(r.Context(), ip)
+	if err != nil {
+		return fmt.Errorf("%s: asking the gateway who holds it: %w", ip, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s is held by no server connected to the gateway", ip)
+	}
 	ls, err := m.Leases(r.Context())
 	if err != nil {
 		return err
 	}
 	for _, l := range ls {
-		if l.State == StateActive {
+		if l.State == StateActive && holds(l, peer) {
+			if l.Image != r.PathValue("name") {
+				return fmt.Errorf("%s is a server of lease %s, whose image is %q, not %q", ip, l.ID, l.Image, r.PathValue("name"))
+			}
 			return nil
 		}
 	}
-	return fmt.Errorf("no active lease")
+	return fmt.Errorf("%s is held by no server of an active lease", ip)
+}
+
+// holds reports whether peer is one of l's servers: its allowed pin, or
+// its strongSwan connection.
+func holds(l Lease, peer Peer) bool {
+	for _, k := range allowed(l) {
+		if peer.Pin != "" && peer.Pin == k.Pin {
+			return true
+		}
+		if peer.Conn != "" && peer.Conn == (gatewayctl.Conn{Lease: k.Lease, Server: k.Server}).Name() {
+			return true
+		}
+	}
+	return false
 }

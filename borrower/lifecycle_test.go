@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/ipsec/ike"
 	"ferry/lender"
 )
 
@@ -31,10 +32,14 @@ type lab struct {
 	agentURL             string
 	lenderP, borrowerP   *proc
 	qmp                  *fakeQMP
+	gw                   *gatewayStatus
 	macs                 []string
 }
 
-func newLab(t *testing.T, bin string) *lab {
+func newLab(t *testing.T, bin string) *lab { return newLabWith(t, bin, nil) }
+
+// newLabWith lets edit change the borrower's configuration before start.
+func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 	dir := t.TempDir()
 	l := &lab{bin: bin, dir: dir, ldir: filepath.Join(dir, "lender"), bdir: filepath.Join(dir, "borrower")}
 	l.qmp = startQMP(t, dir)
@@ -50,12 +55,17 @@ func newLab(t *testing.T, bin string) *lab {
 	tmpl := filepath.Join(dir, "template")
 	os.MkdirAll(filepath.Join(tmpl, "etc"), 0o755)
 	os.WriteFile(filepath.Join(tmpl, "etc", "hostname"), []byte("lent\n"), 0o644)
-	writeJSON(t, l.bcfg, map[string]any{"dir": l.bdir, "lender_url": "https://" + m2m,
+	l.gw = startGatewayStatus(t, dir)
+	bcfg := map[string]any{"dir": l.bdir, "lender_url": "https://" + m2m,
 		"m2m_cert": bcert, "m2m_key": bkey, "m2m_ca": lorg.file, "borrower_ca": borg.file,
-		"gateway": "127.0.0.1:500", "allow_file": filepath.Join(dir, "allow.jsonl"),
+		"gateway": "127.0.0.1:500", "allow_file": filepath.Join(dir, "allow.jsonl"), "gateway_status": l.gw.path,
 		"image_listen": freePort(t), "image_url": "https://127.0.0.1:1/images", "image_cert": icert, "image_key": ikey,
-		"tunnel_pool": "10.41.8.0/24", "nfs_server": "10.41.0.2", "nfs_export": "/srv/roots",
-		"default_template": tmpl, "poll_seconds": 1})
+		"tunnel_pool": "127.44.0.0/16", "nfs_server": "10.44.0.2", "nfs_export": "/srv/roots",
+		"default_template": tmpl, "poll_seconds": 1}
+	if edit != nil {
+		edit(bcfg)
+	}
+	writeJSON(t, l.bcfg, bcfg)
 	l.must(t, "lender", "init", "--dir", l.ldir, "--host", "127.0.0.1")
 	l.startLender(t)
 	for i := range 3 {
@@ -182,7 +192,6 @@ func lifecycle(t *testing.T, l *lab, victim string, killAt int) {
 					}
 				}
 			}
-			l.checkImageServing(t)
 			waitFor(t, "borrower to show the enrolled keys and phases", func() error {
 				out, err := l.ferry("borrower", "lease", "show", "--dir", l.bdir, id)
 				for _, a := range agents {
@@ -192,6 +201,7 @@ func lifecycle(t *testing.T, l *lab, victim string, killAt int) {
 				}
 				return err
 			})
+			l.checkImageServing(t, agents[0].pin())
 		},
 		func() {
 			out := l.must(t, "borrower", "lease", "return", "--dir", l.bdir, id)
@@ -271,24 +281,31 @@ func (l *lab) crl(t *testing.T, a *agent) map[string]bool {
 	return out
 }
 
-// checkImageServing: loopback is not a tunnel address, so image B is
-// refused to it; /metrics shows the active lease.
-func (l *lab) checkImageServing(t *testing.T) {
-	var cfg struct {
-		ImageListen string `json:"image_listen"`
+// checkImageServing: the gateway reports the server with pin at one
+// virtual IP; image B goes to that address only, and only its lease's
+// image; /metrics shows the active lease.
+func (l *lab) checkImageServing(t *testing.T, pin string) {
+	l.gw.set(ike.SAStatus{Role: "responder", State: "established", Pin: pin, VirtualIP: "127.44.0.10"},
+		ike.SAStatus{Role: "responder", State: "established", Pin: strings.Repeat("0", 64), VirtualIP: "127.44.0.12"})
+	for _, c := range []struct {
+		from, path string
+		code       int
+		why        string
+	}{
+		{"127.0.0.1", "/b1/vmlinuz", 403, "not a tunnel address"},
+		{"127.44.0.10", "/b1/vmlinuz", 200, ""},
+		{"127.44.0.10", "/b1/initrd.img", 200, ""},
+		{"127.44.0.10", "/b2/vmlinuz", 403, `127.44.0.10 is a server of lease`},
+		{"127.44.0.11", "/b1/vmlinuz", 403, "127.44.0.11 is held by no server connected to the gateway"},
+		{"127.44.0.12", "/b1/vmlinuz", 403, "127.44.0.12 is held by no server of an active lease"},
+	} {
+		code, body := l.imageGet(t, c.from, c.path)
+		if code != c.code || !strings.Contains(body, c.why) {
+			t.Errorf("GET %s from %s: %d %q, want %d naming %q", c.path, c.from, code, body, c.code, c.why)
+		}
 	}
-	data, _ := os.ReadFile(l.bcfg)
-	json.Unmarshal(data, &cfg)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := hc.Get("https://" + cfg.ImageListen + "/b1/vmlinuz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("image B to a non-tunnel address: %s, want 403", resp.Status)
-	}
-	resp, err = hc.Get("https://" + cfg.ImageListen + "/metrics")
+	resp, err := hc.Get("https://" + l.imageListen() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"ferry/api"
 	"ferry/catalog"
-	"ferry/gatewayctl"
 	"ferry/store"
 )
 
@@ -28,10 +27,11 @@ type Roots interface {
 	Retire(ctx context.Context, name string) error
 }
 
-// Gateway is what the manager needs of gatewayctl.
+// Gateway is what the manager needs of the gateway (through gatewayctl):
+// let enrolled keys in, and shut a lease's servers out.
 type Gateway interface {
-	Add(ctx context.Context, entries ...gatewayctl.Entry) error
-	RemoveLease(ctx context.Context, lease string) (int, error)
+	Allow(ctx context.Context, keys ...Key) error
+	Revoke(ctx context.Context, lease string, servers []string) error
 }
 
 // Manager is the borrower's logic over its store.
@@ -40,19 +40,26 @@ type Manager struct {
 	st     store.Store
 	images Images
 	roots  Roots
-	gw     Gateway // nil: no gateway configured
+	gw     Gateway   // nil: no gateway configured
+	vips   *vipCache // nil: image B is refused to everyone
 	lender *api.Client
+	events events
 	caPEM  string
 	log    *slog.Logger
 }
 
-// New makes a Manager. gw may be nil.
-func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, lender *api.Client, log *slog.Logger) (*Manager, error) {
+// New makes a Manager. gw and tunnels may be nil: no gateway is told, and
+// image B is refused to everyone.
+func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, tunnels Tunnels, lender *api.Client, log *slog.Logger) (*Manager, error) {
 	ca, err := os.ReadFile(cfg.BorrowerCA)
 	if err != nil {
 		return nil, fmt.Errorf("borrower_ca: %w", err)
 	}
-	return &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log}, nil
+	m := &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log}
+	if tunnels != nil {
+		m.vips = newVIPCache(tunnels)
+	}
+	return m, nil
 }
 
 func newID() string {
@@ -136,7 +143,7 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 	req := api.LeaseRequest{IdempotencyKey: l.Key, Count: l.Count, Gateway: m.cfg.Gateway, BorrowerCA: m.caPEM,
 		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
 			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
-		DurationSeconds: int64(m.cfg.LeaseHours) * 3600}
+		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second)}
 	for i := len(l.Roots); i < l.Count; i++ {
 		name := fmt.Sprintf("%s-%d", l.ID, i)
 		if _, err := m.roots.Prepare(ctx, l.Template, name); err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -67,20 +68,43 @@ func Open(cfg Config, log *slog.Logger) (*Manager, store.Store, error) {
 	}
 	client := &api.Client{Base: cfg.LenderURL, HTTP: &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
-	var gw Gateway
-	if cfg.AllowFile != "" {
-		gw = gatewayctl.NewAllowFile(cfg.AllowFile, log)
+	gw, tunnels, err := openGateway(cfg, log)
+	if err != nil {
+		return nil, nil, err
 	}
 	st, err := store.Open(StorePath(cfg.Dir))
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := New(cfg, st, cat, preparer{p: rp, archive: cfg.Archive}, gw, client, log)
+	m, err := New(cfg, st, cat, preparer{p: rp, archive: cfg.Archive}, gw, tunnels, client, log)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	return m, st, nil
+}
+
+// openGateway returns what tells the gateway about keys and what asks it
+// who holds which virtual IP, for cfg's gateway kind; either may be nil.
+func openGateway(cfg Config, log *slog.Logger) (Gateway, Tunnels, error) {
+	if cfg.GatewayKind == "strongswan" {
+		g, err := newSwanGateway(cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return g, g, nil
+	}
+	var gw Gateway
+	var tunnels Tunnels
+	if cfg.AllowFile != "" {
+		gw = allowGateway{f: gatewayctl.NewAllowFile(cfg.AllowFile, log)}
+	}
+	if cfg.GatewayStatus != "" {
+		tunnels = ferryStatus{path: cfg.GatewayStatus}
+	} else {
+		log.Warn("no gateway_status configured: image B will be refused to every address, since none can be tied to a lease")
+	}
+	return gw, tunnels, nil
 }
 
 // Serve runs the borrower manager until ctx ends.
@@ -108,6 +132,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(admin) }()
 	go func() { errc <- imgSrv.Serve(imgLn) }()
+	if g, ok := m.gw.(*swanGateway); ok {
+		if err := g.LoadPool(ctx, netip.MustParsePrefix(cfg.TunnelPool)); err != nil {
+			return err
+		}
+	}
 	go func() { m.Resume(ctx); m.Sync(ctx) }()
 	log.Info("borrower serving", "admin", AdminSocket(cfg.Dir), "images", cfg.ImageListen, "lender", cfg.LenderURL)
 	select {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"ferry/api"
-	"ferry/gatewayctl"
 )
 
 // Refresh reads an active lease from the lender, tells the gateway about
@@ -20,14 +19,14 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err != nil {
 		return l, fmt.Errorf("refresh lease %s (lender %s): %w", l.ID, l.Lender.ID, err)
 	}
-	var add []gatewayctl.Entry
+	var add []Key
 	for _, s := range got.Servers {
 		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
-			add = append(add, gatewayctl.Entry{Pin: s.SPKIPin, Lease: got.ID, Expires: &got.Expires})
+			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires})
 		}
 	}
 	if len(add) > 0 && m.gw != nil {
-		if err := m.gw.Add(ctx, add...); err != nil {
+		if err := m.gw.Allow(ctx, add...); err != nil {
 			return l, fmt.Errorf("gateway allow list for lease %s: %w", l.ID, err)
 		}
 	}
@@ -64,7 +63,7 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (Lease, error) {
 func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
 	m.shutdownKeepers(l)
 	if m.gw != nil && l.Lender.ID != "" {
-		if _, err := m.gw.RemoveLease(ctx, l.Lender.ID); err != nil {
+		if err := m.gw.Revoke(ctx, l.Lender.ID, serverIDs(l)); err != nil {
 			return l, fmt.Errorf("return %s: gateway: %w", l.ID, err)
 		}
 	}
@@ -81,6 +80,51 @@ func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
 	l.State = StateReturned
 	m.log.Info("lease returned", "lease", l.ID, "lender_lease", l.Lender.ID)
 	return l, m.put(ctx, l)
+}
+
+func serverIDs(l Lease) []string {
+	out := make([]string, 0, len(l.Lender.Servers))
+	for _, s := range l.Lender.Servers {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+// allowed is the keys of l the gateway was told about.
+func allowed(l Lease) []Key {
+	var out []Key
+	for _, s := range l.Lender.Servers {
+		if s.SPKIPin != "" && slices.Contains(l.Pins, s.SPKIPin) {
+			out = append(out, Key{Lease: l.Lender.ID, Server: s.ID, Pin: s.SPKIPin, Expires: l.Lender.Expires})
+		}
+	}
+	return out
+}
+
+// expired reports whether an active lease's end, as the lender set it,
+// has passed.
+func expired(l Lease, now time.Time) bool {
+	return l.State == StateActive && !l.Lender.Expires.IsZero() && !now.Before(l.Lender.Expires)
+}
+
+// expire returns l because its end passed: the same path as `lease return`.
+func (m *Manager) expire(ctx context.Context, l Lease) error {
+	m.log.Info("lease expired, returning it", "lease", l.ID, "lender_lease", l.Lender.ID, "end", l.Lender.Expires)
+	if _, err := m.ReturnLease(ctx, l.ID); err != nil {
+		return fmt.Errorf("expired lease %s: %w", l.ID, err)
+	}
+	m.events.expired.Add(1)
+	return nil
+}
+
+// tend is one pass of Sync over a lease: return it if its end passed,
+// else refresh it from the lender.
+func (m *Manager) tend(ctx context.Context, l Lease) error {
+	if expired(l, time.Now()) {
+		return m.expire(ctx, l)
+	}
+	_, err := m.Refresh(ctx, l)
+	return err
 }
 
 // shutdownKeepers asks each server's keeper to shut down. The keeper
@@ -101,11 +145,16 @@ func (m *Manager) Resume(ctx context.Context) error {
 		return err
 	}
 	for _, l := range ls {
-		switch l.State {
-		case StateRequesting:
+		switch {
+		case l.State == StateRequesting:
 			_, err = m.drive(ctx, l)
-		case StateReturning:
+		case l.State == StateReturning:
 			_, err = m.finishReturn(ctx, l)
+		case expired(l, time.Now()):
+			err = m.expire(ctx, l)
+		case l.State == StateActive && m.gw != nil && len(allowed(l)) > 0:
+			// The gateway may have restarted (charon forgets loaded conns).
+			err = m.gw.Allow(ctx, allowed(l)...)
 		}
 		if err != nil {
 			m.log.Error("resume", "lease", l.ID, "state", l.State, "err", err)
@@ -114,7 +163,8 @@ func (m *Manager) Resume(ctx context.Context) error {
 	return nil
 }
 
-// Sync refreshes every active lease each poll interval until ctx ends.
+// Sync refreshes every active lease, and returns those whose end passed,
+// each poll interval until ctx ends.
 func (m *Manager) Sync(ctx context.Context) {
 	t := time.NewTicker(m.cfg.poll())
 	defer t.Stop()
@@ -130,7 +180,7 @@ func (m *Manager) Sync(ctx context.Context) {
 			continue
 		}
 		for _, l := range ls {
-			if _, err := m.Refresh(ctx, l); err != nil {
+			if err := m.tend(ctx, l); err != nil {
 				m.log.Warn("sync", "lease", l.ID, "err", err)
 			}
 		}
