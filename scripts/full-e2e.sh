@@ -33,7 +33,8 @@
 # usage: scripts/full-e2e.sh [FERRY]   (root; FERRY defaults to ./ferry)
 # env:   FERRY_FULL_TIMEOUT (guest seconds, default 600), FERRY_ACCEL,
 #        FERRY_FULL_KEEP=1 keeps the work dir after a pass, FERRY_STREAM=1
-#        shows the console as it runs
+#        shows the console as it runs, FERRY_FULL_HOLD=SECONDS keeps the lab
+#        up that long after a failure
 set -euo pipefail
 FERRY_LAB_DIR=${FERRY_LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/full-lab}
 export FERRY_LAB_DIR
@@ -76,6 +77,7 @@ fail() {
 		[ -s "$DIR/$f.log" ] && { echo "--- $f.log (tail)" >&2; tail -12 "$DIR/$f.log" >&2; }
 	done
 	[ -s "$DIR/console.log" ] && { echo "--- console (tail)" >&2; tail -c 3000 "$DIR/console.log" | tr -d '\033' >&2; }
+	[ -n "${FERRY_FULL_HOLD:-}" ] && { log "holding the lab for debugging (FERRY_FULL_HOLD): $*"; sleep "$FERRY_FULL_HOLD"; }
 	die "$* (files in $DIR)"
 }
 # wait_log SECONDS FILE PATTERN
@@ -267,7 +269,8 @@ grep -aq 'ferry: phase .* failed' "$DIR/console.txt" && fail "a phase failed: $(
 grep -a 'ferry-root: check' "$DIR/console.txt" | grep FAIL >/dev/null && fail "the root's checks failed: $(con | grep -a 'check .* FAIL')"
 VIP=$(con | grep -ao 'tunnel up gateway=[0-9.]* vip=[0-9.]* (keeper)' | sed 's/.*vip=\([0-9.]*\).*/\1/' | tail -1)
 [ -n "$VIP" ] || fail "the keeper never reported the tunnel up"
-status=$(inB busybox wget -q -T 10 -O - "http://$VIP:7070/status" 2>&1) || fail "keeper status through the tunnel: $status"
+status=$(inB curl -sS -m 10 "http://$VIP:7070/status" 2>&1) ||
+	fail "keeper status through the tunnel: $status; route: $(inB ip route get "$VIP" 2>&1)"
 grep '"root_fstype":"nfs4"' >/dev/null <<<"$status" || fail "keeper status: root is not nfs4: $status"
 grep -q '"up":true' <<<"$status" || fail "keeper status: tunnel not up: $status"
 show=""
@@ -289,8 +292,8 @@ kill -0 "$QEMU_PID" 2>/dev/null && fail "the guest is still running after the re
 T_OFF=$(stamp)
 serial=$(con | grep -ao 'ferry: enrolled .*serial=[0-9a-f]*' | sed 's/.*serial=//' | tail -1)
 inL curl -sk -o "$DIR/crl.der" "https://$LENDER:8443/v1/crl" || fail "no CRL from the lender"
-crl=$(openssl crl -inform DER -in "$DIR/crl.der" -noout -text 2>/dev/null | tr -d ' :' | tr 'A-F' 'a-f' | sed 's/serialnumber0*/serialnumber/')
-[ -n "$serial" ] && grep -q "serialnumber${serial#0}" <<<"$crl" || fail "CRL lacks the one-time certificate (serial '$serial')"
+crl=$(openssl crl -inform DER -in "$DIR/crl.der" -noout -text 2>&1)
+[ -n "$serial" ] && grep -Eiq "Serial Number: *0*$serial\$" <<<"$crl" || fail "CRL lacks the one-time certificate (serial '$serial'): $crl"
 
 sha256sum <"$DIR/disk.raw" | cut -d' ' -f1 | cmp -s - "$DIR/disk.sha256.before" || fail "the lent server's disk changed"
 kill "${PIDS_TO_END[0]}" 2>/dev/null; sleep 0.5
@@ -306,7 +309,7 @@ echo
 echo "timeline (guest console; then the managers):"
 con | grep -a 'ferry: phase .* ok in' | sed 's/.*ferry: phase \([^ ]*\) ok in \(.*\)/  \1 \2/' | awk '{printf "  %-12s %s\n", $1, $2}'
 awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$esp" 'BEGIN {
-	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.1f s; whole run %.1f s\n", r - q, o - b, o - t0
+	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n", r - q, o - b, o - t0
 	printf "  WAN: %d ESP-in-UDP packets of the lent server, 0 in clear\n", e }'
 echo "full-e2e: ok (lease $LEASE, tunnel address $VIP)"
 [ -n "${FERRY_FULL_KEEP:-}" ] || rm -rf "$DIR"
