@@ -1,0 +1,207 @@
+package keeper
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"ferry/ipsec/ike"
+	"ferry/pki"
+)
+
+// Lab addresses: subnet 10.50 is the tunnel keeper's in the shared lab.
+var (
+	serverOuter = netip.MustParseAddr("10.50.0.1")
+	gwOuter     = netip.MustParseAddr("10.50.0.2")
+	gwInner     = netip.MustParsePrefix("10.50.2.1/32")
+	gwSubnet    = netip.MustParsePrefix("10.50.2.0/24")
+	vipPool     = netip.MustParsePrefix("10.50.200.0/24")
+)
+
+// enter moves the calling goroutine's thread into ns for good: the thread
+// is discarded when the goroutine ends (it stays locked).
+func enter(t *testing.T, ns netns.NsHandle) {
+	runtime.LockOSThread()
+	if err := netns.Set(ns); err != nil {
+		t.Error(err)
+	}
+}
+
+func newNS(t *testing.T, name string) netns.NsHandle {
+	t.Helper()
+	done := make(chan netns.NsHandle)
+	go func() {
+		runtime.LockOSThread() // NewNamed switches this thread: never unlock it
+		ns, err := netns.NewNamed(name)
+		if err != nil {
+			t.Errorf("netns %s: %v", name, err)
+		}
+		done <- ns
+	}()
+	ns := <-done
+	t.Cleanup(func() { ns.Close(); netns.DeleteNamed(name) })
+	return ns
+}
+
+// inNS runs f on a thread in ns and waits for it.
+func inNS(t *testing.T, ns netns.NsHandle, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		enter(t, ns)
+		f()
+	}()
+	<-done
+}
+
+func linkUp(t *testing.T, name string, a netip.Addr) {
+	lo, _ := netlink.LinkByName("lo")
+	netlink.LinkSetUp(lo)
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+	if err := netlink.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lentServerAndGateway is two namespaces joined by a veth: the lent
+// server's (10.50.0.1) and a ferry gateway's (10.50.0.2, borrower subnet
+// 10.50.2.0/24 behind it), the gateway running. It returns the server's
+// namespace and the identity the server's keeper gets.
+func lentServerAndGateway(t *testing.T) (netns.NsHandle, *ike.InitiatorState) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	srv := newNS(t, fmt.Sprintf("keeper%d-srv", os.Getpid()))
+	gw := newNS(t, fmt.Sprintf("keeper%d-gw", os.Getpid()))
+	inNS(t, srv, func() {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "kpv0", MTU: 1500}, PeerName: "kpv1", PeerNamespace: netlink.NsFd(int(gw))}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Errorf("veth: %v", err)
+			return
+		}
+		linkUp(t, "kpv0", serverOuter)
+	})
+	inNS(t, gw, func() { linkUp(t, "kpv1", gwOuter) })
+	ca, err := pki.NewCA("keeper test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gk, gc, err := ca.Issue(pki.Identity{CommonName: "gateway"}, pki.ECDSAP256, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, sc, err := ca.Issue(pki.Identity{CommonName: "L1/s1"}, pki.ECDSAP256, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	started := make(chan error, 1)
+	go func() {
+		enter(t, gw)
+		us, err := ike.OpenUserspace(gwOuter, 4500, "kpgw0", 1400, gwInner, slog.New(slog.DiscardHandler))
+		if err != nil {
+			started <- err
+			return
+		}
+		defer us.Close()
+		pool, _ := ike.NewPool(vipPool)
+		d, err := ike.New(ike.Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert},
+			Pool: pool, LocalSubnets: []netip.Prefix{gwSubnet}, DataPlane: us, NATSocket: us.Socket, ForceEncap: true})
+		started <- err
+		if err == nil {
+			go us.Run(ctx)
+			d.Run(ctx)
+		}
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("gateway: %v", err)
+	}
+	return srv, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
+		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}
+}
+
+func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
+	srv, id := lentServerAndGateway(t)
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		enter(t, srv)
+		k.Run(ctx)
+	}()
+	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+	event, err := bufio.NewReader(ours).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no event from the keeper: %v", err)
+	}
+	vip, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
+	if a, err := netip.ParseAddr(vip); !ok || err != nil || !vipPool.Contains(a) {
+		t.Fatalf("keeper said %q, want 'tunnel up' and an address of %s", event, vipPool)
+	}
+	st, err := k.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tunnel == nil || !st.Tunnel.Up || st.Tunnel.VirtualIP != vip || st.Tunnel.Children != 1 {
+		t.Fatalf("status tunnel = %+v, want up with %s and one CHILD_SA", st.Tunnel, vip)
+	}
+	// A byte stream from the server to the borrower subnet goes through it.
+	var ln net.Listener
+	inNS(t, nsOfGateway(t), func() { ln, err = net.Listen("tcp", gwInner.Addr().String()+":7071") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			io.WriteString(c, "through the tunnel\n")
+			c.Close()
+		}
+	}()
+	var got string
+	inNS(t, srv, func() {
+		c, err := net.DialTimeout("tcp", gwInner.Addr().String()+":7071", 10*time.Second)
+		if err != nil {
+			t.Errorf("dial the borrower subnet from the lent server: %v", err)
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, _ = bufio.NewReader(c).ReadString('\n')
+		if la := c.LocalAddr().(*net.TCPAddr).IP.String(); la != vip {
+			t.Errorf("connection from %s, want the virtual IP %s", la, vip)
+		}
+	})
+	if got != "through the tunnel\n" {
+		t.Fatalf("read %q through the tunnel", got)
+	}
+}
+
+func nsOfGateway(t *testing.T) netns.NsHandle {
+	ns, err := netns.GetFromName(fmt.Sprintf("keeper%d-gw", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
