@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -34,25 +35,37 @@ func (k *Keeper) serveControl(ctx context.Context, c io.ReadWriter) {
 }
 
 func (k *Keeper) command(line string) string {
-	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
-	switch cmd {
-	case "chroot":
-		if err := chroot(arg); err != nil {
-			return "error: " + err.Error()
-		}
-		k.log.Info("moved into the new root", "dir", arg)
-		return "chrooted " + arg
+	dir, err := parseChroot(line)
+	if err != nil {
+		return "error: " + err.Error()
 	}
-	return fmt.Sprintf("error: unknown command %.40q", cmd)
+	if err := chroot(dir); err != nil {
+		return "error: " + err.Error()
+	}
+	k.log.Info("moved into the new root", "dir", dir)
+	return "chrooted " + dir
+}
+
+// parseChroot reads "chroot DIR", the one command there is: DIR absolute,
+// clean, without control characters.
+func parseChroot(line string) (string, error) {
+	cmd, dir, _ := strings.Cut(strings.TrimSpace(line), " ")
+	if cmd != "chroot" {
+		return "", fmt.Errorf("unknown command %.40q", cmd)
+	}
+	if !strings.HasPrefix(dir, "/") || filepath.Clean(dir) != dir {
+		return "", fmt.Errorf("chroot %.80q: not an absolute, clean path", dir)
+	}
+	if strings.ContainsFunc(dir, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", fmt.Errorf("chroot %.80q: control character in the path", dir)
+	}
+	return dir, nil
 }
 
 // chroot moves the whole process (Go's threads share one fs context) into
 // dir. Everything the keeper needs afterwards is in memory or already
 // open: its binary stays mapped, the TUN and sockets stay open.
 func chroot(dir string) error {
-	if !strings.HasPrefix(dir, "/") {
-		return fmt.Errorf("chroot %q: not an absolute path", dir)
-	}
 	if err := unix.Chroot(dir); err != nil {
 		return fmt.Errorf("chroot(%q) = %w", dir, err)
 	}

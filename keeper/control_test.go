@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -33,7 +34,7 @@ func TestControlRefusesUnknownCommand(t *testing.T) {
 }
 
 func TestControlRefusesRelativeChroot(t *testing.T) {
-	if got := ask(t, "chroot sysroot"); !strings.Contains(got, "not an absolute path") {
+	if got := ask(t, "chroot sysroot"); !strings.Contains(got, "not an absolute, clean path") {
 		t.Fatalf("answer = %q", got)
 	}
 }
@@ -47,4 +48,16 @@ func TestStatusWithoutTunnelHasNoTunnelPart(t *testing.T) {
 	if st.Tunnel != nil {
 		t.Fatalf("status of a keeper without tunnel shows one: %+v", st.Tunnel)
 	}
+}
+
+func FuzzParseChroot(f *testing.F) {
+	f.Add("chroot /sysroot")
+	f.Add("chroot /sysroot/../etc")
+	f.Add("reboot")
+	f.Fuzz(func(t *testing.T, line string) {
+		dir, err := parseChroot(line)
+		if err == nil && (!strings.HasPrefix(dir, "/") || filepath.Clean(dir) != dir) {
+			t.Fatalf("accepted %q as %q", line, dir)
+		}
+	})
 }
