@@ -3,6 +3,7 @@ package ike
 import (
 	"bytes"
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ikev2"
@@ -133,12 +135,13 @@ func (d *Daemon) initiatorChild(sa *ikeSA, ps []ikev2.Payload) error {
 	if sa.vip.IsValid() {
 		c.VirtualIP = netip.PrefixFrom(sa.vip, 32)
 	}
-	return d.install(sa, c)
+	_, err = d.install(sa, c)
+	return err
 }
 
 func (d *Daemon) childConfig(sa *ikeSA, in, out uint32, inKey, outKey []byte, cs *ikev2.Suite) dataplane.ChildSA {
 	return dataplane.ChildSA{InSPI: in, OutSPI: out, Local: d.localAddr(sa.natT), Remote: sa.remote, Encap: sa.natT,
-		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN, Lifetime: d.childLifetime(sa)}
+		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN, Lifetime: d.childLifetime()}
 }
 
 // verifyPeer checks the CERT payloads and that the ID names the
@@ -184,13 +187,22 @@ func idMatches(id *ikev2.ID, p *pki.Peer) bool {
 	return false
 }
 
-func (d *Daemon) childLifetime(sa *ikeSA) dataplane.Lifetime {
+// childLifetime is a new CHILD_SA's lifetime: both ends rekey at a
+// random 80-90 % of ChildLifetime (the jitter makes simultaneous rekeys
+// rare, collide.go settles the rest) and delete it at 100 %.
+func (d *Daemon) childLifetime() dataplane.Lifetime {
 	l := d.cfg.ChildLifetime
-	switch {
-	case l == 0:
+	if l == 0 {
 		return dataplane.Lifetime{}
-	case sa.origin:
-		return dataplane.Lifetime{SoftTime: l * 85 / 100, HardTime: l}
 	}
-	return dataplane.Lifetime{HardTime: l * 110 / 100}
+	return dataplane.Lifetime{SoftTime: jitter(l, 80, 90), HardTime: l}
+}
+
+// jitter is a random duration between lo and hi percent of d.
+func jitter(d time.Duration, lo, hi int64) time.Duration {
+	span := int64(d) * (hi - lo) / 100
+	if span <= 0 {
+		return time.Duration(int64(d) * lo / 100)
+	}
+	return time.Duration(int64(d)*lo/100 + mrand.Int64N(span))
 }

@@ -55,10 +55,11 @@ type Config struct {
 	IKEPolicy, ESPPolicy ikev2.Policy // defaults: ikev2.DefaultIKEPolicy, DefaultESPPolicy(false)
 	Backoff              Backoff      // DefaultBackoff
 	DPD                  time.Duration
-	// IKELifetime and ChildLifetime, when set, make the side that opened
-	// the tunnel rekey the IKE SA and the CHILD_SAs after about that long
-	// (CHILD_SAs at 85 %, from the data plane's soft expiry); the other
-	// side only expires CHILD_SAs at 110 %.
+	// IKELifetime and ChildLifetime, when set, make this end rekey the
+	// IKE SA at a random 90-100 % of IKELifetime and each CHILD_SA at a
+	// random 80-90 % of ChildLifetime (the data plane's soft expiry),
+	// deleting a CHILD_SA at 100 % (hard expiry). Both ends may rekey;
+	// simultaneous rekeys are settled per RFC 7296 section 2.8.
 	IKELifetime, ChildLifetime time.Duration
 	Keepalive                  time.Duration // NAT-T keepalive interval, 20 s
 	HalfOpenMax                int           // half-open SAs kept at most, 1024

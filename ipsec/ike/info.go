@@ -16,8 +16,14 @@ func (d *Daemon) handleRequest(sa *ikeSA, m *ikev2.Message) {
 	case ikev2.INFORMATIONAL:
 		d.respondInfo(sa, m)
 	case ikev2.CREATE_CHILD_SA:
-		if sa.st == stEstablished {
+		switch sa.st {
+		case stEstablished:
 			d.respondCreateChild(sa, m)
+		case stDeleting:
+			// RFC 7296 section 2.25: a rekey raced with our DELETE of
+			// this SA (we rekeyed it or are shutting it down).
+			d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", ikev2.TEMPORARY_FAILURE, "reason", "the IKE SA is being deleted")
+			d.reply(sa, ikev2.CREATE_CHILD_SA, []ikev2.Payload{&ikev2.Notify{Kind: ikev2.TEMPORARY_FAILURE}})
 		}
 	}
 }

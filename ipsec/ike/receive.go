@@ -184,8 +184,10 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		d.log.Info("ike: half-open SA expired", "from", sa.remote)
 		d.removeSA(sa, "half-open too long")
 		return
-	case sa.st == stEstablished && sa.origin && d.cfg.IKELifetime > 0 && now.Sub(sa.created) > d.cfg.IKELifetime:
-		d.rekeyIKE(sa)
+	case sa.st == stEstablished && d.ikeRekeyDue(sa, now):
+		if ok, _ := d.rekeyIKE(sa); ok {
+			sa.rekeyAt = now.Add(d.cfg.IKELifetime / 10) // retry if this one fails
+		}
 	case sa.st == stEstablished && sa.pending == nil && now.Sub(sa.lastRecv) > d.cfg.DPD:
 		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
 	}
@@ -193,4 +195,16 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		sa.lastSend = now
 		d.natc.WriteToUDPAddrPort([]byte{0xff}, sa.remote)
 	}
+}
+
+// ikeRekeyDue reports whether sa's jittered lifetime ran out: both ends
+// rekey, each at a random 90-100 % of IKELifetime.
+func (d *Daemon) ikeRekeyDue(sa *ikeSA, now time.Time) bool {
+	if d.cfg.IKELifetime <= 0 {
+		return false
+	}
+	if sa.rekeyAt.IsZero() {
+		sa.rekeyAt = sa.created.Add(jitter(d.cfg.IKELifetime, 90, 100))
+	}
+	return now.After(sa.rekeyAt)
 }

@@ -19,7 +19,7 @@ import (
 // deleted, so no packet is lost. It reports whether the exchange started
 // (the window of one may be busy).
 func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
-	if sa.st != stEstablished || sa.pending != nil || old.rekeying {
+	if sa.st != stEstablished || sa.pending != nil || old.rekeying || old.replaced {
 		return false, nil
 	}
 	group := d.cfg.ESPPolicy.DH[0]
@@ -38,7 +38,9 @@ func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
 	old.rekeying = true
 	err = d.request(sa, ikev2.CREATE_CHILD_SA, out, func(m *ikev2.Message) {
 		old.rekeying = false
-		if err := d.rekeyChildReply(sa, old, m, dh, ni, in); err != nil {
+		err := d.rekeyChildReply(sa, old, m, dh, ni, in)
+		old.rival = nil
+		if err != nil {
 			d.log.Warn("ike: CHILD_SA rekey failed", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", old.cfg.InSPI), "err", err)
 		}
 	}, nil)
@@ -80,10 +82,24 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 		return err
 	}
 	c := d.childConfig(sa, in, binary.BigEndian.Uint32(sp.Proposals[0].SPI), ck.EncrR, ck.EncrI, cs)
-	c.TSLocal, c.TSRemote, c.VirtualIP, c.Lifetime = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP, old.cfg.Lifetime
-	if err := d.install(sa, c); err != nil {
+	c.TSLocal, c.TSRemote, c.VirtualIP = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP
+	nc, err := d.install(sa, c)
+	if err != nil {
 		return err
 	}
+	if r := old.rival; r != nil && redundant(ni, nr.Data, r.nonce) {
+		// Simultaneous rekey lost: ours goes, the peer's replaces old
+		// and the peer deletes old.
+		d.log.Info("ike: simultaneous CHILD_SA rekey: ours is redundant, deleting it", "peer", peerName(sa),
+			"old", fmt.Sprintf("%08x", old.cfg.InSPI), "redundant", fmt.Sprintf("%08x", in), "survivor", fmt.Sprintf("%08x", r.child.cfg.InSPI))
+		nc.replaced = true
+		return d.deleteChild(sa, nc)
+	}
+	if old.rival != nil {
+		d.log.Info("ike: simultaneous CHILD_SA rekey: the peer's is redundant, the peer deletes it", "peer", peerName(sa),
+			"redundant", fmt.Sprintf("%08x", old.rival.child.cfg.InSPI))
+	}
+	old.replaced = true
 	d.log.Info("ike: CHILD_SA rekeyed", "peer", peerName(sa), "old", fmt.Sprintf("%08x", old.cfg.InSPI), "new", fmt.Sprintf("%08x", in), "pfs", gir != nil)
 	return d.deleteChild(sa, old)
 }
@@ -130,6 +146,10 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 	if old == nil {
 		return nil, &refusal{ikev2.CHILD_SA_NOT_FOUND, fmt.Errorf("no CHILD_SA with SPI %x", rk.SPI)}
 	}
+	if old.replaced {
+		// RFC 7296 section 2.25: it is being deleted after a rekey.
+		return nil, &refusal{ikev2.TEMPORARY_FAILURE, fmt.Errorf("CHILD_SA %x was already replaced by a rekey", rk.SPI)}
+	}
 	prop, err := d.cfg.ESPPolicy.Select(sp)
 	if err != nil || len(prop.SPI) != 4 {
 		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, fmt.Errorf("ESP proposal: %v", err)}
@@ -161,9 +181,17 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 	}
 	in := newChildSPI()
 	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
-	c.TSLocal, c.TSRemote, c.VirtualIP, c.Lifetime = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP, old.cfg.Lifetime
-	if err := d.install(sa, c); err != nil {
+	c.TSLocal, c.TSRemote, c.VirtualIP = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP
+	nc, err := d.install(sa, c)
+	if err != nil {
 		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}
+	}
+	if old.rekeying {
+		// Our own rekey of old is in flight: whichever made the
+		// redundant SA is settled when our answer comes (collide.go).
+		old.rival = &rival{nonce: lowest(ni.Data, nr), child: nc}
+	} else {
+		old.replaced = true // the peer deletes it next
 	}
 	prop.SPI = binary.BigEndian.AppendUint32(nil, in)
 	out = append([]ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}}, out...)
@@ -187,9 +215,10 @@ func (d *Daemon) RekeyChildren() int {
 	defer d.mu.Unlock()
 	n := 0
 	for _, sa := range d.sas {
-		if len(sa.children) > 0 {
-			if ok, _ := d.rekeyChild(sa, sa.children[0]); ok {
+		for _, c := range sa.children {
+			if ok, _ := d.rekeyChild(sa, c); ok {
 				n++
+				break
 			}
 		}
 	}

@@ -25,8 +25,11 @@ func (d *Daemon) rekeyIKE(sa *ikeSA) (bool, error) {
 	ni, spi := nonce(), d.newSPI()
 	prop := proposal(d.cfg.IKEPolicy, binary.BigEndian.AppendUint64(nil, spi), true)
 	out := []ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: ni}, dh.KE()}
+	sa.rekeyNi = ni
 	err = d.request(sa, ikev2.CREATE_CHILD_SA, out, func(m *ikev2.Message) {
-		if err := d.rekeyIKEReply(sa, m, dh, ni, spi); err != nil {
+		err := d.rekeyIKEReply(sa, m, dh, ni, spi)
+		sa.rekeyNi, sa.rival = nil, nil
+		if err != nil {
 			d.log.Warn("ike: IKE SA rekey failed", "peer", peerName(sa), "err", err)
 		}
 	}, nil)
@@ -59,9 +62,32 @@ func (d *Daemon) rekeyIKEReply(sa *ikeSA, m *ikev2.Message, dh *ikev2.DH, ni []b
 	if err != nil {
 		return err
 	}
+	if r := sa.rival; r != nil {
+		return d.settleIKECollision(sa, n, r, redundant(ni, nr.Data, r.nonce))
+	}
 	d.log.Info("ike: IKE SA rekeyed", "peer", peerName(n), "old", fmt.Sprintf("%016x", sa.localSPI()), "new", fmt.Sprintf("%016x", n.localSPI()))
 	del := []ikev2.Payload{&ikev2.Delete{Protocol: ikev2.ProtoIKE}}
 	return d.request(sa, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(sa, "rekeyed") }, nil)
+}
+
+// settleIKECollision ends a simultaneous IKE SA rekey (RFC 7296 section
+// 2.8.2) once our exchange made n and the peer's made r.sa: the CHILD_SAs
+// and the lease live on in the survivor; we delete n if it is redundant,
+// else we delete old, and the peer deletes what it made.
+func (d *Daemon) settleIKECollision(old, n *ikeSA, r *ikeRival, lost bool) error {
+	survivor, gone := r.sa, n
+	if !lost {
+		survivor, gone = n, r.sa
+		n.children, r.sa.children = r.sa.children, nil
+	}
+	gone.moved, gone.st = true, stDeleting
+	d.log.Info("ike: simultaneous IKE SA rekey", "peer", peerName(old), "old", fmt.Sprintf("%016x", old.localSPI()),
+		"survivor", fmt.Sprintf("%016x", survivor.localSPI()), "redundant", fmt.Sprintf("%016x", gone.localSPI()), "ours_redundant", lost)
+	del := []ikev2.Payload{&ikev2.Delete{Protocol: ikev2.ProtoIKE}}
+	if lost {
+		return d.request(gone, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(gone, "redundant after a simultaneous rekey") }, nil)
+	}
+	return d.request(old, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(old, "rekeyed") }, nil)
 }
 
 // rekeyIKEResponse answers a peer's IKE SA rekey.
@@ -89,8 +115,14 @@ func (d *Daemon) rekeyIKEResponse(sa *ikeSA, sp *ikev2.SA, ni *ikev2.Nonce, ke *
 		return nil, &refusal{ikev2.INVALID_SYNTAX, err}
 	}
 	nr, spir := nonce(), d.newSPI()
-	if _, err := d.moveSA(sa, cs, false, binary.BigEndian.Uint64(prop.SPI), spir, ni.Data, nr, gir); err != nil {
+	n, err := d.moveSA(sa, cs, false, binary.BigEndian.Uint64(prop.SPI), spir, ni.Data, nr, gir)
+	if err != nil {
 		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	}
+	if sa.rekeyNi != nil {
+		// Our own rekey of sa is in flight: settled when its answer
+		// comes (collide.go).
+		sa.rival = &ikeRival{nonce: lowest(ni.Data, nr), sa: n}
 	}
 	prop.SPI = binary.BigEndian.AppendUint64(nil, spir)
 	return []ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}, dh.KE()}, nil

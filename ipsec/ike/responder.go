@@ -111,7 +111,7 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 	in := newChildSPI()
 	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
 	c.TSLocal, c.TSRemote = tsR, tsI
-	if err := d.install(sa, c); err != nil {
+	if _, err := d.install(sa, c); err != nil {
 		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}
 	}
 	prop.SPI = binary.BigEndian.AppendUint32(nil, in)
@@ -128,10 +128,11 @@ func findTS(ps []ikev2.Payload, responder bool) *ikev2.TS {
 	return nil
 }
 
-func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) error {
+func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) (*child, error) {
 	if err := d.cfg.DataPlane.Install(context.Background(), c); err != nil {
-		return fmt.Errorf("install CHILD_SA %08x/%08x: %w", c.InSPI, c.OutSPI, err)
+		return nil, fmt.Errorf("install CHILD_SA %08x/%08x: %w", c.InSPI, c.OutSPI, err)
 	}
-	sa.children = append(sa.children, &child{cfg: c})
-	return nil
+	nc := &child{cfg: c}
+	sa.children = append(sa.children, nc)
+	return nc, nil
 }

@@ -60,6 +60,13 @@ type ikeSA struct {
 	children []*child
 
 	created, lastRecv, lastSend time.Time
+	// rekeyAt is when to rekey this IKE SA (jittered IKELifetime).
+	rekeyAt time.Time
+	// rekeyNi is our nonce while our IKE SA rekey of it is in flight;
+	// rival is the peer's simultaneous rekey we answered meanwhile
+	// (RFC 7296 section 2.8.2).
+	rekeyNi []byte
+	rival   *ikeRival
 	// connect is closed with the result when an initiated SA is up or
 	// failed.
 	result   chan error
@@ -78,7 +85,9 @@ func (sa *ikeSA) localSPI() uint64 {
 // child is one installed CHILD_SA.
 type child struct {
 	cfg      dataplane.ChildSA
-	rekeying bool // a CREATE_CHILD_SA replacing it is under way
+	rekeying bool   // our CREATE_CHILD_SA replacing it is under way
+	replaced bool   // a rekey (ours or the peer's) replaced it: only its DELETE is due
+	rival    *rival // the peer's simultaneous rekey of it, answered while ours ran
 }
 
 // request is our outstanding request and its retransmission state.
