@@ -1,0 +1,56 @@
+package borrower
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"ferry/api"
+	"ferry/ipsec/ike"
+)
+
+func FuzzParseFerryStatus(f *testing.F) {
+	good, _ := json.Marshal([]ike.SAStatus{{Role: "responder", State: "established", Pin: strings.Repeat("a", 64), VirtualIP: "10.44.8.1"}})
+	f.Add(good)
+	f.Add([]byte(`[{"role":"responder","state":"established","pin":"x","virtual_ip":"10.44.8.999"}]`))
+	f.Add([]byte(`error: unknown command`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		peers, err := parseFerryStatus(data)
+		if err != nil {
+			return
+		}
+		for _, p := range peers {
+			if !p.VIP.IsValid() || p.Pin == "" {
+				t.Fatalf("peer without address or pin from %q: %+v", data, p)
+			}
+		}
+	})
+}
+
+func TestStatusRefusesBadVirtualIPAndSkipsUnestablished(t *testing.T) {
+	_, err := parseFerryStatus([]byte(`[{"role":"responder","state":"established","pin":"p","virtual_ip":"10.44.8.999"}]`))
+	if err == nil || !strings.Contains(err.Error(), `virtual_ip "10.44.8.999"`) {
+		t.Fatalf("bad virtual IP: %v, want an error naming it", err)
+	}
+	peers, err := parseFerryStatus([]byte(`[{"role":"responder","state":"half-open","pin":"p","virtual_ip":"10.44.8.1"},
+		{"role":"initiator","state":"established","pin":"p","virtual_ip":"10.44.8.2"}]`))
+	if err != nil || len(peers) != 0 {
+		t.Fatalf("half-open and initiator SAs gave peers %v (%v), want none", peers, err)
+	}
+}
+
+func TestStrongSwanPeerHoldsOnlyItsOwnServersConn(t *testing.T) {
+	l := Lease{State: StateActive, Pins: []string{"pin-a"}, Lender: api.Lease{ID: "L1", Servers: []api.LeaseServer{
+		{ID: "s1", SPKIPin: "pin-a"}, {ID: "s2", SPKIPin: "pin-b"}}}}
+	vip := netip.MustParseAddr("10.44.8.1")
+	if !holds(l, Peer{VIP: vip, Conn: "ferry-L1-s1"}) {
+		t.Error("the conn of an allowed server does not hold the lease")
+	}
+	if holds(l, Peer{VIP: vip, Conn: "ferry-L1-s2"}) {
+		t.Error("the conn of a server whose key was never allowed holds the lease")
+	}
+	if holds(l, Peer{VIP: vip, Conn: "ferry-L2-s1"}) {
+		t.Error("another lease's conn holds the lease")
+	}
+}
