@@ -3,11 +3,11 @@ package ike
 import (
 	"bytes"
 	"crypto/rand"
-	mrand "math/rand/v2"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -188,14 +188,21 @@ func idMatches(id *ikev2.ID, p *pki.Peer) bool {
 }
 
 // childLifetime is a new CHILD_SA's lifetime: both ends rekey at a
-// random 80-90 % of ChildLifetime (the jitter makes simultaneous rekeys
-// rare, collide.go settles the rest) and delete it at 100 %.
+// random 80-90 % of ChildLifetime, ChildBytes and ChildPackets (the
+// jitter makes simultaneous rekeys rare, collide.go settles the rest) and
+// delete it at 100 %.
 func (d *Daemon) childLifetime() dataplane.Lifetime {
-	l := d.cfg.ChildLifetime
-	if l == 0 {
-		return dataplane.Lifetime{}
+	var lt dataplane.Lifetime
+	if l := d.cfg.ChildLifetime; l > 0 {
+		lt.SoftTime, lt.HardTime = jitter(l, 80, 90), l
 	}
-	return dataplane.Lifetime{SoftTime: jitter(l, 80, 90), HardTime: l}
+	if b := d.cfg.ChildBytes; b > 0 {
+		lt.SoftBytes, lt.HardBytes = uint64(jitter(time.Duration(b), 80, 90)), b
+	}
+	if p := d.cfg.ChildPackets; p > 0 {
+		lt.SoftPackets, lt.HardPackets = uint64(jitter(time.Duration(p), 80, 90)), p
+	}
+	return lt
 }
 
 // jitter is a random duration between lo and hi percent of d.

@@ -61,11 +61,15 @@ type Config struct {
 	// deleting a CHILD_SA at 100 % (hard expiry). Both ends may rekey;
 	// simultaneous rekeys are settled per RFC 7296 section 2.8.
 	IKELifetime, ChildLifetime time.Duration
-	Keepalive                  time.Duration // NAT-T keepalive interval, 20 s
-	HalfOpenMax                int           // half-open SAs kept at most, 1024
-	CookieThreshold            int           // half-open SAs from which cookies are demanded, 64
-	FragmentSize               int           // largest IKE datagram before fragmenting, 1280
-	Log                        *slog.Logger
+	// ChildBytes and ChildPackets bound each direction of a CHILD_SA the
+	// same way: the data plane's soft expiry at a random 80-90 % rekeys
+	// it, the hard one at 100 % deletes it on both ends. Zero: unlimited.
+	ChildBytes, ChildPackets uint64
+	Keepalive                time.Duration // NAT-T keepalive interval, 20 s
+	HalfOpenMax              int           // half-open SAs kept at most, 1024
+	CookieThreshold          int           // half-open SAs from which cookies are demanded, 64
+	FragmentSize             int           // largest IKE datagram before fragmenting, 1280
+	Log                      *slog.Logger
 }
 
 func (c *Config) setDefaults() error {

@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"ferry/ipsec/authz"
+	"ferry/ipsec/dataplane"
 	"ferry/pki"
 )
 
@@ -165,6 +166,13 @@ func testLog(t testing.TB, who string) *slog.Logger {
 // address).
 func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.Prefix) *endpoint {
 	t.Helper()
+	return startWrapped(t, ns, cfg, innerAddr, func(u *Userspace) dataplane.DataPlane { return u })
+}
+
+// startWrapped is startEndpoint with the daemon seeing wrap(plane) as its
+// data plane (it must still take ESP input, as *Userspace does).
+func startWrapped(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.Prefix, wrap func(*Userspace) dataplane.DataPlane) *endpoint {
+	t.Helper()
 	e := &endpoint{ns: ns, done: make(chan error, 1)}
 	var err error
 	inNS(t, ns, func() {
@@ -173,7 +181,7 @@ func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.
 			return
 		}
 		e.plane = us
-		cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = us, us.Socket, true
+		cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = wrap(us), us.Socket, true
 		if e.d, err = New(cfg); err != nil {
 			us.Close()
 			return

@@ -179,6 +179,9 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		p.due = now.Add(d.cfg.Backoff.Delay(p.sends))
 		d.send(sa, p.dgrams)
 	}
+	if sa.st == stEstablished && sa.pending == nil {
+		d.childDue(sa)
+	}
 	switch {
 	case sa.st == stHalfOpen && now.Sub(sa.created) > 30*time.Second:
 		d.log.Info("ike: half-open SA expired", "from", sa.remote)

@@ -225,19 +225,60 @@ func (d *Daemon) RekeyChildren() int {
 	return n
 }
 
-// expired handles the data plane's lifetime events: a soft expiry
-// rekeys the CHILD_SA, a hard one forgets it (the data plane removed it).
+// expired handles the data plane's lifetime events (ipsec/esp and
+// ipsec/xfrm both send them): a soft expiry rekeys the CHILD_SA, a hard
+// one (the data plane already removed it) tells the peer to delete its
+// side too. Either waits for the window of one if it is busy (childDue).
 func (d *Daemon) expired(ev dataplane.ExpireEvent) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	sa, c := d.childBySPI(ev.SPI, ev.Inbound)
+	if c == nil {
+		d.log.Debug("ike: expiry for an SA we no longer hold", "spi", fmt.Sprintf("%08x", ev.SPI), "kind", ev.Kind)
+		return
+	}
+	d.log.Info("ike: CHILD_SA expired", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", ev.SPI), "inbound", ev.Inbound, "kind", ev.Kind, "reason", ev.Reason)
+	switch {
+	case ev.Kind == dataplane.Hard:
+		d.cfg.DataPlane.Remove(bgctx(), c.cfg.InSPI, c.cfg.OutSPI)
+		c.dead, c.replaced = true, true
+	case !c.replaced:
+		c.rekeyDue = true
+	}
+	if sa.st == stEstablished && sa.pending == nil {
+		d.childDue(sa)
+	}
+}
+
+func (d *Daemon) childBySPI(spi uint32, inbound bool) (*ikeSA, *child) {
 	for _, sa := range d.sas {
 		for _, c := range sa.children {
-			if (ev.Inbound && c.cfg.InSPI == ev.SPI) || (!ev.Inbound && c.cfg.OutSPI == ev.SPI) {
-				if ev.Kind == dataplane.Hard {
-					d.dropChild(sa, c)
-					return
-				}
-				d.rekeyChild(sa, c)
+			if (inbound && c.cfg.InSPI == spi) || (!inbound && c.cfg.OutSPI == spi) {
+				return sa, c
+			}
+		}
+	}
+	return nil, nil
+}
+
+// childDue starts the CHILD_SA work an expiry left waiting: the DELETE of
+// a hard-expired CHILD_SA first, else a rekey. The caller checked that the
+// window is free.
+func (d *Daemon) childDue(sa *ikeSA) {
+	for _, c := range sa.children {
+		if c.dead {
+			c.dead = false
+			if err := d.deleteChild(sa, c); err != nil {
+				d.log.Warn("ike: cannot send DELETE for an expired CHILD_SA", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", c.cfg.InSPI), "err", err)
+				d.dropChild(sa, c)
+			}
+			return
+		}
+	}
+	for _, c := range sa.children {
+		if c.rekeyDue && !c.replaced {
+			if ok, _ := d.rekeyChild(sa, c); ok {
+				c.rekeyDue = false
 				return
 			}
 		}

@@ -88,6 +88,9 @@ type child struct {
 	rekeying bool   // our CREATE_CHILD_SA replacing it is under way
 	replaced bool   // a rekey (ours or the peer's) replaced it: only its DELETE is due
 	rival    *rival // the peer's simultaneous rekey of it, answered while ours ran
+	// rekeyDue and dead are the data plane's soft and hard expiry,
+	// waiting for the window of one: rekey it, or tell the peer it is gone.
+	rekeyDue, dead bool
 }
 
 // request is our outstanding request and its retransmission state.
