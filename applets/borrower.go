@@ -19,10 +19,17 @@ workflow:
         "m2m_cert": "m2m.pem", "m2m_key": "m2m.key", "m2m_ca": "lender-org-ca.pem",
         "borrower_ca": "gateway-ca.pem", "gateway": "198.51.100.7:500",
         "allow_file": "/etc/ferry/gateway-allow.jsonl",
+        "gateway_status": "/run/ferry-gateway.sock",
         "image_listen": "10.8.0.1:8444", "image_url": "https://10.8.0.1:8444",
         "image_cert": "img.pem", "image_key": "img.key", "tunnel_pool": "10.8.1.0/24",
         "nfs_server": "10.8.0.2", "nfs_export": "/srv/ferry/roots",
         "default_template": "/srv/ferry/template", "archive": false}
+     image B is served only to the virtual IP that the gateway (its status
+     socket) says a server of an active lease holds, and only that lease's
+     image. With strongSwan as the gateway, replace allow_file and
+     gateway_status by "gateway_kind": "strongswan", "vici_socket": PATH,
+     "lender_ca": PEM, "swan_local_ts": ["10.8.0.0/24"]: each enrolled
+     server gets its own connection through VICI.
   2. ferry borrower image add --dir DIR NAME --kernel vmlinuz --initrd initrd.img \
          [--cmdline 'console=ttyS0'] [--modules /lib/modules/RELEASE]
      ferry borrower image list --dir DIR
@@ -34,7 +41,8 @@ workflow:
        (enrolled keys are put on the gateway's allow list as they appear)
   5. ferry borrower lease return --dir DIR ID
        removes the keys from the gateway, tells the lender (power off,
-       certificates revoked), archives or deletes the NFS roots
+       certificates revoked), archives or deletes the NFS roots;
+       a lease whose end has passed is returned the same way by itself
 
 subcommands: serve, image add|list, lease request|list|show|return`
 
