@@ -66,10 +66,13 @@ type Config struct {
 	// it, the hard one at 100 % deletes it on both ends. Zero: unlimited.
 	ChildBytes, ChildPackets uint64
 	Keepalive                time.Duration // NAT-T keepalive interval, 20 s
-	HalfOpenMax              int           // half-open SAs kept at most, 1024
-	CookieThreshold          int           // half-open SAs from which cookies are demanded, 64
-	FragmentSize             int           // largest IKE datagram before fragmenting, 1280
-	Log                      *slog.Logger
+	HalfOpenMax              int           // half-open SAs kept at most, 1024; refused ones too
+	// RefusalHold is how long a refused IKE_AUTH's answer is kept for its
+	// retransmissions, 30 s (about an initiator's whole back-off).
+	RefusalHold     time.Duration
+	CookieThreshold int // half-open SAs from which cookies are demanded, 64
+	FragmentSize    int // largest IKE datagram before fragmenting, 1280
+	Log             *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -108,6 +111,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Backoff.Tries == 0 {
 		c.Backoff = DefaultBackoff()
+	}
+	if c.RefusalHold == 0 {
+		c.RefusalHold = 30 * time.Second
 	}
 	if c.Keepalive == 0 {
 		c.Keepalive = 20 * time.Second

@@ -66,7 +66,9 @@ func (d *Daemon) Status() []SAStatus {
 	defer d.mu.Unlock()
 	out := make([]SAStatus, 0, len(d.sas))
 	for _, sa := range d.sas {
-		out = append(out, saStatus(sa))
+		if sa.st != stRefused {
+			out = append(out, saStatus(sa))
+		}
 	}
 	return out
 }

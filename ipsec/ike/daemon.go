@@ -32,6 +32,8 @@ type Daemon struct {
 	mu       sync.Mutex
 	sas      map[uint64]*ikeSA // by the SPI this side chose
 	halfOpen map[initKey]*ikeSA
+	refused  int        // SAs in stRefused
+	logged   refusalLog // refusals already logged
 	cookies  cookieJar
 }
 
@@ -220,13 +222,18 @@ func nonce() []byte {
 // removeSA forgets sa, removes its CHILD_SAs from the data plane and
 // returns its virtual IP; pending Connect calls get the reason.
 func (d *Daemon) removeSA(sa *ikeSA, reason string) {
+	if sa.st == stRefused {
+		d.refused--
+		sa.st = stDeleting
+		d.log.Debug("ike: forgot refused SA", "spi", fmt.Sprintf("%016x", sa.localSPI()), "reason", reason)
+	}
 	delete(d.sas, sa.localSPI())
 	delete(d.halfOpen, initKey{sa.remote, sa.spii})
 	for _, c := range sa.children {
 		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
 	}
 	sa.children = nil
-	if d.cfg.Pool != nil && sa.peer != nil && !sa.origin && !sa.moved {
+	if d.cfg.Pool != nil && sa.peer != nil && sa.vip.IsValid() && !sa.origin && !sa.moved {
 		d.cfg.Pool.Release(sa.peer.Pin)
 	}
 	if sa.result != nil {

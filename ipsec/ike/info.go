@@ -8,6 +8,9 @@ import (
 
 // handleRequest dispatches a decrypted request on a known SA.
 func (d *Daemon) handleRequest(sa *ikeSA, m *ikev2.Message) {
+	if sa.st == stRefused {
+		return // only its IKE_AUTH is answered, from the cache
+	}
 	switch m.Header.Exchange {
 	case ikev2.IKE_AUTH:
 		if sa.st == stHalfOpen {

@@ -2,11 +2,13 @@ package ike
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -151,7 +153,11 @@ func (d *Daemon) respondInit(b []byte, h ikev2.Header, from netip.AddrPort, nat 
 }
 
 func (d *Daemon) refuseInit(h ikev2.Header, from netip.AddrPort, nat bool, kind ikev2.NotifyType, data []byte, reason string) {
-	d.log.Info("ike: refused IKE_SA_INIT", "from", from, "notify", kind, "reason", reason)
+	level := slog.LevelDebug // a retransmission of a request already refused
+	if d.logged.first(refusalKey{from.Addr(), h.SPIi, reason}, time.Now(), d.cfg.RefusalHold, d.cfg.HalfOpenMax) {
+		level = slog.LevelInfo
+	}
+	d.log.Log(context.Background(), level, "ike: refused IKE_SA_INIT", "from", from, "notify", kind, "reason", reason)
 	d.notifyInit(h, from, nat, kind, data)
 }
 

@@ -183,6 +183,9 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		d.childDue(sa)
 	}
 	switch {
+	case sa.st == stRefused && now.Sub(sa.created) > d.cfg.RefusalHold:
+		d.removeSA(sa, "refusal held long enough")
+		return
 	case sa.st == stHalfOpen && now.Sub(sa.created) > 30*time.Second:
 		d.log.Info("ike: half-open SA expired", "from", sa.remote)
 		d.removeSA(sa, "half-open too long")
@@ -194,7 +197,7 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 	case sa.st == stEstablished && sa.pending == nil && now.Sub(sa.lastRecv) > d.cfg.DPD:
 		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
 	}
-	if sa.natT && sa.behindNAT && now.Sub(sa.lastSend) > d.cfg.Keepalive {
+	if sa.st == stEstablished && sa.natT && sa.behindNAT && now.Sub(sa.lastSend) > d.cfg.Keepalive {
 		sa.lastSend = now
 		d.natc.WriteToUDPAddrPort([]byte{0xff}, sa.remote)
 	}

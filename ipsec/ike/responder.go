@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ikev2"
@@ -26,7 +27,7 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 	if r != nil {
 		d.log.Info("ike: refused peer", "from", sa.remote, "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
 		d.reply(sa, ikev2.IKE_AUTH, []ikev2.Payload{&ikev2.Notify{Kind: r.kind}})
-		d.removeSA(sa, r.reason.Error())
+		d.holdRefused(sa, r.reason.Error())
 		return
 	}
 	sa.st = stEstablished
@@ -135,4 +136,20 @@ func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) (*child, error) {
 	nc := &child{cfg: c}
 	sa.children = append(sa.children, nc)
 	return nc, nil
+}
+
+// holdRefused keeps a refused SA only so that a retransmission of its
+// IKE_AUTH gets the same refusal from the response cache (RFC 7296
+// section 2.1), rather than silence and a peer waiting out its back-off.
+// It is bounded like the half-open SAs (HalfOpenMax, then dropped at
+// once) and in time (RefusalHold), and keeps no more than the cached
+// answer and the keys to recognise the retransmission.
+func (d *Daemon) holdRefused(sa *ikeSA, reason string) {
+	if d.refused >= d.cfg.HalfOpenMax {
+		d.removeSA(sa, reason)
+		return
+	}
+	d.refused++
+	sa.st, sa.created = stRefused, time.Now()
+	sa.dh, sa.initReq, sa.initResp, sa.reasm, sa.peer = nil, nil, nil, nil, nil
 }

@@ -18,10 +18,11 @@ const (
 	stAuthSent                     // initiator: IKE_AUTH sent
 	stEstablished                  // both authenticated
 	stDeleting                     // DELETE sent
+	stRefused                      // responder: IKE_AUTH refused; kept to answer its retransmissions
 )
 
 func (s state) String() string {
-	return [...]string{"?", "init-sent", "half-open", "auth-sent", "established", "deleting"}[s]
+	return [...]string{"?", "init-sent", "half-open", "auth-sent", "established", "deleting", "refused"}[s]
 }
 
 // ikeSA is one IKE SA and its CHILD_SAs, as seen from this side.
