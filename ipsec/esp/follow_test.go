@@ -35,3 +35,20 @@ func TestPeerAddressFollowsNewestAuthenticatedPacket(t *testing.T) {
 		t.Fatalf("a forged packet moved the peer: B sends to %v", got)
 	}
 }
+
+func TestSetRemoteMovesOutboundSAAtOnce(t *testing.T) {
+	r := newRig(t, nil)
+	moved := netip.MustParseAddrPort("10.32.0.9:31000")
+	if err := r.b.SetRemote(r.saB.OutSPI, moved); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.b.Remote(r.saB.OutSPI); got != moved {
+		t.Fatalf("after SetRemote(%v), B sends to %v", moved, got)
+	}
+	if err := r.b.SetRemote(0xdead, moved); err == nil {
+		t.Error("SetRemote on an unknown SPI succeeded")
+	}
+	if err := r.b.SetRemote(r.saB.OutSPI, netip.AddrPort{}); err == nil {
+		t.Error("SetRemote to no address succeeded")
+	}
+}

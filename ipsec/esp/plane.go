@@ -334,6 +334,27 @@ func (p *Plane) Remote(outSPI uint32) (netip.AddrPort, bool) {
 	return *pr.out.remote.Load(), true
 }
 
+// SetRemote makes the SA with outbound SPI outSPI send to `to` from now
+// on: the IKE daemon learnt the peer's new NAT mapping from an
+// authenticated IKE message (RFC 7296 section 2.23) and ESP follows at
+// once, even when only this side sends.
+func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
+	if !to.IsValid() || to.Port() == 0 {
+		return fmt.Errorf("esp: SA %#x: new remote %v is not an address with a port", outSPI, to)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr, ok := p.pairs[p.outs[outSPI]]
+	if !ok {
+		return fmt.Errorf("esp: SA %#x: no such outbound SPI", outSPI)
+	}
+	if old := *pr.out.remote.Load(); old != to {
+		pr.out.remote.Store(&to)
+		p.log.Info("esp: peer moved (told by IKE)", "spi", fmt.Sprintf("%#x", outSPI), "from", old, "to", to)
+	}
+	return nil
+}
+
 // Remove implements dataplane.DataPlane.
 func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	p.mu.Lock()

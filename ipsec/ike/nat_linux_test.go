@@ -316,3 +316,53 @@ func TestTunnelSurvivesNATMappingChange(t *testing.T) {
 		t.Fatalf("gateway has %d IKE SAs after the NAT change; want the same one kept", n)
 	}
 }
+
+// After the NAT's mapping changes, only the gateway sends ESP: the
+// initiator's IKE liveness checks (authenticated, from the new port) are
+// all the gateway has to learn the new mapping from. Subnet 10.36.
+func TestGatewayESPFollowsNATChangeLearntFromIKE(t *testing.T) {
+	l := newNATLabOn(t, 36)
+	l.connect(t)
+	natTransfer(t, l, 64<<10)
+	vip := l.ini.d.Status()[0].VirtualIP
+	var rx *net.UDPConn
+	var err error
+	inNS(t, l.ini.ns, func() { rx, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(vip+":7036"))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	l.setNAT(t, "21000-21999")
+	nsRun(t, l.names[1], "", "conntrack", "-F")
+	deadline := time.Now().Add(10 * time.Second)
+	for r, _, _ := natView(l.gw); !inPorts(r.Port(), 21000, 21999); r, _, _ = natView(l.gw) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway IKE still at %v 10 s after the NAT mapping changed", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var tx net.Conn
+	inNS(t, l.gw.ns, func() { tx, err = net.Dial("udp4", vip+":7036") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 64)
+		rx.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, _, err := rx.ReadFromUDP(buf)
+		if err != nil {
+			got <- ""
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	for range 10 {
+		tx.Write([]byte("gateway only"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := <-got; s != "gateway only" {
+		t.Fatalf("the initiator received %q from the gateway after the NAT change; want its datagrams to follow the mapping IKE learnt", s)
+	}
+}

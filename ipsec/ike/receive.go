@@ -73,7 +73,11 @@ func (d *Daemon) receiveEncrypted(sa *ikeSA, b []byte, h ikev2.Header, from neti
 	}
 	sa.lastRecv = time.Now()
 	if sa.remote != from || sa.natT != nat {
+		moved := sa.natT == nat && sa.st == stEstablished
 		sa.remote, sa.natT = from, nat // authenticated: follow the NAT mapping
+		if moved {
+			d.peerMoved(sa)
+		}
 	}
 	if h.IsResponse() {
 		p := sa.pending

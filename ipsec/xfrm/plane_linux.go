@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -239,4 +240,45 @@ func (p *Plane) Close() error {
 	p.wg.Wait()
 	close(p.expire)
 	return errors.Join(errs...)
+}
+
+// SetRemote moves the SA with outbound SPI outSPI to the peer's new NAT
+// mapping `to`, learnt by the IKE daemon from an authenticated message
+// (RFC 7296 section 2.23). A new port on the same address updates the UDP
+// encapsulation of both states in place with XFRM_MSG_UPDSA, which keeps
+// their sequence numbers and replay windows. A new address would need
+// XFRM_MSG_MIGRATE (states and policy templates are keyed by it), which
+// this plane does not do: it returns an error, and the SA keeps its
+// address until the next rekey installs one at the new address.
+func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var inst *installed
+	for _, i := range p.sas {
+		if uint32(i.out.Spi) == outSPI {
+			inst = i
+		}
+	}
+	switch {
+	case inst == nil:
+		return fmt.Errorf("xfrm: SA %#x: no such outbound SPI", outSPI)
+	case inst.sa.Remote == to:
+		return nil
+	case !inst.sa.Encap || inst.in.Encap == nil || inst.out.Encap == nil:
+		return fmt.Errorf("xfrm: SA %#x: remote %v -> %v: only UDP-encapsulated SAs follow a NAT", outSPI, inst.sa.Remote, to)
+	case inst.sa.Remote.Addr() != to.Addr():
+		return fmt.Errorf("xfrm: SA %#x: remote address %v -> %v: needs XFRM_MSG_MIGRATE, not supported", outSPI, inst.sa.Remote.Addr(), to.Addr())
+	}
+	in, out := *inst.in, *inst.out
+	inEncap, outEncap := *in.Encap, *out.Encap
+	inEncap.SrcPort, outEncap.DstPort = int(to.Port()), int(to.Port())
+	in.Encap, out.Encap = &inEncap, &outEncap
+	for _, s := range []*netlink.XfrmState{&in, &out} {
+		if err := p.h.XfrmStateUpdate(s); err != nil {
+			return fmt.Errorf("xfrm: SA %#x: update encapsulation to port %d: %w", uint32(s.Spi), to.Port(), err)
+		}
+	}
+	inst.in, inst.out, inst.sa.Remote = &in, &out, to
+	p.log.Info("xfrm: peer moved", "out_spi", fmt.Sprintf("%#x", outSPI), "to", to)
+	return nil
 }

@@ -232,3 +232,35 @@ func TestKernelStateKeepsReplayWindow(t *testing.T) {
 		}
 	})
 }
+
+// Runs wherever the kernel has ESP (the QEMU guest of make e2e); skips on
+// hosts without it.
+func TestSetRemoteFollowsNATPortInPlace(t *testing.T) {
+	inNewNS(t, func() {
+		p, err := New(context.Background(), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		sa := testSA()
+		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
+			t.Skipf("kernel ESP unavailable: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		moved := netip.AddrPortFrom(sa.Remote.Addr(), 31000)
+		if err := p.SetRemote(sa.OutSPI, moved); err != nil {
+			t.Fatal(err)
+		}
+		out, err := p.h.XfrmStateGet(&netlink.XfrmState{Dst: net.IP(sa.Remote.Addr().AsSlice()), Proto: netlink.XFRM_PROTO_ESP, Spi: int(sa.OutSPI)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Encap == nil || out.Encap.DstPort != 31000 {
+			t.Fatalf("outbound state %#x encapsulation %+v after SetRemote(%v); want destination port 31000", sa.OutSPI, out.Encap, moved)
+		}
+		if err := p.SetRemote(sa.OutSPI, netip.MustParseAddrPort("10.32.5.9:4500")); err == nil {
+			t.Fatal("SetRemote to another address succeeded without XFRM_MSG_MIGRATE")
+		}
+	})
+}
