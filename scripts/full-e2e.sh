@@ -192,7 +192,7 @@ start_borrower_side() {
 	cat >"$DIR/borrower.json" <<-JSON
 	{"dir": "$BDIR", "lender_url": "https://$LENDER_WAN:9443",
 	 "m2m_cert": "$PKI/borrower-m2m.pem", "m2m_key": "$PKI/borrower-m2m.key", "m2m_ca": "$PKI/lender-org-ca.pem",
-	 "borrower_ca": "$PKI/borrower-org-ca.pem", "gateway": "$GATEWAY:500", "allow_file": "$DIR/allow.jsonl",
+	 "borrower_ca": "$PKI/borrower-org-ca.pem", "gateway": "$GATEWAY:500", "allow_file": "$DIR/allow.jsonl", "gateway_status": "$DIR/gateway.sock",
 	 "image_listen": "$BORROWER:9444", "image_url": "https://$BORROWER:9444",
 	 "image_cert": "$PKI/borrower-images.pem", "image_key": "$PKI/borrower-images.key",
 	 "tunnel_pool": "$POOL", "nfs_server": "$BORROWER", "nfs_export": "/srv/roots",
