@@ -13,9 +13,19 @@
 // INFORMATIONAL), NAT-T keepalives, DELETE, retransmission with
 // exponential back-off and a give-up limit.
 //
+// Both ends rekey: CHILD_SAs when the data plane reports a soft expiry
+// (time, bytes or packets at a random 80-90 % of the configured lifetime;
+// a hard expiry deletes the CHILD_SA at both ends), IKE SAs at a random
+// 90-100 % of IKELifetime. Simultaneous rekeys are settled by the nonce
+// rule of sections 2.8.1 and 2.8.2 (collide.go). When an authenticated
+// message shows the peer's NAT mapping moved (section 2.23), IKE and the
+// CHILD_SAs follow it (the data plane's SetRemote).
+//
 // Refusals follow RFC 7296 section 2.21: an unauthenticated IKE_SA_INIT
 // request gets a notify (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, COOKIE)
 // or is dropped; an IKE_AUTH that fails authentication gets
 // AUTHENTICATION_FAILED; anything that does not decrypt is dropped
-// silently. Each refusal is logged once with its reason.
+// silently. Each refusal is logged once with its reason; a refused
+// IKE_AUTH's answer is kept for a while (bounded) so that retransmissions
+// get the same refusal.
 package ike
