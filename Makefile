@@ -7,7 +7,7 @@ DESTDIR  ?= /usr/local/bin
 LDFLAGS  := -s -w
 export CGO_ENABLED := 0
 
-.PHONY: all build links test e2e demo check bench fuzz deps clean
+.PHONY: all build links test e2e demo demo-kernel check bench fuzz deps clean
 
 all: build
 
@@ -33,9 +33,18 @@ e2e: build
 	scripts/e2e-all.sh ./$(BIN)
 	scripts/ipsec-guest.sh ./$(BIN)
 	scripts/pxe-test.sh ./$(BIN)
+	scripts/full-e2e.sh ./$(BIN)
 
-# The same chain for a person to watch: console streamed, timeline at the end.
+# The main job, for a person to watch: the whole transfer (lender netboot,
+# enrollment, IPsec tunnel, image B through it, kexec, NFS root through the
+# tunnel, return) with the lent server's console streamed and the timeline
+# at the end.
 demo: deps build
+	FERRY_STREAM=1 scripts/full-e2e.sh ./$(BIN)
+
+# The kernel path alone (A -> kexec -> B -> NFS root, settings over plain
+# HTTP on the lab network), console streamed.
+demo-kernel: deps build
 	FERRY_DEMO=1 scripts/e2e.sh ./$(BIN)
 
 # What CI runs: unit, integration and end-to-end tests.
