@@ -6,6 +6,11 @@
 // the keeper, over a control socket, to chroot into it; named "@ferry"
 // (systemd spares such root-storage daemons at shutdown), it then answers
 // status queries that show where it lives and whether the tunnel is up.
+//
+// At return the borrower manager asks it, over HTTPS with a client
+// certificate of the borrower CA, to shut the server down: the keeper
+// signals the root's init to power off (PowerOff) and stays to the very
+// end, since the root it carries to the NFS server is unmounted last.
 // Without a tunnel (the lab's ferry.source= mode) it only answers status.
 package keeper
 
@@ -19,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"ferry/ipsec/ike"
@@ -34,6 +40,12 @@ type Options struct {
 	// with; Control is PID 1's end of the control channel (control.go).
 	Tunnel  *ike.InitiatorState
 	Control io.ReadWriter
+	// ShutdownListen is where HTTPS for the borrower manager's shutdown
+	// request listens (shutdown.go); it needs Identity, taken from Tunnel
+	// when nil. Empty, or no identity: no shutdown listener.
+	ShutdownListen string
+	Identity       *Identity
+	PowerOff       PowerOff
 }
 
 // Status is the keeper's answer to GET /status.
@@ -46,6 +58,8 @@ type Status struct {
 	StatePresent  bool          `json:"state_present"`
 	UptimeSeconds float64       `json:"uptime_seconds"`
 	Tunnel        *TunnelStatus `json:"tunnel,omitempty"`
+	// ShutdownRequested: the borrower asked, and init was signalled.
+	ShutdownRequested bool `json:"shutdown_requested"`
 }
 
 // Keeper serves status until its context ends.
@@ -54,12 +68,17 @@ type Keeper struct {
 	log    *slog.Logger
 	start  time.Time
 	tunnel *Tunnel
+
+	shutdownAsked atomic.Bool
 }
 
 // New makes a keeper.
 func New(opt Options, log *slog.Logger) *Keeper {
 	if opt.Mountinfo == "" {
 		opt.Mountinfo = "/proc/self/mountinfo"
+	}
+	if opt.Identity == nil && opt.Tunnel != nil {
+		opt.Identity = &Identity{Certs: opt.Tunnel.Certs, Key: opt.Tunnel.Key, CAs: opt.Tunnel.CAs}
 	}
 	return &Keeper{opt: opt, log: log, start: time.Now()}
 }
@@ -82,6 +101,10 @@ func (k *Keeper) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", k.opt.Listen)
 	if err != nil {
 		return fmt.Errorf("keeper: listen %s: %w", k.opt.Listen, err)
+	}
+	if err := k.listenShutdown(ctx); err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{Handler: k.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -139,6 +162,8 @@ func (k *Keeper) Status() (*Status, error) {
 		StateDir:      k.opt.StateDir,
 		StatePresent:  serr == nil,
 		UptimeSeconds: time.Since(k.start).Seconds(),
+
+		ShutdownRequested: k.shutdownAsked.Load(),
 	}, nil
 }
 
@@ -167,4 +192,31 @@ func (k *Keeper) event(line string) {
 	if k.opt.Control != nil {
 		fmt.Fprintln(k.opt.Control, oneLine(line))
 	}
+}
+
+// listenShutdown starts the shutdown listener when one is configured.
+func (k *Keeper) listenShutdown(ctx context.Context) error {
+	if k.opt.ShutdownListen == "" || k.opt.Identity == nil {
+		k.log.Info("no shutdown listener: no address or no identity (lab mode)")
+		return nil
+	}
+	cfg, err := k.opt.Identity.TLSConfig()
+	if err != nil {
+		return err
+	}
+	if _, err := ParseSignal(k.opt.PowerOff.Signal); err != nil {
+		return fmt.Errorf("keeper: %w", err)
+	}
+	ln, err := net.Listen("tcp", k.opt.ShutdownListen)
+	if err != nil {
+		return fmt.Errorf("keeper: shutdown listener %s: %w", k.opt.ShutdownListen, err)
+	}
+	go func() {
+		if err := k.serveShutdown(ctx, ln, cfg); err != nil {
+			k.log.Error("shutdown listener stopped", "err", err)
+		}
+	}()
+	k.log.Info("shutdown listener (HTTPS, client certificate of the borrower CA)", "listen", ln.Addr().String(),
+		"power_off_signal", k.opt.PowerOff.Signal)
+	return nil
 }

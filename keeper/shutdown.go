@@ -1,0 +1,98 @@
+package keeper
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// PathShutdown is the borrower manager's shutdown request: POST, no body,
+// answered 202 with a ShutdownAnswer once the init was signalled.
+const PathShutdown = "/v1/shutdown"
+
+// Identity is the one-time certificate the keeper serves HTTPS with and
+// the borrower CA that client certificates must chain to: what the agent
+// enrolled and carries in its tunnel state.
+type Identity struct {
+	Certs []*x509.Certificate // leaf first
+	Key   crypto.Signer
+	CAs   []*x509.Certificate // borrower CA
+}
+
+// ShutdownAnswer is the body of a 202.
+type ShutdownAnswer struct {
+	Signal string `json:"signal"`
+	PID    int    `json:"pid"`
+	Client string `json:"client"` // subject of the client certificate
+}
+
+// TLSConfig is the shutdown listener's: our certificate, TLS 1.3, and a
+// client certificate that chains to the borrower CA, required.
+func (id *Identity) TLSConfig() (*tls.Config, error) {
+	if id == nil || len(id.Certs) == 0 || id.Key == nil || len(id.CAs) == 0 {
+		return nil, errors.New("keeper: shutdown listener: no identity (certificate, key and borrower CA)")
+	}
+	pool := x509.NewCertPool()
+	for _, ca := range id.CAs {
+		pool.AddCert(ca)
+	}
+	chain := make([][]byte, 0, len(id.Certs))
+	for _, c := range id.Certs {
+		chain = append(chain, c.Raw)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: id.Key, Leaf: id.Certs[0]}}}, nil
+}
+
+// ShutdownHandler serves POST PathShutdown and GET /status to clients
+// the TLS layer verified. A repeated request signals the init again: a
+// borrower that crashed mid-return retries, and an init signalled twice
+// powers off once.
+func (k *Keeper) ShutdownHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /status", k.Handler())
+	mux.HandleFunc("POST "+PathShutdown, k.shutdown)
+	return mux
+}
+
+func (k *Keeper) shutdown(w http.ResponseWriter, r *http.Request) {
+	client := "?"
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		client = r.TLS.VerifiedChains[0][0].Subject.String()
+	}
+	sig, pid, err := k.opt.PowerOff.signalInit()
+	if err != nil {
+		k.log.Error("shutdown requested, init not told", "client", client, "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	k.shutdownAsked.Store(true)
+	k.log.Info("shutdown requested: init told to power off; the keeper stays until the end",
+		"client", client, "remote", r.RemoteAddr, "signal", signalName(sig), "pid", pid)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(ShutdownAnswer{Signal: signalName(sig), PID: pid, Client: client})
+}
+
+// serveShutdown serves ShutdownHandler over TLS on ln until ctx ends.
+func (k *Keeper) serveShutdown(ctx context.Context, ln net.Listener, cfg *tls.Config) error {
+	srv := &http.Server{Handler: k.ShutdownHandler(), ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes: 8 << 10, ErrorLog: slog.NewLogLogger(k.log.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	err := srv.Serve(tls.NewListener(ln, cfg))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("keeper: shutdown listener %s: %w", ln.Addr(), err)
+}
