@@ -13,9 +13,16 @@ import (
 //
 //	ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:AUTOCONF[:DNS0[:DNS1[:NTP0]]]
 //
-// (Documentation/admin-guide/nfs/nfsroot.rst). Only static configuration is
-// supported: AUTOCONF must be "off", "none" or empty.
+// (Documentation/admin-guide/nfs/nfsroot.rst). AUTOCONF "off", "none" or
+// empty is static configuration; "dhcp" and the kernel's synonyms "on",
+// "any" and "both" set DHCP, when only HOSTNAME and DEVICE may be given
+// (ip=dhcp, ip=::::HOST:DEV:dhcp) and the address comes from a DHCPv4
+// server. bootp, rarp, dhcp6 and auto6 are refused (NotSupportedError).
 type Config struct {
+	// DHCP asks a DHCPv4 server for the address, netmask, router, DNS and
+	// host name; Client, Server, Gateway and Mask are then unset.
+	DHCP bool
+
 	Client   net.IP     // this host's address (4 bytes); required
 	Server   net.IP     // the NFS server; may be nil
 	Gateway  net.IP     // default gateway; nil means no default route
@@ -31,20 +38,30 @@ type Config struct {
 	// CarrierWait bounds the wait for carrier once the link is up; zero
 	// means DefaultCarrierWait.
 	CarrierWait time.Duration
+	// DHCPWait bounds the whole DHCP exchange (DISCOVER to ACK, NAKs
+	// restarting it); zero means DefaultDHCPWait.
+	DHCPWait time.Duration
+	// DHCPFirstTry is how long the first DISCOVER (or REQUEST) waits for
+	// its answer; each retransmission waits twice as long as the one
+	// before (RFC 2131 4.1). Zero means DefaultDHCPFirstTry.
+	DHCPFirstTry time.Duration
 }
 
 // Default bounds for Up.
 const (
 	DefaultLinkWait    = 15 * time.Second
 	DefaultCarrierWait = 10 * time.Second
+	// DHCP: 1+2+4+8+16 s of retransmissions fit in the wait.
+	DefaultDHCPWait     = 30 * time.Second
+	DefaultDHCPFirstTry = time.Second
 )
 
 // NotSupportedError refuses an ip= autoconfiguration method that ferry
-// recognises but does not implement yet (DHCP, BOOTP, RARP).
+// recognises but does not implement (BOOTP, RARP, DHCPv6, IPv6 autoconf).
 type NotSupportedError struct{ Method string }
 
 func (e *NotSupportedError) Error() string {
-	return fmt.Sprintf("autoconfiguration %q is not supported yet: give a static ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:off", e.Method)
+	return fmt.Sprintf("autoconfiguration %q is not supported: give ip=dhcp or a static ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:off", e.Method)
 }
 
 // fieldNames lists the fields of ip=, in order, for error messages.
@@ -66,17 +83,22 @@ func (e *FieldError) Error() string {
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // ParseIP parses the value of the kernel's ip= parameter (with or without
-// the "ip=" prefix). Autoconfiguration methods (dhcp, bootp, rarp, on, any,
-// both) are refused with an error for which ErrNotSupported is true;
-// "off"/"none" alone means there is nothing to configure and is refused too.
+// the "ip=" prefix). "dhcp", "on", "any" and "both" (alone or as AUTOCONF)
+// give a DHCP Config; bootp, rarp, dhcp6 and auto6 are refused with a
+// *NotSupportedError; "off"/"none" alone means there is nothing to
+// configure and is refused too.
 func ParseIP(s string) (*Config, error) {
 	fieldNames := fieldNames()
 	s = strings.TrimPrefix(s, "ip=")
 	if !strings.Contains(s, ":") {
-		if err := checkAutoconf(s); err != nil {
+		dhcp, err := checkAutoconf(s)
+		if err != nil {
 			return nil, &FieldError{Field: "AUTOCONF", Value: s, Err: err}
 		}
-		return nil, fmt.Errorf("ip=%q: static configuration needs at least CLIENT (ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:off)", s)
+		if dhcp {
+			return &Config{DHCP: true}, nil
+		}
+		return nil, fmt.Errorf("ip=%q: static configuration needs at least CLIENT (ip=CLIENT:SERVER:GATEWAY:NETMASK:HOSTNAME:DEVICE:off), or use ip=dhcp", s)
 	}
 	f := strings.Split(s, ":")
 	if len(f) > len(fieldNames) {
@@ -85,16 +107,14 @@ func ParseIP(s string) (*Config, error) {
 	for len(f) < len(fieldNames) {
 		f = append(f, "")
 	}
-	c := &Config{}
-	var err error
-	if f[6] != "" {
-		if err := checkAutoconf(f[6]); err != nil {
-			return nil, &FieldError{Field: "AUTOCONF", Value: f[6], Err: err}
-		}
-		if f[6] != "off" && f[6] != "none" {
-			return nil, &FieldError{Field: "AUTOCONF", Value: f[6], Err: errors.New("unknown method (want off or none)")}
-		}
+	dhcp, err := checkAutoconf(f[6])
+	if err != nil {
+		return nil, &FieldError{Field: "AUTOCONF", Value: f[6], Err: err}
 	}
+	if dhcp {
+		return parseDHCP(f)
+	}
+	c := &Config{}
 	if f[0] == "" {
 		return nil, &FieldError{Field: "CLIENT", Value: "", Err: errors.New("required for static configuration")}
 	}
@@ -144,14 +164,37 @@ func ParseIP(s string) (*Config, error) {
 	return c, nil
 }
 
-func checkAutoconf(s string) error {
+// checkAutoconf reports whether AUTOCONF s asks for DHCP; it refuses the
+// methods ferry does not implement and unknown ones.
+func checkAutoconf(s string) (dhcp bool, err error) {
 	switch s {
 	case "off", "none", "":
-		return nil
-	case "on", "any", "dhcp", "bootp", "rarp", "both", "dhcp6", "auto6":
-		return &NotSupportedError{Method: s}
+		return false, nil
+	case "dhcp", "on", "any", "both":
+		return true, nil
+	case "bootp", "rarp", "dhcp6", "auto6":
+		return false, &NotSupportedError{Method: s}
 	}
-	return errors.New("unknown method (want off or none)")
+	return false, errors.New("unknown method (want dhcp, on, any, both, off or none)")
+}
+
+// parseDHCP reads the fields of ip=...:dhcp: HOSTNAME and DEVICE only.
+// The kernel would take a given CLIENT as a hint; ferry refuses it rather
+// than guess whether the server or the command line should win.
+func parseDHCP(f []string) (*Config, error) {
+	names := fieldNames()
+	for i, v := range f {
+		if v != "" && i != 4 && i != 5 && i != 6 {
+			return nil, &FieldError{Field: names[i], Value: v, Err: errors.New("not allowed with AUTOCONF dhcp (the DHCP server gives it): only HOSTNAME and DEVICE may be set")}
+		}
+	}
+	if err := checkHostname(f[4]); err != nil {
+		return nil, &FieldError{Field: "HOSTNAME", Value: f[4], Err: err}
+	}
+	if err := checkDevice(f[5]); err != nil {
+		return nil, &FieldError{Field: "DEVICE", Value: f[5], Err: err}
+	}
+	return &Config{DHCP: true, Hostname: f[4], Device: f[5]}, nil
 }
 
 func parseV4(s string) (net.IP, error) {
@@ -232,6 +275,12 @@ func (c *Config) Prefix() *net.IPNet { return &net.IPNet{IP: c.Client, Mask: c.M
 // String formats c back in the ip= syntax (without the "ip=" prefix);
 // ParseIP(c.String()) gives c back.
 func (c *Config) String() string {
+	if c.DHCP {
+		if c.Hostname == "" && c.Device == "" {
+			return "dhcp"
+		}
+		return "::::" + c.Hostname + ":" + c.Device + ":dhcp"
+	}
 	ipStr := func(ip net.IP) string {
 		if ip == nil {
 			return ""

@@ -47,16 +47,56 @@ func TestParseIPStatic(t *testing.T) {
 	}
 }
 
-func TestParseIPRefusesAutoconfAsNotSupported(t *testing.T) {
-	for _, in := range []string{"dhcp", "ip=dhcp", "on", "bootp", "10.0.0.2::::::dhcp", ":::::eth0:dhcp", "any", "rarp", "both"} {
+func TestParseIPAcceptsDHCPAndTheKernelsSynonyms(t *testing.T) {
+	for _, tc := range []struct{ in, host, dev, str string }{
+		{"dhcp", "", "", "dhcp"},
+		{"ip=dhcp", "", "", "dhcp"},
+		{"on", "", "", "dhcp"},
+		{"any", "", "", "dhcp"},
+		{"both", "", "", "dhcp"},
+		{":::::eth0:dhcp", "", "eth0", "::::" + ":eth0:dhcp"},
+		{"::::lent1:enp1s0:on", "lent1", "enp1s0", "::::lent1:enp1s0:dhcp"},
+		{"::::lent1::any:::", "lent1", "", "::::lent1::dhcp"},
+	} {
+		c, err := ParseIP(tc.in)
+		if err != nil {
+			t.Errorf("ParseIP(%q): %v", tc.in, err)
+			continue
+		}
+		if !c.DHCP || c.Client != nil || c.Hostname != tc.host || c.Device != tc.dev || c.String() != tc.str {
+			t.Errorf("ParseIP(%q) = %+v (%q), want DHCP host %q dev %q, String %q", tc.in, c, c, tc.host, tc.dev, tc.str)
+		}
+	}
+}
+
+func TestParseIPRefusesAddressesWithDHCP(t *testing.T) {
+	for _, tc := range []struct{ in, field string }{
+		{"10.0.0.2::::::dhcp", "CLIENT"},
+		{":10.0.0.1:::::dhcp", "SERVER"},
+		{"::10.0.0.1::::dhcp", "GATEWAY"},
+		{":::24:::dhcp", "NETMASK"},
+		{"::::::dhcp:10.0.0.53", "DNS0"},
+		{"::::bad_host::dhcp", "HOSTNAME"},
+		{":::::eth/0:dhcp", "DEVICE"},
+	} {
+		_, err := ParseIP(tc.in)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("ParseIP(%q) = %v, want an error naming field %s", tc.in, err, tc.field)
+		}
+	}
+}
+
+func TestParseIPRefusesBootpRarpAndIPv6AsNotSupported(t *testing.T) {
+	for _, in := range []string{"bootp", "ip=rarp", "dhcp6", "auto6", "10.0.0.2::::::bootp", ":::::eth0:rarp"} {
 		_, err := ParseIP(in)
 		var ns *NotSupportedError
 		if !errors.As(err, &ns) {
 			t.Errorf("ParseIP(%q) = %v, want NotSupportedError", in, err)
 			continue
 		}
-		if !strings.Contains(err.Error(), "not supported yet") || !strings.Contains(err.Error(), "AUTOCONF") {
-			t.Errorf("ParseIP(%q) error %q should say AUTOCONF is not supported yet", in, err)
+		if !strings.Contains(err.Error(), "not supported") || !strings.Contains(err.Error(), "AUTOCONF") || !strings.Contains(err.Error(), "ip=dhcp") {
+			t.Errorf("ParseIP(%q) error %q should say AUTOCONF is not supported and offer ip=dhcp", in, err)
 		}
 	}
 }
@@ -127,7 +167,7 @@ func FuzzParseIP(f *testing.F) {
 			}
 			return
 		}
-		if len(c.Client) != 4 || len(c.Mask) != 4 {
+		if c.DHCP != (c.Client == nil) || (!c.DHCP && (len(c.Client) != 4 || len(c.Mask) != 4)) {
 			t.Fatalf("ParseIP(%q): client %v mask %v not IPv4", s, c.Client, c.Mask)
 		}
 		again, err := ParseIP(c.String())

@@ -22,6 +22,12 @@ type Link struct {
 	// Carrier is true when the link reported carrier (or operational state
 	// up) before CarrierWait ran out.
 	Carrier bool
+	// Config is the static configuration applied: the one given, or the
+	// one the DHCP server granted (ParseIP(Config.String()) gives it back,
+	// so a later boot can keep the same address without DHCP).
+	Config *Config
+	// Lease is the DHCP lease; nil for a static configuration.
+	Lease *Lease
 }
 
 // String describes the link for logs: "eth0 52:54:00:12:34:56 10.9.0.2/24".
@@ -30,6 +36,9 @@ func (l *Link) String() string {
 		return "<no link>"
 	}
 	s := fmt.Sprintf("%s %s %s", l.Name, l.MAC, l.Addr)
+	if l.Lease != nil {
+		s += " dhcp " + l.Lease.String()
+	}
 	if !l.Carrier {
 		s += " (no carrier)"
 	}
@@ -54,37 +63,99 @@ const pollEvery = 100 * time.Millisecond
 // Up configures the network as cfg says, in the network namespace of the
 // calling thread: it sets lo up, picks the device (cfg.Device, else the
 // first non-loopback Ethernet link with a MAC address, by index, waiting up
-// to cfg.LinkWait for one to appear), sets it up, adds cfg.Client with its
-// netmask, adds a default route via cfg.Gateway when given, sets the host
-// name when given, and waits up to cfg.CarrierWait for carrier.
+// to cfg.LinkWait for one to appear) and sets it up. With cfg.DHCP it waits
+// for carrier, asks a DHCPv4 server (bounded by cfg.DHCPWait; a
+// *NoLeaseError when none answers) and applies what the ACK grants;
+// otherwise it applies cfg. Applying adds the address with its netmask,
+// a default route via the gateway when there is one and the host name
+// when there is one; a static configuration then waits up to
+// cfg.CarrierWait for carrier.
 //
 // When the carrier does not come, Up returns the *Link and an
 // *NoCarrierError, so that a caller may decide to try anyway.
 func Up(ctx context.Context, cfg *Config, log *slog.Logger) (*Link, error) {
-	if cfg == nil || cfg.Client.To4() == nil {
-		return nil, errors.New("netcfg.Up: no client address")
+	if cfg == nil || (!cfg.DHCP && cfg.Client.To4() == nil) {
+		return nil, errors.New("netcfg.Up: no client address and no DHCP")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if lo, err := netlink.LinkByName("lo"); err != nil {
-		return nil, fmt.Errorf("netlink: link lo: %w", err)
-	} else if err := netlink.LinkSetUp(lo); err != nil {
-		return nil, fmt.Errorf("netlink: set lo up: %w", err)
-	}
-
-	l, err := waitLink(ctx, cfg.Device, orDefault(cfg.LinkWait, DefaultLinkWait))
+	l, err := linkUp(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	a := l.Attrs()
 	log.Info("netcfg: using link", "link", a.Name, "index", a.Index, "mac", a.HardwareAddr.String())
-	if err := netlink.LinkSetUp(l); err != nil {
-		return nil, fmt.Errorf("netlink: set %s up: %w", a.Name, err)
+	link := &Link{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Config: cfg}
+	if cfg.DHCP {
+		return link, upDHCP(ctx, link, cfg, log)
 	}
+	if err := apply(l, cfg); err != nil {
+		return nil, err
+	}
+	link.Addr = cfg.Prefix()
+	if err := carrier(ctx, link, orDefault(cfg.CarrierWait, DefaultCarrierWait), log); err != nil {
+		return link, err
+	}
+	log.Info("netcfg: link up", "link", a.Name, "addr", link.Addr.String(), "gateway", cfg.Gateway)
+	return link, nil
+}
+
+// upDHCP waits for carrier (a DISCOVER sent before it is lost), gets a
+// lease and applies it. A missing carrier is not fatal: DHCP may still
+// work on a NIC that reports it late, and its own error is the clearer one.
+func upDHCP(ctx context.Context, link *Link, cfg *Config, log *slog.Logger) error {
+	cerr := carrier(ctx, link, orDefault(cfg.CarrierWait, DefaultCarrierWait), log)
+	var nc *NoCarrierError
+	if cerr != nil && !errors.As(cerr, &nc) {
+		return cerr
+	}
+	ack, err := dhcpLease(ctx, link.Name, cfg, log)
+	if err != nil {
+		return err
+	}
+	st, lease, err := ConfigFromACK(ack, cfg)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", link.Name, err)
+	}
+	lease.Obtained = time.Now()
+	st.Device = link.Name // a later boot (B) configures this same NIC
+	l, err := netlink.LinkByIndex(link.Index)
+	if err != nil {
+		return fmt.Errorf("netlink: link %d: %w", link.Index, err)
+	}
+	if err := apply(l, st); err != nil {
+		return err
+	}
+	link.Config, link.Lease, link.Addr = st, lease, st.Prefix()
+	log.Info("netcfg: dhcp lease", "link", link.Name, "addr", link.Addr.String(), "gateway", st.Gateway,
+		"dns", st.DNS, "hostname", st.Hostname, "server", lease.Server, "lease", lease.Duration, "until", lease.Expires())
+	return cerr
+}
+
+// linkUp sets lo up, waits for the device and sets it up.
+func linkUp(ctx context.Context, cfg *Config) (netlink.Link, error) {
+	if lo, err := netlink.LinkByName("lo"); err != nil {
+		return nil, fmt.Errorf("netlink: link lo: %w", err)
+	} else if err := netlink.LinkSetUp(lo); err != nil {
+		return nil, fmt.Errorf("netlink: set lo up: %w", err)
+	}
+	l, err := waitLink(ctx, cfg.Device, orDefault(cfg.LinkWait, DefaultLinkWait))
+	if err != nil {
+		return nil, err
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("netlink: set %s up: %w", l.Attrs().Name, err)
+	}
+	return l, nil
+}
+
+// apply adds cfg's address, default route and host name to l.
+func apply(l netlink.Link, cfg *Config) error {
+	a := l.Attrs()
 	pfx := cfg.Prefix()
 	if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: pfx, Broadcast: broadcast(pfx)}); err != nil {
-		return nil, fmt.Errorf("netlink: addr replace %s dev %s: %w", pfx, a.Name, err)
+		return fmt.Errorf("netlink: addr replace %s dev %s: %w", pfx, a.Name, err)
 	}
 	if cfg.Gateway != nil {
 		r := &netlink.Route{
@@ -93,27 +164,30 @@ func Up(ctx context.Context, cfg *Config, log *slog.Logger) (*Link, error) {
 			Gw:        cfg.Gateway,
 		}
 		if err := netlink.RouteReplace(r); err != nil {
-			return nil, fmt.Errorf("netlink: route replace default via %s dev %s: %w", cfg.Gateway, a.Name, err)
+			return fmt.Errorf("netlink: route replace default via %s dev %s: %w", cfg.Gateway, a.Name, err)
 		}
 	}
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-			return nil, fmt.Errorf("sethostname(%q) = %w", cfg.Hostname, err)
+			return fmt.Errorf("sethostname(%q) = %w", cfg.Hostname, err)
 		}
 	}
-	link := &Link{Name: a.Name, Index: a.Index, MAC: a.HardwareAddr, Addr: pfx}
-	wait := orDefault(cfg.CarrierWait, DefaultCarrierWait)
-	state, err := waitCarrier(ctx, a.Index, wait)
+	return nil
+}
+
+// carrier waits for link's carrier and records it; a *NoCarrierError when
+// wait runs out.
+func carrier(ctx context.Context, link *Link, wait time.Duration, log *slog.Logger) error {
+	state, err := waitCarrier(ctx, link.Index, wait)
 	if err != nil {
-		return link, err
+		return err
 	}
 	if state != "" {
-		log.Warn("netcfg: no carrier", "link", a.Name, "operstate", state, "waited", wait)
-		return link, &NoCarrierError{Link: a.Name, State: state, Wait: wait}
+		log.Warn("netcfg: no carrier", "link", link.Name, "operstate", state, "waited", wait)
+		return &NoCarrierError{Link: link.Name, State: state, Wait: wait}
 	}
 	link.Carrier = true
-	log.Info("netcfg: link up", "link", a.Name, "addr", pfx.String(), "gateway", cfg.Gateway)
-	return link, nil
+	return nil
 }
 
 // broadcast is the directed broadcast address of pfx, as the kernel's own

@@ -9,7 +9,11 @@ import (
 )
 
 // Link is the interface that Up configured (Linux only).
-type Link struct{ Name string }
+type Link struct {
+	Name   string
+	Config *Config
+	Lease  *Lease
+}
 
 func (l *Link) String() string { return l.Name }
 
