@@ -195,5 +195,8 @@ func printBorrowerLease(env *Env, l borrower.Lease) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d bytes\n", p.Phase, p.End.Sub(p.Start), status, p.Bytes)
 		}
 	}
+	for _, d := range l.Shutdown {
+		fmt.Fprintf(tw, "shutdown %s\t%s\t%.1f s\t%s\n", d.Server, d.Outcome, d.Seconds, d.Detail)
+	}
 	return tw.Flush()
 }

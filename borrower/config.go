@@ -53,11 +53,22 @@ type Config struct {
 	NFSServer       string `json:"nfs_server"`
 	NFSExport       string `json:"nfs_export"`
 	DefaultTemplate string `json:"default_template"`
-	Archive         bool   `json:"archive"` // archive roots at return, else delete
-	KeeperPort      int    `json:"keeper_port"`
-	LeaseHours      int    `json:"lease_hours"`
-	LeaseSeconds    int    `json:"lease_seconds"` // overrides lease_hours when set (at least 60)
-	PollSeconds     int    `json:"poll_seconds"`
+	Archive         bool   `json:"archive"`     // archive roots at return, else delete
+	KeeperPort      int    `json:"keeper_port"` // the keepers' plain-HTTP GET /status
+	// At return each server's keeper is asked to shut it down, over HTTPS
+	// on KeeperTLSPort (7071) with KeeperClientCert/Key, a client
+	// certificate of the borrower CA; unset: servers are not asked, the
+	// lender powers them off. The borrower then waits up to
+	// ShutdownWaitSeconds (60) for them to leave the gateway, and
+	// ShutdownGraceMS (2000; -1: none) more for them to finish powering off.
+	KeeperTLSPort       int    `json:"keeper_tls_port"`
+	KeeperClientCert    string `json:"keeper_client_cert"`
+	KeeperClientKey     string `json:"keeper_client_key"`
+	ShutdownWaitSeconds int    `json:"shutdown_wait_seconds"`
+	ShutdownGraceMS     int    `json:"shutdown_grace_ms"`
+	LeaseHours          int    `json:"lease_hours"`
+	LeaseSeconds        int    `json:"lease_seconds"` // overrides lease_hours when set (at least 60)
+	PollSeconds         int    `json:"poll_seconds"`
 }
 
 // LoadConfig reads and checks a borrower config (at most 64 KiB).
@@ -83,6 +94,13 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if _, err := netip.ParsePrefix(c.TunnelPool); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: tunnel_pool: %w", path, err)
+	}
+	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
+		return Config{}, fmt.Errorf("borrower config %s: keeper_client_cert %q and keeper_client_key %q: set both or neither",
+			path, c.KeeperClientCert, c.KeeperClientKey)
+	}
+	if c.KeeperTLSPort < 0 || c.KeeperTLSPort > 65535 {
+		return Config{}, fmt.Errorf("borrower config %s: keeper_tls_port %d: not a port", path, c.KeeperTLSPort)
 	}
 	if err := c.checkGateway(); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
@@ -131,6 +149,33 @@ func (c Config) leaseDuration() time.Duration {
 		return time.Duration(c.LeaseSeconds) * time.Second
 	}
 	return time.Duration(c.LeaseHours) * time.Hour
+}
+
+// shutdownWait bounds the wait for servers to leave the gateway at return.
+func (c Config) shutdownWait() time.Duration {
+	if c.ShutdownWaitSeconds <= 0 {
+		return 60 * time.Second
+	}
+	return time.Duration(c.ShutdownWaitSeconds) * time.Second
+}
+
+// shutdownGrace is the time a server that left the gateway gets to power
+// off before the lender cuts power: its keeper leaves as init's last step.
+func (c Config) shutdownGrace() time.Duration {
+	switch {
+	case c.ShutdownGraceMS < 0:
+		return 0
+	case c.ShutdownGraceMS == 0:
+		return 2 * time.Second
+	}
+	return time.Duration(c.ShutdownGraceMS) * time.Millisecond
+}
+
+func (c Config) keeperTLSPort() int {
+	if c.KeeperTLSPort == 0 {
+		return 7071
+	}
+	return c.KeeperTLSPort
 }
 
 func (c Config) poll() time.Duration { return time.Duration(c.PollSeconds) * time.Second }

@@ -3,6 +3,7 @@ package borrower
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,10 +43,14 @@ type Manager struct {
 	roots  Roots
 	gw     Gateway   // nil: no gateway configured
 	vips   *vipCache // nil: image B is refused to everyone
-	lender *api.Client
-	events events
-	caPEM  string
-	log    *slog.Logger
+	// tunnels and keeperCert serve the shutdown at return (shutdown.go);
+	// either nil: servers are not asked, the lender powers them off.
+	tunnels    Tunnels
+	keeperCert *tls.Certificate
+	lender     *api.Client
+	events     events
+	caPEM      string
+	log        *slog.Logger
 }
 
 // New makes a Manager. gw and tunnels may be nil: no gateway is told, and
@@ -55,7 +60,12 @@ func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, tun
 	if err != nil {
 		return nil, fmt.Errorf("borrower_ca: %w", err)
 	}
-	m := &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log}
+	kc, err := keeperClientCert(cfg, ca)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log,
+		tunnels: tunnels, keeperCert: kc}
 	if tunnels != nil {
 		m.vips = newVIPCache(tunnels)
 	}

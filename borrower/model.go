@@ -30,6 +30,9 @@ type Lease struct {
 	// and the pins the gateway was told.
 	Lender api.Lease `json:"lender"`
 	Pins   []string  `json:"pins_allowed,omitempty"`
+	// Shutdown is each server's clean shutdown at return (shutdown.go),
+	// recorded before the gateway and the lender are told.
+	Shutdown []Shutdown `json:"shutdown,omitempty"`
 }
 
 // Request is what `ferry borrower lease request` sends to the daemon.

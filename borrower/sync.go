@@ -61,7 +61,13 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (Lease, error) {
 }
 
 func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
-	m.shutdownKeepers(l)
+	if l.Shutdown == nil {
+		// Recorded once: a resumed return goes straight on to the gateway.
+		l.Shutdown = m.shutdownServers(ctx, l)
+		if err := m.put(ctx, l); err != nil {
+			return l, err
+		}
+	}
 	if m.gw != nil && l.Lender.ID != "" {
 		if err := m.gw.Revoke(ctx, l.Lender.ID, serverIDs(l)); err != nil {
 			return l, fmt.Errorf("return %s: gateway: %w", l.ID, err)
@@ -125,16 +131,6 @@ func (m *Manager) tend(ctx context.Context, l Lease) error {
 	}
 	_, err := m.Refresh(ctx, l)
 	return err
-}
-
-// shutdownKeepers asks each server's keeper to shut down. The keeper
-// has no shutdown endpoint yet and the borrower does not yet learn the
-// servers' tunnel addresses, so this logs what it could not do.
-func (m *Manager) shutdownKeepers(l Lease) {
-	for _, s := range l.Lender.Servers {
-		m.log.Warn("keeper shutdown skipped: no tunnel address known for the server and no keeper shutdown endpoint",
-			"lease", l.ID, "server", s.ID, "keeper_port", m.cfg.KeeperPort)
-	}
 }
 
 // Resume drives what a killed borrower left in flight, then keeps active
