@@ -59,7 +59,8 @@ type Agent struct {
 	settingsURL *url.URL
 	settings    *Settings
 	state       *State
-	ipConfig    string
+	ipConfig    string      // the static ip= the network phase applied
+	dhcp        *DHCPRecord // A's DHCP lease, when it used DHCP
 	kernelPath  string
 	initrdPath  string
 	patchedPath string

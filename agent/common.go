@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,21 +10,30 @@ import (
 
 	"ferry/disks"
 	"ferry/kmod"
-	"ferry/netcfg"
 )
 
 // State is what A hands to B inside the appended segment.
 type State struct {
-	Trace    string   `json:"trace"`
-	IP       string   `json:"ip"`
-	Settings Settings `json:"settings"`
+	Trace string `json:"trace"`
+	// IP is the network configuration A applied, in the static ip= syntax:
+	// A's static ip= as given, or what A's DHCP lease granted. B applies it
+	// as is, keeping the address the lender, the gateway and the borrower
+	// saw, without asking DHCP again.
+	IP string `json:"ip"`
+	// DHCP records A's lease when A used DHCP (nobody renews it).
+	DHCP     *DHCPRecord `json:"dhcp,omitempty"`
+	Settings Settings    `json:"settings"`
 	// Lease is set in managed mode; the identity is in TunnelDir.
 	Lease *Lease `json:"lease,omitempty"`
 }
 
 func (a *Agent) carriedState() *State {
-	ip, _ := a.cmd.Get("ip")
-	return &State{Trace: a.trace, IP: ip, Settings: *a.settings, Lease: a.lease}
+	ip := a.ipConfig
+	if ip == "" {
+		ip, _ = a.cmd.Get("ip")
+	}
+	a.checkLeaseOutlastsLending()
+	return &State{Trace: a.trace, IP: ip, DHCP: a.dhcp, Settings: *a.settings, Lease: a.lease}
 }
 
 // disksReadOnly marks every local disk read-only as soon as the drivers
@@ -70,34 +77,6 @@ func (a *Agent) loadModules(ctx context.Context) error {
 		// Loaded modules live in kernel memory: free the RAM the files hold.
 		return os.RemoveAll(ModuleDir)
 	}
-	return nil
-}
-
-// networkUp configures the NIC from the kernel's ip= syntax (Debian kernels
-// have no IP_PNP, so ferry does what ip= would). B reuses A's setting.
-func (a *Agent) networkUp(ctx context.Context) error {
-	spec, _ := a.cmd.Get("ip")
-	if a.state != nil {
-		spec = a.state.IP
-	}
-	if spec == "" {
-		return fmt.Errorf("no ip= on the kernel command line")
-	}
-	cfg, err := netcfg.ParseIP(spec)
-	if err != nil {
-		return err
-	}
-	link, err := netcfg.Up(ctx, cfg, a.log)
-	var noCarrier *netcfg.NoCarrierError
-	if errors.As(err, &noCarrier) {
-		// Some NICs report carrier late or never; the fetch that follows
-		// fails with a clearer error if the link is really dead.
-		a.log.Warn("no carrier yet, going on", "err", err)
-	} else if err != nil {
-		return err
-	}
-	a.mac = link.MAC.String()
-	a.log.Info("network up", "link", link.String())
 	return nil
 }
 
