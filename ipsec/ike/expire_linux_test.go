@@ -14,10 +14,10 @@ import (
 
 func TestByteLifetimeRekeysBothEndsDuringTransfer(t *testing.T) {
 	l := newLabOn(t, 36)
-	l.gwCfg.ChildBytes = 3 << 20
+	l.gwCfg.ChildBytes = 8 << 20
 	l.startGateway(t)
 	cfg := l.initCfg
-	cfg.ChildBytes = 3 << 20
+	cfg.ChildBytes = 8 << 20
 	ini, err := l.connect(t, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -41,12 +41,12 @@ func TestByteLifetimeRekeysBothEndsDuringTransfer(t *testing.T) {
 			}
 		}
 	}()
-	transfer(t, l, 12<<20, nil) // about four lifetimes of 3 MiB
+	transfer(t, l, 28<<20, nil) // three and a half lifetimes of 8 MiB
 	close(stop)
 	<-done
 	onePair(t, ini, l.gw, "", first)
 	if len(seen) < 3 {
-		t.Fatalf("12 MiB through CHILD_SAs that expire after 3 MiB went through %d of them; want the soft expiries to have rekeyed at least twice", len(seen))
+		t.Fatalf("28 MiB through CHILD_SAs that expire after 8 MiB went through %d of them; want the soft expiries to have rekeyed at least twice", len(seen))
 	}
 }
 

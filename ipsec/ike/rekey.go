@@ -19,7 +19,7 @@ import (
 // deleted, so no packet is lost. It reports whether the exchange started
 // (the window of one may be busy).
 func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
-	if sa.st != stEstablished || sa.pending != nil || old.rekeying || old.replaced {
+	if sa.st != stEstablished || sa.pending != nil || old.rekeying || old.replaced || old.dead {
 		return false, nil
 	}
 	group := d.cfg.ESPPolicy.DH[0]
@@ -39,6 +39,9 @@ func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
 	err = d.request(sa, ikev2.CREATE_CHILD_SA, out, func(m *ikev2.Message) {
 		old.rekeying = false
 		err := d.rekeyChildReply(sa, old, m, dh, ni, in)
+		if err != nil && old.rival != nil {
+			old.replaced = true // the peer's crossing rekey stands; it deletes old
+		}
 		old.rival = nil
 		if err != nil {
 			d.log.Warn("ike: CHILD_SA rekey failed", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", old.cfg.InSPI), "err", err)
@@ -240,8 +243,10 @@ func (d *Daemon) expired(ev dataplane.ExpireEvent) {
 	d.log.Info("ike: CHILD_SA expired", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", ev.SPI), "inbound", ev.Inbound, "kind", ev.Kind, "reason", ev.Reason)
 	switch {
 	case ev.Kind == dataplane.Hard:
+		// A rekey of it (ours in flight, or the peer's) may still
+		// replace it; it is only never rekeyed again from here.
 		d.cfg.DataPlane.Remove(bgctx(), c.cfg.InSPI, c.cfg.OutSPI)
-		c.dead, c.replaced = true, true
+		c.dead, c.rekeyDue = true, false
 	case !c.replaced:
 		c.rekeyDue = true
 	}
@@ -266,7 +271,7 @@ func (d *Daemon) childBySPI(spi uint32, inbound bool) (*ikeSA, *child) {
 // window is free.
 func (d *Daemon) childDue(sa *ikeSA) {
 	for _, c := range sa.children {
-		if c.dead {
+		if c.dead && !c.rekeying { // else the rekey's answer deletes it
 			c.dead = false
 			if err := d.deleteChild(sa, c); err != nil {
 				d.log.Warn("ike: cannot send DELETE for an expired CHILD_SA", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", c.cfg.InSPI), "err", err)
@@ -276,7 +281,7 @@ func (d *Daemon) childDue(sa *ikeSA) {
 		}
 	}
 	for _, c := range sa.children {
-		if c.rekeyDue && !c.replaced {
+		if c.rekeyDue && !c.replaced && !c.dead {
 			if ok, _ := d.rekeyChild(sa, c); ok {
 				c.rekeyDue = false
 				return
