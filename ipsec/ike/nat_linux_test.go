@@ -140,8 +140,9 @@ func newNATLabOn(t *testing.T, n int) *natLab {
 // setNAT (re)loads the router's ruleset, masquerading UDP to ports.
 func (l *natLab) setNAT(t *testing.T, ports string) {
 	t.Helper()
-	nsRun(t, l.names[1], "", "nft", "flush", "ruleset")
-	nsRun(t, l.names[1], strings.ReplaceAll(natRuleset, "PORTS", ports), "nft", "-f", "-")
+	// One transaction: a flush of its own would let packets through
+	// untranslated in between, and IKE would follow them.
+	nsRun(t, l.names[1], "flush ruleset\n"+strings.ReplaceAll(natRuleset, "PORTS", ports), "nft", "-f", "-")
 }
 
 var counterRE = regexp.MustCompile(`packets (\d+) bytes (\d+)`)

@@ -57,7 +57,7 @@ func (d *Daemon) receiveEncrypted(sa *ikeSA, b []byte, h ikev2.Header, from neti
 	} else {
 		switch sa.in.check(h.MessageID) {
 		case resend:
-			d.send(sa, sa.in.lastResp)
+			d.resendFrom(sa, b, h, from, nat)
 			return
 		case drop:
 			d.log.Debug("ike: dropped request outside the window", "id", h.MessageID, "want", sa.in.next)
@@ -72,13 +72,7 @@ func (d *Daemon) receiveEncrypted(sa *ikeSA, b []byte, h ikev2.Header, from neti
 		return
 	}
 	sa.lastRecv = time.Now()
-	if sa.remote != from || sa.natT != nat {
-		moved := sa.natT == nat && sa.st == stEstablished
-		sa.remote, sa.natT = from, nat // authenticated: follow the NAT mapping
-		if moved {
-			d.peerMoved(sa)
-		}
-	}
+	d.follow(sa, from, nat)
 	if h.IsResponse() {
 		p := sa.pending
 		sa.pending = nil
@@ -87,6 +81,33 @@ func (d *Daemon) receiveEncrypted(sa *ikeSA, b []byte, h ikev2.Header, from neti
 		return
 	}
 	d.handleRequest(sa, m)
+}
+
+// follow moves sa to where an authenticated message came from: the
+// peer's NAT mapping changed (RFC 7296 section 2.23).
+func (d *Daemon) follow(sa *ikeSA, from netip.AddrPort, nat bool) {
+	if sa.remote == from && sa.natT == nat {
+		return
+	}
+	moved := sa.natT == nat && sa.st == stEstablished
+	sa.remote, sa.natT = from, nat
+	if moved {
+		d.peerMoved(sa)
+	}
+}
+
+// resendFrom answers a retransmitted request from the cache. One from a
+// new address is authenticated first and moves the SA there: a peer whose
+// NAT mapping changed while its request was in flight retransmits from the
+// new mapping, and the cached answer must go there, not to the old one.
+func (d *Daemon) resendFrom(sa *ikeSA, b []byte, h ikev2.Header, from netip.AddrPort, nat bool) {
+	if (sa.remote != from || sa.natT != nat) && h.NextPayload != ikev2.PayloadSKF {
+		if _, err := sa.cipher.OpenMessage(b); err == nil {
+			sa.lastRecv = time.Now()
+			d.follow(sa, from, nat)
+		}
+	}
+	d.send(sa, sa.in.lastResp)
 }
 
 // open authenticates and decrypts an SK message or collects an SKF

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,10 +46,13 @@ func (c *logCount) get(msg string) int {
 
 // lossyRelay stands between an initiator and a gateway on loopback, one
 // relay socket pair per IKE port, and drops the first drop IKE_AUTH
-// responses; it keeps every IKE_AUTH request and response it saw.
+// responses; it keeps every IKE_AUTH request and response it saw. With
+// remap, each drop also moves the relay to a new source port towards the
+// gateway, as a NAT that lost its mapping would.
 type lossyRelay struct {
 	mu        sync.Mutex
 	drop      int
+	remap     bool
 	reqs      int
 	responses [][]byte
 }
@@ -65,11 +69,39 @@ func udp(t *testing.T) *net.UDPConn {
 func port(c *net.UDPConn) uint16 { return c.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
 
 // forward relays front (the initiator's side) to the gateway at gw
-// through back, and answers back.
+// through a back socket, and the answers back.
 func (r *lossyRelay) forward(t *testing.T, gw netip.AddrPort, nat bool) (front *net.UDPConn) {
-	front, back := udp(t), udp(t)
+	front = udp(t)
 	var peer netip.AddrPort
+	var back atomic.Pointer[net.UDPConn]
 	var mu sync.Mutex
+	var open func()
+	open = func() {
+		b := udp(t)
+		if old := back.Swap(b); old != nil {
+			old.Close() // the NAT forgot the old mapping
+		}
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				n, _, err := b.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				if r.note(buf[:n], nat) {
+					if r.remap {
+						open()
+					}
+					continue
+				}
+				mu.Lock()
+				to := peer
+				mu.Unlock()
+				front.WriteToUDPAddrPort(buf[:n], to)
+			}
+		}()
+	}
+	open()
 	go func() {
 		buf := make([]byte, 65536)
 		for {
@@ -81,23 +113,7 @@ func (r *lossyRelay) forward(t *testing.T, gw netip.AddrPort, nat bool) (front *
 			peer = from
 			mu.Unlock()
 			r.note(buf[:n], nat)
-			back.WriteToUDPAddrPort(buf[:n], gw)
-		}
-	}()
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := back.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if r.note(buf[:n], nat) {
-				continue
-			}
-			mu.Lock()
-			to := peer
-			mu.Unlock()
-			front.WriteToUDPAddrPort(buf[:n], to)
+			back.Load().WriteToUDPAddrPort(buf[:n], gw)
 		}
 	}()
 	return front
@@ -254,5 +270,16 @@ func TestRetransmittedRefusedInitIsLoggedOnce(t *testing.T) {
 	}
 	if n := logs.get("ike: refused IKE_SA_INIT"); n != 1 {
 		t.Fatalf("an IKE_SA_INIT without Nonce sent 4 times was logged as refused %d times; want once", n)
+	}
+}
+
+func TestRetransmissionFromNewNATMappingIsAnsweredThere(t *testing.T) {
+	relay := &lossyRelay{drop: 1, remap: true} // the refusal is lost, and the NAT mapping with it
+	_, ini := refusingPair(t, relay, testLog(t, "gw"), time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	err := ini.Connect(ctx, Target{Gateway: netip.MustParseAddr("127.0.0.1")})
+	if err == nil || !strings.Contains(err.Error(), "AUTHENTICATION_FAILED") {
+		t.Fatalf("connect whose retransmission came through a new NAT mapping: %v; want the answer sent to the new mapping", err)
 	}
 }
