@@ -5,25 +5,76 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
+	"ferry/api"
 	"ferry/netboot"
 )
 
 // NetbootConfig is the optional "netboot" section of the lender config:
 // where to serve DHCP/ProxyDHCP, TFTP and HTTP, and image A's files.
 type NetbootConfig struct {
-	Interface string `json:"interface"`
-	ServerIP  string `json:"server_ip"`
-	Mode      string `json:"mode"` // dhcp or proxydhcp
-	PoolFirst string `json:"pool_first"`
-	PoolLast  string `json:"pool_last"`
-	Prefix    string `json:"prefix"`
-	HTTPAddr  string `json:"http_addr"`
-	TFTPRoot  string `json:"tftp_root"`
-	KernelA   string `json:"kernel_a"`
-	InitrdA   string `json:"initrd_a"`
-	Cmdline   string `json:"cmdline"` // console options before the lease's parameters
+	Interface string   `json:"interface"`
+	ServerIP  string   `json:"server_ip"`
+	Mode      string   `json:"mode"` // dhcp or proxydhcp
+	PoolFirst string   `json:"pool_first"`
+	PoolLast  string   `json:"pool_last"`
+	Prefix    string   `json:"prefix"`
+	Router    string   `json:"router"` // dhcp mode: the default gateway offered (option 3); image A needs it to reach a gateway off this net
+	DNS       []string `json:"dns"`    // dhcp mode: DNS servers offered (option 6); recorded by image A, not used
+	HTTPAddr  string   `json:"http_addr"`
+	TFTPRoot  string   `json:"tftp_root"`
+	KernelA   string   `json:"kernel_a"`
+	InitrdA   string   `json:"initrd_a"`
+	Cmdline   string   `json:"cmdline"` // console options before the lease's parameters
+	// DHCPLeaseTime is the lease the DHCP server grants (dhcp mode).
+	// Image A takes its address by DHCP and image B keeps it for the whole
+	// lending without renewing, so the default is the longest lending
+	// (api.MaxDuration); a shorter one risks the address going to another
+	// machine while B still uses it, and A warns on its console then.
+	DHCPLeaseTime Duration `json:"dhcp_lease_time"`
+}
+
+// cmdlineFor is image A's command line: the configured options, the
+// lease's bootstrap parameters, and ip=dhcp unless the options carry an
+// ip= of their own (a lab that wants a static address).
+func (c NetbootConfig) cmdlineFor(params string) string {
+	s := strings.TrimSpace(c.Cmdline + " " + params)
+	for _, f := range strings.Fields(c.Cmdline) {
+		if strings.HasPrefix(f, "ip=") {
+			return s
+		}
+	}
+	return s + " ip=dhcp"
+}
+
+// routerDNS parses router (inside prefix, optional) and dns.
+func (c NetbootConfig) routerDNS(prefix netip.Prefix) (netip.Addr, []netip.Addr, error) {
+	var r netip.Addr
+	if c.Router != "" {
+		var err error
+		if r, err = netip.ParseAddr(c.Router); err != nil || !prefix.Contains(r) {
+			return r, nil, fmt.Errorf("netboot.router %q: want an IPv4 address inside prefix %s", c.Router, prefix)
+		}
+	}
+	var dns []netip.Addr
+	for i, d := range c.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil || !a.Is4() {
+			return r, nil, fmt.Errorf("netboot.dns[%d] %q: want an IPv4 address", i, d)
+		}
+		dns = append(dns, a)
+	}
+	return r, dns, nil
+}
+
+// leaseTime is DHCPLeaseTime or its default.
+func (c NetbootConfig) leaseTime() time.Duration {
+	if c.DHCPLeaseTime <= 0 {
+		return api.MaxDuration * time.Second
+	}
+	return time.Duration(c.DHCPLeaseTime)
 }
 
 // policy answers netboot for the lender: only servers with a pending
@@ -56,7 +107,7 @@ func (p policy) Boot(ctx context.Context, mac net.HardwareAddr) (*netboot.BootSp
 		return nil, err
 	}
 	return &netboot.BootSpec{Kernel: netboot.Artifact{Path: p.cfg.KernelA}, Initrd: netboot.Artifact{Path: p.cfg.InitrdA},
-		Cmdline: p.cfg.Cmdline + " " + b.KernelParam}, nil
+		Cmdline: p.cfg.cmdlineFor(b.KernelParam)}, nil
 }
 
 // reissue replaces the pending boot of a server with a new token.
@@ -96,7 +147,14 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 		if err1 != nil || err2 != nil || err3 != nil {
 			return nil, fmt.Errorf("netboot: dhcp mode needs pool_first, pool_last and prefix: %v %v %v", err1, err2, err3)
 		}
-		cfg.Pool = netboot.Pool{First: first, Last: last, Prefix: prefix, LeaseTime: time.Hour}
+		cfg.Pool = netboot.Pool{First: first, Last: last, Prefix: prefix, LeaseTime: c.leaseTime()}
+		if cfg.Pool.Router, cfg.Pool.DNS, err = c.routerDNS(prefix); err != nil {
+			return nil, err
+		}
+		if lt := c.leaseTime(); lt < api.MaxDuration*time.Second {
+			m.log.Warn("netboot: dhcp leases shorter than the longest lending: nothing renews them in B", "dhcp_lease_time", lt,
+				"longest_lending", time.Duration(api.MaxDuration)*time.Second)
+		}
 	}
 	return netboot.New(cfg, policy{m: m, cfg: c})
 }
