@@ -47,7 +47,7 @@ if [ -z "${FERRY_FULL_DEADLINE:-}" ]; then
 fi
 
 LNS=ferry-full-L-$$ WNS=ferry-full-W-$$ BNS=ferry-full-B-$$
-LENDER=10.50.0.1 SERVER_IP=10.50.0.10
+LENDER=10.50.0.1 SERVER_IP= # the lent server: from the lender's DHCP pool, read off its console
 LENDER_WAN=10.51.0.1 GATEWAY=10.51.0.2
 BORROWER=10.52.0.1 POOL=10.52.8.0/24
 MAC=52:54:00:50:00:10
@@ -161,16 +161,17 @@ start_lender() {
 	local ca
 	ca=$("$FERRY" lender init --dir "$LDIR" --host "$LENDER" | awk '$1 == "ca_sha256" {print $2}')
 	[ -n "$ca" ] || fail "lender init printed no ca_sha256"
-	# Debian kernels have no IP autoconfig and the agent has no DHCP
-	# client: A gets a static ip= (one lent server in this lab).
+	# No ip= in cmdline: the lender adds ip=dhcp, A asks the lender's DHCP
+	# server (pool 10.50.0.100-150, router = the lender) and B keeps A's
+	# address.
 	cat >"$DIR/lender.json" <<-JSON
 	{"dir": "$LDIR", "agent_listen": "$LENDER:8443", "public_url": "https://$LENDER:8443",
 	 "m2m_listen": "$LENDER_WAN:9443", "m2m_cert": "$PKI/lender-m2m.pem", "m2m_key": "$PKI/lender-m2m.key",
 	 "m2m_client_ca": "$PKI/borrower-org-ca.pem", "token_ttl": "10m",
 	 "netboot": {"interface": "lan", "server_ip": "$LENDER", "mode": "dhcp",
-	             "pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24",
+	             "pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24", "router": "$LENDER",
 	             "http_addr": "$LENDER:8080", "kernel_a": "$VMLINUZ", "initrd_a": "$DIR/initrd-a.img",
-	             "cmdline": "console=ttyS0 quiet ip=$SERVER_IP::$LENDER:255.255.255.0:lent:eth0:off"}}
+	             "cmdline": "console=ttyS0 quiet"}}
 	JSON
 	bg ip netns exec "$LNS" "$FERRY" lender serve --config "$DIR/lender.json" >"$DIR/lender.log" 2>&1
 	wait_log 20 "$DIR/lender.log" 'dhcp listening' || fail "lender did not start serving DHCP"
@@ -269,6 +270,11 @@ grep -aq 'ferry: phase .* failed' "$DIR/console.txt" && fail "a phase failed: $(
 grep -a 'ferry-root: check' "$DIR/console.txt" | grep FAIL >/dev/null && fail "the root's checks failed: $(con | grep -a 'check .* FAIL')"
 VIP=$(con | grep -ao 'tunnel up gateway=[0-9.]* vip=[0-9.]* (keeper)' | sed 's/.*vip=\([0-9.]*\).*/\1/' | tail -1)
 [ -n "$VIP" ] || fail "the keeper never reported the tunnel up"
+# A's address came from the lender's DHCP pool; B kept it (no second DHCP).
+SERVER_IP=$(con | grep -ao 'ferry: address [0-9.]*/[0-9]* dev [^ ]* via [0-9.]* from dhcp server' | sed 's/ferry: address \([0-9.]*\)\/.*/\1/' | head -1)
+case $SERVER_IP in 10.50.0.1[0-4][0-9] | 10.50.0.150) ;; *) fail "image A printed no address from the lender's DHCP pool (got '$SERVER_IP')" ;; esac
+grep -aq "ferry: address $SERVER_IP/24 dev [^ ]* via $LENDER kept from A's dhcp lease" "$DIR/console.txt" ||
+	fail "image B did not keep A's address $SERVER_IP: $(con | grep -a 'ferry: address')"
 status=$(inB curl -sS -m 10 "http://$VIP:7070/status" 2>&1) ||
 	fail "keeper status through the tunnel: $status; route: $(inB ip route get "$VIP" 2>&1)"
 grep '"root_fstype":"nfs4"' >/dev/null <<<"$status" || fail "keeper status: root is not nfs4: $status"
