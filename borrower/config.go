@@ -60,7 +60,7 @@ type Config struct {
 	// certificate of the borrower CA; unset: servers are not asked, the
 	// lender powers them off. The borrower then waits up to
 	// ShutdownWaitSeconds (60) for them to leave the gateway, and
-	// ShutdownGraceMS (2000; -1: none) more for them to finish powering off.
+	// ShutdownGraceMS (3000; -1: none) more for them to finish powering off.
 	KeeperTLSPort       int    `json:"keeper_tls_port"`
 	KeeperClientCert    string `json:"keeper_client_cert"`
 	KeeperClientKey     string `json:"keeper_client_key"`
@@ -166,7 +166,7 @@ func (c Config) shutdownGrace() time.Duration {
 	case c.ShutdownGraceMS < 0:
 		return 0
 	case c.ShutdownGraceMS == 0:
-		return 2 * time.Second
+		return 3 * time.Second
 	}
 	return time.Duration(c.ShutdownGraceMS) * time.Millisecond
 }

@@ -27,8 +27,11 @@
 # show`; the root's own checks pass; the keeper answers through the tunnel
 # after the switch with the tunnel up; every WAN packet of the lent server
 # is IKE or ESP (UDP 500/4500) and no NFS or image traffic crosses in clear;
-# the lent server's disk is byte-identical; the return powers the guest off
-# and the lender's CRL lists the one-time certificate.
+# the lent server's disk is byte-identical; at `lease return` the borrower
+# asks the keeper (HTTPS, client certificate) to shut the server down and
+# the guest powers off by itself (QMP quit only as a failing fallback), the
+# lease shows the clean shutdown, and the lender's CRL lists the one-time
+# certificate.
 #
 # usage: scripts/full-e2e.sh [FERRY]   (root; FERRY defaults to ./ferry)
 # env:   FERRY_FULL_TIMEOUT (guest seconds, default 600), FERRY_ACCEL,
@@ -89,7 +92,8 @@ wait_log() {
 stamp() { date +%s.%N; }
 
 # make_certs: each organisation's CA (openssl, P-256) and its leaves:
-# lender-m2m (server, on the WAN), borrower-m2m (client), borrower-images
+# lender-m2m (server, on the WAN), borrower-m2m (client), borrower-keeper
+# (client: asks keepers to shut their servers down at return), borrower-images
 # (server, borrower LAN), gateway (IKE, signed by the borrower CA that the
 # lent server receives at enrollment).
 make_certs() {
@@ -100,7 +104,7 @@ make_certs() {
 			-subj "/CN=$org" -keyout "$PKI/$org-ca.key" -out "$PKI/$org-ca.pem" \
 			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign) 2>/dev/null
 	done
-	for name in lender-m2m:lender-org:server:$LENDER_WAN borrower-m2m:borrower-org:client: \
+	for name in lender-m2m:lender-org:server:$LENDER_WAN borrower-m2m:borrower-org:client: borrower-keeper:borrower-org:client: \
 		borrower-images:borrower-org:server:$BORROWER gateway:borrower-org::$GATEWAY; do
 		IFS=: read -r name org ku ip <<<"$name"
 		(umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -197,6 +201,7 @@ start_borrower_side() {
 	 "image_listen": "$BORROWER:9444", "image_url": "https://$BORROWER:9444",
 	 "image_cert": "$PKI/borrower-images.pem", "image_key": "$PKI/borrower-images.key",
 	 "tunnel_pool": "$POOL", "nfs_server": "$BORROWER", "nfs_export": "/srv/roots",
+	 "keeper_client_cert": "$PKI/borrower-keeper.pem", "keeper_client_key": "$PKI/borrower-keeper.key",
 	 "default_template": "$EXPORT", "poll_seconds": 1}
 	JSON
 	"$FERRY" borrower image add --dir "$BDIR" b1 --kernel "$WWW/vmlinuz-b" --initrd "$WWW/initrd-b.img" \
@@ -205,6 +210,15 @@ start_borrower_side() {
 	bg ip netns exec "$BNS" "$FERRY" borrower serve --config "$DIR/borrower.json" >"$DIR/borrower.log" 2>&1
 	for _ in $(seq 50); do "$FERRY" borrower lease list --dir "$BDIR" >/dev/null 2>&1 && return 0; sleep 0.2; done
 	fail "borrower manager did not start"
+}
+
+# qmp_quit ends QEMU over QMP (the return's fallback only).
+qmp_quit() {
+	python3 - "$DIR/qmp.sock" <<-'PY' || kill "$QEMU_PID" 2>/dev/null || true
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); f = s.makefile("rw")
+	f.readline(); f.write('{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n'); f.flush(); f.readline()
+	PY
 }
 
 start_guest() {
@@ -293,9 +307,22 @@ done
 log "borrower lease return"
 T_RET=$(stamp)
 "$FERRY" borrower lease return --dir "$BDIR" "$LEASE" >"$DIR/return.log" 2>&1 || fail "lease return: $(cat "$DIR/return.log")"
-for _ in $(seq 100); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.2; done
-kill -0 "$QEMU_PID" 2>/dev/null && fail "the guest is still running after the return"
+# The keeper asked the root's init to power off: QEMU (-no-reboot) exits by
+# itself. Quit over QMP only as a fallback, which fails the check.
+for _ in $(seq 150); do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$QEMU_PID" 2>/dev/null; then
+	qmp_quit
+	fail "the guest did not power off by itself within 30 s of the return (QMP quit sent); return: $(cat "$DIR/return.log")"
+fi
 T_OFF=$(stamp)
+tr -d '\r\033' <"$DIR/console.log" >"$DIR/console.txt"
+grep -aq 'ferry-root: clean shutdown requested' "$DIR/console.txt" ||
+	fail "the root's init never got the keeper's power-off signal: $(tail -5 "$DIR/console.txt")"
+grep -aq 'reboot: Power down' "$DIR/console.txt" ||
+	fail "QEMU ended but the guest's kernel never powered down (the lender's power-off came first?): $(tail -5 "$DIR/console.txt")"
+show=$("$FERRY" borrower lease show --dir "$BDIR" "$LEASE" 2>&1) || true
+grep -Eq '^shutdown [^ ]+ +clean' <<<"$show" || fail "lease show does not record a clean shutdown: $show"
+SHUT_S=$(sed -n 's/^shutdown [^ ]* *clean *\([0-9.]*\) s.*/\1/p' <<<"$show" | head -1)
 serial=$(con | grep -ao 'ferry: enrolled .*serial=[0-9a-f]*' | sed 's/.*serial=//' | tail -1)
 inL curl -sk -o "$DIR/crl.der" "https://$LENDER:8443/v1/crl" || fail "no CRL from the lender"
 crl=$(openssl crl -inform DER -in "$DIR/crl.der" -noout -text 2>&1)
@@ -314,8 +341,9 @@ nfs=$(tcpdump -n -r "$DIR/wan.pcap" "tcp port 2049 or tcp port 9444" 2>/dev/null
 echo
 echo "timeline (guest console; then the managers):"
 con | grep -a 'ferry: phase .* ok in' | sed 's/.*ferry: phase \([^ ]*\) ok in \(.*\)/  \1 \2/' | awk '{printf "  %-12s %s\n", $1, $2}'
-awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$esp" 'BEGIN {
+awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$esp" -v s="$SHUT_S" 'BEGIN {
 	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n", r - q, o - b, o - t0
+	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself\n", s
 	printf "  WAN: %d ESP-in-UDP packets of the lent server, 0 in clear\n", e }'
 echo "full-e2e: ok (lease $LEASE, tunnel address $VIP)"
 [ -n "${FERRY_FULL_KEEP:-}" ] || rm -rf "$DIR"

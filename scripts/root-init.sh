@@ -9,6 +9,15 @@
 # serves /srv on :80 with busybox httpd, prints "ferry-root: ready", waits
 # (bounded) for the host to create /poweroff-request in the export, re-checks
 # that the keeper survived, and powers off.
+#
+# A clean shutdown asked by the borrower arrives as a signal from the keeper
+# (SIGUSR2, busybox init's power-off signal, which the keeper's "auto" picks
+# for a non-systemd init; 38 = SIGRTMIN+4, systemd's, is trapped as well).
+# The root then goes down in the order of ARCHITECTURE.md phase 10: sync,
+# unmount what can be unmounted, / read-only, and only then the keeper ends
+# (it deletes its IKE SA, so the gateway and the borrower see the server
+# leave at once) while a `poweroff -f` loaded beforehand powers off: nothing
+# is read from the NFS root once the tunnel is gone.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 WAIT=300   # seconds to wait for /poweroff-request
@@ -127,6 +136,33 @@ else
 	check httpd FAIL "busybox httpd did not start"
 fi
 say "ready (uptime $(up) s)"
+
+# clean_shutdown: the borrower asked the keeper to shut the server down.
+clean_shutdown() {
+	trap '' USR2 38
+	say "clean shutdown requested (uptime $(up) s)"
+	check_keeper keeper-alive-at-end
+	kp=$(find_keeper)
+	sync
+	# Children before parents; / stays (read-only below), /proc (the keeper's
+	# pid, sysrq) and /dev (the console) too.
+	for m in $(awk '$2 != "/" && $2 != "/proc" && $2 != "/dev" { print $2 }' /proc/mounts | sort -r); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	mount -o remount,ro / 2>/dev/null || say "could not remount / read-only"
+	sync
+	say "root synced and read-only; keeper (pid ${kp:-none}) ends, then power off (uptime $(up) s)"
+	# Programs are loaded from the NFS root, so both start while the tunnel is
+	# still up: poweroff -f powers off 1 s later without syncing (-n: done
+	# above); it looks up /var/log/wtmp then (cached now). Should that lookup
+	# still need the NFS server, the kernel's sysrq powers off at 2 s.
+	[ -e /var/log/wtmp ]
+	poweroff -d 1 -n -f &
+	(sleep 2; echo o > /proc/sysrq-trigger) &
+	[ -n "$kp" ] && kill -TERM "$kp"
+	wait
+}
+trap clean_shutdown USR2 38
 
 # Wait for the host. Negative dentries of an NFS root are cached up to
 # acdirmax (60 s): drop them each round so a new file shows at once.
