@@ -152,15 +152,21 @@ clean_shutdown() {
 	mount -o remount,ro / 2>/dev/null || say "could not remount / read-only"
 	sync
 	say "root synced and read-only; keeper (pid ${kp:-none}) ends, then power off (uptime $(up) s)"
-	# Programs are loaded from the NFS root, so both start while the tunnel is
-	# still up: poweroff -f powers off 1 s later without syncing (-n: done
-	# above); it looks up /var/log/wtmp then (cached now). Should that lookup
-	# still need the NFS server, the kernel's sysrq powers off at 2 s.
+	# Programs are loaded from the NFS root, so everything that runs after
+	# the keeper ends is loaded before: poweroff -f (it powers off 1 s later,
+	# without syncing: done above; it looks up /var/log/wtmp then, cached
+	# now) and a fifo on /dev for a timed wait in this shell's builtins. If
+	# poweroff still needs the NFS server, the kernel's sysrq powers off.
 	[ -e /var/log/wtmp ]
+	mkfifo /dev/.ferry-wait 2>/dev/null
+	read -r me </proc/$$/comm
 	poweroff -d 1 -n -f &
-	(sleep 2; echo o > /proc/sysrq-trigger) &
+	pp=$! n=0
+	while [ $n -lt 10000 ] && read -r c </proc/$pp/comm && [ "$c" = "$me" ]; do n=$((n + 1)); done
 	[ -n "$kp" ] && kill -TERM "$kp"
-	wait
+	read -t 2 _ <>/dev/.ferry-wait
+	echo "ferry-root: poweroff did not act within 2 s; sysrq power off"
+	echo o >/proc/sysrq-trigger
 }
 trap clean_shutdown USR2 38
 
