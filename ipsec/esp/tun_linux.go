@@ -67,7 +67,21 @@ func OpenTUN(name string, mtu int) (*TUN, error) {
 		f.Close()
 		return nil, fmt.Errorf("tun %q: mtu %d, up: %w", name, mtu, err)
 	}
+	if vnet {
+		// Best effort: without it a super-segment still goes out, in two
+		// UDP GSO sends instead of one.
+		netlink.LinkSetGSOMaxSegs(link, tsoMaxSegs(mtu))
+	}
 	return &TUN{f: f, rc: rc, Name: name, Index: link.Attrs().Index, vnet: vnet}, nil
+}
+
+// tsoMaxSegs is how many segments of at most mtu bytes the kernel may put
+// in one TCP super-segment so that, once sealed, they are one UDP GSO send:
+// with the default 64 KB a 1500-byte path gets 45-47 segments, which ESP
+// grows past one datagram's 64 KB, and each super-segment then costs two
+// sendmsg, two GRO reads on the peer and two TUN writes there.
+func tsoMaxSegs(mtu int) int {
+	return max(1, min(gsoMaxSegs, gsoMaxBytes/espLen(mtu)))
 }
 
 // openTUN opens the device with virtio headers and offloads if the kernel
