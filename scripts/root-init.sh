@@ -152,17 +152,16 @@ clean_shutdown() {
 	mount -o remount,ro / 2>/dev/null || say "could not remount / read-only"
 	sync
 	say "root synced and read-only; keeper (pid ${kp:-none}) ends, then power off (uptime $(up) s)"
-	# Programs are loaded from the NFS root, so everything that runs after
-	# the keeper ends is loaded before: poweroff -f (it powers off 1 s later,
-	# without syncing: done above; it looks up /var/log/wtmp then, cached
-	# now) and a fifo on /dev for a timed wait in this shell's builtins. If
-	# poweroff still needs the NFS server, the kernel's sysrq powers off.
-	[ -e /var/log/wtmp ]
-	mkfifo /dev/.ferry-wait 2>/dev/null
-	read -r me </proc/$$/comm
-	poweroff -d 1 -n -f &
+	# Nothing may be read from the NFS root once the keeper has ended: the
+	# poweroff -f that runs then is a copy of busybox on /dev (devtmpfs),
+	# chrooted there so that its /var/log/wtmp lookup stays local too, and
+	# it is running before the keeper is told (it powers off 1 s later,
+	# without syncing: done above). A fifo on /dev times the fallback in
+	# this shell's builtins: the kernel's sysrq power off.
+	cp /bin/busybox /dev/busybox-ferry && mkfifo /dev/.ferry-wait
+	chroot /dev /busybox-ferry poweroff -d 1 -n -f &
 	pp=$! n=0
-	while [ $n -lt 10000 ] && read -r c </proc/$pp/comm && [ "$c" = "$me" ]; do n=$((n + 1)); done
+	while [ $n -lt 20000 ] && read -r c </proc/$pp/comm && [ "$c" != busybox-ferry ]; do n=$((n + 1)); done
 	[ -n "$kp" ] && kill -TERM "$kp"
 	read -t 2 _ <>/dev/.ferry-wait
 	echo "ferry-root: poweroff did not act within 2 s; sysrq power off"
