@@ -23,6 +23,7 @@ workflow:
         "image_listen": "10.8.0.1:8444", "image_url": "https://10.8.0.1:8444",
         "image_cert": "img.pem", "image_key": "img.key", "tunnel_pool": "10.8.1.0/24",
         "nfs_server": "10.8.0.2", "nfs_export": "/srv/ferry/roots",
+        "keeper_client_cert": "keeper-client.pem", "keeper_client_key": "keeper-client.key",
         "default_template": "/srv/ferry/template", "archive": false}
      image B is served only to the virtual IP that the gateway (its status
      socket) says a server of an active lease holds, and only that lease's
@@ -40,8 +41,14 @@ workflow:
      ferry borrower lease show --dir DIR ID     every server, its phase, timings, key pin
        (enrolled keys are put on the gateway's allow list as they appear)
   5. ferry borrower lease return --dir DIR ID
-       removes the keys from the gateway, tells the lender (power off,
-       certificates revoked), archives or deletes the NFS roots;
+       asks each server's keeper to shut it down (HTTPS to its virtual IP,
+       port keeper_tls_port 7071, client certificate keeper_client_cert
+       of borrower_ca; the keeper must hold the server's one-time key),
+       waits up to shutdown_wait_seconds (60) until the gateway no longer
+       shows the server, then removes the keys from the gateway, tells the
+       lender (power off anyway, certificates revoked), archives or deletes
+       the NFS roots; lease show prints each server's shutdown: clean,
+       timeout, failed, not-connected or skipped;
        a lease whose end has passed is returned the same way by itself
 
 subcommands: serve, image add|list, lease request|list|show|return`
