@@ -215,3 +215,38 @@ func TestKeeperClientCertMustChainToBorrowerCA(t *testing.T) {
 		t.Fatalf("err = %v, want one naming keeper_client_cert", err)
 	}
 }
+
+func TestReturnDoesNotAskOrWaitForAServerAlreadyGone(t *testing.T) {
+	ca := newShutCA(t, "borrower-org")
+	s := startLentServer(t, ca, "exec sleep 60")
+	m, l := returner(t, s, ca, 30)
+	s.init.Process.Kill()
+	<-s.exited
+	got := m.shutdownServers(context.Background(), l)
+	if len(got) != 1 || got[0].Outcome != ShutdownNotThere || !got[0].Asked.IsZero() {
+		t.Fatalf("shutdown = %+v, want s1 not-connected, never asked", got)
+	}
+}
+
+func TestReturnSkipsShutdownWithoutKeeperClientCertificate(t *testing.T) {
+	ca := newShutCA(t, "borrower-org")
+	s := startLentServer(t, ca, "exec sleep 60")
+	m, l := returner(t, s, ca, 30)
+	m.keeperCert = nil
+	got := m.shutdownServers(context.Background(), l)
+	if len(got) != 1 || got[0].Outcome != ShutdownSkipped || !strings.Contains(got[0].Detail, "keeper_client_cert") {
+		t.Fatalf("shutdown = %+v, want s1 skipped naming keeper_client_cert", got)
+	}
+	if !s.initAlive() {
+		t.Fatal("init was signalled without a request")
+	}
+}
+
+func (s *lentServer) initAlive() bool {
+	select {
+	case <-s.exited:
+		return false
+	case <-time.After(200 * time.Millisecond):
+		return true
+	}
+}
