@@ -323,6 +323,8 @@ grep -aq 'reboot: Power down' "$DIR/console.txt" ||
 show=$("$FERRY" borrower lease show --dir "$BDIR" "$LEASE" 2>&1) || true
 grep -Eq '^shutdown [^ ]+ +clean' <<<"$show" || fail "lease show does not record a clean shutdown: $show"
 SHUT_S=$(sed -n 's/^shutdown [^ ]* *clean *\([0-9.]*\) s.*/\1/p' <<<"$show" | head -1)
+HOW="poweroff -f"
+grep -aq 'sysrq power off' "$DIR/console.txt" && HOW="the sysrq fallback (poweroff -f did not act)"
 serial=$(con | grep -ao 'ferry: enrolled .*serial=[0-9a-f]*' | sed 's/.*serial=//' | tail -1)
 inL curl -sk -o "$DIR/crl.der" "https://$LENDER:8443/v1/crl" || fail "no CRL from the lender"
 crl=$(openssl crl -inform DER -in "$DIR/crl.der" -noout -text 2>&1)
@@ -341,9 +343,9 @@ nfs=$(tcpdump -n -r "$DIR/wan.pcap" "tcp port 2049 or tcp port 9444" 2>/dev/null
 echo
 echo "timeline (guest console; then the managers):"
 con | grep -a 'ferry: phase .* ok in' | sed 's/.*ferry: phase \([^ ]*\) ok in \(.*\)/  \1 \2/' | awk '{printf "  %-12s %s\n", $1, $2}'
-awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$esp" -v s="$SHUT_S" 'BEGIN {
+awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$esp" -v s="$SHUT_S" -v how="$HOW" 'BEGIN {
 	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n", r - q, o - b, o - t0
-	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself\n", s
+	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself through %s\n", s, how
 	printf "  WAN: %d ESP-in-UDP packets of the lent server, 0 in clear\n", e }'
 echo "full-e2e: ok (lease $LEASE, tunnel address $VIP)"
 [ -n "${FERRY_FULL_KEEP:-}" ] || rm -rf "$DIR"
