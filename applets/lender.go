@@ -31,8 +31,10 @@ workflow:
                     "kernel_a": "vmlinuz-a", "initrd_a": "initrd-a.img",
                     "cmdline": "console=ttyS0"}}
        netboot (optional): DHCP ("mode": "dhcp" with pool_first, pool_last,
-       prefix) or ProxyDHCP, TFTP of iPXE, and a per-boot iPXE script that
-       admits only servers of a lease and mints a fresh one-time token
+       prefix, router, dns, dhcp_lease_time (default 90 days: at least as
+       long as any lending, since nothing renews it)) or ProxyDHCP, TFTP of
+       iPXE, and a per-boot iPXE script that admits only servers of a lease,
+       mints a fresh one-time token and adds ip=dhcp unless cmdline has ip=
        agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem, /metrics
        borrower side (mutual TLS): POST /v1/leases, GET /v1/leases/ID,
        POST /v1/leases/ID/return
