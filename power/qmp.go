@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -57,8 +62,15 @@ func (q *QMP) On(ctx context.Context) error {
 	return err
 }
 
+// Off powers the guest off. A guest that is already off counts as done:
+// QEMU exits when its guest powers itself off (as at a clean return), so
+// nothing listening on the socket means the machine is off.
 func (q *QMP) Off(ctx context.Context) error {
 	_, err := q.exec(ctx, "off", q.OffCmd)
+	if err != nil && q.gone(err) {
+		q.log.Info("qmp: no QEMU on the socket any more: already off", "socket", q.Socket)
+		return nil
+	}
 	return err
 }
 
@@ -69,7 +81,24 @@ func (q *QMP) Reset(ctx context.Context) error {
 
 func (q *QMP) Status(ctx context.Context) (State, error) {
 	st, _, err := q.status(ctx, "status")
+	if err != nil && q.gone(err) {
+		return StateOff, nil
+	}
 	return st, err
+}
+
+// gone reports whether err says no QEMU listens on the socket any more: the
+// socket refuses connections or has been removed from a directory that
+// still exists. A missing directory is a configuration error instead.
+func (q *QMP) gone(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		_, derr := os.Stat(filepath.Dir(q.Socket))
+		return derr == nil
+	}
+	return false
 }
 
 func (q *QMP) status(ctx context.Context, op string) (State, string, error) {

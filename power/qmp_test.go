@@ -144,3 +144,26 @@ func TestQMPDrivesRealQEMU(t *testing.T) {
 		t.Fatalf("QEMU after quit: %v", err)
 	}
 }
+
+func TestQMPOffAfterQEMUExitedIsAlreadyOff(t *testing.T) {
+	// QEMU exits when its guest powers itself off: its socket goes away
+	// (or refuses) while the directory stays.
+	dir := t.TempDir()
+	d, _ := New("qmp", map[string]string{"socket": filepath.Join(dir, "qmp.sock")}, nil)
+	if err := d.Off(context.Background()); err != nil {
+		t.Fatalf("Off with QEMU gone: %v", err)
+	}
+	if st, err := d.Status(context.Background()); err != nil || st != StateOff {
+		t.Fatalf("Status with QEMU gone = %v, %v; want off", st, err)
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "stale.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	d, _ = New("qmp", map[string]string{"socket": filepath.Join(dir, "stale.sock")}, nil)
+	if err := d.Off(context.Background()); err != nil {
+		t.Fatalf("Off with a stale socket: %v", err)
+	}
+}
