@@ -43,6 +43,9 @@ type Config struct {
 	ServerIP netip.Addr
 	Mode     Mode
 	Pool     Pool // ModeDHCP only
+	// Leases keeps acknowledged leases across restarts (ModeDHCP; default
+	// NewMemLeases, which does not).
+	Leases Leases
 	// HTTPAddr is where the HTTP server listens (default ServerIP:8080).
 	HTTPAddr string
 	// HTTPBase is the URL iPXE uses to reach HTTPAddr (default

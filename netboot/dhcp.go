@@ -50,6 +50,14 @@ func describe(req *dhcpv4.DHCPv4) client {
 	return c
 }
 
+// Answer replies to a request that arrived on port 67 as the listener
+// would, without touching the network; an error means silence and says
+// why. It lets a caller (a relay, the lender's tests) drive the server
+// without a link.
+func (s *Server) Answer(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
+	return s.reply(ctx, req, portDHCP)
+}
+
 // reply answers req, or returns errIgnore (wrapped with the reason) for
 // silence. It never touches the network: the listeners call it.
 func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4, p port) (*dhcpv4.DHCPv4, error) {
@@ -63,16 +71,16 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4, p port) (*dhcpv4
 	if s.cfg.Mode == ModeProxyDHCP {
 		return s.proxyReply(req, c, p)
 	}
-	return s.dhcpReply(req, c)
+	return s.dhcpReply(ctx, req, c)
 }
 
-func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error) {
+func (s *Server) dhcpReply(ctx context.Context, req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error) {
 	now := s.now()
 	var typ dhcpv4.MessageType
 	var addr netip.Addr
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		a, err := s.leases.offer(c.mac, now)
+		a, err := s.leases.offer(ctx, c.mac, now)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errIgnore, err)
 		}
@@ -87,7 +95,10 @@ func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error)
 			want = req.ClientIPAddr
 		}
 		a, _ := netip.AddrFromSlice(want.To4())
-		known, ok := s.leases.confirm(c.mac, a, now)
+		known, ok, err := s.leases.confirm(ctx, c.mac, a, now)
+		if err != nil {
+			return nil, err // no ACK for a lease not stored: the client asks again
+		}
 		if !known && sid == nil {
 			// INIT-REBOOT from a lease we do not hold (RFC 2131 4.3.2):
 			// stay silent, another server may own it.
@@ -99,7 +110,9 @@ func (s *Server) dhcpReply(req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error)
 		typ, addr = dhcpv4.MessageTypeAck, a
 	case dhcpv4.MessageTypeRelease:
 		a, _ := netip.AddrFromSlice(req.ClientIPAddr.To4())
-		s.leases.release(c.mac, a)
+		if err := s.leases.release(ctx, c.mac, a, now); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: released %v", errIgnore, a)
 	default:
 		return nil, fmt.Errorf("%w: message type %v", errIgnore, req.MessageType())

@@ -39,7 +39,7 @@ func New(cfg Config, policy Policy) (*Server, error) {
 	}
 	s.seal, s.boots = seal, newBootTable(cfg.MaxBoot)
 	if cfg.Mode == ModeDHCP {
-		s.leases = newLeaseTable(cfg.Pool, cfg.MaxLeases)
+		s.leases = newLeaseTable(cfg.Pool, cfg.MaxLeases, cfg.Leases, cfg.Log)
 	}
 	return s, nil
 }
@@ -77,6 +77,9 @@ func (c *Config) fill() error {
 	if c.MaxLeases <= 0 {
 		c.MaxLeases = 4096
 	}
+	if c.Leases == nil {
+		c.Leases = NewMemLeases()
+	}
 	if c.MaxBoot <= 0 {
 		c.MaxBoot = 4096
 	}
@@ -100,8 +103,14 @@ func (p *Pool) check(server netip.Addr) error {
 	return nil
 }
 
-// Serve runs the DHCP, TFTP and HTTP servers until ctx ends or one fails.
+// Serve loads the stored DHCP leases, then runs the DHCP, TFTP and HTTP
+// servers until ctx ends or one fails.
 func (s *Server) Serve(ctx context.Context) error {
+	if s.leases != nil {
+		if err := s.leases.load(ctx, s.now()); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	run := []func(context.Context) error{s.serveHTTP, s.serveTFTP, s.serveDHCP}
