@@ -139,7 +139,7 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 		return nil, fmt.Errorf("netboot.mode: %w", err)
 	}
 	cfg := netboot.Config{Interface: c.Interface, ServerIP: ip, Mode: mode, HTTPAddr: c.HTTPAddr,
-		TFTPRoot: c.TFTPRoot, Log: m.log}
+		TFTPRoot: c.TFTPRoot, Log: m.log, Leases: dhcpLeases{st: m.st, log: m.log}}
 	if mode == netboot.ModeDHCP {
 		first, err1 := netip.ParseAddr(c.PoolFirst)
 		last, err2 := netip.ParseAddr(c.PoolLast)

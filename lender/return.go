@@ -113,6 +113,9 @@ func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, er
 			if err := tx.Put(store.Servers, srv.MAC, srv); err != nil {
 				return err
 			}
+			if err := endDHCPLease(tx, srv.MAC); err != nil {
+				return err
+			}
 			return putMember(tx, rec.ID, i, mem)
 		})
 		if err != nil {
