@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ferry/disks"
+	"ferry/keeper"
 	"ferry/kmod"
 )
 
@@ -25,6 +26,8 @@ type State struct {
 	Settings Settings    `json:"settings"`
 	// Lease is set in managed mode; the identity is in TunnelDir.
 	Lease *Lease `json:"lease,omitempty"`
+	// DataPlane is A's ferry.dataplane choice, which B's keeper follows.
+	DataPlane keeper.DataPlane `json:"dataplane,omitempty"`
 }
 
 func (a *Agent) carriedState() *State {
@@ -33,7 +36,8 @@ func (a *Agent) carriedState() *State {
 		ip, _ = a.cmd.Get("ip")
 	}
 	a.checkLeaseOutlastsLending()
-	return &State{Trace: a.trace, IP: ip, DHCP: a.dhcp, Settings: *a.settings, Lease: a.lease}
+	plane, _ := a.dataPlane() // checked by tunnel-a in managed mode
+	return &State{Trace: a.trace, IP: ip, DHCP: a.dhcp, Settings: *a.settings, Lease: a.lease, DataPlane: plane}
 }
 
 // disksReadOnly marks every local disk read-only as soon as the drivers
@@ -68,6 +72,7 @@ func (a *Agent) loadModules(ctx context.Context) error {
 		a.log.Warn("no modules to load", "dir", dir)
 		return nil
 	}
+	loadESPModules(ctx, dir, a.log)
 	loaded, err := kmod.LoadAll(ctx, dir, a.log)
 	if err != nil {
 		return err

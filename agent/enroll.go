@@ -134,10 +134,14 @@ func certPool(certs []*x509.Certificate) *x509.CertPool {
 
 // tunnelA opens IKEv2 to the borrower's gateway with the one-time
 // certificate; the gateway hands out an address inside the borrower's
-// network, and fetch-b goes through the tunnel. User-space ESP over TUN:
-// it needs no esp4 module and is what the keeper runs in B too.
+// network, and fetch-b goes through the tunnel. ESP runs where
+// ferry.dataplane says (tunnel_plane.go); B's keeper follows A's choice.
 func (a *Agent) tunnelA(ctx context.Context) error {
-	t, err := keeper.OpenTunnel(ctx, a.ident, a.log)
+	plane, err := a.dataPlane()
+	if err != nil {
+		return err
+	}
+	t, err := keeper.OpenTunnel(ctx, a.ident, plane, a.log)
 	if err != nil {
 		return err
 	}
@@ -147,7 +151,7 @@ func (a *Agent) tunnelA(ctx context.Context) error {
 	}
 	a.tunnel = t
 	st := t.Status()
-	a.con.printf("ferry: tunnel up gateway=%s vip=%s", st.Gateway, st.VirtualIP)
+	a.con.printf("ferry: tunnel up gateway=%s vip=%s via %s", st.Gateway, st.VirtualIP, st.DataPlane.Describe())
 	return nil
 }
 

@@ -29,42 +29,60 @@ func (a *Agent) tunnelB(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := a.startTunnelKeeper()
+	plane, err := a.dataPlane()
+	if err != nil {
+		return err
+	}
+	ctl, err := a.startTunnelKeeper(plane)
 	if err != nil {
 		return err
 	}
 	a.keeperCtl = ctl
-	vip, err := waitTunnel(ctl, a.log)
+	vip, plane, err := waitTunnel(ctl, a.log)
 	if err != nil {
 		return err
 	}
-	a.con.printf("ferry: tunnel up gateway=%s vip=%s (keeper)", id.Gateway, vip)
+	a.con.printf("ferry: tunnel up gateway=%s vip=%s (keeper) via %s", id.Gateway, vip, plane.Describe())
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{id.Certs[0].Raw}, PrivateKey: id.Key, Leaf: id.Certs[0]})
 	return nil
 }
 
 // waitTunnel reads the keeper's events until the tunnel is up, for at
-// most tunnelWait; failed attempts are logged (the keeper retries).
-func waitTunnel(ctl net.Conn, log *slog.Logger) (string, error) {
+// most tunnelWait, and returns the virtual IP and the data plane the
+// keeper reported; failed attempts are logged (the keeper retries).
+func waitTunnel(ctl net.Conn, log *slog.Logger) (string, keeper.DataPlane, error) {
 	deadline := time.Now().Add(tunnelWait)
 	last := "no attempt finished"
 	for time.Now().Before(deadline) {
 		line, err := readLine(ctl, time.Until(deadline)+keeper.ConnectTimeout)
 		if err != nil {
-			return "", fmt.Errorf("keeper: waiting for the tunnel (%s): %w", last, err)
+			return "", "", fmt.Errorf("keeper: waiting for the tunnel (%s): %w", last, err)
 		}
-		if vip, ok := strings.CutPrefix(line, "tunnel up "); ok {
-			return vip, nil
+		if up, ok := strings.CutPrefix(line, "tunnel up "); ok {
+			return parseTunnelUp(up)
 		}
 		last = line
 		log.Warn("keeper: tunnel attempt failed", "event", line)
 	}
-	return "", fmt.Errorf("keeper: tunnel not up within %s: %s", tunnelWait, last)
+	return "", "", fmt.Errorf("keeper: tunnel not up within %s: %s", tunnelWait, last)
+}
+
+// parseTunnelUp reads the rest of the keeper's "tunnel up VIP PLANE".
+func parseTunnelUp(s string) (string, keeper.DataPlane, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("keeper event %q: want \"tunnel up VIP PLANE\"", "tunnel up "+s)
+	}
+	p, err := keeper.ParseDataPlane(f[1])
+	if err != nil || p == keeper.DataPlaneAuto {
+		return "", "", fmt.Errorf("keeper event %q: plane %q: want kernel or user", "tunnel up "+s, f[1])
+	}
+	return f[0], p, nil
 }
 
 // startTunnelKeeper runs "@ferry keeper" with the tunnel state and one end
 // of a socket pair as its control channel (fd 3).
-func (a *Agent) startTunnelKeeper() (net.Conn, error) {
+func (a *Agent) startTunnelKeeper(plane keeper.DataPlane) (net.Conn, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair for the keeper: %w", err)
@@ -72,7 +90,7 @@ func (a *Agent) startTunnelKeeper() (net.Conn, error) {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "keeper-control"), os.NewFile(uintptr(fds[1]), "keeper-control")
 	defer theirs.Close()
 	cmd := exec.Command(BinPath, "keeper", "--trace", a.trace, "--listen", keeperListen,
-		"--tunnel", TunnelDir, "--control-fd", "3")
+		"--tunnel", TunnelDir, "--control-fd", "3", "--dataplane", string(plane))
 	cmd.Args[0] = "@ferry"
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = a.con.w, a.con.w

@@ -17,13 +17,14 @@ func keeperApplet() Applet {
 }
 
 func runKeeper(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--shutdown-listen ADDR] [--poweroff-signal SIG]")
+	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal SIG]")
 	listen := fs.String("listen", ":7070", "address for GET /status")
 	trace := fs.String("trace", "", "trace id of this transfer")
 	state := fs.String("state", "/ferry/state", "state directory to report on")
 	tunnel := fs.String("tunnel", "", "tunnel state directory (vpn.json, cert, key, CA) to keep a tunnel with; read once at start")
 	shutdown := fs.String("shutdown-listen", ":7071", "address for HTTPS POST /v1/shutdown from the borrower manager (client certificate of the borrower CA; needs --tunnel)")
 	sig := fs.String("poweroff-signal", keeper.SignalAuto, "signal that asks PID 1 to power off: auto (systemd: SIGRTMIN+4, else SIGUSR2 as busybox init), a name or a number")
+	plane := fs.String("dataplane", "auto", "ESP data plane of the tunnel: auto (kernel XFRM where the kernel has ESP, else user space), kernel or user")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,11 +32,15 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	dp, err := keeper.ParseDataPlane(*plane)
+	if err != nil {
+		return usagef("--dataplane: %v", err)
+	}
 	if _, err := keeper.ParseSignal(*sig); err != nil {
 		return usagef("--poweroff-signal: %v", err)
 	}
 	opt := keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state, ShutdownListen: *shutdown,
-		PowerOff: keeper.PowerOff{Signal: *sig}}
+		PowerOff: keeper.PowerOff{Signal: *sig}, DataPlane: dp}
 	if *tunnel != "" {
 		st, err := ike.LoadState(*tunnel)
 		if err != nil {

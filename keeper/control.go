@@ -14,7 +14,8 @@ import (
 // The control channel is a socket pair between B's PID 1 and the keeper,
 // one command or event a line:
 //
-//	keeper -> pid 1   "tunnel up VIP"       the first IKE SA is established
+//	keeper -> pid 1   "tunnel up VIP PLANE" the first IKE SA is established; PLANE
+//	                                        is the ESP data plane, kernel or user
 //	keeper -> pid 1   "tunnel failed: WHY"  an attempt failed; the keeper retries
 //	pid 1 -> keeper   "chroot DIR"          move into the new root, now
 //	keeper -> pid 1   "chrooted DIR" or "error: WHY"

@@ -40,6 +40,8 @@ type Options struct {
 	// with; Control is PID 1's end of the control channel (control.go).
 	Tunnel  *ike.InitiatorState
 	Control io.ReadWriter
+	// DataPlane is where the tunnel's ESP runs; "" is auto (tunnel.go).
+	DataPlane DataPlane
 	// ShutdownListen is where HTTPS for the borrower manager's shutdown
 	// request listens (shutdown.go); it needs Identity, taken from Tunnel
 	// when nil. Empty, or no identity: no shutdown listener.
@@ -87,7 +89,7 @@ func New(opt Options, log *slog.Logger) *Keeper {
 // is done.
 func (k *Keeper) Run(ctx context.Context) error {
 	if k.opt.Tunnel != nil {
-		t, err := OpenTunnel(ctx, k.opt.Tunnel, k.log)
+		t, err := OpenTunnel(ctx, k.opt.Tunnel, k.opt.DataPlane, k.log)
 		if err != nil {
 			return err
 		}
@@ -174,8 +176,8 @@ func (k *Keeper) keepTunnel(ctx context.Context) {
 		err := k.tunnel.Connect(ctx)
 		if err == nil {
 			st := k.tunnel.Status()
-			k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP)
-			k.event("tunnel up " + st.VirtualIP)
+			k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP, "dataplane", st.DataPlane)
+			k.event("tunnel up " + st.VirtualIP + " " + string(st.DataPlane))
 			break
 		}
 		k.log.Warn("tunnel not up, retrying", "err", err)

@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,6 +21,40 @@ type TunnelStatus struct {
 	SAs       int    `json:"ike_sas"`
 	Children  int    `json:"child_sas"`
 	Since     string `json:"since,omitempty"`
+	// DataPlane is the ESP data plane that carries the tunnel: "kernel"
+	// (XFRM) or "user" (user-space ESP over TUN).
+	DataPlane DataPlane `json:"dataplane"`
+}
+
+// DataPlane chooses where ESP runs: in the kernel (XFRM states and
+// policies) or in ferry (user-space ESP over a TUN device).
+type DataPlane string
+
+// The data-plane choices. Auto takes the kernel plane when the kernel
+// can build the tunnel's ESP states and user-space ESP otherwise.
+const (
+	DataPlaneAuto   DataPlane = "auto"
+	DataPlaneKernel DataPlane = "kernel"
+	DataPlaneUser   DataPlane = "user"
+)
+
+// ParseDataPlane reads a data-plane choice; "" is auto.
+func ParseDataPlane(s string) (DataPlane, error) {
+	switch p := DataPlane(s); p {
+	case "":
+		return DataPlaneAuto, nil
+	case DataPlaneAuto, DataPlaneKernel, DataPlaneUser:
+		return p, nil
+	}
+	return "", fmt.Errorf("data plane %q: want auto, kernel or user", s)
+}
+
+// Describe is the plane as the console names it.
+func (p DataPlane) Describe() string {
+	if p == DataPlaneKernel {
+		return "kernel ESP"
+	}
+	return "user-space ESP"
 }
 
 // Tunnel settings that both image A (in-process) and the keeper use.
@@ -31,23 +66,25 @@ const (
 	ConnectTimeout = 60 * time.Second
 )
 
-// Tunnel is the lent server's IKEv2 initiator with user-space ESP over a
-// TUN device: the one-time certificate's tunnel to the borrower gateway.
-// Image A runs one in-process; in image B the keeper runs it for the
-// whole lease. Kernel XFRM can replace the data plane later: the daemon
-// takes any dataplane.DataPlane.
+// Tunnel is the lent server's IKEv2 initiator: the one-time certificate's
+// tunnel to the borrower gateway. ESP runs in the kernel (XFRM) where it
+// can, else in user space over a TUN device. Image A runs one in-process;
+// in image B the keeper runs it for the whole lease.
 type Tunnel struct {
 	d      *ike.Daemon
-	us     *ike.Userspace
+	plane  io.Closer
+	kind   DataPlane
 	target ike.Target
 	cancel context.CancelFunc
 	since  time.Time
 	log    *slog.Logger
 }
 
-// OpenTunnel opens the TUN device and the IKE sockets for st and starts
-// the daemon; Connect or Keep then bring the tunnel up.
-func OpenTunnel(ctx context.Context, st *ike.InitiatorState, log *slog.Logger) (*Tunnel, error) {
+// OpenTunnel opens the data plane that choice names (auto: the kernel's
+// when it has ESP, with one log line saying why not otherwise) and the IKE
+// sockets for st, and starts the daemon; Connect or Keep then bring the
+// tunnel up.
+func OpenTunnel(ctx context.Context, st *ike.InitiatorState, choice DataPlane, log *slog.Logger) (*Tunnel, error) {
 	local := st.Local
 	if !local.IsValid() {
 		a, err := routedFrom(st.Gateway)
@@ -56,23 +93,51 @@ func OpenTunnel(ctx context.Context, st *ike.InitiatorState, log *slog.Logger) (
 		}
 		local = a
 	}
-	us, err := ike.OpenUserspace(local, 4500, TUNName, tunMTU, netip.Prefix{}, log)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel to %s: user-space ESP on %s: %w", st.Gateway, TUNName, err)
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := &Tunnel{target: st.Target(), cancel: cancel, log: log}
 	cfg := ike.Config{Local: local, Certs: st.Certs, Key: st.Key, CAs: st.CAs,
-		DataPlane: us, NATSocket: us.Socket, ForceEncap: true, Log: log,
+		ForceEncap: true, Log: log,
 		DPD: 10 * time.Second, IKELifetime: 4 * time.Hour, ChildLifetime: time.Hour}
-	d, err := ike.New(cfg)
-	if err != nil {
-		us.Close()
+	if err := t.openPlane(ctx, &cfg, choice); err != nil {
+		cancel()
 		return nil, fmt.Errorf("tunnel to %s: %w", st.Gateway, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	go us.Run(ctx)
+	d, err := ike.New(cfg)
+	if err != nil {
+		t.plane.Close()
+		cancel()
+		return nil, fmt.Errorf("tunnel to %s (%s): %w", st.Gateway, t.kind.Describe(), err)
+	}
+	t.d = d
 	go d.Run(ctx)
-	return &Tunnel{d: d, us: us, target: st.Target(), cancel: cancel, log: log}, nil
+	return t, nil
 }
+
+// openPlane sets cfg's data plane to the kernel's or to user-space ESP,
+// as choice says.
+func (t *Tunnel) openPlane(ctx context.Context, cfg *ike.Config, choice DataPlane) error {
+	if choice != DataPlaneUser {
+		p, err := openKernelPlane(ctx, t.log)
+		if err == nil {
+			t.plane, t.kind, cfg.DataPlane = p, DataPlaneKernel, p
+			return nil
+		}
+		if choice == DataPlaneKernel {
+			return fmt.Errorf("kernel ESP (dataplane=kernel): %w", err)
+		}
+		t.log.Warn("kernel ESP unusable, falling back to user-space ESP", "reason", err.Error())
+	}
+	us, err := ike.OpenUserspace(cfg.Local, 4500, TUNName, tunMTU, netip.Prefix{}, t.log)
+	if err != nil {
+		return fmt.Errorf("user-space ESP on %s: %w", TUNName, err)
+	}
+	go us.Run(ctx)
+	t.plane, t.kind, cfg.DataPlane, cfg.NATSocket = us, DataPlaneUser, us, us.Socket
+	return nil
+}
+
+// DataPlane is the ESP data plane the tunnel runs on.
+func (t *Tunnel) DataPlane() DataPlane { return t.kind }
 
 // Connect brings the tunnel up once, within ConnectTimeout.
 func (t *Tunnel) Connect(ctx context.Context) error {
@@ -91,7 +156,7 @@ func (t *Tunnel) Keep(ctx context.Context) { t.d.Keep(ctx, t.target) }
 
 // Status reports the SAs towards the gateway.
 func (t *Tunnel) Status() TunnelStatus {
-	s := TunnelStatus{Gateway: t.target.Gateway.String()}
+	s := TunnelStatus{Gateway: t.target.Gateway.String(), DataPlane: t.kind}
 	for _, sa := range t.d.Status() {
 		if sa.Role != "initiator" {
 			continue
@@ -109,11 +174,12 @@ func (t *Tunnel) Status() TunnelStatus {
 	return s
 }
 
-// Close deletes the SAs (telling the gateway) and removes the device.
+// Close deletes the SAs (telling the gateway) and closes the data plane:
+// the kernel's states and policies, or the TUN device.
 func (t *Tunnel) Close(ctx context.Context) {
 	t.d.DeleteAll(ctx)
 	t.cancel()
-	t.us.Close()
+	t.plane.Close()
 }
 
 // routedFrom is the local address the kernel would use towards gw.

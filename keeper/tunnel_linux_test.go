@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"ferry/ipsec/ike"
+	"ferry/ipsec/xfrm"
 	"ferry/pki"
 )
 
@@ -154,16 +156,25 @@ func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no event from the keeper: %v", err)
 	}
-	vip, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
-	if a, err := netip.ParseAddr(vip); !ok || err != nil || !vipPool.Contains(a) {
-		t.Fatalf("keeper said %q, want 'tunnel up' and an address of %s", event, vipPool)
+	// auto: the kernel plane where the namespace's kernel has ESP, else
+	// user-space ESP.
+	want := DataPlaneUser
+	inNS(t, srv, func() {
+		if probeESP() == nil {
+			want = DataPlaneKernel
+		}
+	})
+	up, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
+	vip, plane, _ := strings.Cut(up, " ")
+	if a, err := netip.ParseAddr(vip); !ok || err != nil || !vipPool.Contains(a) || DataPlane(plane) != want {
+		t.Fatalf("keeper said %q, want 'tunnel up', an address of %s and %s", event, vipPool, want)
 	}
 	st, err := k.Status()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Tunnel == nil || !st.Tunnel.Up || st.Tunnel.VirtualIP != vip || st.Tunnel.Children != 1 {
-		t.Fatalf("status tunnel = %+v, want up with %s and one CHILD_SA", st.Tunnel, vip)
+	if st.Tunnel == nil || !st.Tunnel.Up || st.Tunnel.VirtualIP != vip || st.Tunnel.Children != 1 || st.Tunnel.DataPlane != want {
+		t.Fatalf("status tunnel = %+v, want up with %s, one CHILD_SA and data plane %s", st.Tunnel, vip, want)
 	}
 	// A byte stream from the server to the borrower subnet goes through it.
 	var ln net.Listener
@@ -204,4 +215,28 @@ func nsOfGateway(t *testing.T) netns.NsHandle {
 	}
 	t.Cleanup(func() { ns.Close() })
 	return ns
+}
+
+func TestTunnelRefusesKernelPlaneWhereKernelHasNoESP(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	ns := newNS(t, fmt.Sprintf("keeper%d-noesp", os.Getpid()))
+	var err error
+	inNS(t, ns, func() {
+		if probeESP() == nil {
+			t.Skip("this kernel has ESP")
+		}
+		lo, _ := netlink.LinkByName("lo")
+		netlink.LinkSetUp(lo)
+		st := &ike.InitiatorState{Gateway: netip.MustParseAddr("127.0.0.2"), Local: netip.MustParseAddr("127.0.0.1")}
+		var tun *Tunnel
+		tun, err = OpenTunnel(context.Background(), st, DataPlaneKernel, slog.New(slog.DiscardHandler))
+		if err == nil {
+			tun.Close(context.Background())
+		}
+	})
+	if !errors.Is(err, xfrm.ErrNoESP) || !strings.Contains(err.Error(), "dataplane=kernel") {
+		t.Fatalf("OpenTunnel(dataplane=kernel) without ESP = %v, want an error naming the choice and wrapping xfrm.ErrNoESP", err)
+	}
 }
