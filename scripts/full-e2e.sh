@@ -37,7 +37,9 @@
 # env:   FERRY_FULL_TIMEOUT (guest seconds, default 600), FERRY_ACCEL,
 #        FERRY_FULL_KEEP=1 keeps the work dir after a pass, FERRY_STREAM=1
 #        shows the console as it runs, FERRY_FULL_HOLD=SECONDS keeps the lab
-#        up that long after a failure
+#        up that long after a failure, FERRY_DATAPLANE=auto|kernel|user
+#        (default auto, which must pick kernel) the ESP data plane: ferry.dataplane= on A's
+#        command line, carried to B's keeper; the run asserts that plane
 set -euo pipefail
 FERRY_LAB_DIR=${FERRY_LAB_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/full-lab}
 export FERRY_LAB_DIR
@@ -45,6 +47,8 @@ export FERRY_LAB_DIR
 
 FERRY=$(readlink -f "${1:-$FERRY_REPO/ferry}")
 TIMEOUT=${FERRY_FULL_TIMEOUT:-600}
+DATAPLANE=${FERRY_DATAPLANE:-auto}
+case $DATAPLANE in auto | kernel) WANT_PLANE=kernel ;; user) WANT_PLANE=user ;; *) die "FERRY_DATAPLANE=$DATAPLANE: want auto, kernel or user" ;; esac
 if [ -z "${FERRY_FULL_DEADLINE:-}" ]; then
 	FERRY_FULL_DEADLINE=$((TIMEOUT + 240)) exec timeout "$((TIMEOUT + 240))" bash "$0" "$@"
 fi
@@ -175,7 +179,7 @@ start_lender() {
 	 "netboot": {"interface": "lan", "server_ip": "$LENDER", "mode": "dhcp",
 	             "pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24", "router": "$LENDER",
 	             "http_addr": "$LENDER:8080", "kernel_a": "$VMLINUZ", "initrd_a": "$DIR/initrd-a.img",
-	             "cmdline": "console=ttyS0 quiet"}}
+	             "cmdline": "console=ttyS0 quiet ferry.dataplane=$DATAPLANE"}}
 	JSON
 	bg ip netns exec "$LNS" "$FERRY" lender serve --config "$DIR/lender.json" >"$DIR/lender.log" 2>&1
 	wait_log 20 "$DIR/lender.log" 'dhcp listening' || fail "lender did not start serving DHCP"
@@ -246,9 +250,14 @@ log "images: image B, the busybox root, the disk (build-images.sh into $LAB)"
 "$FERRY_REPO/scripts/build-images.sh" "$FERRY" >"$LAB/build.log" 2>&1 || die "build-images.sh failed (see $LAB/build.log)"
 write_variant 4.1
 mkdir -p "$DIR"
-log "image A with the tun module (user-space ESP)"
+# Kernel ESP's modules (the agent loads them in the order drbg's self-test
+# needs: agent/tunnel_plane.go), and tun for user-space ESP, the fallback.
+ESP_MODULES="esp4 xfrm_user sha512_generic sha3_generic jitterentropy_rng drbg gcm ctr ghash_generic
+	ghash_clmulni_intel aesni_intel seqiv echainiv"
+log "image A with kernel ESP's modules and tun (ferry.dataplane=$DATAPLANE)"
 "$FERRY" initrd build -o "$DIR/initrd-a.img" --kernel-modules "$MODDIR" \
-	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun >/dev/null
+	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun \
+	$(printf -- '--module %s ' $ESP_MODULES) >/dev/null
 make_certs
 
 # ------------------------------------------------------------------ lab up
@@ -293,6 +302,14 @@ status=$(inB curl -sS -m 10 "http://$VIP:7070/status" 2>&1) ||
 	fail "keeper status through the tunnel: $status; route: $(inB ip route get "$VIP" 2>&1)"
 grep '"root_fstype":"nfs4"' >/dev/null <<<"$status" || fail "keeper status: root is not nfs4: $status"
 grep -q '"up":true' <<<"$status" || fail "keeper status: tunnel not up: $status"
+# The data plane that ran: A's tunnel, B's keeper (console and /status).
+PLANE_DESC="kernel ESP"
+[ "$WANT_PLANE" = kernel ] || PLANE_DESC="user-space ESP"
+grep -aq "ferry: tunnel up gateway=[0-9.]* vip=[0-9.]* via $PLANE_DESC" "$DIR/console.txt" ||
+	fail "tunnel-a did not run on $PLANE_DESC: $(con | grep -a 'tunnel up\|kernel ESP unusable')"
+grep -aq "ferry: tunnel up gateway=[0-9.]* vip=[0-9.]* (keeper) via $PLANE_DESC" "$DIR/console.txt" ||
+	fail "tunnel-b (keeper) did not run on $PLANE_DESC: $(con | grep -a 'tunnel up\|kernel ESP unusable')"
+grep -q "\"dataplane\":\"$WANT_PLANE\"" <<<"$status" || fail "keeper status: data plane is not $WANT_PLANE: $status"
 show=""
 for _ in $(seq 30); do
 	show=$("$FERRY" borrower lease show --dir "$BDIR" "$LEASE" 2>&1) || true
@@ -347,5 +364,6 @@ awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="
 	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n", r - q, o - b, o - t0
 	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself through %s\n", s, how
 	printf "  WAN: %d ESP-in-UDP packets of the lent server, 0 in clear\n", e }'
+echo "  ESP data plane: $PLANE_DESC in A and in B's keeper (ferry.dataplane=$DATAPLANE)"
 echo "full-e2e: ok (lease $LEASE, tunnel address $VIP)"
 [ -n "${FERRY_FULL_KEEP:-}" ] || rm -rf "$DIR"
