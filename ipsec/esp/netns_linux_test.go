@@ -2,16 +2,11 @@ package esp
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
+	"ferry/internal/netnstest"
 	"ferry/ipsec/dataplane"
 )
 
@@ -19,27 +14,10 @@ import (
 // veth frame of mtu bytes.
 func tunMTU(mtu int) int { return mtu - 20 - 8 - Overhead }
 
-// inNS runs f with the calling goroutine's thread in ns.
-func inNS(t testing.TB, ns netns.NsHandle, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Set(orig)
-	f()
-}
-
 // end is one side of the test topology: a namespace with a veth end, a TUN
 // device and a Plane serving UDP 4500.
 type end struct {
-	ns    netns.NsHandle
+	ns    *netnstest.NS
 	plane *Plane
 	tun   *TUN
 	conn  *net.UDPConn
@@ -51,23 +29,16 @@ type end struct {
 // from side a (inner 10.32.1.1) to side b (inner 10.32.2.1).
 func topology(t testing.TB, mtu int) (a, b *end) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
 	a, b = &end{outer: netip.MustParseAddr("10.32.0.1")}, &end{outer: netip.MustParseAddr("10.32.0.2")}
-	for i, e := range []*end{a, b} {
-		e.ns = newNS(t, fmt.Sprintf("esp%d%c", os.Getpid(), 'a'+i))
+	for _, e := range []*end{a, b} {
+		e.ns = netnstest.New(t, "esp")
 	}
-	inNS(t, a.ns, func() {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "espv0", MTU: mtu}, PeerName: "espv1", PeerMTU: uint32(mtu), PeerNamespace: netlink.NsFd(int(b.ns))}
-		if err := netlink.LinkAdd(veth); err != nil {
-			t.Fatalf("veth: %v", err)
-		}
-	})
+	netnstest.Veth(t, netnstest.End{NS: a.ns, Name: "espv0", MTU: mtu, Addr: netip.PrefixFrom(a.outer, 24)},
+		netnstest.End{NS: b.ns, Name: "espv1", MTU: mtu, Addr: netip.PrefixFrom(b.outer, 24)})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	for i, e := range []*end{a, b} {
-		inNS(t, e.ns, func() { e.start(t, ctx, fmt.Sprintf("espv%d", i), tunMTU(mtu)) })
+	for _, e := range []*end{a, b} {
+		e.ns.Do(t, func() { e.start(t, ctx, tunMTU(mtu)) })
 	}
 	sa := dataplane.ChildSA{
 		InSPI: 0xc1000001, OutSPI: 0xc2000001,
@@ -90,33 +61,10 @@ func topology(t testing.TB, mtu int) (a, b *end) {
 	return a, b
 }
 
-func newNS(t testing.TB, name string) netns.NsHandle {
+// start runs in e.ns, its veth end up and addressed.
+func (e *end) start(t testing.TB, ctx context.Context, mtu int) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, _ := netns.Get()
-	ns, err := netns.NewNamed(name)
-	netns.Set(orig)
-	orig.Close()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("netns %s: %v", name, err)
-	}
-	t.Cleanup(func() { ns.Close(); netns.DeleteNamed(name) })
-	return ns
-}
-
-func (e *end) start(t testing.TB, ctx context.Context, veth string, mtu int) {
-	t.Helper()
-	lo, _ := netlink.LinkByName("lo")
-	netlink.LinkSetUp(lo)
-	l, err := netlink.LinkByName(veth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: e.outer.AsSlice(), Mask: net.CIDRMask(24, 32)}})
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	if e.tun, err = OpenTUN("esp0", mtu); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func rekeyed(sa dataplane.ChildSA) dataplane.ChildSA {
 // route to dst.
 func deviceState(t *testing.T, e *end, a, dst netip.Prefix) (hasAddr, hasRoute bool) {
 	t.Helper()
-	inNS(t, e.ns, func() {
+	e.ns.Do(t, func() {
 		l, err := netlink.LinkByName("esp0")
 		if err != nil {
 			t.Fatal(err)

@@ -3,13 +3,12 @@ package esp
 import (
 	"bufio"
 	"errors"
+	"ferry/internal/netnstest"
 	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
 // pattern is a known, non-repeating-at-small-periods byte stream.
@@ -25,11 +24,11 @@ func (p *pattern) Read(b []byte) (int, error) {
 }
 
 // listen opens a TCP listener on addr inside ns.
-func listen(t testing.TB, ns netns.NsHandle, addr string) net.Listener {
+func listen(t testing.TB, ns *netnstest.NS, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
 	var err error
-	inNS(t, ns, func() { l, err = net.Listen("tcp4", addr) })
+	ns.Do(t, func() { l, err = net.Listen("tcp4", addr) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +36,11 @@ func listen(t testing.TB, ns netns.NsHandle, addr string) net.Listener {
 	return l
 }
 
-func dial(t testing.TB, ns netns.NsHandle, addr string) net.Conn {
+func dial(t testing.TB, ns *netnstest.NS, addr string) net.Conn {
 	t.Helper()
 	var c net.Conn
 	var err error
-	inNS(t, ns, func() { c, err = net.DialTimeout("tcp4", addr, 5*time.Second) })
+	ns.Do(t, func() { c, err = net.DialTimeout("tcp4", addr, 5*time.Second) })
 	if err != nil {
 		t.Fatal(err)
 	}
