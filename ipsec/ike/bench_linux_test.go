@@ -21,11 +21,11 @@ func BenchmarkResponderHandshakes(b *testing.B) {
 	gw.Pool = nil
 	var gd, id *Daemon
 	var err error
-	inNS(b, l.p.b, func() { gd, err = New(gw) })
+	l.p.b.Do(b, func() { gd, err = New(gw) })
 	if err != nil {
 		b.Fatal(err)
 	}
-	inNS(b, l.p.a, func() { id, err = New(ini) })
+	l.p.a.Do(b, func() { id, err = New(ini) })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestHardExpiryDeletesChildOnBothEnds(t *testing.T) {
 	}
 	var c net.Conn
 	var err error
-	inNS(t, l.p.a, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7036") })
+	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7036") })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,8 @@ func keyPEM(t *testing.T, l *lab, cn string) ([]byte, []byte, string) {
 func TestFerryInitiatorWithStrongSwanResponder(t *testing.T) {
 	l := newLab(t)
 	kp, cp, _ := keyPEM(t, l, "swan-gateway")
-	inNS(t, l.p.b, func() { addLoAddr(t, gwInner) })
-	startCharon(t, l.p.nameB, swanConf(
+	l.p.b.Do(t, func() { addLoAddr(t, gwInner) })
+	startCharon(t, l.p.b.Name, swanConf(
 		"connections {", "ferry {", "version = 2", "local_addrs = "+gwOuter.String(),
 		"proposals = aes256gcm16-prfsha256-ecp256", "encap = yes", "pools = vips",
 		"local {", "auth = pubkey", "certs = gw.pem", "}", "remote {", "auth = pubkey", "}",
@@ -84,7 +84,7 @@ func TestStrongSwanInitiatorWithFerryGateway(t *testing.T) {
 	l.allow.Add(authzEntry(pin))
 	l.gwCfg.FragmentSize = 500
 	l.startGateway(t)
-	c := startCharon(t, l.p.nameA, swanConf(
+	c := startCharon(t, l.p.a.Name, swanConf(
 		"connections {", "ferry {", "version = 2", "local_addrs = "+initOuter.String(), "remote_addrs = "+gwOuter.String(),
 		"proposals = aes256gcm16-prfsha256-ecp256", "encap = yes", "vips = 0.0.0.0",
 		"local {", "auth = pubkey", "certs = lease.pem", "}", "remote {", "auth = pubkey", "id = CN=gateway", "}",

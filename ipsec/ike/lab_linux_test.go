@@ -9,14 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"ferry/internal/netnstest"
 	"ferry/ipsec/authz"
 	"ferry/ipsec/dataplane"
 	"ferry/pki"
@@ -45,80 +43,16 @@ func labNetOf(n int) labNet {
 		vipPool: netip.MustParsePrefix(a("10.%d.200.0/24"))}
 }
 
-var nsSeq atomic.Int32
-
-func inNS(t testing.TB, ns netns.NsHandle, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Set(orig)
-	f()
-}
-
-func newNS(t testing.TB, name string) netns.NsHandle {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, _ := netns.Get()
-	ns, err := netns.NewNamed(name)
-	netns.Set(orig)
-	orig.Close()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("netns %s: %v", name, err)
-	}
-	t.Cleanup(func() { ns.Close(); netns.DeleteNamed(name) })
-	return ns
-}
-
 // pair is two namespaces joined by a veth: the initiator's (10.33.0.1)
 // and the gateway's (10.33.0.2).
-type pair struct {
-	a, b         netns.NsHandle
-	nameA, nameB string
-}
+type pair struct{ a, b *netnstest.NS }
 
 func newPair(t testing.TB, n labNet) *pair {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	seq := nsSeq.Add(1)
-	p := &pair{nameA: fmt.Sprintf("ike%d-%da", os.Getpid(), seq), nameB: fmt.Sprintf("ike%d-%db", os.Getpid(), seq)}
-	p.a, p.b = newNS(t, p.nameA), newNS(t, p.nameB)
-	inNS(t, p.a, func() {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ikev0", MTU: 1500}, PeerName: "ikev1", PeerNamespace: netlink.NsFd(int(p.b))}
-		if err := netlink.LinkAdd(veth); err != nil {
-			t.Fatalf("veth: %v", err)
-		}
-	})
-	for i, x := range []struct {
-		ns   netns.NsHandle
-		addr netip.Addr
-	}{{p.a, n.initOuter}, {p.b, n.gwOuter}} {
-		inNS(t, x.ns, func() { linkUp(t, fmt.Sprintf("ikev%d", i), x.addr) })
-	}
+	p := &pair{a: netnstest.New(t, "ike"), b: netnstest.New(t, "ike")}
+	netnstest.Veth(t, netnstest.End{NS: p.a, Name: "ikev0", MTU: 1500, Addr: netip.PrefixFrom(n.initOuter, 24)},
+		netnstest.End{NS: p.b, Name: "ikev1", Addr: netip.PrefixFrom(n.gwOuter, 24)})
 	return p
-}
-
-func linkUp(t testing.TB, name string, a netip.Addr) {
-	lo, _ := netlink.LinkByName("lo")
-	netlink.LinkSetUp(lo)
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}})
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // creds is a CA and what it issued.
@@ -147,7 +81,7 @@ func (c *creds) issue(t testing.TB, cn string, validity time.Duration) (crypto.S
 type endpoint struct {
 	d     *Daemon
 	plane *Userspace
-	ns    netns.NsHandle
+	ns    *netnstest.NS
 	stop  context.CancelFunc
 	done  chan error
 	// closers free the TUN device and router once the daemon is gone.
@@ -164,18 +98,18 @@ func testLog(t testing.TB, who string) *slog.Logger {
 // startEndpoint opens TUN and sockets in ns and runs a daemon there.
 // innerAddr, if valid, is put on the TUN device (the gateway's own inner
 // address).
-func startEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.Prefix) *endpoint {
+func startEndpoint(t testing.TB, ns *netnstest.NS, cfg Config, innerAddr netip.Prefix) *endpoint {
 	t.Helper()
 	return startWrapped(t, ns, cfg, innerAddr, func(u *Userspace) dataplane.DataPlane { return u })
 }
 
 // startWrapped is startEndpoint with the daemon seeing wrap(plane) as its
 // data plane (it must still take ESP input, as *Userspace does).
-func startWrapped(t testing.TB, ns netns.NsHandle, cfg Config, innerAddr netip.Prefix, wrap func(*Userspace) dataplane.DataPlane) *endpoint {
+func startWrapped(t testing.TB, ns *netnstest.NS, cfg Config, innerAddr netip.Prefix, wrap func(*Userspace) dataplane.DataPlane) *endpoint {
 	t.Helper()
 	e := &endpoint{ns: ns, done: make(chan error, 1)}
 	var err error
-	inNS(t, ns, func() {
+	ns.Do(t, func() {
 		var us *Userspace
 		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", 1400, innerAddr, cfg.Log); err != nil {
 			return

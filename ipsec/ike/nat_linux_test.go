@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"ferry/internal/netnstest"
 	"ferry/ipsec/authz"
 )
 
@@ -59,22 +58,11 @@ const natRuleset = `table ip ferrynat {
 
 type natLab struct {
 	n          natNet
-	names      [3]string // initiator, router, gateway namespaces
+	router     *netnstest.NS
 	ini, gw    *endpoint
 	iniCfg     Config
 	gwCfg      Config
 	keepalives time.Duration
-}
-
-func nsRun(t testing.TB, ns string, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("in %s: %s: %v\n%s", ns, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func newNATLab(t *testing.T) *natLab { return newNATLabOn(t, 35) }
@@ -82,42 +70,27 @@ func newNATLab(t *testing.T) *natLab { return newNATLabOn(t, 35) }
 // newNATLabOn is newNATLab in subnet 10.n.
 func newNATLabOn(t *testing.T, n int) *natLab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"nft", "conntrack", "ip"} {
+	netnstest.Require(t)
+	for _, tool := range []string{"nft", "conntrack"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (scripts/ci-deps.sh installs nftables, conntrack)", tool)
 		}
 	}
 	l := &natLab{n: natNetOf(n)}
-	ns := make([]netns.NsHandle, 3)
-	for i, role := range []string{"i", "r", "g"} {
-		l.names[i] = fmt.Sprintf("ikenat%d-%d%s", os.Getpid(), nsSeq.Add(1), role)
-		ns[i] = newNS(t, l.names[i])
-	}
+	ini, gw := netnstest.New(t, "ikenat"), netnstest.New(t, "ikenat")
+	l.router = netnstest.New(t, "ikenat")
 	// natv0 (initiator) -- natv1 (router) ; natv2 (router) -- natv3 (gateway)
-	inNS(t, ns[1], func() {
-		for _, v := range []*netlink.Veth{
-			{LinkAttrs: netlink.LinkAttrs{Name: "natv1"}, PeerName: "natv0", PeerNamespace: netlink.NsFd(int(ns[0]))},
-			{LinkAttrs: netlink.LinkAttrs{Name: "natv2"}, PeerName: "natv3", PeerNamespace: netlink.NsFd(int(ns[2]))},
-		} {
-			if err := netlink.LinkAdd(v); err != nil {
-				t.Fatalf("veth %s: %v", v.Name, err)
-			}
-		}
-		linkUp(t, "natv1", l.n.rtrIn)
-		linkUp(t, "natv2", l.n.rtrOut)
-	})
-	inNS(t, ns[0], func() {
-		linkUp(t, "natv0", l.n.ini)
+	netnstest.Veth(t, netnstest.End{NS: l.router, Name: "natv1", Addr: netip.PrefixFrom(l.n.rtrIn, 24)},
+		netnstest.End{NS: ini, Name: "natv0", Addr: netip.PrefixFrom(l.n.ini, 24)})
+	netnstest.Veth(t, netnstest.End{NS: l.router, Name: "natv2", Addr: netip.PrefixFrom(l.n.rtrOut, 24)},
+		netnstest.End{NS: gw, Name: "natv3", Addr: netip.PrefixFrom(l.n.gw, 24)})
+	ini.Do(t, func() {
 		link, _ := netlink.LinkByName("natv0")
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.n.rtrIn.AsSlice()}); err != nil {
 			t.Fatalf("default route: %v", err)
 		}
 	})
-	inNS(t, ns[2], func() { linkUp(t, "natv3", l.n.gw) })
-	nsRun(t, l.names[1], "", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l.router.Run(t, "", "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	l.setNAT(t, "20000-20999")
 
 	creds := newCreds(t)
@@ -132,8 +105,8 @@ func newNATLabOn(t *testing.T, n int) *natLab {
 		Authorizer: allow, Pool: pool, LocalSubnets: []netip.Prefix{l.n.gwNet}, Log: testLog(t, "gw"), Backoff: backoff}
 	l.iniCfg = Config{Local: l.n.ini, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{creds.ca.Cert},
 		Log: testLog(t, "init"), Backoff: backoff, Keepalive: l.keepalives, DPD: time.Second}
-	l.gw = startNATEndpoint(t, ns[2], l.gwCfg, l.n.gwInner)
-	l.ini = startNATEndpoint(t, ns[0], l.iniCfg, netip.Prefix{})
+	l.gw = startNATEndpoint(t, gw, l.gwCfg, l.n.gwInner)
+	l.ini = startNATEndpoint(t, ini, l.iniCfg, netip.Prefix{})
 	return l
 }
 
@@ -142,7 +115,7 @@ func (l *natLab) setNAT(t *testing.T, ports string) {
 	t.Helper()
 	// One transaction: a flush of its own would let packets through
 	// untranslated in between, and IKE would follow them.
-	nsRun(t, l.names[1], "flush ruleset\n"+strings.ReplaceAll(natRuleset, "PORTS", ports), "nft", "-f", "-")
+	l.router.Run(t, "flush ruleset\n"+strings.ReplaceAll(natRuleset, "PORTS", ports), "nft", "-f", "-")
 }
 
 var counterRE = regexp.MustCompile(`packets (\d+) bytes (\d+)`)
@@ -152,7 +125,7 @@ var counterRE = regexp.MustCompile(`packets (\d+) bytes (\d+)`)
 // the router as one packet.
 func (l *natLab) counter(t *testing.T, name string) (packets, bytes int) {
 	t.Helper()
-	m := counterRE.FindStringSubmatch(nsRun(t, l.names[1], "", "nft", "list", "counter", "ip", "ferrynat", name))
+	m := counterRE.FindStringSubmatch(l.router.Run(t, "", "nft", "list", "counter", "ip", "ferrynat", name))
 	if m == nil {
 		t.Fatalf("counter %s: no packets/bytes fields", name)
 	}
@@ -163,11 +136,11 @@ func (l *natLab) counter(t *testing.T, name string) (packets, bytes int) {
 
 // startNATEndpoint is startEndpoint without forced encapsulation: whether
 // to float to 4500 is up to NAT detection.
-func startNATEndpoint(t testing.TB, ns netns.NsHandle, cfg Config, inner netip.Prefix) *endpoint {
+func startNATEndpoint(t testing.TB, ns *netnstest.NS, cfg Config, inner netip.Prefix) *endpoint {
 	t.Helper()
 	e := &endpoint{ns: ns, done: make(chan error, 1)}
 	var err error
-	inNS(t, ns, func() {
+	ns.Do(t, func() {
 		var us *Userspace
 		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", 1400, inner, cfg.Log); err != nil {
 			return
@@ -197,7 +170,7 @@ func natTransfer(t *testing.T, l *natLab, n int) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNS(t, l.gw.ns, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7035") })
+	l.gw.ns.Do(t, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7035") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +188,7 @@ func natTransfer(t *testing.T, l *natLab, n int) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	inNS(t, l.ini.ns, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7035", 5*time.Second) })
+	l.ini.ns.Do(t, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7035", 5*time.Second) })
 	if err != nil {
 		t.Fatalf("dial through the tunnel behind NAT: %v", err)
 	}
@@ -300,7 +273,7 @@ func TestTunnelSurvivesNATMappingChange(t *testing.T) {
 	natTransfer(t, l, 256<<10)
 	// The NAT forgets the mapping and will use other ports from now on.
 	l.setNAT(t, "21000-21999")
-	nsRun(t, l.names[1], "", "conntrack", "-F")
+	l.router.Run(t, "", "conntrack", "-F")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r, _, _ := natView(l.gw)
@@ -328,13 +301,13 @@ func TestGatewayESPFollowsNATChangeLearntFromIKE(t *testing.T) {
 	vip := l.ini.d.Status()[0].VirtualIP
 	var rx *net.UDPConn
 	var err error
-	inNS(t, l.ini.ns, func() { rx, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(vip+":7036"))) })
+	l.ini.ns.Do(t, func() { rx, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(vip+":7036"))) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rx.Close()
 	l.setNAT(t, "21000-21999")
-	nsRun(t, l.names[1], "", "conntrack", "-F")
+	l.router.Run(t, "", "conntrack", "-F")
 	deadline := time.Now().Add(10 * time.Second)
 	for r, _, _ := natView(l.gw); !inPorts(r.Port(), 21000, 21999); r, _, _ = natView(l.gw) {
 		if time.Now().After(deadline) {
@@ -343,7 +316,7 @@ func TestGatewayESPFollowsNATChangeLearntFromIKE(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var tx net.Conn
-	inNS(t, l.gw.ns, func() { tx, err = net.Dial("udp4", vip+":7036") })
+	l.gw.ns.Do(t, func() { tx, err = net.Dial("udp4", vip+":7036") })
 	if err != nil {
 		t.Fatal(err)
 	}

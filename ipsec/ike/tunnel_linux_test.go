@@ -20,7 +20,7 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNS(t, l.p.b, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7033") })
+	l.p.b.Do(t, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7033") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	inNS(t, l.p.a, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7033", 5*time.Second) })
+	l.p.a.Do(t, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7033", 5*time.Second) })
 	if err != nil {
 		t.Fatalf("dial through the tunnel: %v", err)
 	}
@@ -160,9 +160,9 @@ func TestInitiatorRecoversAfterGatewayCrashAndRestart(t *testing.T) {
 	first := ini.d.Status()[0].SPIi
 	// Crash: the gateway's link goes down first, so its DELETE is lost and
 	// only the liveness check can notice.
-	inNS(t, l.p.b, func() { setLink(t, "ikev1", false) })
+	l.p.b.Do(t, func() { setLink(t, "ikev1", false) })
 	l.gw.halt()
-	inNS(t, l.p.b, func() { setLink(t, "ikev1", true) })
+	l.p.b.Do(t, func() { setLink(t, "ikev1", true) })
 	l.startGateway(t)
 	waitUp(t, ini, first)
 	transfer(t, l, 1<<20, nil)
