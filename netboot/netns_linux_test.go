@@ -10,14 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
-	"github.com/vishvananda/netns"
+
+	"ferry/internal/netnstest"
 )
 
 // helperEnv makes the test binary a netboot server (see TestMain): it runs
@@ -56,37 +56,18 @@ func runHelper(spec string) int {
 // lab is two namespaces joined by a veth pair: the server's and the client's.
 type lab struct {
 	t                  *testing.T
-	srvNS, cliNS       string
+	srv, cli           *netnstest.NS
 	srvIf, cliIf       string
 	serverIP, clientIP string
 	tftpRoot           string
 	kernel, initrd     string
 }
 
-func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func newLab(t *testing.T) *lab {
-	needRoot(t)
 	pid := os.Getpid()
 	oct := pid%250 + 1
 	l := &lab{t: t,
-		srvNS: fmt.Sprintf("netboot%ds", pid), cliNS: fmt.Sprintf("netboot%dc", pid),
+		srv: netnstest.New(t, "netboot"), cli: netnstest.New(t, "netboot"),
 		srvIf: fmt.Sprintf("nb%ds", pid), cliIf: fmt.Sprintf("nb%dc", pid),
 		serverIP: fmt.Sprintf("10.42.%d.1", oct), clientIP: fmt.Sprintf("10.42.%d.50", oct),
 		tftpRoot: t.TempDir(),
@@ -95,18 +76,8 @@ func newLab(t *testing.T) *lab {
 	os.WriteFile(filepath.Join(l.tftpRoot, DefaultBIOSFile), bytes.Repeat([]byte("undionly"), 9000), 0o644)
 	os.WriteFile(filepath.Join(l.tftpRoot, DefaultEFIFile), []byte("efi"), 0o644)
 	os.WriteFile(filepath.Join(l.tftpRoot, "secret"), []byte("not for tftp"), 0o644)
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", l.srvNS).Run()
-		exec.Command("ip", "netns", "del", l.cliNS).Run()
-	})
-	run(t, "ip", "netns", "add", l.srvNS)
-	run(t, "ip", "netns", "add", l.cliNS)
-	run(t, "ip", "-n", l.srvNS, "link", "add", l.srvIf, "type", "veth", "peer", "name", l.cliIf, "netns", l.cliNS)
-	run(t, "ip", "-n", l.cliNS, "link", "set", l.cliIf, "address", macKnown.String())
-	run(t, "ip", "-n", l.srvNS, "addr", "add", l.serverIP+"/24", "dev", l.srvIf)
-	for _, ns := range [][2]string{{l.srvNS, l.srvIf}, {l.cliNS, l.cliIf}, {l.srvNS, "lo"}, {l.cliNS, "lo"}} {
-		run(t, "ip", "-n", ns[0], "link", "set", ns[1], "up")
-	}
+	netnstest.Veth(t, netnstest.End{NS: l.srv, Name: l.srvIf, Addr: netip.MustParsePrefix(l.serverIP + "/24")},
+		netnstest.End{NS: l.cli, Name: l.cliIf, MAC: macKnown})
 	return l
 }
 
@@ -115,7 +86,9 @@ func (l *lab) serve(mode Mode) *logBuf {
 	t := l.t
 	var log logBuf
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.srvNS, os.Args[0], "-test.run=^$")
+	// Its own process under `ip netns exec`, not netnstest's Do: the
+	// server's goroutines open sockets on threads of their own.
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.srv.Name, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+strings.Join([]string{mode.String(), l.srvIf, l.serverIP, l.tftpRoot, l.kernel, l.initrd}, ","))
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -132,33 +105,10 @@ func (l *lab) serve(mode Mode) *logBuf {
 	return &log
 }
 
-// inNS runs f on a thread switched into namespace name: sockets f opens
-// stay in that namespace.
-func inNS(t *testing.T, name string, f func()) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := netns.Set(ns); err != nil {
-		t.Fatal(err)
-	}
-	f()
-	if netns.Set(orig) == nil {
-		runtime.UnlockOSThread() // else the thread dies with this goroutine
-	}
-}
-
 func (l *lab) client(hw net.HardwareAddr) *nclient4.Client {
 	var c *nclient4.Client
 	var err error
-	inNS(l.t, l.cliNS, func() {
+	l.cli.Do(l.t, func() {
 		c, err = nclient4.New(l.cliIf, nclient4.WithHWAddr(hw), nclient4.WithTimeout(time.Second), nclient4.WithRetry(2))
 	})
 	if err != nil {
@@ -192,8 +142,8 @@ func TestNamespaceDHCPModeChainloadsIPXEAndServesScript(t *testing.T) {
 		t.Fatalf("iPXE boot file %q, want its script URL", url)
 	}
 	// the client takes its address and fetches the script like iPXE would
-	run(t, "ip", "-n", l.cliNS, "addr", "add", lease.ACK.YourIPAddr.String()+"/24", "dev", l.cliIf)
-	script := run(t, "ip", "netns", "exec", l.cliNS, "busybox", "wget", "-q", "-O", "-", url)
+	l.cli.Run(t, "", "ip", "addr", "add", lease.ACK.YourIPAddr.String()+"/24", "dev", l.cliIf)
+	script := l.cli.Run(t, "", "busybox", "wget", "-q", "-O", "-", url)
 	if !strings.Contains(script, testCmdline) {
 		t.Fatalf("script lacks the boot parameters:\n%s", script)
 	}
@@ -225,7 +175,7 @@ func TestNamespaceProxyDHCPOffersBootWithoutAddress(t *testing.T) {
 		t.Fatalf("proxy offer: yiaddr %v file %q class %q", offer.YourIPAddr, offer.BootFileNameOption(), offer.ClassIdentifier())
 	}
 	// the PXE ROM, now with an address from the network's DHCP, asks on 4011
-	run(t, "ip", "-n", l.cliNS, "addr", "add", l.clientIP+"/24", "dev", l.cliIf)
+	l.cli.Run(t, "", "ip", "addr", "add", l.clientIP+"/24", "dev", l.cliIf)
 	ack := l.ask4011(ipxe(macKnown))
 	if ack.MessageType() != dhcpv4.MessageTypeAck || !strings.Contains(ack.BootFileNameOption(), "/ipxe/") {
 		t.Fatalf("4011: %s with %q", ack.MessageType(), ack.BootFileNameOption())
@@ -239,7 +189,7 @@ func (l *lab) ask4011(mods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 		dhcpv4.WithClientIP(net.ParseIP(l.clientIP)))...)
 	var conn net.PacketConn
 	var err error
-	inNS(t, l.cliNS, func() { conn, err = net.ListenPacket("udp4", l.clientIP+":68") })
+	l.cli.Do(t, func() { conn, err = net.ListenPacket("udp4", l.clientIP+":68") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +213,9 @@ func (l *lab) ask4011(mods []dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 func TestNamespaceTFTPServesIPXEBinaryOnly(t *testing.T) {
 	l := newLab(t)
 	l.serve(ModeDHCP)
-	run(t, "ip", "-n", l.cliNS, "addr", "add", l.clientIP+"/24", "dev", l.cliIf)
+	l.cli.Run(t, "", "ip", "addr", "add", l.clientIP+"/24", "dev", l.cliIf)
 	out := filepath.Join(t.TempDir(), "got")
-	run(t, "ip", "netns", "exec", l.cliNS, "busybox", "tftp", "-g", "-b", "1468", "-r", DefaultBIOSFile, "-l", out, l.serverIP)
+	l.cli.Run(t, "", "busybox", "tftp", "-g", "-b", "1468", "-r", DefaultBIOSFile, "-l", out, l.serverIP)
 	got, _ := os.ReadFile(out)
 	want, _ := os.ReadFile(filepath.Join(l.tftpRoot, DefaultBIOSFile))
 	if !bytes.Equal(got, want) {
@@ -273,7 +223,7 @@ func TestNamespaceTFTPServesIPXEBinaryOnly(t *testing.T) {
 	}
 	for _, name := range []string{"secret", "../../../etc/passwd", "/etc/passwd"} {
 		bad := filepath.Join(t.TempDir(), "bad")
-		err := exec.Command("ip", "netns", "exec", l.cliNS, "busybox", "tftp", "-g", "-r", name, "-l", bad, l.serverIP).Run()
+		err := l.cli.Command("busybox", "tftp", "-g", "-r", name, "-l", bad, l.serverIP).Run()
 		if b, _ := os.ReadFile(bad); err == nil || len(b) > 0 {
 			t.Errorf("%q: fetched %d bytes (err %v)", name, len(b), err)
 		}
