@@ -54,7 +54,9 @@ func serveNetboot(spec string) int {
 // admitting only admit, and waits until it listens.
 func startNetboot(t *testing.T, n *testNet, admit string) {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", n.peer, os.Args[0], "-test.run=^$")
+	// Its own process under `ip netns exec`, not in(): the server's
+	// goroutines open sockets on threads of their own.
+	cmd := exec.Command("ip", "netns", "exec", n.peer.Name, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), netbootEnv+"=ethpeer,10.54.0.1,"+admit+","+t.TempDir())
 	startServer(t, cmd, "dhcp listening")
 }
@@ -179,7 +181,7 @@ func TestUpDHCPTakesHostNameAndLeaseFromBusyboxUdhcpd(t *testing.T) {
 		"opt hostname fromudhcpd", "opt lease 600", ""}, "\n")), 0o644)
 	// udhcpd logs nothing when it is ready: -f keeps it in front, and the
 	// client's retransmissions cover its start.
-	cmd := exec.Command("ip", "netns", "exec", n.peer, bb, "udhcpd", "-f", conf)
+	cmd := n.peer.Command(bb, "udhcpd", "-f", conf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

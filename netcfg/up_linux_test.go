@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
+	"net/netip"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -15,61 +15,42 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"ferry/internal/netnstest"
 )
 
 // testNet is two fresh network namespaces joined by a veth pair: "lent"
-// (holding ethLent, left unconfigured for Up) and "peer" (10.54.0.1/24).
-type testNet struct{ lent, peer string }
+// (holding ethlent, left down and unconfigured for Up) and "peer"
+// (ethpeer, 10.54.0.1/24).
+type testNet struct{ lent, peer *netnstest.NS }
 
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
+	n := &testNet{lent: netnstest.New(t, "netcfg"), peer: netnstest.New(t, "netcfg")}
+	mac, err := net.ParseMAC(lentMAC)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
-	id := fmt.Sprintf("netcfg%d", os.Getpid()%100000)
-	n := &testNet{lent: id + "l", peer: id + "p"}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.lent).Run()
-		exec.Command("ip", "netns", "del", n.peer).Run()
-	})
-	for _, args := range [][]string{
-		{"netns", "add", n.lent},
-		{"netns", "add", n.peer},
-		{"link", "add", id + "a", "type", "veth", "peer", "name", id + "b"},
-		{"link", "set", id + "a", "netns", n.lent, "name", "ethlent", "address", lentMAC},
-		{"link", "set", id + "b", "netns", n.peer, "name", "ethpeer"},
-		{"-n", n.peer, "link", "set", "lo", "up"},
-		{"-n", n.peer, "addr", "add", "10.54.0.1/24", "dev", "ethpeer"},
-		{"-n", n.peer, "link", "set", "ethpeer", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
+	netnstest.Veth(t, netnstest.End{NS: n.lent, Name: "ethlent", MAC: mac, Down: true},
+		netnstest.End{NS: n.peer, Name: "ethpeer", Addr: netip.MustParsePrefix("10.54.0.1/24")})
 	return n
 }
 
 // lentMAC is the lent side's MAC, the one a DHCP server admits.
 const lentMAC = "52:54:00:54:00:10"
 
-// in runs f on a locked OS thread that has joined the named network
-// namespace and a UTS namespace of its own (Up may set the host name: it
-// must not be the host's), and returns what f returned.
-func in(t *testing.T, ns string, f func() error) error {
+// in runs f on a locked OS thread that has joined ns and a UTS namespace
+// of its own (Up may set the host name: it must not be the host's), and
+// returns what f returned. Unlike netnstest's Do it runs f on a goroutine
+// of its own whose thread is never unlocked: no thread goes back to the
+// pool with the unshared UTS namespace.
+func in(t *testing.T, ns *netnstest.NS, f func() error) error {
 	t.Helper()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatalf("netns %s: %v", ns, err)
-	}
-	defer h.Close()
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := netns.Set(h); err != nil {
-			done <- fmt.Errorf("setns %s: %w", ns, err)
+		if err := netns.Set(ns.Handle); err != nil {
+			done <- fmt.Errorf("setns %s: %w", ns.Name, err)
 			return
 		}
 		if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
@@ -162,7 +143,7 @@ func TestUpConfiguresFirstEthernetAndReachesPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And the peer reaches us: ping from its namespace.
-	if out, err := exec.Command("ip", "netns", "exec", n.peer, "ping", "-c1", "-W2", "10.54.0.2").CombinedOutput(); err != nil {
+	if out, err := n.peer.Command("ping", "-c1", "-W2", "10.54.0.2").CombinedOutput(); err != nil {
 		if _, lerr := exec.LookPath("ping"); lerr == nil {
 			t.Errorf("ping from peer to 10.54.0.2: %v: %s", err, out)
 		}
@@ -177,7 +158,7 @@ func TestUpWaitsForNamedLinkToAppear(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(500 * time.Millisecond)
-		exec.Command("ip", "-n", n.lent, "link", "set", "ethlent", "name", "late0").Run()
+		n.lent.Command("ip", "link", "set", "ethlent", "name", "late0").Run()
 	}()
 	err = in(t, n.lent, func() error {
 		l, err := Up(context.Background(), cfg, nil)
@@ -212,7 +193,7 @@ func TestUpGivesUpWhenNoLinkAppears(t *testing.T) {
 
 func TestUpReportsNoCarrierButReturnsLink(t *testing.T) {
 	n := newTestNet(t)
-	exec.Command("ip", "-n", n.peer, "link", "set", "ethpeer", "down").Run()
+	n.peer.Command("ip", "link", "set", "ethpeer", "down").Run()
 	cfg, err := ParseIP("10.54.0.2:::24:::off")
 	if err != nil {
 		t.Fatal(err)
