@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -104,13 +105,21 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	}
 }
 
+// freePort picks a free loopback port below the kernel's ephemeral range
+// (32768 and up by default). A manager killed and restarted listens on the
+// same port again; a port from the ephemeral range could meanwhile be taken
+// by any outgoing connection of the tests running beside this one.
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 20000-31999")
+	return ""
 }
 
 func writeJSON(t *testing.T, path string, v any) {
@@ -220,7 +229,14 @@ func (l *lab) start(t *testing.T, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		// After Wait the output is complete and safe to read: a manager
+		// that failed to start says why, not only "connection refused".
+		if t.Failed() {
+			t.Logf("%s %s output:\n%s", l.bin, strings.Join(args, " "), p.log.String())
+		}
+	})
 	return p
 }
 

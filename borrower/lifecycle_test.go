@@ -90,12 +90,18 @@ func (l *lab) must(t *testing.T, args ...string) string {
 
 func (l *lab) startLender(t *testing.T) {
 	l.lenderP = l.start(t, "lender", "serve", "--config", l.lcfg)
-	waitFor(t, "lender admin socket", func() error { _, err := l.ferry("lender", "server", "list", "--dir", l.ldir); return err })
+	waitFor(t, "lender admin socket", func() error {
+		_, err := l.ferry("lender", "server", "list", "--dir", l.ldir)
+		return err
+	})
 }
 
 func (l *lab) startBorrower(t *testing.T) {
 	l.borrowerP = l.start(t, "borrower", "serve", "--config", l.bcfg)
-	waitFor(t, "borrower admin socket", func() error { _, err := l.ferry("borrower", "lease", "list", "--dir", l.bdir); return err })
+	waitFor(t, "borrower admin socket", func() error {
+		_, err := l.ferry("borrower", "lease", "list", "--dir", l.bdir)
+		return err
+	})
 }
 
 // agent is a simulated lent server speaking the real protocol.
