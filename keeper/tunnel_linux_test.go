@@ -5,20 +5,17 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
+	"ferry/internal/netnstest"
 	"ferry/ipsec/ike"
 	"ferry/ipsec/xfrm"
 	"ferry/pki"
@@ -33,74 +30,14 @@ var (
 	vipPool     = netip.MustParsePrefix("10.50.200.0/24")
 )
 
-// enter moves the calling goroutine's thread into ns for good: the thread
-// is discarded when the goroutine ends (it stays locked).
-func enter(t *testing.T, ns netns.NsHandle) {
-	runtime.LockOSThread()
-	if err := netns.Set(ns); err != nil {
-		t.Error(err)
-	}
-}
-
-func newNS(t *testing.T, name string) netns.NsHandle {
-	t.Helper()
-	done := make(chan netns.NsHandle)
-	go func() {
-		runtime.LockOSThread() // NewNamed switches this thread: never unlock it
-		ns, err := netns.NewNamed(name)
-		if err != nil {
-			t.Errorf("netns %s: %v", name, err)
-		}
-		done <- ns
-	}()
-	ns := <-done
-	t.Cleanup(func() { ns.Close(); netns.DeleteNamed(name) })
-	return ns
-}
-
-// inNS runs f on a thread in ns and waits for it.
-func inNS(t *testing.T, ns netns.NsHandle, f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		enter(t, ns)
-		f()
-	}()
-	<-done
-}
-
-func linkUp(t *testing.T, name string, a netip.Addr) {
-	lo, _ := netlink.LinkByName("lo")
-	netlink.LinkSetUp(lo)
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(24, 32)}})
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // lentServerAndGateway is two namespaces joined by a veth: the lent
 // server's (10.50.0.1) and a ferry gateway's (10.50.0.2, borrower subnet
-// 10.50.2.0/24 behind it), the gateway running. It returns the server's
-// namespace and the identity the server's keeper gets.
-func lentServerAndGateway(t *testing.T) (netns.NsHandle, *ike.InitiatorState) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	srv := newNS(t, fmt.Sprintf("keeper%d-srv", os.Getpid()))
-	gw := newNS(t, fmt.Sprintf("keeper%d-gw", os.Getpid()))
-	inNS(t, srv, func() {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "kpv0", MTU: 1500}, PeerName: "kpv1", PeerNamespace: netlink.NsFd(int(gw))}
-		if err := netlink.LinkAdd(veth); err != nil {
-			t.Errorf("veth: %v", err)
-			return
-		}
-		linkUp(t, "kpv0", serverOuter)
-	})
-	inNS(t, gw, func() { linkUp(t, "kpv1", gwOuter) })
+// 10.50.2.0/24 behind it), the gateway running. It returns both
+// namespaces and the identity the server's keeper gets.
+func lentServerAndGateway(t *testing.T) (srv, gw *netnstest.NS, id *ike.InitiatorState) {
+	srv, gw = netnstest.New(t, "keeper-srv"), netnstest.New(t, "keeper-gw")
+	netnstest.Veth(t, netnstest.End{NS: srv, Name: "kpv0", MTU: 1500, Addr: netip.PrefixFrom(serverOuter, 24)},
+		netnstest.End{NS: gw, Name: "kpv1", Addr: netip.PrefixFrom(gwOuter, 24)})
 	ca, err := pki.NewCA("keeper test CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -113,44 +50,43 @@ func lentServerAndGateway(t *testing.T) (netns.NsHandle, *ike.InitiatorState) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	started := make(chan error, 1)
-	go func() {
-		enter(t, gw)
-		us, err := ike.OpenUserspace(gwOuter, 4500, "kpgw0", 1400, gwInner, slog.New(slog.DiscardHandler))
-		if err != nil {
-			started <- err
+	// The gateway's TUN device and sockets are made in its namespace; its
+	// daemon and data plane then run on goroutines of their own.
+	var us *ike.Userspace
+	var d *ike.Daemon
+	gw.Do(t, func() {
+		if us, err = ike.OpenUserspace(gwOuter, 4500, "kpgw0", 1400, gwInner, slog.New(slog.DiscardHandler)); err != nil {
 			return
 		}
-		defer us.Close()
 		pool, _ := ike.NewPool(vipPool)
-		d, err := ike.New(ike.Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert},
+		d, err = ike.New(ike.Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert},
 			Pool: pool, LocalSubnets: []netip.Prefix{gwSubnet}, DataPlane: us, NATSocket: us.Socket, ForceEncap: true})
-		started <- err
-		if err == nil {
-			go us.Run(ctx)
-			d.Run(ctx)
+		if err != nil {
+			us.Close()
 		}
-	}()
-	if err := <-started; err != nil {
+	})
+	if err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
-	return srv, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go us.Run(ctx)
+	go func() {
+		defer us.Close()
+		d.Run(ctx)
+	}()
+	return srv, gw, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
 		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}
 }
 
 func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
-	srv, id := lentServerAndGateway(t)
+	srv, gw, id := lentServerAndGateway(t)
 	ours, theirs := net.Pipe()
 	defer ours.Close()
 	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		enter(t, srv)
-		k.Run(ctx)
-	}()
+	go srv.Do(t, func() { k.Run(ctx) })
 	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
 	event, err := bufio.NewReader(ours).ReadString('\n')
 	if err != nil {
@@ -159,7 +95,7 @@ func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 	// auto: the kernel plane where the namespace's kernel has ESP, else
 	// user-space ESP.
 	want := DataPlaneUser
-	inNS(t, srv, func() {
+	srv.Do(t, func() {
 		if probeESP() == nil {
 			want = DataPlaneKernel
 		}
@@ -178,7 +114,7 @@ func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 	}
 	// A byte stream from the server to the borrower subnet goes through it.
 	var ln net.Listener
-	inNS(t, nsOfGateway(t), func() { ln, err = net.Listen("tcp", gwInner.Addr().String()+":7071") })
+	gw.Do(t, func() { ln, err = net.Listen("tcp", gwInner.Addr().String()+":7071") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +126,7 @@ func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 		}
 	}()
 	var got string
-	inNS(t, srv, func() {
+	srv.Do(t, func() {
 		c, err := net.DialTimeout("tcp", gwInner.Addr().String()+":7071", 10*time.Second)
 		if err != nil {
 			t.Errorf("dial the borrower subnet from the lent server: %v", err)
@@ -208,22 +144,10 @@ func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 	}
 }
 
-func nsOfGateway(t *testing.T) netns.NsHandle {
-	ns, err := netns.GetFromName(fmt.Sprintf("keeper%d-gw", os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
-
 func TestTunnelRefusesKernelPlaneWhereKernelHasNoESP(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	ns := newNS(t, fmt.Sprintf("keeper%d-noesp", os.Getpid()))
+	ns := netnstest.New(t, "keeper-noesp")
 	var err error
-	inNS(t, ns, func() {
+	ns.Do(t, func() {
 		if probeESP() == nil {
 			t.Skip("this kernel has ESP")
 		}
