@@ -49,3 +49,13 @@ func ListenUnix(path string) (net.Listener, error) {
 	}
 	return ln, nil
 }
+
+// Reply answers the usual end of a handler: err as WriteError does, else v
+// as JSON with 200.
+func Reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, v)
+}

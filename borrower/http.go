@@ -26,19 +26,11 @@ func (m *Manager) AdminHandler() http.Handler {
 			return
 		}
 		l, err := m.RequestLease(r.Context(), req)
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {
 		ls, err := m.Leases(r.Context())
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, ls)
+		api.Reply(w, ls, err)
 	})
 	mux.HandleFunc("GET /admin/leases/{id}", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Lease(r.Context(), r.PathValue("id"))
@@ -53,11 +45,7 @@ func (m *Manager) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /admin/leases/{id}/return", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	return mux
 }

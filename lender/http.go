@@ -21,11 +21,7 @@ func (m *Manager) AgentHandler() http.Handler {
 			return
 		}
 		resp, err := m.Enroll(r.Context(), req)
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, resp)
+		api.Reply(w, resp, err)
 	})
 	mux.HandleFunc("POST "+api.PathPhase, m.handlePhase)
 	mux.HandleFunc("GET "+api.PathCRL, func(w http.ResponseWriter, r *http.Request) {
@@ -92,27 +88,15 @@ func (m *Manager) M2MHandler() http.Handler {
 			return
 		}
 		l, err := m.RequestLease(r.Context(), req)
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Lease(r.Context(), r.PathValue("id"))
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("GET "+api.PathMetric, m.handleMetrics)
 	return mux
@@ -123,11 +107,7 @@ func (m *Manager) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/servers", func(w http.ResponseWriter, r *http.Request) {
 		s, err := m.Servers(r.Context())
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, s)
+		api.Reply(w, s, err)
 	})
 	mux.HandleFunc("POST /admin/servers", func(w http.ResponseWriter, r *http.Request) {
 		var s Server
@@ -159,11 +139,7 @@ func (m *Manager) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.Leases(r.Context())
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		api.Reply(w, l, err)
 	})
 	mux.Handle("/v1/", m.M2MHandler())
 	return mux
