@@ -2,11 +2,8 @@ package ike
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -164,49 +161,11 @@ func startNATEndpoint(t testing.TB, ns *netnstest.NS, cfg Config, inner netip.Pr
 	return e
 }
 
-// natTransfer sends n random bytes from the initiator to the gateway's
-// inner address through the tunnel and checks them.
+// natTransfer sends n bytes from the initiator to the gateway's inner
+// address through the tunnel behind the NAT and checks them.
 func natTransfer(t *testing.T, l *natLab, n int) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	l.gw.ns.Do(t, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7035") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan [32]byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- [32]byte{}
-			return
-		}
-		defer c.Close()
-		h := sha256.New()
-		io.Copy(h, c)
-		got <- [32]byte(h.Sum(nil))
-	}()
-	var c net.Conn
-	l.ini.ns.Do(t, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7035", 5*time.Second) })
-	if err != nil {
-		t.Fatalf("dial through the tunnel behind NAT: %v", err)
-	}
-	data := make([]byte, n)
-	rand.Read(data)
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := c.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	select {
-	case h := <-got:
-		if h != sha256.Sum256(data) {
-			t.Fatalf("%d bytes through the NAT arrived changed or short", n)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("transfer through the NAT did not finish")
-	}
+	sendThrough(t, l.ini.ns, l.gw.ns, l.n.gwInner.Addr(), 7035, n, nil)
 }
 
 func (l *natLab) connect(t *testing.T) {

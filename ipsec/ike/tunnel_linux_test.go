@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/netnstest"
 	"ferry/ipsec/ikev2"
 )
 
@@ -18,9 +19,18 @@ import (
 // a listener in the gateway's, over the tunnel, and checks them.
 func transfer(t *testing.T, l *lab, n int, during func()) {
 	t.Helper()
+	sendThrough(t, l.p.a, l.p.b, l.n.gwInner.Addr(), 7033, n, during)
+}
+
+// sendThrough sends n pseudo-random bytes over TCP from namespace from to a
+// listener on dst:port in namespace to, calls during (if any) halfway, and
+// checks that every byte arrived unchanged.
+func sendThrough(t *testing.T, from, to *netnstest.NS, dst netip.Addr, port, n int, during func()) {
+	t.Helper()
+	addr := netip.AddrPortFrom(dst, uint16(port)).String()
 	var ln net.Listener
 	var err error
-	l.p.b.Do(t, func() { ln, err = net.Listen("tcp4", l.n.gwInner.Addr().String()+":7033") })
+	to.Do(t, func() { ln, err = net.Listen("tcp4", addr) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +48,9 @@ func transfer(t *testing.T, l *lab, n int, during func()) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	l.p.a.Do(t, func() { c, err = net.DialTimeout("tcp4", l.n.gwInner.Addr().String()+":7033", 5*time.Second) })
+	from.Do(t, func() { c, err = net.DialTimeout("tcp4", addr, 5*time.Second) })
 	if err != nil {
-		t.Fatalf("dial through the tunnel: %v", err)
+		t.Fatalf("dial %s through the tunnel: %v", addr, err)
 	}
 	data := make([]byte, n)
 	rng := rand.NewChaCha8([32]byte{33})
