@@ -2,16 +2,12 @@ package borrower
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -24,52 +20,45 @@ import (
 
 	"ferry/api"
 	"ferry/keeper"
+	"ferry/pki"
 )
 
-type shutCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
+// shutCA is pki's in-memory test CA, with the shortcuts these tests use.
+type shutCA struct{ *pki.CA }
 
 func newShutCA(t *testing.T, cn string) *shutCA {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	t.Helper()
+	ca, err := pki.NewCA(cn, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(der)
-	return &shutCA{cert: c, key: key}
+	return &shutCA{ca}
 }
 
-func (ca *shutCA) leaf(t *testing.T, cn string, eku ...x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: eku}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+// leaf issues a certificate for a new P-256 key (server and client use).
+func (ca *shutCA) leaf(t *testing.T, cn string) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	key, cert, err := ca.Issue(pki.Identity{CommonName: cn}, pki.ECDSAP256, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := x509.ParseCertificate(der)
-	return c, key
+	return cert, key
 }
 
 // writePair writes a leaf of ca and its key as PEM files in dir.
 func (ca *shutCA) writePair(t *testing.T, dir, name string) (string, string) {
-	c, k := ca.leaf(t, name, x509.ExtKeyUsageClientAuth)
-	der, _ := x509.MarshalECPrivateKey(k)
+	c, k := ca.leaf(t, name)
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cf, kf := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644)
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	os.WriteFile(cf, pki.CertPEM(c), 0o644)
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	return cf, kf
 }
 
-func (ca *shutCA) pem() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
-}
+func (ca *shutCA) pem() []byte { return ca.CertPEM() }
 
 // lentServer is a real keeper on loopback (its one-time certificate from
 // a lender CA, trusting keeperCA's clients) whose root's init is a child
@@ -97,7 +86,7 @@ func startLentServer(t *testing.T, keeperCA *shutCA, initScript string) *lentSer
 	os.WriteFile(mi, []byte("40 1 0:33 / / rw - nfs4 10.9.0.1:/ rw,vers=4.1\n"), 0o644)
 	k := keeper.New(keeper.Options{Listen: "127.0.0.1:0", ShutdownListen: "127.0.0.1:" + strconv.Itoa(s.port),
 		StateDir: t.TempDir(), Mountinfo: mi,
-		Identity: &keeper.Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{keeperCA.cert}},
+		Identity: &keeper.Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{keeperCA.Cert}},
 		PowerOff: keeper.PowerOff{Signal: "SIGUSR2", InitPID: init.Process.Pid}}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

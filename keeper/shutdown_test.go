@@ -2,16 +2,13 @@ package keeper
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
+	"ferry/pki"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os/exec"
@@ -22,43 +19,30 @@ import (
 	"time"
 )
 
-// testCA is a CA made in memory, with leaves it signs.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
+// testCA is pki's in-memory test CA, with the shortcuts these tests use.
+type testCA struct{ *pki.CA }
 
 func newTestCA(t *testing.T, name string) *testCA {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := pki.NewCA(name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
+	return &testCA{ca}
 }
 
-// leaf signs a certificate for a new key; eku empty means none.
-func (ca *testCA) leaf(t *testing.T, cn string, eku ...x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
+// leaf issues a certificate for a new P-256 key (server and client use).
+func (ca *testCA) leaf(t *testing.T, cn string) (*x509.Certificate, crypto.Signer) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: eku}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	key, cert, err := ca.Issue(pki.Identity{CommonName: cn}, pki.ECDSAP256, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
 	return cert, key
 }
 
 func (ca *testCA) client(t *testing.T, cn string) *tls.Certificate {
-	c, k := ca.leaf(t, cn, x509.ExtKeyUsageClientAuth)
+	c, k := ca.leaf(t, cn)
 	return &tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}
 }
 
@@ -84,7 +68,7 @@ func newShutdownLab(t *testing.T) *shutdownLab {
 	go func() { exited <- init.Wait() }()
 	t.Cleanup(func() { init.Process.Kill() })
 	k := New(Options{Trace: "L1-s1", StateDir: t.TempDir(), Mountinfo: filepath.Join("testdata", "mountinfo-nfs"),
-		Identity: &Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{borrower.cert}},
+		Identity: &Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{borrower.Cert}},
 		PowerOff: PowerOff{Signal: "SIGUSR2", InitPID: init.Process.Pid}}, slog.New(slog.DiscardHandler))
 	cfg, err := k.opt.Identity.TLSConfig()
 	if err != nil {
