@@ -26,20 +26,7 @@ type gatewayStatus struct {
 
 func startGatewayStatus(t *testing.T, dir string) *gatewayStatus {
 	g := &gatewayStatus{path: filepath.Join(dir, "gateway.sock"), sas: []ike.SAStatus{}}
-	ln, err := net.Listen("unix", g.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go g.serve(c)
-		}
-	}()
+	serveUnix(t, g.path, g.serve)
 	return g
 }
 

@@ -168,7 +168,15 @@ type fakeQMP struct {
 
 func startQMP(t *testing.T, dir string) *fakeQMP {
 	q := &fakeQMP{path: filepath.Join(dir, "qmp.sock")}
-	ln, err := net.Listen("unix", q.path)
+	serveUnix(t, q.path, q.serve)
+	return q
+}
+
+// serveUnix answers every connection to a fresh unix socket at path with
+// serve, until the test ends: the stand-ins for QEMU's and the gateway's
+// control sockets.
+func serveUnix(t *testing.T, path string, serve func(net.Conn)) {
+	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +187,9 @@ func startQMP(t *testing.T, dir string) *fakeQMP {
 			if err != nil {
 				return
 			}
-			go q.serve(c)
+			go serve(c)
 		}
 	}()
-	return q
 }
 
 func (q *fakeQMP) serve(c net.Conn) {
