@@ -32,37 +32,17 @@ func (a *Agent) dataPlane() (keeper.DataPlane, error) {
 	return p, nil
 }
 
-// espLoadOrder lists the kernel's ESP modules in the order they must load
-// when nothing answers the kernel's module requests (no /sbin/modprobe in
-// an initramfs whose init is ferry): drbg's self-test needs hmac(sha512)
-// and a jitterentropy_rng (which needs sha3) already there, and seqiv's
-// IV generator takes drbg as its stdrng. Loaded in the default sorted
-// order, drbg comes first, fails its self-test and ESP states cannot be
-// built. scripts/ipsec-guest.sh proved this order on Debian's kernel.
-func espLoadOrder() []string {
-	return []string{"esp4", "xfrm_user", "sha512_generic", "sha3_generic", "jitterentropy_rng", "drbg",
-		"gcm", "ctr", "ghash_generic", "ghash_clmulni_intel", "aesni_intel", "seqiv", "echainiv"}
-}
-
-// loadESPModules loads those of espLoadOrder that dir carries, in that
-// order with their dependencies, before everything else is loaded in
+// loadESPModules loads the ESP modules dir carries (kmod.ESPModules, in
+// that order with their dependencies) before everything else is loaded in
 // sorted order. A module missing from dir is skipped: it may be built in,
 // and the tunnel falls back to user-space ESP when the kernel lacks it.
 func loadESPModules(ctx context.Context, dir string, log *slog.Logger) {
-	var mods []kmod.Module
-	seen := map[string]bool{}
-	for _, n := range espLoadOrder() {
-		ms, err := kmod.Resolve(dir, []string{n})
-		if err != nil {
-			log.Debug("ESP module not carried", "module", n, "err", err)
-			continue
-		}
-		for _, m := range ms {
-			if k := kmod.NormalizeName(m.Name); !seen[k] {
-				seen[k] = true
-				mods = append(mods, m)
-			}
-		}
+	mods, missing, err := kmod.ResolveAvailable(dir, kmod.ESPModules())
+	if len(missing) > 0 {
+		log.Debug("ESP modules not carried (built in, or the kernel lacks them)", "modules", missing)
+	}
+	if err != nil {
+		log.Warn("ESP modules: cannot resolve (the tunnel may fall back to user-space ESP)", "err", err)
 	}
 	if len(mods) == 0 {
 		return

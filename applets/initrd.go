@@ -2,12 +2,14 @@ package applets
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"ferry/initrd"
@@ -169,13 +171,14 @@ func initrdPatch(env *Env, args []string) error {
 }
 
 func initrdBuild(env *Env, args []string) error {
-	fs := newFlags(env, "initrd build", "initrd build -o OUT [--kernel-modules DIR --module NAME...] [--add SRC:DST...] [--compress none|gzip]")
+	fs := newFlags(env, "initrd build", "initrd build -o OUT [--kernel-modules DIR [--module NAME...] [--esp]] [--add SRC:DST...] [--compress none|gzip]")
 	out := fs.String("o", "", "output image (written atomically)")
 	kdir := fs.String("kernel-modules", "", "directory of a kernel's modules (lib/modules/RELEASE)")
 	comp := fs.String("compress", "none", "compression: none or gzip")
 	var adds, mods listFlag
 	fs.Var(&adds, "add", "SRC:DST: add host file, directory tree or symlink SRC at DST (repeatable)")
 	fs.Var(&mods, "module", "module NAME to include with its dependencies (repeatable)")
+	esp := fs.Bool("esp", false, "also the modules kernel IPsec ESP needs (those the kernel has as modules)")
 	if _, err := positionals(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
@@ -183,11 +186,11 @@ func initrdBuild(env *Env, args []string) error {
 	if err != nil || (c != initrd.None && c != initrd.Gzip) {
 		return usagef("--compress %q: want none or gzip", *comp)
 	}
-	if *out == "" || (len(mods) > 0 && *kdir == "") {
-		return usagef("need -o OUT, and --kernel-modules DIR with --module")
+	if *out == "" || ((len(mods) > 0 || *esp) && *kdir == "") {
+		return usagef("need -o OUT, and --kernel-modules DIR with --module or --esp")
 	}
 	files := selfFiles()
-	mf, err := moduleFiles(*kdir, mods)
+	mf, err := moduleFiles(*kdir, mods, *esp)
 	if err != nil {
 		return err
 	}
@@ -218,17 +221,29 @@ func selfFiles() []initrd.File {
 }
 
 // moduleFiles resolves names with their dependencies under dir and places
-// them at /lib/modules/<basename of dir>/<path relative to dir>.
-func moduleFiles(dir string, names []string) ([]initrd.File, error) {
-	if len(names) == 0 {
+// them at /lib/modules/<basename of dir>/<path relative to dir>. With esp it
+// adds those of kmod.ESPModules that dir has as modules: the others are
+// built in or absent, and the agent falls back to user-space ESP then. A
+// named module that is missing is an error.
+func moduleFiles(dir string, names []string, esp bool) ([]initrd.File, error) {
+	if len(names) == 0 && !esp {
 		return nil, nil
 	}
-	mods, err := kmod.Resolve(dir, names)
+	want := names
+	if esp {
+		want = append(slices.Clone(names), kmod.ESPModules()...)
+	}
+	mods, missing, err := kmod.ResolveAvailable(dir, want)
+	for _, m := range missing {
+		if slices.Contains(names, m) {
+			err = errors.Join(err, fmt.Errorf("kmod: module %q not found under %s", m, dir))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("modules from %s: %w", dir, err)
 	}
 	base := filepath.Base(filepath.Clean(dir))
-	var files []initrd.File
+	files := make([]initrd.File, 0, len(mods))
 	for _, m := range mods {
 		files = append(files, initrd.File{Path: path.Join("lib/modules", base, m.Rel), Mode: 0o644, Src: m.Path})
 	}

@@ -18,12 +18,14 @@ import (
 // templates (the kernel cannot autoload them without modprobe), the tunnel
 // and XFRM interfaces, and the NFS client.
 func TransferModules() []string {
-	return []string{
+	mods := []string{
 		"virtio_pci", "virtio_net", "e1000", "e1000e", "igb", "ixgbe", "i40e", "tg3", "bnxt_en",
-		"esp4", "xfrm_user", "xfrm_interface", "tun",
-		"drbg", "gcm", "seqiv",
+		"xfrm_interface", "tun",
 		"nfs", "nfsv3", "nfsv4",
 	}
+	// The ESP set includes what drbg's self-test needs (sha512, sha3,
+	// jitterentropy): without them kernel ESP cannot build a state.
+	return append(mods, kmod.ESPModules()...)
 }
 
 // bundleDir is where the bundle puts modules: the agent's module directory.

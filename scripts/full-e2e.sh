@@ -250,14 +250,12 @@ log "images: image B, the busybox root, the disk (build-images.sh into $LAB)"
 "$FERRY_REPO/scripts/build-images.sh" "$FERRY" >"$LAB/build.log" 2>&1 || die "build-images.sh failed (see $LAB/build.log)"
 write_variant 4.1
 mkdir -p "$DIR"
-# Kernel ESP's modules (the agent loads them in the order drbg's self-test
-# needs: agent/tunnel_plane.go), and tun for user-space ESP, the fallback.
-ESP_MODULES="esp4 xfrm_user sha512_generic sha3_generic jitterentropy_rng drbg gcm ctr ghash_generic
-	ghash_clmulni_intel aesni_intel seqiv echainiv"
+# Kernel ESP's modules (--esp: kmod.ESPModules, which the agent loads in
+# the order drbg's self-test needs), and tun for user-space ESP, the fallback.
 log "image A with kernel ESP's modules and tun (ferry.dataplane=$DATAPLANE)"
 "$FERRY" initrd build -o "$DIR/initrd-a.img" --kernel-modules "$MODDIR" \
 	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun \
-	$(printf -- '--module %s ' $ESP_MODULES) >/dev/null
+	--esp >/dev/null
 make_certs
 
 # ------------------------------------------------------------------ lab up
