@@ -228,7 +228,7 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 		d.log.Debug("ike: forgot refused SA", "spi", fmt.Sprintf("%016x", sa.localSPI()), "reason", reason)
 	}
 	delete(d.sas, sa.localSPI())
-	delete(d.halfOpen, initKey{sa.remote, sa.spii})
+	d.leaveHalfOpen(sa)
 	for _, c := range sa.children {
 		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
 	}
@@ -242,6 +242,15 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 	}
 	if sa.st == stEstablished || sa.st == stDeleting {
 		d.log.Info("ike: SA down", "spi", fmt.Sprintf("%016x", sa.localSPI()), "peer", peerName(sa), "reason", reason)
+	}
+}
+
+// leaveHalfOpen takes sa out of the half-open table: it authenticated,
+// was refused, timed out or is gone. The entry is found by the key it was
+// made with, never by the SA's current (peer-controlled) address.
+func (d *Daemon) leaveHalfOpen(sa *ikeSA) {
+	if d.halfOpen[sa.openKey] == sa {
+		delete(d.halfOpen, sa.openKey)
 	}
 }
 

@@ -210,7 +210,8 @@ func (d *Daemon) acceptInit(b []byte, h ikev2.Header, m *ikev2.Message, req init
 	}
 	sa.in.next = 1 // IKE_SA_INIT was message 0
 	d.sas[sa.spir] = sa
-	d.halfOpen[initKey{from, sa.spii}] = sa
+	sa.openKey = initKey{from, sa.spii}
+	d.halfOpen[sa.openKey] = sa
 	d.sendTo(sa.initResp, from, nat)
 }
 

@@ -22,7 +22,7 @@ type refusal struct {
 // respondAuth authenticates an initiator (certificate to the CA, AUTH,
 // allow list) and sets up its first CHILD_SA.
 func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
-	delete(d.halfOpen, initKey{sa.remote, sa.spii})
+	d.leaveHalfOpen(sa)
 	out, r := d.authenticate(sa, m.Payloads)
 	if r != nil {
 		d.log.Info("ike: refused peer", "from", sa.remote, "peer", peerName(sa), "notify", r.kind, "reason", r.reason)

@@ -33,8 +33,12 @@ type ikeSA struct {
 	spii, spir uint64
 	st         state
 	remote     netip.AddrPort // where the peer's messages come from
-	natT       bool           // IKE and ESP on the NAT-T port
-	behindNAT  bool           // this side is behind a NAT: send keepalives
+	// openKey is the responder's half-open table entry, as made from the
+	// IKE_SA_INIT request: remote moves when IKE_AUTH arrives on another
+	// port (NAT-T), and the entry must leave all the same.
+	openKey   initKey
+	natT      bool // IKE and ESP on the NAT-T port
+	behindNAT bool // this side is behind a NAT: send keepalives
 
 	suite  *ikev2.Suite
 	keys   *ikev2.IKEKeys
