@@ -46,7 +46,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 		return err
 	}
 	c := &api.Client{Base: lenderURL, HTTP: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(pin, nil)}}}
+		Transport: &http.Transport{TLSClientConfig: lenderTLS(pin, lenderURL, nil)}}}
 	var resp api.EnrollResponse
 	req := api.EnrollRequest{Token: token, MAC: a.mac, CSR: string(csr)}
 	if err := callRetrying(ctx, func() error { return c.Call(ctx, http.MethodPost, api.PathEnroll, req, &resp) }); err != nil {
@@ -89,6 +89,18 @@ func (a *Agent) bootstrap() (lenderURL, pin, token string, err error) {
 		return "", "", "", errors.New("no ferry.trace= on the kernel command line (it names the lease and server)")
 	}
 	return lenderURL, pin, token, nil
+}
+
+// lenderTLS is the TLS of every call to the lender: its serving
+// certificate, signed by the pinned CA, for the ferry.lender URL's host
+// (api.PinnedClientTLS). An unparsable URL leaves no host, which fails
+// every handshake.
+func lenderTLS(pin, lenderURL string, client *tls.Certificate) *tls.Config {
+	var host string
+	if u, err := url.Parse(lenderURL); err == nil {
+		host = u.Hostname()
+	}
+	return api.PinnedClientTLS(pin, host, client)
 }
 
 // callRetrying retries fn while the lender is unreachable (a network

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -149,4 +150,46 @@ func TestEnrollRefusesCommandLineWithoutTrace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ferry.trace") {
 		t.Fatalf("enrollment without ferry.trace=: %v", err)
 	}
+}
+
+// TestEnrollRefusesLentServerPosingAsLender is hole 4 of "Trust
+// boundaries": a lent server's root can read its one-time key, and the
+// lender CA signed its certificate, so on the lender network it could
+// answer another server's enrollment. The agent must refuse it in the
+// handshake, before a byte of the enrollment goes out.
+func TestEnrollRefusesLentServerPosingAsLender(t *testing.T) {
+	l := newRealLender(t)
+	lent := agentA(t, l.boot.KernelParam)
+	if err := lent.enroll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The impostor serves with what the lent server holds: its one-time
+	// certificate and key, and the lender CA's certificate behind it.
+	oneTime := tls.Certificate{Certificate: [][]byte{lent.ident.Certs[0].Raw, l.ca.Cert.Raw}, PrivateKey: lent.ident.Key}
+	asked := make(chan string, 1)
+	imp := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case asked <- r.URL.Path:
+		default:
+		}
+		http.Error(w, "gateway rewritten", http.StatusTeapot)
+	}))
+	imp.TLS = &tls.Config{Certificates: []tls.Certificate{oneTime}}
+	imp.StartTLS()
+	defer imp.Close()
+
+	victim := strings.Replace(l.boot.KernelParam, "ferry.lender="+l.url, "ferry.lender="+imp.URL, 1)
+	if victim == l.boot.KernelParam {
+		t.Fatalf("kernel parameters %q do not name the lender %s", l.boot.KernelParam, l.url)
+	}
+	err := agentA(t, victim).enroll(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "one-time") {
+		t.Fatalf("enrollment at a server presenting a one-time certificate: %v, want a refusal naming the one-time certificate", err)
+	}
+	select {
+	case p := <-asked:
+		t.Fatalf("the impostor got a request for %s: the agent sent its enrollment", p)
+	default:
+	}
+	t.Logf("refused: %v", err)
 }

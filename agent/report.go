@@ -30,7 +30,7 @@ func (r *reporter) connect(l *Lease, cert tls.Certificate) {
 	r.lease = l
 	r.client = &api.Client{Base: l.LenderURL, HTTP: &http.Client{
 		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(l.CAPin, &cert)},
+		Transport: &http.Transport{TLSClientConfig: lenderTLS(l.CAPin, l.LenderURL, &cert)},
 	}}
 }
 

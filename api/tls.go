@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // ServerTLS is the manager-to-manager server side: TLS 1.3 and a client
@@ -62,16 +63,19 @@ func Fingerprint(der []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// PinnedClientTLS is the agent's side of enrollment: it trusts the server
-// only if the chain it sends contains a CA with the given fingerprint that
-// signed the leaf. The agent has no CA file, only the pin from the command
-// line. client may be nil (enrollment) or the one-time certificate.
-func PinnedClientTLS(fingerprint string, client *tls.Certificate) *tls.Config {
+// PinnedClientTLS is the agent's side of every call to the lender's
+// agent API (enrollment, phase reports): it trusts the server only if the
+// chain it sends holds a CA with the given fingerprint that signed the
+// leaf, and that leaf is the lender's serving certificate for host (the
+// ferry.lender URL's host), see CheckLenderLeaf. The agent has no CA file,
+// only the pin from the command line. client may be nil (enrollment) or
+// the one-time certificate.
+func PinnedClientTLS(fingerprint, host string, client *tls.Certificate) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, // replaced by the pin check below
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			return verifyPinned(raw, fingerprint)
+			return verifyPinned(raw, fingerprint, host)
 		},
 	}
 	if client != nil {
@@ -80,7 +84,7 @@ func PinnedClientTLS(fingerprint string, client *tls.Certificate) *tls.Config {
 	return cfg
 }
 
-func verifyPinned(raw [][]byte, fingerprint string) error {
+func verifyPinned(raw [][]byte, fingerprint, host string) error {
 	if len(raw) < 2 {
 		return errors.New("server sent no CA certificate with its leaf: cannot check the pin")
 	}
@@ -99,7 +103,39 @@ func verifyPinned(raw [][]byte, fingerprint string) error {
 		if err := leaf.CheckSignatureFrom(ca); err != nil {
 			return fmt.Errorf("server leaf not signed by the pinned CA %s: %w", fingerprint, err)
 		}
-		return nil
+		return CheckLenderLeaf(leaf, host)
 	}
 	return fmt.Errorf("no certificate in the server's chain has the pinned fingerprint %s", fingerprint)
+}
+
+// CheckLenderLeaf tells the lender's serving certificate apart from the
+// other leaves the lender CA signs: the one-time certificates of lent
+// servers, whose keys the borrowers' roots hold. A lent server on the
+// lender network must not pass as the lender, or it could answer other
+// servers' enrollment and hand them its own gateway, CA, image and root.
+// Three independent marks, each enough on its own:
+//   - no ferry: URI (every one-time certificate names its lease in one);
+//   - extended key usage serverAuth, explicitly (one-time certificates
+//     carry clientAuth only; a leaf without the extension is refused,
+//     although X.509 would read its absence as "any");
+//   - a DNS or IP SAN matching host, the ferry.lender URL's host (the
+//     lender signs no SANs into one-time certificates).
+func CheckLenderLeaf(leaf *x509.Certificate, host string) error {
+	for _, u := range leaf.URIs {
+		if u.Scheme == "ferry" {
+			return fmt.Errorf("server presented the one-time certificate %q (serial %x) of a lent server, not the lender's serving certificate",
+				leaf.Subject.CommonName, leaf.SerialNumber)
+		}
+	}
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		return fmt.Errorf("server certificate %q (serial %x) is not for TLS servers (no serverAuth extended key usage)",
+			leaf.Subject.CommonName, leaf.SerialNumber)
+	}
+	if host == "" {
+		return errors.New("no lender host name to check the server certificate against")
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return fmt.Errorf("server certificate %q (serial %x) is not the lender's: %w", leaf.Subject.CommonName, leaf.SerialNumber, err)
+	}
+	return nil
 }

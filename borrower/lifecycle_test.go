@@ -122,7 +122,7 @@ func (l *lab) bootParams(t *testing.T, mac string) lender.Boot {
 }
 
 func (a *agent) post(t *testing.T, url string, client *tls.Certificate, in, out any) (int, string) {
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(a.boot.CAPin, client)}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(a.boot.CAPin, "127.0.0.1", client)}}
 	body, _ := json.Marshal(in)
 	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -269,7 +269,7 @@ func (l *lab) checkReturned(t *testing.T, id string, agents []*agent, phases int
 }
 
 func (l *lab) crl(t *testing.T, a *agent) map[string]bool {
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(a.boot.CAPin, nil)}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: api.PinnedClientTLS(a.boot.CAPin, "127.0.0.1", nil)}}
 	resp, err := hc.Get(l.agentURL + api.PathCRL)
 	if err != nil {
 		t.Fatal(err)
