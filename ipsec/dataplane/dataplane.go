@@ -27,6 +27,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 )
@@ -106,6 +107,21 @@ type ExpireEvent struct {
 	Reason  string // "bytes", "packets", "time", "sequence", or the kernel's
 }
 
+// ErrNoSuchSA: the data plane has no CHILD_SA with the SPIs asked about.
+var ErrNoSuchSA = errors.New("no such SA installed")
+
+// SACounters are one CHILD_SA's traffic since it was installed: inner
+// (plaintext) packets and bytes, as the lifetime limits count them. In
+// counts what arrived, authenticated and passed the replay check; Out what
+// was sealed and sent.
+type SACounters struct {
+	InPackets, InBytes   uint64
+	OutPackets, OutBytes uint64
+	// LastIn is when the last inbound packet was accepted; the zero Time
+	// means none yet (or a data plane that cannot tell).
+	LastIn time.Time
+}
+
 // DataPlane installs and removes CHILD_SAs. Implementations are safe for
 // concurrent use.
 type DataPlane interface {
@@ -114,6 +130,9 @@ type DataPlane interface {
 	Install(ctx context.Context, sa ChildSA) error
 	// Remove deletes both directions; removing unknown SPIs is not an error.
 	Remove(ctx context.Context, inSPI, outSPI uint32) error
+	// Counters returns the traffic of the CHILD_SA with these SPIs (as
+	// given to Install). An SA that is not installed is an error.
+	Counters(ctx context.Context, inSPI, outSPI uint32) (SACounters, error)
 	// Expire delivers lifetime events; it is closed by Close.
 	Expire() <-chan ExpireEvent
 	// BypassSocket exempts the IKE socket fd from IPsec policies.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"ferry/ipsec/dataplane"
 )
@@ -290,6 +291,7 @@ func (p *Plane) open(pkt []byte, from netip.AddrPort) ([]byte, error) {
 	if newest && from.IsValid() && *in.out.remote.Load() != from {
 		p.follow(in.out, from)
 	}
+	in.life.last.Store(time.Now().UnixNano())
 	p.account(in.life, spi, true, len(inner))
 	return inner, nil
 }

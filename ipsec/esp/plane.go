@@ -355,6 +355,24 @@ func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
 	return nil
 }
 
+// Counters implements dataplane.DataPlane: the SA's lifetime meters.
+func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.SACounters, error) {
+	p.mu.Lock()
+	pr, ok := p.pairs[inSPI]
+	p.mu.Unlock()
+	if !ok || pr.out.spi != outSPI {
+		return dataplane.SACounters{}, fmt.Errorf("esp: SA in=%#x out=%#x: %w", inSPI, outSPI, dataplane.ErrNoSuchSA)
+	}
+	c := dataplane.SACounters{
+		InPackets: pr.in.life.packets.Load(), InBytes: pr.in.life.bytes.Load(),
+		OutPackets: pr.out.life.packets.Load(), OutBytes: pr.out.life.bytes.Load(),
+	}
+	if ns := pr.in.life.last.Load(); ns != 0 {
+		c.LastIn = time.Unix(0, ns)
+	}
+	return c, nil
+}
+
 // Remove implements dataplane.DataPlane.
 func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	p.mu.Lock()

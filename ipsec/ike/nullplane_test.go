@@ -12,6 +12,9 @@ type nullPlane struct{ ch chan dataplane.ExpireEvent }
 
 func (nullPlane) Install(context.Context, dataplane.ChildSA) error { return nil }
 func (nullPlane) Remove(context.Context, uint32, uint32) error     { return nil }
-func (p nullPlane) Expire() <-chan dataplane.ExpireEvent           { return p.ch }
-func (nullPlane) BypassSocket(uintptr) error                       { return nil }
-func (nullPlane) Close() error                                     { return nil }
+func (nullPlane) Counters(context.Context, uint32, uint32) (dataplane.SACounters, error) {
+	return dataplane.SACounters{}, nil
+}
+func (p nullPlane) Expire() <-chan dataplane.ExpireEvent { return p.ch }
+func (nullPlane) BypassSocket(uintptr) error             { return nil }
+func (nullPlane) Close() error                           { return nil }

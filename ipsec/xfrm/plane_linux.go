@@ -282,3 +282,33 @@ func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
 	p.log.Info("xfrm: peer moved", "out_spi", fmt.Sprintf("%#x", outSPI), "to", to)
 	return nil
 }
+
+// Counters implements dataplane.DataPlane from the kernel's per-state
+// lifetime counters (XFRM_MSG_GETSA, curlft): the bytes and packets the
+// kernel counts against the SA's limits. The kernel keeps the time of an
+// SA's first use, not its last, so LastIn stays zero: compare InPackets
+// between two calls to see whether traffic arrives.
+func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.SACounters, error) {
+	p.mu.Lock()
+	inst, ok := p.sas[inSPI]
+	p.mu.Unlock()
+	if !ok || uint32(inst.out.Spi) != outSPI {
+		return dataplane.SACounters{}, fmt.Errorf("xfrm: SA in=%#x out=%#x: %w", inSPI, outSPI, dataplane.ErrNoSuchSA)
+	}
+	var c dataplane.SACounters
+	for _, s := range []*netlink.XfrmState{inst.in, inst.out} {
+		got, err := p.h.XfrmStateGet(&netlink.XfrmState{Src: s.Src, Dst: s.Dst, Proto: s.Proto, Spi: s.Spi})
+		if err != nil {
+			if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+				err = fmt.Errorf("%w (hard expired?): %w", dataplane.ErrNoSuchSA, err)
+			}
+			return dataplane.SACounters{}, fmt.Errorf("xfrm: reading state SPI %#x: %w", uint32(s.Spi), err)
+		}
+		if s == inst.in {
+			c.InPackets, c.InBytes = got.Statistics.Packets, got.Statistics.Bytes
+		} else {
+			c.OutPackets, c.OutBytes = got.Statistics.Packets, got.Statistics.Bytes
+		}
+	}
+	return c, nil
+}

@@ -264,3 +264,32 @@ func TestSetRemoteFollowsNATPortInPlace(t *testing.T) {
 		}
 	})
 }
+
+// Runs wherever the kernel has ESP (the QEMU guest of make e2e); skips on
+// hosts without it. A fresh SA has carried nothing; an SA not installed
+// is ErrNoSuchSA, not zeros.
+func TestCountersReadKernelState(t *testing.T) {
+	inNewNS(t, func() {
+		p, err := New(context.Background(), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		sa := testSA()
+		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
+			t.Skipf("kernel ESP unavailable: %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.Counters(t.Context(), sa.InSPI, sa.OutSPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != (dataplane.SACounters{}) {
+			t.Errorf("fresh SA counters %+v, want zeros", c)
+		}
+		if _, err := p.Counters(t.Context(), sa.InSPI+1, sa.OutSPI); !errors.Is(err, dataplane.ErrNoSuchSA) {
+			t.Errorf("Counters of an SA not installed: %v, want ErrNoSuchSA", err)
+		}
+	})
+}
