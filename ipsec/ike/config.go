@@ -65,6 +65,10 @@ type Config struct {
 	// same way: the data plane's soft expiry at a random 80-90 % rekeys
 	// it, the hard one at 100 % deletes it on both ends. Zero: unlimited.
 	ChildBytes, ChildPackets uint64
+	// RekeyGrace is how long a CHILD_SA replaced by a rekey keeps
+	// decrypting before it is removed, whether or not the peer deleted
+	// it: 5 s (strongSwan's delete_rekeyed_delay).
+	RekeyGrace time.Duration
 	Keepalive                time.Duration // NAT-T keepalive interval, 20 s
 	HalfOpenMax              int           // half-open SAs kept at most, 1024; refused ones too
 	// RefusalHold is how long a refused IKE_AUTH's answer is kept for its
@@ -117,6 +121,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Keepalive == 0 {
 		c.Keepalive = 20 * time.Second
+	}
+	if c.RekeyGrace == 0 {
+		c.RekeyGrace = 5 * time.Second
 	}
 	if c.DPD == 0 {
 		c.DPD = 30 * time.Second

@@ -204,6 +204,7 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		p.due = now.Add(d.cfg.Backoff.Delay(p.sends))
 		d.send(sa, p.dgrams)
 	}
+	d.reap(sa, now)
 	if sa.st == stEstablished && sa.pending == nil {
 		d.childDue(sa)
 	}

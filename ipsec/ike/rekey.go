@@ -40,7 +40,7 @@ func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
 		old.rekeying = false
 		err := d.rekeyChildReply(sa, old, m, dh, ni, in)
 		if err != nil && old.rival != nil {
-			old.replaced = true // the peer's crossing rekey stands; it deletes old
+			d.retire(sa, old) // the peer's crossing rekey stands; it deletes old
 		}
 		old.rival = nil
 		if err != nil {
@@ -95,14 +95,15 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 		// and the peer deletes old.
 		d.log.Info("ike: simultaneous CHILD_SA rekey: ours is redundant, deleting it", "peer", peerName(sa),
 			"old", fmt.Sprintf("%08x", old.cfg.InSPI), "redundant", fmt.Sprintf("%08x", in), "survivor", fmt.Sprintf("%08x", r.child.cfg.InSPI))
-		nc.replaced = true
+		d.retire(sa, nc)
 		return d.deleteChild(sa, nc)
 	}
 	if old.rival != nil {
 		d.log.Info("ike: simultaneous CHILD_SA rekey: the peer's is redundant, the peer deletes it", "peer", peerName(sa),
 			"redundant", fmt.Sprintf("%08x", old.rival.child.cfg.InSPI))
+		d.retire(sa, old.rival.child)
 	}
-	old.replaced = true
+	d.retire(sa, old)
 	d.log.Info("ike: CHILD_SA rekeyed", "peer", peerName(sa), "old", fmt.Sprintf("%08x", old.cfg.InSPI), "new", fmt.Sprintf("%08x", in), "pfs", gir != nil)
 	return d.deleteChild(sa, old)
 }
@@ -194,7 +195,7 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 		// redundant SA is settled when our answer comes (collide.go).
 		old.rival = &rival{nonce: lowest(ni.Data, nr), child: nc}
 	} else {
-		old.replaced = true // the peer deletes it next
+		d.retire(sa, old) // the peer deletes it next
 	}
 	prop.SPI = binary.BigEndian.AppendUint32(nil, in)
 	out = append([]ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}}, out...)
