@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/full-e2e.sh — the whole transfer, ARCHITECTURE phases 1-10, with
+# scripts/full-e2e.sh — the whole transfer, docs/ARCHITECTURE.md steps 1-14, with
 # the real managers, the real gateway and a QEMU lent server.
 #
 #   lender net 10.50.0.0/24   ns ferry-full-L-PID: `ferry lender serve`

@@ -31,7 +31,7 @@ GW_SUBNET=10.34.12.0/24 GW_INNER=10.34.12.1 GW_POOL=10.34.201.0/24
 SW_SUBNET=10.34.13.0/24 SW_INNER=10.34.13.1 SW_POOL=10.34.202.0/24
 PORT=8080
 # Loaded in this order (each after its dependencies). The crypto ones are
-# what the kernel would otherwise ask /sbin/modprobe for (LAB.md): drbg
+# what the kernel would otherwise ask /sbin/modprobe for (docs/LAB.md): drbg
 # for seqiv's stdrng (its default is hmac(sha512)), seeded by
 # jitterentropy_rng, which needs sha3.
 MODULES="virtio_pci virtio_net veth esp4 xfrm_user xfrm_interface sha512_generic sha3_generic jitterentropy_rng drbg

@@ -30,7 +30,7 @@ ns_exists() { ip netns list 2>/dev/null | grep -qw "^$NETNS"; }
 write_ganesha_conf() {
 	mkdir -p "$LAB/ganesha-recov"
 	cat > "$GANESHA_CONF" <<CONF
-# written by scripts/lab.sh (see docs LAB.md for why each setting is here)
+# written by scripts/lab.sh (see docs/LAB.md for why each setting is here)
 # NFS version $NFS_VERSION: protocols $PROTOCOLS.
 NFS_CORE_PARAM {
 	Protocols = $PROTOCOLS;

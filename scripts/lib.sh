@@ -95,7 +95,7 @@ write_variant() {
 	[ -r "$WWW/vmlinuz-b" ] && [ -r "$LAB/initrd-b.sha256" ] && [ -d "$EXPORT/etc" ] ||
 		die "no images in $LAB: run scripts/build-images.sh first"
 	[[ $opts =~ ^[a-z0-9_=,.:/+-]*$ ]] || die "nfs options '$opts': unexpected characters"
-	# A fresh NFSv4 client owner per boot (LAB.md: same owner = hang).
+	# A fresh NFSv4 client owner per boot (docs/LAB.md: same owner = hang).
 	uniq="ferry-lab-$RANDOM$RANDOM"
 	cat > "$WWW/transfer.json.tmp" <<JSON
 {

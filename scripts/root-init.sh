@@ -13,7 +13,7 @@
 # A clean shutdown asked by the borrower arrives as a signal from the keeper
 # (SIGUSR2, busybox init's power-off signal, which the keeper's "auto" picks
 # for a non-systemd init; 38 = SIGRTMIN+4, systemd's, is trapped as well).
-# The root then goes down in the order of ARCHITECTURE.md phase 10: sync,
+# The root then goes down in the order of docs/ARCHITECTURE.md step 14: sync,
 # unmount what can be unmounted, / read-only, and only then the keeper ends
 # (it deletes its IKE SA, so the gateway and the borrower see the server
 # leave at once) while a `poweroff -f` loaded beforehand powers off: nothing
@@ -80,8 +80,8 @@ else
 	check state-tmpfs FAIL "no /ferry/state/settings.json (mount: '$st')"
 fi
 
-# The lent server's local disks: ferry marks them read-only (ARCHITECTURE.md
-# "Trust"); the lab always attaches one virtio disk.
+# The lent server's local disks: ferry marks them read-only (docs/ARCHITECTURE.md
+# "Design decisions"); the lab always attaches one virtio disk.
 n=0; bad=
 for d in /sys/block/vd* /sys/block/sd* /sys/block/nvme* /sys/block/hd*; do
 	[ -e "$d/ro" ] || continue

@@ -6,7 +6,7 @@
 # Returns when the guest powers off (QEMU -no-reboot), with QEMU's status
 # (124 = timed out). The serial console goes to $LAB/logs/console.log
 # (FERRY_CONSOLE_LOG), and also to the terminal when FERRY_STREAM=1.
-#   FERRY_ACCEL       QEMU accelerator (default tcg,thread=multi; see LAB.md)
+#   FERRY_ACCEL       QEMU accelerator (default tcg,thread=multi; see docs/LAB.md)
 #   FERRY_VM_TIMEOUT  seconds before the VM is killed (default 900)
 #   FERRY_VM_MEM      MiB of guest RAM (default 1024)
 #   FERRY_KERNEL      kernel for A (default: the cached Debian vmlinuz)

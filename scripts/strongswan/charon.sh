@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/strongswan/charon.sh — run one strongSwan charon (kernel-libipsec:
 # userspace ESP over TUN, always UDP-encapsulated) in network namespace NS
-# with its own /run, config and vici socket under DIR, as LAB.md verified.
+# with its own /run, config and vici socket under DIR, as docs/LAB.md describes.
 #
 #   charon.sh start NS DIR [SWANCTL_CONF]   start charon, load SWANCTL_CONF
 #   charon.sh swanctl DIR --OP ARGS...      run swanctl --OP against that charon
