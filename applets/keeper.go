@@ -18,11 +18,11 @@ func keeperApplet() Applet {
 
 func runKeeper(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal SIG]")
-	listen := fs.String("listen", ":7070", "address for GET /status")
+	listen := fs.String("listen", ":7070", "address for GET /status; with --tunnel and no host, 127.0.0.1 and the tunnel's virtual IP only")
 	trace := fs.String("trace", "", "trace id of this transfer")
 	state := fs.String("state", "/ferry/state", "state directory to report on")
 	tunnel := fs.String("tunnel", "", "tunnel state directory (vpn.json, cert, key, CA) to keep a tunnel with; read once at start")
-	shutdown := fs.String("shutdown-listen", ":7071", "address for HTTPS POST /v1/shutdown from the borrower manager (client certificate of the borrower CA; needs --tunnel)")
+	shutdown := fs.String("shutdown-listen", ":7071", "address for HTTPS POST /v1/shutdown from the borrower manager (client certificate of the borrower CA; needs --tunnel); without a host, the tunnel's virtual IP only")
 	sig := fs.String("poweroff-signal", keeper.SignalAuto, "signal that asks PID 1 to power off: auto (systemd: SIGRTMIN+4, else SIGUSR2 as busybox init), a name or a number")
 	plane := fs.String("dataplane", "auto", "ESP data plane of the tunnel: auto (kernel XFRM where the kernel has ESP, else user space), kernel or user")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")

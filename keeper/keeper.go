@@ -16,8 +16,8 @@ package keeper
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -100,25 +100,22 @@ func (k *Keeper) Run(ctx context.Context) error {
 	if k.opt.Control != nil {
 		go k.serveControl(ctx, k.opt.Control)
 	}
-	ln, err := net.Listen("tcp", k.opt.Listen)
+	srv := k.newHTTPServer(k.Handler())
+	status, err := k.listen("status", k.opt.Listen, true, srv.Serve)
 	if err != nil {
-		return fmt.Errorf("keeper: listen %s: %w", k.opt.Listen, err)
-	}
-	if err := k.listenShutdown(ctx); err != nil {
-		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: k.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-	}()
-	k.log.Info("keeper running", "pid", os.Getpid(), "listen", ln.Addr().String(), "trace", k.opt.Trace)
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	shut, err := k.listenShutdown(ctx)
+	if err != nil {
+		status.close()
 		return err
 	}
+	k.log.Info("keeper running", "pid", os.Getpid(), "listen", k.opt.Listen, "trace", k.opt.Trace)
+	k.followTunnel(ctx, status, shut)
+	stop, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(stop)
+	status.close()
 	return nil
 }
 
@@ -196,29 +193,33 @@ func (k *Keeper) event(line string) {
 	}
 }
 
-// listenShutdown starts the shutdown listener when one is configured.
-func (k *Keeper) listenShutdown(ctx context.Context) error {
+// listenShutdown starts the shutdown listener when one is configured;
+// nil when not.
+func (k *Keeper) listenShutdown(ctx context.Context) (*endpoint, error) {
 	if k.opt.ShutdownListen == "" || k.opt.Identity == nil {
 		k.log.Info("no shutdown listener: no address or no identity (lab mode)")
-		return nil
+		return nil, nil
 	}
 	cfg, err := k.opt.Identity.TLSConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := ParseSignal(k.opt.PowerOff.Signal); err != nil {
-		return fmt.Errorf("keeper: %w", err)
+		return nil, fmt.Errorf("keeper: %w", err)
 	}
-	ln, err := net.Listen("tcp", k.opt.ShutdownListen)
+	srv := k.newHTTPServer(k.ShutdownHandler())
+	e, err := k.listen("shutdown", k.opt.ShutdownListen, false, func(ln net.Listener) error {
+		return srv.Serve(tls.NewListener(ln, cfg))
+	})
 	if err != nil {
-		return fmt.Errorf("keeper: shutdown listener %s: %w", k.opt.ShutdownListen, err)
+		return nil, err
 	}
 	go func() {
-		if err := k.serveShutdown(ctx, ln, cfg); err != nil {
-			k.log.Error("shutdown listener stopped", "err", err)
-		}
+		<-ctx.Done()
+		srv.Close()
+		e.close()
 	}()
-	k.log.Info("shutdown listener (HTTPS, client certificate of the borrower CA)", "listen", ln.Addr().String(),
+	k.log.Info("shutdown listener (HTTPS, client certificate of the borrower CA)", "listen", k.opt.ShutdownListen,
 		"power_off_signal", k.opt.PowerOff.Signal)
-	return nil
+	return e, nil
 }

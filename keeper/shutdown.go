@@ -1,17 +1,12 @@
 package keeper
 
 import (
-	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"time"
 )
 
 // PathShutdown is the borrower manager's shutdown request: POST, no body,
@@ -80,19 +75,4 @@ func (k *Keeper) shutdown(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(ShutdownAnswer{Signal: signalName(sig), PID: pid, Client: client})
-}
-
-// serveShutdown serves ShutdownHandler over TLS on ln until ctx ends.
-func (k *Keeper) serveShutdown(ctx context.Context, ln net.Listener, cfg *tls.Config) error {
-	srv := &http.Server{Handler: k.ShutdownHandler(), ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes: 8 << 10, ErrorLog: slog.NewLogLogger(k.log.Handler(), slog.LevelWarn)}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	err := srv.Serve(tls.NewListener(ln, cfg))
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("keeper: shutdown listener %s: %w", ln.Addr(), err)
 }

@@ -9,7 +9,6 @@ import (
 	"ferry/pki"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -70,17 +69,14 @@ func newShutdownLab(t *testing.T) *shutdownLab {
 	k := New(Options{Trace: "L1-s1", StateDir: t.TempDir(), Mountinfo: filepath.Join("testdata", "mountinfo-nfs"),
 		Identity: &Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{borrower.Cert}},
 		PowerOff: PowerOff{Signal: "SIGUSR2", InitPID: init.Process.Pid}}, slog.New(slog.DiscardHandler))
-	cfg, err := k.opt.Identity.TLSConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k.opt.ShutdownListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go k.serveShutdown(ctx, ln, cfg)
+	e, err := k.listenShutdown(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := e.listeners[0]
 	return &shutdownLab{k: k, addr: ln.Addr().String(), borrower: borrower, init: init, exited: exited}
 }
 
