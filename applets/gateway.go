@@ -37,6 +37,9 @@ type gatewayFile struct {
 	Status  string   `json:"status,omitempty"`
 	TUN     string   `json:"tun,omitempty"`
 	DNS     []string `json:"dns,omitempty"` // name servers handed out with the virtual IP
+	// Addresses is the file keeping which key holds which pool address
+	// across restarts; default: the allow file's path + ".addresses".
+	Addresses string `json:"addresses,omitempty"`
 }
 
 const gatewayUsage = `gateway --config FILE
@@ -45,7 +48,10 @@ The borrower's IKEv2 responder for lent servers. A peer gets in only if its
 certificate chains to "ca" AND its public key's pin is on the "allow" list
 (JSON lines, written by 'ferry borrower'; reloaded on change and on SIGHUP;
 a removed key tears its tunnel down). ESP runs in user space over a TUN
-device. Example configuration:
+device. Each key gets one address from "pool" for as long as it is on the
+allow list, the same after any reconnect; the bindings are kept in the
+"addresses" file (default: the allow file + ".addresses") so a restarted
+gateway hands out the same ones. Example configuration:
 
   {"listen": "198.51.100.7", "ca": "lender-ca.pem",
    "cert": "gw.pem", "key": "gw.key", "pool": "10.8.1.0/24",
@@ -57,7 +63,7 @@ options:`
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "gateway", gatewayUsage)
-	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, status, tun, dns)")
+	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -141,6 +147,19 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	if err := g.allow.Load(ctx, c.Allow); err != nil {
 		return err
 	}
+	addrs := c.Addresses
+	if addrs == "" {
+		addrs = c.Allow + ".addresses"
+	}
+	if err := cfg.Pool.Persist(addrs); err != nil {
+		return err
+	}
+	// Keys that left the allow list while the gateway was down.
+	listed := map[string]bool{}
+	for _, e := range g.allow.Entries() {
+		listed[e.Pin] = true
+	}
+	cfg.Pool.Retain(func(pin string) bool { return listed[pin] })
 	tun := c.TUN
 	if tun == "" {
 		tun = "ferrygw0"
@@ -164,7 +183,8 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	if c.Status != "" {
 		go d.ServeControl(ctx, c.Status, cancel)
 	}
-	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()))
+	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "bound", cfg.Pool.Leased(), "addresses", addrs,
+		"subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()))
 	return d.Run(ctx)
 }
 

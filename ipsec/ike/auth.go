@@ -47,6 +47,10 @@ func (d *Daemon) sendAuth(sa *ikeSA) error {
 	out := []ikev2.Payload{idi}
 	out = append(out, d.certPayloads()...)
 	out = append(out, d.certReq(), auth)
+	// Connect opens a fresh connection: the gateway may drop whatever SAs
+	// of our key it still holds (RFC 7296 section 2.4); rekeys never come
+	// here.
+	out = append(out, &ikev2.Notify{Kind: ikev2.INITIAL_CONTACT})
 	tsi := []ikev2.Selector{ikev2.SelectorFor(netip.PrefixFrom(d.cfg.Local, 32))}
 	if sa.target.VirtualIP {
 		out = append(out, &ikev2.CP{CfgType: ikev2.CfgRequest, Attrs: []ikev2.CfgAttr{{Type: ikev2.InternalIP4Address}, {Type: ikev2.InternalIP4DNS}}})
@@ -62,6 +66,11 @@ func (d *Daemon) sendAuth(sa *ikeSA) error {
 // take the virtual IP and install the CHILD_SA.
 func (d *Daemon) authReply(sa *ikeSA, m *ikev2.Message) {
 	if n := errorNotify(m.Payloads); n != nil {
+		if n.Kind != ikev2.AUTHENTICATION_FAILED {
+			// Only the CHILD_SA was refused (RFC 7296 section 1.2): the
+			// gateway holds an IKE SA we are about to forget.
+			d.sendDeleteNow(sa)
+		}
 		d.fail(sa, fmt.Sprintf("gateway refused IKE_AUTH: %s", n.Kind))
 		return
 	}
@@ -86,6 +95,12 @@ func (d *Daemon) authReply(sa *ikeSA, m *ikev2.Message) {
 		return
 	}
 	sa.st = stEstablished
+	for _, o := range d.sas {
+		// The gateway dropped them on our INITIAL_CONTACT.
+		if o != sa && o.origin && o.remote.Addr() == sa.remote.Addr() && o.st == stEstablished {
+			d.removeSA(o, "replaced by a fresh connection")
+		}
+	}
 	d.log.Info("ike: SA up", "role", "initiator", "gateway", sa.remote, "peer", peer.Subject, "vip", sa.vip, "encap", sa.natT)
 	if sa.result != nil {
 		sa.result <- nil

@@ -68,9 +68,9 @@ type Config struct {
 	// RekeyGrace is how long a CHILD_SA replaced by a rekey keeps
 	// decrypting before it is removed, whether or not the peer deleted
 	// it: 5 s (strongSwan's delete_rekeyed_delay).
-	RekeyGrace time.Duration
-	Keepalive                time.Duration // NAT-T keepalive interval, 20 s
-	HalfOpenMax              int           // half-open SAs kept at most, 1024; refused ones too
+	RekeyGrace  time.Duration
+	Keepalive   time.Duration // NAT-T keepalive interval, 20 s
+	HalfOpenMax int           // half-open SAs kept at most, 1024; refused ones too
 	// RefusalHold is how long a refused IKE_AUTH's answer is kept for its
 	// retransmissions, 30 s (about an initiator's whole back-off).
 	RefusalHold     time.Duration

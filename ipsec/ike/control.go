@@ -9,8 +9,9 @@ import (
 
 func bgctx() context.Context { return context.Background() }
 
-// Revoke deletes every SA of the peer whose key has pin: the allow list
-// calls it when a lease's key is removed (authz.Revoker).
+// Revoke deletes every SA of the peer whose key has pin and frees the
+// key's virtual IP: the allow list calls it when a lease's key leaves it
+// (authz.Revoker), the end of the lease for the tunnel.
 func (d *Daemon) Revoke(ctx context.Context, pin, reason string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -19,6 +20,9 @@ func (d *Daemon) Revoke(ctx context.Context, pin, reason string) {
 			d.sendDeleteNow(sa)
 			d.removeSA(sa, "revoked: "+reason)
 		}
+	}
+	if d.cfg.Pool != nil {
+		d.cfg.Pool.Release(pin)
 	}
 }
 

@@ -233,7 +233,10 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
 	}
 	sa.children = nil
-	if d.cfg.Pool != nil && sa.peer != nil && sa.vip.IsValid() && !sa.origin && !sa.moved {
+	if d.cfg.Authorizer == nil && d.cfg.Pool != nil && sa.peer != nil && sa.vip.IsValid() && !sa.origin && !sa.moved && !d.holds(sa.peer.Pin) {
+		// Without an allow list there is no lease to bind the address
+		// to (Revoke releases it otherwise): it goes with the key's last
+		// SA.
 		d.cfg.Pool.Release(sa.peer.Pin)
 	}
 	if sa.result != nil {
@@ -252,6 +255,17 @@ func (d *Daemon) leaveHalfOpen(sa *ikeSA) {
 	if d.halfOpen[sa.openKey] == sa {
 		delete(d.halfOpen, sa.openKey)
 	}
+}
+
+// holds reports whether an SA of the peer with pin is left (a responder's
+// SA that has not been moved on by a rekey).
+func (d *Daemon) holds(pin string) bool {
+	for _, o := range d.sas {
+		if !o.origin && !o.moved && o.peer != nil && o.peer.Pin == pin {
+			return true
+		}
+	}
+	return false
 }
 
 func peerName(sa *ikeSA) string {

@@ -31,6 +31,9 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 		return
 	}
 	sa.st = stEstablished
+	if findNotify(m.Payloads, ikev2.INITIAL_CONTACT) != nil {
+		d.initialContact(sa)
+	}
 	childOut, r := d.responderChild(sa, m.Payloads)
 	if r != nil {
 		d.log.Info("ike: refused CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
@@ -38,6 +41,21 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 	}
 	d.reply(sa, ikev2.IKE_AUTH, append(out, childOut...))
 	d.log.Info("ike: SA up", "role", "responder", "from", sa.remote, "peer", sa.peer.Subject, "lease", sa.lease, "vip", sa.vip, "encap", sa.natT)
+}
+
+// initialContact removes the older SAs of sa's peer key: the peer says,
+// authenticated, that it kept no state of them (it rebooted, or its
+// keeper restarted), RFC 7296 section 2.4. Their CHILD_SAs go before the
+// new one is installed, so the key's address is never routed to two of
+// them. Nothing is sent for them: the peer no longer knows their keys.
+func (d *Daemon) initialContact(sa *ikeSA) {
+	for _, o := range d.sas {
+		if o != sa && !o.origin && o.peer != nil && o.peer.Pin == sa.peer.Pin && o.st != stRefused {
+			d.log.Info("ike: INITIAL_CONTACT replaces an older SA of the key", "peer", peerName(sa), "lease", sa.lease,
+				"old", fmt.Sprintf("%016x", o.localSPI()), "new", fmt.Sprintf("%016x", sa.localSPI()))
+			d.removeSA(o, "replaced by the peer's fresh connection (INITIAL_CONTACT)")
+		}
+	}
 }
 
 func (d *Daemon) authenticate(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {

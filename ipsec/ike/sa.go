@@ -90,13 +90,13 @@ func (sa *ikeSA) localSPI() uint64 {
 // child is one installed CHILD_SA.
 type child struct {
 	cfg      dataplane.ChildSA
-	rekeying bool   // our CREATE_CHILD_SA replacing it is under way
-	replaced bool   // a rekey (ours or the peer's) replaced it: only its DELETE is due
+	rekeying bool // our CREATE_CHILD_SA replacing it is under way
+	replaced bool // a rekey (ours or the peer's) replaced it: only its DELETE is due
 	// retiredAt is when it was replaced: it keeps decrypting what was in
 	// flight until Config.RekeyGrace later, then goes whether or not the
 	// peer deleted it (retire.go).
 	retiredAt time.Time
-	rival    *rival // the peer's simultaneous rekey of it, answered while ours ran
+	rival     *rival // the peer's simultaneous rekey of it, answered while ours ran
 	// rekeyDue and dead are the data plane's soft and hard expiry,
 	// waiting for the window of one: rekey it, or tell the peer it is gone.
 	rekeyDue, dead bool
