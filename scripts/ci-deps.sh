@@ -14,6 +14,7 @@ PKGS=(
 	gzip xz-utils zstd lz4 bzip2
 	# network and HTTP from the host side
 	iproute2 curl ca-certificates procps coreutils openssl
+	tcpdump # full-e2e.sh: captures on the WAN and the lender LAN, the clear-text check
 	python3-minimal # pxe-test.sh: router advertisements, so iPXE stops waiting for IPv6
 	# IPsec peer for the tunnel tests (userspace ESP: the host kernel has none)
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki

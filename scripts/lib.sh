@@ -51,6 +51,22 @@ wait_port() {
 	return 1
 }
 
+# end_pids PID...: SIGTERM each, wait up to 5 s for all, then SIGKILL the
+# ones left (nfs-ganesha ignores SIGTERM while it is busy), so no run
+# leaves a daemon holding ports and locks for the next one.
+end_pids() {
+	local p i alive
+	[ $# -gt 0 ] || return 0
+	kill "$@" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		alive=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && return 0
+		sleep 0.1
+	done
+	kill -9 "$@" 2>/dev/null || true
+}
+
 # Kill the process whose pid is in file $1 (if alive), wait a little, remove file.
 kill_pidfile() {
 	local f=$1 pid i

@@ -60,8 +60,7 @@ mkdir -p "$DIR"
 
 PIDS_TO_END=()
 cleanup() {
-	local p
-	for p in "${PIDS_TO_END[@]}"; do kill "$p" 2>/dev/null || true; done
+	end_pids "${PIDS_TO_END[@]}"
 	wait 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
 }
