@@ -29,7 +29,7 @@ type Conn struct {
 	Pool          string            // name of a pool loaded in charon
 	LocalTS       []string          // CIDR prefixes the server may reach
 	// Proposals and ESPProposals default to what interoperates with ferry's
-	// agent (see LAB.md): aes256gcm16-prfsha256-ecp256, aes256gcm16-ecp256.
+	// agent (see docs/LAB.md): aes256gcm16-prfsha256-ecp256, aes256gcm16-ecp256.
 	Proposals, ESPProposals []string
 }
 

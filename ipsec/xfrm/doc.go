@@ -5,6 +5,6 @@
 // bypass policy, and forwards the kernel's soft and hard expire messages as
 // dataplane.ExpireEvents. It implements dataplane.DataPlane on Linux.
 //
-// The kernel needs esp4 (and gcm, seqiv, drbg: see LAB.md); without it
+// The kernel needs esp4 (and gcm, seqiv, drbg: see docs/LAB.md); without it
 // Install fails with ErrNoESP.
 package xfrm

@@ -108,7 +108,7 @@ func (p *Plane) forward(e *netlink.XfrmMsgExpire) {
 	if !ours {
 		return
 	}
-	// Never call XfrmState.String(): it panics on a nil Pcpunum (LAB.md).
+	// Never call XfrmState.String(): it panics on a nil Pcpunum (docs/LAB.md).
 	p.log.Info("xfrm: SA expired", "spi", fmt.Sprintf("%#x", spi), "inbound", in, "kind", kind)
 	select {
 	case p.expire <- dataplane.ExpireEvent{SPI: spi, Inbound: in, Kind: kind, Reason: "kernel"}:
