@@ -2,6 +2,7 @@ package netboot
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ func BenchmarkDHCPDiscoverToOffer(b *testing.B) {
 
 func BenchmarkScriptRequest(b *testing.B) {
 	s := newTestServer(b, ModeDHCP, testPolicy(b), nil)
-	path := strings.TrimPrefix(s.scriptURL(macKnown), s.cfg.HTTPBase)
+	path := strings.TrimPrefix(s.scriptURL(macKnown, netip.Addr{}), s.cfg.HTTPBase)
 	h := s.Handler()
 	for b.Loop() {
 		if code, _ := fetch(b, h, path); code != http.StatusOK {

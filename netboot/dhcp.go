@@ -139,7 +139,7 @@ func (s *Server) dhcpReply(ctx context.Context, req *dhcpv4.DHCPv4, c client) (*
 		resp.UpdateOption(dhcpv4.OptDNS(ips...))
 	}
 	if c.pxe || c.ipxe {
-		if err := s.bootOptions(resp, req, c); err != nil {
+		if err := s.bootOptions(resp, req, c, addr); err != nil {
 			return nil, err
 		}
 	}
@@ -175,12 +175,14 @@ func (s *Server) proxyReply(req *dhcpv4.DHCPv4, c client, p port) (*dhcpv4.DHCPv
 	if err != nil {
 		return nil, err
 	}
-	return resp, s.bootOptions(resp, req, c)
+	return resp, s.bootOptions(resp, req, c, netip.Addr{})
 }
 
 // bootOptions chainloads: a PXE ROM gets the iPXE binary for its
-// architecture over TFTP; iPXE gets the sealed URL of its script.
-func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client) error {
+// architecture over TFTP; iPXE gets the sealed URL of its script, which
+// carries leased, the address given with it (invalid in ProxyDHCP), so
+// the policy can tell whether the script is fetched from there.
+func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client, leased netip.Addr) error {
 	resp.ServerIPAddr = s.cfg.ServerIP.AsSlice()
 	if c.pxe {
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
@@ -193,7 +195,7 @@ func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client) error {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
 	}
 	if c.ipxe {
-		resp.UpdateOption(dhcpv4.OptBootFileName(s.scriptURL(c.mac)))
+		resp.UpdateOption(dhcpv4.OptBootFileName(s.scriptURL(c.mac, leased)))
 		return nil
 	}
 	file, err := s.romFile(c.arch)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -20,9 +21,10 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// scriptURL is what iPXE gets as its DHCP boot file name.
-func (s *Server) scriptURL(mac net.HardwareAddr) string {
-	t := &ticket{Kind: kindScript, Expires: s.now().Add(s.cfg.URLLifetime), MAC: mac}
+// scriptURL is what iPXE gets as its DHCP boot file name; leased is the
+// address this server's DHCP gave mac with it (invalid in ProxyDHCP).
+func (s *Server) scriptURL(mac net.HardwareAddr, leased netip.Addr) string {
+	t := &ticket{Kind: kindScript, Expires: s.now().Add(s.cfg.URLLifetime), MAC: mac, Addr: leased}
 	return s.cfg.HTTPBase + "/ipxe/" + s.seal.seal(t)
 }
 
@@ -35,15 +37,24 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("mac", t.MAC.String())
-	spec, err := s.policy.Boot(r.Context(), t.MAC)
+	from, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		log.Warn("netboot: script refused: no source address", "err", err)
+		http.NotFound(w, r)
+		return
+	}
+	spec, err := s.policy.Boot(r.Context(), Fetch{MAC: t.MAC, Leased: t.Addr, From: from.Addr().Unmap()})
 	if err == nil {
 		err = checkSpec(spec)
 	}
 	if err != nil {
 		log.Warn("netboot: script refused by policy", "err", err)
 		status := http.StatusInternalServerError
-		if errors.Is(err, ErrUnknownMachine) {
+		switch {
+		case errors.Is(err, ErrUnknownMachine):
 			status = http.StatusNotFound
+		case errors.Is(err, ErrRefused):
+			status = http.StatusForbidden
 		}
 		http.Error(w, http.StatusText(status), status)
 		return

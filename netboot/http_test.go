@@ -2,10 +2,12 @@ package netboot
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,7 +27,7 @@ var fileURL = regexp.MustCompile(`http://10\.42\.0\.1:8080(/f/[A-Za-z0-9_-]+)`)
 // script fetches mac's script and returns it with its kernel and initrd paths.
 func script(t *testing.T, s *Server, mac net.HardwareAddr) (string, string, string) {
 	t.Helper()
-	code, body := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(mac), s.cfg.HTTPBase))
+	code, body := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(mac, netip.Addr{}), s.cfg.HTTPBase))
 	if code != http.StatusOK {
 		t.Fatalf("script for %s: status %d: %s", mac, code, body)
 	}
@@ -64,7 +66,7 @@ func TestScriptURLsServeKernelAndInitrd(t *testing.T) {
 func TestScriptRefusedAndLoggedForUnknownMAC(t *testing.T) {
 	var log logBuf
 	s := newTestServer(t, ModeDHCP, testPolicy(t), &log)
-	code, _ := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(macUnknown), s.cfg.HTTPBase))
+	code, _ := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(macUnknown, netip.Addr{}), s.cfg.HTTPBase))
 	if code != http.StatusNotFound {
 		t.Fatalf("status %d, want 404", code)
 	}
@@ -110,7 +112,7 @@ func TestScriptRefusesCommandLineThatEscapesTheLine(t *testing.T) {
 		p := testPolicy(t)
 		p.Spec.Cmdline = bad
 		s := newTestServer(t, ModeDHCP, p, nil)
-		code, body := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(macKnown), s.cfg.HTTPBase))
+		code, body := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(macKnown, netip.Addr{}), s.cfg.HTTPBase))
 		if code == http.StatusOK {
 			t.Errorf("cmdline %.20q: script served:\n%s", bad, body)
 		}
@@ -120,9 +122,9 @@ func TestScriptRefusesCommandLineThatEscapesTheLine(t *testing.T) {
 func TestEachScriptIsANewBoot(t *testing.T) {
 	calls := 0
 	p := testPolicy(t)
-	counting := policyFunc(func(ctx context.Context, mac net.HardwareAddr) (*BootSpec, error) {
+	counting := policyFunc(func(ctx context.Context, f Fetch) (*BootSpec, error) {
 		calls++
-		return p.Boot(ctx, mac)
+		return p.Boot(ctx, f)
 	})
 	s := newTestServer(t, ModeDHCP, counting, nil)
 	_, k1, _ := script(t, s, macKnown)
@@ -166,9 +168,43 @@ func TestArtifactFromOpen(t *testing.T) {
 }
 
 // policyFunc admits everyone and boots through f.
-type policyFunc func(ctx context.Context, mac net.HardwareAddr) (*BootSpec, error)
+type policyFunc func(ctx context.Context, f Fetch) (*BootSpec, error)
 
 func (f policyFunc) Admit(ctx context.Context, mac net.HardwareAddr) error { return nil }
-func (f policyFunc) Boot(ctx context.Context, mac net.HardwareAddr) (*BootSpec, error) {
-	return f(ctx, mac)
+func (f policyFunc) Boot(ctx context.Context, fe Fetch) (*BootSpec, error) {
+	return f(ctx, fe)
+}
+
+// The policy learns, per script request, the address the DHCP answer
+// leased with the URL and the address the request came from; a refusal
+// wrapping ErrRefused is a 403.
+func TestScriptRequestTellsThePolicyTheLeaseAndTheSource(t *testing.T) {
+	p := testPolicy(t)
+	var got []Fetch
+	s := newTestServer(t, ModeDHCP, policyFunc(func(ctx context.Context, f Fetch) (*BootSpec, error) {
+		got = append(got, f)
+		if f.From != f.Leased {
+			return nil, fmt.Errorf("%w: from %v", ErrRefused, f.From)
+		}
+		return p.Boot(ctx, f)
+	}), nil)
+	offer := mustReply(t, s, discover(t, ipxe(macKnown)), portDHCP)
+	path := strings.TrimPrefix(offer.BootFileNameOption(), s.cfg.HTTPBase)
+	for _, tc := range []struct {
+		from string
+		code int
+	}{{offer.YourIPAddr.String(), http.StatusOK}, {"10.42.0.66", http.StatusForbidden}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.RemoteAddr = tc.from + ":5000"
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.code {
+			t.Errorf("script from %s: %d, want %d", tc.from, rec.Code, tc.code)
+		}
+	}
+	leased := netip.MustParseAddr(offer.YourIPAddr.String())
+	if len(got) != 2 || got[0].Leased != leased || got[0].From != leased || got[1].From.String() != "10.42.0.66" ||
+		got[0].MAC.String() != macKnown.String() {
+		t.Fatalf("policy saw %+v, want the lease %v and each source address", got, leased)
+	}
 }

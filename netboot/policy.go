@@ -13,11 +13,28 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 )
 
 // ErrUnknownMachine is returned by a Policy for a MAC it will not boot. The
 // DHCP side then makes no offer at all, and the HTTP side refuses the script.
 var ErrUnknownMachine = errors.New("unknown machine")
+
+// ErrRefused is returned (wrapped) by a Policy that knows the machine but
+// refuses this script request: the HTTP side answers 403.
+var ErrRefused = errors.New("refused")
+
+// Fetch is what this server observed of one script request: the MAC the
+// sealed URL was made for, the address its DHCP leased to that MAC when it
+// handed out the URL (ModeDHCP; invalid in ModeProxyDHCP, where another
+// server gives the addresses) and the address the request came from.
+// Nothing in it is what the client claims: the URL is sealed, the source
+// address is the connection's.
+type Fetch struct {
+	MAC    net.HardwareAddr
+	Leased netip.Addr
+	From   netip.Addr
+}
 
 // Policy decides what a machine boots. Implementations must be safe for
 // concurrent use.
@@ -27,10 +44,14 @@ type Policy interface {
 	// called for every DHCP packet, so it must be cheap and free of side
 	// effects.
 	Admit(ctx context.Context, mac net.HardwareAddr) error
-	// Boot returns what mac boots now, or ErrUnknownMachine. It is called
-	// once per iPXE script request, that is once per boot, so it may mint
-	// one-time parameters (an enrollment token) for the command line.
-	Boot(ctx context.Context, mac net.HardwareAddr) (*BootSpec, error)
+	// Boot returns what f.MAC boots now, or ErrUnknownMachine, or an
+	// error wrapping ErrRefused. It is called for every script request,
+	// and iPXE fetches its script once per boot, so it may mint one-time
+	// parameters (an enrollment token) for the command line, and it is
+	// where a policy refuses a second fetch in one boot or a fetch from
+	// another address than f.Leased: this server serves whatever URL it
+	// sealed, as often as it is asked, from any address.
+	Boot(ctx context.Context, f Fetch) (*BootSpec, error)
 }
 
 // BootSpec is one boot of image A.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -22,16 +23,22 @@ const (
 )
 
 // ticket is what a sealed URL carries: which machine, which file, which
-// boot, until when. Only this process can make or read one.
+// boot, until when, and for a script in ModeDHCP the address this server
+// leased to the machine. Only this process can make or read one.
 type ticket struct {
 	Kind    kind
 	Expires time.Time
-	Boot    [16]byte // the boot table entry; zero for scripts
+	Boot    [16]byte   // the boot table entry; zero for scripts
+	Addr    netip.Addr // the IPv4 address leased to MAC; invalid when none (ProxyDHCP, files)
 	MAC     net.HardwareAddr
 }
 
+// ticketFixed is the length of a ticket before its MAC: version, kind,
+// expiry, boot, address, MAC length.
+const ticketFixed = 1 + 1 + 8 + 16 + 4 + 1
+
 const (
-	sealVersion = 1
+	sealVersion = 2
 	maxMAC      = 20 // DHCP chaddr is 16 bytes; InfiniBand's 20 is the largest hardware address
 	// maxSealed bounds the text of a sealed token before decoding.
 	maxSealed = 160
@@ -62,25 +69,33 @@ func newSealer(now func() time.Time) (*sealer, error) {
 }
 
 func (t *ticket) marshal() []byte {
-	b := make([]byte, 0, 27+len(t.MAC))
+	b := make([]byte, 0, ticketFixed+len(t.MAC))
 	b = append(b, sealVersion, byte(t.Kind))
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
 	b = append(b, t.Boot[:]...)
+	var addr [4]byte // 0.0.0.0: no address
+	if t.Addr.Is4() {
+		addr = t.Addr.As4()
+	}
+	b = append(b, addr[:]...)
 	b = append(b, byte(len(t.MAC)))
 	return append(b, t.MAC...)
 }
 
 func unmarshalTicket(b []byte) (*ticket, error) {
-	if len(b) < 27 || b[0] != sealVersion {
+	if len(b) < ticketFixed || b[0] != sealVersion {
 		return nil, errors.New("bad ticket layout")
 	}
 	t := &ticket{Kind: kind(b[1]), Expires: time.Unix(int64(binary.BigEndian.Uint64(b[2:10])), 0)}
 	copy(t.Boot[:], b[10:26])
-	n := int(b[26])
-	if n == 0 || n > maxMAC || len(b) != 27+n {
+	if a := netip.AddrFrom4([4]byte(b[26:30])); !a.IsUnspecified() {
+		t.Addr = a
+	}
+	n := int(b[30])
+	if n == 0 || n > maxMAC || len(b) != ticketFixed+n {
 		return nil, errors.New("bad MAC length in ticket")
 	}
-	t.MAC = net.HardwareAddr(append([]byte(nil), b[27:]...))
+	t.MAC = net.HardwareAddr(append([]byte(nil), b[ticketFixed:]...))
 	return t, nil
 }
 

@@ -2,6 +2,7 @@ package netboot
 
 import (
 	"encoding/base64"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +19,15 @@ func testSealer(t testing.TB) (*sealer, *clock) {
 
 func TestSealedTokenRoundTrips(t *testing.T) {
 	s, c := testSealer(t)
-	in := &ticket{Kind: kindKernel, Expires: c.t.Add(time.Minute), Boot: [16]byte{1, 2, 3}, MAC: macKnown}
-	out, err := s.open(s.seal(in), kindKernel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.Kind != in.Kind || out.Boot != in.Boot || out.MAC.String() != in.MAC.String() || !out.Expires.Equal(in.Expires) {
-		t.Fatalf("opened %+v, sealed %+v", out, in)
+	for _, addr := range []netip.Addr{{}, netip.MustParseAddr("10.42.0.100")} {
+		in := &ticket{Kind: kindKernel, Expires: c.t.Add(time.Minute), Boot: [16]byte{1, 2, 3}, Addr: addr, MAC: macKnown}
+		out, err := s.open(s.seal(in), kindKernel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Kind != in.Kind || out.Boot != in.Boot || out.MAC.String() != in.MAC.String() || !out.Expires.Equal(in.Expires) || out.Addr != addr {
+			t.Fatalf("opened %+v, sealed %+v", out, in)
+		}
 	}
 }
 

@@ -20,8 +20,8 @@ func (p *StaticPolicy) Admit(ctx context.Context, mac net.HardwareAddr) error {
 	return ErrUnknownMachine
 }
 
-func (p *StaticPolicy) Boot(ctx context.Context, mac net.HardwareAddr) (*BootSpec, error) {
-	if err := p.Admit(ctx, mac); err != nil {
+func (p *StaticPolicy) Boot(ctx context.Context, f Fetch) (*BootSpec, error) {
+	if err := p.Admit(ctx, f.MAC); err != nil {
 		return nil, err
 	}
 	s := p.Spec
