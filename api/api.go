@@ -97,6 +97,7 @@ type LeaseServer struct {
 	Phase      string        `json:"phase"`
 	SPKIPin    string        `json:"spki_sha256,omitempty"`
 	CertSerial string        `json:"cert_serial,omitempty"`
+	Conflict   string        `json:"conflict,omitempty"`
 	Phases     []PhaseReport `json:"phases,omitempty"`
 }
 

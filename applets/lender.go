@@ -43,14 +43,26 @@ workflow:
      ferry lender server list --dir DIR
      ferry lender server remove --dir DIR 52:54:00:12:34:56
   4. a borrower manager requests a lease (ferry borrower lease request); the
-     lender picks free servers, issues one-time tokens and powers them on;
+     lender picks free servers, issues one token per boot and powers them on;
      ferry lender boot --dir DIR MAC  shows the kernel parameters of a
      pending boot (what netboot puts on image A's command line)
+     Each boot is bound to what the lender observed: with netboot, the
+     address its DHCP leased to the MAC (dhcp mode) or the address that
+     fetched the script (proxydhcp); without, the first enrollment's. The
+     script is served once per boot and the token enrolls one key, from
+     that address only (a lost answer may be asked again: same key, same
+     certificate). A second script fetch, a script or an enrollment from
+     another address, or a second key makes the server's phase "conflict"
+     (reason in lease list, ferry_lender_boot_conflicts_total in /metrics):
+     tokens withdrawn, any certificate of that boot revoked, nothing more
+     until an operator decides:
+     ferry lender server clear --dir DIR MAC   a new boot: fresh token,
+     the old boot's certificate revoked, the server power cycled
   5. ferry lender lease list --dir DIR   every lease, server, phase
   6. the borrower returns the lease: servers are powered off, certificates
      revoked (listed in /v1/crl) and the servers go back to their pool
 
-subcommands: init, serve, server add|list|remove, boot, lease list`
+subcommands: init, serve, server add|list|remove|clear, boot, lease list`
 
 func lenderApplet() Applet {
 	return Applet{Name: "lender", Summary: "lender manager: inventory, leases, one-time certificates", Run: runLender}
@@ -135,9 +147,9 @@ func (kv kvFlag) Set(s string) error {
 
 func lenderServer(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("server: want add, list or remove")
+		return usagef("server: want add, list, remove or clear")
 	}
-	fs := newFlags(env, "lender server "+args[0], "lender server add|list|remove --dir DIR [--mac MAC --power DRIVER --power-opt K=V --pool P] [MAC]")
+	fs := newFlags(env, "lender server "+args[0], "lender server add|list|remove|clear --dir DIR [--mac MAC --power DRIVER --power-opt K=V --pool P] [MAC]")
 	dir := fs.String("dir", "", "state directory of the running lender")
 	mac := fs.String("mac", "", "MAC address the server PXE boots from")
 	power := fs.String("power", "", "power driver: ipmitool, redfish, qmp, manual")
@@ -176,6 +188,16 @@ func lenderServer(ctx context.Context, env *Env, args []string) error {
 			return usagef("server remove: want one MAC")
 		}
 		return c.Call(ctx, "DELETE", "/admin/servers/"+url.PathEscape(pos[0]), nil, nil)
+	case "clear":
+		if len(pos) != 1 {
+			return usagef("server clear: want one MAC")
+		}
+		var s api.LeaseServer
+		if err := c.Call(ctx, "POST", "/admin/servers/"+url.PathEscape(pos[0])+"/clear", nil, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "cleared %s (%s): new boot, phase %s, power cycling\n", s.MAC, s.ID, s.Phase)
+		return nil
 	}
 	return usagef("server: unknown action %q", args[0])
 }
@@ -222,5 +244,15 @@ func printLeases(env *Env, ls []api.Lease) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, l := range ls {
+		for _, s := range l.Servers {
+			if s.Conflict != "" {
+				fmt.Fprintf(env.Stdout, "conflict %s %s: %s\n", l.ID, s.MAC, s.Conflict)
+			}
+		}
+	}
+	return nil
 }

@@ -46,7 +46,7 @@ func BenchmarkEnroll(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := reqs[next.Add(1)-1]
-			if _, err := f.m.Enroll(ctx, r); err != nil {
+			if _, err := f.m.Enroll(ctx, testFrom, r); err != nil {
 				b.Error(err)
 			}
 		}

@@ -28,7 +28,7 @@ func leaseAndBoot(t *testing.T, f *fixture) (api.Lease, Boot) {
 
 func enroll(f *fixture, b Boot, mac, cn string, t *testing.T) (api.EnrollResponse, error) {
 	_, csr := csrFor(t, cn)
-	return f.m.Enroll(context.Background(), api.EnrollRequest{Token: b.Token, MAC: mac, CSR: csr})
+	return f.m.Enroll(context.Background(), testFrom, api.EnrollRequest{Token: b.Token, MAC: mac, CSR: csr})
 }
 
 func wantRefusal(t *testing.T, err error, field, words string) {
@@ -73,8 +73,9 @@ func TestEnrollRefusesReusedToken(t *testing.T) {
 	if _, err := enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t); err != nil {
 		t.Fatal(err)
 	}
+	// another key with the used token: a second machine claims the boot
 	_, err := enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t)
-	wantRefusal(t, err, "token", "already used")
+	wantRefusal(t, err, "token", "second enrollment in one boot")
 }
 
 func TestEnrollRefusesExpiredToken(t *testing.T) {

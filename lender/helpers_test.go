@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -78,3 +79,6 @@ func csrFor(t testing.TB, cn string) (crypto.Signer, string) {
 	}
 	return key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
+
+// testFrom is the source address of enrollments in tests without netboot.
+var testFrom = netip.MustParseAddr("10.57.0.9")

@@ -3,7 +3,9 @@ package lender
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"ferry/api"
@@ -20,7 +22,17 @@ func (m *Manager) AgentHandler() http.Handler {
 			api.WriteError(w, err)
 			return
 		}
-		resp, err := m.Enroll(r.Context(), req)
+		from, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			api.WriteError(w, fmt.Errorf("enrollment: source address %q: %w", r.RemoteAddr, err))
+			return
+		}
+		resp, err := m.Enroll(r.Context(), from.Addr(), req)
+		var ee *EnrollError
+		if errors.As(err, &ee) && ee.Kind == reasonConflict {
+			api.WriteJSON(w, http.StatusConflict, api.Error{Field: ee.Field, Reason: ee.Reason})
+			return
+		}
 		api.Reply(w, resp, err)
 	})
 	mux.HandleFunc("POST "+api.PathPhase, m.handlePhase)
@@ -128,6 +140,10 @@ func (m *Manager) AdminHandler() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /admin/servers/{mac}/clear", func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.ClearServer(r.Context(), r.PathValue("mac"))
+		api.Reply(w, s, err)
 	})
 	mux.HandleFunc("GET /admin/boot/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		b, ok := m.BootFor(r.PathValue("mac"))

@@ -17,6 +17,10 @@ const (
 	PhaseEnrolled  = "enrolled"
 	PhaseReturning = "returning"
 	PhaseReturned  = "returned"
+	// PhaseConflict: two machines claimed one boot (a second script
+	// fetch, an enrollment from another address, a second key); no
+	// certificate until an operator clears it.
+	PhaseConflict = "conflict"
 )
 
 // RequestLease leases req.Count free servers in one transaction, or none:
@@ -62,7 +66,7 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 	if created {
 		m.metrics.leases.Add(1)
 		m.log.Info("lease made", "lease", rec.ID, "servers", len(rec.Servers), "gateway", req.Gateway)
-		if err := m.startBoots(ctx, rec, true); err != nil {
+		if err := m.startBoots(ctx, rec, false); err != nil {
 			m.log.Error("boots not started; resumed at the next start", "lease", rec.ID, "err", err)
 		}
 	}
@@ -92,18 +96,27 @@ func freeServers(tx store.Tx, pool string, count int) ([]Server, error) {
 	return free, nil
 }
 
-// startBoots issues a fresh token per booting server, in one
-// transaction, and powers the servers on. dropOld withdraws earlier
-// tokens; a restarted manager keeps them, for a server may already be
-// running A with one.
-func (m *Manager) startBoots(ctx context.Context, rec leaseRec, dropOld bool) error {
+// startBoots starts one boot per booting server: a fresh token each, in
+// one transaction, and power on. A restarted manager (resume) first takes
+// back the boots the store shows bound or enrolled, and keeps the
+// earlier unbound tokens, for a server may already be running A with one.
+func (m *Manager) startBoots(ctx context.Context, rec leaseRec, resume bool) error {
 	var idx []int
 	for i, s := range rec.Servers {
+		if resume {
+			held, err := m.resumeBoot(ctx, rec, i)
+			if err != nil {
+				return err
+			}
+			if held {
+				continue
+			}
+		}
 		if s.Phase == PhaseBooting {
 			idx = append(idx, i)
 		}
 	}
-	if err := m.issueTokens(ctx, rec, idx, dropOld); err != nil {
+	if err := m.issueTokens(ctx, rec, idx, !resume); err != nil {
 		return err
 	}
 	for _, i := range idx {
@@ -131,15 +144,15 @@ func (m *Manager) powerOnLater(s Server) {
 // issueTokens stores the hashes of new tokens for the servers at idx of
 // a lease and keeps the plaintexts, for netboot, in memory only.
 func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, dropOld bool) error {
-	boots := make([]Boot, 0, len(idx))
+	boots := make([]bootState, 0, len(idx))
 	hashes := make([]string, 0, len(idx))
 	for _, i := range idx {
 		token, hash := lenderca.NewToken()
 		s := rec.Servers[i]
-		b := Boot{MAC: s.MAC, LeaseID: rec.ID, ServerID: s.ID, ManagerURL: m.url, CAPin: m.ca.Fingerprint(), Token: token}
+		b := Boot{MAC: s.MAC, LeaseID: rec.ID, ServerID: s.ID, ManagerURL: m.url, CAPin: m.ca.Fingerprint(), Token: token, State: bootPending}
 		b.KernelParam = fmt.Sprintf("ferry.lender=%s ferry.ca=%s ferry.token=%s ferry.trace=%s-%s",
 			b.ManagerURL, b.CAPin, b.Token, rec.ID, s.ID)
-		boots, hashes = append(boots, b), append(hashes, hash)
+		boots, hashes = append(boots, bootState{Boot: b, index: i, hash: hash}), append(hashes, hash)
 	}
 	expires := m.now().Add(m.tokenTTL).UTC()
 	err := m.st.Update(ctx, func(tx store.Tx) error {
@@ -153,7 +166,7 @@ func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, drop
 			if err != nil {
 				return err
 			}
-			mem.Tokens = append(mem.Tokens, hashes[k])
+			mem.Tokens, mem.Boot = append(mem.Tokens, hashes[k]), hashes[k]
 			if err := putMember(tx, rec.ID, i, mem); err != nil {
 				return err
 			}
@@ -175,8 +188,9 @@ func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, drop
 	return nil
 }
 
-// BootFor is netboot's question: what does this MAC boot now? ok is false
-// for unknown MACs and servers not booting a lease.
+// BootFor is the pending boot of a MAC: its token and parameters, until
+// it enrolls. ok is false for unknown MACs, servers not booting a lease,
+// and boots whose token this process no longer holds.
 func (m *Manager) BootFor(mac string) (Boot, bool) {
 	mac, err := api.NormalizeMAC(mac)
 	if err != nil {
@@ -185,7 +199,20 @@ func (m *Manager) BootFor(mac string) (Boot, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.boots[mac]
-	return b, ok
+	if !ok || b.Token == "" || b.State == bootEnrolled {
+		return Boot{}, false
+	}
+	return b.Boot, true
+}
+
+// admitted is netboot's question: may this MAC netboot? Yes while its
+// lease has a boot of it, pending or not: a second script fetch must
+// reach the lender to be seen as the conflict it is.
+func (m *Manager) admitted(mac string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.boots[mac]
+	return ok
 }
 
 func (m *Manager) leaseRec(ctx context.Context, id string) (leaseRec, error) {

@@ -38,8 +38,12 @@ type Manager struct {
 	now      func() time.Time
 	metrics  *metrics
 
+	// netboot: tokens are bound when netboot serves their script, and an
+	// enrollment needs that binding.
+	netboot bool
+
 	mu    sync.Mutex
-	boots map[string]Boot // by MAC: plaintext tokens live only in memory
+	boots map[string]bootState // by MAC: plaintext tokens live only in memory
 }
 
 // Options configure a Manager.
@@ -60,7 +64,7 @@ func New(st store.Store, ca *lenderca.CA, log *slog.Logger, o Options) *Manager 
 		o.TokenTTL = 10 * time.Minute
 	}
 	return &Manager{st: st, ca: ca, log: log, url: o.PublicURL, tokenTTL: o.TokenTTL,
-		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]Boot{}}
+		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}}
 }
 
 func newID(prefix string) string {

@@ -16,9 +16,10 @@ type metrics struct {
 	leases   atomic.Int64
 	enrolled atomic.Int64
 
-	mu       sync.Mutex
-	failures map[string]int64
-	phases   map[string]phaseStat
+	mu        sync.Mutex
+	failures  map[string]int64
+	conflicts map[string]int64
+	phases    map[string]phaseStat
 }
 
 type phaseStat struct {
@@ -28,12 +29,19 @@ type phaseStat struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{failures: map[string]int64{}, phases: map[string]phaseStat{}}
+	return &metrics{failures: map[string]int64{}, conflicts: map[string]int64{}, phases: map[string]phaseStat{}}
 }
 
 func (m *metrics) enrollFail(kind string) {
 	m.mu.Lock()
 	m.failures[kind]++
+	m.mu.Unlock()
+}
+
+// conflict counts a boot put in conflict, by kind.
+func (m *metrics) conflict(kind string) {
+	m.mu.Lock()
+	m.conflicts[kind]++
 	m.mu.Unlock()
 }
 
@@ -59,6 +67,10 @@ func (m *metrics) write(w io.Writer, active int) {
 	fmt.Fprintln(w, "# TYPE ferry_lender_enrollment_failures_total counter")
 	for _, k := range sortedKeys(m.failures) {
 		fmt.Fprintf(w, "ferry_lender_enrollment_failures_total{reason=%q} %d\n", k, m.failures[k])
+	}
+	fmt.Fprintln(w, "# TYPE ferry_lender_boot_conflicts_total counter")
+	for _, k := range sortedKeys(m.conflicts) {
+		fmt.Fprintf(w, "ferry_lender_boot_conflicts_total{reason=%q} %d\n", k, m.conflicts[k])
 	}
 	fmt.Fprintln(w, "# TYPE ferry_lender_phase_total counter\n# TYPE ferry_lender_phase_failed_total counter")
 	fmt.Fprintln(w, "# TYPE ferry_lender_phase_seconds_sum counter\n# TYPE ferry_lender_phase_bytes_total counter")

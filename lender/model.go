@@ -48,6 +48,9 @@ type tokenRec struct {
 	Index    int       `json:"index"`
 	Expires  time.Time `json:"expires"`
 	Used     time.Time `json:"used,omitzero"`
+	// Binding is what the lender observed of the boot the token is for:
+	// set at the script fetch (or, without netboot, the enrollment).
+	Binding *Binding `json:"binding,omitempty"`
 }
 
 // certRec is an issued certificate, keyed by hex serial.
@@ -58,6 +61,8 @@ type certRec struct {
 	SPKIPin  string    `json:"spki_sha256"`
 	NotAfter time.Time `json:"not_after"`
 	Revoked  time.Time `json:"revoked,omitzero"`
+	// DER is the certificate, answered again to a repeated enrollment.
+	DER []byte `json:"der,omitempty"`
 }
 
 // Boot is what netboot puts on A's kernel command line for one boot.
@@ -69,4 +74,6 @@ type Boot struct {
 	CAPin       string `json:"ca_sha256"`
 	Token       string `json:"token"`
 	KernelParam string `json:"cmdline"`
+	// State: pending (script not fetched yet), fetched, enrolled.
+	State string `json:"state"`
 }

@@ -84,48 +84,31 @@ type policy struct {
 	cfg NetbootConfig
 }
 
-// Admit lets a MAC netboot only while a lease waits for it to enroll. A
+// Admit lets a MAC netboot only while a lease has a boot of it. A
 // refusal is logged here, at Info, because netboot's own silence is a
 // Debug line: an operator must see why a machine gets no offer.
 func (p policy) Admit(_ context.Context, mac net.HardwareAddr) error {
-	if _, ok := p.m.BootFor(mac.String()); !ok {
+	if !p.m.admitted(mac.String()) {
 		p.m.log.Info("netboot: no pending boot, not answering", "mac", mac.String())
 		return netboot.ErrUnknownMachine
 	}
 	return nil
 }
 
-// Boot mints this boot's token (superseding earlier ones of the server)
-// and returns image A with the bootstrap parameters.
-func (p policy) Boot(ctx context.Context, mac net.HardwareAddr) (*netboot.BootSpec, error) {
-	b, ok := p.m.BootFor(mac.String())
-	if !ok {
-		return nil, netboot.ErrUnknownMachine
-	}
-	b, err := p.m.reissue(ctx, b)
+// Boot serves the one script of a boot: it binds the boot's token to what
+// netboot observed and returns image A with the bootstrap parameters.
+func (p policy) Boot(ctx context.Context, f netboot.Fetch) (*netboot.BootSpec, error) {
+	b, err := p.m.fetchScript(ctx, f)
 	if err != nil {
 		return nil, err
 	}
+	if b.Token == "" {
+		// A boot resumed after a restart: its token lived in the dead
+		// process; this fetch is the second of the boot.
+		return nil, fmt.Errorf("%w: token of this boot not held", netboot.ErrRefused)
+	}
 	return &netboot.BootSpec{Kernel: netboot.Artifact{Path: p.cfg.KernelA}, Initrd: netboot.Artifact{Path: p.cfg.InitrdA},
 		Cmdline: p.cfg.cmdlineFor(b.KernelParam)}, nil
-}
-
-// reissue replaces the pending boot of a server with a new token.
-func (m *Manager) reissue(ctx context.Context, b Boot) (Boot, error) {
-	rec, err := m.leaseRec(ctx, b.LeaseID)
-	if err != nil {
-		return Boot{}, err
-	}
-	for i, s := range rec.Servers {
-		if s.ID == b.ServerID {
-			if err := m.issueTokens(ctx, rec, []int{i}, true); err != nil {
-				return Boot{}, err
-			}
-			nb, _ := m.BootFor(s.MAC)
-			return nb, nil
-		}
-	}
-	return Boot{}, fmt.Errorf("netboot: server %s is no longer in lease %s", b.ServerID, b.LeaseID)
 }
 
 // netbootServer builds netboot's server from the config section.
@@ -156,5 +139,6 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 				"longest_lending", time.Duration(api.MaxDuration)*time.Second)
 		}
 	}
+	m.netboot = true // tokens are bound at the script fetch: enrollment requires it
 	return netboot.New(cfg, policy{m: m, cfg: c})
 }

@@ -7,23 +7,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/netboot"
 )
 
 // TestNetbootCmdlineAsksForDHCPUnlessTheConfigGivesAnIP: image A takes its
 // address by DHCP unless the operator's cmdline carries an ip= of its own.
 func TestNetbootCmdlineAsksForDHCPUnlessTheConfigGivesAnIP(t *testing.T) {
-	f := newFixture(t, 1)
-	if _, err := f.m.RequestLease(context.Background(), leaseReq("key-00000054", 1)); err != nil {
-		t.Fatal(err)
-	}
 	mac, _ := net.ParseMAC(macOf(0))
 	for _, tc := range []struct{ cmdline, want, not string }{
 		{"console=ttyS0 quiet", " ip=dhcp", ""},
 		{"console=ttyS0 ip=10.54.3.10::10.54.3.1:255.255.255.0::eth0:off", "console=ttyS0 ip=10.54.3.10::", "ip=dhcp"},
 		{"", "ip=dhcp", ""},
 	} {
+		f := newFixture(t, 1) // one script per boot: a boot per case
+		if _, err := f.m.RequestLease(context.Background(), leaseReq("key-00000054", 1)); err != nil {
+			t.Fatal(err)
+		}
 		p := policy{m: f.m, cfg: NetbootConfig{KernelA: "/k", InitrdA: "/i", Cmdline: tc.cmdline}}
-		spec, err := p.Boot(context.Background(), mac)
+		spec, err := p.Boot(context.Background(), netboot.Fetch{MAC: mac, From: testFrom})
 		if err != nil {
 			t.Fatal(err)
 		}

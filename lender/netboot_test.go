@@ -14,8 +14,8 @@ import (
 
 // TestNetbootAnswersOnlyPendingBootsAndLogsTheRest: a MAC outside every
 // lease is refused and the refusal is in the lender's log at Info (what
-// an operator sees); a leased MAC is admitted and boots image A with a
-// fresh token on its command line.
+// an operator sees); a leased MAC is admitted and boots image A with its
+// boot's one token on its command line.
 func TestNetbootAnswersOnlyPendingBootsAndLogsTheRest(t *testing.T) {
 	f := newFixture(t, 1)
 	var logs bytes.Buffer
@@ -36,14 +36,14 @@ func TestNetbootAnswersOnlyPendingBootsAndLogsTheRest(t *testing.T) {
 		t.Fatalf("Admit(leased %s) = %v, want nil", leased, err)
 	}
 	before, _ := f.m.BootFor(macOf(0))
-	spec, err := p.Boot(context.Background(), leased)
+	spec, err := p.Boot(context.Background(), netboot.Fetch{MAC: leased, From: testFrom})
 	if err != nil {
 		t.Fatal(err)
 	}
 	after, _ := f.m.BootFor(macOf(0))
-	if after.Token == before.Token || !strings.Contains(spec.Cmdline, "ferry.token="+after.Token) ||
-		!strings.HasPrefix(spec.Cmdline, "console=ttyS0 ferry.lender=") {
-		t.Fatalf("Boot cmdline %q: want console=ttyS0, then the lender's parameters with the fresh token %s (old %s)",
-			spec.Cmdline, after.Token, before.Token)
+	if after.Token != before.Token || !strings.Contains(spec.Cmdline, "ferry.token="+before.Token) ||
+		!strings.HasPrefix(spec.Cmdline, "console=ttyS0 ferry.lender=") || after.State != bootFetched {
+		t.Fatalf("Boot cmdline %q, boot %s: want console=ttyS0, then the lender's parameters with the boot's one token %s (now %s), fetched",
+			spec.Cmdline, after.State, before.Token, after.Token)
 	}
 }

@@ -102,7 +102,7 @@ func (m *Manager) Resume(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := m.startBoots(ctx, rec, false); err != nil {
+		if err := m.startBoots(ctx, rec, true); err != nil {
 			return fmt.Errorf("resume boots of %s: %w", rec.ID, err)
 		}
 	}

@@ -13,6 +13,9 @@ type member struct {
 	api.LeaseServer
 	Tokens []string    `json:"tokens,omitempty"` // hashes of its unused tokens
 	Root   api.NFSRoot `json:"root"`
+	// Boot is the hash of the token of its current boot, whose record
+	// keeps the boot's binding after the token is used.
+	Boot string `json:"boot,omitempty"`
 }
 
 func memberKey(leaseID string, i int) string { return fmt.Sprintf("%s/%05d", leaseID, i) }
