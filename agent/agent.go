@@ -20,6 +20,7 @@ import (
 	"os"
 	"time"
 
+	"ferry/disks"
 	"ferry/ipsec/ike"
 	"ferry/keeper"
 )
@@ -73,6 +74,7 @@ type Agent struct {
 	imageTLS   *tls.Config         // image B's server, verified by the borrower CA
 	tunnel     *keeper.Tunnel      // A's in-process tunnel
 	keeperCtl  net.Conn            // B: control channel to the keeper
+	diskWatch  *disks.Watcher      // marks disks that appear after disks-ro
 	phaseBytes int64               // bytes the running phase moved, for its report
 }
 
@@ -130,6 +132,7 @@ func (a *Agent) RunA(ctx context.Context) error {
 	}
 	// Nothing can be reported after the jump: say so first.
 	a.armed(ctx)
+	a.stopDiskWatch()
 	return a.jump()
 }
 

@@ -54,7 +54,24 @@ func (a *Agent) disksReadOnly(ctx context.Context) error {
 	} else {
 		a.con.printf("ferry: disks read-only: %s", strings.Join(marked, " "))
 	}
+	// A disk can show up later (a slow controller, a re-read partition
+	// table): the watcher marks it too, until kexec or switch_root.
+	a.diskWatch = disks.Watch(marked, a.log, func(name string) {
+		a.con.printf("ferry: disk read-only (appeared after disks-ro): %s", name)
+	})
 	return nil
+}
+
+// stopDiskWatch ends the watcher before the hand-over (kexec, exec of
+// the root's init), so no BLKROSET is half done at the jump.
+func (a *Agent) stopDiskWatch() {
+	if a.diskWatch == nil {
+		return
+	}
+	if late := a.diskWatch.Stop(); len(late) > 0 {
+		a.log.Info("disks marked read-only after disks-ro", "devices", late)
+	}
+	a.diskWatch = nil
 }
 
 // loadModules loads the kernel modules this image carries: A's own in

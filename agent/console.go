@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
 // console prints one line per phase, the timeline a person (and the lab's
 // assertions) read on the serial console.
 type console struct {
-	w io.Writer
+	w  io.Writer
+	mu sync.Mutex // the disk watcher prints from its own goroutine
 }
 
 // phase runs fn as the named phase of the transfer and prints
@@ -32,6 +34,8 @@ func (c *console) done(name string, d time.Duration) {
 }
 
 func (c *console) printf(format string, a ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	fmt.Fprintf(c.w, format+"\n", a...)
 }
 

@@ -83,6 +83,7 @@ func (a *Agent) switchRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.stopDiskWatch()
 	a.log.Info("switching root", "init", init, "root", a.settings.Root.Server+":"+a.settings.Root.Path, "trace", a.trace)
 	err = nfsroot.SwitchRoot(NewRoot, init, nil)
 	a.con.printf("ferry: switch_root failed after the checks: %s", oneLine(err.Error()))

@@ -11,3 +11,12 @@ import (
 func MarkAllReadOnly(*slog.Logger) ([]string, error) {
 	return nil, errors.New("disks: MarkAllReadOnly needs Linux")
 }
+
+// Watcher is Linux-only; elsewhere it watches nothing.
+type Watcher struct{}
+
+// Watch is Linux-only; elsewhere it watches nothing.
+func Watch([]string, *slog.Logger, func(string)) *Watcher { return &Watcher{} }
+
+// Stop returns nothing: nothing was watched.
+func (*Watcher) Stop() []string { return nil }
