@@ -82,6 +82,7 @@ const (
 type Lease struct {
 	ID       string        `json:"id"`
 	Key      string        `json:"idempotency_key"`
+	Borrower string        `json:"borrower,omitempty"` // who made it: the lender's name of the borrower
 	State    string        `json:"state"`
 	Created  time.Time     `json:"created"`
 	Expires  time.Time     `json:"expires"`

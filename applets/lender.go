@@ -26,7 +26,9 @@ workflow:
        {"dir": "/var/lib/ferry-lender", "agent_listen": "10.0.0.1:8443",
         "public_url": "https://10.0.0.1:8443", "m2m_listen": "203.0.113.5:9443",
         "m2m_cert": "m2m.pem", "m2m_key": "m2m.key",
-        "m2m_client_ca": "borrower-org-ca.pem", "token_ttl": "10m",
+        "borrowers": [{"name": "acme", "ca": "acme-ca.pem"},
+                      {"name": "globex", "ca": "shared-ca.pem", "cn": "globex-m2m"}],
+        "token_ttl": "10m",
         "netboot": {"interface": "eth1", "server_ip": "10.0.0.1", "mode": "proxydhcp",
                     "kernel_a": "vmlinuz-a", "initrd_a": "initrd-a.img",
                     "cmdline": "console=ttyS0"}}
@@ -34,10 +36,19 @@ workflow:
        prefix, router, dns, dhcp_lease_time (default 90 days: at least as
        long as any lending, since nothing renews it)) or ProxyDHCP, TFTP of
        iPXE, and a per-boot iPXE script that admits only servers of a lease,
-       mints a fresh one-time token and adds ip=dhcp unless cmdline has ip=
+       carries the boot's one-time token (served once per boot) and adds
+       ip=dhcp unless cmdline has ip=
+       borrowers: the organisations the m2m listener admits. A client
+       certificate is a borrower's when it chains to its "ca" (clientAuth)
+       and, if given, has its "cn" and its key's "spki_sha256"; exactly one
+       borrower must match. Each owns the leases its managers make: another
+       borrower gets 404 for them, lists only its own, and idempotency keys
+       are per borrower. "m2m_client_ca": "FILE" (older configurations)
+       is the borrower "default": every client of that CA; leases stored
+       before owners existed are the default borrower's.
        agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem, /metrics
-       borrower side (mutual TLS): POST /v1/leases, GET /v1/leases/ID,
-       POST /v1/leases/ID/return
+       borrower side (mutual TLS): POST /v1/leases, GET /v1/leases (own),
+       GET /v1/leases/ID, POST /v1/leases/ID/return
   3. ferry lender server add --dir DIR --mac 52:54:00:12:34:56 --power ipmitool \
          --power-opt host=10.0.0.50 --power-opt user=admin --pool default
      ferry lender server list --dir DIR
@@ -238,10 +249,10 @@ func lenderLeases(ctx context.Context, env *Env, args []string) error {
 // printLeases shows every server of every lease with its phase.
 func printLeases(env *Env, ls []api.Lease) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LEASE\tSTATE\tEXPIRES\tSERVER\tMAC\tPHASE\tSPKI_SHA256")
+	fmt.Fprintln(tw, "LEASE\tBORROWER\tSTATE\tEXPIRES\tSERVER\tMAC\tPHASE\tSPKI_SHA256")
 	for _, l := range ls {
 		for _, s := range l.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Borrower, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin)
 		}
 	}
 	if err := tw.Flush(); err != nil {

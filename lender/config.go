@@ -17,10 +17,15 @@ type Config struct {
 	AgentListen string `json:"agent_listen"`
 	PublicURL   string `json:"public_url"`
 	// M2MListen serves borrower managers over mutual TLS.
-	M2MListen   string `json:"m2m_listen"`
-	M2MCert     string `json:"m2m_cert"`
-	M2MKey      string `json:"m2m_key"`
-	M2MClientCA string `json:"m2m_client_ca"`
+	M2MListen string `json:"m2m_listen"`
+	M2MCert   string `json:"m2m_cert"`
+	M2MKey    string `json:"m2m_key"`
+	// Borrowers are the organisations the m2m listener admits; each owns
+	// the leases its managers make and sees no other's.
+	Borrowers []BorrowerConfig `json:"borrowers,omitempty"`
+	// M2MClientCA (older configurations) admits every client certificate
+	// of this CA as one borrower, DefaultBorrower.
+	M2MClientCA string `json:"m2m_client_ca,omitempty"`
 	// TokenTTL bounds how long a boot may take to enroll (default 10m).
 	TokenTTL Duration `json:"token_ttl"`
 	// Netboot, when set, serves DHCP/ProxyDHCP, TFTP and the iPXE script.
@@ -62,10 +67,13 @@ func LoadConfig(path string) (Config, error) {
 	}
 	for field, v := range map[string]string{"dir": c.Dir, "agent_listen": c.AgentListen,
 		"public_url": c.PublicURL, "m2m_listen": c.M2MListen, "m2m_cert": c.M2MCert,
-		"m2m_key": c.M2MKey, "m2m_client_ca": c.M2MClientCA} {
+		"m2m_key": c.M2MKey} {
 		if v == "" {
 			return Config{}, fmt.Errorf("lender config %s: %s is empty", path, field)
 		}
+	}
+	if err := c.checkBorrowers(); err != nil {
+		return Config{}, fmt.Errorf("lender config %s: %w", path, err)
 	}
 	return c, nil
 }

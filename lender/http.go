@@ -90,27 +90,48 @@ func (m *Manager) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	m.metrics.write(w, active)
 }
 
-// M2MHandler serves borrower managers (behind mutual TLS).
-func (m *Manager) M2MHandler() http.Handler {
+// M2MHandler serves borrower managers (behind mutual TLS): each is
+// identified by its client certificate among bs and sees, makes and
+// returns only its own leases.
+func (m *Manager) M2MHandler(bs *Borrowers) http.Handler {
+	return m.leaseAPI(bs.borrowerOf)
+}
+
+// leaseAPI is the lease API for the callers who names.
+func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+api.PathLeases, func(w http.ResponseWriter, r *http.Request) {
+	handle := func(pattern string, h func(w http.ResponseWriter, r *http.Request, o owner)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			o, err := who(r)
+			if err != nil {
+				forbidden(w, err)
+				return
+			}
+			h(w, r, o)
+		})
+	}
+	handle("POST "+api.PathLeases, func(w http.ResponseWriter, r *http.Request, o owner) {
 		var req api.LeaseRequest
 		if err := api.Decode(r.Body, api.MaxLeaseRequest, &req); err != nil {
 			api.WriteError(w, err)
 			return
 		}
-		l, err := m.RequestLease(r.Context(), req)
+		l, err := m.RequestLeaseFor(r.Context(), o.name, req)
 		api.Reply(w, l, err)
 	})
-	mux.HandleFunc("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request) {
-		l, err := m.Lease(r.Context(), r.PathValue("id"))
+	handle("GET "+api.PathLeases, func(w http.ResponseWriter, r *http.Request, o owner) {
+		ls, err := m.leasesOf(r.Context(), o)
+		api.Reply(w, ls, err)
+	})
+	handle("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request, o owner) {
+		l, err := m.leaseOf(r.Context(), o, r.PathValue("id"))
 		api.Reply(w, l, err)
 	})
-	mux.HandleFunc("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request) {
-		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))
+	handle("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request, o owner) {
+		l, err := m.returnLease(r.Context(), o, r.PathValue("id"))
 		api.Reply(w, l, err)
 	})
-	mux.HandleFunc("GET "+api.PathMetric, m.handleMetrics)
+	handle("GET "+api.PathMetric, func(w http.ResponseWriter, r *http.Request, _ owner) { m.handleMetrics(w, r) })
 	return mux
 }
 
@@ -157,7 +178,8 @@ func (m *Manager) AdminHandler() http.Handler {
 		l, err := m.Leases(r.Context())
 		api.Reply(w, l, err)
 	})
-	mux.Handle("/v1/", m.M2MHandler())
+	// The operator reaches the lease API too, seeing every lease.
+	mux.Handle("/v1/", m.leaseAPI(func(*http.Request) (owner, error) { return operator, nil }))
 	return mux
 }
 

@@ -23,14 +23,29 @@ const (
 	PhaseConflict = "conflict"
 )
 
-// RequestLease leases req.Count free servers in one transaction, or none:
-// a retry with the same idempotency key returns the first lease.
+// RequestLease is RequestLeaseFor the operator: the lease belongs to
+// DefaultBorrower.
 func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.Lease, error) {
+	return m.RequestLeaseFor(ctx, DefaultBorrower, req)
+}
+
+// idemKey scopes an idempotency key to its borrower: the same key from
+// two borrowers is two requests.
+func idemKey(owner, key string) string { return owner + "/" + key }
+
+// RequestLeaseFor leases req.Count free servers to borrower in one
+// transaction, or none: a retry by the same borrower with the same
+// idempotency key returns the first lease.
+func (m *Manager) RequestLeaseFor(ctx context.Context, borrower string, req api.LeaseRequest) (api.Lease, error) {
 	var rec leaseRec
 	created := false
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		var id string
-		if err := tx.Get(store.Idem, req.IdempotencyKey, &id); err == nil {
+		err := tx.Get(store.Idem, idemKey(borrower, req.IdempotencyKey), &id)
+		if err != nil && borrower == DefaultBorrower {
+			err = tx.Get(store.Idem, req.IdempotencyKey, &id) // stored before keys were scoped
+		}
+		if err == nil {
 			rec, _, err = getLease(tx, id)
 			return err
 		}
@@ -39,8 +54,8 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 			return err
 		}
 		now := m.now().UTC()
-		rec = leaseRec{Request: req, Lease: api.Lease{
-			ID: newID("L"), Key: req.IdempotencyKey, State: api.LeaseActive,
+		rec = leaseRec{Request: req, Owner: borrower, Lease: api.Lease{
+			ID: newID("L"), Key: req.IdempotencyKey, State: api.LeaseActive, Borrower: borrower,
 			Created: now, Expires: now.Add(time.Duration(req.DurationSeconds) * time.Second),
 		}}
 		for i, s := range free {
@@ -55,7 +70,7 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 			}
 		}
 		created = true
-		if err := tx.Put(store.Idem, req.IdempotencyKey, rec.ID); err != nil {
+		if err := tx.Put(store.Idem, idemKey(borrower, req.IdempotencyKey), rec.ID); err != nil {
 			return err
 		}
 		return putLease(tx, rec)
@@ -65,7 +80,7 @@ func (m *Manager) RequestLease(ctx context.Context, req api.LeaseRequest) (api.L
 	}
 	if created {
 		m.metrics.leases.Add(1)
-		m.log.Info("lease made", "lease", rec.ID, "servers", len(rec.Servers), "gateway", req.Gateway)
+		m.log.Info("lease made", "lease", rec.ID, "borrower", borrower, "servers", len(rec.Servers), "gateway", req.Gateway)
 		if err := m.startBoots(ctx, rec, false); err != nil {
 			m.log.Error("boots not started; resumed at the next start", "lease", rec.ID, "err", err)
 		}
@@ -224,18 +239,47 @@ func (m *Manager) leaseRec(ctx context.Context, id string) (leaseRec, error) {
 	return rec, err
 }
 
-// Lease returns a lease by id.
-func (m *Manager) Lease(ctx context.Context, id string) (api.Lease, error) {
-	rec, err := m.leaseRec(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return api.Lease{}, &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
-	}
-	return rec.Lease, err
+// noLease is the refusal of a lease that does not exist or is another
+// borrower's: the same 404, so that IDs tell nothing.
+func noLease(id string) error {
+	return &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
 }
 
-// Leases lists every lease.
-func (m *Manager) Leases(ctx context.Context) ([]api.Lease, error) {
-	var out []api.Lease
+// Lease returns any lease by id (the operator's view).
+func (m *Manager) Lease(ctx context.Context, id string) (api.Lease, error) {
+	return m.leaseOf(ctx, operator, id)
+}
+
+// LeaseOf returns borrower's lease by id; another borrower's is not found.
+func (m *Manager) LeaseOf(ctx context.Context, borrower, id string) (api.Lease, error) {
+	return m.leaseOf(ctx, owner{name: borrower}, id)
+}
+
+func (m *Manager) leaseOf(ctx context.Context, o owner, id string) (api.Lease, error) {
+	rec, err := m.leaseRec(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !o.owns(rec)) {
+		return api.Lease{}, noLease(id)
+	}
+	return rec.publicLease(), err
+}
+
+// publicLease is the lease as its borrower and the operator read it.
+func (rec leaseRec) publicLease() api.Lease {
+	l := rec.Lease
+	l.Borrower = rec.owner()
+	return l
+}
+
+// Leases lists every lease (the operator's view).
+func (m *Manager) Leases(ctx context.Context) ([]api.Lease, error) { return m.leasesOf(ctx, operator) }
+
+// LeasesOf lists borrower's leases.
+func (m *Manager) LeasesOf(ctx context.Context, borrower string) ([]api.Lease, error) {
+	return m.leasesOf(ctx, owner{name: borrower})
+}
+
+func (m *Manager) leasesOf(ctx context.Context, o owner) ([]api.Lease, error) {
+	out := []api.Lease{}
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		var ids []string
 		err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
@@ -247,7 +291,9 @@ func (m *Manager) Leases(ctx context.Context) ([]api.Lease, error) {
 			if err == nil {
 				err = gerr
 			}
-			out = append(out, rec.Lease)
+			if gerr == nil && o.owns(rec) {
+				out = append(out, rec.publicLease())
+			}
 		}
 		return err
 	})

@@ -38,6 +38,9 @@ type Server struct {
 type leaseRec struct {
 	api.Lease
 	Request api.LeaseRequest `json:"request"`
+	// Owner is the borrower that made the lease; empty in leases stored
+	// before leases had owners, which belong to DefaultBorrower.
+	Owner string `json:"owner,omitempty"`
 }
 
 // tokenRec is a stored enrollment token, keyed by its hash.

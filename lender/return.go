@@ -2,7 +2,6 @@ package lender
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"ferry/api"
@@ -12,13 +11,22 @@ import (
 // ReturnLease ends a lease: one transaction revokes its certificates,
 // drops its tokens and marks its servers returning; then, in the
 // background, each server is powered off and put back in its pool.
-// Returning twice is harmless.
+// Returning twice is harmless. This is the operator's: any lease.
 func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error) {
+	return m.returnLease(ctx, operator, id)
+}
+
+// ReturnLeaseOf returns borrower's lease; another borrower's is not found.
+func (m *Manager) ReturnLeaseOf(ctx context.Context, borrower, id string) (api.Lease, error) {
+	return m.returnLease(ctx, owner{name: borrower}, id)
+}
+
+func (m *Manager) returnLease(ctx context.Context, o owner, id string) (api.Lease, error) {
 	var rec leaseRec
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		var err error
-		if rec, _, err = getLease(tx, id); err != nil {
-			return &api.FieldError{Field: "lease", Reason: fmt.Sprintf("no lease %q", id)}
+		if rec, _, err = getLease(tx, id); err != nil || !o.owns(rec) {
+			return noLease(id)
 		}
 		if rec.State == api.LeaseReturned {
 			return nil
@@ -43,7 +51,7 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error)
 		delete(m.boots, s.MAC)
 	}
 	m.mu.Unlock()
-	m.log.Info("lease returning: certificates revoked", "lease", rec.ID, "servers", len(rec.Servers))
+	m.log.Info("lease returning: certificates revoked", "lease", rec.ID, "borrower", rec.owner(), "servers", len(rec.Servers))
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), powerTimeout)
 		defer cancel()
@@ -51,7 +59,7 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (api.Lease, error)
 			m.log.Error("return not finished; resumed at the next start", "lease", rec.ID, "err", err)
 		}
 	}()
-	return rec.Lease, nil
+	return rec.publicLease(), nil
 }
 
 // retireMember drops a server's tokens, revokes its certificate and marks

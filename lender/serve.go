@@ -38,7 +38,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 	if err != nil {
 		return err
 	}
-	m2mTLS, err := api.ServerTLS(cfg.M2MCert, cfg.M2MKey, cfg.M2MClientCA)
+	borrowers, err := LoadBorrowers(cfg, log)
+	if err != nil {
+		return err
+	}
+	m2mTLS, err := borrowers.TLS(cfg.M2MCert, cfg.M2MKey)
 	if err != nil {
 		return fmt.Errorf("m2m listener: %w", err)
 	}
@@ -52,7 +56,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 		ln   net.Listener
 	}{
 		{"agent", &http.Server{Handler: m.AgentHandler(), TLSConfig: agentTLS}, nil},
-		{"m2m", &http.Server{Handler: m.M2MHandler(), TLSConfig: m2mTLS}, nil},
+		{"m2m", &http.Server{Handler: m.M2MHandler(borrowers), TLSConfig: m2mTLS}, nil},
 		{"admin", &http.Server{Handler: m.AdminHandler()}, admin},
 	}
 	for i, addr := range []string{cfg.AgentListen, cfg.M2MListen} {
