@@ -40,6 +40,9 @@ type gatewayFile struct {
 	// Addresses is the file keeping which key holds which pool address
 	// across restarts; default: the allow file's path + ".addresses".
 	Addresses string `json:"addresses,omitempty"`
+	// dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds,
+	// rekey_margin_seconds: the defaults match the servers' keepers.
+	ike.Timers
 }
 
 const gatewayUsage = `gateway --config FILE
@@ -51,7 +54,13 @@ a removed key tears its tunnel down). ESP runs in user space over a TUN
 device. Each key gets one address from "pool" for as long as it is on the
 allow list, the same after any reconnect; the bindings are kept in the
 "addresses" file (default: the allow file + ".addresses") so a restarted
-gateway hands out the same ones. Example configuration:
+gateway hands out the same ones. Liveness and rekeys: "dpd_seconds" (10),
+"ike_lifetime_seconds" (14400), "child_lifetime_seconds" (3600) and
+"rekey_margin_seconds" (360: each end rekeys between 2 and 1 margins
+before the lifetime ends), the same defaults as the servers' keepers.
+Requests for IKE SAs the gateway does not know (a server still holding
+an SA from before a restart) get INVALID_IKE_SPI, at most 20 a second.
+Example configuration:
 
   {"listen": "198.51.100.7", "ca": "lender-ca.pem",
    "cert": "gw.pem", "key": "gw.key", "pool": "10.8.1.0/24",
@@ -63,7 +72,7 @@ options:`
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "gateway", gatewayUsage)
-	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns)")
+	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -137,6 +146,9 @@ func (c gatewayFile) build(env *Env) (ike.Config, *gatewayParts, error) {
 	}
 	if c.Allow == "" {
 		return cfg, nil, fmt.Errorf("allow: no allow list file (every key would be refused)")
+	}
+	if err := c.Timers.Apply(&cfg); err != nil {
+		return cfg, nil, err
 	}
 	g.allow = authz.New(env.Log, nil)
 	cfg.Authorizer, cfg.ForceEncap, cfg.Log = g.allow, true, env.Log

@@ -183,9 +183,11 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	f.register(fs)
 	sock := fs.String("status", defaultVPNSocket, "status socket")
 	tun := fs.String("tun", "ferry0", "TUN device for user-space ESP")
-	ikeLife := fs.Duration("ike-lifetime", 4*time.Hour, "rekey the IKE SA after this long")
-	childLife := fs.Duration("child-lifetime", time.Hour, "rekey the CHILD_SA at 85 % of this")
-	dpd := fs.Duration("dpd", 30*time.Second, "liveness check after this long without a message from the gateway")
+	def := ike.DefaultTimers()
+	ikeLife := fs.Duration("ike-lifetime", 0, fmt.Sprintf("IKE SA lifetime (default: the state's ike_lifetime_seconds, else %ds)", def.IKELifetimeSeconds))
+	childLife := fs.Duration("child-lifetime", 0, fmt.Sprintf("CHILD_SA lifetime (default: the state's child_lifetime_seconds, else %ds)", def.ChildLifetimeSeconds))
+	margin := fs.Duration("rekey-margin", 0, fmt.Sprintf("rekey between 2 and 1 margins before a lifetime ends (default: the state's rekey_margin_seconds, else %ds)", def.RekeyMarginSeconds))
+	dpd := fs.Duration("dpd", 0, fmt.Sprintf("liveness check after this long without IKE or ESP from the gateway (default: the state's dpd_seconds, else %ds)", def.DPDSeconds))
 	plane := fs.String("dataplane", "user", "ESP data plane: user (user-space over TUN, works everywhere) or kernel (XFRM; needs esp4)")
 	bg := fs.Bool("background", false, "detach and run in the background once the options are checked")
 	if err := parseFlags(fs, args); err != nil {
@@ -201,7 +203,19 @@ func vpnUp(ctx context.Context, env *Env, args []string) error {
 	if *bg {
 		return background(ctx, env, *sock)
 	}
-	return runInitiator(ctx, env, s, *sock, *tun, ike.Config{IKELifetime: *ikeLife, ChildLifetime: *childLife, DPD: *dpd}, *plane == "kernel")
+	for _, o := range []struct {
+		flag time.Duration
+		to   *int
+	}{{*ikeLife, &s.IKELifetimeSeconds}, {*childLife, &s.ChildLifetimeSeconds}, {*margin, &s.RekeyMarginSeconds}, {*dpd, &s.DPDSeconds}} {
+		if o.flag != 0 {
+			*o.to = int((o.flag + time.Second - 1) / time.Second)
+		}
+	}
+	var timers ike.Config
+	if err := s.Timers.Apply(&timers); err != nil {
+		return usagef("%v", err)
+	}
+	return runInitiator(ctx, env, s, *sock, *tun, timers, *plane == "kernel")
 }
 
 // runInitiator holds the tunnel in the foreground; timers carries the

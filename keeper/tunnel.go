@@ -64,7 +64,16 @@ const (
 	tunMTU  = 1400
 	// ConnectTimeout bounds one attempt to bring the tunnel up.
 	ConnectTimeout = 60 * time.Second
+	// RetryMax is the longest wait between two attempts to reopen the
+	// tunnel: the root file system hangs meanwhile.
+	RetryMax = 3 * time.Second
 )
+
+// Backoff is the tunnel's retransmission schedule: resends at most 2 s
+// apart, so that a request in flight when the network or the gateway
+// comes back is answered within 2 s; given up after 8 sends (about 14 s),
+// then Keep reconnects.
+var Backoff = ike.Backoff{Base: 500 * time.Millisecond, Max: 2 * time.Second, Tries: 8}
 
 // Tunnel is the lent server's IKEv2 initiator: the one-time certificate's
 // tunnel to the borrower gateway. ESP runs in the kernel (XFRM) where it
@@ -96,8 +105,11 @@ func OpenTunnel(ctx context.Context, st *ike.InitiatorState, choice DataPlane, l
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Tunnel{target: st.Target(), cancel: cancel, log: log}
 	cfg := ike.Config{Local: local, Certs: st.Certs, Key: st.Key, CAs: st.CAs,
-		ForceEncap: true, Log: log,
-		DPD: 10 * time.Second, IKELifetime: 4 * time.Hour, ChildLifetime: time.Hour}
+		ForceEncap: true, Log: log, Backoff: Backoff, RetryMax: RetryMax}
+	if err := st.Timers.Apply(&cfg); err != nil {
+		cancel()
+		return nil, fmt.Errorf("tunnel to %s: %s: %w", st.Gateway, "vpn.json", err)
+	}
 	if err := t.openPlane(ctx, &cfg, choice); err != nil {
 		cancel()
 		return nil, fmt.Errorf("tunnel to %s: %w", st.Gateway, err)

@@ -203,13 +203,14 @@ func idMatches(id *ikev2.ID, p *pki.Peer) bool {
 }
 
 // childLifetime is a new CHILD_SA's lifetime: both ends rekey at a
-// random 80-90 % of ChildLifetime, ChildBytes and ChildPackets (the
-// jitter makes simultaneous rekeys rare, collide.go settles the rest) and
-// delete it at 100 %.
+// random point of the rekey margin before ChildLifetime (rekeyAfter) and
+// at a random 80-90 % of ChildBytes and ChildPackets (the jitter makes
+// simultaneous rekeys rare, collide.go settles the rest) and delete it at
+// 100 %.
 func (d *Daemon) childLifetime() dataplane.Lifetime {
 	var lt dataplane.Lifetime
 	if l := d.cfg.ChildLifetime; l > 0 {
-		lt.SoftTime, lt.HardTime = jitter(l, 80, 90), l
+		lt.SoftTime, lt.HardTime = d.rekeyAfter(l), l
 	}
 	if b := d.cfg.ChildBytes; b > 0 {
 		lt.SoftBytes, lt.HardBytes = uint64(jitter(time.Duration(b), 80, 90)), b

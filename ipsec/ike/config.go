@@ -56,11 +56,17 @@ type Config struct {
 	Backoff              Backoff      // DefaultBackoff
 	DPD                  time.Duration
 	// IKELifetime and ChildLifetime, when set, make this end rekey the
-	// IKE SA at a random 90-100 % of IKELifetime and each CHILD_SA at a
-	// random 80-90 % of ChildLifetime (the data plane's soft expiry),
-	// deleting a CHILD_SA at 100 % (hard expiry). Both ends may rekey;
-	// simultaneous rekeys are settled per RFC 7296 section 2.8.
-	IKELifetime, ChildLifetime time.Duration
+	// IKE SA and each CHILD_SA (the data plane's soft expiry) at a random
+	// point between 2×RekeyMargin and RekeyMargin before the lifetime
+	// ends (RekeyMargin zero: 10 % of the lifetime), deleting a CHILD_SA
+	// at 100 % (hard expiry). Both ends may rekey; simultaneous rekeys are
+	// settled per RFC 7296 section 2.8. Timers.Apply sets these from a
+	// configuration file.
+	IKELifetime, ChildLifetime, RekeyMargin time.Duration
+	// RetryMax bounds Keep's wait between failed connection attempts
+	// (doubling from 1 s), 60 s; a tunnel carrying a root file system
+	// wants a few seconds.
+	RetryMax time.Duration
 	// ChildBytes and ChildPackets bound each direction of a CHILD_SA the
 	// same way: the data plane's soft expiry at a random 80-90 % rekeys
 	// it, the hard one at 100 % deletes it on both ends. Zero: unlimited.
@@ -125,8 +131,11 @@ func (c *Config) setDefaults() error {
 	if c.RekeyGrace == 0 {
 		c.RekeyGrace = 5 * time.Second
 	}
+	if c.RetryMax == 0 {
+		c.RetryMax = time.Minute
+	}
 	if c.DPD == 0 {
-		c.DPD = 30 * time.Second
+		c.DPD = time.Duration(DefaultTimers().DPDSeconds) * time.Second
 	}
 	if c.IKEPolicy.Protocol == 0 {
 		c.IKEPolicy = ikev2.DefaultIKEPolicy()

@@ -80,10 +80,10 @@ func Control(ctx context.Context, path, cmd string) ([]byte, error) {
 	return out, err
 }
 
-// Keep holds a tunnel to t open: it connects, and reconnects whenever no
-// established SA to the gateway is left (deleted, or the gateway stopped
-// answering liveness checks), backing off up to a minute between failed
-// attempts. It returns when ctx ends.
+// Keep holds a tunnel to t open: it connects, and reconnects at once
+// whenever no established SA to the gateway is left (deleted, or the
+// gateway stopped answering liveness checks), backing off from 1 s up to
+// Config.RetryMax between failed attempts. It returns when ctx ends.
 func (d *Daemon) Keep(ctx context.Context, t Target) {
 	wait := time.Second
 	for ctx.Err() == nil {
@@ -92,12 +92,16 @@ func (d *Daemon) Keep(ctx context.Context, t Target) {
 			if err != nil {
 				d.log.Warn("ike: tunnel not up, retrying", "gateway", t.Gateway, "in", wait, "err", err)
 				sleep(ctx, wait)
-				wait = min(2*wait, time.Minute)
+				wait = min(2*wait, d.cfg.RetryMax)
 				continue
 			}
 			wait = time.Second
 		}
-		sleep(ctx, 500*time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-d.lost:
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ type Daemon struct {
 	refused  int        // SAs in stRefused
 	logged   refusalLog // refusals already logged
 	cookies  cookieJar
+	// unknownSPI limits INVALID_IKE_SPI answers (liveness.go).
+	unknownSPI tokenBucket
+	// lost wakes Keep when a tunnel we opened went down.
+	lost chan struct{}
 }
 
 // initKey finds a half-open responder SA from a retransmitted
@@ -72,7 +76,8 @@ func New(cfg Config) (*Daemon, error) {
 }
 
 func newDaemon(cfg Config, conn, natc *net.UDPConn) *Daemon {
-	d := &Daemon{cfg: cfg, log: cfg.Log, conn: conn, natc: natc, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
+	d := &Daemon{cfg: cfg, log: cfg.Log, conn: conn, natc: natc, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{},
+		lost: make(chan struct{}, 1)}
 	d.cookies.rotate()
 	return d
 }
@@ -242,6 +247,12 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 	if sa.result != nil {
 		sa.result <- errors.New(reason)
 		sa.result = nil
+	}
+	if sa.origin && !sa.moved && sa.st == stEstablished {
+		select {
+		case d.lost <- struct{}{}:
+		default:
+		}
 	}
 	if sa.st == stEstablished || sa.st == stDeleting {
 		d.log.Info("ike: SA down", "spi", fmt.Sprintf("%016x", sa.localSPI()), "peer", peerName(sa), "reason", reason)

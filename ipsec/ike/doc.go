@@ -14,12 +14,20 @@
 // exponential back-off and a give-up limit.
 //
 // Both ends rekey: CHILD_SAs when the data plane reports a soft expiry
-// (time, bytes or packets at a random 80-90 % of the configured lifetime;
-// a hard expiry deletes the CHILD_SA at both ends), IKE SAs at a random
-// 90-100 % of IKELifetime. Simultaneous rekeys are settled by the nonce
+// (time at a random point between two and one rekey margins before the
+// lifetime, bytes or packets at a random 80-90 %; a hard expiry deletes
+// the CHILD_SA at both ends), IKE SAs the same way by time (timers.go).
+// A replaced CHILD_SA keeps decrypting for a grace, then goes even if the
+// peer never deletes it (retire.go). Simultaneous rekeys are settled by the nonce
 // rule of sections 2.8.1 and 2.8.2 (collide.go). When an authenticated
 // message shows the peer's NAT mapping moved (section 2.23), IKE and the
 // CHILD_SAs follow it (the data plane's SetRemote).
+//
+// A request for an IKE SA the daemon does not hold gets INVALID_IKE_SPI;
+// an initiator takes that only as a hint to check liveness at once
+// (liveness.go), as it does when its ESP goes unanswered. Address pool
+// bindings last as long as the key is on the allow list (pool.go), and
+// INITIAL_CONTACT replaces a key's older SAs.
 //
 // Refusals follow RFC 7296 section 2.21: an unauthenticated IKE_SA_INIT
 // request gets a notify (NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD, COOKIE)

@@ -33,7 +33,14 @@ func (d *Daemon) receive(b []byte, from netip.AddrPort, nat bool) {
 	}
 	sa := d.sas[local]
 	if sa == nil || (h.IsInitiator() == sa.initiator) {
-		d.log.Debug("ike: dropped message for unknown SPI", "from", from, "spi", fmt.Sprintf("%016x", local), "exchange", h.Exchange)
+		d.log.Debug("ike: message for unknown SPI", "from", from, "spi", fmt.Sprintf("%016x", local), "exchange", h.Exchange)
+		if h.Exchange != ikev2.IKE_SA_INIT {
+			d.answerUnknownSPI(h, from, nat)
+		}
+		return
+	}
+	if h.IsResponse() && h.NextPayload != ikev2.PayloadSK && h.NextPayload != ikev2.PayloadSKF && h.Exchange != ikev2.IKE_SA_INIT {
+		d.unprotected(sa, b, h)
 		return
 	}
 	if h.Exchange == ikev2.IKE_SA_INIT {
@@ -191,17 +198,25 @@ func (d *Daemon) tick(now time.Time) {
 
 func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 	if p := sa.pending; p != nil && now.After(p.due) {
-		if p.sends >= d.cfg.Backoff.Tries {
+		if p.sends >= d.cfg.Backoff.Tries || (p.hinted && p.hintLeft == 0) {
 			sa.pending = nil
 			d.log.Info("ike: peer does not answer, giving up", "peer", peerName(sa), "exchange", p.exch, "sends", p.sends)
 			if p.onFail != nil {
 				p.onFail()
 			}
-			d.removeSA(sa, fmt.Sprintf("no answer to %s after %d sends", p.exch, p.sends))
+			reason := fmt.Sprintf("no answer to %s after %d sends", p.exch, p.sends)
+			if p.hinted {
+				reason = sa.hint + ", and no answer to " + p.exch.String()
+			}
+			d.removeSA(sa, reason)
 			return
 		}
 		p.sends++
 		p.due = now.Add(d.cfg.Backoff.Delay(p.sends))
+		if p.hinted {
+			p.hintLeft--
+			p.due = now.Add(hintDelay)
+		}
 		d.send(sa, p.dgrams)
 	}
 	d.reap(sa, now)
@@ -220,7 +235,7 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		if ok, _ := d.rekeyIKE(sa); ok {
 			sa.rekeyAt = now.Add(d.cfg.IKELifetime / 10) // retry if this one fails
 		}
-	case sa.st == stEstablished && sa.pending == nil && now.Sub(sa.lastRecv) > d.cfg.DPD:
+	case sa.st == stEstablished && sa.pending == nil && d.livenessDue(sa, now):
 		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
 	}
 	if sa.st == stEstablished && sa.natT && sa.behindNAT && now.Sub(sa.lastSend) > d.cfg.Keepalive {
@@ -230,13 +245,13 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 }
 
 // ikeRekeyDue reports whether sa's jittered lifetime ran out: both ends
-// rekey, each at a random 90-100 % of IKELifetime.
+// rekey, each at a random point of the margin before IKELifetime.
 func (d *Daemon) ikeRekeyDue(sa *ikeSA, now time.Time) bool {
 	if d.cfg.IKELifetime <= 0 {
 		return false
 	}
 	if sa.rekeyAt.IsZero() {
-		sa.rekeyAt = sa.created.Add(jitter(d.cfg.IKELifetime, 90, 100))
+		sa.rekeyAt = sa.created.Add(d.rekeyAfter(d.cfg.IKELifetime))
 	}
 	return now.After(sa.rekeyAt)
 }

@@ -65,6 +65,13 @@ type ikeSA struct {
 	children []*child
 
 	created, lastRecv, lastSend time.Time
+	// lastESPIn is when the CHILD_SAs' inbound counters last moved,
+	// probedAt when they were read; quietSince is when we started sending
+	// ESP that nothing answered (liveness.go).
+	lastESPIn, probedAt, quietSince time.Time
+	// hint is why the last liveness check was started early, for the
+	// reason the SA is given up.
+	hint string
 	// rekeyAt is when to rekey this IKE SA (jittered IKELifetime).
 	rekeyAt time.Time
 	// rekeyNi is our nonce while our IKE SA rekey of it is in flight;
@@ -100,6 +107,8 @@ type child struct {
 	// rekeyDue and dead are the data plane's soft and hard expiry,
 	// waiting for the window of one: rekey it, or tell the peer it is gone.
 	rekeyDue, dead bool
+	// seenIn and seenOut are the packet counters at the last probe.
+	seenIn, seenOut uint64
 }
 
 // request is our outstanding request and its retransmission state.
@@ -113,4 +122,8 @@ type request struct {
 	// never answered.
 	onReply func(m *ikev2.Message)
 	onFail  func()
+	// hinted: the peer answered it with INVALID_IKE_SPI; it is sent
+	// hintLeft more times, hintDelay apart, before the SA is given up.
+	hinted   bool
+	hintLeft int
 }

@@ -23,6 +23,9 @@ type InitiatorState struct {
 	RemoteSubnets []netip.Prefix `json:"remote_subnets,omitempty"`
 	VirtualIP     bool           `json:"virtual_ip"`
 	ForceEncap    bool           `json:"force_encap"`
+	// Timers are the DPD interval, lifetimes and rekey margin; zero
+	// fields take DefaultTimers' values, the gateway's defaults too.
+	Timers
 
 	Key   crypto.Signer       `json:"-"`
 	Certs []*x509.Certificate `json:"-"`
