@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -14,108 +15,167 @@ import (
 // inode identifies a file for hard link detection.
 type inode struct{ dev, ino uint64 }
 
-// copier holds one tree copy's state.
+// copier holds one tree copy's state. Both trees are walked through
+// directory handles (at_linux.go).
 type copier struct {
-	ctx   context.Context
-	dev   uint64           // the template's file system; others are not entered
-	links map[inode]string // first copy of each multiply-linked file
-	st    Stats
-	pr    *progress
+	ctx     context.Context
+	dev     uint64           // the template's file system; others are not entered
+	dstRoot int              // the new root, where hard links are resolved
+	links   map[inode]string // first copy of each multiply-linked file, relative to dstRoot
+	st      Stats
+	pr      *progress
 }
 
 // copyTree copies the contents of the directory src into the existing
 // directory dst, then gives dst src's owner, mode, attributes and times.
 func copyTree(ctx context.Context, src, dst string, pr *progress) (Stats, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(src, &st); err != nil {
+	spfd, sname, err := openParent(src)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unix.Close(spfd)
+	dpfd, dname, err := openParent(dst)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unix.Close(dpfd)
+	st, err := statAt(spfd, sname)
+	if err != nil {
 		return Stats{}, fmt.Errorf("lstat %s: %w", src, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return Stats{}, fmt.Errorf("template %s: not a directory", src)
 	}
-	c := &copier{ctx: ctx, dev: st.Dev, links: map[inode]string{}, pr: pr}
-	err := c.dir(src, dst, &st)
+	sfd, err := openDirAt(spfd, sname, &st)
+	if err != nil {
+		return Stats{}, fmt.Errorf("template %s: %w", src, err)
+	}
+	defer unix.Close(sfd)
+	dfd, err := openDirAt(dpfd, dname, nil)
+	if err != nil {
+		return Stats{}, fmt.Errorf("open %s: %w", dst, err)
+	}
+	defer unix.Close(dfd)
+	c := &copier{ctx: ctx, dev: st.Dev, dstRoot: dfd, links: map[inode]string{}, pr: pr}
+	c.st.Dirs++
+	err = c.children(sfd, dfd, src, "")
+	if err == nil {
+		err = c.meta(spfd, sname, dpfd, dname, src, &st)
+	}
 	pr.done(&c.st)
 	return c.st, err
 }
 
-func (c *copier) entry(src, dst string) error {
+// children copies the entries of the directory sfd (the template's
+// srcPath, for messages) into dfd (rel in the new root).
+func (c *copier) children(sfd, dfd int, srcPath, rel string) error {
+	names, err := readNames(sfd)
+	if err != nil {
+		return fmt.Errorf("read dir %s: %w", srcPath, err)
+	}
+	for _, name := range names {
+		if err := c.entry(sfd, dfd, name, filepath.Join(srcPath, name), path.Join(rel, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry copies name of sfd into dfd; src names it for messages, rel is
+// its path in the new root.
+func (c *copier) entry(sfd, dfd int, name, src, rel string) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(src, &st); err != nil {
+	st, err := statAt(sfd, name)
+	if err != nil {
 		return fmt.Errorf("lstat %s: %w", src, err)
 	}
 	defer c.pr.tick(&c.st)
+	c.pr.opening(src)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		if err := unix.Mkdir(dst, 0o700); err != nil {
-			return fmt.Errorf("mkdir %s: %w", dst, err)
-		}
-		return c.dir(src, dst, &st)
+		return c.dir(sfd, dfd, name, src, rel, &st)
 	case unix.S_IFREG:
-		return c.file(src, dst, &st)
+		return c.file(sfd, dfd, name, src, rel, &st)
 	case unix.S_IFLNK:
-		return c.symlink(src, dst, &st)
+		return c.symlink(sfd, dfd, name, src, &st)
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
-		return c.node(src, dst, &st)
+		return c.node(sfd, dfd, name, src, &st)
 	case unix.S_IFSOCK:
 		return fmt.Errorf("%s: a socket belongs to a running program, not a template", src)
 	}
 	return fmt.Errorf("%s: unknown file type %#o", src, st.Mode&unix.S_IFMT)
 }
 
-// dir copies the children of src into dst (unless src is on another file
-// system) and then sets dst's metadata, so the children's creation does
-// not change its times and a read-only mode does not block them.
-func (c *copier) dir(src, dst string, st *unix.Stat_t) error {
+// dir makes the directory, copies its children (unless it is on another
+// file system) and then sets its metadata, so the children's creation
+// does not change its times and a read-only mode does not block them.
+func (c *copier) dir(sfd, dfd int, name, src, rel string, st *unix.Stat_t) error {
 	c.st.Dirs++
+	if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+		return fmt.Errorf("mkdir %s: %w", rel, err)
+	}
 	if st.Dev == c.dev {
-		ents, err := os.ReadDir(src)
+		sub, err := openDirAt(sfd, name, st)
 		if err != nil {
-			return fmt.Errorf("read dir %s: %w", src, err)
+			return fmt.Errorf("template %s: %w", src, err)
 		}
-		for _, e := range ents {
-			if err := c.entry(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-				return err
-			}
+		defer unix.Close(sub)
+		dsub, err := openDirAt(dfd, name, nil)
+		if err != nil {
+			return fmt.Errorf("new root %s: %w", rel, err)
+		}
+		defer unix.Close(dsub)
+		if err := c.children(sub, dsub, src, rel); err != nil {
+			return err
 		}
 	}
-	return c.meta(src, dst, st)
+	return c.meta(sfd, name, dfd, name, src, st)
 }
 
-func (c *copier) file(src, dst string, st *unix.Stat_t) error {
+func (c *copier) file(sfd, dfd int, name, src, rel string, st *unix.Stat_t) error {
 	if st.Nlink > 1 {
 		id := inode{uint64(st.Dev), st.Ino}
 		if first, ok := c.links[id]; ok {
 			c.st.HardLinks++
-			if err := unix.Link(first, dst); err != nil {
-				return fmt.Errorf("link %s %s: %w", first, dst, err)
-			}
-			return nil
+			return c.link(first, dfd, name)
 		}
-		c.links[id] = dst
+		c.links[id] = rel
 	}
 	c.st.Files++
-	if err := c.data(src, dst, st.Size); err != nil {
-		return err
-	}
-	return c.meta(src, dst, st)
-}
-
-// data creates dst with src's bytes: reflink, else copy_file_range, else
-// read and write.
-func (c *copier) data(src, dst string, size int64) error {
-	in, err := os.Open(src)
+	in, err := openFileAt(sfd, name, st)
 	if err != nil {
-		return err
+		return fmt.Errorf("template %s: %w", src, err)
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := c.data(in, dfd, name, rel, st.Size); err != nil {
 		return err
 	}
+	return c.meta(sfd, name, dfd, name, src, st)
+}
+
+// link makes name in dfd a hard link to first, a file this copy made.
+func (c *copier) link(first string, dfd int, name string) error {
+	pfd, err := openBeneath(c.dstRoot, path.Dir(first))
+	if err != nil {
+		return fmt.Errorf("link %s: %w", first, err)
+	}
+	defer unix.Close(pfd)
+	if err := unix.Linkat(pfd, path.Base(first), dfd, name, 0); err != nil {
+		return fmt.Errorf("link %s %s: %w", first, name, err)
+	}
+	return nil
+}
+
+// data creates name in dfd with in's bytes: reflink, else
+// copy_file_range, else read and write.
+func (c *copier) data(in *os.File, dfd int, name, rel string, size int64) error {
+	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", rel, err)
+	}
+	out := os.NewFile(uintptr(fd), rel)
 	defer out.Close()
 	if size > 0 && unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
 		c.st.Bytes += size
@@ -124,7 +184,7 @@ func (c *copier) data(src, dst string, size int64) error {
 	}
 	n, err := copyRange(in, out)
 	if err != nil {
-		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		return fmt.Errorf("copy %s: %w", rel, err)
 	}
 	c.st.Bytes += n
 	return out.Close()
@@ -151,45 +211,59 @@ func copyRange(in, out *os.File) (int64, error) {
 	}
 }
 
-func (c *copier) symlink(src, dst string, st *unix.Stat_t) error {
-	target, err := os.Readlink(src)
+func (c *copier) symlink(sfd, dfd int, name, src string, st *unix.Stat_t) error {
+	target, err := readlinkAt(sfd, name)
 	if err != nil {
-		return err
+		return fmt.Errorf("readlink %s: %w", src, err)
 	}
-	if err := os.Symlink(target, dst); err != nil {
-		return err
+	if err := unix.Symlinkat(target, dfd, name); err != nil {
+		return fmt.Errorf("symlink %s: %w", src, err)
 	}
 	c.st.Symlinks++
-	return c.meta(src, dst, st)
+	return c.meta(sfd, name, dfd, name, src, st)
 }
 
-func (c *copier) node(src, dst string, st *unix.Stat_t) error {
-	if err := unix.Mknod(dst, st.Mode&(unix.S_IFMT|0o777), int(st.Rdev)); err != nil {
-		return fmt.Errorf("mknod %s: %w", dst, err)
-	}
-	c.st.Devices++
-	return c.meta(src, dst, st)
-}
-
-// meta gives dst src's owner, mode, extended attributes and times, without
-// following a symlink. chown comes before chmod, which chown would undo
-// for setuid bits.
-func (c *copier) meta(src, dst string, st *unix.Stat_t) error {
-	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("lchown %s %d:%d: %w", dst, st.Uid, st.Gid, err)
-	}
-	link := st.Mode&unix.S_IFMT == unix.S_IFLNK
-	if !link {
-		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
-			return fmt.Errorf("chmod %s %#o: %w", dst, st.Mode&0o7777, err)
+// readlinkAt reads the symlink name in dirfd, whatever its length.
+func readlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; size <= unix.PathMax*4; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
 		}
 	}
-	if err := c.xattrs(src, dst); err != nil {
-		return err
+	return "", fmt.Errorf("symlink %s: target too long", name)
+}
+
+func (c *copier) node(sfd, dfd int, name, src string, st *unix.Stat_t) error {
+	if err := unix.Mknodat(dfd, name, st.Mode&(unix.S_IFMT|0o777), int(st.Rdev)); err != nil {
+		return fmt.Errorf("mknod %s: %w", src, err)
+	}
+	c.st.Devices++
+	return c.meta(sfd, name, dfd, name, src, st)
+}
+
+// meta gives dname in dpfd the owner, mode, extended attributes and
+// times of sname in spfd (st), never following a symlink on either side.
+// chown comes before chmod, which chown would undo for setuid bits.
+func (c *copier) meta(spfd int, sname string, dpfd int, dname, src string, st *unix.Stat_t) error {
+	if err := unix.Fchownat(dpfd, dname, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("lchown %s %d:%d: %w", src, st.Uid, st.Gid, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := chmodAt(dpfd, dname, st.Mode&0o7777); err != nil {
+			return fmt.Errorf("chmod %s %#o: %w", src, st.Mode&0o7777, err)
+		}
+	}
+	if err := c.xattrs(procAt(spfd, sname), procAt(dpfd, dname)); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
 	}
 	ts := []unix.Timespec{st.Atim, st.Mtim}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("utimensat %s: %w", dst, err)
+	if err := unix.UtimesNanoAt(dpfd, dname, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("utimensat %s: %w", src, err)
 	}
 	return nil
 }

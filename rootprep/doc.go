@@ -13,6 +13,14 @@
 // mounted inside the template. Sockets are refused: they are a running
 // program's, never part of a template.
 //
+// The trees are not trusted: a root is written by its lent server, a
+// template by whoever keeps it, possibly while rootprep reads them. Both
+// are walked through directory handles, entries opened relative to them
+// with O_NOFOLLOW and checked by fstat to be what was looked at, files
+// opened O_PATH first so a device swapped in is never opened (see
+// at_linux.go): a symlink or a replaced entry makes the copy or archive
+// fail, naming it, and nothing outside the tree is read or written.
+//
 // Every operation is atomic for its readers: a root is built in a hidden
 // temporary directory and renamed into place, an archive likewise, and a
 // root is renamed away before it is deleted. Prepare, Archive and Delete

@@ -30,6 +30,10 @@ type Preparer struct {
 	// ProgressEvery is the number of entries between Progress calls
 	// (default 1000).
 	ProgressEvery int64
+
+	// beforeOpen, for tests, runs between looking at an entry and opening
+	// it: where a concurrent writer swaps things.
+	beforeOpen func(path string)
 }
 
 // New returns a Preparer for roots and archives, making both directories.
@@ -155,14 +159,21 @@ func (p *Preparer) progress() *progress {
 	if every <= 0 {
 		every = 1000
 	}
-	return &progress{fn: p.Progress, every: every}
+	return &progress{fn: p.Progress, every: every, beforeOpen: p.beforeOpen}
 }
 
 // progress calls fn every so many entries.
 type progress struct {
-	fn    Progress
-	every int64
-	n     int64
+	fn         Progress
+	every      int64
+	n          int64
+	beforeOpen func(path string)
+}
+
+func (pr *progress) opening(path string) {
+	if pr.beforeOpen != nil {
+		pr.beforeOpen(path)
+	}
 }
 
 func (pr *progress) tick(s *Stats) {

@@ -5,19 +5,43 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
-	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tarTree writes root's contents as a PAX tar stream to w: owners by
 // number, hard links as links, device nodes, and extended attributes as
-// SCHILY.xattr records (what GNU tar --xattrs reads).
+// SCHILY.xattr records (what GNU tar --xattrs reads). The root is the
+// lent server's and may change while it is read: it is walked through
+// directory handles (at_linux.go), nothing outside it is ever read, and
+// like the copy it does not descend into other file systems mounted in it.
 func tarTree(ctx context.Context, w io.Writer, root string, pr *progress) (Stats, error) {
+	pfd, name, err := openParent(root)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unix.Close(pfd)
+	st, err := statAt(pfd, name)
+	if err != nil {
+		return Stats{}, fmt.Errorf("lstat %s: %w", root, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return Stats{}, fmt.Errorf("%s: not a directory", root)
+	}
+	fd, err := openDirAt(pfd, name, &st)
+	if err != nil {
+		return Stats{}, fmt.Errorf("%s: %w", root, err)
+	}
+	defer unix.Close(fd)
 	tw := tar.NewWriter(w)
-	t := &tarrer{ctx: ctx, tw: tw, root: root, links: map[inode]string{}, pr: pr}
-	err := filepath.WalkDir(root, t.walk)
+	t := &tarrer{ctx: ctx, tw: tw, dev: st.Dev, links: map[inode]string{}, pr: pr}
+	err = t.header(pfd, name, root, "./", &st, "")
+	if err == nil {
+		err = t.children(fd, root, "")
+	}
 	pr.done(&t.st)
 	if err != nil {
 		return t.st, err
@@ -28,77 +52,124 @@ func tarTree(ctx context.Context, w io.Writer, root string, pr *progress) (Stats
 type tarrer struct {
 	ctx   context.Context
 	tw    *tar.Writer
-	root  string
+	dev   uint64
 	links map[inode]string
 	st    Stats
 	pr    *progress
 }
 
-func (t *tarrer) walk(p string, d fs.DirEntry, err error) error {
+// children archives the entries of the directory dirfd (p on disk, rel
+// in the archive).
+func (t *tarrer) children(dirfd int, p, rel string) error {
+	names, err := readNames(dirfd)
 	if err != nil {
-		return err
+		return fmt.Errorf("read dir %s: %w", p, err)
 	}
+	for _, name := range names {
+		if err := t.entry(dirfd, name, filepath.Join(p, name), path.Join(rel, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tarrer) entry(dirfd int, name, p, rel string) error {
 	if err := t.ctx.Err(); err != nil {
 		return err
 	}
-	if d.Type()&fs.ModeSocket != 0 {
+	st, err := statAt(dirfd, name)
+	if err != nil {
+		return fmt.Errorf("lstat %s: %w", p, err)
+	}
+	t.pr.opening(p)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
 		return nil // a socket a running program left: nothing to keep
+	case unix.S_IFREG:
+		f, err := openFileAt(dirfd, name, &st)
+		if err != nil {
+			return fmt.Errorf("tar %s: %w", p, err)
+		}
+		defer f.Close()
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			return fmt.Errorf("tar %s: %w", p, err)
+		}
+		if err := t.header(dirfd, name, p, rel, &st, ""); err != nil {
+			return err
+		}
+		if st.Nlink > 1 && t.links[inode{uint64(st.Dev), st.Ino}] != rel {
+			return nil // written as a hard link
+		}
+		if _, err := io.CopyN(t.tw, f, st.Size); err != nil {
+			return fmt.Errorf("tar %s: %w (did it change while archived?)", p, err)
+		}
+		return nil
+	case unix.S_IFDIR:
+		sub, err := openDirAt(dirfd, name, &st)
+		if err != nil {
+			return fmt.Errorf("tar %s: %w", p, err)
+		}
+		defer unix.Close(sub)
+		if err := t.header(dirfd, name, p, rel+"/", &st, ""); err != nil {
+			return err
+		}
+		if st.Dev != t.dev {
+			return nil
+		}
+		return t.children(sub, p, rel)
+	case unix.S_IFLNK:
+		target, err := readlinkAt(dirfd, name)
+		if err != nil {
+			return fmt.Errorf("tar %s: readlink: %w", p, err)
+		}
+		return t.header(dirfd, name, p, rel, &st, target)
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+		return t.header(dirfd, name, p, rel, &st, "")
 	}
-	rel, err := filepath.Rel(t.root, p)
-	if err != nil {
-		return err
+	return fmt.Errorf("tar %s: unknown file type %#o", p, st.Mode&unix.S_IFMT)
+}
+
+// header writes the tar header of name in dirfd, described by st.
+func (t *tarrer) header(dirfd int, name, p, rel string, st *unix.Stat_t, link string) error {
+	hdr := &tar.Header{Name: rel, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
+		ModTime:    time.Unix(st.Mtim.Unix()),
+		AccessTime: time.Unix(st.Atim.Unix()),
+		ChangeTime: time.Unix(st.Ctim.Unix()),
+		Format:     tar.FormatPAX}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		if st.Nlink > 1 {
+			id := inode{uint64(st.Dev), st.Ino}
+			if first, ok := t.links[id]; ok {
+				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+				t.st.HardLinks++
+			} else {
+				t.links[id] = rel
+			}
+		}
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+	case unix.S_IFLNK:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, link
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
 	}
-	info, err := d.Info()
-	if err != nil {
-		return err
-	}
-	hdr, err := t.header(p, rel, info)
-	if err != nil {
-		return err
+	t.count(hdr)
+	if err := t.xattrRecords(procAt(dirfd, name), hdr); err != nil {
+		return fmt.Errorf("tar %s: %w", p, err)
 	}
 	if err := t.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("tar %s: %w", p, err)
 	}
 	t.pr.tick(&t.st)
-	if hdr.Typeflag != tar.TypeReg {
-		return nil
-	}
-	return t.body(p, hdr.Size)
-}
-
-func (t *tarrer) header(p, rel string, info fs.FileInfo) (*tar.Header, error) {
-	link := ""
-	if info.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(p); err != nil {
-			return nil, err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(info, link)
-	if err != nil {
-		return nil, fmt.Errorf("tar %s: %w", p, err)
-	}
-	hdr.Name = filepath.ToSlash(rel)
-	if info.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uname, hdr.Gname = "", ""
-	hdr.Format = tar.FormatPAX
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, fmt.Errorf("tar %s: no stat data", p)
-	}
-	if hdr.Typeflag == tar.TypeReg && st.Nlink > 1 {
-		id := inode{uint64(st.Dev), st.Ino}
-		if first, ok := t.links[id]; ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			t.st.HardLinks++
-		} else {
-			t.links[id] = hdr.Name
-		}
-	}
-	t.count(hdr)
-	return hdr, t.xattrRecords(p, hdr)
+	return nil
 }
 
 func (t *tarrer) count(hdr *tar.Header) {
@@ -115,6 +186,8 @@ func (t *tarrer) count(hdr *tar.Header) {
 	}
 }
 
+// xattrRecords adds the attributes of the entry at p (a /proc/self/fd
+// path whose last component is not followed) to hdr.
 func (t *tarrer) xattrRecords(p string, hdr *tar.Header) error {
 	names, err := listXattrs(p)
 	if err != nil {
@@ -133,14 +206,3 @@ func (t *tarrer) xattrRecords(p string, hdr *tar.Header) error {
 	return nil
 }
 
-func (t *tarrer) body(p string, size int64) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := io.CopyN(t.tw, f, size); err != nil {
-		return fmt.Errorf("tar %s: %w (did it change while archived?)", p, err)
-	}
-	return nil
-}
