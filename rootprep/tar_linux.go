@@ -205,4 +205,3 @@ func (t *tarrer) xattrRecords(p string, hdr *tar.Header) error {
 	}
 	return nil
 }
-
