@@ -137,6 +137,21 @@ type DataPlane interface {
 	Expire() <-chan ExpireEvent
 	// BypassSocket exempts the IKE socket fd from IPsec policies.
 	BypassSocket(fd uintptr) error
-	// Close removes every SA this data plane installed.
+	// Guard makes the host fail closed towards the remote prefixes for
+	// the rest of the lease, whether or not an SA carries them: packets
+	// to them never leave in clear, and packets from them arriving in
+	// clear are dropped. Install guards each SA's remote selectors by
+	// itself; call Guard early (before the first SA) for what the
+	// configuration already names. A prefix holding peer (the gateway's
+	// outer address; may be the zero Addr) is not guarded, since blocking
+	// it would cut the tunnel's own path.
+	Guard(ctx context.Context, remote []netip.Prefix, peer netip.Addr) error
+	// Close removes every SA this data plane installed and stops it. It
+	// leaves the lease's fail-closed state on the host (see Guard): what
+	// Install and Guard put in to keep traffic from leaving in clear
+	// outlives the SAs and the process, on purpose.
 	Close() error
+	// Teardown is the deliberate end of the lease: Close, then remove the
+	// fail-closed state too. Nothing else removes it.
+	Teardown(ctx context.Context) error
 }

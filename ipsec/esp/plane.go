@@ -29,6 +29,11 @@ type Router interface {
 	DelAddr(p netip.Prefix) error
 	AddRoute(p netip.Prefix) error
 	DelRoute(p netip.Prefix) error
+	// AddGuard makes packets to p fail (a prohibit route) once the
+	// device's route to p is gone: when the device goes with the process
+	// that holds it (exit, kill -9). DelGuard removes it.
+	AddGuard(p netip.Prefix) error
+	DelGuard(p netip.Prefix) error
 }
 
 // Config is what a Plane needs from its owner.
@@ -70,13 +75,21 @@ type Plane struct {
 	tab    atomic.Pointer[tables]
 	expire chan dataplane.ExpireEvent
 
-	mu     sync.Mutex
-	pairs  map[uint32]*pair // by inbound SPI
-	outs   map[uint32]uint32
-	refs   map[netip.Prefix]int // route reference counts
-	addrs  map[netip.Prefix]int // address reference counts (virtual IPs, held addresses)
-	gen    uint64
-	closed bool
+	mu    sync.Mutex
+	pairs map[uint32]*pair // by inbound SPI
+	outs  map[uint32]uint32
+	refs  map[netip.Prefix]int // route reference counts
+	addrs map[netip.Prefix]int // address reference counts (virtual IPs, held addresses)
+	// The lease's fail-closed state, released by Teardown only: one
+	// reference on every route and virtual IP an SA ever had (so they
+	// stay on the device, and packets with no SA reach the plane, which
+	// drops them), and the guards (prohibit routes) under them.
+	pinRoutes map[netip.Prefix]bool
+	pinAddrs  map[netip.Prefix]bool
+	guards    map[netip.Prefix]bool
+	gen       uint64
+	closed    bool
+	gone      bool // Teardown ran
 
 	noGSO atomic.Bool // the socket refused UDP GSO once
 }
@@ -94,7 +107,8 @@ func New(cfg Config) *Plane {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: log, expire: make(chan dataplane.ExpireEvent, 64),
-		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}, addrs: map[netip.Prefix]int{}}
+		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}, addrs: map[netip.Prefix]int{},
+		pinRoutes: map[netip.Prefix]bool{}, pinAddrs: map[netip.Prefix]bool{}, guards: map[netip.Prefix]bool{}}
 	p.tab.Store(&tables{in: map[uint32]*inbound{}})
 	return p
 }
@@ -139,6 +153,10 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 	pr := &pair{in: in, out: out, routes: sa.TSRemote, vip: sa.VirtualIP, gen: p.gen}
 	if err := p.addHostState(pr); err != nil {
 		return err
+	}
+	p.pin(pr)
+	if err := p.guard(sa.TSRemote, sa.Remote.Addr()); err != nil {
+		p.log.Warn("esp: guarding remote selectors", "err", err)
 	}
 	p.pairs[sa.InSPI], p.outs[sa.OutSPI] = pr, sa.InSPI
 	pr.timers = p.startTimers(sa)
@@ -193,6 +211,74 @@ func (p *Plane) addHostState(pr *pair) error {
 		p.refs[ts]++
 	}
 	return nil
+}
+
+// pin takes the lease's reference on pr's routes and virtual IP, the
+// first time each is seen. Called with mu held, after addHostState.
+func (p *Plane) pin(pr *pair) {
+	if p.cfg.Router == nil {
+		return
+	}
+	for _, ts := range pr.routes {
+		if !p.pinRoutes[ts] {
+			p.pinRoutes[ts] = true
+			p.refs[ts]++
+		}
+	}
+	if pr.vip.IsValid() && !p.pinAddrs[pr.vip] {
+		p.pinAddrs[pr.vip] = true
+		p.addrs[pr.vip]++
+		// A new virtual IP (the gateway gave another on a re-connect)
+		// replaces the one held before: left on the device, an older
+		// address could become the source of packets the new SA's
+		// selectors refuse. SAs still using it keep their references.
+		for a := range p.pinAddrs {
+			if a != pr.vip {
+				delete(p.pinAddrs, a)
+				p.releaseAddr(a)
+			}
+		}
+	}
+}
+
+// guard adds a guard for every prefix in rs but one that holds peer (the
+// peer's outer address: its guard would catch the ESP datagrams to it
+// once the device is gone, and the host's LAN traffic). Called with mu
+// held.
+func (p *Plane) guard(rs []netip.Prefix, peer netip.Addr) error {
+	if p.cfg.Router == nil {
+		return nil
+	}
+	for _, r := range rs {
+		if !r.IsValid() || !r.Addr().Is4() {
+			return fmt.Errorf("esp: guard %v: want an IPv4 prefix", r)
+		}
+		r = r.Masked()
+		switch {
+		case p.guards[r]:
+			continue
+		case peer.IsValid() && r.Contains(peer):
+			p.log.Warn("esp: no guard for a selector that holds the peer", "selector", r, "peer", peer)
+			continue
+		}
+		if err := p.cfg.Router.AddGuard(r); err != nil {
+			return fmt.Errorf("esp: guard %v: %w", r, err)
+		}
+		p.guards[r] = true
+	}
+	return nil
+}
+
+// Guard implements dataplane.DataPlane: a guard (Router.AddGuard: a
+// prohibit route under the device's) for each remote prefix, for the
+// lease, except one that holds peer.
+func (p *Plane) Guard(ctx context.Context, remote []netip.Prefix, peer netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return errors.New("esp: guard on a torn-down data plane")
+	}
+	return p.guard(remote, peer)
 }
 
 func (p *Plane) delHostState(pr *pair) {
@@ -435,7 +521,10 @@ func (p *Plane) emitLocked(spi uint32, inbound bool, kind dataplane.ExpireKind, 
 }
 
 // Close implements dataplane.DataPlane: it removes every SA and closes the
-// Expire channel. It does not close the TUN device or the socket.
+// Expire channel. It does not close the TUN device or the socket, and it
+// leaves the lease's fail-closed state: the routes and virtual IPs on the
+// device (packets with no SA are dropped while the device lives) and the
+// guards (once it is gone).
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -448,6 +537,38 @@ func (p *Plane) Close() error {
 	p.closed = true
 	close(p.expire)
 	return nil
+}
+
+// Teardown implements dataplane.DataPlane: Close, then the lease's routes,
+// virtual IPs and guards go. Call it before closing the Router's handle.
+func (p *Plane) Teardown(ctx context.Context) error {
+	p.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone || p.cfg.Router == nil {
+		p.gone = true
+		return nil
+	}
+	p.gone = true
+	var ts []netip.Prefix
+	for r := range p.pinRoutes {
+		ts = append(ts, r)
+	}
+	p.delHostState(&pair{routes: ts})
+	for a := range p.pinAddrs {
+		p.releaseAddr(a)
+	}
+	clear(p.pinRoutes)
+	clear(p.pinAddrs)
+	var errs []error
+	for r := range p.guards {
+		if err := p.cfg.Router.DelGuard(r); err != nil {
+			errs = append(errs, fmt.Errorf("esp: removing guard %v: %w", r, err))
+		}
+		delete(p.guards, r)
+	}
+	p.log.Info("esp: torn down: routes, virtual IPs and guards removed")
+	return errors.Join(errs...)
 }
 
 // innerAddrs returns the source and destination of an inner IPv4 packet.

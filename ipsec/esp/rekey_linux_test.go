@@ -68,8 +68,17 @@ func TestRemovingOldSAAfterRekeyKeepsVirtualIPAndRoutes(t *testing.T) {
 	if err := a.plane.Remove(ctx, n.InSPI, n.OutSPI); err != nil {
 		t.Fatal(err)
 	}
+	// Fail closed: they stay for the lease, so that packets to the remote
+	// selector reach the plane (which drops them: no SA) rather than the
+	// default route.
+	if addr, route := deviceState(t, a, vip, dst); !addr || !route {
+		t.Fatalf("after removing the last SA: virtual IP present=%v, route present=%v; want both kept until Teardown", addr, route)
+	}
+	if err := a.plane.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if addr, route := deviceState(t, a, vip, dst); addr || route {
-		t.Fatalf("after removing the last SA: virtual IP present=%v, route present=%v; want both gone", addr, route)
+		t.Fatalf("after Teardown: virtual IP present=%v, route present=%v; want both gone", addr, route)
 	}
 }
 
@@ -88,8 +97,14 @@ func TestHeldInnerAddressOutlivesSAsUsingIt(t *testing.T) {
 		t.Fatalf("removing the last SA took the held inner address %v off the device", inner)
 	}
 	b.plane.DelAddr(inner)
+	if addr, _ := deviceState(t, b, inner, dst); !addr {
+		t.Fatalf("inner address %v, an SA's virtual IP, left the device before the end of the lease", inner)
+	}
+	if err := b.plane.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if addr, _ := deviceState(t, b, inner, dst); addr {
-		t.Fatalf("inner address %v still on the device after its last holder let go", inner)
+		t.Fatalf("inner address %v still on the device after Teardown", inner)
 	}
 }
 

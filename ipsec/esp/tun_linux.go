@@ -253,3 +253,29 @@ func (r *NetlinkRouter) DelRoute(p netip.Prefix) error {
 	}
 	return err
 }
+
+// GuardMetric is the metric of the guards: higher (worse) than any route
+// a device or an administrator puts in, so a guard only ever decides
+// when nothing else routes its prefix more specifically or better.
+const GuardMetric = 0x7fffffff
+
+func guardRoute(p netip.Prefix) *netlink.Route {
+	return &netlink.Route{Dst: ipnet(p.Masked()), Type: unix.RTN_PROHIBIT, Priority: GuardMetric, Table: unix.RT_TABLE_MAIN}
+}
+
+// AddGuard adds `prohibit p metric GuardMetric` to the main table: a
+// kernel object that outlives this process and its TUN device, so that
+// after a crash or kill -9 packets to p fail with EACCES instead of
+// following the default route in clear.
+func (r *NetlinkRouter) AddGuard(p netip.Prefix) error {
+	return r.H.RouteReplace(guardRoute(p))
+}
+
+// DelGuard removes the guard of p.
+func (r *NetlinkRouter) DelGuard(p netip.Prefix) error {
+	err := r.H.RouteDel(guardRoute(p))
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
+}

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"context"
+	"net/netip"
 
 	"ferry/ipsec/dataplane"
 )
@@ -18,3 +19,7 @@ func (nullPlane) Counters(context.Context, uint32, uint32) (dataplane.SACounters
 func (p nullPlane) Expire() <-chan dataplane.ExpireEvent { return p.ch }
 func (nullPlane) BypassSocket(uintptr) error             { return nil }
 func (nullPlane) Close() error                           { return nil }
+func (nullPlane) Teardown(context.Context) error         { return nil }
+func (nullPlane) Guard(context.Context, []netip.Prefix, netip.Addr) error {
+	return nil
+}

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -53,7 +54,16 @@ func OpenUserspace(local netip.Addr, natPort uint16, tun string, mtu int, inner 
 // Run moves outbound packets until ctx ends.
 func (u *Userspace) Run(ctx context.Context) error { return u.Plane.Run(ctx) }
 
-// Close removes the SAs and closes the device.
+// Teardown ends the lease: the plane's routes, virtual IPs and guards go
+// (esp.Plane.Teardown, while the router's handle is open), then Close.
+func (u *Userspace) Teardown(ctx context.Context) error {
+	err := u.Plane.Teardown(ctx)
+	return errors.Join(err, u.Close())
+}
+
+// Close removes the SAs and closes the device. The guards stay (see
+// dataplane.DataPlane): with the device gone, they fail what the device's
+// routes carried.
 func (u *Userspace) Close() error {
 	u.Plane.Close()
 	u.router.H.Close()

@@ -26,15 +26,26 @@ type Config struct {
 }
 
 type installed struct {
-	in, out  *netlink.XfrmState
-	policies []*netlink.XfrmPolicy
-	sa       dataplane.ChildSA // for its virtual IP and remote selectors
-	routed   bool              // hostRoutes holds its virtual IP and routes
+	in, out *netlink.XfrmState
+	reqid   int
+	keys    []polKey          // its policies' selectors (policy_linux.go)
+	sa      dataplane.ChildSA // for its virtual IP and remote selectors
+	routed  bool              // hostRoutes holds its virtual IP and routes
+}
+
+// stateOps adds and deletes XFRM states. The kernel's (through the
+// netlink handle) in production; the policy tests on hosts whose kernel
+// has no ESP swap in one that only records, so that the policies (real
+// kernel objects there too) can be checked.
+type stateOps interface {
+	XfrmStateAdd(*netlink.XfrmState) error
+	XfrmStateDel(*netlink.XfrmState) error
 }
 
 // Plane is the kernel XFRM data plane. It implements dataplane.DataPlane.
 type Plane struct {
 	h      *netlink.Handle
+	states stateOps
 	host   *hostRoutes
 	log    *slog.Logger
 	expire chan dataplane.ExpireEvent
@@ -42,10 +53,14 @@ type Plane struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	sas     map[uint32]*installed // by inbound SPI
-	inbound map[uint32]bool       // SPI -> is inbound, for expire events
+	sas     map[uint32]*installed        // by inbound SPI
+	inbound map[uint32]bool              // SPI -> is inbound, for expire events
+	pols    map[polKey]*polEntry         // every policy installed, until Teardown
+	reqids  map[string]int               // selector set -> reqid, for the lease
+	pinned  map[string]dataplane.ChildSA // by selector set: whose virtual IP and routes are held for the lease
 	reqid   int
 	closed  bool
+	gone    bool // Teardown ran
 }
 
 var _ dataplane.DataPlane = (*Plane)(nil)
@@ -54,7 +69,8 @@ var _ dataplane.DataPlane = (*Plane)(nil)
 // namespace) and returns a Plane.
 func New(ctx context.Context, cfg Config) (*Plane, error) {
 	p := &Plane{h: cfg.Handle, log: cfg.Log, expire: make(chan dataplane.ExpireEvent, 64),
-		done: make(chan struct{}), sas: map[uint32]*installed{}, inbound: map[uint32]bool{}}
+		done: make(chan struct{}), sas: map[uint32]*installed{}, inbound: map[uint32]bool{},
+		pols: map[polKey]*polEntry{}, reqids: map[string]int{}, pinned: map[string]dataplane.ChildSA{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -65,6 +81,7 @@ func New(ctx context.Context, cfg Config) (*Plane, error) {
 		}
 		p.h = h
 	}
+	p.states = p.h
 	p.host = newHostRoutes(p.h, p.log)
 	msgs, errs := make(chan netlink.XfrmMsg, 16), make(chan error, 1)
 	if err := netlink.XfrmMonitor(msgs, p.done, errs, nl.XFRM_MSG_EXPIRE); err != nil {
@@ -122,7 +139,13 @@ func (p *Plane) Expire() <-chan dataplane.ExpireEvent { return p.expire }
 // BypassSocket implements dataplane.DataPlane for an IPv4 socket.
 func (p *Plane) BypassSocket(fd uintptr) error { return bypass(fd, unix.AF_INET) }
 
-// Install implements dataplane.DataPlane: both states, then the policies.
+// Install implements dataplane.DataPlane: both states, then the
+// policies, then the virtual IP and routes. With the policies of an SA
+// with the same selectors already in (a rekey), the policies take the new
+// SA's template and keep their users: removing the old SA later leaves
+// them to the new one (make-before-break). The first SA of a selector set
+// also installs the guards of its remote selectors and holds its virtual
+// IP and routes for the lease (see Teardown).
 func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -132,31 +155,30 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 	if _, dup := p.sas[sa.InSPI]; dup {
 		return fmt.Errorf("xfrm: inbound SPI %#x is already installed", sa.InSPI)
 	}
-	reqid := int(sa.ReqID)
-	if reqid == 0 {
-		p.reqid++
-		reqid = p.reqid
-	}
+	reqid := p.reqidFor(sa)
 	in, out, err := states(sa, reqid)
 	if err != nil {
 		return err
 	}
-	inst := &installed{in: in, out: out, sa: sa}
+	inst := &installed{in: in, out: out, reqid: reqid, keys: policyKeys(sa), sa: sa}
 	if err := p.addStates(inst); err != nil {
 		return err
 	}
-	for _, pol := range policies(sa, reqid) {
-		if err := p.h.XfrmPolicyUpdate(pol); err != nil {
-			p.removeLocked(inst)
-			return fmt.Errorf("xfrm: policy %v -> %v dir %v: %w", pol.Src, pol.Dst, pol.Dir, err)
-		}
-		inst.policies = append(inst.policies, pol)
+	if err := p.guard(sa.TSRemote, sa.Remote.Addr()); err != nil {
+		p.removeLocked(inst)
+		return err
+	}
+	if err := p.attach(inst); err != nil {
+		inst.keys = nil // attach left the policies as they were
+		p.removeLocked(inst)
+		return err
 	}
 	if err := p.host.hold(sa); err != nil {
 		p.removeLocked(inst)
 		return err
 	}
 	inst.routed = true
+	p.pin(sa)
 	p.sas[sa.InSPI], p.inbound[sa.InSPI], p.inbound[sa.OutSPI] = inst, true, false
 	p.log.Info("xfrm: SA installed", "in_spi", fmt.Sprintf("%#x", sa.InSPI), "out_spi", fmt.Sprintf("%#x", sa.OutSPI),
 		"remote", sa.Remote, "vip", sa.VirtualIP, "replay_window", in.ReplayWindow, "esn", sa.ESN, "reqid", reqid)
@@ -165,9 +187,9 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 
 func (p *Plane) addStates(inst *installed) error {
 	for i, s := range []*netlink.XfrmState{inst.in, inst.out} {
-		if err := p.h.XfrmStateAdd(s); err != nil {
+		if err := p.states.XfrmStateAdd(s); err != nil {
 			if i == 1 {
-				p.h.XfrmStateDel(inst.in)
+				p.states.XfrmStateDel(inst.in)
 			}
 			return fmt.Errorf("xfrm: state SPI %#x %v -> %v (%s): %w", uint32(s.Spi), s.Src, s.Dst, aeadName, stateErr(err))
 		}
@@ -187,6 +209,31 @@ func stateErr(err error) error {
 	return err
 }
 
+// pin takes a second hold on sa's virtual IP and routes, released by
+// Teardown only: they outlive every SA of the lease, so that packets to
+// the remote selectors keep their source and meet the block policies
+// instead of leaving by the default route. A new virtual IP for the same
+// selectors (a re-connect) takes the place of the old one. Called with mu
+// held.
+func (p *Plane) pin(sa dataplane.ChildSA) {
+	if !sa.VirtualIP.IsValid() {
+		return
+	}
+	k := selectorsKey(sa)
+	old, ok := p.pinned[k]
+	if ok && old.VirtualIP == sa.VirtualIP {
+		return
+	}
+	if err := p.host.hold(sa); err != nil {
+		p.log.Warn("xfrm: holding virtual IP and routes for the lease", "vip", sa.VirtualIP, "err", err)
+		return
+	}
+	p.pinned[k] = sa
+	if ok {
+		p.host.release(old)
+	}
+}
+
 // Remove implements dataplane.DataPlane.
 func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	p.mu.Lock()
@@ -201,28 +248,30 @@ func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	return p.removeLocked(inst)
 }
 
+// removeLocked takes inst's policies away from it first (to the next SA
+// of its selectors, or to block), then deletes its states: no moment
+// without a policy, no policy pointing at a deleted state's template.
 func (p *Plane) removeLocked(inst *installed) error {
+	errs := []error{p.detach(inst, inst)}
 	if inst.routed {
 		p.host.release(inst.sa)
 		inst.routed = false
 	}
-	var errs []error
-	for _, pol := range inst.policies {
-		if err := p.h.XfrmPolicyDel(pol); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("xfrm: deleting policy %v -> %v dir %v: %w", pol.Src, pol.Dst, pol.Dir, err))
-		}
-	}
 	for _, s := range []*netlink.XfrmState{inst.in, inst.out} {
 		// A hard expiry may have deleted it already.
-		if err := p.h.XfrmStateDel(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		if err := p.states.XfrmStateDel(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("xfrm: deleting state SPI %#x: %w", uint32(s.Spi), err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Close implements dataplane.DataPlane: removes every SA and stops the
-// expire monitor.
+// Close implements dataplane.DataPlane: it removes every SA and stops the
+// expire monitor, and leaves the lease's fail-closed state in the kernel:
+// block policies where the SAs' policies were, the guards, the virtual IP
+// and its routes. The process may exit (or die) now; nothing to the
+// remote selectors leaves in clear until Teardown, or a new Plane installs
+// SAs for them (XFRM_MSG_UPDPOLICY takes the block policies over).
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -239,6 +288,37 @@ func (p *Plane) Close() error {
 	close(p.done)
 	p.wg.Wait()
 	close(p.expire)
+	return errors.Join(errs...)
+}
+
+// Guard implements dataplane.DataPlane: block policies (priority
+// PriorityGuard) from any address to each remote prefix (out) and from it
+// to any address (in, fwd), for the lease. A prefix that holds peer, the
+// gateway's outer address, is skipped with a warning.
+func (p *Plane) Guard(ctx context.Context, remote []netip.Prefix, peer netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return errors.New("xfrm: guard on a torn-down data plane")
+	}
+	return p.guard(remote, peer)
+}
+
+// Teardown implements dataplane.DataPlane: the deliberate end of the
+// lease. It closes the plane, then deletes every policy it installed (the
+// SAs' blocks and the guards) and releases the virtual IP and routes.
+func (p *Plane) Teardown(ctx context.Context) error {
+	err := p.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return err
+	}
+	p.gone = true
+	errs := []error{err, p.dropPolicies()}
+	p.host.releaseAll()
+	clear(p.pinned)
+	p.log.Info("xfrm: torn down: policies, guards, virtual IP and routes removed")
 	return errors.Join(errs...)
 }
 

@@ -100,22 +100,3 @@ func secs(d time.Duration) uint64 {
 	}
 	return uint64((d + time.Second - 1) / time.Second)
 }
-
-// policies builds out, in and fwd policies for every selector pair, with
-// tunnel-mode ESP templates between the outer addresses.
-func policies(sa dataplane.ChildSA, reqid int) []*netlink.XfrmPolicy {
-	tmpl := func(src, dst netip.AddrPort) []netlink.XfrmPolicyTmpl {
-		return []netlink.XfrmPolicyTmpl{{Src: ip(src.Addr()), Dst: ip(dst.Addr()),
-			Proto: netlink.XFRM_PROTO_ESP, Mode: netlink.XFRM_MODE_TUNNEL, Reqid: reqid}}
-	}
-	var ps []*netlink.XfrmPolicy
-	for _, l := range sa.TSLocal {
-		for _, r := range sa.TSRemote {
-			ps = append(ps,
-				&netlink.XfrmPolicy{Src: ipnet(l), Dst: ipnet(r), Dir: netlink.XFRM_DIR_OUT, Tmpls: tmpl(sa.Local, sa.Remote)},
-				&netlink.XfrmPolicy{Src: ipnet(r), Dst: ipnet(l), Dir: netlink.XFRM_DIR_IN, Tmpls: tmpl(sa.Remote, sa.Local)},
-				&netlink.XfrmPolicy{Src: ipnet(r), Dst: ipnet(l), Dir: netlink.XFRM_DIR_FWD, Tmpls: tmpl(sa.Remote, sa.Local)})
-		}
-	}
-	return ps
-}

@@ -25,13 +25,20 @@ type hostRoutes struct {
 	h      *netlink.Handle // NETLINK_ROUTE
 	log    *slog.Logger
 	addrs  map[netip.Prefix]*heldAddr
-	routes map[netip.Prefix]int
+	routes map[netip.Prefix]*heldRoute
 }
 
 type heldAddr struct{ link, refs int }
 
+// heldRoute is a route this plane put in, with the source it has now.
+type heldRoute struct {
+	refs int
+	src  netip.Addr
+	link int
+}
+
 func newHostRoutes(h *netlink.Handle, log *slog.Logger) *hostRoutes {
-	return &hostRoutes{h: h, log: log, addrs: map[netip.Prefix]*heldAddr{}, routes: map[netip.Prefix]int{}}
+	return &hostRoutes{h: h, log: log, addrs: map[netip.Prefix]*heldAddr{}, routes: map[netip.Prefix]*heldRoute{}}
 }
 
 // hold adds sa's virtual IP and routes (no-op without a virtual IP).
@@ -85,17 +92,26 @@ func (r *hostRoutes) holdAddr(vip netip.Prefix, link int) error {
 	return nil
 }
 
-// holdRoute routes ts like the gateway, from src.
+// holdRoute routes ts like the gateway, from src. A route held already
+// keeps its references; if the gateway gave a new virtual IP (a
+// re-connect), it takes the new source so that packets match the new
+// SA's policies.
 func (r *hostRoutes) holdRoute(ts netip.Prefix, src netip.Addr, via netlink.Route) error {
-	if r.routes[ts] > 0 {
-		r.routes[ts]++
+	if hr := r.routes[ts]; hr != nil {
+		if hr.src != src {
+			if err := r.h.RouteReplace(r.route(ts, src, via)); err != nil {
+				return fmt.Errorf("xfrm: route %s: new source %s: %w", ts, src, err)
+			}
+			hr.src, hr.link = src, via.LinkIndex
+		}
+		hr.refs++
 		return nil
 	}
 	rt := r.route(ts, src, via)
 	if err := r.h.RouteReplace(rt); err != nil {
 		return fmt.Errorf("xfrm: route %s src %s dev %d: %w", ts, src, via.LinkIndex, err)
 	}
-	r.routes[ts] = 1
+	r.routes[ts] = &heldRoute{refs: 1, src: src, link: via.LinkIndex}
 	return nil
 }
 
@@ -113,32 +129,49 @@ func (r *hostRoutes) release(sa dataplane.ChildSA) {
 	if !vip.IsValid() {
 		return
 	}
-	a := r.addrs[vip]
 	for _, ts := range sa.TSRemote {
-		if r.routes[ts] == 0 {
+		hr := r.routes[ts]
+		if hr == nil {
 			continue // never routed (it holds the gateway)
 		}
-		if r.routes[ts]--; r.routes[ts] > 0 {
+		if hr.refs--; hr.refs > 0 {
 			continue
 		}
-		delete(r.routes, ts)
-		if a == nil {
-			continue
-		}
-		err := r.h.RouteDel(&netlink.Route{Dst: ipnet(ts), Src: ip(vip.Addr()), LinkIndex: a.link})
-		if err != nil && !errors.Is(err, unix.ESRCH) {
-			r.log.Warn("xfrm: removing route", "prefix", ts, "err", err)
-		}
+		r.delRoute(ts, hr)
 	}
+	a := r.addrs[vip]
 	if a == nil {
 		return
 	}
 	if a.refs--; a.refs > 0 {
 		return
 	}
+	r.delAddr(vip, a)
+}
+
+func (r *hostRoutes) delRoute(ts netip.Prefix, hr *heldRoute) {
+	delete(r.routes, ts)
+	err := r.h.RouteDel(&netlink.Route{Dst: ipnet(ts), Src: ip(hr.src), LinkIndex: hr.link})
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		r.log.Warn("xfrm: removing route", "prefix", ts, "err", err)
+	}
+}
+
+func (r *hostRoutes) delAddr(vip netip.Prefix, a *heldAddr) {
 	delete(r.addrs, vip)
 	dev := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: a.link}}
 	if err := r.h.AddrDel(dev, &netlink.Addr{IPNet: ipnet(vip)}); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		r.log.Warn("xfrm: removing virtual IP", "prefix", vip, "err", err)
+	}
+}
+
+// releaseAll removes every route and address, whatever their counts: the
+// end of the lease.
+func (r *hostRoutes) releaseAll() {
+	for ts, hr := range r.routes {
+		r.delRoute(ts, hr)
+	}
+	for vip, a := range r.addrs {
+		r.delAddr(vip, a)
 	}
 }

@@ -120,20 +120,27 @@ func TestPoliciesCoverSelectorsInAllDirections(t *testing.T) {
 	sa := testSA()
 	sa.TSLocal = append(sa.TSLocal, netip.MustParsePrefix("10.32.8.0/24"))
 	inNewNS(t, func() {
-		for _, pol := range policies(sa, 9) {
-			if err := netlink.XfrmPolicyAdd(pol); err != nil {
-				t.Fatal(err)
-			}
+		p, rs := policyPlane(t)
+		if err := p.Install(context.Background(), sa); err != nil {
+			t.Fatal(err)
 		}
 		ps, err := netlink.XfrmPolicyList(netlink.FAMILY_V4)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dirs := map[netlink.Dir]int{}
+		reqid := rs.get(sa.OutSPI).Reqid
+		dirs, guards := map[netlink.Dir]int{}, map[netlink.Dir]int{}
 		for _, p := range ps {
+			if p.Action == netlink.XFRM_POLICY_BLOCK {
+				if p.Priority != PriorityGuard || len(p.Tmpls) != 0 {
+					t.Errorf("block policy %v -> %v dir %v priority %d templates %v", p.Src, p.Dst, p.Dir, p.Priority, p.Tmpls)
+				}
+				guards[p.Dir]++
+				continue
+			}
 			dirs[p.Dir]++
-			if len(p.Tmpls) != 1 || p.Tmpls[0].Reqid != 9 || p.Tmpls[0].Mode != netlink.XFRM_MODE_TUNNEL {
-				t.Errorf("policy %v -> %v dir %v: templates %v", p.Src, p.Dst, p.Dir, p.Tmpls)
+			if p.Priority != PrioritySA || len(p.Tmpls) != 1 || p.Tmpls[0].Reqid != reqid || p.Tmpls[0].Mode != netlink.XFRM_MODE_TUNNEL {
+				t.Errorf("policy %v -> %v dir %v priority %d: templates %v", p.Src, p.Dst, p.Dir, p.Priority, p.Tmpls)
 			}
 			out := p.Dir == netlink.XFRM_DIR_OUT
 			if out != p.Tmpls[0].Dst.Equal(net.ParseIP("10.32.5.2")) {
@@ -141,7 +148,10 @@ func TestPoliciesCoverSelectorsInAllDirections(t *testing.T) {
 			}
 		}
 		if dirs[netlink.XFRM_DIR_OUT] != 2 || dirs[netlink.XFRM_DIR_IN] != 2 || dirs[netlink.XFRM_DIR_FWD] != 2 {
-			t.Errorf("policies per direction = %v, want 2 each", dirs)
+			t.Errorf("IPsec policies per direction = %v, want 2 each", dirs)
+		}
+		if guards[netlink.XFRM_DIR_OUT] != 1 || guards[netlink.XFRM_DIR_IN] != 1 || guards[netlink.XFRM_DIR_FWD] != 1 {
+			t.Errorf("guards per direction = %v, want 1 each (one remote selector)", guards)
 		}
 	})
 }

@@ -1,0 +1,139 @@
+package xfrm
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"ferry/internal/netnstest"
+	"ferry/ipsec/dataplane"
+)
+
+// lan is the lent server (ns a, 10.32.5.1) on a LAN with its gateway
+// (ns b, 10.32.5.2), which is also a's default router: what a sends to
+// the borrower's subnet without IPsec shows on b's link in clear.
+type lan struct {
+	a, b  *netnstest.NS
+	sniff *netnstest.Sniffer
+}
+
+func newLAN(t *testing.T) *lan {
+	l := &lan{a: netnstest.New(t, "xfa"), b: netnstest.New(t, "xfb")}
+	netnstest.Veth(t, netnstest.End{NS: l.a, Name: "xv0", Addr: netip.MustParsePrefix("10.32.5.1/24")},
+		netnstest.End{NS: l.b, Name: "xv1", Addr: netip.MustParsePrefix("10.32.5.2/24")})
+	l.a.Do(t, func() {
+		if err := netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP("10.32.5.2")}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	l.sniff = l.b.Sniff(t, "xv1")
+	return l
+}
+
+// inClear sends one UDP datagram from a (from its default source, and
+// from its LAN address) to each of tos, then a marker to b, and returns
+// how many went out in clear to the remote selector 10.32.7.0/24.
+func (l *lan) inClear(t *testing.T, tos ...string) int {
+	t.Helper()
+	marker := netip.MustParseAddr("10.32.5.2")
+	l.a.Do(t, func() {
+		for _, to := range tos {
+			for _, from := range []string{"", "10.32.5.1"} {
+				var laddr *net.UDPAddr
+				if from != "" {
+					laddr = &net.UDPAddr{IP: net.ParseIP(from)}
+				}
+				c, err := net.DialUDP("udp4", laddr, &net.UDPAddr{IP: net.ParseIP(to), Port: 2049})
+				if err != nil {
+					t.Logf("from %q to %s: %v", from, to, err)
+					continue
+				}
+				if _, err := c.Write([]byte("nfs?")); err != nil {
+					t.Logf("from %q to %s: %v (dropped, as it should be)", from, to, err)
+				}
+				c.Close()
+			}
+		}
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: marker.AsSlice(), Port: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("marker")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return l.sniff.CountUntil(t, netip.MustParsePrefix("10.32.7.0/24"), marker)
+}
+
+// After the last SA goes (DPD gave up during a WAN outage, the gateway
+// deleted it, a hard expiry), and after the plane is closed (the process
+// exits or dies: kernel objects stay), nothing to the remote selector
+// leaves in clear; only Teardown, the deliberate end of the lease, lets
+// it. That last step is also the proof that the sniffer sees clear text.
+func TestNoSANothingLeavesInClear(t *testing.T) {
+	l := newLAN(t)
+	var p *Plane
+	sa := testSA()
+	sa.VirtualIP = sa.TSLocal[0]
+	l.a.Do(t, func() {
+		var err error
+		if p, err = New(context.Background(), Config{}); err != nil {
+			t.Fatal(err)
+		}
+		p.states = &recordedStates{live: map[uint32]*netlink.XfrmState{}}
+		if err := p.Install(context.Background(), sa); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Remove(context.Background(), sa.InSPI, sa.OutSPI); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := l.inClear(t, "10.32.7.5"); n != 0 {
+		t.Fatalf("after the last SA was removed, %d packets to the remote selector left in clear", n)
+	}
+	p.Close()
+	if n := l.inClear(t, "10.32.7.5"); n != 0 {
+		t.Fatalf("after the data plane was closed, %d packets to the remote selector left in clear", n)
+	}
+	l.a.Do(t, func() {
+		if err := p.Teardown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if ps, _ := p.h.XfrmPolicyList(netlink.FAMILY_ALL); len(ps) != 0 {
+			t.Errorf("%d policies left after Teardown", len(ps))
+		}
+	})
+	if n := l.inClear(t, "10.32.7.5"); n == 0 {
+		t.Fatal("after Teardown nothing went out in clear either: the sniffer cannot see clear text, this test proves nothing")
+	}
+}
+
+// Guard protects what the configuration names before the first SA, and
+// never the prefix that holds the gateway.
+func TestGuardBeforeFirstSA(t *testing.T) {
+	l := newLAN(t)
+	l.a.Do(t, func() {
+		p, err := New(context.Background(), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Teardown(context.Background()) })
+		err = p.Guard(context.Background(), []netip.Prefix{netip.MustParsePrefix("10.32.7.0/24"), netip.MustParsePrefix("10.32.0.0/16")},
+			netip.MustParseAddr("10.32.5.2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pol := policyFor(t, p.h, netip.MustParsePrefix("10.32.0.0/16"), anyV4, netlink.XFRM_DIR_IN); pol != nil {
+			t.Errorf("a guard for 10.32.0.0/16, which holds the gateway: %+v", pol)
+		}
+	})
+	if n := l.inClear(t, "10.32.7.5"); n != 0 {
+		t.Fatalf("guarded before the first SA, %d packets to the remote selector left in clear", n)
+	}
+}
+
+var _ = dataplane.AlgAES256GCM16
