@@ -181,6 +181,12 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 		return err
 	}
 	defer us.Close()
+	// Replies to a lent server whose SA is gone must not leave in clear:
+	// the pool is guarded (a prohibit route under the TUN's routes) for as
+	// long as this host serves it, and after this process too.
+	if err := us.Guard(ctx, []netip.Prefix{cfg.Pool.Prefix()}, netip.Addr{}); err != nil {
+		return err
+	}
 	cfg.DataPlane, cfg.NATSocket = us, us.Socket
 	d, err := ike.New(cfg)
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ike"
 	"ferry/ipsec/xfrm"
 	"ferry/pki"
@@ -230,6 +232,21 @@ func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tu
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Only `vpn down` ends the lease and removes the fail-closed state
+	// (block policies or prohibit routes for the remote subnets); any
+	// other exit leaves it, so that nothing goes out in clear meanwhile.
+	var down atomic.Bool
+	var plane dataplane.DataPlane
+	defer func() {
+		if plane == nil {
+			return
+		}
+		if down.Load() {
+			plane.Teardown(context.Background())
+		} else {
+			plane.Close()
+		}
+	}()
 	cfg := timers
 	cfg.Local, cfg.Certs, cfg.Key, cfg.CAs = s.Local, s.Certs, s.Key, s.CAs
 	cfg.ForceEncap, cfg.Log = s.ForceEncap || !kernel, env.Log
@@ -238,22 +255,23 @@ func runInitiator(ctx context.Context, env *Env, s *ike.InitiatorState, sock, tu
 		if err != nil {
 			return err
 		}
-		defer p.Close()
-		cfg.DataPlane = p
+		plane, cfg.DataPlane = p, p
 	} else {
 		us, err := ike.OpenUserspace(s.Local, 4500, tun, 1400, netip.Prefix{}, env.Log)
 		if err != nil {
 			return err
 		}
-		defer us.Close()
-		cfg.DataPlane, cfg.NATSocket = us, us.Socket
+		plane, cfg.DataPlane, cfg.NATSocket = us, us, us.Socket
 		go us.Run(ctx)
+	}
+	if err := plane.Guard(ctx, s.RemoteSubnets, s.Gateway); err != nil {
+		return err
 	}
 	d, err := ike.New(cfg)
 	if err != nil {
 		return err
 	}
-	go d.ServeControl(ctx, sock, cancel)
+	go d.ServeControl(ctx, sock, func() { down.Store(true); cancel() })
 	go d.Keep(ctx, s.Target())
 	return d.Run(ctx)
 }

@@ -3,12 +3,12 @@ package keeper
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"time"
 
+	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ike"
 )
 
@@ -81,7 +81,7 @@ var Backoff = ike.Backoff{Base: 500 * time.Millisecond, Max: 2 * time.Second, Tr
 // in image B the keeper runs it for the whole lease.
 type Tunnel struct {
 	d      *ike.Daemon
-	plane  io.Closer
+	plane  dataplane.DataPlane
 	kind   DataPlane
 	target ike.Target
 	cancel context.CancelFunc
@@ -113,6 +113,14 @@ func OpenTunnel(ctx context.Context, st *ike.InitiatorState, choice DataPlane, l
 	if err := t.openPlane(ctx, &cfg, choice); err != nil {
 		cancel()
 		return nil, fmt.Errorf("tunnel to %s: %w", st.Gateway, err)
+	}
+	// Fail closed before anything is sent: until the first CHILD_SA, and
+	// whenever none is up, packets to the gateway's subnets are blocked
+	// rather than routed in clear (B's kernel starts with nothing of A's).
+	if err := t.plane.Guard(ctx, t.target.RemoteSubnets, st.Gateway); err != nil {
+		t.plane.Close()
+		cancel()
+		return nil, fmt.Errorf("tunnel to %s (%s): %w", st.Gateway, t.kind.Describe(), err)
 	}
 	d, err := ike.New(cfg)
 	if err != nil {
@@ -187,7 +195,10 @@ func (t *Tunnel) Status() TunnelStatus {
 }
 
 // Close deletes the SAs (telling the gateway) and closes the data plane:
-// the kernel's states and policies, or the TUN device.
+// the kernel's states, or the TUN device. The plane's fail-closed state
+// (block policies or prohibit routes for the gateway's subnets, the
+// virtual IP and its routes) stays: the lent server's lease ends with its
+// kernel (power-off, or kexec from A to B), never with a clear-text window.
 func (t *Tunnel) Close(ctx context.Context) {
 	t.d.DeleteAll(ctx)
 	t.cancel()
