@@ -2,11 +2,13 @@
 // versioned paths, JSON types, bounded decoders and the TLS configurations
 // that carry them.
 //
-// Two conversations use it. Borrower manager to lender manager (mutual TLS):
+// Three conversations use it. Borrower manager to lender manager (mutual TLS):
 // request a lease, read its status (servers, phases, the SPKI pins of the
 // one-time keys the lender signed) and return it. Agent to lender manager
 // (HTTPS, lender CA pinned by fingerprint): enroll with a one-time token and
-// a CSR, then report phases with the certificate it got.
+// a CSR, then report phases with the certificate it got. And at return,
+// borrower manager to each lent server's keeper: the shutdown request
+// (keeper.go).
 //
 // Everything decoded here comes from the network: Decode bounds the size,
 // refuses unknown fields and trailing data, and each type's Validate names

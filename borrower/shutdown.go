@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"ferry/keeper"
+	"ferry/api"
 )
 
 // Outcomes of a server's shutdown at return, as `lease show` prints them.
@@ -160,7 +160,7 @@ func peerOf(l Lease, id, pin string, peers []Peer) (Peer, bool) {
 func (m *Manager) askKeeper(ctx context.Context, vip netip.Addr, pin string) error {
 	ctx, cancel := context.WithTimeout(ctx, keeperCallTimeout)
 	defer cancel()
-	url := "https://" + net.JoinHostPort(vip.String(), strconv.Itoa(m.cfg.keeperTLSPort())) + keeper.PathShutdown
+	url := "https://" + net.JoinHostPort(vip.String(), strconv.Itoa(m.cfg.keeperTLSPort())) + api.PathShutdown
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func (m *Manager) askKeeper(ctx context.Context, vip netip.Addr, pin string) err
 	if resp.StatusCode != http.StatusAccepted {
 		return fmt.Errorf("keeper %s: %s: %.200q", url, resp.Status, body)
 	}
-	var ans keeper.ShutdownAnswer
+	var ans api.ShutdownAnswer
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return fmt.Errorf("keeper %s: answer: %w", url, err)
 	}

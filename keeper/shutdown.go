@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-)
 
-// PathShutdown is the borrower manager's shutdown request: POST, no body,
-// answered 202 with a ShutdownAnswer once the init was signalled.
-const PathShutdown = "/v1/shutdown"
+	"ferry/api"
+)
 
 // Identity is the one-time certificate the keeper serves HTTPS with and
 // the borrower CA that client certificates must chain to: what the agent
@@ -20,13 +18,6 @@ type Identity struct {
 	Certs []*x509.Certificate // leaf first
 	Key   crypto.Signer
 	CAs   []*x509.Certificate // borrower CA
-}
-
-// ShutdownAnswer is the body of a 202.
-type ShutdownAnswer struct {
-	Signal string `json:"signal"`
-	PID    int    `json:"pid"`
-	Client string `json:"client"` // subject of the client certificate
 }
 
 // TLSConfig is the shutdown listener's: our certificate, TLS 1.3, and a
@@ -47,14 +38,14 @@ func (id *Identity) TLSConfig() (*tls.Config, error) {
 		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: id.Key, Leaf: id.Certs[0]}}}, nil
 }
 
-// ShutdownHandler serves POST PathShutdown and GET /status to clients
+// ShutdownHandler serves POST api.PathShutdown and GET /status to clients
 // the TLS layer verified. A repeated request signals the init again: a
 // borrower that crashed mid-return retries, and an init signalled twice
 // powers off once.
 func (k *Keeper) ShutdownHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", k.Handler())
-	mux.HandleFunc("POST "+PathShutdown, k.shutdown)
+	mux.HandleFunc("POST "+api.PathShutdown, k.shutdown)
 	return mux
 }
 
@@ -74,5 +65,5 @@ func (k *Keeper) shutdown(w http.ResponseWriter, r *http.Request) {
 		"client", client, "remote", r.RemoteAddr, "signal", signalName(sig), "pid", pid)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(ShutdownAnswer{Signal: signalName(sig), PID: pid, Client: client})
+	json.NewEncoder(w).Encode(api.ShutdownAnswer{Signal: signalName(sig), PID: pid, Client: client})
 }

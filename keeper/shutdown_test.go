@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"ferry/api"
 	"ferry/pki"
 	"io"
 	"log/slog"
@@ -87,7 +88,7 @@ func (l *shutdownLab) post(client *tls.Certificate) (*http.Response, error) {
 		cfg.Certificates = []tls.Certificate{*client}
 	}
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	return hc.Post("https://"+l.addr+PathShutdown, "", nil)
+	return hc.Post("https://"+l.addr+api.PathShutdown, "", nil)
 }
 
 // initAlive reports whether the stand-in init is still running a while
@@ -133,7 +134,7 @@ func TestShutdownSignalsInitForTheBorrowerAndAnswers202(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ans ShutdownAnswer
+	var ans api.ShutdownAnswer
 	json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&ans)
 	if resp.StatusCode != http.StatusAccepted || ans.Signal != "SIGUSR2" || !strings.Contains(ans.Client, "borrower-manager") {
 		t.Fatalf("answer %s %+v, want 202 naming SIGUSR2 and the client", resp.Status, ans)
