@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 )
 
 // FieldError is a refusal that names the offending field.
@@ -32,6 +33,11 @@ type Validator interface{ Validate() error }
 // bodies, unknown fields and trailing data, then validates v.
 func Decode(r io.Reader, limit int64, v Validator) error {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		// a listener's own bound, below this call's
+		return fieldf("", "body is over the limit of %d bytes", mbe.Limit)
+	}
 	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}

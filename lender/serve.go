@@ -55,10 +55,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 		srv  *http.Server
 		ln   net.Listener
 	}{
-		{"agent", &http.Server{Handler: m.AgentHandler(), TLSConfig: agentTLS}, nil},
-		{"m2m", &http.Server{Handler: m.M2MHandler(borrowers), TLSConfig: m2mTLS}, nil},
-		{"admin", &http.Server{Handler: m.AdminHandler()}, admin},
+		{"agent", newHTTPServer(m.AgentHandler(), log, defaultTimeouts, api.MaxEnroll), nil},
+		{"m2m", newHTTPServer(m.M2MHandler(borrowers), log, defaultTimeouts, maxRequestBody), nil},
+		{"admin", newHTTPServer(m.AdminHandler(), log, defaultTimeouts, maxRequestBody), admin},
 	}
+	servers[0].srv.TLSConfig, servers[1].srv.TLSConfig = agentTLS, m2mTLS
 	for i, addr := range []string{cfg.AgentListen, cfg.M2MListen} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -75,8 +76,6 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 		go func() { errc <- nb.Serve(ctx) }()
 	}
 	for _, s := range servers {
-		s.srv.ReadHeaderTimeout = 10 * time.Second
-		s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 		go func() { errc <- s.srv.Serve(s.ln) }()
 	}
 	log.Info("lender serving", "agent", cfg.AgentListen, "m2m", cfg.M2MListen, "admin", AdminSocket(cfg.Dir), "ca_sha256", ca.Fingerprint())

@@ -74,6 +74,9 @@ func (c *Config) fill() error {
 	if c.URLLifetime <= 0 {
 		c.URLLifetime = 5 * time.Minute
 	}
+	if c.HTTPStall <= 0 {
+		c.HTTPStall = 30 * time.Second
+	}
 	if c.MaxLeases <= 0 {
 		c.MaxLeases = 4096
 	}
@@ -131,12 +134,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	return first
 }
 
+// httpServer bounds every connection: headers within 10 s, nothing idle
+// for more than a minute, no request body at all (every request is a
+// GET), and every answer cut when it stalls for HTTPStall (handler). No
+// whole-request read or write timeout: the server's own ReadTimeout would
+// cancel a long download's context and a WriteTimeout would cut a slow
+// but moving one.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		MaxHeaderBytes: 8 << 10, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+}
+
 func (s *Server) serveHTTP(ctx context.Context) error {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("netboot: http: %w", err)
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10}
+	hs := s.httpServer()
 	context.AfterFunc(ctx, func() { hs.Close() })
 	s.log.Info("netboot: http listening", "addr", ln.Addr().String(), "base", s.cfg.HTTPBase)
 	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
