@@ -54,15 +54,15 @@ type Config struct {
 	// TFTPAddr is where the TFTP server listens (default ServerIP:69).
 	TFTPAddr string
 	// TFTPRoot holds the iPXE binaries (default DefaultTFTPRoot).
-	TFTPRoot           string
-	BIOSFile, EFIFile  string        // file names under TFTPRoot
-	URLLifetime        time.Duration // sealed URL validity (default 5 min)
+	TFTPRoot          string
+	BIOSFile, EFIFile string        // file names under TFTPRoot
+	URLLifetime       time.Duration // sealed URL validity (default 5 min)
 	// HTTPStall cuts an HTTP answer that moves no byte for this long
 	// (default 30 s). It is a bound on stalls, not on whole downloads: a
 	// 30 MB initrd over a slow link takes as long as it takes while it
 	// moves.
-	HTTPStall time.Duration
-	MaxLeases, MaxBoot int           // state bounds (default 4096 each)
+	HTTPStall          time.Duration
+	MaxLeases, MaxBoot int // state bounds (default 4096 each)
 	Log                *slog.Logger
 }
 
