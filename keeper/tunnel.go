@@ -12,15 +12,33 @@ import (
 	"ferry/ipsec/ike"
 )
 
-// TunnelStatus is the tunnel part of GET /status: whether an IKE SA to
-// the gateway is established and which inner address it gave us.
+// TunnelStatus is the tunnel part of GET /status: whether the tunnel to
+// the gateway carries traffic, which inner address it gave us, and its
+// history since the keeper started.
 type TunnelStatus struct {
-	Gateway   string `json:"gateway"`
-	Up        bool   `json:"up"`
-	VirtualIP string `json:"virtual_ip,omitempty"`
-	SAs       int    `json:"ike_sas"`
-	Children  int    `json:"child_sas"`
-	Since     string `json:"since,omitempty"`
+	Gateway string `json:"gateway"`
+	// Up: an IKE SA is established and its data path is not stalled (ESP
+	// we send is answered, or nothing is sent). Established is the IKE SA
+	// alone; DataPath is ike.SAStatus.DataPath ("alive", "idle",
+	// "stalled", "none").
+	Up          bool   `json:"up"`
+	Established bool   `json:"established"`
+	DataPath    string `json:"data_path"`
+	VirtualIP   string `json:"virtual_ip,omitempty"`
+	SAs         int    `json:"ike_sas"`
+	Children    int    `json:"child_sas"`
+	// Since is when the current connection came up (a reconnect moves
+	// it, a rekey does not); SAAgeSeconds and NextRekey are the current
+	// IKE SA's; LastHeard is the last IKE message or ESP packet from the
+	// gateway.
+	Since        string `json:"since,omitempty"`
+	SAAgeSeconds int64  `json:"sa_age_seconds,omitempty"`
+	NextRekey    string `json:"next_rekey,omitempty"`
+	LastHeard    string `json:"last_heard,omitempty"`
+	// Reconnects counts connections after the first; LastReconnectReason
+	// is why the previous one ended.
+	Reconnects          int    `json:"reconnects"`
+	LastReconnectReason string `json:"last_reconnect_reason,omitempty"`
 	// DataPlane is the ESP data plane that carries the tunnel: "kernel"
 	// (XFRM) or "user" (user-space ESP over TUN).
 	DataPlane DataPlane `json:"dataplane"`
@@ -85,7 +103,6 @@ type Tunnel struct {
 	kind   DataPlane
 	target ike.Target
 	cancel context.CancelFunc
-	since  time.Time
 	log    *slog.Logger
 }
 
@@ -166,7 +183,6 @@ func (t *Tunnel) Connect(ctx context.Context) error {
 	if err := t.d.Connect(ctx, t.target); err != nil {
 		return fmt.Errorf("IKEv2 to gateway %s: %w", t.target.Gateway, err)
 	}
-	t.since = time.Now()
 	return nil
 }
 
@@ -174,23 +190,23 @@ func (t *Tunnel) Connect(ctx context.Context) error {
 // until ctx ends; rekeys run inside the daemon.
 func (t *Tunnel) Keep(ctx context.Context) { t.d.Keep(ctx, t.target) }
 
-// Status reports the SAs towards the gateway.
+// Status reports the tunnel towards the gateway.
 func (t *Tunnel) Status() TunnelStatus {
-	s := TunnelStatus{Gateway: t.target.Gateway.String(), DataPlane: t.kind}
+	s := TunnelStatus{Gateway: t.target.Gateway.String(), DataPlane: t.kind, DataPath: "none"}
 	for _, sa := range t.d.Status() {
 		if sa.Role != "initiator" {
 			continue
 		}
 		s.SAs++
 		s.Children += len(sa.Children)
-		if sa.State == "established" {
-			s.Up = true
-			s.VirtualIP = sa.VirtualIP
+		if sa.State == "established" && !s.Established {
+			s.Established, s.VirtualIP, s.DataPath = true, sa.VirtualIP, sa.DataPath
+			s.Since, s.SAAgeSeconds, s.NextRekey, s.LastHeard = sa.Since, sa.AgeSeconds, sa.NextRekey, sa.LastHeard
 		}
 	}
-	if s.Up && !t.since.IsZero() {
-		s.Since = t.since.UTC().Format(time.RFC3339)
-	}
+	s.Up = s.Established && (s.DataPath == "alive" || s.DataPath == "idle")
+	h := t.d.TunnelHistory() // also while no SA is left
+	s.Reconnects, s.LastReconnectReason = h.Reconnects, h.LastReason
 	return s
 }
 

@@ -35,6 +35,13 @@ var (
 // 10.50.2.0/24 behind it), the gateway running. It returns both
 // namespaces and the identity the server's keeper gets.
 func lentServerAndGateway(t *testing.T) (srv, gw *netnstest.NS, id *ike.InitiatorState) {
+	srv, gw, id, _ = lentServerAndGatewayDaemon(t)
+	return srv, gw, id
+}
+
+// lentServerAndGatewayDaemon is lentServerAndGateway, also returning the
+// gateway's daemon.
+func lentServerAndGatewayDaemon(t *testing.T) (srv, gw *netnstest.NS, id *ike.InitiatorState, gd *ike.Daemon) {
 	srv, gw = netnstest.New(t, "keeper-srv"), netnstest.New(t, "keeper-gw")
 	netnstest.Veth(t, netnstest.End{NS: srv, Name: "kpv0", MTU: 1500, Addr: netip.PrefixFrom(serverOuter, 24)},
 		netnstest.End{NS: gw, Name: "kpv1", Addr: netip.PrefixFrom(gwOuter, 24)})
@@ -76,7 +83,7 @@ func lentServerAndGateway(t *testing.T) (srv, gw *netnstest.NS, id *ike.Initiato
 		d.Run(ctx)
 	}()
 	return srv, gw, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
-		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}
+		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}, d
 }
 
 func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
@@ -162,5 +169,50 @@ func TestTunnelRefusesKernelPlaneWhereKernelHasNoESP(t *testing.T) {
 	})
 	if !errors.Is(err, xfrm.ErrNoESP) || !strings.Contains(err.Error(), "dataplane=kernel") {
 		t.Fatalf("OpenTunnel(dataplane=kernel) without ESP = %v, want an error naming the choice and wrapping xfrm.ErrNoESP", err)
+	}
+}
+
+// The status tells the truth after a reconnect: since moves, the
+// reconnect is counted with its reason, and up means the data path works.
+func TestKeeperStatusFollowsReconnect(t *testing.T) {
+	srv, _, id, gd := lentServerAndGatewayDaemon(t)
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Do(t, func() { k.Run(ctx) })
+	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := bufio.NewReader(ours).ReadString('\n'); err != nil {
+		t.Fatalf("no event from the keeper: %v", err)
+	}
+	first := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
+	if first.Since == "" || first.Reconnects != 0 || first.DataPath == "" || first.NextRekey == "" {
+		t.Fatalf("status of a fresh tunnel %+v; want since, no reconnect, a data path and the next rekey", first)
+	}
+	time.Sleep(1100 * time.Millisecond) // since has a resolution of a second
+	gd.DeleteAll(ctx)                   // the gateway drops the tunnel; the keeper reconnects
+	again := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up && s.Reconnects == 1 })
+	if again.Since <= first.Since || !strings.Contains(again.LastReconnectReason, "peer deleted") {
+		t.Fatalf("after a reconnect: since %s (before %s), reason %q; want since moved and the reason the gateway gave",
+			again.Since, first.Since, again.LastReconnectReason)
+	}
+}
+
+func waitTunnel(t *testing.T, k *Keeper, ok func(*TunnelStatus) bool) TunnelStatus {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := k.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Tunnel != nil && ok(st.Tunnel) {
+			return *st.Tunnel
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keeper tunnel status %+v", st.Tunnel)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -101,6 +101,7 @@ func (d *Daemon) authReply(sa *ikeSA, m *ikev2.Message) {
 			d.removeSA(o, "replaced by a fresh connection")
 		}
 	}
+	d.connected(&d.tunnel)
 	d.log.Info("ike: SA up", "role", "initiator", "gateway", sa.remote, "peer", peer.Subject, "vip", sa.vip, "encap", sa.natT)
 	if sa.result != nil {
 		sa.result <- nil

@@ -39,6 +39,10 @@ type Daemon struct {
 	unknownSPI tokenBucket
 	// lost wakes Keep when a tunnel we opened went down.
 	lost chan struct{}
+	// tunnel is the history of the tunnel this daemon opens (Connect),
+	// keys that of each peer key's tunnel (responder), for status.
+	tunnel connHistory
+	keys   map[string]*connHistory
 }
 
 // initKey finds a half-open responder SA from a retransmitted
@@ -77,7 +81,7 @@ func New(cfg Config) (*Daemon, error) {
 
 func newDaemon(cfg Config, conn, natc *net.UDPConn) *Daemon {
 	d := &Daemon{cfg: cfg, log: cfg.Log, conn: conn, natc: natc, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{},
-		lost: make(chan struct{}, 1)}
+		lost: make(chan struct{}, 1), keys: map[string]*connHistory{}}
 	d.cookies.rotate()
 	return d
 }
@@ -247,6 +251,11 @@ func (d *Daemon) removeSA(sa *ikeSA, reason string) {
 	if sa.result != nil {
 		sa.result <- errors.New(reason)
 		sa.result = nil
+	}
+	if !sa.moved && sa.st == stEstablished {
+		if h := d.history(sa); h != nil {
+			h.lastReason, h.lastDown = reason, time.Now()
+		}
 	}
 	if sa.origin && !sa.moved && sa.st == stEstablished {
 		select {

@@ -168,6 +168,9 @@ func TestInitialContactReplacesOlderSAsOfKey(t *testing.T) {
 	if len(gs) != 1 || gs[0].SPIi == old || len(gs[0].Children) != 1 {
 		t.Fatalf("gateway holds %+v after the key's fresh connection; want only the new IKE SA (not %s) and its CHILD_SA", gs, old)
 	}
+	if !strings.Contains(gs[0].LastReconnectReason, "INITIAL_CONTACT") || gs[0].Reconnects != 1 {
+		t.Errorf("gateway status of the key: reconnects %d, reason %q; want 1 and the INITIAL_CONTACT", gs[0].Reconnects, gs[0].LastReconnectReason)
+	}
 	transfer(t, l, 256<<10, nil)
 	e.halt()
 }

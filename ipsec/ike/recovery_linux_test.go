@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,10 +46,15 @@ func TestInitiatorRecoversFromGatewayRestartWithinSeconds(t *testing.T) {
 	l.startGateway(t)
 	back := time.Now()
 	const bound = 15 * time.Second // well under DPD + back-off; the goal is 5 s
+	stalled := false
+	var now SAStatus
 	for {
 		up := false
 		for _, s := range ini.d.Status() {
-			up = up || (s.State == "established" && s.SPIi != first)
+			if s.State == "established" && s.SPIi != first {
+				up, now = true, s
+			}
+			stalled = stalled || (s.SPIi == first && s.DataPath == "stalled")
 		}
 		if up {
 			break
@@ -59,5 +65,16 @@ func TestInitiatorRecoversFromGatewayRestartWithinSeconds(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("tunnel back %v after the gateway restarted", time.Since(back).Round(10*time.Millisecond))
+	if !stalled {
+		t.Error("the old SA's status never said its data path stalled while the gateway ignored its ESP")
+	}
+	if now.Reconnects != 1 || !strings.Contains(now.LastReconnectReason, "INVALID_IKE_SPI") || now.Since == "" {
+		t.Errorf("after the reconnect: reconnects %d, reason %q, since %q; want 1, the INVALID_IKE_SPI hint, and when", now.Reconnects, now.LastReconnectReason, now.Since)
+	}
 	transfer(t, l, 256<<10, nil)
+	for _, s := range ini.d.Status() {
+		if s.SPIi == now.SPIi && s.DataPath != "alive" {
+			t.Errorf("data path %q right after a transfer; want alive", s.DataPath)
+		}
+	}
 }

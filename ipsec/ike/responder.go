@@ -40,6 +40,7 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 		childOut = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
 	}
 	d.reply(sa, ikev2.IKE_AUTH, append(out, childOut...))
+	d.connected(d.keyConn(sa.peer.Pin))
 	d.log.Info("ike: SA up", "role", "responder", "from", sa.remote, "peer", sa.peer.Subject, "lease", sa.lease, "vip", sa.vip, "encap", sa.natT)
 }
 
@@ -151,7 +152,7 @@ func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) (*child, error) {
 	if err := d.cfg.DataPlane.Install(context.Background(), c); err != nil {
 		return nil, fmt.Errorf("install CHILD_SA %08x/%08x: %w", c.InSPI, c.OutSPI, err)
 	}
-	nc := &child{cfg: c}
+	nc := &child{cfg: c, installed: time.Now()}
 	sa.children = append(sa.children, nc)
 	return nc, nil
 }

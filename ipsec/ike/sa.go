@@ -109,6 +109,7 @@ type child struct {
 	rekeyDue, dead bool
 	// seenIn and seenOut are the packet counters at the last probe.
 	seenIn, seenOut uint64
+	installed       time.Time
 }
 
 // request is our outstanding request and its retransmission state.
