@@ -72,6 +72,7 @@ type Keeper struct {
 	tunnel *Tunnel
 
 	shutdownAsked atomic.Bool
+	limits        httpLimits
 }
 
 // New makes a keeper.
@@ -82,7 +83,7 @@ func New(opt Options, log *slog.Logger) *Keeper {
 	if opt.Identity == nil && opt.Tunnel != nil {
 		opt.Identity = &Identity{Certs: opt.Tunnel.Certs, Key: opt.Tunnel.Key, CAs: opt.Tunnel.CAs}
 	}
-	return &Keeper{opt: opt, log: log, start: time.Now()}
+	return &Keeper{opt: opt, log: log, start: time.Now(), limits: defaultLimits}
 }
 
 // Run opens the tunnel (when configured), listens and serves until ctx

@@ -47,6 +47,7 @@ type endpoint struct {
 	listeners []net.Listener // the fixed one(s), then the virtual IP's
 	vip       netip.Addr
 	vipLn     net.Listener
+	lastErr   string // the last failure to listen on the virtual IP, logged
 }
 
 // listen opens e's listeners for addr: addr itself, or, when the keeper
@@ -68,7 +69,9 @@ func (k *Keeper) listen(name, addr string, loopback bool, serve func(net.Listene
 	}
 	e.follow, e.port = true, port
 	if loopback {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+		// IP_FREEBIND: the keeper must not fail for want of lo (the network
+		// phase sets it up, but status is not worth a failed boot).
+		ln, err := listenFreebind(net.JoinHostPort("127.0.0.1", port))
 		if err != nil {
 			return nil, fmt.Errorf("keeper: %s listener on loopback port %s: %w", name, port, err)
 		}
@@ -103,9 +106,13 @@ func (e *endpoint) toVIP(vip netip.Addr) {
 	addr := net.JoinHostPort(vip.String(), e.port)
 	ln, err := listenFreebind(addr)
 	if err != nil {
-		e.log.Warn("cannot listen on the tunnel's virtual IP; retrying", "service", e.name, "addr", addr, "err", err)
+		if msg := addr + ": " + err.Error(); msg != e.lastErr { // once, not every second
+			e.log.Warn("cannot listen on the tunnel's virtual IP; retrying", "service", e.name, "addr", addr, "err", err)
+			e.lastErr = msg
+		}
 		return
 	}
+	e.lastErr = ""
 	e.mu.Lock()
 	old := e.vipLn
 	e.vip, e.vipLn = vip, ln
@@ -151,13 +158,25 @@ func (k *Keeper) followTunnel(ctx context.Context, eps ...*endpoint) {
 	}
 }
 
-// newHTTPServer bounds what one client can hold: headers within 5 s and
-// 8 KiB, a whole request within 10 s, the answer written within 10 s, an
-// idle keep-alive connection closed after 30 s. The keeper's answers are
-// small and its requests have no body, so honest clients never get near.
+// httpLimits bound what one client of the keeper's HTTP servers can
+// hold.
+type httpLimits struct {
+	header, read, write, idle time.Duration
+}
+
+// defaultLimits: headers within 5 s, a whole request within 10 s, the
+// answer written within 10 s, an idle keep-alive connection closed after
+// 30 s. The keeper's answers are small and its requests have no body, so
+// honest clients never get near; without them a client that stalls in a
+// body (or never reads the answer) holds a connection and a goroutine for
+// as long as it likes.
+var defaultLimits = httpLimits{header: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: 30 * time.Second}
+
+// newHTTPServer is an HTTP server with the keeper's limits and 8 KiB of
+// headers at most.
 func (k *Keeper) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h,
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second,
+		ReadHeaderTimeout: k.limits.header, ReadTimeout: k.limits.read,
+		WriteTimeout: k.limits.write, IdleTimeout: k.limits.idle,
 		MaxHeaderBytes: 8 << 10, ErrorLog: slog.NewLogLogger(k.log.Handler(), slog.LevelWarn)}
 }
