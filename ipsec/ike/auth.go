@@ -119,13 +119,10 @@ func (d *Daemon) initiatorChild(sa *ikeSA, ps []ikev2.Payload) error {
 			tsi = t
 		}
 	}
-	if sp == nil || tsi == nil || tsr == nil || len(sp.Proposals) != 1 || len(sp.Proposals[0].SPI) != 4 {
-		return errors.New("response lacks SA (one proposal, 4-byte SPI), TSi or TSr")
+	if tsi == nil || tsr == nil {
+		return errors.New("response lacks TSi or TSr")
 	}
-	if _, err := d.cfg.ESPPolicy.Select(sp); err != nil {
-		return fmt.Errorf("gateway chose what we did not offer: %w", err)
-	}
-	cs, err := ikev2.NewSuite(sp.Proposals[0])
+	cs, err := d.acceptedESP(sp, true)
 	if err != nil {
 		return err
 	}

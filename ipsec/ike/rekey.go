@@ -64,10 +64,10 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 		return fmt.Errorf("peer refused: %s", n.Kind)
 	}
 	sp, nr, ke := find[*ikev2.SA](m.Payloads), find[*ikev2.Nonce](m.Payloads), find[*ikev2.KE](m.Payloads)
-	if sp == nil || nr == nil || len(sp.Proposals) != 1 || len(sp.Proposals[0].SPI) != 4 {
-		return errors.New("response lacks SA or Nonce")
+	if nr == nil {
+		return errors.New("response lacks a Nonce")
 	}
-	cs, err := ikev2.NewSuite(sp.Proposals[0])
+	cs, err := d.acceptedESP(sp, false)
 	if err != nil {
 		return err
 	}
@@ -154,13 +154,9 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 		// RFC 7296 section 2.25: it is being deleted after a rekey.
 		return nil, &refusal{ikev2.TEMPORARY_FAILURE, fmt.Errorf("CHILD_SA %x was already replaced by a rekey", rk.SPI)}
 	}
-	prop, err := d.cfg.ESPPolicy.Select(sp)
-	if err != nil || len(prop.SPI) != 4 {
-		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, fmt.Errorf("ESP proposal: %v", err)}
-	}
-	cs, err := ikev2.NewSuite(prop)
-	if err != nil {
-		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	prop, cs, r := d.selectESP(sp, false)
+	if r != nil {
+		return nil, r
 	}
 	nr := nonce()
 	out := []ikev2.Payload{}

@@ -96,13 +96,9 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 	if sp == nil || tsi == nil || tsr == nil {
 		return nil, &refusal{ikev2.INVALID_SYNTAX, errors.New("no SA, TSi or TSr")}
 	}
-	prop, err := d.cfg.ESPPolicy.Select(sp)
-	if err != nil || len(prop.SPI) != 4 {
-		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, fmt.Errorf("ESP proposal: %v", err)}
-	}
-	cs, err := ikev2.NewSuite(prop)
-	if err != nil {
-		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
+	prop, cs, r := d.selectESP(sp, true)
+	if r != nil {
+		return nil, r
 	}
 	var out []ikev2.Payload
 	peerSide := []netip.Prefix{netip.PrefixFrom(sa.remote.Addr(), 32)}
