@@ -32,6 +32,15 @@ import (
 // a second costs nothing.
 const followEvery = time.Second
 
+// A listener on the virtual IP accepts connections only from addresses
+// the tunnel carries (Tunnel.carries: the borrower's subnets). The virtual
+// IP is a local address, and Linux takes packets for a local address on
+// any interface (the weak host model): in the kernel plane it even sits on
+// the NIC. Without the check a neighbour on the lender network that routes
+// the virtual IP to the server's MAC would reach the listener in clear. A
+// forged source inside the borrower's subnets gets no handshake: the
+// answer goes into the tunnel.
+
 // endpoint is one of the keeper's HTTP services and the listeners it
 // serves on.
 type endpoint struct {
@@ -42,6 +51,7 @@ type endpoint struct {
 	// follow: port on the tunnel's virtual IP, bound to vip when known.
 	follow bool
 	port   string
+	allow  func(netip.Addr) bool // peers accepted on the virtual IP
 
 	mu        sync.Mutex
 	listeners []net.Listener // the fixed one(s), then the virtual IP's
@@ -67,7 +77,7 @@ func (k *Keeper) listen(name, addr string, loopback bool, serve func(net.Listene
 		e.start(ln)
 		return e, nil
 	}
-	e.follow, e.port = true, port
+	e.follow, e.port, e.allow = true, port, k.tunnel.carries
 	if loopback {
 		// IP_FREEBIND: the keeper must not fail for want of lo (the network
 		// phase sets it up, but status is not worth a failed boot).
@@ -121,7 +131,37 @@ func (e *endpoint) toVIP(vip netip.Addr) {
 		old.Close()
 		e.log.Info("the tunnel's virtual IP changed", "service", e.name, "old", old.Addr().String())
 	}
-	e.start(ln)
+	e.start(&tunnelOnly{Listener: ln, allow: e.allow, log: e.log, name: e.name})
+}
+
+// tunnelOnly accepts only connections from peers allow admits, closing
+// the others at once.
+type tunnelOnly struct {
+	net.Listener
+	allow   func(netip.Addr) bool
+	log     *slog.Logger
+	name    string
+	refused int
+}
+
+func (l *tunnelOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		peer, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		if l.allow(peer.Addr()) {
+			return c, nil
+		}
+		c.Close()
+		// One line for the 1st, 2nd, 4th, 8th... refusal: a flood must not
+		// fill the log.
+		if l.refused++; l.refused&(l.refused-1) == 0 {
+			l.log.Warn("refused a connection to the virtual IP from outside the tunnel", "service", l.name,
+				"peer", c.RemoteAddr().String(), "refused_so_far", l.refused)
+		}
+	}
 }
 
 // close closes every listener of e.

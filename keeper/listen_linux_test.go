@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // getStatus asks addr for /status and decodes the answer. It dials on
@@ -117,6 +119,7 @@ func TestStatusAnswersOnTheTunnelAndLoopbackOnly(t *testing.T) {
 func TestEndpointMovesWithTheVirtualIP(t *testing.T) {
 	served := make(chan struct{}, 4)
 	e := &endpoint{name: "test", follow: true, port: "0", log: slog.New(slog.DiscardHandler),
+		allow: func(netip.Addr) bool { return true },
 		serve: func(ln net.Listener) error {
 			for {
 				c, err := ln.Accept()
@@ -146,4 +149,56 @@ func TestEndpointMovesWithTheVirtualIP(t *testing.T) {
 	}
 	c.Close()
 	<-served
+}
+
+// With the virtual IP on a local link, Linux answers for it on every
+// interface (the weak host model): a neighbour on the lender network
+// that routes the virtual IP to the lent server's NIC reaches the
+// listener in clear. Only addresses the tunnel carries may connect.
+func TestVirtualIPListenerRefusesClearTextFromTheLenderNetwork(t *testing.T) {
+	srv, gw, id := lentServerAndGateway(t)
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	k := New(Options{Tunnel: id, Control: theirs, Listen: ":7070", StateDir: t.TempDir(), Mountinfo: "/proc/self/mountinfo"},
+		slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		srv.Do(t, func() { k.Run(ctx) })
+	}()
+	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+	event, err := bufio.NewReader(ours).ReadString('\n')
+	up, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
+	if err != nil || !ok {
+		t.Fatalf("keeper said %q, %v; want tunnel up", event, err)
+	}
+	vip, _, _ := strings.Cut(up, " ")
+	addr := net.JoinHostPort(vip, "7070")
+	// Through the tunnel first, so the listener is on the virtual IP.
+	gw.Do(t, func() {
+		for range 20 {
+			if _, err = getStatus(addr); err == nil {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+	if err != nil {
+		t.Fatalf("status at %s through the tunnel: %v", addr, err)
+	}
+	// Now the neighbour routes the virtual IP to the server's NIC, in clear.
+	var st *Status
+	gw.Do(t, func() {
+		route := &netlink.Route{Dst: &net.IPNet{IP: net.ParseIP(vip).To4(), Mask: net.CIDRMask(32, 32)}, Gw: serverOuter.AsSlice()}
+		if err = netlink.RouteReplace(route); err != nil {
+			t.Fatalf("route %s via %s: %v", vip, serverOuter, err)
+		}
+		st, err = getStatus(addr)
+	})
+	if err == nil {
+		t.Fatalf("status answered in clear from the lender network at %s: %+v", addr, st)
+	}
+	t.Logf("clear text from the lender network: %v", err)
 }

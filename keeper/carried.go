@@ -1,0 +1,25 @@
+package keeper
+
+import "net/netip"
+
+// carries reports whether the tunnel brings packets from addr: addr is in
+// the remote traffic selectors of a CHILD_SA of an established IKE SA,
+// the borrower's subnets. A listener on the virtual IP accepts only such
+// peers (listen.go): the virtual IP is a local address, and Linux answers
+// for it on every interface.
+func (t *Tunnel) carries(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, sa := range t.d.Status() {
+		if sa.Role != "initiator" || sa.State != "established" {
+			continue
+		}
+		for _, c := range sa.Children {
+			for _, p := range c.TSRemote {
+				if p.Contains(addr) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
