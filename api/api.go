@@ -19,14 +19,16 @@ import "time"
 
 // Paths of version 1. A lease's own resources hang below PathLeases + "/" + ID.
 const (
-	PathLeases = "/v1/leases" // POST LeaseRequest -> Lease; GET -> []Lease
-	PathReturn = "/return"    // POST PathLeases/ID/return -> Lease
-	PathEnroll = "/v1/enroll" // POST EnrollRequest -> EnrollResponse (agent)
-	PathPhase  = "/v1/phase"  // POST PhaseReport (agent, client cert)
-	PathCRL    = "/v1/crl"    // GET DER CRL of the lender CA
-	PathCA     = "/v1/ca.pem" // GET PEM of the lender CA
-	PathHealth = "/v1/health" // GET 200 when serving
-	PathMetric = "/metrics"   // GET Prometheus text format
+	PathLeases = "/v1/leases"      // POST LeaseRequest -> Lease; GET -> []Lease
+	PathReturn = "/return"         // POST PathLeases/ID/return -> Lease
+	PathExtend = "/extend"         // POST PathLeases/ID/extend ExtendRequest -> Lease
+	PathCert   = "/v1/certificate" // GET CertResponse: the newest certificate of the caller's key (agent, client cert)
+	PathEnroll = "/v1/enroll"      // POST EnrollRequest -> EnrollResponse (agent)
+	PathPhase  = "/v1/phase"       // POST PhaseReport (agent, client cert)
+	PathCRL    = "/v1/crl"         // GET DER CRL of the lender CA
+	PathCA     = "/v1/ca.pem"      // GET PEM of the lender CA
+	PathHealth = "/v1/health"      // GET 200 when serving
+	PathMetric = "/metrics"        // GET Prometheus text format
 )
 
 // Size limits of request bodies, before any parsing.
@@ -72,6 +74,20 @@ type LeaseRequest struct {
 	Image           Image     `json:"image"`
 	Roots           []NFSRoot `json:"roots"`
 	DurationSeconds int64     `json:"duration_seconds"`
+}
+
+// ExtendRequest lengthens a lease to Until (the lease's new end). It is
+// absolute so that a retry after a lost answer extends once: an Until at
+// or before the lease's end changes nothing.
+type ExtendRequest struct {
+	Until time.Time `json:"until"`
+}
+
+// CertResponse is a renewed one-time certificate: same key, same lease
+// and server, the lease's current end.
+type CertResponse struct {
+	Certificate string    `json:"certificate_pem"`
+	NotAfter    time.Time `json:"not_after"`
 }
 
 // Lease states.

@@ -199,3 +199,11 @@ func checkPEM(field, s, typ string) error {
 	}
 	return nil
 }
+
+// Validate refuses a zero end.
+func (r *ExtendRequest) Validate() error {
+	if r.Until.IsZero() {
+		return fieldf("until", "empty: give the lease's new end (RFC 3339)")
+	}
+	return nil
+}

@@ -40,6 +40,9 @@ workflow:
   4. ferry borrower lease list --dir DIR
      ferry borrower lease show --dir DIR ID     every server, its phase, timings, key pin
        (enrolled keys are put on the gateway's allow list as they appear)
+     ferry borrower lease extend --dir DIR ID --duration 72h   the lender
+       lengthens the lease (its servers get renewed certificates for the
+       same keys) and the gateway keeps their keys until the new end
   5. ferry borrower lease return --dir DIR ID
        asks each server's keeper to shut it down (HTTPS to its virtual IP,
        port keeper_tls_port 7071, client certificate keeper_client_cert
@@ -51,7 +54,7 @@ workflow:
        timeout, failed, not-connected or skipped;
        a lease whose end has passed is returned the same way by itself
 
-subcommands: serve, image add|list, lease request|list|show|return`
+subcommands: serve, image add|list, lease request|list|show|extend|return`
 
 func borrowerApplet() Applet {
 	return Applet{Name: "borrower", Summary: "borrower manager: image B, NFS roots, leases", Run: runBorrower}
@@ -134,14 +137,15 @@ func borrowerImage(ctx context.Context, env *Env, args []string) error {
 
 func borrowerLease(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("lease: want request, list, show or return")
+		return usagef("lease: want request, list, show, extend or return")
 	}
-	fs := newFlags(env, "borrower lease "+args[0], "borrower lease request|list|show|return --dir DIR [--count N --image NAME --root TEMPLATE --key K] [ID]")
+	fs := newFlags(env, "borrower lease "+args[0], "borrower lease request|list|show|extend|return --dir DIR [--count N --image NAME --root TEMPLATE --key K] [--duration D] [ID]")
 	dir := fs.String("dir", "", "borrower state directory")
 	count := fs.Int("count", 1, "number of servers")
 	image := fs.String("image", "", "image B name in the catalogue")
 	root := fs.String("root", "", "NFS root template directory (default: config default_template)")
 	key := fs.String("key", "", "idempotency key: retry with the same key to never lease twice")
+	duration := fs.Duration("duration", 0, "extend: how much longer, e.g. 72h (the whole lease stays within 90 days)")
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return err
@@ -165,6 +169,11 @@ func borrowerLease(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, l.State, l.Count, l.Image, l.Lender.ID, l.Created.Format(time.RFC3339))
 		}
 		return tw.Flush()
+	case "extend":
+		if len(pos) != 1 || *duration <= 0 {
+			return usagef("lease extend: want one lease ID and --duration")
+		}
+		err = c.Call(ctx, "POST", "/admin/leases/"+pos[0]+"/extend", map[string]int64{"duration_seconds": int64(duration.Seconds())}, &l)
 	case "show", "return":
 		if len(pos) != 1 {
 			return usagef("lease %s: want one lease ID", args[0])

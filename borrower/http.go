@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"time"
 
 	"ferry/api"
 	"ferry/catalog"
@@ -42,6 +43,17 @@ func (m *Manager) AdminHandler() http.Handler {
 			return
 		}
 		api.WriteJSON(w, http.StatusOK, l)
+	})
+	mux.HandleFunc("POST /admin/leases/{id}/extend", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Seconds int64 `json:"duration_seconds"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<10)).Decode(&req); err != nil {
+			api.WriteError(w, &api.FieldError{Reason: "malformed request: " + err.Error()})
+			return
+		}
+		l, err := m.ExtendLease(r.Context(), r.PathValue("id"), time.Duration(req.Seconds)*time.Second)
+		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("POST /admin/leases/{id}/return", func(w http.ResponseWriter, r *http.Request) {
 		l, err := m.ReturnLease(r.Context(), r.PathValue("id"))

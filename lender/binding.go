@@ -152,10 +152,8 @@ func markConflict(tx store.Tx, leaseID string, i int, reason string, now time.Ti
 		}
 	}
 	mem.Tokens = nil
-	if mem.CertSerial != "" {
-		if err := revoke(tx, mem.CertSerial, now); err != nil {
-			return err
-		}
+	if err := revokeMember(tx, mem, now); err != nil {
+		return err
 	}
 	mem.Phase, mem.Conflict, mem.SPKIPin = PhaseConflict, reason, ""
 	return putMember(tx, leaseID, i, mem)
@@ -210,13 +208,11 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 		if err != nil {
 			return err
 		}
-		if mem.CertSerial != "" {
-			if err := revoke(tx, mem.CertSerial, m.now().UTC()); err != nil {
-				return err
-			}
+		if err := revokeMember(tx, mem, m.now().UTC()); err != nil {
+			return err
 		}
 		m.log.Info("server cleared: new boot", "lease", rec.ID, "server", mem.ID, "mac", mac, "was", mem.Phase, "conflict", mem.Conflict)
-		mem.Phase, mem.Conflict, mem.SPKIPin, mem.CertSerial = PhaseBooting, "", "", ""
+		mem.Phase, mem.Conflict, mem.SPKIPin, mem.CertSerial, mem.Earlier = PhaseBooting, "", "", "", nil
 		rec.Servers[idx] = mem.LeaseServer
 		return putMember(tx, rec.ID, idx, mem)
 	})

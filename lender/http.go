@@ -36,6 +36,7 @@ func (m *Manager) AgentHandler() http.Handler {
 		api.Reply(w, resp, err)
 	})
 	mux.HandleFunc("POST "+api.PathPhase, m.handlePhase)
+	mux.HandleFunc("GET "+api.PathCert, m.handleCert)
 	mux.HandleFunc("GET "+api.PathCRL, func(w http.ResponseWriter, r *http.Request) {
 		der, err := m.CRL(r.Context())
 		if err != nil {
@@ -129,6 +130,15 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 	})
 	handle("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request, o owner) {
 		l, err := m.returnLease(r.Context(), o, r.PathValue("id"))
+		api.Reply(w, l, err)
+	})
+	handle("POST "+api.PathLeases+"/{id}"+api.PathExtend, func(w http.ResponseWriter, r *http.Request, o owner) {
+		var req api.ExtendRequest
+		if err := api.Decode(r.Body, api.MaxPhase, &req); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		l, err := m.extendLease(r.Context(), o, r.PathValue("id"), req.Until)
 		api.Reply(w, l, err)
 	})
 	handle("GET "+api.PathMetric, func(w http.ResponseWriter, r *http.Request, _ owner) { m.handleMetrics(w, r) })

@@ -16,6 +16,9 @@ type member struct {
 	// Boot is the hash of the token of its current boot, whose record
 	// keeps the boot's binding after the token is used.
 	Boot string `json:"boot,omitempty"`
+	// Earlier are the serials of its certificates renewed since (by a
+	// lease extension), valid until their own end, revoked with the lease.
+	Earlier []string `json:"earlier_certs,omitempty"`
 }
 
 func memberKey(leaseID string, i int) string { return fmt.Sprintf("%s/%05d", leaseID, i) }

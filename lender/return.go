@@ -72,10 +72,8 @@ func retireMember(tx store.Tx, leaseID string, i int, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if mem.CertSerial != "" {
-		if err := revoke(tx, mem.CertSerial, now); err != nil {
-			return err
-		}
+	if err := revokeMember(tx, mem, now); err != nil {
+		return err
 	}
 	if mem.Phase != PhaseReturned {
 		mem.Phase = PhaseReturning
