@@ -126,8 +126,12 @@ func (d *Daemon) livenessDue(sa *ikeSA, now time.Time) bool {
 	if sa.origin && now.Sub(sa.probedAt) >= probeEvery {
 		d.probe(sa, now)
 	}
-	if sa.origin && !sa.quietSince.IsZero() && now.Sub(sa.quietSince) >= unanswered && now.Sub(sa.lastRecv) >= unanswered {
-		sa.quietSince = time.Time{}
+	if sa.origin && !sa.quietSince.IsZero() && now.Sub(sa.quietSince) >= unanswered && now.Sub(sa.lastRecv) >= unanswered &&
+		(sa.quietChecked.Before(sa.quietSince) || now.Sub(sa.quietChecked) > d.cfg.DPD) {
+		// One check per silence, then one per DPD interval while the
+		// peer answers IKE but not ESP (its side of the tunnel is
+		// broken, or only we send).
+		sa.quietChecked = now
 		return true
 	}
 	last := sa.lastRecv

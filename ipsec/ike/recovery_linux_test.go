@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,65 @@ func TestInitiatorRecoversFromGatewayRestartWithinSeconds(t *testing.T) {
 			t.Errorf("data path %q right after a transfer; want alive", s.DataPath)
 		}
 	}
+}
+
+// A network outage shorter than the give-up: the liveness check started
+// when the ESP went unanswered is resent at most 2 s apart (the keeper's
+// schedule), so the first resend after the network is back is answered
+// and the same SA carries on.
+func TestTunnelResumesWithinSecondsAfterNetworkOutage(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
+	}
+	l := newLabOn(t, 39)
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.Backoff, cfg.RetryMax = Backoff{Base: 500 * time.Millisecond, Max: 2 * time.Second, Tries: 8}, 3*time.Second // keeper.Backoff
+	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
+	waitUp(t, ini, "")
+	var c net.Conn
+	var err error
+	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for ctx.Err() == nil {
+			c.Write([]byte("nfs"))
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	// The WAN loses everything between the two; both ends still send.
+	l.p.b.Run(t, "table ip outage {\n chain in { type filter hook input priority 0; policy drop; }\n}\n", "nft", "-f", "-")
+	stalled := false
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for _, s := range ini.d.Status() {
+			stalled = stalled || s.DataPath == "stalled"
+		}
+	}
+	if !stalled {
+		t.Error("the status never said the data path stalled during a 6 s outage")
+	}
+	l.p.b.Run(t, "", "nft", "delete", "table", "ip", "outage")
+	back := time.Now()
+	const bound = 10 * time.Second
+	for {
+		alive := false
+		for _, s := range ini.d.Status() {
+			alive = alive || (s.State == "established" && s.DataPath == "alive")
+		}
+		if alive {
+			break
+		}
+		if time.Since(back) > bound {
+			t.Fatalf("data path not alive %v after the network came back: %+v", bound, ini.d.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("data path alive %v after the network came back (reconnects: %d)", time.Since(back).Round(10*time.Millisecond), ini.d.TunnelHistory().Reconnects)
+	transfer(t, l, 256<<10, nil)
 }

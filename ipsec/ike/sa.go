@@ -69,6 +69,9 @@ type ikeSA struct {
 	// probedAt when they were read; quietSince is when we started sending
 	// ESP that nothing answered (liveness.go).
 	lastESPIn, probedAt, quietSince time.Time
+	// quietChecked is when a liveness check was last started for
+	// unanswered ESP.
+	quietChecked time.Time
 	// hint is why the last liveness check was started early, for the
 	// reason the SA is given up.
 	hint string
