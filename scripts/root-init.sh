@@ -137,10 +137,45 @@ else
 fi
 say "ready (uptime $(up) s)"
 
+# The soak workload (the lab harness internal/vmlab sets soak=1 in
+# /etc/ferry-lab.conf and puts /soak/big.in in the root): every 0.5 s a
+# record "SEQ UPTIME" appended to /soak/records and fsynced (busybox
+# `sync FILE`), which the host reads back for gaps and duplicates; and a
+# 50 MB file copied again and again to /soak/big.out and read back from
+# the server (caches dropped), its digest appended to /soak/copies.
+soak_records() {
+	n=0
+	while :; do
+		n=$((n + 1))
+		echo "$n $(up)" >>/soak/records
+		sync /soak/records
+		sleep 0.5
+	done
+}
+soak_copies() {
+	i=0
+	while :; do
+		i=$((i + 1))
+		cp /soak/big.in /soak/big.out.tmp && sync /soak/big.out.tmp && mv /soak/big.out.tmp /soak/big.out
+		echo 3 >/proc/sys/vm/drop_caches
+		echo "$i $(up) $(sha256sum /soak/big.out | cut -d' ' -f1)" >>/soak/copies
+		sync /soak/copies
+		sleep "${soak_copy_pause:-20}"
+	done
+}
+soak_pids=
+if [ "${soak:-0}" = 1 ] && [ -d /soak ]; then
+	soak_records & soak_pids=$!
+	[ -f /soak/big.in ] && { soak_copies & soak_pids="$soak_pids $!"; }
+	say "soak workload started (pids $soak_pids)"
+	WAIT=${poweroff_wait:-$WAIT}
+fi
+
 # clean_shutdown: the borrower asked the keeper to shut the server down.
 clean_shutdown() {
 	trap '' USR2 38
 	say "clean shutdown requested (uptime $(up) s)"
+	[ -n "$soak_pids" ] && kill $soak_pids 2>/dev/null
 	check_keeper keeper-alive-at-end
 	kp=$(find_keeper)
 	sync

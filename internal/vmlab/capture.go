@@ -1,0 +1,52 @@
+package vmlab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Capture is tcpdump writing every packet of one interface to a pcap file
+// (packet-buffered, so the file can be read while it runs).
+type Capture struct {
+	*Proc
+	Pcap string
+}
+
+// StartCapture captures on iface in namespace ns into pcap.
+func StartCapture(t testing.TB, ns, iface, pcap string) *Capture {
+	t.Helper()
+	p := Start(t, "tcpdump "+iface, pcap+".log", "ip", "netns", "exec", ns,
+		"tcpdump", "-i", iface, "-n", "-U", "-w", pcap)
+	// tcpdump says "listening on" once the socket is open.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if b, _ := os.ReadFile(p.Log); strings.Contains(string(b), "listening on") {
+			return &Capture{Proc: p, Pcap: pcap}
+		}
+		if !p.Running() {
+			break
+		}
+	}
+	b, _ := os.ReadFile(p.Log)
+	t.Fatalf("tcpdump on %s in %s did not start: %s", iface, ns, b)
+	return nil
+}
+
+// Packets returns tcpdump's one-line summaries of the captured packets
+// that match the pcap-filter expression filter.
+func (c *Capture) Packets(filter string) ([]string, error) {
+	out, err := exec.Command("tcpdump", "-n", "-r", c.Pcap, filter).Output()
+	if err != nil {
+		return nil, fmt.Errorf("tcpdump -r %s %q: %w", c.Pcap, filter, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
