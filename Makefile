@@ -7,7 +7,7 @@ DESTDIR  ?= /usr/local/bin
 LDFLAGS  := -s -w
 export CGO_ENABLED := 0
 
-.PHONY: all build links test e2e demo demo-kernel check bench fuzz deps clean
+.PHONY: all build links test e2e soak soak-short demo demo-kernel check bench fuzz deps clean
 
 all: build
 
@@ -34,6 +34,20 @@ e2e: build
 	scripts/ipsec-guest.sh ./$(BIN)
 	scripts/pxe-test.sh ./$(BIN)
 	scripts/full-e2e.sh ./$(BIN)
+
+# The long-lease test (internal/vmlab, docs/LAB.md): the whole chain on
+# kernel ESP, then on user-space ESP, with a workload on the NFS root,
+# rekeys, WAN outages, a gateway kill, both managers killed, the guest
+# frozen, then the return; a table per fault. soak-short is kernel ESP
+# with three faults. Both hold the machine's QEMU lock.
+SOAK_TIMEOUT ?= 90m
+soak: build
+	flock /tmp/ferry-qemu.lock env FERRY_SOAK=long FERRY_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./internal/vmlab/
+
+soak-short: build
+	flock /tmp/ferry-qemu.lock env FERRY_SOAK=short FERRY_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -v -timeout 40m -run '^TestSoak$$' ./internal/vmlab/
 
 # The main job, for a person to watch: the whole transfer (lender netboot,
 # enrollment, IPsec tunnel, image B through it, kexec, NFS root through the

@@ -1,0 +1,314 @@
+package vmlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// plan is one flavour of the soak (FERRY_SOAK=short or long).
+type plan struct {
+	planes []string // ESP data planes, in turn
+	gw     Timers
+	// minChild and minIKE rekeys (counted on both ends together until the
+	// servers' timers can be set; see Chain.Rekeys), waited for up to
+	// rekeyWait before the faults.
+	minChild, minIKE int
+	rekeyWait        time.Duration
+	bigFile          int
+	copyPause        time.Duration
+	faults           []fault
+}
+
+// fault is one thing done to the running chain; the root must not stay
+// frozen longer than it lasts plus slack.
+type fault struct {
+	name string
+	hold time.Duration // how long the fault stays before it is undone
+	do   func(c *Chain) error
+	undo func(c *Chain) error
+}
+
+const slack = 5 * time.Second
+
+func wanOutage(d time.Duration) fault {
+	return fault{name: fmt.Sprintf("WAN outage %s", d), hold: d,
+		do: (*Chain).WANDown, undo: (*Chain).WANUp}
+}
+
+var gatewayKill = fault{name: "gateway kill -9, restart",
+	do:   func(c *Chain) error { c.Gateway.Kill9(); return nil },
+	undo: func(c *Chain) error { c.StartGateway(); return nil }}
+
+var managersKill = fault{name: "managers kill -9, restart",
+	do:   func(c *Chain) error { c.Lender.Kill9(); c.Borrower.Kill9(); return nil },
+	undo: func(c *Chain) error { c.StartLender(); c.StartBorrower(); return nil }}
+
+func freeze(d time.Duration) fault {
+	return fault{name: fmt.Sprintf("guest frozen %s", d), hold: d,
+		do:   func(c *Chain) error { return c.VM.Freeze(context.Background()) },
+		undo: func(c *Chain) error { return c.VM.Thaw(context.Background()) }}
+}
+
+var plans = map[string]plan{
+	// The long lease of the issue: both data planes, every fault.
+	"long": {planes: []string{"kernel", "user"},
+		gw:       Timers{DPD: 10 * time.Second, IKELifetime: 240 * time.Second, ChildLifetime: 90 * time.Second, RekeyMargin: 15 * time.Second},
+		minChild: 5, minIKE: 2, rekeyWait: 9 * time.Minute, bigFile: 50 << 20, copyPause: 20 * time.Second,
+		faults: []fault{wanOutage(30 * time.Second), wanOutage(150 * time.Second), gatewayKill, managersKill, freeze(90 * time.Second)}},
+	// What make e2e can afford: kernel ESP, two CHILD rekeys, three faults.
+	"short": {planes: []string{"kernel"},
+		gw:       Timers{DPD: 10 * time.Second, IKELifetime: 180 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 10 * time.Second},
+		minChild: 2, rekeyWait: 4 * time.Minute, bigFile: 20 << 20, copyPause: 30 * time.Second,
+		faults: []fault{wanOutage(30 * time.Second), gatewayKill, freeze(30 * time.Second)}},
+}
+
+// TestSoak is the long-lease test (docs/LAB.md): the whole chain under
+// QEMU with a workload on the NFS root, rekeys, then faults in turn, then
+// the return. FERRY_SOAK=short|long runs it (root, QEMU, nfs-ganesha,
+// tcpdump, nft, minutes of CPU); FERRY_BIN names the ferry binary (else it
+// is built), FERRY_CACHE the kernel cache, FERRY_SOAK_KEEP=1 keeps the
+// work directory after a pass. Run it under flock /tmp/ferry-qemu.lock.
+func TestSoak(t *testing.T) {
+	mode := os.Getenv("FERRY_SOAK")
+	if mode == "" {
+		t.Skip("the lab soak runs with FERRY_SOAK=short or long (make soak): it needs root, QEMU, nfs-ganesha and minutes")
+	}
+	p, ok := plans[mode]
+	if !ok {
+		t.Fatalf("FERRY_SOAK=%q: want short or long", mode)
+	}
+	for _, c := range []string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft", "curl", "busybox", "cpio", "zstd"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Fatalf("missing %s (scripts/ci-deps.sh)", c)
+		}
+	}
+	repo := Repo(t)
+	ferry := os.Getenv("FERRY_BIN")
+	if ferry == "" {
+		ferry = filepath.Join(t.TempDir(), "ferry")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", ferry, ".")
+		cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	lab := filepath.Join(repo, "build", "soak-lab")
+	t0 := time.Now()
+	im := BuildImages(t, repo, ferry, lab)
+	t.Logf("images built in %s (%s)", time.Since(t0).Round(time.Second), lab)
+	var tables []string
+	for _, plane := range p.planes {
+		t.Run(plane, func(t *testing.T) {
+			tables = append(tables, soak(t, p, plane, ferry, im))
+		})
+	}
+	fmt.Printf("\nsoak %s, whole run %s\n%s", mode, time.Since(t0).Round(time.Second), strings.Join(tables, "\n"))
+}
+
+// row is one line of the per-fault table.
+type row struct {
+	fault             string
+	lasted, frozen    time.Duration
+	recovered         time.Duration
+	resumed           bool
+	wanLeaks, lanLeak int
+	vip               string
+}
+
+func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
+	dir := filepath.Join(im.Lab, fmt.Sprintf("run-%s-%d", plane, os.Getpid()))
+	os.RemoveAll(dir)
+	// Registered first, so it runs after every process has ended.
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("FERRY_SOAK_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+	})
+	t0 := time.Now()
+	c := NewChain(t, ChainConfig{Ferry: ferry, Images: im, Dir: dir, DataPlane: plane, Gateway: p.gw,
+		Soak: true, BigFile: p.bigFile, CopyPause: p.copyPause})
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &Recorder{Path: func() string { return c.RootFile("soak/records") }}
+	done := make(chan struct{})
+	go func() { rec.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	ready := c.Request()
+	t.Logf("%s: lease %s, server %s, tunnel address %s; request -> root ready %s", plane, c.Lease, c.ServerIP, c.VIP, ready.Round(time.Second))
+	want := map[string]string{"kernel": "kernel ESP", "user": "user-space ESP"}[plane]
+	if !strings.Contains(c.VM.Console.Text(), "(keeper) via "+want) {
+		c.Fail("the keeper's tunnel is not on %s", want)
+	}
+	if !waitFor(90*time.Second, func() bool { return len(rec.Records()) >= 4 }) {
+		c.Fail("the root's workload wrote no records to %q", c.RootFile("soak/records"))
+	}
+
+	// Rekeys, with the workload running.
+	tr := time.Now()
+	rekeys := func() (int, int) { gc, gi, sc, si := c.Rekeys(); return gc + sc, gi + si }
+	waitFor(p.rekeyWait, func() bool { ch, ik := rekeys(); return ch >= p.minChild && ik >= p.minIKE })
+	gc, gi, sc, si := c.Rekeys()
+	t.Logf("%s: rekeys in %s: CHILD_SA gateway %d, server %d; IKE SA gateway %d, server %d", plane,
+		time.Since(tr).Round(time.Second), gc, sc, gi, si)
+	if ch, ik := rekeys(); ch < p.minChild || ik < p.minIKE {
+		t.Errorf("%s: %d CHILD_SA and %d IKE SA rekeys within %s, want at least %d and %d", plane, ch, ik, p.rekeyWait, p.minChild, p.minIKE)
+	}
+	if p.minChild > 0 && (gc == 0 || sc == 0) {
+		t.Errorf("%s: rekeys must come from both sides: CHILD_SA gateway %d, server %d (the servers' lifetimes cannot be set yet: the keeper keeps 1 h)", plane, gc, sc)
+	}
+
+	var rows []row
+	wanBase, lanBase, _ := c.Leaks()
+	for _, f := range p.faults {
+		r := row{fault: f.name}
+		from := time.Now()
+		if err := f.do(c); err != nil {
+			c.Fail("%s: %v", f.name, err)
+		}
+		time.Sleep(f.hold)
+		if err := f.undo(c); err != nil {
+			c.Fail("undo %s: %v", f.name, err)
+		}
+		to := time.Now()
+		r.lasted = to.Sub(from)
+		// Settle: records flowing again, then 20 s more to catch a second stall.
+		r.resumed = waitFor(3*time.Minute, func() bool {
+			rs := rec.Records()
+			return len(rs) > 0 && rs[len(rs)-1].Seen.After(to)
+		})
+		time.Sleep(20 * time.Second)
+		r.frozen, r.recovered, _ = Frozen(rec.Records(), from, to, 20*time.Second)
+		if st, err := c.KeeperStatus(); err == nil {
+			if tun, ok := st["tunnel"].(map[string]any); ok {
+				r.vip, _ = tun["virtual_ip"].(string)
+			}
+		} else {
+			r.vip = "no answer"
+		}
+		wan, lan, err := c.Leaks()
+		if err != nil {
+			t.Errorf("%s: reading the captures: %v", f.name, err)
+		}
+		r.wanLeaks, r.lanLeak = len(wan)-len(wanBase), len(lan)-len(lanBase)
+		for _, l := range append(wan[len(wanBase):], lan[len(lanBase):]...) {
+			if len(l) > 0 {
+				t.Logf("%s: in clear: %s", f.name, l)
+			}
+		}
+		wanBase, lanBase = wan, lan
+		rows = append(rows, r)
+		t.Logf("%s: %s: lasted %s, root frozen %s, first record %s after the restore, tunnel address %s, leaks WAN %d LAN %d",
+			plane, f.name, r.lasted.Round(100*time.Millisecond), r.frozen.Round(100*time.Millisecond),
+			r.recovered.Round(100*time.Millisecond), r.vip, r.wanLeaks, r.lanLeak)
+		switch {
+		case !r.resumed:
+			t.Errorf("%s: %s: the root wrote no record within 3 min of the restore", plane, f.name)
+		case r.frozen > r.lasted+slack:
+			t.Errorf("%s: %s: the root was frozen %s, longer than the fault (%s) plus %s", plane, f.name,
+				r.frozen.Round(100*time.Millisecond), r.lasted.Round(100*time.Millisecond), slack)
+		}
+		if r.vip != c.VIP {
+			t.Errorf("%s: %s: tunnel address %s, want %s throughout", plane, f.name, r.vip, c.VIP)
+		}
+		if r.wanLeaks != 0 || r.lanLeak != 0 {
+			t.Errorf("%s: %s: %d packets of the server in clear on the WAN, %d on the lender LAN", plane, f.name, r.wanLeaks, r.lanLeak)
+		}
+	}
+
+	// Every tunnel the keeper reported, across reconnects, on one address.
+	for _, m := range c.VM.Console.All(reVIP) {
+		if m[1] != c.VIP {
+			t.Errorf("%s: the keeper reported the tunnel up on %s, want %s throughout", plane, m[1], c.VIP)
+		}
+	}
+	copies := c.checkCopies(t, plane)
+
+	// The records, before the return retires the root.
+	recs := rec.Records()
+	missing, dup := Sequence(recs)
+	if len(recs) == 0 || len(missing) > 0 || len(dup) > 0 || len(rec.Bad()) > 0 {
+		t.Errorf("%s: %d records; lost %v, duplicated %v, unreadable %q", plane, len(recs), short(missing), short(dup), rec.Bad())
+	}
+
+	tret := time.Now()
+	show, err := c.Return(context.Background())
+	if err != nil {
+		t.Errorf("%s: lease return: %v\n%s", plane, err, show)
+	}
+	retDur := time.Since(tret)
+	wan, lan, err := c.Leaks()
+	if err != nil || len(wan) > 0 || len(lan) > 0 {
+		t.Errorf("%s: in clear over the whole lease: WAN %d, lender LAN %d (%v)", plane, len(wan), len(lan), err)
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s ESP (lease %s, tunnel address %s): ready in %s, %d records (lost %d, duplicated %d), %d copies of %d MB checked, return %s, whole %s\n",
+		want, c.Lease, c.VIP, ready.Round(time.Second), len(recs), len(missing), len(dup), copies, p.bigFile>>20, retDur.Round(100*time.Millisecond), time.Since(t0).Round(time.Second))
+	fmt.Fprintf(&b, "  rekeys: CHILD_SA gateway %d server %d, IKE SA gateway %d server %d\n", gc, sc, gi, si)
+	fmt.Fprintf(&b, "  %-28s %9s %11s %21s %10s %s\n", "fault", "lasted", "frozen for", "recovered after undo", "leaks W/L", "tunnel address")
+	for _, r := range rows {
+		rec := r.recovered.Round(100 * time.Millisecond).String()
+		if !r.resumed {
+			rec = "never"
+		}
+		verdict := "ok"
+		if !r.resumed || r.frozen > r.lasted+slack {
+			verdict = "FROZEN TOO LONG"
+		}
+		fmt.Fprintf(&b, "  %-28s %9s %11s %21s %5d/%-4d %s %s\n", r.fault, r.lasted.Round(100*time.Millisecond),
+			r.frozen.Round(100*time.Millisecond), rec, r.wanLeaks, r.lanLeak, r.vip, verdict)
+	}
+	t.Log("\n" + b.String())
+	os.WriteFile(filepath.Join(dir, "soak-table.txt"), []byte(b.String()), 0o644)
+	return b.String()
+}
+
+var reCopy = regexp.MustCompile(`^(\d+) ([0-9.]+) ([0-9a-f]{64})$`)
+
+// checkCopies reads /soak/copies (the guest's digest of each copy, read
+// back from the server) and big.out itself; it returns how many copies
+// were checked.
+func (c *Chain) checkCopies(t *testing.T, plane string) int {
+	if c.Cfg.BigFile == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(c.RootFile("soak/copies"))
+	if err != nil {
+		t.Errorf("%s: no copies of the big file: %v", plane, err)
+		return 0
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		m := reCopy.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("%s: copies: unreadable line %.80q", plane, l)
+			continue
+		}
+		n++
+		if m[3] != c.BigSHA256 {
+			t.Errorf("%s: copy %s (uptime %s): the guest read back sha256 %s, want %s", plane, m[1], m[2], m[3], c.BigSHA256)
+		}
+	}
+	if n == 0 {
+		t.Errorf("%s: no copy of the big file finished", plane)
+	}
+	if sum, err := FileSHA256(c.RootFile("soak/big.out")); err != nil || sum != c.BigSHA256 {
+		t.Errorf("%s: big.out on the server: sha256 %s (%v), want %s", plane, sum, err, c.BigSHA256)
+	}
+	return n
+}
+
+func short(v []int) string {
+	if len(v) > 10 {
+		return strconv.Itoa(len(v)) + " numbers from " + strconv.Itoa(v[0])
+	}
+	return fmt.Sprint(v)
+}
