@@ -453,8 +453,11 @@ func (c *Chain) KeeperStatus() (map[string]any, error) {
 // every packet it would forward (nftables; the host has no netem). The
 // server still reaches the lender itself.
 func (c *Chain) WANDown() error {
-	_, err := Run("ip", "netns", "exec", c.L.Name, "nft", "add table inet ferry_outage\n"+
-		"add chain inet ferry_outage fwd { type filter hook forward priority -10; policy drop; }")
+	if _, err := Run("ip", "netns", "exec", c.L.Name, "nft", "add table inet ferry_outage"); err != nil {
+		return err
+	}
+	_, err := Run("ip", "netns", "exec", c.L.Name, "nft",
+		"add chain inet ferry_outage cut { type filter hook forward priority -10; policy drop; }")
 	return err
 }
 
