@@ -106,14 +106,16 @@ func (p *Proc) Kill9() {
 // the process has not exited; it returns once the process has.
 func (p *Proc) End() {
 	if !p.Running() {
-		syscall.Kill(-p.Pid(), syscall.SIGKILL) // leftovers of the group
-		return
+		return // Kill9 or its own exit; its group was not signalled since
 	}
 	syscall.Kill(-p.Pid(), syscall.SIGTERM)
 	if !p.Wait(EndGrace) {
 		syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		<-p.done
 	}
+	// What is left of the group (a child that outlived its leader), just
+	// after the leader was reaped: the group id cannot be reused while a
+	// member lives.
 	syscall.Kill(-p.Pid(), syscall.SIGKILL)
 }
 
