@@ -344,7 +344,7 @@ func (c *Chain) borrowerUp() {
 		"m2m_cert": c.pki["borrower-m2m"], "m2m_key": c.pki["borrower-m2m.key"], "m2m_ca": c.pki["lender-ca"],
 		"borrower_ca": c.pki["borrower-ca"], "gateway": GatewayIP + ":500", "allow_file": c.path("allow.jsonl"),
 		"gateway_status": c.path("gateway.sock"),
-		"image_listen": BorrowerIP + ":9444", "image_url": "https://" + BorrowerIP + ":9444",
+		"image_listen":   BorrowerIP + ":9444", "image_url": "https://" + BorrowerIP + ":9444",
 		"image_cert": c.pki["borrower-images"], "image_key": c.pki["borrower-images.key"],
 		"tunnel_pool": TunnelPool, "nfs_server": BorrowerIP, "nfs_export": "/srv/roots",
 		"keeper_client_cert": c.pki["borrower-keeper"], "keeper_client_key": c.pki["borrower-keeper.key"],
