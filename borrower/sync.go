@@ -19,6 +19,10 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err != nil {
 		return l, fmt.Errorf("refresh lease %s (lender %s): %w", l.ID, l.Lender.ID, err)
 	}
+	l, err := m.dropConflicted(ctx, l, got)
+	if err != nil {
+		return l, err
+	}
 	var add []Key
 	for _, s := range got.Servers {
 		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
