@@ -61,7 +61,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 	}
 	a.settings = e.settings
 	a.lease = &Lease{LenderURL: lenderURL, CAPin: pin, LeaseID: leaseID, ServerID: serverID, Gateway: e.gateway.String()}
-	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true,
+	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true, Timers: e.timers,
 		Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
 	a.imageTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: certPool(e.borrowerCA)}
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})

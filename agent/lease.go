@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"ferry/api"
+	"ferry/ipsec/ike"
 	"ferry/pki"
 )
 
@@ -30,6 +31,7 @@ type enrolled struct {
 	borrowerCA []*x509.Certificate
 	gateway    netip.Addr
 	settings   *Settings
+	timers     ike.Timers
 }
 
 // checkEnrollment validates the lender's answer: it comes from the
@@ -69,6 +71,12 @@ func checkEnrollment(r *api.EnrollResponse, leaseID, serverID string) (*enrolled
 		u, err := url.Parse(a)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("enrollment answer: %s %q: want an absolute https URL (image B comes from the borrower, through the tunnel)", field, a)
+		}
+	}
+	if r.Tunnel != nil {
+		e.timers = ike.Timers(*r.Tunnel)
+		if err := e.timers.Apply(&ike.Config{}); err != nil {
+			return nil, fmt.Errorf("enrollment answer: tunnel: %w", err)
 		}
 	}
 	e.settings = s

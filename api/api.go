@@ -74,6 +74,20 @@ type LeaseRequest struct {
 	Image           Image     `json:"image"`
 	Roots           []NFSRoot `json:"roots"`
 	DurationSeconds int64     `json:"duration_seconds"`
+	// Tunnel, when set, is the IKE timers the servers' tunnels use;
+	// omitted: ferry's defaults, which its gateway shares.
+	Tunnel *TunnelTimers `json:"tunnel,omitempty"`
+}
+
+// TunnelTimers are a lease's IKE timers, the keys of the gateway's
+// gateway.json and of the server's tunnel state (ipsec/ike.Timers); zero
+// fields take the defaults (DPD 10 s, IKE SA 4 h, CHILD_SA 1 h, rekey
+// margin 6 min).
+type TunnelTimers struct {
+	DPDSeconds           int `json:"dpd_seconds,omitempty"`
+	IKELifetimeSeconds   int `json:"ike_lifetime_seconds,omitempty"`
+	ChildLifetimeSeconds int `json:"child_lifetime_seconds,omitempty"`
+	RekeyMarginSeconds   int `json:"rekey_margin_seconds,omitempty"`
 }
 
 // ExtendRequest lengthens a lease to Until (the lease's new end). It is
@@ -140,6 +154,8 @@ type EnrollResponse struct {
 	Image       Image     `json:"image"`
 	Root        NFSRoot   `json:"root"`
 	NotAfter    time.Time `json:"not_after"`
+	// Tunnel is the lease request's, passed through.
+	Tunnel *TunnelTimers `json:"tunnel,omitempty"`
 }
 
 // PhaseReport is one finished (or failed) phase of the transfer.

@@ -54,6 +54,43 @@ func (r *LeaseRequest) Validate() error {
 	if r.DurationSeconds < 60 || r.DurationSeconds > MaxDuration {
 		return fieldf("duration_seconds", "%d is not between 60 and %d", r.DurationSeconds, MaxDuration)
 	}
+	if r.Tunnel != nil {
+		return r.Tunnel.Validate("tunnel")
+	}
+	return nil
+}
+
+// maxTimer bounds each tunnel timer: a year.
+const maxTimer = 366 * 24 * 3600
+
+// Validate checks the timers' bounds and that twice the rekey margin is
+// under both lifetimes (the defaults' where a field is zero, as
+// ipsec/ike.Timers.Apply fills them).
+func (t *TunnelTimers) Validate(f string) error {
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"dpd_seconds", t.DPDSeconds}, {"ike_lifetime_seconds", t.IKELifetimeSeconds},
+		{"child_lifetime_seconds", t.ChildLifetimeSeconds}, {"rekey_margin_seconds", t.RekeyMarginSeconds}} {
+		if v.v < 0 || v.v > maxTimer {
+			return fieldf(f+"."+v.name, "%d is not between 0 (default) and %d", v.v, maxTimer)
+		}
+	}
+	or := func(v, d int) int {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	m := or(t.RekeyMarginSeconds, 360)
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"ike_lifetime_seconds", or(t.IKELifetimeSeconds, 4*3600)}, {"child_lifetime_seconds", or(t.ChildLifetimeSeconds, 3600)}} {
+		if 2*m >= l.v {
+			return fieldf(f+".rekey_margin_seconds", "twice %d is not under %s %d", m, l.name, l.v)
+		}
+	}
 	return nil
 }
 

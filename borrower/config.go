@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"ferry/api"
 )
 
 // Config is `ferry borrower serve --config FILE`, JSON.
@@ -69,6 +71,9 @@ type Config struct {
 	LeaseHours          int    `json:"lease_hours"`
 	LeaseSeconds        int    `json:"lease_seconds"` // overrides lease_hours when set (at least 60)
 	PollSeconds         int    `json:"poll_seconds"`
+	// Tunnel is the IKE timers of the servers' tunnels, sent with each
+	// lease (api.TunnelTimers); keep them equal to the gateway's.
+	Tunnel *api.TunnelTimers `json:"tunnel,omitempty"`
 }
 
 // LoadConfig reads and checks a borrower config (at most 64 KiB).
@@ -101,6 +106,11 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if c.KeeperTLSPort < 0 || c.KeeperTLSPort > 65535 {
 		return Config{}, fmt.Errorf("borrower config %s: keeper_tls_port %d: not a port", path, c.KeeperTLSPort)
+	}
+	if c.Tunnel != nil {
+		if err := c.Tunnel.Validate("tunnel"); err != nil {
+			return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
+		}
 	}
 	if err := c.checkGateway(); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)

@@ -153,7 +153,7 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 	req := api.LeaseRequest{IdempotencyKey: l.Key, Count: l.Count, Gateway: m.cfg.Gateway, BorrowerCA: m.caPEM,
 		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
 			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
-		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second)}
+		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second), Tunnel: m.cfg.Tunnel}
 	for i := len(l.Roots); i < l.Count; i++ {
 		name := fmt.Sprintf("%s-%d", l.ID, i)
 		if _, err := m.roots.Prepare(ctx, l.Template, name); err != nil {

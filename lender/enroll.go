@@ -236,7 +236,7 @@ func (m *Manager) enrollResponse(rec leaseRec, mem member, iss lenderca.Issued) 
 		CA:          m.ca.PEM(),
 		LeaseID:     rec.ID, ServerID: mem.ID,
 		Gateway: rec.Request.Gateway, BorrowerCA: rec.Request.BorrowerCA,
-		Image: rec.Request.Image, Root: root, NotAfter: rec.Expires,
+		Image: rec.Request.Image, Root: root, NotAfter: rec.Expires, Tunnel: rec.Request.Tunnel,
 	}
 }
 

@@ -175,3 +175,25 @@ func TestReturnRevokesAndFrees(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The lease request's tunnel timers reach the server with its enrollment.
+func TestEnrollPassesTheLeasesTunnelTimers(t *testing.T) {
+	f := newFixture(t, 1)
+	req := leaseReq("key-00000002", 1)
+	req.Tunnel = &api.TunnelTimers{DPDSeconds: 5}
+	l, err := f.m.RequestLease(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := f.m.BootFor(l.Servers[0].MAC)
+	if !ok {
+		t.Fatal("no boot parameters")
+	}
+	resp, err := enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Tunnel == nil || *resp.Tunnel != *req.Tunnel {
+		t.Fatalf("enrollment answer tunnel %+v; want the lease's %+v", resp.Tunnel, req.Tunnel)
+	}
+}
