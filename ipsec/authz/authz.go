@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,11 @@ type Entry struct {
 	Pin     string     `json:"pin"`               // hex SHA-256 of the SPKI (pki.Pin)
 	Lease   string     `json:"lease"`             // lease id, for logs and status
 	Expires *time.Time `json:"expires,omitempty"` // nil: until removed
+	// VirtualIP, when set, is the only inner address the key gets: the
+	// borrower restricts the server's NFS export to it, so it must not
+	// change across reconnects nor go to another key. Unset: any address
+	// of the pool.
+	VirtualIP netip.Addr `json:"virtual_ip,omitzero"`
 }
 
 // Revoker tears down the SAs of a peer whose key left the allow list; the
@@ -83,9 +89,16 @@ func (l *List) Add(e Entry) error {
 		return err
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e.VirtualIP.IsValid() {
+		for _, o := range l.entries {
+			if o.VirtualIP == e.VirtualIP && o.Pin != e.Pin {
+				return fmt.Errorf("authz: virtual_ip %s of pin %s is already pin %s's: one address, one key", e.VirtualIP, e.Pin, o.Pin)
+			}
+		}
+	}
 	l.entries[e.Pin] = e
-	l.mu.Unlock()
-	l.log.Info("authz: key allowed", "pin", e.Pin, "lease", e.Lease)
+	l.log.Info("authz: key allowed", "pin", e.Pin, "lease", e.Lease, "virtual_ip", e.VirtualIP)
 	return nil
 }
 

@@ -118,3 +118,29 @@ func TestParseRefusesUnknownField(t *testing.T) {
 		t.Fatal("misspelt field accepted")
 	}
 }
+
+func TestVirtualIPIsOneKeysOnly(t *testing.T) {
+	_, err := Parse(strings.NewReader(fmt.Sprintf("{\"pin\":%q,\"virtual_ip\":\"10.8.1.5\"}\n{\"pin\":%q,\"virtual_ip\":\"10.8.1.5\"}\n", pin(1), pin(2))))
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "10.8.1.5") {
+		t.Fatalf("two keys with one virtual_ip: err = %v, want a refusal of line 2 naming the address", err)
+	}
+	for _, bad := range []string{"fe80::1", "0.0.0.0", "224.0.0.1", "10.8.1"} {
+		if _, err := Parse(strings.NewReader(fmt.Sprintf("{\"pin\":%q,\"virtual_ip\":%q}\n", pin(1), bad))); err == nil {
+			t.Errorf("virtual_ip %q accepted", bad)
+		}
+	}
+	es, err := Parse(strings.NewReader(fmt.Sprintf("{\"pin\":%q,\"virtual_ip\":\"10.8.1.5\"}\n", pin(1))))
+	if err != nil || es[0].VirtualIP.String() != "10.8.1.5" {
+		t.Fatalf("Parse = %v, %v", es, err)
+	}
+	l := New(slog.New(slog.DiscardHandler), nil)
+	if err := l.Add(es[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(Entry{Pin: pin(2), VirtualIP: es[0].VirtualIP}); err == nil {
+		t.Fatal("Add gave a second key the address of the first")
+	}
+	if e, err := l.Allow(pin(1)); err != nil || e.VirtualIP != es[0].VirtualIP {
+		t.Fatalf("Allow = %+v, %v", e, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -28,6 +29,9 @@ func (e Entry) validate() error {
 	if _, err := hex.DecodeString(e.Pin); err != nil {
 		return fmt.Errorf("authz: pin %q is not hex: %w", e.Pin, err)
 	}
+	if e.VirtualIP.IsValid() && (!e.VirtualIP.Is4() || e.VirtualIP.IsUnspecified() || e.VirtualIP.IsMulticast()) {
+		return fmt.Errorf("authz: virtual_ip %s for pin %s: want a unicast IPv4 address", e.VirtualIP, e.Pin)
+	}
 	if len(e.Lease) > 256 {
 		return fmt.Errorf("authz: lease id for pin %s is %d bytes, over 256", e.Pin, len(e.Lease))
 	}
@@ -41,6 +45,7 @@ func Parse(r io.Reader) ([]Entry, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), MaxLine)
 	var out []Entry
+	vips := map[netip.Addr]string{}
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] == '#' {
@@ -61,6 +66,10 @@ func Parse(r io.Reader) ([]Entry, error) {
 		if err := e.validate(); err != nil {
 			return nil, fmt.Errorf("authz: line %d: %w", n, err)
 		}
+		if other, ok := vips[e.VirtualIP]; ok && e.VirtualIP.IsValid() && other != e.Pin {
+			return nil, fmt.Errorf("authz: line %d: virtual_ip %s of pin %s is already pin %s's: one address, one key", n, e.VirtualIP, e.Pin, other)
+		}
+		vips[e.VirtualIP] = e.Pin
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {

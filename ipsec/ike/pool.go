@@ -80,6 +80,39 @@ func (p *Pool) Acquire(peer string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("ike: pool %s: %w (%d bound)", p.prefix, ErrPoolExhausted, len(p.byAddr))
 }
 
+// AcquireAt binds exactly a to peer: the address the allow list gives
+// its key (authz.Entry.VirtualIP), to which the borrower restricted the
+// server's NFS export. It fails, never handing out another address, when
+// a is not a usable address of the pool or is bound to another peer; an
+// address peer was bound to before is freed.
+func (p *Pool) AcquireAt(peer string, a netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.prefix.Contains(a) || a == p.prefix.Addr() || !p.prefix.Contains(a.Next()) {
+		return fmt.Errorf("ike: pool %s: the allow list's address %s is not one of its usable addresses", p.prefix, a)
+	}
+	if holder, taken := p.byAddr[a]; taken && holder != peer {
+		return fmt.Errorf("ike: pool %s: the allow list's address %s is bound to another key", p.prefix, a)
+	}
+	old, had := p.byPeer[peer]
+	if had && old == a {
+		return nil
+	}
+	if had {
+		delete(p.byAddr, old)
+	}
+	p.byAddr[a], p.byPeer[peer] = peer, a
+	if err := p.save(); err != nil {
+		delete(p.byAddr, a)
+		delete(p.byPeer, peer)
+		if had {
+			p.byAddr[old], p.byPeer[peer] = peer, old
+		}
+		return err
+	}
+	return nil
+}
+
 // Release unbinds peer's address: the key left the allow list.
 func (p *Pool) Release(peer string) {
 	p.mu.Lock()

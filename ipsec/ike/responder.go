@@ -77,7 +77,7 @@ func (d *Daemon) authenticate(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *
 		if err != nil {
 			return nil, &refusal{ikev2.AUTHENTICATION_FAILED, err}
 		}
-		sa.lease = e.Lease
+		sa.lease, sa.fixedVIP = e.Lease, e.VirtualIP
 	}
 	idr := d.ownID(true)
 	a, err := d.sign(sa, sa.initResp, sa.ni, sa.keys.SKpr, idr)
@@ -103,7 +103,12 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 	var out []ikev2.Payload
 	peerSide := []netip.Prefix{netip.PrefixFrom(sa.remote.Addr(), 32)}
 	if cp := find[*ikev2.CP](ps); cp != nil && cp.CfgType == ikev2.CfgRequest && d.cfg.Pool != nil {
-		vip, err := d.cfg.Pool.Acquire(sa.peer.Pin)
+		vip, err := sa.fixedVIP, error(nil)
+		if vip.IsValid() {
+			err = d.cfg.Pool.AcquireAt(sa.peer.Pin, vip)
+		} else {
+			vip, err = d.cfg.Pool.Acquire(sa.peer.Pin)
+		}
 		if err != nil {
 			return nil, &refusal{ikev2.INTERNAL_ADDRESS_FAILURE, err}
 		}

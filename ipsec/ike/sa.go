@@ -61,6 +61,7 @@ type ikeSA struct {
 	peer     *pki.Peer
 	lease    string
 	vip      netip.Addr
+	fixedVIP netip.Addr   // responder: the allow list's address for the peer's key
 	dns      []netip.Addr // initiator: name servers the gateway gave
 	children []*child
 
