@@ -27,6 +27,10 @@ type Conn struct {
 	LocalAddrs    []string          // the gateway's IKE addresses; none means any
 	LocalID       string            // the gateway's identity; "" lets charon use its certificate's
 	Pool          string            // name of a pool loaded in charon
+	// VIP, when valid, is the server's one inner address: Load gives the
+	// conn a pool of that address alone (named as the conn) instead of
+	// Pool, since the borrower restricts the server's NFS export to it.
+	VIP netip.Addr
 	LocalTS       []string          // CIDR prefixes the server may reach
 	// Proposals and ESPProposals default to what interoperates with ferry's
 	// agent (see docs/LAB.md): aes256gcm16-prfsha256-ecp256, aes256gcm16-ecp256.
@@ -70,6 +74,9 @@ func (c Conn) validate() error {
 			return fmt.Errorf("conn %s: local address %q: %w", c.Name(), a, err)
 		}
 	}
+	if c.VIP.IsValid() && (!c.VIP.Is4() || c.VIP.IsUnspecified() || c.VIP.IsMulticast()) {
+		return fmt.Errorf("conn %s: virtual IP %s: want a unicast IPv4 address", c.Name(), c.VIP)
+	}
 	if len(c.LocalTS) == 0 {
 		return fmt.Errorf("conn %s: no local traffic selectors: the server could reach nothing", c.Name())
 	}
@@ -98,6 +105,14 @@ func checkValue(v string) error {
 		}
 	}
 	return nil
+}
+
+// pool is the name of the pool the conn's virtual IP comes from.
+func (c Conn) pool() string {
+	if c.VIP.IsValid() {
+		return c.Name()
+	}
+	return c.Pool
 }
 
 func (c Conn) proposals() []string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,13 @@ func (s *Swan) Load(ctx context.Context, c Conn) error {
 	if err != nil {
 		return err
 	}
+	if c.VIP.IsValid() {
+		// The pool first: a conn naming a pool charon lacks would hand
+		// out nothing, and the server could not mount its root.
+		if err := s.LoadPool(ctx, c.Name(), netip.PrefixFrom(c.VIP, 32)); err != nil {
+			return err
+		}
+	}
 	in := vici.NewMessage()
 	if err := in.Set(c.Name(), m); err != nil {
 		return err
@@ -75,6 +83,11 @@ func (s *Swan) Unload(ctx context.Context, lease, server string) error {
 	term.Set("timeout", "-1")
 	if err := s.call(ctx, "terminate", term); err != nil && !strings.Contains(err.Error(), "no matching SAs") {
 		return fmt.Errorf("terminate %s: %w", name, err)
+	}
+	pool := vici.NewMessage()
+	pool.Set("name", name)
+	if err := s.call(ctx, "unload-pool", pool); err != nil && !strings.Contains(err.Error(), "not found") {
+		return fmt.Errorf("unload-pool %s: %w", name, err)
 	}
 	s.log.Info("strongswan conn unloaded", "conn", name, "lease", lease, "server", server)
 	return nil
@@ -127,6 +140,11 @@ func WriteSnippet(dir string, c Conn) (string, error) {
 	fmt.Fprintf(&b, "# ferry: lease %s, server %s\nconnections {\n", c.Lease, c.Server)
 	c.tree(base+".ca.pem", base+".pub.pem").writeConf(&b, 1)
 	b.WriteString("}\n")
+	if c.VIP.IsValid() {
+		b.WriteString("pools {\n")
+		sect(c.Name(), set("addrs", netip.PrefixFrom(c.VIP, 32).String())).writeConf(&b, 1)
+		b.WriteString("}\n")
+	}
 	for _, f := range []struct {
 		p    string
 		data []byte

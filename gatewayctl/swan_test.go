@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +112,17 @@ func TestSwanLoadListUnloadAgainstCharon(t *testing.T) {
 	must(t, err)
 	defer s.Close()
 	c := testConn(t, "l1", "srv-a")
+	c.VIP = netip.MustParseAddr("10.43.9.7")
 	must(t, s.Load(ctx, c))
 	must(t, s.Load(ctx, testConn(t, "l1", "srv-b")))
+	pools, err := exec.Command("swanctl", "--list-pools", "--uri", "unix://"+socket).CombinedOutput()
+	if err != nil || !strings.Contains(string(pools), "ferry-l1-srv-a") || !strings.Contains(string(pools), "10.43.9.7") {
+		t.Errorf("the conn with a virtual IP has no pool of that address alone: %v\n%s", err, pools)
+	}
+	// charon's list-conns does not show pools: check what we load.
+	if m, err := c.tree("", "").message(); err != nil || !slices.Equal(m.Get("pools").([]string), []string{"ferry-l1-srv-a"}) {
+		t.Errorf("the conn does not draw from its own pool: %v %v", m, err)
+	}
 	names, err := s.Conns(ctx)
 	must(t, err)
 	if !slices.Contains(names, "ferry-l1-srv-a") || !slices.Contains(names, "ferry-l1-srv-b") {
@@ -126,6 +136,10 @@ func TestSwanLoadListUnloadAgainstCharon(t *testing.T) {
 	}
 	if err := s.Unload(ctx, "l1", "srv-a"); err != nil {
 		t.Errorf("second unload: %v", err)
+	}
+	pools, err = exec.Command("swanctl", "--list-pools", "--uri", "unix://"+socket).CombinedOutput()
+	if err != nil || strings.Contains(string(pools), "ferry-l1-srv-a") {
+		t.Errorf("the pool of an unloaded conn is still there: %v\n%s", err, pools)
 	}
 }
 

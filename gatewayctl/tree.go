@@ -26,8 +26,8 @@ func (c Conn) tree(ca, pub string) node {
 	if len(c.LocalAddrs) > 0 {
 		conn = append(conn, set("local_addrs", c.LocalAddrs...))
 	}
-	if c.Pool != "" {
-		conn = append(conn, set("pools", c.Pool))
+	if c.pool() != "" {
+		conn = append(conn, set("pools", c.pool()))
 	}
 	conn = append(conn, set("proposals", c.proposals()...), set("encap", "yes"))
 	local := []node{set("auth", "pubkey")}
