@@ -10,11 +10,14 @@
 package borrower
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ferry/api"
@@ -51,9 +54,23 @@ type Config struct {
 	ImageCert   string `json:"image_cert"`
 	ImageKey    string `json:"image_key"`
 	TunnelPool  string `json:"tunnel_pool"`
-	// NFS: the server lent machines mount and the export that holds Dir/roots.
-	NFSServer       string `json:"nfs_server"`
-	NFSExport       string `json:"nfs_export"`
+	// NFS: the server lent machines mount, and the path under which it
+	// serves each root Dir/roots/NAME as NFSExport/NAME. NFSExports is
+	// the NFS server the borrower drives on this host so that each root
+	// is exported alone, to its server's tunnel address only, from the
+	// moment its key is allowed until the return: "ganesha" (ferry's
+	// exports in GaneshaExportsFile, which ganesha's configuration must
+	// %include, reloaded with SIGHUP to the pid in GaneshaPidFile; export
+	// ids GaneshaExportIDBase + the address's offset in tunnel_pool),
+	// "kernel" (exportfs with KernelExportOptions; nfs_export must then
+	// be Dir/roots itself), or "none" (the operator restricts exports).
+	NFSServer           string `json:"nfs_server"`
+	NFSExport           string `json:"nfs_export"`
+	NFSExports          string `json:"nfs_exports"`
+	GaneshaExportsFile  string `json:"ganesha_exports_file"`
+	GaneshaPidFile      string `json:"ganesha_pid_file"`
+	GaneshaExportIDBase int    `json:"ganesha_export_id_base"`
+	KernelExportOptions string `json:"kernel_export_options"`
 	DefaultTemplate string `json:"default_template"`
 	Archive         bool   `json:"archive"`     // archive roots at return, else delete
 	KeeperPort      int    `json:"keeper_port"` // the keepers' plain-HTTP GET /status
@@ -86,8 +103,13 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("borrower config %s: %d bytes, over 64 KiB", path, len(data))
 	}
 	c := Config{KeeperPort: 7070, LeaseHours: 24, PollSeconds: 2}
-	if err := json.Unmarshal(data, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // a misspelt key must not leave a setting at its default
+	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
+	}
+	if dec.More() {
+		return Config{}, fmt.Errorf("borrower config %s: more than one JSON value", path)
 	}
 	for field, v := range map[string]string{"dir": c.Dir, "lender_url": c.LenderURL, "m2m_cert": c.M2MCert,
 		"m2m_key": c.M2MKey, "m2m_ca": c.M2MCA, "borrower_ca": c.BorrowerCA, "gateway": c.Gateway,
@@ -115,7 +137,113 @@ func LoadConfig(path string) (Config, error) {
 	if err := c.checkGateway(); err != nil {
 		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
 	}
+	if err := c.checkExports(); err != nil {
+		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
+	}
 	return c, nil
+}
+
+// Defaults of the export settings.
+const (
+	defaultGaneshaPidFile      = "/run/ganesha/ganesha.pid"
+	defaultGaneshaExportIDBase = 1000
+	defaultKernelExportOptions = "rw,sync,no_subtree_check,no_root_squash,sec=sys"
+)
+
+// checkExports checks the NFS server settings: strictly, since they end
+// up in another program's configuration or command line.
+func (c *Config) checkExports() error {
+	if !filepath.IsAbs(c.Dir) {
+		return fmt.Errorf("dir %.200q: want an absolute path (the NFS server is told paths under it)", c.Dir)
+	}
+	for field, v := range map[string]string{"dir": c.Dir, "nfs_export": c.NFSExport} {
+		if err := checkExportPath(v); err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+	}
+	pool := netip.MustParsePrefix(c.TunnelPool).Masked()
+	if !pool.Addr().Is4() || pool.Bits() > 30 {
+		return fmt.Errorf("tunnel_pool %s: want an IPv4 prefix of /30 or shorter (each lent server gets one address of it)", pool)
+	}
+	ganesha := c.GaneshaExportsFile != "" || c.GaneshaPidFile != "" || c.GaneshaExportIDBase != 0
+	switch c.NFSExports {
+	case "ganesha":
+		if err := checkExportPath(c.GaneshaExportsFile); err != nil {
+			return fmt.Errorf("nfs_exports ganesha: ganesha_exports_file: %w", err)
+		}
+		if c.GaneshaPidFile != "" && !filepath.IsAbs(c.GaneshaPidFile) {
+			return fmt.Errorf("ganesha_pid_file %.200q: want an absolute path", c.GaneshaPidFile)
+		}
+		base, n := c.exportIDBase(), 1<<(32-pool.Bits())
+		if base < 1 || base+n-1 > 65535 {
+			return fmt.Errorf("ganesha_export_id_base %d with tunnel_pool %s (%d addresses): export ids must stay within 1-65535", base, pool, n)
+		}
+	case "kernel":
+		if ganesha {
+			return fmt.Errorf("ganesha_* settings are set but nfs_exports is kernel")
+		}
+		if c.NFSExport != RootsDir(c.Dir) {
+			return fmt.Errorf("nfs_exports kernel: nfs_export %.200q: the kernel NFS server exports real paths: want %q (dir/roots)", c.NFSExport, RootsDir(c.Dir))
+		}
+		if o := c.kernelExportOptions(); o == "" || strings.Trim(o, "abcdefghijklmnopqrstuvwxyz0123456789_=,:") != "" {
+			return fmt.Errorf("kernel_export_options %.200q: want exportfs options, [a-z0-9_=,:]", o)
+		}
+	case "none":
+		if ganesha || c.KernelExportOptions != "" {
+			return fmt.Errorf("export settings are set but nfs_exports is none")
+		}
+	case "":
+		return fmt.Errorf("nfs_exports is empty: want ganesha or kernel (the borrower exports each root to its server alone), or none (you restrict the exports yourself)")
+	default:
+		return fmt.Errorf("nfs_exports %.40q: want ganesha, kernel or none", c.NFSExports)
+	}
+	if c.NFSExports != "kernel" && c.KernelExportOptions != "" {
+		return fmt.Errorf("kernel_export_options is set but nfs_exports is %s", c.NFSExports)
+	}
+	return nil
+}
+
+// checkExportPath refuses what is not a clean absolute path or could
+// break out of a quoted value of ganesha's configuration or an exportfs
+// argument.
+func checkExportPath(p string) error {
+	if p == "" || !filepath.IsAbs(p) || filepath.Clean(p) != p || len(p) > 1024 {
+		return fmt.Errorf("%.200q: want a clean absolute path", p)
+	}
+	for i, r := range p {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune("\"\\;{}#:(), \t*?", r) {
+			return fmt.Errorf("%.200q: character %q at %d not allowed", p, r, i)
+		}
+	}
+	return nil
+}
+
+func (c Config) ganeshaPidFile() string {
+	if c.GaneshaPidFile == "" {
+		return defaultGaneshaPidFile
+	}
+	return c.GaneshaPidFile
+}
+
+func (c Config) exportIDBase() int {
+	if c.GaneshaExportIDBase == 0 {
+		return defaultGaneshaExportIDBase
+	}
+	return c.GaneshaExportIDBase
+}
+
+// exportID is the ganesha Export_Id of the export for tunnel address a:
+// fixed by the address, which no two unfinished leases share.
+func (c Config) exportID(pool netip.Prefix, a netip.Addr) int {
+	p, x := pool.Addr().As4(), a.As4()
+	return c.exportIDBase() + int(binary.BigEndian.Uint32(x[:])-binary.BigEndian.Uint32(p[:]))
+}
+
+func (c Config) kernelExportOptions() string {
+	if c.KernelExportOptions == "" {
+		return defaultKernelExportOptions
+	}
+	return c.KernelExportOptions
 }
 
 // checkGateway checks the settings of the chosen gateway kind.

@@ -17,6 +17,7 @@ import (
 type Key struct {
 	Lease, Server, Pin string // Lease is the lender's lease id
 	Expires            time.Time
+	VIP                netip.Addr // the only tunnel address the key gets
 }
 
 // allowGateway is ferry gateway: its allow list file.
@@ -26,7 +27,7 @@ func (g allowGateway) Allow(ctx context.Context, keys ...Key) error {
 	entries := make([]gatewayctl.Entry, 0, len(keys))
 	for _, k := range keys {
 		exp := k.Expires
-		entries = append(entries, gatewayctl.Entry{Pin: k.Pin, Lease: k.Lease, Expires: &exp})
+		entries = append(entries, gatewayctl.Entry{Pin: k.Pin, Lease: k.Lease, Expires: &exp, VirtualIP: k.VIP})
 	}
 	return g.f.Add(ctx, entries...)
 }
@@ -87,7 +88,7 @@ func (g *swanGateway) Allow(ctx context.Context, keys ...Key) error {
 			if err != nil {
 				return err
 			}
-			c := gatewayctl.Conn{Lease: k.Lease, Server: k.Server, CACert: g.ca, RemoteID: id, Pool: g.pool, LocalTS: g.localTS}
+			c := gatewayctl.Conn{Lease: k.Lease, Server: k.Server, CACert: g.ca, RemoteID: id, Pool: g.pool, LocalTS: g.localTS, VIP: k.VIP}
 			if err := s.Load(ctx, c); err != nil {
 				return err
 			}

@@ -145,6 +145,9 @@ func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) error {
 // its strongSwan connection.
 func holds(l Lease, peer Peer) bool {
 	for _, k := range allowed(l) {
+		if k.VIP.IsValid() && peer.VIP != k.VIP {
+			continue // the gateway gives the key this address alone
+		}
 		if peer.Pin != "" && peer.Pin == k.Pin {
 			return true
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/borrower"
 	"ferry/ipsec/ike"
 	"ferry/lender"
 )
@@ -60,7 +61,7 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 		"m2m_cert": bcert, "m2m_key": bkey, "m2m_ca": lorg.file, "borrower_ca": borg.file,
 		"gateway": "127.0.0.1:500", "allow_file": filepath.Join(dir, "allow.jsonl"), "gateway_status": l.gw.path,
 		"image_listen": freePort(t), "image_url": "https://127.0.0.1:1/images", "image_cert": icert, "image_key": ikey,
-		"tunnel_pool": "127.44.0.0/16", "nfs_server": "10.44.0.2", "nfs_export": "/srv/roots",
+		"tunnel_pool": "127.44.0.0/16", "nfs_server": "10.44.0.2", "nfs_export": "/srv/roots", "nfs_exports": "none",
 		"default_template": tmpl, "poll_seconds": 1}
 	if edit != nil {
 		edit(bcfg)
@@ -291,7 +292,8 @@ func (l *lab) crl(t *testing.T, a *agent) map[string]bool {
 // virtual IP; image B goes to that address only, and only its lease's
 // image; /metrics shows the active lease.
 func (l *lab) checkImageServing(t *testing.T, pin string) {
-	l.gw.set(ike.SAStatus{Role: "responder", State: "established", Pin: pin, VirtualIP: "127.44.0.10"},
+	vip := l.tunnelAddr(t, pin)
+	l.gw.set(ike.SAStatus{Role: "responder", State: "established", Pin: pin, VirtualIP: vip},
 		ike.SAStatus{Role: "responder", State: "established", Pin: strings.Repeat("0", 64), VirtualIP: "127.44.0.12"})
 	for _, c := range []struct {
 		from, path string
@@ -299,9 +301,9 @@ func (l *lab) checkImageServing(t *testing.T, pin string) {
 		why        string
 	}{
 		{"127.0.0.1", "/b1/vmlinuz", 403, "not a tunnel address"},
-		{"127.44.0.10", "/b1/vmlinuz", 200, ""},
-		{"127.44.0.10", "/b1/initrd.img", 200, ""},
-		{"127.44.0.10", "/b2/vmlinuz", 403, `127.44.0.10 is a server of lease`},
+		{vip, "/b1/vmlinuz", 200, ""},
+		{vip, "/b1/initrd.img", 200, ""},
+		{vip, "/b2/vmlinuz", 403, vip + ` is a server of lease`},
 		{"127.44.0.11", "/b1/vmlinuz", 403, "127.44.0.11 is held by no server connected to the gateway"},
 		{"127.44.0.12", "/b1/vmlinuz", 403, "127.44.0.12 is held by no server of an active lease"},
 	} {
@@ -320,6 +322,25 @@ func (l *lab) checkImageServing(t *testing.T, pin string) {
 	if !strings.Contains(string(body), `ferry_borrower_leases{state="active"} 1`) {
 		t.Errorf("borrower /metrics lacks the active lease:\n%s", body)
 	}
+}
+
+// tunnelAddr is the tunnel address the borrower gave the server whose
+// key has pin.
+func (l *lab) tunnelAddr(t *testing.T, pin string) string {
+	t.Helper()
+	var ls []borrower.Lease
+	if err := api.UnixClient(borrower.AdminSocket(l.bdir)).Call(t.Context(), "GET", "/admin/leases", nil, &ls); err != nil {
+		t.Fatal(err)
+	}
+	for _, le := range ls {
+		for i, s := range le.Lender.Servers {
+			if s.SPKIPin == pin && i < len(le.Addrs) {
+				return le.Addrs[i].String()
+			}
+		}
+	}
+	t.Fatalf("no tunnel address for pin %s in the borrower's leases", pin)
+	return ""
 }
 
 func TestLeaseLifecycleBetweenRealManagers(t *testing.T) {

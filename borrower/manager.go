@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"ferry/api"
@@ -42,6 +43,10 @@ type Manager struct {
 	images Images
 	roots  Roots
 	gw     Gateway   // nil: no gateway configured
+	// exports is the NFS server (nil: nfs_exports none); exportsMu makes
+	// one Set at a time, each from a fresh read of the store.
+	exports   Exports
+	exportsMu sync.Mutex
 	vips   *vipCache // nil: image B is refused to everyone
 	// tunnels and keeperCert serve the shutdown at return (shutdown.go);
 	// either nil: servers are not asked, the lender powers them off.
@@ -104,6 +109,9 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 		}
 		l = Lease{ID: newID(), Key: r.Key, State: StateRequesting, Count: r.Count, Image: r.Image,
 			Template: r.Template, Created: time.Now().UTC()}
+		if err := assignAddrs(tx, m.cfg, &l); err != nil {
+			return &api.FieldError{Field: "count", Reason: err.Error()}
+		}
 		if err := tx.Put(store.Idem, r.Key, l.ID); err != nil {
 			return err
 		}
@@ -117,7 +125,16 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 
 // drive prepares the roots and asks the lender, recording each result.
 func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
-	req, err := m.lenderRequest(ctx, &l)
+	err := m.st.Update(ctx, func(tx store.Tx) error { // a lease recorded before tunnel addresses existed
+		if err := assignAddrs(tx, m.cfg, &l); err != nil {
+			return &api.FieldError{Field: "count", Reason: err.Error()}
+		}
+		return tx.Put(store.Leases, l.ID, l)
+	})
+	var req api.LeaseRequest
+	if err == nil {
+		req, err = m.lenderRequest(ctx, &l)
+	}
 	if err == nil {
 		var got api.Lease
 		if err = m.lender.Call(ctx, "POST", api.PathLeases, req, &got); err == nil {

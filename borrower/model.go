@@ -1,6 +1,7 @@
 package borrower
 
 import (
+	"net/netip"
 	"time"
 
 	"ferry/api"
@@ -30,6 +31,13 @@ type Lease struct {
 	// and the pins the gateway was told.
 	Lender api.Lease `json:"lender"`
 	Pins   []string  `json:"pins_allowed,omitempty"`
+	// Addrs[i] is the tunnel address of the server of Roots[i]: the
+	// gateway gives its key exactly that address, and its root is
+	// exported to that address alone.
+	Addrs []netip.Addr `json:"tunnel_addrs,omitempty"`
+	// Cut: the gateway no longer lets the lease's keys in and their
+	// exports are gone (return, or the lender ended the lease).
+	Cut bool `json:"cut_off,omitempty"`
 	// Shutdown is each server's clean shutdown at return (shutdown.go),
 	// recorded before the gateway and the lender are told.
 	Shutdown []Shutdown `json:"shutdown,omitempty"`

@@ -81,6 +81,13 @@ func Open(cfg Config, log *slog.Logger) (*Manager, store.Store, error) {
 		st.Close()
 		return nil, nil, err
 	}
+	if m.exports, err = openExports(cfg); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if m.exports == nil {
+		log.Warn("nfs_exports none: the borrower restricts no NFS export; each root must be exported to its server's tunnel address alone by other means")
+	}
 	return m, st, nil
 }
 

@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/store"
 )
 
-// Refresh reads an active lease from the lender, tells the gateway about
-// newly enrolled keys and records both.
+// Refresh reads an active lease from the lender. A lease the lender
+// ended (returned at the lender, or expired there) is returned here too,
+// which takes its keys off the gateway and its exports off the NFS server
+// in this same pass. Otherwise newly enrolled servers get their export
+// (to their tunnel address alone), then their key on the gateway.
 func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	if l.State != StateActive {
 		return l, nil
@@ -19,27 +23,91 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err != nil {
 		return l, fmt.Errorf("refresh lease %s (lender %s): %w", l.ID, l.Lender.ID, err)
 	}
+	if got.ID != l.Lender.ID {
+		return l, fmt.Errorf("refresh lease %s: the lender answered for lease %.80q, not %s", l.ID, got.ID, l.Lender.ID)
+	}
+	if len(l.Addrs) < l.Count { // recorded before tunnel addresses existed
+		err := m.st.Update(ctx, func(tx store.Tx) error {
+			if err := assignAddrs(tx, m.cfg, &l); err != nil {
+				return err
+			}
+			return tx.Put(store.Leases, l.ID, l)
+		})
+		if err != nil {
+			return l, fmt.Errorf("refresh lease %s: tunnel addresses: %w", l.ID, err)
+		}
+	}
+	if len(got.Servers) > len(l.Addrs) || len(got.Servers) > len(l.Roots) {
+		return l, fmt.Errorf("refresh lease %s: the lender reports %d servers, the lease has %d roots and %d tunnel addresses",
+			l.ID, len(got.Servers), len(l.Roots), len(l.Addrs))
+	}
+	if ended := endedAtLender(got, time.Now()); ended != "" {
+		return m.endAtLender(ctx, l, got, ended)
+	}
 	l, err := m.dropConflicted(ctx, l, got)
 	if err != nil {
 		return l, err
 	}
 	var add []Key
-	for _, s := range got.Servers {
+	for i, s := range got.Servers {
 		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
-			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires})
+			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires, VIP: l.Addrs[i]})
 		}
 	}
-	if len(add) > 0 && m.gw != nil {
+	l.Lender = got
+	if err := m.put(ctx, l); err != nil {
+		return l, err
+	}
+	// The exports follow the store, which now holds the new servers (and
+	// no key of a server in conflict): a new server's export comes before
+	// its key, so it can mount its root as soon as it is let in.
+	if err := m.syncExports(ctx); err != nil {
+		return l, fmt.Errorf("lease %s: %w", l.ID, err)
+	}
+	if len(add) == 0 {
+		return l, nil
+	}
+	if m.gw != nil {
 		if err := m.gw.Allow(ctx, add...); err != nil {
 			return l, fmt.Errorf("gateway allow list for lease %s: %w", l.ID, err)
 		}
 	}
 	for _, e := range add {
 		l.Pins = append(l.Pins, e.Pin)
-		m.log.Info("key allowed at the gateway", "lease", l.ID, "pin", e.Pin)
+		m.log.Info("key allowed at the gateway, root exported to its tunnel address", "lease", l.ID, "server", e.Server, "pin", e.Pin, "address", e.VIP)
 	}
-	l.Lender = got
 	return l, m.put(ctx, l)
+}
+
+// endedAtLender says why the lender's view of a lease means it is over
+// ("" while it is not): returned there, or past the end the lender set.
+func endedAtLender(got api.Lease, now time.Time) string {
+	switch {
+	case got.State == api.LeaseReturned:
+		return "returned at the lender"
+	case got.State != api.LeaseActive:
+		return fmt.Sprintf("the lender reports state %.40q", got.State)
+	case !got.Expires.IsZero() && !now.Before(got.Expires):
+		return "expired at the lender"
+	}
+	return ""
+}
+
+// endAtLender returns a lease the lender ended: its servers are powered
+// off by the lender, so none is asked to shut down; the return cuts them
+// off the gateway and the NFS server first.
+func (m *Manager) endAtLender(ctx context.Context, l Lease, got api.Lease, why string) (Lease, error) {
+	m.log.Warn("lease ended by the lender; removing its keys and exports", "lease", l.ID, "lender_lease", got.ID, "why", why)
+	l.Lender.State, l.Lender.Returned = got.State, got.Returned
+	l.State = StateReturning
+	l.Shutdown = make([]Shutdown, len(l.Lender.Servers))
+	for i, s := range l.Lender.Servers {
+		l.Shutdown[i] = Shutdown{Server: s.ID, Outcome: ShutdownSkipped, Detail: "lease " + why}
+	}
+	if err := m.put(ctx, l); err != nil {
+		return l, err
+	}
+	return m.finishReturn(ctx, l)
 }
 
 // ReturnLease ends a lease: keeper shutdown, gateway, lender, roots, each
@@ -77,6 +145,17 @@ func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
 			return l, fmt.Errorf("return %s: gateway: %w", l.ID, err)
 		}
 	}
+	if !l.Cut {
+		l.Cut = true
+		if err := m.put(ctx, l); err != nil {
+			return l, err
+		}
+	}
+	// Before the roots go: ganesha must not serve a directory rootprep
+	// archives or deletes.
+	if err := m.syncExports(ctx); err != nil {
+		return l, fmt.Errorf("return %s: %w", l.ID, err)
+	}
 	var got api.Lease
 	if err := m.lender.Call(ctx, "POST", api.PathLeases+"/"+l.Lender.ID+api.PathReturn, nil, &got); err != nil {
 		return l, fmt.Errorf("return %s: lender: %w", l.ID, err)
@@ -103,9 +182,13 @@ func serverIDs(l Lease) []string {
 // allowed is the keys of l the gateway was told about.
 func allowed(l Lease) []Key {
 	var out []Key
-	for _, s := range l.Lender.Servers {
+	for i, s := range l.Lender.Servers {
 		if s.SPKIPin != "" && slices.Contains(l.Pins, s.SPKIPin) {
-			out = append(out, Key{Lease: l.Lender.ID, Server: s.ID, Pin: s.SPKIPin, Expires: l.Lender.Expires})
+			k := Key{Lease: l.Lender.ID, Server: s.ID, Pin: s.SPKIPin, Expires: l.Lender.Expires}
+			if i < len(l.Addrs) {
+				k.VIP = l.Addrs[i]
+			}
+			out = append(out, k)
 		}
 	}
 	return out
@@ -144,6 +227,11 @@ func (m *Manager) Resume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Exports first, from the store: those of active leases back (a
+	// restarted NFS server, a lost file), stale ones gone.
+	if err := m.syncExports(ctx); err != nil {
+		m.log.Error("resume: nfs exports", "err", err)
+	}
 	for _, l := range ls {
 		switch {
 		case l.State == StateRequesting:
@@ -178,6 +266,9 @@ func (m *Manager) Sync(ctx context.Context) {
 		if err != nil {
 			m.log.Error("sync", "err", err)
 			continue
+		}
+		if err := m.syncExports(ctx); err != nil {
+			m.log.Warn("sync: nfs exports", "err", err)
 		}
 		for _, l := range ls {
 			if err := m.tend(ctx, l); err != nil {

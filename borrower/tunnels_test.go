@@ -47,6 +47,14 @@ func TestStrongSwanPeerHoldsOnlyItsOwnServersConn(t *testing.T) {
 	if !holds(l, Peer{VIP: vip, Conn: "ferry-L1-s1"}) {
 		t.Error("the conn of an allowed server does not hold the lease")
 	}
+	l.Addrs = []netip.Addr{netip.MustParseAddr("10.44.8.2"), netip.MustParseAddr("10.44.8.3")}
+	if holds(l, Peer{VIP: vip, Conn: "ferry-L1-s1"}) {
+		t.Error("the allowed server's conn holds the lease from an address that is not the server's")
+	}
+	if !holds(l, Peer{VIP: l.Addrs[0], Conn: "ferry-L1-s1"}) {
+		t.Error("the conn of an allowed server at its own address does not hold the lease")
+	}
+	l.Addrs = nil
 	if holds(l, Peer{VIP: vip, Conn: "ferry-L1-s2"}) {
 		t.Error("the conn of a server whose key was never allowed holds the lease")
 	}
