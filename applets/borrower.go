@@ -23,8 +23,23 @@ workflow:
         "image_listen": "10.8.0.1:8444", "image_url": "https://10.8.0.1:8444",
         "image_cert": "img.pem", "image_key": "img.key", "tunnel_pool": "10.8.1.0/24",
         "nfs_server": "10.8.0.2", "nfs_export": "/srv/ferry/roots",
+        "nfs_exports": "ganesha", "ganesha_exports_file": "/etc/ganesha/ferry-exports.conf",
         "keeper_client_cert": "keeper-client.pem", "keeper_client_key": "keeper-client.key",
         "default_template": "/srv/ferry/template", "archive": false}
+     (unknown keys are refused.) Each server of a lease gets its own
+     tunnel address of tunnel_pool (the gateway hands its key that address
+     alone) and its root DIR/roots/NAME is exported as nfs_export/NAME to
+     that address alone, from when its key is allowed until the return.
+     The NFS server runs on this host; nfs_exports says which:
+       "ganesha": ferry's exports are the file ganesha_exports_file, which
+         ganesha.conf must %include; after each change ganesha.nfsd gets
+         SIGHUP (pid in ganesha_pid_file, /run/ganesha/ganesha.pid);
+         Export_Id = ganesha_export_id_base (1000) + the address's offset
+         in tunnel_pool. Export nothing else under nfs_export.
+       "kernel": exportfs -o kernel_export_options ADDR:DIR/roots/NAME
+         (rw,sync,no_subtree_check,no_root_squash,sec=sys), exportfs -u at
+         return; nfs_export must be DIR/roots. Nothing else may export it.
+       "none": the borrower exports nothing; restrict each root yourself.
      image B is served only to the virtual IP that the gateway (its status
      socket) says a server of an active lease holds, and only that lease's
      image. With strongSwan as the gateway, replace allow_file and
@@ -200,9 +215,13 @@ func printBorrowerLease(env *Env, l borrower.Lease) error {
 		fmt.Fprintf(env.Stdout, "error: %s\n", l.Error)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tMAC\tPHASE\tSPKI_SHA256")
-	for _, s := range l.Lender.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.MAC, s.Phase, s.SPKIPin)
+	fmt.Fprintln(tw, "SERVER\tMAC\tPHASE\tTUNNEL_ADDRESS\tSPKI_SHA256")
+	for i, s := range l.Lender.Servers {
+		addr := "-"
+		if i < len(l.Addrs) {
+			addr = l.Addrs[i].String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.MAC, s.Phase, addr, s.SPKIPin)
 		for _, p := range s.Phases {
 			status := "ok"
 			if p.Error != "" {

@@ -1,0 +1,60 @@
+package borrower
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigExportSettingsAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	base := func() map[string]any {
+		return map[string]any{"dir": "/var/lib/ferry-borrower", "lender_url": "https://l:9443", "m2m_cert": "c", "m2m_key": "k",
+			"m2m_ca": "ca", "borrower_ca": "bca", "gateway": "198.51.100.7:500", "image_listen": "10.8.0.1:8444",
+			"image_url": "https://10.8.0.1:8444", "image_cert": "ic", "image_key": "ik", "tunnel_pool": "10.8.1.0/24",
+			"nfs_server": "10.8.0.2", "nfs_export": "/srv/roots", "nfs_exports": "ganesha",
+			"ganesha_exports_file": "/etc/ganesha/ferry-exports.conf"}
+	}
+	for _, c := range []struct {
+		name string
+		edit func(map[string]any)
+		want string // "" : accepted
+	}{
+		{"ganesha", func(map[string]any) {}, ""},
+		{"no choice", func(m map[string]any) { delete(m, "nfs_exports"); delete(m, "ganesha_exports_file") }, "nfs_exports is empty"},
+		{"unknown kind", func(m map[string]any) { m["nfs_exports"] = "nfsd" }, "want ganesha, kernel or none"},
+		{"misspelt key", func(m map[string]any) { m["ganesha_export_file"] = "/x" }, "unknown field"},
+		{"no file", func(m map[string]any) { delete(m, "ganesha_exports_file") }, "ganesha_exports_file"},
+		{"quote in path", func(m map[string]any) { m["ganesha_exports_file"] = `/etc/x"; } EXPORT {` }, "not allowed"},
+		{"relative dir", func(m map[string]any) { m["dir"] = "state" }, "absolute"},
+		{"ids past 65535", func(m map[string]any) { m["tunnel_pool"] = "10.8.0.0/16" }, "export ids"},
+		{"kernel with a pseudo path", func(m map[string]any) {
+			m["nfs_exports"] = "kernel"
+			delete(m, "ganesha_exports_file")
+		}, "want \"/var/lib/ferry-borrower/roots\""},
+		{"kernel", func(m map[string]any) {
+			m["nfs_exports"], m["nfs_export"] = "kernel", "/var/lib/ferry-borrower/roots"
+			delete(m, "ganesha_exports_file")
+		}, ""},
+		{"kernel options", func(m map[string]any) {
+			m["nfs_exports"], m["nfs_export"], m["kernel_export_options"] = "kernel", "/var/lib/ferry-borrower/roots", "rw insecure"
+			delete(m, "ganesha_exports_file")
+		}, "kernel_export_options"},
+		{"none with ganesha settings", func(m map[string]any) { m["nfs_exports"] = "none" }, "nfs_exports is none"},
+	} {
+		m := base()
+		c.edit(m)
+		data, _ := json.Marshal(m)
+		p := filepath.Join(dir, "borrower.json")
+		os.WriteFile(p, data, 0o600)
+		_, err := LoadConfig(p)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: err = %v, want one naming %q", c.name, err, c.want)
+		}
+	}
+}
