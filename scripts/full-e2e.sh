@@ -15,7 +15,10 @@
 #                             `ferry borrower serve` (image B from the
 #                             catalogue on https://10.52.0.1:9444, roots
 #                             prepared by rootprep), nfs-ganesha on
-#                             10.52.0.1 exporting the roots.
+#                             10.52.0.1: each root exported to its
+#                             server's tunnel address alone (the
+#                             borrower's generated include), and a stray
+#                             root exported to another address.
 #
 # A borrower lease request drives everything: the lender powers the guest
 # on, it PXE-boots image A, enrolls, opens the tunnel, fetches image B
@@ -24,7 +27,8 @@
 # and the timeline.
 #
 # Passes when every phase is ok on the console and in `ferry borrower lease
-# show`; the root's own checks pass; the keeper answers through the tunnel
+# show`; the root's own checks pass (among them: it can mount its own root
+# again but not the stray root, and sees no root under /srv/roots); the keeper answers through the tunnel
 # after the switch with the tunnel up; every WAN packet of the lent server
 # is IKE or ESP (UDP 500/4500) and no NFS or image traffic crosses in clear;
 # the lent server's disk is byte-identical; at `lease return` the borrower
@@ -57,6 +61,7 @@ LNS=ferry-full-L-$$ WNS=ferry-full-W-$$ BNS=ferry-full-B-$$
 LENDER=10.50.0.1 SERVER_IP= # the lent server: from the lender's DHCP pool, read off its console
 LENDER_WAN=10.51.0.1 GATEWAY=10.51.0.2
 BORROWER=10.52.0.1 POOL=10.52.8.0/24
+STRAY_CLIENT=10.52.8.250 # a tunnel address the borrower gives no server of this run
 MAC=52:54:00:50:00:10
 DIR=$LAB/run-$$
 PKI=$DIR/pki LDIR=$DIR/lender BDIR=$DIR/borrower
@@ -153,14 +158,21 @@ topology() {
 }
 
 start_ganesha() {
-	mkdir -p "$BDIR/roots" "$DIR/ganesha-recov"
+	mkdir -p "$BDIR/roots" "$DIR/ganesha-recov" "$DIR/stray-root"
+	echo "another lent server's root" >"$DIR/stray-root/SECRET"
+	echo "# written by ferry borrower" >"$DIR/ferry-exports.conf"
 	cat >"$DIR/ganesha.conf" <<-CONF
 	NFS_CORE_PARAM { Protocols = 4; Bind_addr = $BORROWER; NFS_Port = 2049; Enable_NLM = false;
 	                 Enable_RQUOTA = false; Enable_UDP = false; }
 	NFSV4 { Graceless = true; Allow_Numeric_Owners = true; Only_Numeric_Owners = true;
 	        RecoveryBackend = fs; RecoveryRoot = $DIR/ganesha-recov; }
-	EXPORT { Export_Id = 1; Path = $BDIR/roots; Pseudo = /srv/roots; Access_Type = RW;
-	         Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL { Name = VFS; } }
+	# A root the lent server must fail to mount: another lent server's,
+	# exported to that server's tunnel address alone, as the borrower does.
+	EXPORT { Export_Id = 1; Path = $DIR/stray-root; Pseudo = /srv/roots/stray; Access_Type = None;
+	         Squash = Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL { Name = VFS; }
+	         CLIENT { Clients = $STRAY_CLIENT; Access_Type = RW; Squash = No_Root_Squash; } }
+	# The borrower's exports, one per lent server (nfs_exports ganesha).
+	%include "$DIR/ferry-exports.conf"
 	LOG { Default_Log_Level = WARN; }
 	CONF
 	inB unshare -m --propagation private sh -c 'mount -t tmpfs none /run && mount -t tmpfs none /var/lib/nfs &&
@@ -211,6 +223,7 @@ start_borrower_side() {
 	 "image_listen": "$BORROWER:9444", "image_url": "https://$BORROWER:9444",
 	 "image_cert": "$PKI/borrower-images.pem", "image_key": "$PKI/borrower-images.key",
 	 "tunnel_pool": "$POOL", "nfs_server": "$BORROWER", "nfs_export": "/srv/roots",
+	 "nfs_exports": "ganesha", "ganesha_exports_file": "$DIR/ferry-exports.conf", "ganesha_pid_file": "$DIR/ganesha.pid",
 	 "keeper_client_cert": "$PKI/borrower-keeper.pem", "keeper_client_key": "$PKI/borrower-keeper.key",
 	 "default_template": "$EXPORT", "poll_seconds": 1}
 	JSON
@@ -277,6 +290,9 @@ load_kernel_env
 log "images: image B, the busybox root, the disk (build-images.sh into $LAB)"
 "$FERRY_REPO/scripts/build-images.sh" "$FERRY" >"$LAB/build.log" 2>&1 || die "build-images.sh failed (see $LAB/build.log)"
 write_variant 4.1
+# What the root must fail to read (root-init.sh check_foreign): the stray
+# root of another lent server, and the directory above every root.
+printf 'foreign_root=%s\nroots_parent=%s\n' "$BORROWER:/srv/roots/stray" "$BORROWER:/srv/roots" >>"$ROOT_CONF"
 mkdir -p "$DIR"
 # Kernel ESP's modules (--esp: kmod.ESPModules, which the agent loads in
 # the order drbg's self-test needs), and tun for user-space ESP, the fallback.
@@ -322,6 +338,14 @@ grep -aq 'ferry: phase .* failed' "$DIR/console.txt" && fail "a phase failed: $(
 grep -a 'ferry-root: check' "$DIR/console.txt" | grep FAIL >/dev/null && fail "the root's checks failed: $(con | grep -a 'check .* FAIL')"
 VIP=$(con | grep -ao 'tunnel up gateway=[0-9.]* vip=[0-9.]* (keeper)' | sed 's/.*vip=\([0-9.]*\).*/\1/' | tail -1)
 [ -n "$VIP" ] || fail "the keeper never reported the tunnel up"
+# One export per lent server: its root to its tunnel address alone; the
+# stray root and the parent of all roots refused to it.
+for c in foreign-root roots-parent; do
+	grep -aq "ferry-root: check $c ok" "$DIR/console.txt" || fail "check $c: $(con | grep -a "check $c" || echo 'not run')"
+done
+REFUSED=$(con | grep -a 'ferry-root: check foreign-root ok' | sed 's/.*check foreign-root ok //' | tail -1)
+grep -q "Clients = $VIP;" "$DIR/ferry-exports.conf" || fail "the borrower's ganesha exports do not name $VIP: $(cat "$DIR/ferry-exports.conf")"
+[ "$(grep -c 'EXPORT {' "$DIR/ferry-exports.conf")" = 1 ] || fail "the borrower's ganesha exports hold more than the one lent server: $(cat "$DIR/ferry-exports.conf")"
 # A's address came from the lender's DHCP pool; B kept it (no second DHCP).
 SERVER_IP=$(con | grep -ao 'ferry: address [0-9.]*/[0-9]* dev [^ ]* via [0-9.]* from dhcp server' | sed 's/ferry: address \([0-9.]*\)\/.*/\1/' | head -1)
 case $SERVER_IP in 10.50.0.1[0-4][0-9] | 10.50.0.150) ;; *) fail "image A printed no address from the lender's DHCP pool (got '$SERVER_IP')" ;; esac
@@ -368,6 +392,7 @@ grep -aq 'reboot: Power down' "$DIR/console.txt" ||
 	fail "QEMU ended but the guest's kernel never powered down (the lender's power-off came first?): $(tail -5 "$DIR/console.txt")"
 show=$("$FERRY" borrower lease show --dir "$BDIR" "$LEASE" 2>&1) || true
 grep -Eq '^shutdown [^ ]+ +clean' <<<"$show" || fail "lease show does not record a clean shutdown: $show"
+grep -q 'EXPORT {' "$DIR/ferry-exports.conf" && fail "the lent server's export is still there after the return: $(cat "$DIR/ferry-exports.conf")"
 SHUT_S=$(sed -n 's/^shutdown [^ ]* *clean *\([0-9.]*\) s.*/\1/p' <<<"$show" | head -1)
 HOW="poweroff -f"
 grep -aq 'sysrq power off' "$DIR/console.txt" && HOW="the sysrq fallback (poweroff -f did not act)"
@@ -389,5 +414,6 @@ awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="
 	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself through %s\n", s, how
 	printf "  WAN: %d ESP-in-UDP packets of the lent server; 0 in clear on the WAN and on the lender LAN\n", e }'
 echo "  ESP data plane: $PLANE_DESC in A and in B's keeper (ferry.dataplane=$DATAPLANE)"
+echo "  NFS: root exported to $VIP alone; the lent server $REFUSED"
 echo "full-e2e: ok (lease $LEASE, tunnel address $VIP)"
 PASSED=1

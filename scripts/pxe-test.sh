@@ -206,7 +206,7 @@ cat >"$DIR/borrower.json" <<-JSON
  "borrower_ca": "$PKI/borrower-org-ca.pem", "gateway": "$SERVER:4500", "allow_file": "$DIR/allow.jsonl",
  "image_listen": "$SERVER:$IMAGE_PORT", "image_url": "https://$SERVER:$IMAGE_PORT/images",
  "image_cert": "$PKI/borrower-images.pem", "image_key": "$PKI/borrower-images.key",
- "tunnel_pool": "10.42.8.0/24", "nfs_server": "$SERVER", "nfs_export": "/srv/roots",
+ "tunnel_pool": "10.42.8.0/24", "nfs_server": "$SERVER", "nfs_export": "/srv/roots", "nfs_exports": "none",
  "default_template": "$DIR/template", "poll_seconds": 1}
 JSON
 "$FERRY" borrower image add --dir "$BDIR" b1 --kernel "$VMLINUZ" --initrd "$DIR/initrd-a.img" --cmdline console=ttyS0 >/dev/null 2>"$DIR/image-add.log"

@@ -37,8 +37,10 @@ up() { cut -d' ' -f1 /proc/uptime; }
 
 say "init started as pid $$ (uptime $(up) s)"
 
-# What this variant of the lab expects (root_fstype=nfs|nfs4, nfs_version=).
-root_fstype=; nfs_version=
+# What this variant of the lab expects (root_fstype=nfs|nfs4, nfs_version=,
+# and, in the managed chain, foreign_root= and roots_parent=: NFS sources
+# this server must not be able to read, see check_foreign below).
+root_fstype=; nfs_version=; foreign_root=; roots_parent=
 [ -r /etc/ferry-lab.conf ] && . /etc/ferry-lab.conf
 
 # The file system type of the mount that is the root (last " / " entry wins),
@@ -129,6 +131,40 @@ case "$ks" in
 '') check keeper-status FAIL "no answer from 127.0.0.1:7070/status" ;;
 *) check keeper-status FAIL "unexpected: $ks" ;;
 esac
+
+# The borrower exports each root to its own server's tunnel address alone
+# (docs/CONTRACT.md "NFS roots"). From here, as root, with the kernel's NFS
+# client: mounting our own root again must work (the method works), another
+# root must be refused, and the directory above the roots must show none.
+# busybox mount passes nfs4 to the kernel with addr= added.
+nfs_try() { # SOURCE DIR: mount, print the error on failure
+	mkdir -p "$2" && timeout 60 mount -t nfs4 -o "vers=${nfs_version:-4.1},ro,soft,timeo=100,retrans=1" "$1" "$2" 2>&1
+}
+check_foreign() {
+	self=$(awk '$2 == "/" && $3 ~ /^nfs/ { s = $1 } END { print s }' /proc/mounts)
+	if ! out=$(nfs_try "$self" /tmp/ferry-self); then
+		check foreign-root FAIL "cannot mount our own root $self again, so the refusal below proves nothing: $out"
+		return
+	fi
+	umount /tmp/ferry-self
+	if out=$(nfs_try "$foreign_root" /tmp/ferry-foreign); then
+		check foreign-root FAIL "mounted $foreign_root, another server's root: $(ls /tmp/ferry-foreign | head -5 | tr '\n' ' ')"
+		umount /tmp/ferry-foreign
+	else
+		check foreign-root ok "refused $foreign_root: ${out:-mount failed} (own root $self mounts)"
+	fi
+	if [ -n "$roots_parent" ]; then
+		if out=$(nfs_try "$roots_parent" /tmp/ferry-parent); then
+			seen=$(ls -A /tmp/ferry-parent | tr '\n' ' ')
+			umount /tmp/ferry-parent
+			if [ -n "$seen" ]; then check roots-parent FAIL "$roots_parent shows: $seen"
+			else check roots-parent ok "$roots_parent shows no root"; fi
+		else
+			check roots-parent ok "refused $roots_parent: $out"
+		fi
+	fi
+}
+[ -n "$foreign_root" ] && check_foreign
 
 if httpd -p 80 -h /srv; then
 	say "httpd serving /srv on :80"
