@@ -34,6 +34,7 @@ type gatewayFile struct {
 	Subnets []string `json:"subnets"`
 	Inner   string   `json:"inner,omitempty"` // own inner address on the TUN device, e.g. 10.33.2.1/32
 	Allow   string   `json:"allow"`           // allow list file (JSON lines)
+	CRL     string   `json:"crl,omitempty"`   // the lender CA's CRL file (DER or PEM), reloaded on change
 	Status  string   `json:"status,omitempty"`
 	TUN     string   `json:"tun,omitempty"`
 	DNS     []string `json:"dns,omitempty"` // name servers handed out with the virtual IP
@@ -54,7 +55,10 @@ a removed key tears its tunnel down). ESP runs in user space over a TUN
 device. Each key gets one address from "pool" for as long as it is on the
 allow list, the same after any reconnect; the bindings are kept in the
 "addresses" file (default: the allow file + ".addresses") so a restarted
-gateway hands out the same ones. Liveness and rekeys: "dpd_seconds" (10),
+gateway hands out the same ones; a line's "virtual_ip" gives its key that
+address alone. "crl" (optional): the lender CA's CRL file (DER or PEM,
+signed by "ca"), reloaded on change: a revoked certificate is refused and
+its tunnel torn down, even while its key is listed. Liveness and rekeys: "dpd_seconds" (10),
 "ike_lifetime_seconds" (14400), "child_lifetime_seconds" (3600) and
 "rekey_margin_seconds" (360: each end rekeys between 2 and 1 margins
 before the lifetime ends), the same defaults as the servers' keepers.
@@ -197,6 +201,9 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	defer cancel()
 	go us.Run(ctx)
 	go g.allow.Watch(ctx, c.Allow, 2*time.Second)
+	if c.CRL != "" {
+		go g.allow.WatchCRL(ctx, c.CRL, cfg.CAs[0], 2*time.Second)
+	}
 	go reloadOnHUP(ctx, env, g.allow, c.Allow)
 	if c.Status != "" {
 		go d.ServeControl(ctx, c.Status, cancel)

@@ -53,6 +53,10 @@ type List struct {
 	log     *slog.Logger
 	now     func() time.Time
 	loaded  string // hash of the file content Load last applied
+	// crl is the CA's revocation list (nil: none loaded); serials maps
+	// the serial of each certificate AllowCert let in to its key's pin.
+	crl     *crl
+	serials map[string]string
 }
 
 // New makes an empty list. revoker may be nil until SetRevoker.
@@ -169,6 +173,13 @@ func (l *List) Entries() []Entry {
 }
 
 func (l *List) revoked(ctx context.Context, r Revoker, e Entry, reason string) {
+	l.mu.Lock()
+	for serial, pin := range l.serials {
+		if pin == e.Pin {
+			delete(l.serials, serial)
+		}
+	}
+	l.mu.Unlock()
 	l.log.Info("authz: key revoked", "pin", e.Pin, "lease", e.Lease, "reason", reason)
 	if r != nil {
 		r.Revoke(ctx, e.Pin, reason)

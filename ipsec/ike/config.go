@@ -22,6 +22,12 @@ type Authorizer interface {
 	Allow(pin string) (authz.Entry, error)
 }
 
+// CertAuthorizer is an Authorizer that also judges the certificate itself
+// (its CA's revocation list); *authz.List is one. The responder prefers it.
+type CertAuthorizer interface {
+	AllowCert(cert *x509.Certificate) (authz.Entry, error)
+}
+
 // Config is what a Daemon needs. Zero durations and sizes take defaults.
 type Config struct {
 	// Local is this host's IKE address; Port and NATPort default to 500

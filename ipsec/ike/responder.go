@@ -74,6 +74,9 @@ func (d *Daemon) authenticate(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *
 	sa.peer = peer
 	if d.cfg.Authorizer != nil {
 		e, err := d.cfg.Authorizer.Allow(peer.Pin)
+		if ca, ok := d.cfg.Authorizer.(CertAuthorizer); ok {
+			e, err = ca.AllowCert(peer.Cert)
+		}
 		if err != nil {
 			return nil, &refusal{ikev2.AUTHENTICATION_FAILED, err}
 		}
