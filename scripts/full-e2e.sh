@@ -28,7 +28,7 @@
 #
 # Passes when every phase is ok on the console and in `ferry borrower lease
 # show`; the root's own checks pass (among them: it can mount its own root
-# again but not the stray root, and sees no root under /srv/roots); the keeper answers through the tunnel
+# again but not the stray root, and sees no other root under /srv/roots); the keeper answers through the tunnel
 # after the switch with the tunnel up; every WAN packet of the lent server
 # is IKE or ESP (UDP 500/4500) and no NFS or image traffic crosses in clear;
 # the lent server's disk is byte-identical; at `lease return` the borrower
