@@ -132,6 +132,9 @@ type LeaseServer struct {
 	CertSerial string        `json:"cert_serial,omitempty"`
 	Conflict   string        `json:"conflict,omitempty"`
 	Phases     []PhaseReport `json:"phases,omitempty"`
+	// Certificate is the one-time certificate (PEM) the lender signed for
+	// the server's key: the borrower pins that key at a strongSwan gateway.
+	Certificate string `json:"certificate_pem,omitempty"`
 }
 
 // EnrollRequest is the agent's first call: its one-time token, the MAC it

@@ -2,7 +2,9 @@ package borrower
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,9 @@ type Key struct {
 	Lease, Server, Pin string // Lease is the lender's lease id
 	Expires            time.Time
 	VIP                netip.Addr // the only tunnel address the key gets
+	// CertPEM is the one-time certificate the lender reports for the key;
+	// strongSwan pins the key it holds.
+	CertPEM string
 }
 
 // allowGateway is ferry gateway: its allow list file.
@@ -38,9 +43,10 @@ func (g allowGateway) Revoke(ctx context.Context, lease string, _ []string) erro
 }
 
 // swanGateway is strongSwan: one connection per lease and server, loaded
-// through VICI. The lender reports each key's pin, not the key, so the
-// connection binds the server by the lender CA and the exact subject the
-// lender certified for that lease and server.
+// through VICI, that lets in exactly the one-time key the lender
+// certified for that lease and server (remote.pubkeys, as ferry gateway
+// pins its SPKI hash), with the certificate's exact subject and the
+// lender CA, and hands it its one tunnel address.
 type swanGateway struct {
 	socket  string
 	pool    string
@@ -84,17 +90,45 @@ func (g *swanGateway) LoadPool(ctx context.Context, addrs netip.Prefix) error {
 func (g *swanGateway) Allow(ctx context.Context, keys ...Key) error {
 	return g.session(ctx, func(s *gatewayctl.Swan) error {
 		for _, k := range keys {
-			id, err := gatewayctl.LeaseServerID(k.Lease, k.Server)
+			cert, err := g.pinnedCert(k)
 			if err != nil {
 				return err
 			}
-			c := gatewayctl.Conn{Lease: k.Lease, Server: k.Server, CACert: g.ca, RemoteID: id, Pool: g.pool, LocalTS: g.localTS, VIP: k.VIP}
+			c := gatewayctl.Conn{Lease: k.Lease, Server: k.Server, CACert: g.ca, PubKey: cert.PublicKey,
+				RemoteID: gatewayctl.DNID(cert.RawSubject), Pool: g.pool, LocalTS: g.localTS, VIP: k.VIP}
 			if err := s.Load(ctx, c); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// pinnedCert reads the certificate the lender reported for k and checks
+// it before its key is pinned: signed by the lender CA, for the key whose
+// pin the lender reported, naming this lease and server. Without one the
+// key is not let in: a conn naming only the subject would admit any key
+// the lender CA certified under it.
+func (g *swanGateway) pinnedCert(k Key) (*x509.Certificate, error) {
+	blk, _ := pem.Decode([]byte(k.CertPEM))
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("lease %s server %s: the lender reported no certificate, so strongSwan cannot pin its key", k.Lease, k.Server)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s server %s: certificate: %w", k.Lease, k.Server, err)
+	}
+	if err := cert.CheckSignatureFrom(g.ca); err != nil {
+		return nil, fmt.Errorf("lease %s server %s: certificate not signed by lender_ca: %w", k.Lease, k.Server, err)
+	}
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	if pin := hex.EncodeToString(sum[:]); pin != k.Pin {
+		return nil, fmt.Errorf("lease %s server %s: certificate key %s, but the lender reported pin %s", k.Lease, k.Server, pin, k.Pin)
+	}
+	if want := k.Lease + "/" + k.Server; cert.Subject.CommonName != want {
+		return nil, fmt.Errorf("lease %s server %s: certificate names %q", k.Lease, k.Server, cert.Subject.CommonName)
+	}
+	return cert, nil
 }
 
 func (g *swanGateway) Revoke(ctx context.Context, lease string, servers []string) error {

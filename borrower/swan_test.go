@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -112,11 +113,18 @@ func TestStrongSwanGatewayLetsInEnrolledServersUntilReturn(t *testing.T) {
 	conn := "ferry-" + ls[0].ID + "-" + enrolled
 	waitFor(t, "charon to have the enrolled server's conn", func() error {
 		if conns := swanctl(t, socket, "--list-conns"); !strings.Contains(conns, conn+":") ||
-			!strings.Contains(conns, "id: CN="+ls[0].ID+"/"+enrolled) || !strings.Contains(conns, "CN=ferry lender CA") {
+			!strings.Contains(conns, "CN="+ls[0].ID+"/"+enrolled) || !strings.Contains(conns, "CN=ferry lender CA") {
 			return fmt.Errorf("charon's conns:\n%s", conns)
 		}
 		return nil
 	})
+	// The conn pins the enrolled server's one-time key (remote.pubkeys:
+	// charon lists a pinned key among the remote's certs), not merely its
+	// subject, which another key certified under it would also carry.
+	raw := swanctl(t, socket, "--list-conns", "--raw")
+	if !regexp.MustCompile(`remote-1 \{[^}]*certs=\[[^\]]*CN=` + regexp.QuoteMeta(ls[0].ID+"/"+enrolled)).MatchString(raw) {
+		t.Errorf("the conn does not pin the server's key (no remote certs):\n%s", raw)
+	}
 	if conns := swanctl(t, socket, "--list-conns"); strings.Contains(conns, idle) {
 		t.Errorf("charon lets in server %s, which never enrolled:\n%s", idle, conns)
 	}

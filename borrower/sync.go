@@ -51,7 +51,7 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	var add []Key
 	for i, s := range got.Servers {
 		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
-			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires, VIP: l.Addrs[i]})
+			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires, VIP: l.Addrs[i], CertPEM: s.Certificate})
 		}
 	}
 	l.Lender = got
@@ -184,7 +184,7 @@ func allowed(l Lease) []Key {
 	var out []Key
 	for i, s := range l.Lender.Servers {
 		if s.SPKIPin != "" && slices.Contains(l.Pins, s.SPKIPin) {
-			k := Key{Lease: l.Lender.ID, Server: s.ID, Pin: s.SPKIPin, Expires: l.Lender.Expires}
+			k := Key{Lease: l.Lender.ID, Server: s.ID, Pin: s.SPKIPin, Expires: l.Lender.Expires, CertPEM: s.Certificate}
 			if i < len(l.Addrs) {
 				k.VIP = l.Addrs[i]
 			}

@@ -155,7 +155,7 @@ func markConflict(tx store.Tx, leaseID string, i int, reason string, now time.Ti
 	if err := revokeMember(tx, mem, now); err != nil {
 		return err
 	}
-	mem.Phase, mem.Conflict, mem.SPKIPin = PhaseConflict, reason, ""
+	mem.Phase, mem.Conflict, mem.SPKIPin, mem.Certificate = PhaseConflict, reason, "", ""
 	return putMember(tx, leaseID, i, mem)
 }
 
@@ -212,7 +212,7 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 			return err
 		}
 		m.log.Info("server cleared: new boot", "lease", rec.ID, "server", mem.ID, "mac", mac, "was", mem.Phase, "conflict", mem.Conflict)
-		mem.Phase, mem.Conflict, mem.SPKIPin, mem.CertSerial, mem.Earlier = PhaseBooting, "", "", "", nil
+		mem.Phase, mem.Conflict, mem.SPKIPin, mem.CertSerial, mem.Earlier, mem.Certificate = PhaseBooting, "", "", "", nil, ""
 		rec.Servers[idx] = mem.LeaseServer
 		return putMember(tx, rec.ID, idx, mem)
 	})

@@ -218,6 +218,7 @@ func consume(tx store.Tx, hash string, o Observed, now time.Time, iss lenderca.I
 		tok.Binding = &Binding{MAC: o.MAC, Addr: o.Addr.String(), Via: ViaEnroll, At: now}
 	}
 	mem.SPKIPin, mem.CertSerial, mem.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
+	mem.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.DER}))
 	mem.Tokens = slices.DeleteFunc(mem.Tokens, func(h string) bool { return h == hash })
 	if err := tx.Put(store.Tokens, hash, tok); err != nil {
 		return err
