@@ -317,10 +317,11 @@ func (c *Chain) ganesha() {
                  Enable_RQUOTA = false; Enable_UDP = false; }
 NFSV4 { Graceless = true; Allow_Numeric_Owners = true; Only_Numeric_Owners = true;
         RecoveryBackend = fs; RecoveryRoot = %s; }
-EXPORT { Export_Id = 1; Path = %s; Pseudo = /srv/roots; Access_Type = RW;
-         Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL { Name = VFS; } }
+%%include "%s"
 LOG { Default_Log_Level = WARN; }
-`, BorrowerIP, recov, roots)), 0o600)
+`, BorrowerIP, recov, c.path("ferry-exports.conf"))), 0o600)
+	// The borrower's exports, one per lent server (nfs_exports ganesha).
+	os.WriteFile(c.path("ferry-exports.conf"), []byte("# written by ferry borrower\n"), 0o644)
 	pidf := c.path("ganesha.pid")
 	// ganesha daemonizes out of its process group: end it by its pid file
 	// before the namespaces go (cleanups run last-registered first).
@@ -347,6 +348,7 @@ func (c *Chain) borrowerUp() {
 		"image_listen":   BorrowerIP + ":9444", "image_url": "https://" + BorrowerIP + ":9444",
 		"image_cert": c.pki["borrower-images"], "image_key": c.pki["borrower-images.key"],
 		"tunnel_pool": TunnelPool, "nfs_server": BorrowerIP, "nfs_export": "/srv/roots",
+		"nfs_exports": "ganesha", "ganesha_exports_file": c.path("ferry-exports.conf"), "ganesha_pid_file": c.path("ganesha.pid"),
 		"keeper_client_cert": c.pki["borrower-keeper"], "keeper_client_key": c.pki["borrower-keeper.key"],
 		"default_template": c.Cfg.Images.Export, "poll_seconds": 1}
 	for k, v := range c.Cfg.BorrowerExtra {
