@@ -75,6 +75,13 @@ type ChildSA struct {
 	// ReqID ties the states and policies of one CHILD_SA together in the
 	// kernel; 0 lets the data plane choose one.
 	ReqID uint32
+	// Deferred is set by the responder of a CHILD_SA rekey: the peer
+	// installs the SA only when our answer reaches it, so sending on it
+	// at once would lose packets for a round trip. The data plane keeps
+	// sending on the older SA of the same selectors until ESP arrives on
+	// this one or no older one remains (strongSwan does the same). The
+	// kernel plane ignores it (the kernel sends on the newest state).
+	Deferred bool
 }
 
 // ExpireKind says which lifetime ran out.

@@ -292,6 +292,9 @@ func (p *Plane) open(pkt []byte, from netip.AddrPort) ([]byte, error) {
 		p.follow(in.out, from)
 	}
 	in.life.last.Store(time.Now().UnixNano())
+	if in.deferred && !in.heard.Load() {
+		p.heard(in)
+	}
 	p.account(in.life, spi, true, len(inner))
 	return inner, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,7 @@ type route struct {
 	prefix netip.Prefix
 	out    *outbound
 	gen    uint64
+	waits  bool // deferred, an older SA sends meanwhile
 }
 
 // Plane is the user-space ESP data plane. It implements dataplane.DataPlane.
@@ -77,9 +79,12 @@ type Plane struct {
 
 	mu    sync.Mutex
 	pairs map[uint32]*pair // by inbound SPI
-	outs  map[uint32]uint32
-	refs  map[netip.Prefix]int // route reference counts
-	addrs map[netip.Prefix]int // address reference counts (virtual IPs, held addresses)
+	// draining: inbound halves of SAs removed after a rekey, accepting
+	// for DrainTime what the peer sent before it switched (Remove)
+	draining map[uint32]*inbound
+	outs     map[uint32]uint32
+	refs     map[netip.Prefix]int // route reference counts
+	addrs    map[netip.Prefix]int // address reference counts (virtual IPs, held addresses)
 	// The lease's fail-closed state, released by Teardown only: one
 	// reference on every route and virtual IP an SA ever had (so they
 	// stay on the device, and packets with no SA reach the plane, which
@@ -107,7 +112,7 @@ func New(cfg Config) *Plane {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: log, expire: make(chan dataplane.ExpireEvent, 64),
-		pairs: map[uint32]*pair{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}, addrs: map[netip.Prefix]int{},
+		pairs: map[uint32]*pair{}, draining: map[uint32]*inbound{}, outs: map[uint32]uint32{}, refs: map[netip.Prefix]int{}, addrs: map[netip.Prefix]int{},
 		pinRoutes: map[netip.Prefix]bool{}, pinAddrs: map[netip.Prefix]bool{}, guards: map[netip.Prefix]bool{}}
 	p.tab.Store(&tables{in: map[uint32]*inbound{}})
 	return p
@@ -137,13 +142,13 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 		return err
 	}
 	in.life, out.life = &meter{lim: sa.Lifetime}, &meter{lim: sa.Lifetime}
-	in.out = out
+	in.out, in.deferred = out, sa.Deferred
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return errors.New("esp: install on a closed data plane")
 	}
-	if _, ok := p.pairs[sa.InSPI]; ok {
+	if _, ok := p.pairs[sa.InSPI]; ok || p.draining[sa.InSPI] != nil {
 		return fmt.Errorf("esp: inbound SPI %#x is already installed", sa.InSPI)
 	}
 	if _, ok := p.outs[sa.OutSPI]; ok {
@@ -367,23 +372,53 @@ func (p *Plane) startTimers(sa dataplane.ChildSA) []*time.Timer {
 	return ts
 }
 
-// publish rebuilds the lock-free snapshot. Called with mu held.
+// publish rebuilds the lock-free snapshot. Called with mu held. For each
+// prefix the newest SA sends, except a deferred one (ChildSA.Deferred)
+// that has heard nothing yet while an older SA for the prefix remains.
 func (p *Plane) publish() {
 	t := &tables{in: make(map[uint32]*inbound, len(p.pairs))}
+	oldest := map[netip.Prefix]uint64{}
+	for _, pr := range p.pairs {
+		for _, ts := range pr.routes {
+			if g, ok := oldest[ts]; !ok || pr.gen < g {
+				oldest[ts] = pr.gen
+			}
+		}
+	}
+	for spi, in := range p.draining {
+		t.in[spi] = in
+	}
 	for spi, pr := range p.pairs {
 		t.in[spi] = pr.in
 		for _, ts := range pr.routes {
-			t.routes = append(t.routes, route{prefix: ts, out: pr.out, gen: pr.gen})
+			waits := pr.in.deferred && !pr.in.heard.Load() && oldest[ts] != pr.gen
+			t.routes = append(t.routes, route{prefix: ts, out: pr.out, gen: pr.gen, waits: waits})
 		}
 	}
 	sort.Slice(t.routes, func(i, j int) bool {
 		a, b := t.routes[i], t.routes[j]
-		if a.prefix.Bits() != b.prefix.Bits() {
+		switch {
+		case a.prefix.Bits() != b.prefix.Bits():
 			return a.prefix.Bits() > b.prefix.Bits()
+		case a.waits != b.waits:
+			return !a.waits
 		}
 		return a.gen > b.gen
 	})
 	p.tab.Store(t)
+}
+
+// heard: the first authenticated packet on a deferred SA; the peer has
+// it, so it may send now.
+func (p *Plane) heard(in *inbound) {
+	if in.heard.Swap(true) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.publish()
+	}
 }
 
 // follow moves every SA sending to out's peer to the address from, where
@@ -459,15 +494,56 @@ func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.S
 	return c, nil
 }
 
-// Remove implements dataplane.DataPlane.
+// DrainTime is how long the inbound half of an SA removed after a rekey
+// still accepts packets: those the peer sealed before it switched to the
+// new SA and that were still on their way when the DELETE crossed them.
+const DrainTime = 2 * time.Second
+
+// Remove implements dataplane.DataPlane. The SA stops sending at once.
+// If a newer SA carries all its selectors (a rekey), its inbound half
+// drains for DrainTime; otherwise it goes at once.
 func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if in, ok := p.outs[outSPI]; ok && inSPI == 0 {
 		inSPI = in
 	}
+	pr, ok := p.pairs[inSPI]
+	if !ok {
+		return nil
+	}
+	drain := p.succeeded(pr)
 	p.removeLocked(inSPI)
+	if drain && !p.closed {
+		p.draining[inSPI] = pr.in
+		p.publish()
+		time.AfterFunc(DrainTime, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.draining[inSPI] == pr.in {
+				delete(p.draining, inSPI)
+				p.publish()
+			}
+		})
+	}
 	return nil
+}
+
+// succeeded: a newer SA carries every selector of pr. Called with mu held.
+func (p *Plane) succeeded(pr *pair) bool {
+	for _, ts := range pr.routes {
+		found := false
+		for _, o := range p.pairs {
+			if o.gen > pr.gen && slices.Contains(o.routes, ts) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return len(pr.routes) > 0
 }
 
 func (p *Plane) removeLocked(inSPI uint32) bool {
@@ -534,6 +610,8 @@ func (p *Plane) Close() error {
 	for spi := range p.pairs {
 		p.removeLocked(spi)
 	}
+	clear(p.draining)
+	p.publish()
 	p.closed = true
 	close(p.expire)
 	return nil

@@ -135,7 +135,9 @@ type inbound struct {
 	tsLocal  []netip.Prefix // inner destinations we accept
 	tsRemote []netip.Prefix // inner sources we accept
 	life     *meter
-	out      *outbound // the same CHILD_SA's sending half: its peer follows ours
+	out      *outbound   // the same CHILD_SA's sending half: its peer follows ours
+	deferred bool        // ChildSA.Deferred: its outbound waits for heard
+	heard    atomic.Bool // an authenticated packet arrived on it
 	mu       sync.Mutex
 	win      *window
 }

@@ -182,6 +182,7 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 	in := newChildSPI()
 	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
 	c.TSLocal, c.TSRemote, c.VirtualIP = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP
+	c.Deferred = true // the peer installs it when our answer arrives: keep sending on old until then
 	nc, err := d.install(sa, c)
 	if err != nil {
 		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}
