@@ -11,14 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sniffer sees every IPv4 packet on one link of a namespace, as tcpdump
-// would: what is on the wire, whatever a socket above makes of it.
+// Sniffer sees the IPv4 packets one link of a namespace sends, as tcpdump
+// would: what goes on the wire, whatever a socket above makes of it. Only
+// outgoing packets count: a received ESP packet in tunnel mode comes
+// back through the same link decrypted (xfrm_input re-injects the inner
+// packet), which a sniffer on the receiving side would take for clear
+// text on the wire.
 type Sniffer struct {
 	fd   int
 	link string
 }
 
-// Sniff opens a packet socket on link in ns; it closes at cleanup.
+// Sniff opens a packet socket on link in ns (the sender's side of the
+// wire to watch); it closes at cleanup.
 func (ns *NS) Sniff(t testing.TB, link string) *Sniffer {
 	t.Helper()
 	var s *Sniffer
@@ -27,7 +32,9 @@ func (ns *NS) Sniff(t testing.TB, link string) *Sniffer {
 		if err != nil {
 			t.Fatalf("in %s: sniff %s: %v", ns.Name, link, err)
 		}
-		proto := int(htons(unix.ETH_P_IP))
+		// ETH_P_ALL: only taps of every protocol see outgoing packets
+		// (dev_queue_xmit_nit).
+		proto := int(htons(unix.ETH_P_ALL))
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			t.Fatalf("in %s: packet socket: %v", ns.Name, err)
@@ -44,9 +51,9 @@ func (ns *NS) Sniff(t testing.TB, link string) *Sniffer {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// CountUntil reads packets until one to marker arrives and returns how
+// CountUntil reads packets until one to marker leaves and returns how
 // many before it went to an address in dst. Send the marker after the
-// packets under test, on the same path: it arrives after them, so no
+// packets under test, on the same link: it leaves after them, so no
 // waiting on a clock decides the count. It fails t if the marker has not
 // arrived within a minute.
 func (s *Sniffer) CountUntil(t testing.TB, dst netip.Prefix, marker netip.Addr) int {
@@ -58,14 +65,14 @@ func (s *Sniffer) CountUntil(t testing.TB, dst netip.Prefix, marker netip.Addr) 
 	n := 0
 	buf := make([]byte, 65536)
 	for {
-		m, _, err := unix.Recvfrom(s.fd, buf, 0)
+		m, from, err := unix.Recvfrom(s.fd, buf, 0)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			t.Fatalf("sniffing %s: marker to %v never came: %v", s.link, marker, err)
 		}
-		if m < 20 || buf[0]>>4 != 4 {
+		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype != unix.PACKET_OUTGOING || ll.Protocol != htons(unix.ETH_P_IP) || m < 20 || buf[0]>>4 != 4 {
 			continue
 		}
 		to := netip.AddrFrom4([4]byte(buf[16:20]))

@@ -19,14 +19,14 @@ var remoteTS = netip.MustParsePrefix("10.32.2.0/24")
 
 // leaky makes b (10.32.0.2) a's default router, as the lender's LAN
 // router is the lent server's: what a sends to the remote selector
-// without ESP then shows on b's link in clear. It returns a sniffer there.
+// without ESP then leaves a's link in clear. It returns a sniffer on it.
 func leaky(t *testing.T, a, b *end) *netnstest.Sniffer {
 	a.ns.Do(t, func() {
 		if err := netlink.RouteAdd(&netlink.Route{Gw: b.outer.AsSlice()}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	return b.ns.Sniff(t, "espv1")
+	return a.ns.Sniff(t, "espv0")
 }
 
 // inClear sends NFS-like datagrams from a to the remote selector (from

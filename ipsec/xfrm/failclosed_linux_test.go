@@ -14,7 +14,7 @@ import (
 
 // lan is the lent server (ns a, 10.32.5.1) on a LAN with its gateway
 // (ns b, 10.32.5.2), which is also a's default router: what a sends to
-// the borrower's subnet without IPsec shows on b's link in clear.
+// the borrower's subnet without IPsec leaves a's link in clear.
 type lan struct {
 	a, b  *netnstest.NS
 	sniff *netnstest.Sniffer
@@ -29,7 +29,7 @@ func newLAN(t *testing.T) *lan {
 			t.Fatal(err)
 		}
 	})
-	l.sniff = l.b.Sniff(t, "xv1")
+	l.sniff = l.a.Sniff(t, "xv0")
 	return l
 }
 

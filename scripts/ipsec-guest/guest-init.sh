@@ -67,7 +67,10 @@ until ping -c 1 -W 1 "$ARG_gw" >/dev/null 2>&1; do
 done
 
 t0=$(now)
-ferry vpn up --dataplane kernel --gateway "$ARG_gw" --ca /etc/ipsec-guest/ca.pem \
+# A CHILD_SA lifetime of 40 s (rekey 30-35 s in) puts a real CHILD rekey
+# during or right after the transfer; traffic must survive it (issue "A
+# lease that lasts", item 1: the first rekey used to kill the tunnel).
+ferry vpn up --dataplane kernel --child-lifetime 40s --rekey-margin 5s --gateway "$ARG_gw" --ca /etc/ipsec-guest/ca.pem \
 	--cert /etc/ipsec-guest/lease.pem --key /etc/ipsec-guest/lease.key \
 	--subnet "$ARG_subnet" --status /run/vpn.sock &
 vpnpid=$!
@@ -107,7 +110,27 @@ echo "--- counters after the transfer ---"
 xip -s xfrm state | grep -E 'src|lifetime current|bytes|replay|stats'
 cat /proc/net/xfrm_stat
 
-# vpn down must leave the kernel as it found it.
+# Wait for the CHILD_SA rekey (a new inbound SPI, the old SA deleted),
+# then the tunnel must still carry traffic and keep its policies.
+spi0=$(echo "$st" | sed -n 's/.*"in_spi":"\([0-9a-f]*\)".*/\1/p')
+for i in $(seq 900); do
+	st=$(ferry vpn status --status /run/vpn.sock 2>/dev/null)
+	spi=$(echo "$st" | sed -n 's/.*"in_spi":"\([0-9a-f]*\)".*/\1/p')
+	[ -n "$spi" ] && [ "$spi" != "$spi0" ] && [ "$(xip xfrm state | grep -c '^src')" = 2 ] && break
+	usleep 100000
+done
+[ -n "$spi" ] && [ "$spi" != "$spi0" ] || fail "no CHILD_SA rekey within 90 s: $st"
+say "child-rekeyed $spi0 -> $spi"
+echo "--- xfrm after the rekey ---"
+xip xfrm state; xip xfrm policy
+xip xfrm policy | grep -A3 "dir out" | grep -q "tmpl src" || fail "after the CHILD_SA rekey no outbound IPsec policy is left"
+ping -c 3 -W 3 "$ARG_target" || fail "ping $ARG_target after the CHILD_SA rekey"
+sum=$(wget -q -O - "http://$ARG_target:$ARG_port/blob" | sha256sum | cut -d' ' -f1)
+[ "$sum" = "$ARG_sha256" ] || fail "transfer after the CHILD_SA rekey: sha256 $sum, want $ARG_sha256"
+say "after-rekey ok"
+
+# vpn down (the deliberate end) must leave the kernel as it found it:
+# Teardown removes the fail-closed block policies and guards as well.
 ferry vpn down --status /run/vpn.sock >/dev/null || fail "ferry vpn down"
 for i in $(seq 50); do kill -0 $vpnpid 2>/dev/null || break; usleep 100000; done
 vpnpid=
