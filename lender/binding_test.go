@@ -366,3 +366,30 @@ func TestBoundBootSurvivesLenderRestart(t *testing.T) {
 	}
 	p.wantConflict(t, "second script fetch")
 }
+
+// An agent cannot report a phase the lender sets itself: a report named
+// "conflict" or "booting" would move the server in the lender's own
+// state machine (a new boot at the next start, a conflict without its
+// revocation).
+func TestAgentCannotReportTheLendersOwnPhases(t *testing.T) {
+	f := newFixture(t, 1)
+	_, b := leaseAndBoot(t, f)
+	resp, err := enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := parsePEMCert(t, resp.Certificate)
+	who := lenderSubject(b)
+	now := f.now
+	for _, ph := range []string{PhaseBooting, PhaseEnrolled, PhaseReturning, PhaseReturned, PhaseConflict} {
+		err := f.m.ReportPhase(context.Background(), who, cert.SerialNumber.Text(16),
+			api.PhaseReport{LeaseID: b.LeaseID, ServerID: b.ServerID, Phase: ph, Start: now, End: now})
+		if err == nil {
+			t.Errorf("agent reported phase %q", ph)
+		}
+	}
+	l, _ := f.m.Lease(context.Background(), b.LeaseID)
+	if l.Servers[0].Phase != PhaseEnrolled {
+		t.Fatalf("server phase %q after the refused reports, want enrolled", l.Servers[0].Phase)
+	}
+}

@@ -82,3 +82,7 @@ func csrFor(t testing.TB, cn string) (crypto.Signer, string) {
 
 // testFrom is the source address of enrollments in tests without netboot.
 var testFrom = netip.MustParseAddr("10.57.0.9")
+
+func lenderSubject(b Boot) lenderca.Subject {
+	return lenderca.Subject{LeaseID: b.LeaseID, ServerID: b.ServerID}
+}

@@ -19,6 +19,12 @@ func (m *Manager) ReportPhase(ctx context.Context, who lenderca.Subject, serial 
 	if p.LeaseID != who.LeaseID || p.ServerID != who.ServerID {
 		return &api.FieldError{Field: "lease_id", Reason: fmt.Sprintf("%s/%s, but the certificate is for %s", p.LeaseID, p.ServerID, who.CommonName())}
 	}
+	switch p.Phase {
+	case PhaseBooting, PhaseEnrolled, PhaseReturning, PhaseReturned, PhaseConflict:
+		// The lender's own states: an agent naming one would move the
+		// server in the lender's state machine.
+		return &api.FieldError{Field: "phase", Reason: fmt.Sprintf("%q is a state the lender sets, not a phase an agent reports", p.Phase)}
+	}
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		var c certRec
 		if err := tx.Get(store.Certs, serial, &c); err != nil || !c.Revoked.IsZero() {
