@@ -3,6 +3,7 @@ package ike
 import (
 	"crypto/rand"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -70,9 +71,32 @@ func FuzzResponderReceive(f *testing.F) {
 		d.receive(b, from, nat)
 		d.mu.Lock()
 		n := len(d.halfOpen)
+		err := d.halfOpenExact()
 		d.mu.Unlock()
 		if n > d.cfg.HalfOpenMax {
 			t.Fatalf("%d half-open SAs, limit %d", n, d.cfg.HalfOpenMax)
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
+}
+
+// halfOpenExact checks that the half-open table holds exactly the SAs in
+// state half-open, each under the key it was made with (d.mu held).
+func (d *Daemon) halfOpenExact() error {
+	n := 0
+	for _, sa := range d.sas {
+		if sa.st != stHalfOpen {
+			continue
+		}
+		n++
+		if d.halfOpen[sa.openKey] != sa {
+			return fmt.Errorf("half-open SA %016x is not in the table under its key", sa.spir)
+		}
+	}
+	if n != len(d.halfOpen) {
+		return fmt.Errorf("%d entries in the half-open table for %d half-open SAs", len(d.halfOpen), n)
+	}
+	return nil
 }

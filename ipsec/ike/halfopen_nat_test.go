@@ -113,4 +113,9 @@ func TestHalfOpenAccountingSurvivesPortChange(t *testing.T) {
 	if n := lb.halfOpen(); n != 0 {
 		t.Fatalf("%d half-open entries after every handshake ended; want 0", n)
 	}
+	lb.gw.mu.Lock()
+	defer lb.gw.mu.Unlock()
+	if err := lb.gw.halfOpenExact(); err != nil {
+		t.Fatal(err)
+	}
 }
