@@ -3,6 +3,7 @@ package xfrm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"syscall"
@@ -72,13 +73,14 @@ func newKernelPair(t *testing.T) *kernelPair {
 }
 
 // install puts generation g on side a, b or both ("ab", "ba": in that order).
-func (k *kernelPair) install(t *testing.T, g uint32, sides string) {
+func (k *kernelPair) install(t *testing.T, g uint32, sides string, deferred bool) {
 	t.Helper()
 	for _, side := range sides {
 		sa, p := rekeyOf(k.sa, g), k.pa
 		if side == 'b' {
 			sa, p = mirrorSA(sa), k.pb
 		}
+		sa.Deferred = deferred
 		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
 			t.Skipf("kernel ESP unavailable: %v", err)
 		} else if err != nil {
@@ -151,33 +153,45 @@ func (k *kernelPair) counters(t *testing.T, g uint32) dataplane.SACounters {
 	return c
 }
 
-// Make-before-break with the kernel's own states: the traffic keeps
-// flowing through every CHILD_SA rekey, whichever side removes the old SA
-// first, and through a simultaneous rekey (two new SAs, the redundant one
-// removed); it always moves to a remaining SA, never out in clear.
+// kstep is one data-plane call an IKE daemon makes during a rekey (see
+// esp's TestRekeyFromEitherSideKeepsTrafficFlowing): side 'a' or 'b'
+// installs (the rekey's responder: deferred) or removes generation gen.
+type kstep struct {
+	side     rune
+	install  bool
+	gen      uint32
+	deferred bool
+}
+
+func kinst(side rune, g uint32, deferred bool) kstep { return kstep{side, true, g, deferred} }
+func krm(side rune, g uint32) kstep                  { return kstep{side, false, g, false} }
+
+// Make-before-break with the kernel's own states, in the order of the IKE
+// exchanges: the traffic passes after every step, whichever side starts
+// the rekey and when both do at once, ends on the SA that remains, and
+// never crosses the LAN in clear; after the last SA the policy blocks.
 func TestRekeyWithKernelStates(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		install []uint32
-		remove  []uint32
-		order   string // which side acts first
-		left    uint32
+		name  string
+		steps []kstep
+		left  uint32
 	}{
-		{"initiator's rekey", []uint32{1}, []uint32{0}, "ab", 1},
-		{"responder's rekey", []uint32{1}, []uint32{0}, "ba", 1},
-		{"simultaneous", []uint32{1, 2}, []uint32{1, 0}, "ab", 2},
+		{"initiator (a) rekeys", []kstep{kinst('b', 1, true), kinst('a', 1, false), krm('b', 0), krm('a', 0)}, 1},
+		{"gateway (b) rekeys", []kstep{kinst('a', 1, true), kinst('b', 1, false), krm('a', 0), krm('b', 0)}, 1},
+		{"simultaneous", []kstep{kinst('b', 1, true), kinst('a', 2, true), kinst('a', 1, false), kinst('b', 2, false),
+			krm('b', 1), krm('a', 1), krm('b', 0), krm('a', 0)}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKernelPair(t)
-			k.install(t, 0, "ab")
+			k.install(t, 0, "ab", false)
 			k.echo(t, "first SA")
-			for _, g := range tc.install {
-				k.install(t, g, tc.order)
-				k.echo(t, "during the rekey")
-			}
-			for _, g := range tc.remove {
-				k.remove(t, g, tc.order)
-				k.echo(t, "old SA removed")
+			for i, st := range tc.steps {
+				if st.install {
+					k.install(t, st.gen, string(st.side), st.deferred)
+				} else {
+					k.remove(t, st.gen, string(st.side))
+				}
+				k.echo(t, fmt.Sprintf("step %d %+v", i, st))
 			}
 			before := k.counters(t, tc.left)
 			k.echo(t, "after the rekey")

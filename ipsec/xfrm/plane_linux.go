@@ -31,6 +31,9 @@ type installed struct {
 	keys    []polKey          // its policies' selectors (policy_linux.go)
 	sa      dataplane.ChildSA // for its virtual IP and remote selectors
 	routed  bool              // hostRoutes holds its virtual IP and routes
+	// outPending: a deferred SA (ChildSA.Deferred) whose outbound state
+	// waits for the older SA of its selectors to go (promote)
+	outPending bool
 }
 
 // stateOps adds and deletes XFRM states. The kernel's (through the
@@ -161,6 +164,10 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 		return err
 	}
 	inst := &installed{in: in, out: out, reqid: reqid, keys: policyKeys(sa), sa: sa}
+	// The kernel sends on the newest outbound state of a reqid at once;
+	// the responder of a rekey holds the new one back until the old SA
+	// goes (the initiator has installed the new SA by then).
+	inst.outPending = sa.Deferred && p.older(inst) != nil
 	if err := p.addStates(inst); err != nil {
 		return err
 	}
@@ -186,7 +193,11 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 }
 
 func (p *Plane) addStates(inst *installed) error {
-	for i, s := range []*netlink.XfrmState{inst.in, inst.out} {
+	ss := []*netlink.XfrmState{inst.in, inst.out}
+	if inst.outPending {
+		ss = ss[:1]
+	}
+	for i, s := range ss {
 		if err := p.states.XfrmStateAdd(s); err != nil {
 			if i == 1 {
 				p.states.XfrmStateDel(inst.in)
@@ -234,6 +245,44 @@ func (p *Plane) pin(sa dataplane.ChildSA) {
 	}
 }
 
+// older returns an SA with inst's selectors that sends (no pending
+// outbound), other than inst, or nil. Called with mu held.
+func (p *Plane) older(inst *installed) *installed {
+	k := selectorsKey(inst.sa)
+	for _, o := range p.sas {
+		if o != inst && !o.outPending && selectorsKey(o.sa) == k {
+			return o
+		}
+	}
+	return nil
+}
+
+// promote adds the held-back outbound states of the deferred SAs with
+// gone's selectors once no other SA of them sends, before gone's own
+// states are deleted: make-before-break. Called with mu held, gone
+// already out of p.sas or about to be.
+func (p *Plane) promote(gone *installed) error {
+	k := selectorsKey(gone.sa)
+	for _, o := range p.sas {
+		if o != gone && !o.outPending && selectorsKey(o.sa) == k {
+			return nil // another SA still sends
+		}
+	}
+	var errs []error
+	for _, o := range p.sas {
+		if o == gone || !o.outPending || selectorsKey(o.sa) != k {
+			continue
+		}
+		if err := p.states.XfrmStateAdd(o.out); err != nil {
+			errs = append(errs, fmt.Errorf("xfrm: deferred outbound state SPI %#x: %w", uint32(o.out.Spi), stateErr(err)))
+			continue
+		}
+		o.outPending = false
+		p.log.Info("xfrm: deferred outbound SA now sends", "out_spi", fmt.Sprintf("%#x", uint32(o.out.Spi)))
+	}
+	return errors.Join(errs...)
+}
+
 // Remove implements dataplane.DataPlane.
 func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	p.mu.Lock()
@@ -253,6 +302,9 @@ func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 // without a policy, no policy pointing at a deleted state's template.
 func (p *Plane) removeLocked(inst *installed) error {
 	errs := []error{p.detach(inst, inst)}
+	if !p.closed && !inst.outPending {
+		errs = append(errs, p.promote(inst))
+	}
 	if inst.routed {
 		p.host.release(inst.sa)
 		inst.routed = false
@@ -353,7 +405,11 @@ func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
 	inEncap, outEncap := *in.Encap, *out.Encap
 	inEncap.SrcPort, outEncap.DstPort = int(to.Port()), int(to.Port())
 	in.Encap, out.Encap = &inEncap, &outEncap
-	for _, s := range []*netlink.XfrmState{&in, &out} {
+	ss := []*netlink.XfrmState{&in, &out}
+	if inst.outPending {
+		ss = ss[:1] // the outbound state is not in the kernel yet
+	}
+	for _, s := range ss {
 		if err := p.h.XfrmStateUpdate(s); err != nil {
 			return fmt.Errorf("xfrm: SA %#x: update encapsulation to port %d: %w", uint32(s.Spi), to.Port(), err)
 		}
@@ -371,12 +427,19 @@ func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
 func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.SACounters, error) {
 	p.mu.Lock()
 	inst, ok := p.sas[inSPI]
+	var ss []*netlink.XfrmState
+	if ok {
+		ss = []*netlink.XfrmState{inst.in, inst.out}
+		if inst.outPending {
+			ss = ss[:1] // not sending yet: nothing out
+		}
+	}
 	p.mu.Unlock()
 	if !ok || uint32(inst.out.Spi) != outSPI {
 		return dataplane.SACounters{}, fmt.Errorf("xfrm: SA in=%#x out=%#x: %w", inSPI, outSPI, dataplane.ErrNoSuchSA)
 	}
 	var c dataplane.SACounters
-	for _, s := range []*netlink.XfrmState{inst.in, inst.out} {
+	for i, s := range ss {
 		got, err := p.h.XfrmStateGet(&netlink.XfrmState{Src: s.Src, Dst: s.Dst, Proto: s.Proto, Spi: s.Spi})
 		if err != nil {
 			if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
@@ -384,7 +447,7 @@ func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.S
 			}
 			return dataplane.SACounters{}, fmt.Errorf("xfrm: reading state SPI %#x: %w", uint32(s.Spi), err)
 		}
-		if s == inst.in {
+		if i == 0 {
 			c.InPackets, c.InBytes = got.Statistics.Packets, got.Statistics.Bytes
 		} else {
 			c.OutPackets, c.OutBytes = got.Statistics.Packets, got.Statistics.Bytes

@@ -2,6 +2,8 @@ package xfrm
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"net/netip"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 type recordedStates struct {
 	mu   sync.Mutex
 	live map[uint32]*netlink.XfrmState
+	log  []string // "add SPI" and "del SPI", in order
 }
 
 func (r *recordedStates) XfrmStateAdd(s *netlink.XfrmState) error {
@@ -28,6 +31,7 @@ func (r *recordedStates) XfrmStateAdd(s *netlink.XfrmState) error {
 		return unix.EEXIST
 	}
 	r.live[uint32(s.Spi)] = s
+	r.log = append(r.log, fmt.Sprintf("add %#x", uint32(s.Spi)))
 	return nil
 }
 
@@ -38,6 +42,7 @@ func (r *recordedStates) XfrmStateDel(s *netlink.XfrmState) error {
 		return unix.ESRCH
 	}
 	delete(r.live, uint32(s.Spi))
+	r.log = append(r.log, fmt.Sprintf("del %#x", uint32(s.Spi)))
 	return nil
 }
 
@@ -159,4 +164,45 @@ func TestCHILDRekeyKeepsPolicyForNewSA(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The responder of a rekey (ChildSA.Deferred) must not send on the new
+// SA before the initiator has it: the kernel would pick the newest
+// outbound state at once, so the plane adds it only when the old SA goes,
+// and before the old one's states are deleted.
+func TestDeferredOutboundStateWaitsForOldSA(t *testing.T) {
+	inNewNS(t, func() {
+		p, rs := policyPlane(t)
+		ctx := context.Background()
+		old, nw := testSA(), rekeyOf(testSA(), 1)
+		nw.Deferred = true
+		if err := p.Install(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Install(ctx, nw); err != nil {
+			t.Fatal(err)
+		}
+		if rs.get(nw.InSPI) == nil || rs.get(nw.OutSPI) != nil {
+			t.Fatalf("deferred SA installed: inbound %v, outbound %v; want inbound only", rs.get(nw.InSPI) != nil, rs.get(nw.OutSPI) != nil)
+		}
+		if err := p.Remove(ctx, old.InSPI, old.OutSPI); err != nil {
+			t.Fatal(err)
+		}
+		requireCarriedBy(t, p, rs, old, nw.InSPI, nw.OutSPI, "after the old SA went")
+		added := slices.Index(rs.log, fmt.Sprintf("add %#x", nw.OutSPI))
+		deleted := slices.Index(rs.log, fmt.Sprintf("del %#x", old.OutSPI))
+		if added < 0 || deleted < 0 || added > deleted {
+			t.Fatalf("state operations %v: the new outbound state must be added before the old one is deleted", rs.log)
+		}
+		// A first SA has nothing to wait for, deferred or not.
+		first := rekeyOf(testSA(), 5)
+		first.Deferred = true
+		first.TSRemote = []netip.Prefix{netip.MustParsePrefix("10.32.9.0/24")}
+		if err := p.Install(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if rs.get(first.OutSPI) == nil {
+			t.Fatal("a deferred SA with no older SA of its selectors got no outbound state")
+		}
+	})
 }
