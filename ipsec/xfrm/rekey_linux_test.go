@@ -3,8 +3,8 @@ package xfrm
 import (
 	"context"
 	"fmt"
-	"slices"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 
