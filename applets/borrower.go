@@ -169,7 +169,7 @@ func borrowerLease(ctx context.Context, env *Env, args []string) error {
 		return usagef("--dir is required")
 	}
 	c := api.UnixClient(borrower.AdminSocket(*dir))
-	var l borrower.Lease
+	var l borrower.LeaseView // show fills the view's extras; the others answer the lease alone
 	switch args[0] {
 	case "request":
 		err = c.Call(ctx, "POST", "/admin/leases", borrower.Request{Key: *key, Count: *count, Image: *image, Template: *root}, &l)
@@ -207,21 +207,28 @@ func borrowerLease(ctx context.Context, env *Env, args []string) error {
 	return printBorrowerLease(env, l)
 }
 
-// printBorrowerLease shows a lease, every server, its phases and timings.
-func printBorrowerLease(env *Env, l borrower.Lease) error {
+// printBorrowerLease shows a lease, every server, its phases and timings,
+// and, for show, each server's tunnel as the gateway reports it.
+func printBorrowerLease(env *Env, l borrower.LeaseView) error {
 	fmt.Fprintf(env.Stdout, "lease %s  state %s  key %s  lender lease %s  expires %s\n",
 		l.ID, l.State, l.Key, l.Lender.ID, l.Lender.Expires.Format(time.RFC3339))
+	if l.Stale != "" {
+		fmt.Fprintf(env.Stdout, "lender unreachable: the lease as last stored (%s)\n", l.Stale)
+	}
 	if l.Error != "" {
 		fmt.Fprintf(env.Stdout, "error: %s\n", l.Error)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tMAC\tPHASE\tTUNNEL_ADDRESS\tSPKI_SHA256")
+	fmt.Fprintln(tw, "SERVER\tMAC\tPHASE\tTUNNEL_ADDRESS\tTUNNEL\tSPKI_SHA256")
 	for i, s := range l.Lender.Servers {
-		addr := "-"
+		addr, tunnel := "-", "-"
 		if i < len(l.Addrs) {
 			addr = l.Addrs[i].String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.MAC, s.Phase, addr, s.SPKIPin)
+		if i < len(l.Tunnels) && l.Tunnels[i].Server == s.ID {
+			tunnel = tunnelText(l.Tunnels[i])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.MAC, s.Phase, addr, tunnel, s.SPKIPin)
 		for _, p := range s.Phases {
 			status := "ok"
 			if p.Error != "" {
@@ -234,4 +241,20 @@ func printBorrowerLease(env *Env, l borrower.Lease) error {
 		fmt.Fprintf(tw, "shutdown %s\t%s\t%.1f s\t%s\n", d.Server, d.Outcome, d.Seconds, d.Detail)
 	}
 	return tw.Flush()
+}
+
+// tunnelText is one server's tunnel for lease show: "up since T at ADDR
+// (data alive)", "down", or "unknown (why)".
+func tunnelText(t borrower.TunnelState) string {
+	out := t.State
+	if t.State == "up" {
+		if !t.Since.IsZero() {
+			out += " since " + t.Since.Format(time.RFC3339)
+		}
+		out += " at " + t.Address
+	}
+	if t.Detail != "" {
+		out += " (" + t.Detail + ")"
+	}
+	return out
 }

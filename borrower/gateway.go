@@ -152,7 +152,11 @@ func (g *swanGateway) Peers(ctx context.Context) ([]Peer, error) {
 				continue
 			}
 			for _, v := range sa.RemoteVIPs {
-				out = append(out, Peer{VIP: v, Conn: sa.Name})
+				p := Peer{VIP: v, Conn: sa.Name}
+				if sa.Established > 0 {
+					p.Since = time.Now().Add(-sa.Established).Truncate(time.Second).UTC()
+				}
+				out = append(out, p)
 			}
 		}
 		return err

@@ -34,15 +34,8 @@ func (m *Manager) AdminHandler() http.Handler {
 		api.Reply(w, ls, err)
 	})
 	mux.HandleFunc("GET /admin/leases/{id}", func(w http.ResponseWriter, r *http.Request) {
-		l, err := m.Lease(r.Context(), r.PathValue("id"))
-		if err == nil {
-			l, err = m.Refresh(r.Context(), l)
-		}
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, l)
+		v, err := m.View(r.Context(), r.PathValue("id"))
+		api.Reply(w, v, err)
 	})
 	mux.HandleFunc("POST /admin/leases/{id}/extend", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {

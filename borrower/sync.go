@@ -21,7 +21,7 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	}
 	var got api.Lease
 	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err != nil {
-		return l, fmt.Errorf("refresh lease %s (lender %s): %w", l.ID, l.Lender.ID, err)
+		return l, fmt.Errorf("refresh lease %s (lender %s): %w: %w", l.ID, l.Lender.ID, errLender, err)
 	}
 	if got.ID != l.Lender.ID {
 		return l, fmt.Errorf("refresh lease %s: the lender answered for lease %.80q, not %s", l.ID, got.ID, l.Lender.ID)

@@ -15,9 +15,12 @@ import (
 // holds and either its key's pin (ferry gateway) or its connection's name
 // (strongSwan, "ferry-LEASE-SERVER").
 type Peer struct {
-	VIP  netip.Addr
-	Pin  string
-	Conn string
+	VIP   netip.Addr
+	Pin   string
+	Conn  string
+	Since time.Time // when its connection came up; zero if the gateway does not say
+	// DataPath is ferry gateway's view of its ESP: alive, idle, stalled.
+	DataPath string
 }
 
 // Tunnels is what the image gate needs of the gateway: who holds which
@@ -66,7 +69,13 @@ func parseFerryStatus(data []byte) ([]Peer, error) {
 		if sa.Pin == "" {
 			continue
 		}
-		out = append(out, Peer{VIP: vip, Pin: sa.Pin})
+		p := Peer{VIP: vip, Pin: sa.Pin, DataPath: sa.DataPath}
+		if since, err := time.Parse(time.RFC3339, sa.Since); err == nil {
+			p.Since = since.UTC() // the connection's start, kept across rekeys
+		} else if age, err := time.ParseDuration(sa.Age); err == nil && age >= 0 {
+			p.Since = time.Now().Add(-age).Truncate(time.Second).UTC()
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"time"
 
 	"github.com/strongswan/govici/vici"
 )
@@ -19,6 +21,9 @@ type SA struct {
 	State      string // "ESTABLISHED", "CONNECTING", ...
 	RemoteID   string
 	RemoteVIPs []netip.Addr
+	// Established is how long ago the IKE SA was established (charon's
+	// "established" seconds); zero when charon does not say.
+	Established time.Duration
 }
 
 // LoadPool loads (or replaces) the address pool name with addrs (a CIDR
@@ -72,6 +77,13 @@ func parseListSA(m *vici.Message) ([]SA, error) {
 		sa := SA{Name: name}
 		sa.State, _ = sec.Get("state").(string)
 		sa.RemoteID, _ = sec.Get("remote-id").(string)
+		if est, ok := sec.Get("established").(string); ok {
+			n, err := strconv.ParseUint(est, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("list-sas: IKE SA %.80q: established %.40q: %w", name, est, err)
+			}
+			sa.Established = time.Duration(n) * time.Second
+		}
 		vips, _ := sec.Get("remote-vips").([]string)
 		for _, v := range vips {
 			a, err := netip.ParseAddr(v)
