@@ -40,6 +40,9 @@ workflow:
          (rw,sync,no_subtree_check,no_root_squash,sec=sys), exportfs -u at
          return; nfs_export must be DIR/roots. Nothing else may export it.
        "none": the borrower exports nothing; restrict each root yourself.
+     image B downloads are never cut for being slow, only for stalling:
+     each write of an answer may take image_stall_seconds (60); the admin
+     socket takes requests of at most 16 KiB.
      image B is served only to the virtual IP that the gateway (its status
      socket) says a server of an active lease holds, and only that lease's
      image. With strongSwan as the gateway, replace allow_file and

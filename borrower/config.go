@@ -53,7 +53,11 @@ type Config struct {
 	ImageURL    string `json:"image_url"`
 	ImageCert   string `json:"image_cert"`
 	ImageKey    string `json:"image_key"`
-	TunnelPool  string `json:"tunnel_pool"`
+	// ImageStallSeconds (60) is how long one write of an image B answer
+	// may take before the download is cut: slow downloads go on, stalled
+	// ones end.
+	ImageStallSeconds int    `json:"image_stall_seconds"`
+	TunnelPool        string `json:"tunnel_pool"`
 	// NFS: the server lent machines mount, and the path under which it
 	// serves each root Dir/roots/NAME as NFSExport/NAME. NFSExports is
 	// the NFS server the borrower drives on this host so that each root
@@ -71,9 +75,9 @@ type Config struct {
 	GaneshaPidFile      string `json:"ganesha_pid_file"`
 	GaneshaExportIDBase int    `json:"ganesha_export_id_base"`
 	KernelExportOptions string `json:"kernel_export_options"`
-	DefaultTemplate string `json:"default_template"`
-	Archive         bool   `json:"archive"`     // archive roots at return, else delete
-	KeeperPort      int    `json:"keeper_port"` // the keepers' plain-HTTP GET /status
+	DefaultTemplate     string `json:"default_template"`
+	Archive             bool   `json:"archive"`     // archive roots at return, else delete
+	KeeperPort          int    `json:"keeper_port"` // the keepers' plain-HTTP GET /status
 	// At return each server's keeper is asked to shut it down, over HTTPS
 	// on KeeperTLSPort (7071) with KeeperClientCert/Key, a client
 	// certificate of the borrower CA; unset: servers are not asked, the
@@ -125,6 +129,9 @@ func LoadConfig(path string) (Config, error) {
 	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
 		return Config{}, fmt.Errorf("borrower config %s: keeper_client_cert %q and keeper_client_key %q: set both or neither",
 			path, c.KeeperClientCert, c.KeeperClientKey)
+	}
+	if c.ImageStallSeconds < 0 {
+		return Config{}, fmt.Errorf("borrower config %s: image_stall_seconds %d: want 0 (the default, 60) or more", path, c.ImageStallSeconds)
 	}
 	if c.KeeperTLSPort < 0 || c.KeeperTLSPort > 65535 {
 		return Config{}, fmt.Errorf("borrower config %s: keeper_tls_port %d: not a port", path, c.KeeperTLSPort)
@@ -307,6 +314,13 @@ func (c Config) shutdownGrace() time.Duration {
 		return 3 * time.Second
 	}
 	return time.Duration(c.ShutdownGraceMS) * time.Millisecond
+}
+
+func (c Config) imageStall() time.Duration {
+	if c.ImageStallSeconds <= 0 {
+		return defaultImageStall
+	}
+	return time.Duration(c.ImageStallSeconds) * time.Second
 }
 
 func (c Config) keeperTLSPort() int {

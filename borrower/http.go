@@ -20,7 +20,7 @@ func (m *Manager) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/leases", func(w http.ResponseWriter, r *http.Request) {
 		var req Request
-		dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
+		dec := json.NewDecoder(r.Body) // bounded by adminServer (maxAdminBody)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			api.WriteError(w, &api.FieldError{Reason: "malformed request: " + err.Error()})

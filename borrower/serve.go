@@ -134,8 +134,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("image listener %s: %w", cfg.ImageListen, err)
 	}
 	imgLn := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}})
-	adminSrv := &http.Server{Handler: m.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	imgSrv := &http.Server{Handler: m.ImageHandler(), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv, imgSrv := m.adminServer(), m.imageServer()
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(admin) }()
 	go func() { errc <- imgSrv.Serve(imgLn) }()

@@ -1,0 +1,81 @@
+package borrower
+
+import (
+	"net/http"
+	"time"
+)
+
+// Bounds of the borrower's HTTP servers. A client that trickles its
+// request, idles, or stops reading an answer must not hold a connection
+// (and a goroutine, a file) for ever.
+const (
+	headerTimeout   = 10 * time.Second
+	idleTimeout     = 2 * time.Minute
+	maxHeaderBytes  = 16 << 10
+	maxAdminBody    = 16 << 10 // the largest admin request is a lease request of a few hundred bytes
+	adminReadTimout = 30 * time.Second
+	// defaultImageStall is how long one write of an image B answer may
+	// take. Image B (a distribution's initrd: 50-500 MB) crosses the WAN
+	// inside the tunnel, at whatever speed the lender's uplink has: an
+	// absolute write timeout would cut a slow but healthy download (500 MB
+	// at 2 Mbit/s is over half an hour). So each write gets its own
+	// deadline instead: a download that keeps moving is never cut, one
+	// whose client stopped reading is cut after this long. 60 s rides out
+	// TCP's retransmission back-off on a lossy link (it doubles from 1 s
+	// towards 2 min; several lost segments in a row reach tens of seconds).
+	defaultImageStall = 60 * time.Second
+)
+
+// adminServer serves the local CLI. Its writes are bounded by the longest
+// request it answers: a return waits for the servers to shut down.
+func (m *Manager) adminServer() *http.Server {
+	write := m.cfg.shutdownWait() + m.cfg.shutdownGrace() + 3*time.Minute
+	h := m.AdminHandler()
+	return &http.Server{ReadHeaderTimeout: headerTimeout, ReadTimeout: adminReadTimout, WriteTimeout: write,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+			h.ServeHTTP(w, r)
+		})}
+}
+
+// imageServer serves image B and /metrics: GETs only, no request body
+// (so no ReadTimeout, which would also cancel a long download), and a
+// stall deadline per write.
+func (m *Manager) imageServer() *http.Server {
+	h, stall := m.ImageHandler(), m.cfg.imageStall()
+	return &http.Server{ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+				// Nothing here reads a body; one left unread would hold
+				// the connection after the answer.
+				w.Header().Set("Connection", "close")
+				http.Error(w, "no request body here", http.StatusBadRequest)
+				return
+			}
+			h.ServeHTTP(newProgressWriter(w, stall), r)
+		})}
+}
+
+// progressWriter gives every write of an answer its own deadline, stall
+// from now: an answer that keeps moving is never cut; one whose client
+// stopped reading is cut after stall.
+type progressWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func newProgressWriter(w http.ResponseWriter, stall time.Duration) *progressWriter {
+	p := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
+	p.rc.SetWriteDeadline(time.Now().Add(stall)) // also bounds the handler before its first byte
+	return p
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.rc.SetWriteDeadline(time.Now().Add(p.stall))
+	return p.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
