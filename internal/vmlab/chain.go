@@ -496,8 +496,13 @@ func (c *Chain) Return(ctx context.Context) (string, error) {
 // same, except what it says to the lender itself (DHCP, TFTP, HTTP(S),
 // phase reports) and ARP. Only packets the server sent count as its: the
 // gateway's and the lender's ICMP errors are theirs.
+//
+// The server's ICMP errors about the gateway's IKE/ESP packets (port
+// unreachable for UDP 500/4500, while no socket listens between A's
+// tunnel and B's keeper) quote only IKE/ESP bytes: they are counted by
+// ICMPAboutIKE, not here.
 func (c *Chain) Leaks() (wan, lan []string, err error) {
-	ike := "(udp port 500 or udp port 4500)"
+	ike := "(udp port 500 or udp port 4500 or " + icmpAboutIKE + ")"
 	q := func(cp *Capture, f string) []string {
 		l, e := cp.Packets(f)
 		if e != nil && err == nil {
@@ -510,6 +515,16 @@ func (c *Chain) Leaks() (wan, lan []string, err error) {
 	lan = append(q(c.LAN, "src host "+c.ServerIP+" and not dst host "+LenderIP+" and not "+ike+" and not (udp port 67 or udp port 68) and not arp"),
 		q(c.LAN, "net 10.52.0.0/16 and not "+ike)...)
 	return wan, lan, err
+}
+
+// icmpAboutIKE matches an ICMP error quoting a UDP packet to port 500 or
+// 4500 (the quoted IP header without options, then the UDP ports).
+const icmpAboutIKE = "(icmp[icmptype] == icmp-unreach and (icmp[30:2] == 500 or icmp[30:2] == 4500))"
+
+// ICMPAboutIKE lists the server's ICMP errors about IKE/ESP packets on
+// the WAN.
+func (c *Chain) ICMPAboutIKE() ([]string, error) {
+	return c.WAN.Packets("src host " + c.ServerIP + " and " + icmpAboutIKE)
 }
 
 // Rekeys counts the rekeys each side started: the gateway's (its log,

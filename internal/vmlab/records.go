@@ -148,15 +148,19 @@ func Sequence(recs []Record) (missing, dup []int) {
 	return still, dup
 }
 
-// Frozen is the longest interval, as the host saw it, between two
-// consecutive records that ends after from and starts before to+settle:
-// how long the root made no progress across a fault that lasted from from
-// to to, including any stall in the settle time after it was undone. It
-// also returns how long after to the first record came (the recovery);
-// ok is false when none came.
+// Frozen is how long, as the host saw it, the root made no progress
+// across a fault that lasted from from to to: the longest interval
+// between two consecutive records that ends after from and starts before
+// to+settle (a stall just after the fault was undone counts), clipped at
+// from (a stall the fault did not cause does not). It also returns how
+// long after to the first record came (the recovery); ok is false when
+// none came.
 func Frozen(recs []Record, from, to time.Time, settle time.Duration) (frozen, recovered time.Duration, ok bool) {
 	for i := 1; i < len(recs); i++ {
 		a, b := recs[i-1].Seen, recs[i].Seen
+		if a.Before(from) {
+			a = from
+		}
 		if b.After(from) && a.Before(to.Add(settle)) && b.Sub(a) > frozen {
 			frozen = b.Sub(a)
 		}
@@ -167,4 +171,27 @@ func Frozen(recs []Record, from, to time.Time, settle time.Duration) (frozen, re
 		}
 	}
 	return frozen, 0, false
+}
+
+// LongestGap is the longest interval between consecutive records seen
+// from from to to: the root's stalls without a fault.
+func LongestGap(recs []Record, from, to time.Time) time.Duration {
+	var g time.Duration
+	for i := 1; i < len(recs); i++ {
+		a, b := recs[i-1].Seen, recs[i].Seen
+		if !a.Before(from) && !b.After(to) && b.Sub(a) > g {
+			g = b.Sub(a)
+		}
+	}
+	return g
+}
+
+// WriteTSV keeps the records with the host times they were seen.
+func WriteTSV(path string, recs []Record) error {
+	var b strings.Builder
+	b.WriteString("seq\tguest_uptime\thost_seen\n")
+	for _, r := range recs {
+		fmt.Fprintf(&b, "%d\t%.2f\t%s\n", r.Seq, r.Uptime, r.Seen.UTC().Format("15:04:05.000"))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

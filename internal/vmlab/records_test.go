@@ -57,18 +57,21 @@ func TestFrozenMeasuresTheStallAcrossAFault(t *testing.T) {
 			recs = append(recs, Record{Seq: n, Seen: at(s)})
 		}
 	}
-	add(0, 10)  // before
+	add(0, 8)   // before; a stall of its own from 8 s
 	add(43, 60) // the fault is 10-40 s; the root resumes at 43 s
 	frozen, rec, ok := Frozen(recs, at(10), at(40), 10*time.Second)
 	if !ok || frozen != 33*time.Second || rec != 3*time.Second {
-		t.Fatalf("Frozen = %s, recovered after %s, %v; want 33s, 3s, true", frozen, rec, ok)
+		t.Fatalf("Frozen = %s, recovered after %s, %v; want 33s (from the fault's start), 3s, true", frozen, rec, ok)
+	}
+	if g := LongestGap(recs, at(0), at(8)); g != 500*time.Millisecond {
+		t.Fatalf("LongestGap before the fault = %s, want 500ms", g)
 	}
 	// A second stall within the settle time counts, one after it does not.
 	recs2 := append(append([]Record(nil), recs...), Record{Seq: n + 1, Seen: at(100)})
 	if f, _, _ := Frozen(recs2, at(10), at(40), 10*time.Second); f != 33*time.Second {
 		t.Fatalf("a stall 60 s after the fault counted: %s", f)
 	}
-	if _, _, ok := Frozen(recs[:21], at(10), at(40), time.Second); ok {
+	if _, _, ok := Frozen(recs[:17], at(10), at(40), time.Second); ok {
 		t.Fatal("no record after the fault, yet ok")
 	}
 }

@@ -158,10 +158,12 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 	rekeys := func() (int, int) { gc, gi, sc, si := c.Rekeys(); return gc + sc, gi + si }
 	waitFor(p.rekeyWait, func() bool { ch, ik := rekeys(); return ch >= p.minChild && ik >= p.minIKE })
 	gc, gi, sc, si := c.Rekeys()
+	// The first row: the root's longest stall with rekeys and no fault.
+	rows := []row{{fault: "none (rekeys, copies)", lasted: time.Since(tr), resumed: true,
+		frozen: LongestGap(rec.Records(), tr, time.Now()), vip: c.VIP}}
 	t.Logf("%s: rekeys in %s before the faults: CHILD_SA gateway %d, server %d; IKE SA gateway %d, server %d", plane,
 		time.Since(tr).Round(time.Second), gc, sc, gi, si)
 
-	var rows []row
 	wanBase, lanBase, _ := c.Leaks()
 	for _, f := range p.faults {
 		r := row{fault: f.name}
@@ -252,10 +254,19 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		t.Errorf("%s: in clear over the whole lease: WAN %d, lender LAN %d (%v)", plane, len(wan), len(lan), err)
 	}
 
+	for _, l := range append(wan, lan...) {
+		t.Logf("%s: in clear: %s", plane, l)
+	}
+	icmp, _ := c.ICMPAboutIKE()
+	if err := WriteTSV(filepath.Join(dir, "records.tsv"), recs); err != nil {
+		t.Log(err)
+	}
+
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s ESP (lease %s, tunnel address %s): ready in %s, %d records (lost %d, duplicated %d), %d copies of %d MB checked, return %s, whole %s\n",
+	fmt.Fprintf(&b, "%s (lease %s, tunnel address %s): ready in %s, %d records (lost %d, duplicated %d), %d copies of %d MB checked, return %s, whole %s\n",
 		want, c.Lease, c.VIP, ready.Round(time.Second), len(recs), len(missing), len(dup), copies, p.bigFile>>20, retDur.Round(100*time.Millisecond), time.Since(t0).Round(time.Second))
 	fmt.Fprintf(&b, "  rekeys over the lease: CHILD_SA gateway %d server %d, IKE SA gateway %d server %d\n", gc, sc, gi, si)
+	fmt.Fprintf(&b, "  in clear over the lease: WAN %d, lender LAN %d; the server's ICMP errors about IKE/ESP packets (not counted): %d\n", len(wan), len(lan), len(icmp))
 	fmt.Fprintf(&b, "  %-28s %9s %11s %21s %10s %s\n", "fault", "lasted", "frozen for", "recovered after undo", "leaks W/L", "tunnel address")
 	for _, r := range rows {
 		rec := r.recovered.Round(100 * time.Millisecond).String()
