@@ -24,7 +24,8 @@ const vpnUsage = `vpn up|status|down|save [OPTIONS]
 The lent server's IKEv2 initiator, authenticated by its one-time certificate.
   vpn up      open the tunnel and keep it (DPD, rekeys); --background detaches
   vpn status  print the IKE and CHILD SAs of the running daemon
-  vpn down    delete the SAs and stop the daemon
+  vpn down    delete the SAs, remove the fail-closed state and stop the daemon
+              (any other exit keeps packets to the remote subnets blocked)
   vpn save    write the identity and settings into a state directory, so
               that 'vpn up --state DIR' re-opens the same tunnel after kexec
 Run 'vpn up --help' for the options.`
