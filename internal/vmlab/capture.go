@@ -10,7 +10,9 @@ import (
 )
 
 // Capture is tcpdump writing every packet of one interface to a pcap file
-// (packet-buffered, so the file can be read while it runs).
+// (packet-buffered, so the file can be read while it runs), the first 160
+// bytes of each: the headers the filters need, not a lease's worth of
+// ciphertext.
 type Capture struct {
 	*Proc
 	Pcap string
@@ -20,7 +22,7 @@ type Capture struct {
 func StartCapture(t testing.TB, ns, iface, pcap string) *Capture {
 	t.Helper()
 	p := Start(t, "tcpdump "+iface, pcap+".log", "ip", "netns", "exec", ns,
-		"tcpdump", "-i", iface, "-n", "-U", "-w", pcap)
+		"tcpdump", "-i", iface, "-n", "-U", "-s", "160", "-w", pcap)
 	// tcpdump says "listening on" once the socket is open.
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if b, _ := os.ReadFile(p.Log); strings.Contains(string(b), "listening on") {
