@@ -45,9 +45,10 @@ type ChainConfig struct {
 	Images    Images
 	Dir       string // the run's files (configs, logs, captures, certificates)
 	DataPlane string // ferry.dataplane= on A's command line: auto, kernel or user
-	// Gateway are the gateway's timers; Lease the servers' (the keeper's
-	// tunnel state), once the borrower can hand them out (BorrowerExtra).
-	Gateway Timers
+	// Timers are the tunnels' IKE timers, the same at both ends: the
+	// gateway's (gateway.json) and the servers' (borrower.json "tunnel",
+	// which each lease carries to the keeper's tunnel state).
+	Timers Timers
 	// GatewayExtra and BorrowerExtra are more keys for gateway.json and
 	// borrower.json: a setting the managers gain is one line here.
 	GatewayExtra, BorrowerExtra map[string]any
@@ -290,7 +291,7 @@ func (c *Chain) StartGateway() {
 	m := map[string]any{"listen": GatewayIP, "ca": filepath.Join(c.ldir, "ca.pem"), "cert": c.pki["gateway"], "key": c.pki["gateway.key"],
 		"pool": TunnelPool, "subnets": []string{"10.52.0.0/24"}, "inner": "10.52.0.254/32",
 		"allow": allow, "status": c.path("gateway.sock")}
-	c.Cfg.Gateway.keys(m)
+	c.Cfg.Timers.keys(m)
 	for k, v := range c.Cfg.GatewayExtra {
 		m[k] = v
 	}
@@ -351,6 +352,12 @@ func (c *Chain) borrowerUp() {
 		"nfs_exports": "ganesha", "ganesha_exports_file": c.path("ferry-exports.conf"), "ganesha_pid_file": c.path("ganesha.pid"),
 		"keeper_client_cert": c.pki["borrower-keeper"], "keeper_client_key": c.pki["borrower-keeper.key"],
 		"default_template": c.Cfg.Images.Export, "poll_seconds": 1}
+	if tm := (map[string]any{}); true {
+		c.Cfg.Timers.keys(tm)
+		if len(tm) > 0 {
+			m["tunnel"] = tm
+		}
+	}
 	for k, v := range c.Cfg.BorrowerExtra {
 		m[k] = v
 	}

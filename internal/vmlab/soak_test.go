@@ -16,10 +16,10 @@ import (
 // plan is one flavour of the soak (FERRY_SOAK=short or long).
 type plan struct {
 	planes []string // ESP data planes, in turn
-	gw     Timers
-	// minChild and minIKE rekeys (counted on both ends together until the
-	// servers' timers can be set; see Chain.Rekeys), waited for up to
-	// rekeyWait before the faults.
+	timers Timers   // both ends'
+	// minChild and minIKE rekeys, counted on both ends together
+	// (Chain.Rekeys), waited for up to rekeyWait before the faults and
+	// judged over the whole lease.
 	minChild, minIKE int
 	bothSides        bool // each end must have started rekeys
 	rekeyWait        time.Duration
@@ -61,12 +61,12 @@ func freeze(d time.Duration) fault {
 var plans = map[string]plan{
 	// The long lease of the issue: both data planes, every fault.
 	"long": {planes: []string{"kernel", "user"},
-		gw:       Timers{DPD: 10 * time.Second, IKELifetime: 150 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 15 * time.Second},
+		timers:   Timers{DPD: 10 * time.Second, IKELifetime: 150 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 15 * time.Second},
 		minChild: 5, minIKE: 2, bothSides: true, rekeyWait: 5 * time.Minute, bigFile: 50 << 20, copyPause: 20 * time.Second,
 		faults: []fault{wanOutage(30 * time.Second), wanOutage(150 * time.Second), gatewayKill, managersKill, freeze(90 * time.Second)}},
 	// What make e2e can afford: kernel ESP, two CHILD rekeys, three faults.
 	"short": {planes: []string{"kernel"},
-		gw:       Timers{DPD: 10 * time.Second, IKELifetime: 180 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 10 * time.Second},
+		timers:   Timers{DPD: 10 * time.Second, IKELifetime: 180 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 10 * time.Second},
 		minChild: 2, rekeyWait: 4 * time.Minute, bigFile: 20 << 20, copyPause: 30 * time.Second,
 		faults: []fault{wanOutage(30 * time.Second), gatewayKill, freeze(30 * time.Second)}},
 }
@@ -134,7 +134,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		}
 	})
 	t0 := time.Now()
-	c := NewChain(t, ChainConfig{Ferry: ferry, Images: im, Dir: dir, DataPlane: plane, Gateway: p.gw,
+	c := NewChain(t, ChainConfig{Ferry: ferry, Images: im, Dir: dir, DataPlane: plane, Timers: p.timers,
 		Soak: true, BigFile: p.bigFile, CopyPause: p.copyPause})
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := &Recorder{Path: func() string { return c.RootFile("soak/records") }}
@@ -233,7 +233,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		t.Errorf("%s: %d CHILD_SA and %d IKE SA rekeys over the lease, want at least %d and %d", plane, ch, ik, p.minChild, p.minIKE)
 	}
 	if p.bothSides && (gc == 0 || sc == 0 || gi == 0 || si == 0) {
-		t.Errorf("%s: rekeys must come from both sides: CHILD_SA gateway %d, server %d, IKE SA gateway %d, server %d (the servers' lifetimes cannot be set yet: the keeper keeps 1 h and 4 h)", plane, gc, sc, gi, si)
+		t.Errorf("%s: rekeys must come from both sides: CHILD_SA gateway %d, server %d, IKE SA gateway %d, server %d", plane, gc, sc, gi, si)
 	}
 
 	// The records, before the return retires the root.
