@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -56,14 +57,18 @@ type Plane struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	sas     map[uint32]*installed        // by inbound SPI
-	inbound map[uint32]bool              // SPI -> is inbound, for expire events
-	pols    map[polKey]*polEntry         // every policy installed, until Teardown
-	reqids  map[string]int               // selector set -> reqid, for the lease
-	pinned  map[string]dataplane.ChildSA // by selector set: whose virtual IP and routes are held for the lease
-	reqid   int
-	closed  bool
-	gone    bool // Teardown ran
+	sas     map[uint32]*installed // by inbound SPI
+	inbound map[uint32]bool       // SPI -> is inbound, for expire events
+	pols    map[polKey]*polEntry  // every policy installed, until Teardown
+	// draining: inbound states of SAs removed after a rekey, deleted
+	// drainTime later (Remove)
+	draining  map[uint32]*netlink.XfrmState
+	drainTime time.Duration
+	reqids    map[string]int               // selector set -> reqid, for the lease
+	pinned    map[string]dataplane.ChildSA // by selector set: whose virtual IP and routes are held for the lease
+	reqid     int
+	closed    bool
+	gone      bool // Teardown ran
 }
 
 var _ dataplane.DataPlane = (*Plane)(nil)
@@ -73,7 +78,7 @@ var _ dataplane.DataPlane = (*Plane)(nil)
 func New(ctx context.Context, cfg Config) (*Plane, error) {
 	p := &Plane{h: cfg.Handle, log: cfg.Log, expire: make(chan dataplane.ExpireEvent, 64),
 		done: make(chan struct{}), sas: map[uint32]*installed{}, inbound: map[uint32]bool{},
-		pols: map[polKey]*polEntry{}, reqids: map[string]int{}, pinned: map[string]dataplane.ChildSA{}}
+		pols: map[polKey]*polEntry{}, draining: map[uint32]*netlink.XfrmState{}, drainTime: DrainTime, reqids: map[string]int{}, pinned: map[string]dataplane.ChildSA{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -172,16 +177,16 @@ func (p *Plane) Install(ctx context.Context, sa dataplane.ChildSA) error {
 		return err
 	}
 	if err := p.guard(sa.TSRemote, sa.Remote.Addr()); err != nil {
-		p.removeLocked(inst)
+		p.removeLocked(inst, false)
 		return err
 	}
 	if err := p.attach(inst); err != nil {
 		inst.keys = nil // attach left the policies as they were
-		p.removeLocked(inst)
+		p.removeLocked(inst, false)
 		return err
 	}
 	if err := p.host.hold(sa); err != nil {
-		p.removeLocked(inst)
+		p.removeLocked(inst, false)
 		return err
 	}
 	inst.routed = true
@@ -257,6 +262,18 @@ func (p *Plane) older(inst *installed) *installed {
 	return nil
 }
 
+// succeeded: another SA with inst's selectors is installed (a rekey).
+// Called with mu held.
+func (p *Plane) succeeded(inst *installed) bool {
+	k := selectorsKey(inst.sa)
+	for _, o := range p.sas {
+		if o != inst && selectorsKey(o.sa) == k {
+			return true
+		}
+	}
+	return false
+}
+
 // promote adds the held-back outbound states of the deferred SAs with
 // gone's selectors once no other SA of them sends, before gone's own
 // states are deleted: make-before-break. Called with mu held, gone
@@ -294,13 +311,41 @@ func (p *Plane) Remove(ctx context.Context, inSPI, outSPI uint32) error {
 	delete(p.sas, inSPI)
 	delete(p.inbound, inSPI)
 	delete(p.inbound, uint32(inst.out.Spi))
-	return p.removeLocked(inst)
+	if p.closed || !p.succeeded(inst) {
+		return p.removeLocked(inst, false)
+	}
+	// A rekey: the inbound state drains for what the peer sealed before
+	// it switched and is still on its way.
+	err := p.removeLocked(inst, true)
+	p.draining[inSPI] = inst.in
+	time.AfterFunc(p.drainTime, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if st := p.draining[inSPI]; st == inst.in {
+			delete(p.draining, inSPI)
+			p.delState(st)
+		}
+	})
+	return err
+}
+
+// DrainTime is how long the inbound state of an SA removed after a rekey
+// still accepts packets.
+const DrainTime = 2 * time.Second
+
+// delState deletes s; a hard expiry may have deleted it already.
+func (p *Plane) delState(s *netlink.XfrmState) error {
+	if err := p.states.XfrmStateDel(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("xfrm: deleting state SPI %#x: %w", uint32(s.Spi), err)
+	}
+	return nil
 }
 
 // removeLocked takes inst's policies away from it first (to the next SA
 // of its selectors, or to block), then deletes its states: no moment
 // without a policy, no policy pointing at a deleted state's template.
-func (p *Plane) removeLocked(inst *installed) error {
+// With keepIn the inbound state stays (the caller drains it).
+func (p *Plane) removeLocked(inst *installed, keepIn bool) error {
 	errs := []error{p.detach(inst, inst)}
 	if !p.closed && !inst.outPending {
 		errs = append(errs, p.promote(inst))
@@ -309,11 +354,9 @@ func (p *Plane) removeLocked(inst *installed) error {
 		p.host.release(inst.sa)
 		inst.routed = false
 	}
-	for _, s := range []*netlink.XfrmState{inst.in, inst.out} {
-		// A hard expiry may have deleted it already.
-		if err := p.states.XfrmStateDel(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("xfrm: deleting state SPI %#x: %w", uint32(s.Spi), err))
-		}
+	errs = append(errs, p.delState(inst.out))
+	if !keepIn {
+		errs = append(errs, p.delState(inst.in))
 	}
 	return errors.Join(errs...)
 }
@@ -333,8 +376,12 @@ func (p *Plane) Close() error {
 	p.closed = true
 	var errs []error
 	for spi, inst := range p.sas {
-		errs = append(errs, p.removeLocked(inst))
+		errs = append(errs, p.removeLocked(inst, false))
 		delete(p.sas, spi)
+	}
+	for spi, st := range p.draining {
+		errs = append(errs, p.delState(st))
+		delete(p.draining, spi)
 	}
 	p.mu.Unlock()
 	close(p.done)

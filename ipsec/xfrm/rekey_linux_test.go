@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -203,6 +204,39 @@ func TestDeferredOutboundStateWaitsForOldSA(t *testing.T) {
 		}
 		if rs.get(first.OutSPI) == nil {
 			t.Fatal("a deferred SA with no older SA of its selectors got no outbound state")
+		}
+	})
+}
+
+// After a rekey the old SA stops sending at once, and its inbound state
+// takes what the peer sealed before it switched for a while (drainTime),
+// then goes; the last SA of a selector set goes at once.
+func TestOldInboundStateDrainsAfterRekey(t *testing.T) {
+	inNewNS(t, func() {
+		p, rs := policyPlane(t)
+		p.drainTime = 50 * time.Millisecond
+		ctx := context.Background()
+		old, nw := testSA(), rekeyOf(testSA(), 1)
+		for _, sa := range []dataplane.ChildSA{old, nw} {
+			if err := p.Install(ctx, sa); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Remove(ctx, old.InSPI, old.OutSPI); err != nil {
+			t.Fatal(err)
+		}
+		if rs.get(old.OutSPI) != nil || rs.get(old.InSPI) == nil {
+			t.Fatalf("right after the old SA's removal: outbound state present=%v, inbound present=%v; want only the inbound (draining)",
+				rs.get(old.OutSPI) != nil, rs.get(old.InSPI) != nil)
+		}
+		for rs.get(old.InSPI) != nil {
+			time.Sleep(10 * time.Millisecond) // the test's own timeout bounds this
+		}
+		if err := p.Remove(ctx, nw.InSPI, nw.OutSPI); err != nil {
+			t.Fatal(err)
+		}
+		if rs.get(nw.InSPI) != nil || rs.get(nw.OutSPI) != nil {
+			t.Fatal("the last SA of its selectors left a state behind")
 		}
 	})
 }
