@@ -58,6 +58,13 @@ func (m *Manager) wantExports(ctx context.Context) ([]Export, error) {
 			if s.SPKIPin == "" || i >= len(l.Roots) || i >= len(l.Addrs) {
 				continue
 			}
+			if !pool.Contains(l.Addrs[i]) {
+				// tunnel_pool changed under a live lease: its export id
+				// would collide; the server keeps no export until it is
+				// returned and leased again.
+				m.log.Error("tunnel address outside tunnel_pool: no export", "lease", l.ID, "root", l.Roots[i], "address", l.Addrs[i], "pool", pool)
+				continue
+			}
 			out = append(out, Export{ID: m.cfg.exportID(pool, l.Addrs[i]), Name: l.Roots[i],
 				Path:   filepath.Join(RootsDir(m.cfg.Dir), l.Roots[i]),
 				Pseudo: m.cfg.NFSExport + "/" + l.Roots[i], Client: l.Addrs[i]})
