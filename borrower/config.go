@@ -39,13 +39,17 @@ type Config struct {
 	// GatewayStatus) or "strongswan" (charon, through VICISocket: one conn
 	// per server, its virtual IP from SwanPool = TunnelPool, reaching
 	// SwanLocalTS, certificates chaining to LenderCA).
-	GatewayKind   string   `json:"gateway_kind"`
-	AllowFile     string   `json:"allow_file"` // ferry: empty means no gateway is told
-	GatewayStatus string   `json:"gateway_status"`
-	VICISocket    string   `json:"vici_socket"`
-	SwanPool      string   `json:"swan_pool"`
-	SwanLocalTS   []string `json:"swan_local_ts"`
-	LenderCA      string   `json:"lender_ca"`
+	GatewayKind string `json:"gateway_kind"`
+	AllowFile   string `json:"allow_file"` // ferry: empty means no gateway is told
+	// GatewayCRLFile (ferry gateway): where the borrower keeps the lender
+	// CA's CRL, fetched from the lender every 30 s, for the gateway's
+	// "crl" setting.
+	GatewayCRLFile string   `json:"gateway_crl_file"`
+	GatewayStatus  string   `json:"gateway_status"`
+	VICISocket     string   `json:"vici_socket"`
+	SwanPool       string   `json:"swan_pool"`
+	SwanLocalTS    []string `json:"swan_local_ts"`
+	LenderCA       string   `json:"lender_ca"`
 	// Image B is served on ImageListen (HTTPS with ImageCert/ImageKey) as
 	// ImageURL/NAME/{vmlinuz,initrd.img}, only to the virtual IP the
 	// gateway gave a server of an active lease of that image.
@@ -261,6 +265,9 @@ func (c *Config) checkGateway() error {
 		if c.VICISocket != "" {
 			return fmt.Errorf("vici_socket is set but gateway_kind is ferry; want gateway_kind strongswan")
 		}
+		if c.GatewayCRLFile != "" && !filepath.IsAbs(c.GatewayCRLFile) {
+			return fmt.Errorf("gateway_crl_file %.200q: want an absolute path", c.GatewayCRLFile)
+		}
 		return nil
 	case "strongswan":
 	default:
@@ -269,8 +276,8 @@ func (c *Config) checkGateway() error {
 	if c.SwanPool == "" {
 		c.SwanPool = "ferry-borrower"
 	}
-	if c.AllowFile != "" || c.GatewayStatus != "" {
-		return fmt.Errorf("allow_file and gateway_status are ferry gateway's; gateway_kind strongswan uses vici_socket")
+	if c.AllowFile != "" || c.GatewayStatus != "" || c.GatewayCRLFile != "" {
+		return fmt.Errorf("allow_file, gateway_status and gateway_crl_file are ferry gateway's; gateway_kind strongswan uses vici_socket")
 	}
 	for field, v := range map[string]string{"vici_socket": c.VICISocket, "lender_ca": c.LenderCA} {
 		if v == "" {

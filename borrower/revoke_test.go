@@ -1,6 +1,8 @@
 package borrower_test
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"ferry/api"
+	"ferry/ipsec/authz"
 	"ferry/lender"
 )
 
@@ -45,5 +48,46 @@ func TestLenderSideReturnTakesKeysOffTheGateway(t *testing.T) {
 	}
 	if roots, _ := filepath.Glob(filepath.Join(l.bdir, "roots", id+"-*")); len(roots) != 0 {
 		t.Errorf("roots left after the lender's return: %v", roots)
+	}
+}
+
+// TestReturnRelaysTheLendersCRLToTheGateway: with gateway_crl_file set,
+// the borrower keeps the lender's CRL there for ferry gateway's "crl";
+// after a return it lists the lease's certificates, signed by the lender
+// CA as the gateway checks.
+func TestReturnRelaysTheLendersCRLToTheGateway(t *testing.T) {
+	var crlFile string
+	l := newLabWith(t, buildFerry(t), func(cfg map[string]any) {
+		crlFile = filepath.Join(filepath.Dir(cfg["dir"].(string)), "lender.crl")
+		cfg["gateway_crl_file"] = crlFile
+	})
+	id, agents := l.activeLease(t)
+	l.must(t, "borrower", "lease", "return", "--dir", l.bdir, id)
+	caPEM, err := os.ReadFile(filepath.Join(l.ldir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(crlFile)
+	if err != nil {
+		t.Fatalf("no CRL relayed by the return: %v", err)
+	}
+	rl, err := authz.ParseCRL(data, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, e := range rl.RevokedCertificateEntries {
+		listed[e.SerialNumber.Text(16)] = true
+	}
+	for _, a := range agents {
+		leaf, _ := x509.ParseCertificate(a.cert.Certificate[0])
+		if !listed[leaf.SerialNumber.Text(16)] {
+			t.Errorf("the relayed CRL lacks %s's certificate %x", a.mac, leaf.SerialNumber)
+		}
 	}
 }

@@ -160,6 +160,11 @@ func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
 	if err := m.lender.Call(ctx, "POST", api.PathLeases+"/"+l.Lender.ID+api.PathReturn, nil, &got); err != nil {
 		return l, fmt.Errorf("return %s: lender: %w", l.ID, err)
 	}
+	// The lender revoked the lease's certificates: the gateway learns it
+	// now, not at the next periodic relay.
+	if err := m.relayCRL(ctx); err != nil {
+		m.log.Warn("return: lender CRL not relayed to the gateway", "lease", l.ID, "err", err)
+	}
 	l.Lender = got
 	for _, name := range l.Roots {
 		if err := m.roots.Retire(ctx, name); err != nil {
@@ -256,6 +261,7 @@ func (m *Manager) Resume(ctx context.Context) error {
 func (m *Manager) Sync(ctx context.Context) {
 	t := time.NewTicker(m.cfg.poll())
 	defer t.Stop()
+	var crlAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -269,6 +275,12 @@ func (m *Manager) Sync(ctx context.Context) {
 		}
 		if err := m.syncExports(ctx); err != nil {
 			m.log.Warn("sync: nfs exports", "err", err)
+		}
+		if time.Since(crlAt) >= crlEvery {
+			crlAt = time.Now()
+			if err := m.relayCRL(ctx); err != nil {
+				m.log.Warn("sync: lender CRL not relayed to the gateway", "err", err)
+			}
 		}
 		for _, l := range ls {
 			if err := m.tend(ctx, l); err != nil {

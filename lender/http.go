@@ -37,15 +37,7 @@ func (m *Manager) AgentHandler() http.Handler {
 	})
 	mux.HandleFunc("POST "+api.PathPhase, m.handlePhase)
 	mux.HandleFunc("GET "+api.PathCert, m.handleCert)
-	mux.HandleFunc("GET "+api.PathCRL, func(w http.ResponseWriter, r *http.Request) {
-		der, err := m.CRL(r.Context())
-		if err != nil {
-			api.WriteError(w, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/pkix-crl")
-		w.Write(der)
-	})
+	mux.HandleFunc("GET "+api.PathCRL, m.serveCRL)
 	mux.HandleFunc("GET "+api.PathCA, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(m.ca.PEM())) })
 	mux.HandleFunc("GET "+api.PathMetric, m.handleMetrics)
 	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -120,6 +112,8 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		l, err := m.RequestLeaseFor(r.Context(), o.name, req)
 		api.Reply(w, l, err)
 	})
+	// The CRL is public; borrowers relay it to their gateways.
+	handle("GET "+api.PathCRL, func(w http.ResponseWriter, r *http.Request, _ owner) { m.serveCRL(w, r) })
 	handle("GET "+api.PathLeases, func(w http.ResponseWriter, r *http.Request, o owner) {
 		ls, err := m.leasesOf(r.Context(), o)
 		api.Reply(w, ls, err)
@@ -203,4 +197,15 @@ func asField(err error) error {
 		return &api.FieldError{Field: f, Reason: reason}
 	}
 	return err
+}
+
+// serveCRL answers the lender CA's CRL (DER).
+func (m *Manager) serveCRL(w http.ResponseWriter, r *http.Request) {
+	der, err := m.CRL(r.Context())
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Write(der)
 }

@@ -210,7 +210,7 @@ start_borrower_side() {
 	cat >"$DIR/gateway.json" <<-JSON
 	{"listen": "$GATEWAY", "ca": "$LDIR/ca.pem", "cert": "$PKI/gateway.pem", "key": "$PKI/gateway.key",
 	 "pool": "$POOL", "subnets": ["10.52.0.0/24"], "inner": "10.52.0.254/32",
-	 "allow": "$DIR/allow.jsonl", "status": "$DIR/gateway.sock"}
+	 "allow": "$DIR/allow.jsonl", "status": "$DIR/gateway.sock", "crl": "$DIR/lender.crl"}
 	JSON
 	bg ip netns exec "$BNS" "$FERRY" gateway --config "$DIR/gateway.json" >"$DIR/gateway.log" 2>&1
 	for _ in $(seq 50); do [ -S "$DIR/gateway.sock" ] && break; sleep 0.2; done
@@ -220,6 +220,7 @@ start_borrower_side() {
 	{"dir": "$BDIR", "lender_url": "https://$LENDER_WAN:9443",
 	 "m2m_cert": "$PKI/borrower-m2m.pem", "m2m_key": "$PKI/borrower-m2m.key", "m2m_ca": "$PKI/lender-org-ca.pem",
 	 "borrower_ca": "$PKI/borrower-org-ca.pem", "gateway": "$GATEWAY:500", "allow_file": "$DIR/allow.jsonl", "gateway_status": "$DIR/gateway.sock",
+	 "gateway_crl_file": "$DIR/lender.crl",
 	 "image_listen": "$BORROWER:9444", "image_url": "https://$BORROWER:9444",
 	 "image_cert": "$PKI/borrower-images.pem", "image_key": "$PKI/borrower-images.key",
 	 "tunnel_pool": "$POOL", "nfs_server": "$BORROWER", "nfs_export": "/srv/roots",
@@ -400,6 +401,10 @@ serial=$(con | grep -ao 'ferry: enrolled .*serial=[0-9a-f]*' | sed 's/.*serial=/
 inL curl -sk -o "$DIR/crl.der" "https://$LENDER:8443/v1/crl" || fail "no CRL from the lender"
 crl=$(openssl crl -inform DER -in "$DIR/crl.der" -noout -text 2>&1)
 [ -n "$serial" ] && grep -Eiq "Serial Number: *0*$serial\$" <<<"$crl" || fail "CRL lacks the one-time certificate (serial '$serial'): $crl"
+# The borrower relays that CRL to the gateway (gateway_crl_file -> "crl").
+relayed=$(openssl crl -inform DER -in "$DIR/lender.crl" -noout -text 2>&1) || fail "no CRL relayed to the gateway: $relayed"
+grep -Eiq "Serial Number: *0*$serial\$" <<<"$relayed" || fail "the CRL relayed to the gateway lacks serial $serial: $relayed"
+wait_log 10 "$DIR/gateway.log" 'authz: CRL loaded.*revoked=[1-9]' || fail "the gateway did not load the relayed CRL: $(grep -a CRL "$DIR/gateway.log" | tail -3)"
 
 sha256sum <"$DIR/disk.raw" | cut -d' ' -f1 | cmp -s - "$DIR/disk.sha256.before" || fail "the lent server's disk changed"
 end_pids "${PIDS_TO_END[0]}" "${PIDS_TO_END[1]}"
