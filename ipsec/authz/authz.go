@@ -185,3 +185,17 @@ func (l *List) revoked(ctx context.Context, r Revoker, e Entry, reason string) {
 		r.Revoke(ctx, e.Pin, reason)
 	}
 }
+
+// FixedAddresses maps the virtual IPs entries fix (Entry.VirtualIP) to
+// their pins, so that the address pool never gives them to another key.
+func (l *List) FixedAddresses() map[netip.Addr]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[netip.Addr]string{}
+	for _, e := range l.entries {
+		if e.VirtualIP.IsValid() {
+			out[e.VirtualIP] = e.Pin
+		}
+	}
+	return out
+}

@@ -53,7 +53,12 @@ func (p *Pool) Prefix() netip.Prefix { return p.prefix }
 // Acquire returns peer's address, binding a free one if it has none.
 // The first address tried is derived from the pin, so that even without
 // Persist a key usually gets the same address from a restarted gateway.
-func (p *Pool) Acquire(peer string) (netip.Addr, error) {
+func (p *Pool) Acquire(peer string) (netip.Addr, error) { return p.AcquireExcept(peer, nil) }
+
+// AcquireExcept is Acquire never binding one of reserved: the addresses
+// the allow list fixes for other keys (AcquireAt), which a key without
+// one must not take before them.
+func (p *Pool) AcquireExcept(peer string, reserved map[netip.Addr]string) (netip.Addr, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if a, ok := p.byPeer[peer]; ok {
@@ -67,6 +72,9 @@ func (p *Pool) Acquire(peer string) (netip.Addr, error) {
 	for i := range usable {
 		a := netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, base+1+(start+i)%usable)))
 		if _, taken := p.byAddr[a]; taken {
+			continue
+		}
+		if holder, ok := reserved[a]; ok && holder != peer {
 			continue
 		}
 		p.byAddr[a], p.byPeer[peer] = peer, a

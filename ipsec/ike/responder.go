@@ -110,7 +110,7 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 		if vip.IsValid() {
 			err = d.cfg.Pool.AcquireAt(sa.peer.Pin, vip)
 		} else {
-			vip, err = d.cfg.Pool.Acquire(sa.peer.Pin)
+			vip, err = d.cfg.Pool.AcquireExcept(sa.peer.Pin, d.reserved())
 		}
 		if err != nil {
 			return nil, &refusal{ikev2.INTERNAL_ADDRESS_FAILURE, err}
@@ -175,4 +175,19 @@ func (d *Daemon) holdRefused(sa *ikeSA, reason string) {
 	d.refused++
 	sa.st, sa.created = stRefused, time.Now()
 	sa.dh, sa.initReq, sa.initResp, sa.reasm, sa.peer = nil, nil, nil, nil, nil
+}
+
+// addressFixer is an Authorizer whose entries may fix their keys'
+// virtual IPs (authz.List).
+type addressFixer interface {
+	FixedAddresses() map[netip.Addr]string
+}
+
+// reserved is the addresses the allow list fixes, by the pin they belong
+// to: a key without one of its own never gets them.
+func (d *Daemon) reserved() map[netip.Addr]string {
+	if f, ok := d.cfg.Authorizer.(addressFixer); ok {
+		return f.FixedAddresses()
+	}
+	return nil
 }
