@@ -42,12 +42,12 @@ type Manager struct {
 	st     store.Store
 	images Images
 	roots  Roots
-	gw     Gateway   // nil: no gateway configured
+	gw     Gateway // nil: no gateway configured
 	// exports is the NFS server (nil: nfs_exports none); exportsMu makes
 	// one Set at a time, each from a fresh read of the store.
 	exports   Exports
 	exportsMu sync.Mutex
-	vips   *vipCache // nil: image B is refused to everyone
+	vips      *vipCache // nil: image B is refused to everyone
 	// tunnels and keeperCert serve the shutdown at return (shutdown.go);
 	// either nil: servers are not asked, the lender powers them off.
 	tunnels    Tunnels

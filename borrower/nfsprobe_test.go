@@ -66,24 +66,24 @@ func nfsLookup(local, server, path string) (status uint32, entries int, err erro
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 
 	var x xdr
-	x.u32(0x5eed)                  // xid
-	x.u32(0)                       // CALL
-	x.u32(2)                       // RPC version
-	x.u32(100003)                  // NFS
-	x.u32(4)                       // version 4
-	x.u32(1)                       // COMPOUND
-	var cred xdr                   // AUTH_SYS: stamp, machine, uid, gid, gids
-	cred.u32(1)                    //
-	cred.opaque([]byte("lent"))    //
-	cred.u32(0)                    // root: what a lent server's root user sends
-	cred.u32(0)                    //
-	cred.u32(0)                    // no supplementary groups
-	x.u32(1)                       // AUTH_SYS
-	x.opaque(cred.b)               //
-	x.u32(0)                       // verifier AUTH_NONE
-	x.u32(0)                       //
-	x.opaque(nil)                  // COMPOUND tag
-	x.u32(0)                       // minor version 0
+	x.u32(0x5eed)               // xid
+	x.u32(0)                    // CALL
+	x.u32(2)                    // RPC version
+	x.u32(100003)               // NFS
+	x.u32(4)                    // version 4
+	x.u32(1)                    // COMPOUND
+	var cred xdr                // AUTH_SYS: stamp, machine, uid, gid, gids
+	cred.u32(1)                 //
+	cred.opaque([]byte("lent")) //
+	cred.u32(0)                 // root: what a lent server's root user sends
+	cred.u32(0)                 //
+	cred.u32(0)                 // no supplementary groups
+	x.u32(1)                    // AUTH_SYS
+	x.opaque(cred.b)            //
+	x.u32(0)                    // verifier AUTH_NONE
+	x.u32(0)                    //
+	x.opaque(nil)               // COMPOUND tag
+	x.u32(0)                    // minor version 0
 	comps := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
 	x.u32(uint32(len(comps) + 3)) // ops
 	x.u32(24)                     // PUTROOTFH

@@ -27,11 +27,11 @@ type Conn struct {
 	LocalAddrs    []string          // the gateway's IKE addresses; none means any
 	LocalID       string            // the gateway's identity; "" lets charon use its certificate's
 	Pool          string            // name of a pool loaded in charon
+	LocalTS       []string          // CIDR prefixes the server may reach
 	// VIP, when valid, is the server's one inner address: Load gives the
 	// conn a pool of that address alone (named as the conn) instead of
 	// Pool, since the borrower restricts the server's NFS export to it.
 	VIP netip.Addr
-	LocalTS       []string          // CIDR prefixes the server may reach
 	// Proposals and ESPProposals default to what interoperates with ferry's
 	// agent (see docs/LAB.md): aes256gcm16-prfsha256-ecp256, aes256gcm16-ecp256.
 	Proposals, ESPProposals []string

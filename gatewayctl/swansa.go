@@ -96,3 +96,19 @@ func parseListSA(m *vici.Message) ([]SA, error) {
 	}
 	return out, nil
 }
+
+// LoadCRL gives charon a CRL (DER) of the lender CA: its revocation
+// checks then refuse every certificate the CRL lists, whatever conn would
+// let the key in. Loading a newer CRL of the same CA replaces the older.
+func (s *Swan) LoadCRL(ctx context.Context, der []byte) error {
+	in := vici.NewMessage()
+	for k, v := range map[string]string{"type": "x509crl", "flag": "none", "data": string(der)} {
+		if err := in.Set(k, v); err != nil {
+			return err
+		}
+	}
+	if err := s.call(ctx, "load-cert", in); err != nil {
+		return fmt.Errorf("load-cert x509crl: %w", err)
+	}
+	return nil
+}

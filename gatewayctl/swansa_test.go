@@ -2,6 +2,12 @@ package gatewayctl
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -81,5 +87,35 @@ func TestSnippetWithoutKeyLoadsWithSwanctl(t *testing.T) {
 	list, _ := exec.Command("swanctl", "--list-conns", "--uri", "unix://"+socket).CombinedOutput()
 	if !strings.Contains(string(list), "id: CN=L2/s7") {
 		t.Fatalf("snippet with an asn1dn identity did not load as CN=L2/s7: %s\n%s", out, list)
+	}
+}
+
+func TestLoadCRLIntoCharon(t *testing.T) {
+	_, socket := startCharon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := DialSwan(ctx, socket, nil)
+	must(t, err)
+	defer s.Close()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ferry test lender CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	must(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	must(t, err)
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(7), ThisUpdate: time.Now(),
+		NextUpdate:                time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(0x5eed), RevocationTime: time.Now()}}},
+		ca, caKey)
+	must(t, err)
+	must(t, s.LoadCRL(ctx, der))
+	out, err := exec.Command("swanctl", "--list-certs", "--type", "x509crl", "--uri", "unix://"+socket).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "5e:ed") {
+		t.Fatalf("charon does not hold the CRL listing serial 5e:ed: %v\n%s", err, out)
+	}
+	if err := s.LoadCRL(ctx, []byte("not a CRL")); err == nil {
+		t.Error("charon took garbage as a CRL")
 	}
 }
