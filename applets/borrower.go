@@ -41,7 +41,8 @@ workflow:
          return; nfs_export must be DIR/roots. Nothing else may export it.
        "none": the borrower exports nothing; restrict each root yourself.
      "gateway_crl_file": PATH keeps the lender CA's CRL there (fetched
-     every 30 s and at each return) for ferry gateway's "crl" setting.
+     every 30 s and at each return) for ferry gateway's "crl" setting;
+     strongSwan gets it through VICI instead.
      image B downloads are never cut for being slow, only for stalling:
      each write of an answer may take image_stall_seconds (60); the admin
      socket takes requests of at most 16 KiB.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/gatewayctl"
 )
 
 // Bounds of the CRL relay.
@@ -21,12 +22,14 @@ const (
 )
 
 // relayCRL fetches the lender CA's CRL over the manager-to-manager API
-// and writes it to gateway_crl_file when it changed, where ferry gateway
-// ("crl") reloads it and refuses every certificate it lists, even one
-// whose key is still on its allow list. The gateway checks the CA's
-// signature; here the answer is only checked to be a CRL.
+// and hands it to the gateway, which then refuses every certificate it
+// lists, even one whose key is still let in: ferry gateway through
+// gateway_crl_file (replaced when it changed; its "crl" reloads it),
+// strongSwan through VICI (load-cert x509crl). The gateway checks the
+// CA's signature; here the answer is only checked to be a CRL.
 func (m *Manager) relayCRL(ctx context.Context) error {
-	if m.cfg.GatewayCRLFile == "" {
+	swan, _ := m.gw.(*swanGateway)
+	if m.cfg.GatewayCRLFile == "" && swan == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -51,6 +54,11 @@ func (m *Manager) relayCRL(ctx context.Context) error {
 	}
 	if _, err := x509.ParseRevocationList(der); err != nil {
 		return fmt.Errorf("lender CRL: %w", err)
+	}
+	if swan != nil {
+		// Every time: a restarted charon has forgotten it, and loading
+		// the same CRL again changes nothing.
+		return swan.session(ctx, func(s *gatewayctl.Swan) error { return s.LoadCRL(ctx, der) })
 	}
 	old, err := os.ReadFile(m.cfg.GatewayCRLFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

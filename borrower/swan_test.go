@@ -1,6 +1,7 @@
 package borrower_test
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -142,5 +143,12 @@ func TestStrongSwanGatewayLetsInEnrolledServersUntilReturn(t *testing.T) {
 	}
 	if conns := swanctl(t, socket, "--list-conns"); strings.Contains(conns, ls[0].ID) {
 		t.Errorf("charon still has the lease's conns after return:\n%s", conns)
+	}
+	// The return revoked the certificate: charon holds the lender's CRL.
+	leaf, _ := x509.ParseCertificate(agents[0].cert.Certificate[0])
+	serial := fmt.Sprintf("% x", leaf.SerialNumber.Bytes())
+	serial = strings.ReplaceAll(serial, " ", ":")
+	if crls := swanctl(t, socket, "--list-certs", "--type", "x509crl"); !strings.Contains(crls, serial) {
+		t.Errorf("charon's CRLs lack the returned server's certificate %s:\n%s", serial, crls)
 	}
 }
