@@ -224,6 +224,9 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 		d.childDue(sa)
 	}
 	switch {
+	case sa.moved && sa.st == stDeleting && now.Sub(sa.movedAt) > d.cfg.RekeyGrace:
+		d.removeSA(sa, fmt.Sprintf("rekeyed, and not deleted within %v", d.cfg.RekeyGrace))
+		return
 	case sa.st == stRefused && now.Sub(sa.created) > d.cfg.RefusalHold:
 		d.removeSA(sa, "refusal held long enough")
 		return

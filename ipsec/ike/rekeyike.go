@@ -80,7 +80,7 @@ func (d *Daemon) settleIKECollision(old, n *ikeSA, r *ikeRival, lost bool) error
 		survivor, gone = n, r.sa
 		n.children, r.sa.children = r.sa.children, nil
 	}
-	gone.moved, gone.st = true, stDeleting
+	d.retireIKE(gone)
 	d.log.Info("ike: simultaneous IKE SA rekey", "peer", peerName(old), "old", fmt.Sprintf("%016x", old.localSPI()),
 		"survivor", fmt.Sprintf("%016x", survivor.localSPI()), "redundant", fmt.Sprintf("%016x", gone.localSPI()), "ours_redundant", lost)
 	del := []ikev2.Payload{&ikev2.Delete{Protocol: ikev2.ProtoIKE}}
@@ -144,7 +144,8 @@ func (d *Daemon) moveSA(old *ikeSA, cs *ikev2.Suite, requester bool, spii, spir 
 	n := &ikeSA{initiator: requester, origin: old.origin, spii: spii, spir: spir, st: stEstablished, remote: old.remote,
 		natT: old.natT, behindNAT: old.behindNAT, suite: cs, keys: keys, cipher: c, ni: ni, nr: nr, fragOK: old.fragOK,
 		peer: old.peer, lease: old.lease, vip: old.vip, dns: old.dns, children: old.children, created: now, lastRecv: now, target: old.target}
-	old.children, old.moved, old.st = nil, true, stDeleting
+	old.children = nil
+	d.retireIKE(old)
 	d.sas[n.localSPI()] = n
 	return n, nil
 }

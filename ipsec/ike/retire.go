@@ -46,3 +46,25 @@ func (d *Daemon) reap(sa *ikeSA, now time.Time) {
 		}
 	}
 }
+
+// retireIKE marks an IKE SA replaced by a rekey: it only waits for its
+// DELETE (whoever sends it), at most RekeyGrace (tickSA), and a peer key
+// keeps at most maxRetired of them, so that a peer rekeying its IKE SA in
+// a loop without deleting cannot pile them up.
+func (d *Daemon) retireIKE(sa *ikeSA) {
+	sa.moved, sa.st, sa.movedAt = true, stDeleting, time.Now()
+	if sa.peer == nil {
+		return
+	}
+	var retired []*ikeSA
+	for _, o := range d.sas {
+		if o.moved && o.st == stDeleting && o.peer != nil && o.peer.Pin == sa.peer.Pin {
+			retired = append(retired, o)
+		}
+	}
+	for len(retired) > maxRetired {
+		oldest := slices.MinFunc(retired, func(a, b *ikeSA) int { return a.movedAt.Compare(b.movedAt) })
+		d.removeSA(oldest, fmt.Sprintf("more than %d rekeyed IKE SAs of the key", maxRetired))
+		retired = slices.DeleteFunc(retired, func(o *ikeSA) bool { return o == oldest })
+	}
+}

@@ -149,3 +149,81 @@ func parseSPI(t *testing.T, s string) uint32 {
 	}
 	return uint32(v)
 }
+
+// rekeyIKEWithoutDelete makes ini rekey its IKE SA sa and move to the new
+// one, but never delete the old one: the gateway's copy of it waits for a
+// DELETE that never comes.
+func rekeyIKEWithoutDelete(t *testing.T, ini *Daemon, sa *ikeSA) *ikeSA {
+	t.Helper()
+	done := make(chan *ikeSA, 1)
+	ini.mu.Lock()
+	dh, _ := ikev2.NewDH(sa.suite.DHGroup, rand.Reader)
+	ni, spi := nonce(), ini.newSPI()
+	out := []ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{proposal(ini.cfg.IKEPolicy, binary.BigEndian.AppendUint64(nil, spi), true)}},
+		&ikev2.Nonce{Data: ni}, dh.KE()}
+	err := ini.request(sa, ikev2.CREATE_CHILD_SA, out, func(m *ikev2.Message) {
+		sp, nr, ke := find[*ikev2.SA](m.Payloads), find[*ikev2.Nonce](m.Payloads), find[*ikev2.KE](m.Payloads)
+		if sp == nil || nr == nil || ke == nil {
+			done <- nil
+			return
+		}
+		cs, err1 := ikev2.NewSuite(sp.Proposals[0])
+		gir, err2 := dh.SharedSecret(ke.Data)
+		if err1 != nil || err2 != nil {
+			done <- nil
+			return
+		}
+		n, err := ini.moveSA(sa, cs, true, spi, binary.BigEndian.Uint64(sp.Proposals[0].SPI), ni, nr.Data, gir)
+		if err != nil {
+			n = nil
+		}
+		done <- n
+	}, func() { done <- nil })
+	ini.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := <-done
+	if n == nil {
+		t.Fatal("IKE SA rekey failed")
+	}
+	return n
+}
+
+// The same for IKE SAs: one replaced by the peer's rekey waited for the
+// peer's DELETE for ever.
+func TestRekeyedIKESAsAreBoundedAndTimedOut(t *testing.T) {
+	const grace = 2 * time.Second
+	lb := newLoopback(t, func(c *Config) { c.RekeyGrace = grace })
+	ini, _ := lb.initiator(t, "lease-ike-rekeys", true)
+	if err := lb.connect(ini); err != nil {
+		t.Fatal(err)
+	}
+	ini.mu.Lock()
+	var sa *ikeSA
+	for _, s := range ini.sas {
+		sa = s
+	}
+	ini.mu.Unlock()
+	count := func() int {
+		lb.gw.mu.Lock()
+		defer lb.gw.mu.Unlock()
+		return len(lb.gw.sas)
+	}
+	for i := range 20 {
+		sa = rekeyIKEWithoutDelete(t, ini, sa)
+		if n := count(); n > 1+maxRetired {
+			t.Fatalf("gateway holds %d IKE SAs after %d IKE rekeys without DELETE; want at most %d", n, i+1, 1+maxRetired)
+		}
+	}
+	deadline := time.Now().Add(grace + 3*time.Second)
+	for count() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the last IKE rekey the gateway holds %d IKE SAs; want the newest alone", grace+3*time.Second, count())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := lb.gw.Status(); len(st) != 1 || st[0].State != "established" || len(st[0].Children) != 1 {
+		t.Fatalf("gateway status %+v; want the newest IKE SA with the CHILD_SA", st)
+	}
+}

@@ -27,9 +27,12 @@ func (s state) String() string {
 
 // ikeSA is one IKE SA and its CHILD_SAs, as seen from this side.
 type ikeSA struct {
-	initiator  bool // we initiated this IKE SA (IKE_SA_INIT or the rekey that made it)
-	origin     bool // we opened the tunnel (Connect), whatever rekeys did since
-	moved      bool // rekeyed: its CHILD_SAs and lease live on in the new SA
+	initiator bool // we initiated this IKE SA (IKE_SA_INIT or the rekey that made it)
+	origin    bool // we opened the tunnel (Connect), whatever rekeys did since
+	moved     bool // rekeyed: its CHILD_SAs and lease live on in the new SA
+	// movedAt is when; it waits for its DELETE at most RekeyGrace
+	// (retire.go).
+	movedAt    time.Time
 	spii, spir uint64
 	st         state
 	remote     netip.AddrPort // where the peer's messages come from
