@@ -30,11 +30,19 @@ type Exports interface {
 	Set(ctx context.Context, want []Export) error
 }
 
-// openExports returns the driver cfg names; nil for "none".
+// openExports returns the driver cfg names; nil for "none". Close
+// releases what it holds.
 func openExports(cfg Config) (Exports, error) {
 	switch cfg.NFSExports {
 	case "ganesha":
-		return &ganeshaExports{file: cfg.GaneshaExportsFile, pidFile: cfg.ganeshaPidFile()}, nil
+		// The file is the whole of this borrower's exports, rewritten
+		// from its own store: a second borrower (another lender's leases)
+		// writing the same file would remove the first one's exports.
+		lock, err := ownFile(cfg.GaneshaExportsFile + ".lock")
+		if err != nil {
+			return nil, fmt.Errorf("ganesha_exports_file %s: %w", cfg.GaneshaExportsFile, err)
+		}
+		return &ganeshaExports{file: cfg.GaneshaExportsFile, pidFile: cfg.ganeshaPidFile(), lock: lock}, nil
 	case "kernel":
 		return &kernelExports{bin: "exportfs", etab: "/var/lib/nfs/etab", roots: RootsDir(cfg.Dir), options: cfg.kernelExportOptions()}, nil
 	}

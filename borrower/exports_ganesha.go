@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ganeshaExports is nfs-ganesha: ferry's exports are one generated file
@@ -22,6 +24,7 @@ import (
 // rewriting it whole from the store removes stale ones too.
 type ganeshaExports struct {
 	file, pidFile string
+	lock          *os.File // flock held for the process's life: one borrower per file
 	mu            sync.Mutex
 	applied       string // the content ganesha was last told to read; "" after a start
 }
@@ -126,4 +129,22 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// ownFile takes an exclusive flock on path (created 0600) and keeps it
+// until the process ends; another process holding it is an error that
+// says so.
+func ownFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, fmt.Errorf("%s is held by another borrower: each needs its own exports file (and its own tunnel_pool and export ids)", path)
+		}
+		return nil, fmt.Errorf("flock %s: %w", path, err)
+	}
+	return f, nil
 }

@@ -69,3 +69,19 @@ func TestGaneshaReloadRefusesAPidThatIsNotGanesha(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoBorrowersCannotShareAGaneshaExportsFile(t *testing.T) {
+	cfg := Config{NFSExports: "ganesha", GaneshaExportsFile: filepath.Join(t.TempDir(), "ferry-exports.conf")}
+	first, err := openExports(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openExports(cfg)
+	if err == nil || !strings.Contains(err.Error(), "held by another borrower") {
+		t.Fatalf("a second borrower on the same exports file: %v, want a refusal", err)
+	}
+	first.(*ganeshaExports).lock.Close()
+	if _, err := openExports(cfg); err != nil {
+		t.Fatalf("after the first one ended: %v", err)
+	}
+}
