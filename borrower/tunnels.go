@@ -59,7 +59,8 @@ func parseFerryStatus(data []byte) ([]Peer, error) {
 	}
 	var out []Peer
 	for i, sa := range sas {
-		if sa.Role != "responder" || sa.State != "established" || sa.VirtualIP == "" {
+		// Opened: an SA this end opened; the role flips with whoever rekeyed.
+		if sa.Opened || sa.State != "established" || sa.VirtualIP == "" {
 			continue
 		}
 		vip, err := netip.ParseAddr(sa.VirtualIP)

@@ -34,9 +34,15 @@ func TestStatusRefusesBadVirtualIPAndSkipsUnestablished(t *testing.T) {
 		t.Fatalf("bad virtual IP: %v, want an error naming it", err)
 	}
 	peers, err := parseFerryStatus([]byte(`[{"role":"responder","state":"half-open","pin":"p","virtual_ip":"10.44.8.1"},
-		{"role":"initiator","state":"established","pin":"p","virtual_ip":"10.44.8.2"}]`))
+		{"role":"initiator","opened":true,"state":"established","pin":"p","virtual_ip":"10.44.8.2"}]`))
 	if err != nil || len(peers) != 0 {
-		t.Fatalf("half-open and initiator SAs gave peers %v (%v), want none", peers, err)
+		t.Fatalf("half-open SAs and SAs the gateway opened gave peers %v (%v), want none", peers, err)
+	}
+	// After the gateway rekeyed a server's IKE SA, it is that SA's
+	// initiator: the server's tunnel all the same.
+	peers, err = parseFerryStatus([]byte(`[{"role":"initiator","state":"established","pin":"p","virtual_ip":"10.44.8.2"}]`))
+	if err != nil || len(peers) != 1 {
+		t.Fatalf("an SA the gateway rekeyed gave peers %v (%v), want the server", peers, err)
 	}
 }
 

@@ -10,7 +10,7 @@ import "net/netip"
 func (t *Tunnel) carries(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	for _, sa := range t.d.Status() {
-		if sa.Role != "initiator" || sa.State != "established" {
+		if !sa.Opened || sa.State != "established" { // ours, whichever end rekeyed
 			continue
 		}
 		for _, c := range sa.Children {

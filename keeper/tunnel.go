@@ -194,7 +194,7 @@ func (t *Tunnel) Keep(ctx context.Context) { t.d.Keep(ctx, t.target) }
 func (t *Tunnel) Status() TunnelStatus {
 	s := TunnelStatus{Gateway: t.target.Gateway.String(), DataPlane: t.kind, DataPath: "none"}
 	for _, sa := range t.d.Status() {
-		if sa.Role != "initiator" {
+		if !sa.Opened { // our tunnel, whichever end rekeyed it
 			continue
 		}
 		s.SAs++

@@ -216,3 +216,45 @@ func waitTunnel(t *testing.T, k *Keeper, ok func(*TunnelStatus) bool) TunnelStat
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The tunnel stays up in the status when the gateway, not the keeper,
+// rekeyed the IKE SA (the keeper is then that SA's responder).
+func TestKeeperStatusUpAfterGatewayRekeyedIKESA(t *testing.T) {
+	srv, _, id, gd := lentServerAndGatewayDaemon(t)
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Do(t, func() { k.Run(ctx) })
+	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := bufio.NewReader(ours).ReadString('\n'); err != nil {
+		t.Fatalf("no event from the keeper: %v", err)
+	}
+	first := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
+	before := gd.Status()[0].SPIi
+	if n := gd.RekeyIKE(); n != 1 {
+		t.Fatalf("gateway started %d IKE rekeys", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for st := gd.Status(); len(st) != 1 || st[0].SPIi == before; st = gd.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway SAs %+v 5 s after its IKE rekey; want one new one", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		st, err := k.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := st.Tunnel
+		if s.SAs == 1 && s.Up && s.Since == first.Since && s.Reconnects == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keeper status 5 s after the gateway rekeyed the IKE SA: %+v; want one SA, up, the same connection", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -57,7 +57,11 @@ type ChildStatus struct {
 
 // SAStatus describes one IKE SA.
 type SAStatus struct {
+	// Role is this end's in the IKE SA (a rekey makes its requester the
+	// initiator); Opened says this end opened the tunnel (Connect),
+	// whichever end rekeyed since.
 	Role      string       `json:"role"`
+	Opened    bool         `json:"opened,omitempty"`
 	State     string       `json:"state"`
 	SPIi      string       `json:"spi_i"`
 	SPIr      string       `json:"spi_r"`
@@ -115,6 +119,7 @@ func (d *Daemon) saStatus(sa *ikeSA, now time.Time) SAStatus {
 	if sa.initiator {
 		s.Role = "initiator"
 	}
+	s.Opened = sa.origin
 	if sa.peer != nil {
 		s.Peer, s.Pin = sa.peer.Subject, sa.peer.Pin
 	}
