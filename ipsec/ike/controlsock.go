@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -105,11 +106,15 @@ func (d *Daemon) Keep(ctx context.Context, t Target) {
 	}
 }
 
+// upTo reports whether a tunnel we opened to gw can carry traffic: an
+// established IKE SA with a CHILD_SA that is neither expired nor
+// replaced. An IKE SA whose CHILD_SA hard-expired (its rekeys failed)
+// carries nothing: Keep replaces it with a fresh connection.
 func (d *Daemon) upTo(gw netip.Addr) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sa := range d.sas {
-		if sa.origin && sa.st == stEstablished && sa.remote.Addr() == gw {
+		if sa.origin && sa.st == stEstablished && sa.remote.Addr() == gw && slices.ContainsFunc(sa.children, func(c *child) bool { return !c.dead && !c.replaced }) {
 			return true
 		}
 	}

@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"ferry/ipsec/dataplane"
 )
 
 // Recovery tests (issue 7 item 4) run in subnet 10.39.
@@ -138,5 +141,45 @@ func TestTunnelResumesWithinSecondsAfterNetworkOutage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("data path alive %v after the network came back (reconnects: %d)", time.Since(back).Round(10*time.Millisecond), ini.d.TunnelHistory().Reconnects)
+	transfer(t, l, 256<<10, nil)
+}
+
+// hardOnce gives the first CHILD_SA installed a hard packet limit and no
+// soft one: it expires without a rekey, leaving an IKE SA that carries
+// nothing.
+type hardOnce struct {
+	*Userspace
+	done *atomic.Bool
+}
+
+func (h hardOnce) Install(ctx context.Context, sa dataplane.ChildSA) error {
+	if h.done.CompareAndSwap(false, true) {
+		sa.Lifetime = dataplane.Lifetime{HardPackets: 20}
+	}
+	return h.Userspace.Install(ctx, sa)
+}
+
+// Keep replaces an IKE SA left without a CHILD_SA by a fresh connection.
+func TestKeepReconnectsWhenTheCHILDSAIsGone(t *testing.T) {
+	l := newLabOn(t, 39)
+	l.startGateway(t)
+	var once atomic.Bool
+	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, func(u *Userspace) dataplane.DataPlane { return hardOnce{u, &once} })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
+	waitUp(t, ini, "")
+	first := ini.d.Status()[0].SPIi
+	var c net.Conn
+	var err error
+	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 40 { // past the 20-packet hard limit
+		c.Write([]byte("expire me"))
+	}
+	c.Close()
+	waitUp(t, ini, first)
 	transfer(t, l, 256<<10, nil)
 }
