@@ -63,7 +63,8 @@ its tunnel torn down, even while its key is listed. Liveness and rekeys: "dpd_se
 "rekey_margin_seconds" (360: each end rekeys between 2 and 1 margins
 before the lifetime ends), the same defaults as the servers' keepers.
 Requests for IKE SAs the gateway does not know (a server still holding
-an SA from before a restart) get INVALID_IKE_SPI, at most 20 a second.
+an SA from before a restart) get INVALID_IKE_SPI (at most 2 a second per
+address, 100 in all).
 Example configuration:
 
   {"listen": "198.51.100.7", "ca": "lender-ca.pem",

@@ -36,7 +36,7 @@ type Daemon struct {
 	logged   refusalLog // refusals already logged
 	cookies  cookieJar
 	// unknownSPI limits INVALID_IKE_SPI answers (liveness.go).
-	unknownSPI tokenBucket
+	unknownSPI invalidSPILimit
 	// lost wakes Keep when a tunnel we opened went down.
 	lost chan struct{}
 	// tunnel is the history of the tunnel this daemon opens (Connect),

@@ -25,8 +25,14 @@ const (
 	hintDelay = 250 * time.Millisecond
 	// invalidSPIRate and invalidSPIBurst bound the INVALID_IKE_SPI
 	// answers a daemon sends per second: each costs a datagram towards
-	// an address nobody authenticated.
-	invalidSPIRate, invalidSPIBurst = 20, 20
+	// an address nobody authenticated. One address gets at most
+	// sourceRate of them (burst sourceBurst): that bounds what a forged
+	// source reflects to its victim, and one sender cannot use up the
+	// answers the servers of a restarted gateway need. maxSources bounds
+	// the addresses remembered.
+	invalidSPIRate, invalidSPIBurst = 100, 100
+	sourceRate, sourceBurst         = 2, 4
+	maxSources                      = 4096
 	// probeEvery is how often an initiator reads its CHILD_SAs' counters;
 	// unanswered is how long it tolerates sending ESP and receiving none
 	// before checking liveness without waiting for the DPD interval.
@@ -54,12 +60,36 @@ func (b *tokenBucket) take(now time.Time, rate, burst float64) bool {
 	return true
 }
 
+// invalidSPILimit is the global and the per-source limit of
+// INVALID_IKE_SPI answers.
+type invalidSPILimit struct {
+	all     tokenBucket
+	sources map[netip.Addr]*tokenBucket
+}
+
+func (l *invalidSPILimit) take(from netip.Addr, now time.Time) bool {
+	if l.sources == nil || len(l.sources) >= maxSources {
+		// Forget them all rather than grow: a flood from many
+		// addresses is still held by the global limit.
+		l.sources = map[netip.Addr]*tokenBucket{}
+	}
+	b := l.sources[from]
+	if b == nil {
+		b = &tokenBucket{}
+		l.sources[from] = b
+	}
+	if !b.take(now, sourceRate, sourceBurst) {
+		return false
+	}
+	return l.all.take(now, invalidSPIRate, invalidSPIBurst)
+}
+
 // answerUnknownSPI tells the sender of a request for an IKE SA we do not
 // hold that we do not hold it: an unprotected INVALID_IKE_SPI with its
 // SPIs and message ID, to where it came from. Responses are never
 // answered, and the answers are rate-limited.
 func (d *Daemon) answerUnknownSPI(h ikev2.Header, from netip.AddrPort, nat bool) {
-	if h.IsResponse() || !d.unknownSPI.take(time.Now(), invalidSPIRate, invalidSPIBurst) {
+	if h.IsResponse() || !d.unknownSPI.take(from.Addr(), time.Now()) {
 		return
 	}
 	flags := ikev2.FlagResponse

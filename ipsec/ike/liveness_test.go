@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -46,8 +47,31 @@ func TestUnknownSPIIsAnsweredWithInvalidIKESPIAtABoundedRate(t *testing.T) {
 		}
 		got++
 	}
-	if got == 0 || got > invalidSPIBurst+1 {
-		t.Fatalf("%d INVALID_IKE_SPI answers to 100 requests sent at once; want 1 to %d", got, invalidSPIBurst+1)
+	if got == 0 || got > sourceBurst+1 {
+		t.Fatalf("%d INVALID_IKE_SPI answers to 100 requests sent at once from one address; want 1 to %d", got, sourceBurst+1)
+	}
+}
+
+// One sender flooding requests for unknown SPIs does not use up the
+// answers another one (a server whose gateway restarted) needs.
+func TestInvalidIKESPIAnswersAreShared(t *testing.T) {
+	var l invalidSPILimit
+	now := time.Now()
+	flood, server := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for range 1000 {
+		l.take(flood, now)
+	}
+	if !l.take(server, now) {
+		t.Fatal("a flood from one address starved another of INVALID_IKE_SPI answers")
+	}
+	n := 0
+	for i := range 1000 {
+		if l.take(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), now) {
+			n++
+		}
+	}
+	if n > invalidSPIBurst {
+		t.Fatalf("%d answers to 1000 addresses at once; want the global burst %d at most", n, invalidSPIBurst)
 	}
 }
 
