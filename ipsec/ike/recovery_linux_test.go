@@ -183,3 +183,58 @@ func TestKeepReconnectsWhenTheCHILDSAIsGone(t *testing.T) {
 	waitUp(t, ini, first)
 	transfer(t, l, 256<<10, nil)
 }
+
+// A WAN outage longer than the gateway's DPD: the gateway gives the SA
+// up, the server does not yet. When the network is back the server's
+// next liveness resend gets INVALID_IKE_SPI, it reconnects at once, and
+// the gateway gives its key the same address (item 3: before, the
+// address was released with the SA).
+func TestOutageLongerThanGatewayDPDKeepsAddress(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
+	}
+	l := newLabOn(t, 39)
+	l.gwCfg.DPD = time.Second // gives up about 3.6 s into the outage
+	l.startGateway(t)
+	cfg := l.initCfg
+	cfg.Backoff, cfg.RetryMax = Backoff{Base: 500 * time.Millisecond, Max: 2 * time.Second, Tries: 8}, 3*time.Second // keeper.Backoff
+	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
+	waitUp(t, ini, "")
+	before := ini.d.Status()[0]
+	var c net.Conn
+	var err error
+	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for ctx.Err() == nil {
+			c.Write([]byte("nfs"))
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	l.p.b.Run(t, "table ip outage {\n chain in { type filter hook input priority 0; policy drop; }\n}\n", "nft", "-f", "-")
+	deadline := time.Now().Add(15 * time.Second)
+	for len(l.gw.d.Status()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway still holds %+v 15 s into the outage; want its DPD to give the SA up", l.gw.d.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.p.b.Run(t, "", "nft", "delete", "table", "ip", "outage")
+	back := time.Now()
+	waitUp(t, ini, before.SPIi)
+	t.Logf("tunnel back %v after the network came back", time.Since(back).Round(10*time.Millisecond))
+	after := ini.d.Status()
+	if len(after) != 1 || after[0].VirtualIP != before.VirtualIP {
+		t.Fatalf("after the outage: %+v; want one SA with the address %s again", after, before.VirtualIP)
+	}
+	if gs := l.gw.d.Status(); len(gs) != 1 || gs[0].VirtualIP != before.VirtualIP {
+		t.Fatalf("gateway after the outage: %+v; want one SA with %s", gs, before.VirtualIP)
+	}
+	transfer(t, l, 256<<10, nil)
+}
