@@ -135,7 +135,8 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		l, err := m.extendLease(r.Context(), o, r.PathValue("id"), req.Until)
 		api.Reply(w, l, err)
 	})
-	handle("GET "+api.PathMetric, func(w http.ResponseWriter, r *http.Request, _ owner) { m.handleMetrics(w, r) })
+	// No /metrics here: its figures are the whole lender's, every
+	// borrower's leases; monitoring reads the agent listener's.
 	return mux
 }
 

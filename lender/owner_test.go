@@ -135,6 +135,9 @@ func TestLeasesBelongToTheBorrowerThatMadeThem(t *testing.T) {
 	if err := g.Call(ctx, "GET", api.PathLeases, nil, &list); err != nil || len(list) != 1 || list[0].ID != lg.ID {
 		t.Errorf("globex's lease list: %d leases, %v; want only %s", len(list), err, lg.ID)
 	}
+	if err := g.Call(ctx, "GET", api.PathMetric, nil, nil); err == nil {
+		t.Error("a borrower reads the whole lender's /metrics")
+	}
 	if err := a.Call(ctx, "POST", api.PathLeases+"/"+la.ID+api.PathReturn, nil, &got); err != nil || got.State != api.LeaseReturned {
 		t.Fatalf("acme returning its own lease: %+v, %v", got, err)
 	}
