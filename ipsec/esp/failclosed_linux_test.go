@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"ferry/internal/netnstest"
 	"ferry/ipsec/dataplane"
@@ -162,3 +163,46 @@ func TestKill9LeavesNothingInClear(t *testing.T) {
 }
 
 var _ = dataplane.AlgAES256GCM16
+
+// Guard, as the gateway calls it for its pool and the keeper for the
+// configured subnets: before any SA, and never for a prefix that holds
+// the peer; its prohibit route outlives the TUN device.
+func TestGuardBeforeFirstSA(t *testing.T) {
+	a, b := &end{ns: netnstest.New(t, "espg"), outer: netip.MustParseAddr("10.32.0.1")}, &end{ns: netnstest.New(t, "espg"), outer: netip.MustParseAddr("10.32.0.2")}
+	netnstest.Veth(t, netnstest.End{NS: a.ns, Name: "espv0", Addr: netip.PrefixFrom(a.outer, 24)},
+		netnstest.End{NS: b.ns, Name: "espv1", Addr: netip.PrefixFrom(b.outer, 24)})
+	s := leaky(t, a, b)
+	var routes []netlink.Route
+	a.ns.Do(t, func() {
+		tun, err := OpenTUN("esp0", 1400)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewNetlinkRouter(tun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.H.Close()
+		p := New(Config{TUN: tun, Conn: &memConn{}, Router: r})
+		if err := p.Guard(context.Background(), []netip.Prefix{remoteTS, netip.MustParsePrefix("10.32.0.0/16")}, b.outer); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		tun.Close()
+		if routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var guarded []string
+	for _, r := range routes {
+		if r.Type == unix.RTN_PROHIBIT {
+			guarded = append(guarded, r.Dst.String())
+		}
+	}
+	if strings.Join(guarded, " ") != remoteTS.String() {
+		t.Fatalf("prohibit routes %v, want only %v (10.32.0.0/16 holds the peer)", guarded, remoteTS)
+	}
+	if n := inClear(t, a, b, s); n != 0 {
+		t.Fatalf("guarded, %d packets to %v left in clear", n, remoteTS)
+	}
+}
