@@ -137,3 +137,45 @@ func TestGuardBeforeFirstSA(t *testing.T) {
 }
 
 var _ = dataplane.AlgAES256GCM16
+
+// A re-connect may bring another virtual IP: the route to the remote
+// selector takes it as its source, and the old one leaves the device
+// (held for the lease, it would otherwise stay as a stray source).
+func TestNewVirtualIPReplacesHeldOne(t *testing.T) {
+	l := newLAN(t)
+	l.a.Do(t, func() {
+		p, err := New(context.Background(), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.states = &recordedStates{live: map[uint32]*netlink.XfrmState{}}
+		t.Cleanup(func() { p.Teardown(context.Background()) })
+		first, second := testSA(), rekeyOf(testSA(), 1)
+		first.VirtualIP = first.TSLocal[0]
+		second.VirtualIP = netip.MustParsePrefix("10.32.6.2/32")
+		second.TSLocal = []netip.Prefix{second.VirtualIP}
+		for _, step := range []func() error{
+			func() error { return p.Install(context.Background(), first) },
+			func() error { return p.Remove(context.Background(), first.InSPI, first.OutSPI) },
+			func() error { return p.Install(context.Background(), second) },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs, err := netlink.RouteGet(net.ParseIP("10.32.7.5"))
+		if err != nil || len(rs) == 0 {
+			t.Fatalf("route to the remote selector: %v", err)
+		}
+		if !rs[0].Src.Equal(net.ParseIP("10.32.6.2")) {
+			t.Errorf("route to the remote selector has source %v, want the new virtual IP 10.32.6.2", rs[0].Src)
+		}
+		l0, _ := netlink.LinkByName("xv0")
+		addrs, _ := netlink.AddrList(l0, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			if a.IP.Equal(net.ParseIP("10.32.6.1")) {
+				t.Errorf("the old virtual IP 10.32.6.1 is still on the device")
+			}
+		}
+	})
+}

@@ -65,7 +65,7 @@ type Plane struct {
 	draining  map[uint32]*netlink.XfrmState
 	drainTime time.Duration
 	reqids    map[string]int               // selector set -> reqid, for the lease
-	pinned    map[string]dataplane.ChildSA // by selector set: whose virtual IP and routes are held for the lease
+	pinned    map[string]dataplane.ChildSA // by remote selectors: whose virtual IP and routes are held for the lease
 	reqid     int
 	closed    bool
 	gone      bool // Teardown ran
@@ -235,7 +235,9 @@ func (p *Plane) pin(sa dataplane.ChildSA) {
 	if !sa.VirtualIP.IsValid() {
 		return
 	}
-	k := selectorsKey(sa)
+	// By the remote selectors only: a new virtual IP changes the local
+	// one.
+	k := selectorsKey(dataplane.ChildSA{TSRemote: sa.TSRemote})
 	old, ok := p.pinned[k]
 	if ok && old.VirtualIP == sa.VirtualIP {
 		return
