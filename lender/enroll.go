@@ -194,8 +194,8 @@ func (m *Manager) enroll(ctx context.Context, o Observed, req api.EnrollRequest)
 		iss = lenderca.Issued{DER: out.replay.DER, Serial: out.mem.CertSerial, SPKIPin: out.replay.SPKIPin}
 	}
 	m.mu.Lock()
-	if b, ok := m.boots[o.MAC]; ok && b.hash == hash {
-		b.State, b.Token, b.KernelParam = bootEnrolled, "", ""
+	if b, ok := m.boots[o.MAC]; ok && b.LeaseID == out.tok.LeaseID {
+		b.State, b.Token, b.KernelParam, b.hash = bootEnrolled, "", "", hash
 		m.boots[o.MAC] = b
 	}
 	m.mu.Unlock()
@@ -218,6 +218,7 @@ func consume(tx store.Tx, hash string, o Observed, now time.Time, iss lenderca.I
 		tok.Binding = &Binding{MAC: o.MAC, Addr: o.Addr.String(), Via: ViaEnroll, At: now}
 	}
 	mem.SPKIPin, mem.CertSerial, mem.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
+	mem.Boot = hash // the token that enrolled is the boot's (after a restart it may be an earlier one)
 	mem.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.DER}))
 	mem.Tokens = slices.DeleteFunc(mem.Tokens, func(h string) bool { return h == hash })
 	if err := tx.Put(store.Tokens, hash, tok); err != nil {
