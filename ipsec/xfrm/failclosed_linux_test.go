@@ -1,9 +1,12 @@
 package xfrm
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -178,4 +181,65 @@ func TestNewVirtualIPReplacesHeldOne(t *testing.T) {
 			}
 		}
 	})
+}
+
+const holderEnv = "FERRY_XFRM_TEST_HOLDER"
+
+// TestHolderProcess is not a test: TestKill9LeavesNothingInClear runs the
+// test binary with holderEnv set, in namespace a, to hold a plane with one
+// SA (its states only recorded, as on every host without ESP) until it is
+// killed.
+func TestHolderProcess(t *testing.T) {
+	if os.Getenv(holderEnv) == "" {
+		t.Skip("helper process for TestKill9LeavesNothingInClear")
+	}
+	p, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.states = &recordedStates{live: map[uint32]*netlink.XfrmState{}}
+	sa := testSA()
+	sa.VirtualIP = sa.TSLocal[0]
+	if err := p.Install(context.Background(), sa); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("holding\n")
+	select {}
+}
+
+// The process holding the kernel plane is killed (kill -9: no Close, no
+// Teardown) while its SA is up. Its policies, guards, virtual IP and
+// routes are kernel objects and stay; nothing to the remote selector
+// leaves in clear.
+func TestKill9LeavesNothingInClear(t *testing.T) {
+	l := newLAN(t)
+	if out, err := l.a.Command("true").CombinedOutput(); err != nil {
+		// busybox ip (the QEMU guest's) has no netns.
+		t.Skipf("ip netns exec unavailable: %v %s", err, out)
+	}
+	cmd := l.a.Command(os.Args[0], "-test.run=^TestHolderProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), holderEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.Contains(sc.Text(), "holding") {
+		t.Log("holder:", sc.Text())
+	}
+	if sc.Err() != nil || !strings.Contains(sc.Text(), "holding") {
+		t.Fatalf("holder process did not come up: %v", sc.Err())
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if n := l.inClear(t, "10.32.7.5"); n != 0 {
+		t.Fatalf("after kill -9 of the plane's holder, %d packets to the remote selector left in clear", n)
+	}
 }
