@@ -11,6 +11,10 @@
 // certificate of the borrower CA, to shut the server down: the keeper
 // signals the root's init to power off (PowerOff) and stays to the very
 // end, since the root it carries to the NFS server is unmounted last.
+// It deletes the tunnel (IKE DELETE, so the gateway sees the server leave
+// at once) only when the root no longer needs it: the system is going
+// down (PID 1 is systemd-shutdown, or SIGTERM) and every NFS superblock is
+// read-only, hence synced (leave.go).
 // Without a tunnel (the lab's ferry.source= mode) it only answers status.
 package keeper
 
@@ -36,6 +40,7 @@ type Options struct {
 	Listen    string
 	StateDir  string
 	Mountinfo string // path of the mount table, /proc/self/mountinfo
+	Proc      string // where proc is mounted, /proc (PID 1's program: leave.go)
 	// Tunnel, when set, is the initiator state the keeper keeps a tunnel
 	// with; Control is PID 1's end of the control channel (control.go).
 	Tunnel  *ike.InitiatorState
@@ -72,6 +77,7 @@ type Keeper struct {
 	tunnel *Tunnel
 
 	shutdownAsked atomic.Bool
+	leaving       *leaver
 	limits        httpLimits
 }
 
@@ -80,10 +86,13 @@ func New(opt Options, log *slog.Logger) *Keeper {
 	if opt.Mountinfo == "" {
 		opt.Mountinfo = "/proc/self/mountinfo"
 	}
+	if opt.Proc == "" {
+		opt.Proc = "/proc"
+	}
 	if opt.Identity == nil && opt.Tunnel != nil {
 		opt.Identity = &Identity{Certs: opt.Tunnel.Certs, Key: opt.Tunnel.Key, CAs: opt.Tunnel.CAs}
 	}
-	return &Keeper{opt: opt, log: log, start: time.Now(), limits: defaultLimits}
+	return &Keeper{opt: opt, log: log, start: time.Now(), limits: defaultLimits, leaving: newLeaver()}
 }
 
 // Run opens the tunnel (when configured), listens and serves until ctx
@@ -94,9 +103,12 @@ func (k *Keeper) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer t.Close(context.Background())
 		k.tunnel = t
+		// The DELETE goes when the root no longer needs the tunnel
+		// (leave.go), and at the latest when the keeper is told to stop.
+		defer k.leaveOnExit()
 		go k.keepTunnel(ctx)
+		go k.watchLeave(ctx)
 	}
 	if k.opt.Control != nil {
 		go k.serveControl(ctx, k.opt.Control)

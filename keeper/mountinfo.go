@@ -12,6 +12,10 @@ type Mount struct {
 	MountPoint string
 	FSType     string
 	Source     string
+	// SuperReadOnly: the file system itself (not only this mount) is
+	// read-only, as "mount -o remount,ro" leaves it; the kernel has synced
+	// it on the way (sync_filesystem in reconfigure_super).
+	SuperReadOnly bool
 }
 
 // RootMount returns the mount at "/" as the reading process sees it (the
@@ -39,6 +43,30 @@ func RootMount(r io.Reader) (*Mount, error) {
 	return root, nil
 }
 
+// Mounts returns every mount of a mountinfo table, in its order.
+func Mounts(r io.Reader) ([]Mount, error) {
+	var out []Mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		if n > maxMounts {
+			return nil, fmt.Errorf("mountinfo: more than %d mounts", maxMounts)
+		}
+		m, err := parseMountinfo(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
+		}
+		out = append(out, *m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+// maxMounts bounds a mount table read; a machine has tens to hundreds.
+const maxMounts = 1 << 16
+
 // parseMountinfo reads "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".
 func parseMountinfo(line string) (*Mount, error) {
 	f := strings.Fields(line)
@@ -52,7 +80,15 @@ func parseMountinfo(line string) (*Mount, error) {
 	if len(f) < 7 || sep < 0 || sep+2 >= len(f) {
 		return nil, fmt.Errorf("malformed: %q", line)
 	}
-	return &Mount{MountPoint: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])}, nil
+	m := &Mount{MountPoint: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])}
+	if sep+3 < len(f) {
+		for _, o := range strings.Split(f[sep+3], ",") {
+			if o == "ro" {
+				m.SuperReadOnly = true
+			}
+		}
+	}
+	return m, nil
 }
 
 // unescape undoes the kernel's octal escapes (\040 for space and so on).
