@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"time"
 )
@@ -79,51 +77,4 @@ func Control(ctx context.Context, path, cmd string) ([]byte, error) {
 		err = errors.New(strings.TrimSpace(string(out)))
 	}
 	return out, err
-}
-
-// Keep holds a tunnel to t open: it connects, and reconnects at once
-// whenever no established SA to the gateway is left (deleted, or the
-// gateway stopped answering liveness checks), backing off from 1 s up to
-// Config.RetryMax between failed attempts. It returns when ctx ends.
-func (d *Daemon) Keep(ctx context.Context, t Target) {
-	wait := time.Second
-	for ctx.Err() == nil {
-		if !d.upTo(t.Gateway) {
-			err := d.Connect(ctx, t)
-			if err != nil {
-				d.log.Warn("ike: tunnel not up, retrying", "gateway", t.Gateway, "in", wait, "err", err)
-				sleep(ctx, wait)
-				wait = min(2*wait, d.cfg.RetryMax)
-				continue
-			}
-			wait = time.Second
-		}
-		select {
-		case <-ctx.Done():
-		case <-d.lost:
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// upTo reports whether a tunnel we opened to gw can carry traffic: an
-// established IKE SA with a CHILD_SA that is neither expired nor
-// replaced. An IKE SA whose CHILD_SA hard-expired (its rekeys failed)
-// carries nothing: Keep replaces it with a fresh connection.
-func (d *Daemon) upTo(gw netip.Addr) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, sa := range d.sas {
-		if sa.origin && sa.st == stEstablished && sa.remote.Addr() == gw && slices.ContainsFunc(sa.children, func(c *child) bool { return !c.dead && !c.replaced }) {
-			return true
-		}
-	}
-	return false
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

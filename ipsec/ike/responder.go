@@ -143,15 +143,6 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 		&ikev2.TS{Selectors: Selectors(tsI)}, &ikev2.TS{Responder: true, Selectors: Selectors(tsR)}), nil
 }
 
-func findTS(ps []ikev2.Payload, responder bool) *ikev2.TS {
-	for _, p := range ps {
-		if t, ok := p.(*ikev2.TS); ok && t.Responder == responder {
-			return t
-		}
-	}
-	return nil
-}
-
 func (d *Daemon) install(sa *ikeSA, c dataplane.ChildSA) (*child, error) {
 	if err := d.cfg.DataPlane.Install(context.Background(), c); err != nil {
 		return nil, fmt.Errorf("install CHILD_SA %08x/%08x: %w", c.InSPI, c.OutSPI, err)

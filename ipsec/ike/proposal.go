@@ -7,6 +7,27 @@ import (
 	"ferry/ipsec/ikev2"
 )
 
+// proposal turns a policy into the one proposal an initiator sends.
+func proposal(p ikev2.Policy, spi []byte, withDH bool) ikev2.Proposal {
+	prop := ikev2.Proposal{Number: 1, Protocol: p.Protocol, SPI: spi}
+	prop.Transforms = append(prop.Transforms, p.Encr...)
+	for _, id := range p.PRF {
+		prop.Transforms = append(prop.Transforms, ikev2.Transform{Type: ikev2.TransformPRF, ID: id})
+	}
+	for _, id := range p.Integ {
+		prop.Transforms = append(prop.Transforms, ikev2.Transform{Type: ikev2.TransformINTEG, ID: id})
+	}
+	if withDH {
+		for _, id := range p.DH {
+			prop.Transforms = append(prop.Transforms, ikev2.Transform{Type: ikev2.TransformDH, ID: id})
+		}
+	}
+	for _, id := range p.ESN {
+		prop.Transforms = append(prop.Transforms, ikev2.Transform{Type: ikev2.TransformESN, ID: id})
+	}
+	return prop
+}
+
 // The CHILD_SA proposal is chosen (responder) and checked (initiator) in
 // one place for IKE_AUTH and CREATE_CHILD_SA. IKE_AUTH carries no key
 // exchange (RFC 7296 section 1.2), so there a DH transform is neither
