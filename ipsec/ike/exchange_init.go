@@ -330,13 +330,3 @@ func supportNotifies() []ikev2.Payload {
 		ikev2.NewSignatureHashes(ikev2.HashSHA2_256, ikev2.HashIdentity),
 	}
 }
-
-// certReq names the trusted CAs: SHA-1 of each one's SubjectPublicKeyInfo.
-func (d *Daemon) certReq() *ikev2.CertReq {
-	var data []byte
-	for _, ca := range d.cfg.CAs {
-		h := sha1.Sum(ca.RawSubjectPublicKeyInfo)
-		data = append(data, h[:]...)
-	}
-	return &ikev2.CertReq{Encoding: ikev2.CertX509Signature, Data: data}
-}

@@ -90,3 +90,5 @@ func rangePrefixes(lo, hi netip.Addr) []netip.Prefix {
 	}
 	return out
 }
+
+var anyV4 = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}

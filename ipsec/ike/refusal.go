@@ -3,6 +3,8 @@ package ike
 import (
 	"net/netip"
 	"time"
+
+	"ferry/ipsec/ikev2"
 )
 
 // refusalLog remembers which refusals were logged, so that a peer
@@ -39,4 +41,10 @@ func (l *refusalLog) first(k refusalKey, now time.Time, hold time.Duration, max 
 	}
 	l.seen[k] = now
 	return true
+}
+
+// refusal is an IKE_AUTH refusal: the notify to answer and why.
+type refusal struct {
+	kind   ikev2.NotifyType
+	reason error
 }

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	mrand "math/rand/v2"
 	"time"
 )
 
@@ -78,4 +79,13 @@ func (d *Daemon) rekeyAfter(life time.Duration) time.Duration {
 		m = life / 10
 	}
 	return life - 2*m + jitter(m, 0, 100)
+}
+
+// jitter is a random duration between lo and hi percent of d.
+func jitter(d time.Duration, lo, hi int64) time.Duration {
+	span := int64(d) * (hi - lo) / 100
+	if span <= 0 {
+		return time.Duration(int64(d) * lo / 100)
+	}
+	return time.Duration(int64(d)*lo/100 + mrand.Int64N(span))
 }
