@@ -6,6 +6,8 @@
 // (name=, depends=, vermagic=) with debug/elf, orders the modules so that
 // dependencies load first, and loads them with finit_module(2).
 //
-// Only plain .ko files are read; compressed modules (.ko.xz, .ko.zst,
-// .ko.gz) are recognised and refused with an error that says so.
+// Compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed in memory
+// and loaded with init_module(2). Devices are matched to drivers as udev's
+// coldplug does: each device's modalias against the modules' alias
+// patterns (modules.alias where depmod wrote one, .modinfo otherwise).
 package kmod

@@ -50,9 +50,18 @@ func moduleStem(base string) (string, bool) {
 }
 
 // ReadInfoFile reads the .modinfo section of the module file at path.
+// A compressed module (.ko.xz, .ko.zst, .ko.gz) is decompressed in memory.
 func ReadInfoFile(path string) (Info, error) {
-	if c, ok := compressedExt(path); ok {
-		return Info{}, fmt.Errorf("%s: %s-compressed module not supported yet (decompress it to a plain .ko)", path, c)
+	if _, ok := compressedExt(path); ok {
+		data, err := readModuleImage(path)
+		if err != nil {
+			return Info{}, err
+		}
+		info, err := ReadInfo(bytes.NewReader(data))
+		if err != nil {
+			return Info{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return info, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -67,7 +76,7 @@ func ReadInfoFile(path string) (Info, error) {
 }
 
 // ReadInfo reads the .modinfo section of a plain (uncompressed) module.
-// Compressed and non-ELF input are refused with an error naming what was
+// Compressed (ReadInfoFile decompresses) and non-ELF input are refused with an error naming what was
 // found.
 func ReadInfo(r io.ReaderAt) (Info, error) {
 	var magic [6]byte
@@ -80,7 +89,7 @@ func ReadInfo(r io.ReaderAt) (Info, error) {
 	}
 	for _, c := range compressions() {
 		if bytes.HasPrefix(magic[:n], c.magic) {
-			return Info{}, fmt.Errorf("%s-compressed module not supported yet (decompress it to a plain .ko)", c.name)
+			return Info{}, fmt.Errorf("%s-compressed module: decompress it first (ReadInfoFile does)", c.name)
 		}
 	}
 	if !bytes.HasPrefix(magic[:n], []byte(elf.ELFMAG)) {

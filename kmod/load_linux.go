@@ -10,13 +10,24 @@ import (
 
 // finitModule loads the module file at path. EEXIST (a module of that name
 // is loaded already) is success with already set.
+// A compressed module is decompressed here and loaded with init_module(2).
 func finitModule(path string) (already bool, err error) {
+	if _, ok := compressedExt(path); ok {
+		img, err := readModuleImage(path)
+		if err != nil {
+			return false, err
+		}
+		return moduleErr("init_module", path, unix.InitModule(img, ""))
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
+	return moduleErr("finit_module", path, unix.FinitModule(int(f.Fd()), "", 0))
+}
+
+func moduleErr(call, path string, err error) (already bool, _ error) {
 	var errno unix.Errno
 	switch {
 	case err == nil:
@@ -24,9 +35,9 @@ func finitModule(path string) (already bool, err error) {
 	case errors.Is(err, unix.EEXIST):
 		return true, nil
 	case errors.As(err, &errno):
-		return false, fmt.Errorf("finit_module(%q) = %s: %w", path, unix.ErrnoName(errno), err)
+		return false, fmt.Errorf("%s(%q) = %s: %w", call, path, unix.ErrnoName(errno), err)
 	default:
-		return false, fmt.Errorf("finit_module(%q): %w", path, err)
+		return false, fmt.Errorf("%s(%q): %w", call, path, err)
 	}
 }
 

@@ -14,6 +14,9 @@ const (
 	// maxNameLen is the kernel's MODULE_NAME_LEN (64 - sizeof(unsigned long))
 	// less the terminating NUL.
 	maxNameLen = 55
+	// maxAliasLen bounds one alias pattern (the longest in Debian 6.1,
+	// an input device's, is about 400 bytes).
+	maxAliasLen = 4096
 )
 
 // Info is what ferry needs from a module's .modinfo section.
@@ -26,6 +29,9 @@ type Info struct {
 	// Vermagic is the vermagic= field; its first word is the kernel release
 	// the module was built for.
 	Vermagic string
+	// Aliases are the alias= fields: fnmatch patterns of the device
+	// modaliases the module drives (what depmod writes to modules.alias).
+	Aliases []string
 }
 
 // Release returns the kernel release the module was built for: the first
@@ -69,6 +75,13 @@ func ParseModinfo(data []byte) (Info, error) {
 			return info, fmt.Errorf("modinfo: entry at offset %d is not key=value: %q", start, truncate(entry))
 		}
 		k := string(key)
+		if k == "alias" {
+			if len(value) == 0 || len(value) > maxAliasLen {
+				return info, fmt.Errorf("modinfo: alias= at offset %d: length %d", start, len(value))
+			}
+			info.Aliases = append(info.Aliases, string(value))
+			continue
+		}
 		switch k {
 		case "name", "depends", "vermagic":
 		default:

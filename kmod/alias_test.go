@@ -1,0 +1,78 @@
+package kmod
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestFnmatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", true},
+		{"pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00", false},
+		{"virtio:d00000001v*", "virtio:d00000001v00001AF4", true},
+		{"virtio:d00000001v*", "virtio:d00000002v00001AF4", false},
+		{"usb:v*p*d*dc*dsc*dp*ic0[23]isc*ip*in*", "usb:v1D6Bp0002d0601dc09dsc00dp01ic03isc00ip00in00", true},
+		{"usb:v*p*d*dc*dsc*dp*ic0[23]isc*ip*in*", "usb:v1D6Bp0002d0601dc09dsc00dp01ic09isc00ip00in00", false},
+		{"a[!0-9]c", "abc", true},
+		{"a[!0-9]c", "a5c", false},
+		{"a[^b]c", "abc", false},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{`a\*c`, "a*c", true},
+		{`a\*c`, "abc", false},
+		{"a[bc", "a[bc", true}, // unclosed: literal
+		{"*", "", true},
+		{"**x", "yyx", true},
+		{"", "x", false},
+	} {
+		if got := Fnmatch(c.p, c.s); got != c.want {
+			t.Errorf("Fnmatch(%q, %q) = %v, want %v", c.p, c.s, got, c.want)
+		}
+	}
+}
+
+func TestModulesAliasFileWinsAndIsValidated(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "nic.ko"), fakeModule("name=nic", "alias=pci:v0000ABCDd*sv*sd*bc*sc*i*"), 0o644)
+	// No modules.alias: the .modinfo alias= fields.
+	got, err := ResolveAliases(dir, []string{"pci:v0000ABCDd00000001sv0sd0bc02sc00i00"})
+	if err != nil || !slices.Equal(names(got), []string{"nic"}) {
+		t.Fatalf("from .modinfo: %v %v", names(got), err)
+	}
+	// depmod's modules.alias, where present, is what counts.
+	os.WriteFile(filepath.Join(dir, "modules.alias"), []byte("# Aliases extracted from modules themselves.\nalias pci:v00001111d* nic\n"), 0o644)
+	if got, _ := ResolveAliases(dir, []string{"pci:v0000ABCDd00000001sv0sd0bc02sc00i00"}); len(got) != 0 {
+		t.Errorf("modules.alias ignored: %v", names(got))
+	}
+	if got, _ := ResolveAliases(dir, []string{"pci:v00001111d00000002"}); !slices.Equal(names(got), []string{"nic"}) {
+		t.Errorf("modules.alias: %v", names(got))
+	}
+	os.WriteFile(filepath.Join(dir, "modules.alias"), []byte("alias pci:* ../../evil\n"), 0o644)
+	if _, err := ReadAliases(dir); err == nil || !strings.Contains(err.Error(), "modules.alias line 1") {
+		t.Errorf("bad module name accepted: %v", err)
+	}
+}
+
+func TestDeviceModaliasesReadsEveryBus(t *testing.T) {
+	sys := t.TempDir()
+	for p, v := range map[string]string{
+		"bus/pci/devices/0000:00:03.0/modalias":  "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00\n",
+		"bus/virtio/devices/virtio0/modalias":    "virtio:d00000001v00001AF4\n",
+		"bus/pci/devices/0000:00:01.0/modalias":  "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00\n", // same again
+		"bus/platform/devices/serial8250/driver": "",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(sys, p)), 0o755)
+		os.WriteFile(filepath.Join(sys, p), []byte(v), 0o644)
+	}
+	got, err := DeviceModaliases(sys)
+	want := []string{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio:d00000001v00001AF4"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("got %q %v, want %q", got, err, want)
+	}
+}
