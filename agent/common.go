@@ -75,16 +75,17 @@ func (a *Agent) stopDiskWatch() {
 }
 
 // loadModules loads the kernel modules this image carries: A's own in
-// /lib/modules, or in B those that A appended under ModuleDir.
+// /lib/modules, or in B its own initrd's for its devices and those that A
+// appended under ModuleDir (modules_b.go).
 func (a *Agent) loadModules(ctx context.Context) error {
-	dir := ModuleDir
-	if a.settings == nil {
-		rel, err := kmod.Release()
-		if err != nil {
-			return err
-		}
-		dir = filepath.Join("/lib/modules", rel)
+	if a.settings != nil {
+		return a.loadModulesB(ctx)
 	}
+	rel, err := kmod.Release()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join("/lib/modules", rel)
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		a.log.Warn("no modules to load", "dir", dir)
 		return nil
@@ -95,10 +96,6 @@ func (a *Agent) loadModules(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("modules loaded", "count", len(loaded))
-	if dir == ModuleDir {
-		// Loaded modules live in kernel memory: free the RAM the files hold.
-		return os.RemoveAll(ModuleDir)
-	}
 	return nil
 }
 

@@ -295,3 +295,54 @@ func matchClass(pattern string, i int, b byte) (ok bool, next int, valid bool) {
 	}
 	return false, 0, false
 }
+
+// Tree is one module directory, indexed once, for repeated coldplug
+// rounds (a bus driver loaded in one round shows devices for the next).
+type Tree struct {
+	ix    *index
+	table []Alias
+}
+
+// OpenTree indexes dir and reads its alias table.
+func OpenTree(dir string) (*Tree, error) {
+	ix, err := newIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	table, err := ix.aliases()
+	if err != nil {
+		return nil, err
+	}
+	return &Tree{ix: ix, table: table}, nil
+}
+
+// Dir is the tree's directory.
+func (t *Tree) Dir() string { return t.ix.dir }
+
+// Aliases is the tree's alias table.
+func (t *Tree) Aliases() []Alias { return t.table }
+
+// Has reports whether the tree holds the named module.
+func (t *Tree) Has(name string) bool {
+	_, ok := t.ix.files[NormalizeName(name)]
+	return ok
+}
+
+// Resolve returns the modules matching modaliases plus the named ones
+// (those the tree lacks are left out), with dependencies, in load order.
+func (t *Tree) Resolve(modaliases, names []string) ([]Module, error) {
+	o := newOrderer(t.ix)
+	var errs []error
+	want := MatchAliases(t.table, modaliases)
+	for _, n := range names {
+		if t.Has(n) {
+			want = append(want, n)
+		}
+	}
+	for _, n := range want {
+		if err := o.visit(n, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return o.order, errors.Join(errs...)
+}

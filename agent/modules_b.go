@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"ferry/kmod"
+)
+
+// B's kernel is the borrower's: its release is in general not A's, and
+// A's modules cannot load into it. B therefore loads its drivers as its
+// own initrd would: from initrd(B)'s module tree for the running release,
+// every module whose alias matches a device present (udev's coldplug),
+// plus the modules A appended under ModuleDir: the borrower's bundle for
+// what B's initrd lacks (ESP, tun, ...), or A's own when B runs A's
+// release.
+
+// ownModuleDirs are where initramfs-tools and dracut put the modules of
+// the initrd's kernel, merged-/usr first.
+var ownModuleDirs = []string{"/usr/lib/modules", "/lib/modules"}
+
+// nfsModules are loaded from B's tree when it has them: the root is
+// mounted through them, and nothing answers the kernel's module requests
+// once ferry is init (no udev, perhaps no modprobe).
+var nfsModules = []string{"af_packet", "sunrpc", "nfs", "nfsv4", "nfsv3"}
+
+// coldplugRounds bounds the rounds: a bus driver (virtio_pci) loaded in
+// one round makes the devices (virtio0) whose drivers the next loads.
+const coldplugRounds = 4
+
+// ownModuleDir is initrd(B)'s module directory for release, or "".
+func ownModuleDir(root, release string) string {
+	for _, d := range ownModuleDirs {
+		p := filepath.Join(root, d, release)
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// loadModulesB loads B's drivers. Failures of single modules are logged,
+// as udev does: a NIC that does not come up fails the network phase with
+// its own message.
+func (a *Agent) loadModulesB(ctx context.Context) error {
+	rel, err := kmod.Release()
+	if err != nil {
+		return err
+	}
+	_, cerr := os.Stat(ModuleDir)
+	carried := cerr == nil
+	if carried {
+		// ESP first, in its order (kmod.ESPModules), before anything
+		// could pull parts of it in out of order.
+		loadESPModules(ctx, ModuleDir, a.log)
+	}
+	if own := ownModuleDir("/", rel); own != "" {
+		n, err := coldplug(ctx, own, "/sys", a.log)
+		if err != nil {
+			a.log.Warn("coldplug from initrd(B)'s modules incomplete", "dir", own, "err", err)
+		}
+		a.log.Info("initrd(B)'s own modules loaded for its devices", "dir", own, "count", n)
+	} else {
+		a.log.Warn("initrd(B) has no module tree for its kernel", "release", rel, "looked", ownModuleDirs)
+	}
+	useFirmwareDir("/", a.log)
+	if !carried {
+		return nil
+	}
+	loaded, err := kmod.LoadAll(ctx, ModuleDir, a.log)
+	if err != nil {
+		a.log.Warn("carried modules: some failed", "err", err)
+	}
+	a.log.Info("carried modules loaded", "count", len(loaded))
+	// Loaded modules live in kernel memory: free the RAM the files hold.
+	return os.RemoveAll(ModuleDir)
+}
+
+// coldplug loads, from the tree at dir, the drivers of the devices under
+// sysfs and the NFS client, in rounds until no new device needs one.
+func coldplug(ctx context.Context, dir, sysfs string, log *slog.Logger) (int, error) {
+	tree, err := kmod.OpenTree(dir)
+	if err != nil {
+		return 0, err
+	}
+	done := map[string]bool{}
+	var errs []error
+	names := nfsModules
+	for round := 0; round < coldplugRounds && ctx.Err() == nil; round++ {
+		mas, err := kmod.DeviceModaliases(sysfs)
+		if err != nil {
+			return len(done), err
+		}
+		mods, err := tree.Resolve(mas, names)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		names = nil
+		mods = slices.DeleteFunc(mods, func(m kmod.Module) bool { return done[kmod.NormalizeName(m.Name)] })
+		if len(mods) == 0 {
+			break
+		}
+		for _, m := range mods {
+			done[kmod.NormalizeName(m.Name)] = true
+		}
+		loaded, err := kmod.Loader{Log: log}.Load(ctx, mods)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		log.Debug("coldplug round", "round", round, "modules", len(mods), "loaded", len(loaded))
+		// Bus drivers register their devices as they probe; give the
+		// kernel a moment before looking again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return len(done), errors.Join(errs...)
+}
+
+// useFirmwareDir points the kernel's firmware loader at initrd(B)'s
+// firmware when the distribution keeps it only under /usr/lib/firmware
+// (the kernel looks in /lib/firmware): a NIC driver asks for its blobs
+// there while ferry, not udev, is init.
+func useFirmwareDir(root string, log *slog.Logger) {
+	if _, err := os.Stat(filepath.Join(root, "lib/firmware")); err == nil {
+		return
+	}
+	fw := filepath.Join(root, "usr/lib/firmware")
+	if st, err := os.Stat(fw); err != nil || !st.IsDir() {
+		return
+	}
+	param := filepath.Join(root, "sys/module/firmware_class/parameters/path")
+	if err := os.WriteFile(param, []byte("/usr/lib/firmware"), 0o644); err != nil {
+		log.Warn("firmware under /usr/lib/firmware only, and the loader's path cannot be set", "err", err)
+		return
+	}
+	log.Info("firmware loader path set", "path", "/usr/lib/firmware")
+}
