@@ -64,6 +64,7 @@ type Agent struct {
 	dhcp        *DHCPRecord // A's DHCP lease, when it used DHCP
 	kernelPath  string
 	initrdPath  string
+	bundlePath  string // the borrower's module bundle, when the image has one
 	patchedPath string
 
 	// Managed mode: the lease, the one-time identity and its tunnel.

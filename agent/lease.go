@@ -63,11 +63,18 @@ func checkEnrollment(r *api.EnrollResponse, leaseID, serverID string) (*enrolled
 		Root: Root{Server: r.Root.Server, Path: r.Root.Path, NFSVersion: r.Root.NFSVersion,
 			Options: r.Root.Options, Init: r.Root.Init, State: r.Root.State},
 	}
+	if m := r.Image.Modules; m != nil {
+		s.Modules = &Artifact{URL: m.URL, SHA256: m.SHA256}
+	}
 	s.defaults()
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("enrollment answer: %w", err)
 	}
-	for field, a := range map[string]string{"image.kernel.url": s.Kernel.URL, "image.initrd.url": s.Initrd.URL} {
+	urls := map[string]string{"image.kernel.url": s.Kernel.URL, "image.initrd.url": s.Initrd.URL}
+	if s.Modules != nil {
+		urls["image.modules.url"] = s.Modules.URL
+	}
+	for field, a := range urls {
 		u, err := url.Parse(a)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("enrollment answer: %s %q: want an absolute https URL (image B comes from the borrower, through the tunnel)", field, a)

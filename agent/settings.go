@@ -17,6 +17,9 @@ type Settings struct {
 	Initrd  Artifact `json:"initrd"`
 	Cmdline string   `json:"cmdline"`
 	Root    Root     `json:"root"`
+	// Modules is the borrower's module bundle for B's kernel, if any
+	// (modules_bundle.go).
+	Modules *Artifact `json:"modules,omitempty"`
 }
 
 // Artifact is one file of image B, addressed relative to the settings URL.
@@ -73,11 +76,21 @@ func (s *Settings) defaults() {
 	}
 }
 
+func (s *Settings) modulesArtifact() Artifact {
+	if s.Modules == nil {
+		return Artifact{}
+	}
+	return *s.Modules
+}
+
 func (s *Settings) validate() error {
 	for _, a := range []struct {
 		field string
 		art   Artifact
-	}{{"kernel", s.Kernel}, {"initrd", s.Initrd}} {
+	}{{"kernel", s.Kernel}, {"initrd", s.Initrd}, {"modules", s.modulesArtifact()}} {
+		if a.field == "modules" && s.Modules == nil {
+			continue
+		}
 		if a.art.URL == "" {
 			return fmt.Errorf("%s.url is empty", a.field)
 		}

@@ -54,11 +54,18 @@ func (a *Agent) fetchB(ctx context.Context) error {
 	}
 	a.kernelPath = filepath.Join(workDir, "vmlinuz")
 	a.initrdPath = filepath.Join(workDir, "initrd.img")
-	for _, p := range []struct {
+	type file struct {
 		art   Artifact
 		path  string
 		limit int64
-	}{{a.settings.Kernel, a.kernelPath, maxKernel}, {a.settings.Initrd, a.initrdPath, maxInitrd}} {
+	}
+	files := []file{{a.settings.Kernel, a.kernelPath, maxKernel}, {a.settings.Initrd, a.initrdPath, maxInitrd}}
+	if m := a.settings.Modules; m != nil {
+		// The borrower's module bundle for B's kernel (modules_bundle.go).
+		a.bundlePath = filepath.Join(workDir, "modules.cpio")
+		files = append(files, file{*m, a.bundlePath, maxBundle})
+	}
+	for _, p := range files {
 		u, err := resolve(base, p.art.URL)
 		if err != nil {
 			return err
@@ -96,6 +103,17 @@ func (a *Agent) patchB(ctx context.Context) error {
 		return err
 	}
 	files = append(files, mods...)
+	if a.bundlePath != "" {
+		bundle, names, err := bundleFiles(a.bundlePath)
+		if err != nil {
+			return err
+		}
+		// A's own modules (same release) and the bundle may hold the same
+		// file: the bundle, built for B's kernel, wins.
+		files = mergeFiles(files, bundle)
+		a.log.Info("module bundle appended", "modules", len(names))
+		os.Remove(a.bundlePath)
+	}
 	a.patchedPath = filepath.Join(workDir, "initrd-patched.img")
 	rep, err := initrd.Patch(a.initrdPath, a.patchedPath, files, initrd.PatchOptions{})
 	if err != nil {

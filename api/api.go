@@ -51,6 +51,10 @@ type Image struct {
 	Kernel  Artifact `json:"kernel"`
 	Initrd  Artifact `json:"initrd"`
 	Cmdline string   `json:"cmdline"`
+	// Modules, when set, is the borrower's module bundle for B's kernel
+	// (a newc archive of ferry/modules/**.ko: ESP, tun, what initrd(B)
+	// lacks); A appends it to initrd(B), digest checked.
+	Modules *Artifact `json:"modules,omitempty"`
 }
 
 // NFSRoot is one server's root, as in docs/CONTRACT.md "root".

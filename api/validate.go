@@ -101,6 +101,11 @@ func (im *Image) validate(f string) error {
 	if err := im.Initrd.validate(f + ".initrd"); err != nil {
 		return err
 	}
+	if im.Modules != nil {
+		if err := im.Modules.validate(f + ".modules"); err != nil {
+			return err
+		}
+	}
 	return checkText(f+".cmdline", im.Cmdline, maxCmdline)
 }
 

@@ -81,8 +81,14 @@ func (m *Manager) ImageHandler() http.Handler {
 			a = img.Kernel
 		case "initrd.img":
 			a = img.Initrd
+		case "modules.cpio":
+			if img.Modules == nil {
+				http.Error(w, "image has no module bundle", http.StatusNotFound)
+				return
+			}
+			a = img.Modules.Artifact
 		default:
-			http.Error(w, "file: want vmlinuz or initrd.img", http.StatusNotFound)
+			http.Error(w, "file: want vmlinuz, initrd.img or modules.cpio", http.StatusNotFound)
 			return
 		}
 		f, err := os.Open(a.Path)

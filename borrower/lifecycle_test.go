@@ -303,6 +303,7 @@ func (l *lab) checkImageServing(t *testing.T, pin string) {
 		{"127.0.0.1", "/b1/vmlinuz", 403, "not a tunnel address"},
 		{vip, "/b1/vmlinuz", 200, ""},
 		{vip, "/b1/initrd.img", 200, ""},
+		{vip, "/b1/modules.cpio", 404, "image has no module bundle"},
 		{vip, "/b2/vmlinuz", 403, vip + ` is a server of lease`},
 		{"127.44.0.11", "/b1/vmlinuz", 403, "127.44.0.11 is held by no server connected to the gateway"},
 		{"127.44.0.12", "/b1/vmlinuz", 403, "127.44.0.12 is held by no server of an active lease"},

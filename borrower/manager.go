@@ -171,6 +171,9 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
 			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
 		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second), Tunnel: m.cfg.Tunnel}
+	if img.Modules != nil {
+		req.Image.Modules = &api.Artifact{URL: base + "modules.cpio", SHA256: img.Modules.SHA256}
+	}
 	for i := len(l.Roots); i < l.Count; i++ {
 		name := fmt.Sprintf("%s-%d", l.ID, i)
 		if _, err := m.roots.Prepare(ctx, l.Template, name); err != nil {
