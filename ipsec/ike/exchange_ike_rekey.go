@@ -10,6 +10,33 @@ import (
 	"ferry/ipsec/ikev2"
 )
 
+// CREATE_CHILD_SA rekeying the IKE SA (RFC 7296 sections 1.3.2 and
+// 2.18): a new IKE SA, keyed from the old SK_d and a fresh DH, takes over
+// the CHILD_SAs, the peer's identity and lease (moveSA); the end that
+// started the rekey deletes the old one, which waits for that DELETE at
+// most RekeyGrace (retire.go). Crossing rekeys are settled by the nonces
+// (settleIKECollision, collide.go).
+//
+// Initiator: rekeyIKE (jittered IKELifetime, tickSA, or RekeyIKE),
+// rekeyIKEReply, settleIKECollision. Responder: rekeyIKEResponse, reached
+// from respondCreateChild (exchange_child_rekey.go).
+
+// Initiator.
+
+// RekeyIKE rekeys every established IKE SA now (operators, tests);
+// normally Config.IKELifetime triggers it. It returns how many started.
+func (d *Daemon) RekeyIKE() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, sa := range d.sas {
+		if ok, _ := d.rekeyIKE(sa); ok {
+			n++
+		}
+	}
+	return n
+}
+
 // rekeyIKE replaces sa with a new IKE SA (RFC 7296 section 1.3.2): fresh
 // SPIs, nonces and DH, SKEYSEED derived from the old SK_d. The CHILD_SAs,
 // the peer's identity and its lease move to the new SA, then the old one
@@ -36,6 +63,8 @@ func (d *Daemon) rekeyIKE(sa *ikeSA) (bool, error) {
 	return err == nil, err
 }
 
+// rekeyIKEReply makes the new IKE SA the peer agreed to and deletes the
+// old one (or settles a simultaneous rekey).
 func (d *Daemon) rekeyIKEReply(sa *ikeSA, m *ikev2.Message, dh *ikev2.DH, ni []byte, spi uint64) error {
 	if n := errorNotify(m.Payloads); n != nil {
 		return fmt.Errorf("peer refused: %s", n.Kind)
@@ -90,6 +119,8 @@ func (d *Daemon) settleIKECollision(old, n *ikeSA, r *ikeRival, lost bool) error
 	return d.request(old, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(old, "rekeyed") }, nil)
 }
 
+// Responder.
+
 // rekeyIKEResponse answers a peer's IKE SA rekey.
 func (d *Daemon) rekeyIKEResponse(sa *ikeSA, sp *ikev2.SA, ni *ikev2.Nonce, ke *ikev2.KE) ([]ikev2.Payload, *refusal) {
 	if ni == nil || ke == nil {
@@ -128,6 +159,8 @@ func (d *Daemon) rekeyIKEResponse(sa *ikeSA, sp *ikev2.SA, ni *ikev2.Nonce, ke *
 	return []ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}, dh.KE()}, nil
 }
 
+// Both roles.
+
 // moveSA makes the IKE SA that replaces old and moves everything that
 // outlives the rekey into it; old only waits for its DELETE.
 func (d *Daemon) moveSA(old *ikeSA, cs *ikev2.Suite, requester bool, spii, spir uint64, ni, nr, gir []byte) (*ikeSA, error) {
@@ -148,18 +181,4 @@ func (d *Daemon) moveSA(old *ikeSA, cs *ikev2.Suite, requester bool, spii, spir 
 	d.retireIKE(old)
 	d.sas[n.localSPI()] = n
 	return n, nil
-}
-
-// RekeyIKE rekeys every established IKE SA now (operators, tests);
-// normally Config.IKELifetime triggers it. It returns how many started.
-func (d *Daemon) RekeyIKE() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, sa := range d.sas {
-		if ok, _ := d.rekeyIKE(sa); ok {
-			n++
-		}
-	}
-	return n
 }

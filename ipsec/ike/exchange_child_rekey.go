@@ -1,17 +1,47 @@
 package ike
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
-	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ikev2"
 )
+
+// CREATE_CHILD_SA rekeying a CHILD_SA (RFC 7296 sections 1.3.3 and
+// 2.8): a new CHILD_SA with fresh keys (and, as configured, a fresh DH:
+// PFS) replaces the old one, which keeps decrypting for a grace
+// (retire.go) until the end that started the rekey deletes it. Crossing
+// rekeys of the same CHILD_SA are settled by the nonces (collide.go).
+// Rekeying the IKE SA, the other use of the exchange, is in
+// exchange_ike_rekey.go.
+//
+// Initiator: rekeyChild (on the data plane's soft expiry, childDue, or
+// RekeyChildren), rekeyChildReply, then deleteChild of the old one.
+// Responder: respondCreateChild, which tells the two uses apart, and
+// rekeyChildResponse.
+
+// Initiator.
+
+// RekeyChildren rekeys every CHILD_SA now (operators, tests); normally
+// the data plane's soft expiry triggers it. It returns how many rekeys
+// started; SAs busy with another exchange are skipped.
+func (d *Daemon) RekeyChildren() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, sa := range d.sas {
+		for _, c := range sa.children {
+			if ok, _ := d.rekeyChild(sa, c); ok {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
 
 // rekeyChild starts a CREATE_CHILD_SA exchange replacing old with a new
 // CHILD_SA with fresh keys and, as configured, a fresh DH exchange (PFS,
@@ -59,6 +89,8 @@ func tsOf(sa *ikeSA, c *child, tsi bool) []netip.Prefix {
 	return c.cfg.TSRemote
 }
 
+// rekeyChildReply installs the CHILD_SA the peer agreed to and deletes
+// old, or, having lost a simultaneous rekey, deletes ours.
 func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ikev2.DH, ni []byte, in uint32) error {
 	if n := errorNotify(m.Payloads); n != nil {
 		return fmt.Errorf("peer refused: %s", n.Kind)
@@ -108,25 +140,20 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 	return d.deleteChild(sa, old)
 }
 
-// deleteChild asks the peer to delete a CHILD_SA and removes it when the
-// peer answers.
-func (d *Daemon) deleteChild(sa *ikeSA, c *child) error {
-	del := &ikev2.Delete{Protocol: ikev2.ProtoESP, SPISize: 4, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.cfg.InSPI)}}
-	return d.request(sa, ikev2.INFORMATIONAL, []ikev2.Payload{del}, func(*ikev2.Message) { d.dropChild(sa, c) }, nil)
-}
+// Responder.
 
-func (d *Daemon) dropChild(sa *ikeSA, c *child) {
-	if i := slices.Index(sa.children, c); i >= 0 {
-		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
-		sa.children = slices.Delete(sa.children, i, i+1)
-	}
-}
-
-// respondCreateChild answers CREATE_CHILD_SA: a CHILD_SA rekey (REKEY_SA
-// naming one of ours) or an IKE SA rekey; additional CHILD_SAs are
-// refused with NO_ADDITIONAL_SAS.
+// respondCreateChild answers CREATE_CHILD_SA, for both of its uses: an
+// IKE SA rekey (rekeyIKEResponse, exchange_ike_rekey.go) or a CHILD_SA
+// rekey (REKEY_SA naming one of ours); additional CHILD_SAs are refused
+// with NO_ADDITIONAL_SAS.
 func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
-	out, r := d.rekeyChildResponse(sa, m.Payloads)
+	var out []ikev2.Payload
+	var r *refusal
+	if sp := find[*ikev2.SA](m.Payloads); rekeysIKE(m.Payloads, sp) {
+		out, r = d.rekeyIKEResponse(sa, sp, find[*ikev2.Nonce](m.Payloads), find[*ikev2.KE](m.Payloads))
+	} else {
+		out, r = d.rekeyChildResponse(sa, m.Payloads)
+	}
 	if r != nil {
 		d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
 		out = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
@@ -134,12 +161,18 @@ func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
 	d.reply(sa, ikev2.CREATE_CHILD_SA, out)
 }
 
+// rekeysIKE reports whether a CREATE_CHILD_SA request with SA payload sp
+// rekeys the IKE SA: it proposes IKE and names no CHILD_SA (REKEY_SA).
+func rekeysIKE(ps []ikev2.Payload, sp *ikev2.SA) bool {
+	return findNotify(ps, ikev2.REKEY_SA) == nil && sp != nil && len(sp.Proposals) > 0 && sp.Proposals[0].Protocol == ikev2.ProtoIKE
+}
+
+// rekeyChildResponse makes the CHILD_SA that replaces the one REKEY_SA
+// names, installed but not yet sent on (the initiator installs its side
+// when our answer arrives), and returns the payloads of the answer.
 func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload, *refusal) {
 	rk := findNotify(ps, ikev2.REKEY_SA)
 	sp, ni, ke := find[*ikev2.SA](ps), find[*ikev2.Nonce](ps), find[*ikev2.KE](ps)
-	if rk == nil && sp != nil && len(sp.Proposals) > 0 && sp.Proposals[0].Protocol == ikev2.ProtoIKE {
-		return d.rekeyIKEResponse(sa, sp, ni, ke)
-	}
 	if rk == nil || sp == nil || ni == nil {
 		return nil, &refusal{ikev2.NO_ADDITIONAL_SAS, errors.New("only CHILD_SA rekeys are accepted")}
 	}
@@ -199,91 +232,9 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 	return append(out, findTS(ps, false), findTS(ps, true)), nil
 }
 
-func (sa *ikeSA) childByOut(spi uint32) *child {
-	for _, c := range sa.children {
-		if c.cfg.OutSPI == spi {
-			return c
-		}
-	}
-	return nil
-}
-
-// RekeyChildren rekeys every CHILD_SA now (operators, tests); normally
-// the data plane's soft expiry triggers it. It returns how many rekeys
-// started; SAs busy with another exchange are skipped.
-func (d *Daemon) RekeyChildren() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n := 0
-	for _, sa := range d.sas {
-		for _, c := range sa.children {
-			if ok, _ := d.rekeyChild(sa, c); ok {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
-// expired handles the data plane's lifetime events (ipsec/esp and
-// ipsec/xfrm both send them): a soft expiry rekeys the CHILD_SA, a hard
-// one (the data plane already removed it) tells the peer to delete its
-// side too. Either waits for the window of one if it is busy (childDue).
-func (d *Daemon) expired(ev dataplane.ExpireEvent) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sa, c := d.childBySPI(ev.SPI, ev.Inbound)
-	if c == nil {
-		d.log.Debug("ike: expiry for an SA we no longer hold", "spi", fmt.Sprintf("%08x", ev.SPI), "kind", ev.Kind)
-		return
-	}
-	d.log.Info("ike: CHILD_SA expired", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", ev.SPI), "inbound", ev.Inbound, "kind", ev.Kind, "reason", ev.Reason)
-	switch {
-	case ev.Kind == dataplane.Hard:
-		// A rekey of it (ours in flight, or the peer's) may still
-		// replace it; it is only never rekeyed again from here.
-		d.cfg.DataPlane.Remove(bgctx(), c.cfg.InSPI, c.cfg.OutSPI)
-		c.dead, c.rekeyDue = true, false
-	case !c.replaced:
-		c.rekeyDue = true
-	}
-	if sa.st == stEstablished && sa.pending == nil {
-		d.childDue(sa)
-	}
-}
-
-func (d *Daemon) childBySPI(spi uint32, inbound bool) (*ikeSA, *child) {
-	for _, sa := range d.sas {
-		for _, c := range sa.children {
-			if (inbound && c.cfg.InSPI == spi) || (!inbound && c.cfg.OutSPI == spi) {
-				return sa, c
-			}
-		}
-	}
-	return nil, nil
-}
-
-// childDue starts the CHILD_SA work an expiry left waiting: the DELETE of
-// a hard-expired CHILD_SA first, else a rekey. The caller checked that the
-// window is free.
-func (d *Daemon) childDue(sa *ikeSA) {
-	for _, c := range sa.children {
-		if c.dead && !c.rekeying { // else the rekey's answer deletes it
-			c.dead = false
-			if err := d.deleteChild(sa, c); err != nil {
-				d.log.Warn("ike: cannot send DELETE for an expired CHILD_SA", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", c.cfg.InSPI), "err", err)
-				d.dropChild(sa, c)
-			}
-			return
-		}
-	}
-	for _, c := range sa.children {
-		if c.rekeyDue && !c.replaced && !c.dead {
-			if ok, _ := d.rekeyChild(sa, c); ok {
-				c.rekeyDue = false
-				return
-			}
-		}
-	}
+// deleteChild asks the peer to delete a CHILD_SA and removes it when the
+// peer answers.
+func (d *Daemon) deleteChild(sa *ikeSA, c *child) error {
+	del := &ikev2.Delete{Protocol: ikev2.ProtoESP, SPISize: 4, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.cfg.InSPI)}}
+	return d.request(sa, ikev2.INFORMATIONAL, []ikev2.Payload{del}, func(*ikev2.Message) { d.dropChild(sa, c) }, nil)
 }
