@@ -231,10 +231,3 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 	out = append([]ikev2.Payload{&ikev2.SA{Proposals: []ikev2.Proposal{prop}}, &ikev2.Nonce{Data: nr}}, out...)
 	return append(out, findTS(ps, false), findTS(ps, true)), nil
 }
-
-// deleteChild asks the peer to delete a CHILD_SA and removes it when the
-// peer answers.
-func (d *Daemon) deleteChild(sa *ikeSA, c *child) error {
-	del := &ikev2.Delete{Protocol: ikev2.ProtoESP, SPISize: 4, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.cfg.InSPI)}}
-	return d.request(sa, ikev2.INFORMATIONAL, []ikev2.Payload{del}, func(*ikev2.Message) { d.dropChild(sa, c) }, nil)
-}

@@ -95,8 +95,7 @@ func (d *Daemon) rekeyIKEReply(sa *ikeSA, m *ikev2.Message, dh *ikev2.DH, ni []b
 		return d.settleIKECollision(sa, n, r, redundant(ni, nr.Data, r.nonce))
 	}
 	d.log.Info("ike: IKE SA rekeyed", "peer", peerName(n), "old", fmt.Sprintf("%016x", sa.localSPI()), "new", fmt.Sprintf("%016x", n.localSPI()))
-	del := []ikev2.Payload{&ikev2.Delete{Protocol: ikev2.ProtoIKE}}
-	return d.request(sa, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(sa, "rekeyed") }, nil)
+	return d.deleteIKE(sa, "rekeyed")
 }
 
 // settleIKECollision ends a simultaneous IKE SA rekey (RFC 7296 section
@@ -112,11 +111,10 @@ func (d *Daemon) settleIKECollision(old, n *ikeSA, r *ikeRival, lost bool) error
 	d.retireIKE(gone)
 	d.log.Info("ike: simultaneous IKE SA rekey", "peer", peerName(old), "old", fmt.Sprintf("%016x", old.localSPI()),
 		"survivor", fmt.Sprintf("%016x", survivor.localSPI()), "redundant", fmt.Sprintf("%016x", gone.localSPI()), "ours_redundant", lost)
-	del := []ikev2.Payload{&ikev2.Delete{Protocol: ikev2.ProtoIKE}}
 	if lost {
-		return d.request(gone, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(gone, "redundant after a simultaneous rekey") }, nil)
+		return d.deleteIKE(gone, "redundant after a simultaneous rekey")
 	}
-	return d.request(old, ikev2.INFORMATIONAL, del, func(*ikev2.Message) { d.removeSA(old, "rekeyed") }, nil)
+	return d.deleteIKE(old, "rekeyed")
 }
 
 // Responder.

@@ -239,7 +239,7 @@ func (d *Daemon) tickSA(sa *ikeSA, now time.Time) {
 			sa.rekeyAt = now.Add(d.cfg.IKELifetime / 10) // retry if this one fails
 		}
 	case sa.st == stEstablished && sa.pending == nil && d.livenessDue(sa, now):
-		d.request(sa, ikev2.INFORMATIONAL, nil, func(*ikev2.Message) {}, nil)
+		d.checkLiveness(sa)
 	}
 	if sa.st == stEstablished && sa.natT && sa.behindNAT && now.Sub(sa.lastSend) > d.cfg.Keepalive {
 		sa.lastSend = now
@@ -257,4 +257,29 @@ func (d *Daemon) ikeRekeyDue(sa *ikeSA, now time.Time) bool {
 		sa.rekeyAt = sa.created.Add(d.rekeyAfter(d.cfg.IKELifetime))
 	}
 	return now.After(sa.rekeyAt)
+}
+
+// handleRequest dispatches a decrypted request on a known SA.
+func (d *Daemon) handleRequest(sa *ikeSA, m *ikev2.Message) {
+	if sa.st == stRefused {
+		return // only its IKE_AUTH is answered, from the cache
+	}
+	switch m.Header.Exchange {
+	case ikev2.IKE_AUTH:
+		if sa.st == stHalfOpen {
+			d.respondAuth(sa, m)
+		}
+	case ikev2.INFORMATIONAL:
+		d.respondInfo(sa, m)
+	case ikev2.CREATE_CHILD_SA:
+		switch sa.st {
+		case stEstablished:
+			d.respondCreateChild(sa, m)
+		case stDeleting:
+			// RFC 7296 section 2.25: a rekey raced with our DELETE of
+			// this SA (we rekeyed it or are shutting it down).
+			d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", ikev2.TEMPORARY_FAILURE, "reason", "the IKE SA is being deleted")
+			d.reply(sa, ikev2.CREATE_CHILD_SA, []ikev2.Payload{&ikev2.Notify{Kind: ikev2.TEMPORARY_FAILURE}})
+		}
+	}
 }
