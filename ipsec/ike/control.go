@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-func bgctx() context.Context { return context.Background() }
-
 // Revoke deletes every SA of the peer whose key has pin and frees the
 // key's virtual IP: the allow list calls it when a lease's key leaves it
 // (authz.Revoker), the end of the lease for the tunnel.

@@ -1,6 +1,11 @@
 package ike
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -9,7 +14,7 @@ import (
 	"ferry/pki"
 )
 
-// state is where an IKE SA stands.
+// state is where an IKE SA stands (the state machine: doc.go).
 type state int
 
 const (
@@ -17,10 +22,11 @@ const (
 	stHalfOpen                     // responder: IKE_SA_INIT answered
 	stAuthSent                     // initiator: IKE_AUTH sent
 	stEstablished                  // both authenticated
-	stDeleting                     // DELETE sent
+	stDeleting                     // DELETE sent, or rekeyed (moved) and waiting for one
 	stRefused                      // responder: IKE_AUTH refused; kept to answer its retransmissions
 )
 
+// String is the state's name in status (SAStatus.State).
 func (s state) String() string {
 	return [...]string{"?", "init-sent", "half-open", "auth-sent", "established", "deleting", "refused"}[s]
 }
@@ -134,4 +140,104 @@ type request struct {
 	// hintLeft more times, hintDelay apart, before the SA is given up.
 	hinted   bool
 	hintLeft int
+}
+
+// newSPI picks a fresh non-zero IKE SPI not in use.
+func (d *Daemon) newSPI() uint64 {
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		s := binary.BigEndian.Uint64(b[:])
+		if _, used := d.sas[s]; s != 0 && !used {
+			return s
+		}
+	}
+}
+
+// newChildSPI picks a random CHILD_SA SPI outside the reserved range.
+func newChildSPI() uint32 {
+	for {
+		var b [4]byte
+		rand.Read(b[:])
+		// SPIs 1-255 are reserved by IANA (RFC 4303 2.1).
+		if s := binary.BigEndian.Uint32(b[:]); s > 255 {
+			return s
+		}
+	}
+}
+
+// nonce is a fresh 32-octet nonce.
+func nonce() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+// removeSA forgets sa, removes its CHILD_SAs from the data plane and
+// returns its virtual IP; pending Connect calls get the reason.
+func (d *Daemon) removeSA(sa *ikeSA, reason string) {
+	if sa.st == stRefused {
+		d.refused--
+		sa.st = stDeleting
+		d.log.Debug("ike: forgot refused SA", "spi", fmt.Sprintf("%016x", sa.localSPI()), "reason", reason)
+	}
+	delete(d.sas, sa.localSPI())
+	d.leaveHalfOpen(sa)
+	for _, c := range sa.children {
+		d.cfg.DataPlane.Remove(context.Background(), c.cfg.InSPI, c.cfg.OutSPI)
+	}
+	sa.children = nil
+	if d.cfg.Authorizer == nil && d.cfg.Pool != nil && sa.peer != nil && sa.vip.IsValid() && !sa.origin && !sa.moved && !d.holds(sa.peer.Pin) {
+		// Without an allow list there is no lease to bind the address
+		// to (Revoke releases it otherwise): it goes with the key's last
+		// SA.
+		d.cfg.Pool.Release(sa.peer.Pin)
+	}
+	if sa.result != nil {
+		sa.result <- errors.New(reason)
+		sa.result = nil
+	}
+	if !sa.moved && sa.st == stEstablished {
+		if h := d.history(sa); h != nil {
+			h.lastReason, h.lastDown = reason, time.Now()
+		}
+	}
+	if sa.origin && !sa.moved && sa.st == stEstablished {
+		select {
+		case d.lost <- struct{}{}:
+		default:
+		}
+	}
+	if sa.st == stEstablished || sa.st == stDeleting {
+		d.log.Info("ike: SA down", "spi", fmt.Sprintf("%016x", sa.localSPI()), "peer", peerName(sa), "reason", reason)
+	}
+}
+
+// leaveHalfOpen takes sa out of the half-open table: it authenticated,
+// was refused, timed out or is gone. The entry is found by the key it was
+// made with, never by the SA's current (peer-controlled) address.
+func (d *Daemon) leaveHalfOpen(sa *ikeSA) {
+	if d.halfOpen[sa.openKey] == sa {
+		delete(d.halfOpen, sa.openKey)
+	}
+}
+
+// holds reports whether an SA of the peer with pin is left (a responder's
+// SA that has not been moved on by a rekey).
+func (d *Daemon) holds(pin string) bool {
+	for _, o := range d.sas {
+		if !o.origin && !o.moved && o.peer != nil && o.peer.Pin == pin {
+			return true
+		}
+	}
+	return false
+}
+
+// peerName names sa's peer in logs: its certificate's subject once
+// authenticated, else its address.
+func peerName(sa *ikeSA) string {
+	if sa.peer != nil {
+		return sa.peer.Subject
+	}
+	return sa.remote.String()
 }
