@@ -65,6 +65,7 @@ type Agent struct {
 	kernelPath  string
 	initrdPath  string
 	bundlePath  string // the borrower's module bundle, when the image has one
+	linkName    string // the NIC the network phase brought up
 	patchedPath string
 
 	// Managed mode: the lease, the one-time identity and its tunnel.

@@ -50,7 +50,7 @@ func (a *Agent) networkUp(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	a.mac, a.ipConfig = link.MAC.String(), link.Config.String()
+	a.mac, a.ipConfig, a.linkName = link.MAC.String(), link.Config.String(), link.Name
 	a.log.Info("network up", "link", link.String())
 	a.printAddress(link)
 	return nil

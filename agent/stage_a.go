@@ -98,14 +98,15 @@ func (a *Agent) patchB(ctx context.Context) error {
 		return err
 	}
 	files = append(files, tunnel...)
-	mods, err := a.modulesForB()
+	mods, sameRelease, bRelease, err := a.modulesForB()
 	if err != nil {
 		return err
 	}
 	files = append(files, mods...)
+	var bundle []initrd.File
 	if a.bundlePath != "" {
-		bundle, names, err := bundleFiles(a.bundlePath)
-		if err != nil {
+		var names []string
+		if bundle, names, err = bundleFiles(a.bundlePath); err != nil {
 			return err
 		}
 		// A's own modules (same release) and the bundle may hold the same
@@ -113,6 +114,13 @@ func (a *Agent) patchB(ctx context.Context) error {
 		files = mergeFiles(files, bundle)
 		a.log.Info("module bundle appended", "modules", len(names))
 		os.Remove(a.bundlePath)
+	}
+	if !sameRelease {
+		// A's modules cannot help B's kernel: refuse now, with a report,
+		// if B could not bring up its NIC, NFS or tunnel (check_b.go).
+		if err := a.checkB(bRelease, bundle, a.log); err != nil {
+			return err
+		}
 	}
 	a.patchedPath = filepath.Join(workDir, "initrd-patched.img")
 	rep, err := initrd.Patch(a.initrdPath, a.patchedPath, files, initrd.PatchOptions{})
@@ -153,23 +161,24 @@ func (a *Agent) tunnelFiles() ([]initrd.File, error) {
 
 // modulesForB lists A's kernel modules for the appended segment when B's
 // kernel is the same release; B's initrd may lack NIC and NFS drivers.
-func (a *Agent) modulesForB() ([]initrd.File, error) {
+// Otherwise B loads its own initrd's (modules_b.go).
+func (a *Agent) modulesForB() (_ []initrd.File, same bool, bRelease string, _ error) {
 	f, err := os.Open(a.kernelPath)
 	if err != nil {
-		return nil, err
+		return nil, false, "", err
 	}
 	defer f.Close()
 	bz, err := kexec.ParseBzImage(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.settings.Kernel.URL, err)
+		return nil, false, "", fmt.Errorf("%s: %w", a.settings.Kernel.URL, err)
 	}
 	rel, err := kmod.Release()
 	if err != nil {
-		return nil, err
+		return nil, false, "", err
 	}
 	if bz.Release() != rel {
-		a.log.Warn("B's kernel differs from A's: carrying no modules", "a", rel, "b", bz.Release())
-		return nil, nil
+		a.log.Info("B's kernel differs from A's: B loads its own initrd's modules", "a", rel, "b", bz.Release())
+		return nil, false, bz.Release(), nil
 	}
 	dir := filepath.Join("/lib/modules", rel)
 	var files []initrd.File
@@ -181,7 +190,7 @@ func (a *Agent) modulesForB() ([]initrd.File, error) {
 		files = append(files, initrd.File{Path: filepath.Join(ModuleDir, r), Mode: 0o644, Src: p})
 		return nil
 	})
-	return files, err
+	return files, true, rel, err
 }
 
 // kexecLoad loads B's kernel and the patched initrd with B's command line.

@@ -48,7 +48,7 @@ func (ix *index) aliases() ([]Alias, error) {
 	f, err := os.Open(filepath.Join(ix.dir, "modules.alias"))
 	if err == nil {
 		defer f.Close()
-		return parseModulesAlias(f, f.Name())
+		return ParseModulesAlias(f, f.Name())
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kmod: %w", err)
@@ -68,9 +68,9 @@ func (ix *index) aliases() ([]Alias, error) {
 	return out, errors.Join(errs...)
 }
 
-// parseModulesAlias reads depmod's modules.alias ("alias PATTERN MODULE"
+// ParseModulesAlias reads depmod's modules.alias ("alias PATTERN MODULE"
 // a line, '#' comments).
-func parseModulesAlias(r interface{ Read([]byte) (int, error) }, name string) ([]Alias, error) {
+func ParseModulesAlias(r interface{ Read([]byte) (int, error) }, name string) ([]Alias, error) {
 	var out []Alias
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, aliasLineBuffer), aliasLineBuffer)
@@ -109,10 +109,11 @@ func BuiltinAliases(dir string) (aliases []Alias, found bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("kmod: %w", err)
 	}
-	return parseBuiltinModinfo(data), true, nil
+	return ParseBuiltinModinfo(data), true, nil
 }
 
-func parseBuiltinModinfo(data []byte) []Alias {
+// ParseBuiltinModinfo reads the aliases of modules.builtin.modinfo.
+func ParseBuiltinModinfo(data []byte) []Alias {
 	var out []Alias
 	for _, e := range bytes.Split(data, []byte{0}) {
 		kv, v, ok := bytes.Cut(e, []byte("="))

@@ -102,3 +102,16 @@ func readModuleImage(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// ReadInfoImage reads the .modinfo of a module file's bytes, plain or
+// compressed (found inside an archive rather than on disk).
+func ReadInfoImage(data []byte) (Info, error) {
+	if name := sniffCompression(data); name != "" {
+		img, err := decompressModule(bytes.NewReader(data), name)
+		if err != nil {
+			return Info{}, err
+		}
+		data = img
+	}
+	return ReadInfo(bytes.NewReader(data))
+}
