@@ -11,15 +11,27 @@ import (
 )
 
 // CHILD_SA bookkeeping shared by IKE_AUTH, CREATE_CHILD_SA and
-// INFORMATIONAL: the data plane's description of a new CHILD_SA, its
-// lifetime, installing, finding and removing it, and the data plane's
-// expiry events, which start a rekey or a DELETE.
+// INFORMATIONAL: a new CHILD_SA's keys and its description for the data
+// plane, its lifetime, installing, finding and removing it, and the data
+// plane's expiry events, which start a rekey or a DELETE.
 
-// childConfig describes a CHILD_SA of sa for the data plane (AES-256-GCM,
-// the only ESP transform the data planes implement).
-func (d *Daemon) childConfig(sa *ikeSA, in, out uint32, inKey, outKey []byte, cs *ikev2.Suite) dataplane.ChildSA {
+// deriveChild derives the keys of a CHILD_SA of sa made by an exchange
+// with nonces ni and nr (and, with PFS, DH secret gir: RFC 7296 section
+// 2.17) and describes it for the data plane (AES-256-GCM, the only ESP
+// transform the data planes implement), traffic selectors left to the
+// caller. The exchange's requester sends with the initiator's key, in
+// IKE_AUTH and in CREATE_CHILD_SA alike.
+func (d *Daemon) deriveChild(sa *ikeSA, cs *ikev2.Suite, gir, ni, nr []byte, in, out uint32, requester bool) (dataplane.ChildSA, error) {
+	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, gir, ni, nr)
+	if err != nil {
+		return dataplane.ChildSA{}, err
+	}
+	inKey, outKey := ck.EncrI, ck.EncrR
+	if requester {
+		inKey, outKey = ck.EncrR, ck.EncrI
+	}
 	return dataplane.ChildSA{InSPI: in, OutSPI: out, Local: d.localAddr(sa.natT), Remote: sa.remote, Encap: sa.natT,
-		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN, Lifetime: d.childLifetime()}
+		Alg: dataplane.AlgAES256GCM16, InKey: inKey, OutKey: outKey, ESN: cs.ESN, Lifetime: d.childLifetime()}, nil
 }
 
 // childLifetime is a new CHILD_SA's lifetime: both ends rekey at a

@@ -100,7 +100,7 @@
 //	receive.go        message in: checks, window, decryption, dispatch; request, reply
 //	tick.go           timers: retransmission, give-up, rekey, liveness, keepalives
 //	sa.go             ikeSA, child, request, state; SPIs, nonces, removeSA
-//	child.go          CHILD_SA config, lifetime, install, lookup, expiry events
+//	child.go          CHILD_SA keys, lifetime, install, lookup, expiry events
 //	authenticator.go  ID, CERT, CERTREQ, AUTH: ours and the check of the peer's
 //	proposal.go       the proposals we send, the ESP proposal's choice and check
 //	payload.go        payload lookups

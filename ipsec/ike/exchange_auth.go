@@ -129,11 +129,10 @@ func (d *Daemon) initiatorChild(sa *ikeSA, ps []ikev2.Payload) error {
 	if sa.target.VirtualIP && !sa.vip.IsValid() {
 		return errors.New("asked for a virtual IP, got none")
 	}
-	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, nil, sa.ni, sa.nr)
+	c, err := d.deriveChild(sa, cs, nil, sa.ni, sa.nr, sa.childSPI, binary.BigEndian.Uint32(sp.Proposals[0].SPI), true)
 	if err != nil {
 		return err
 	}
-	c := d.childConfig(sa, sa.childSPI, binary.BigEndian.Uint32(sp.Proposals[0].SPI), ck.EncrR, ck.EncrI, cs)
 	c.TSLocal, c.TSRemote = Narrow(tsi.Selectors, anyV4), Narrow(tsr.Selectors, anyV4)
 	if sa.vip.IsValid() {
 		c.VirtualIP = netip.PrefixFrom(sa.vip, 32)
@@ -255,12 +254,11 @@ func (d *Daemon) responderChild(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payload,
 	if len(tsI) == 0 || len(tsR) == 0 {
 		return nil, &refusal{ikev2.TS_UNACCEPTABLE, fmt.Errorf("TSi %v / TSr %v outside %v / %v", tsi.Selectors, tsr.Selectors, peerSide, d.cfg.LocalSubnets)}
 	}
-	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, nil, sa.ni, sa.nr)
+	in := newChildSPI()
+	c, err := d.deriveChild(sa, cs, nil, sa.ni, sa.nr, in, binary.BigEndian.Uint32(prop.SPI), false)
 	if err != nil {
 		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
 	}
-	in := newChildSPI()
-	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
 	c.TSLocal, c.TSRemote = tsR, tsI
 	if _, err := d.install(sa, c); err != nil {
 		return nil, &refusal{ikev2.TEMPORARY_FAILURE, err}

@@ -112,11 +112,10 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 			return err
 		}
 	}
-	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, gir, ni, nr.Data)
+	c, err := d.deriveChild(sa, cs, gir, ni, nr.Data, in, binary.BigEndian.Uint32(sp.Proposals[0].SPI), true)
 	if err != nil {
 		return err
 	}
-	c := d.childConfig(sa, in, binary.BigEndian.Uint32(sp.Proposals[0].SPI), ck.EncrR, ck.EncrI, cs)
 	c.TSLocal, c.TSRemote, c.VirtualIP = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP
 	nc, err := d.install(sa, c)
 	if err != nil {
@@ -208,12 +207,11 @@ func (d *Daemon) rekeyChildResponse(sa *ikeSA, ps []ikev2.Payload) ([]ikev2.Payl
 		}
 		out = append(out, dh.KE())
 	}
-	ck, err := cs.ChildKeys(sa.suite.PRF, sa.keys.SKd, gir, ni.Data, nr)
+	in := newChildSPI()
+	c, err := d.deriveChild(sa, cs, gir, ni.Data, nr, in, binary.BigEndian.Uint32(prop.SPI), false)
 	if err != nil {
 		return nil, &refusal{ikev2.NO_PROPOSAL_CHOSEN, err}
 	}
-	in := newChildSPI()
-	c := d.childConfig(sa, in, binary.BigEndian.Uint32(prop.SPI), ck.EncrI, ck.EncrR, cs)
 	c.TSLocal, c.TSRemote, c.VirtualIP = old.cfg.TSLocal, old.cfg.TSRemote, old.cfg.VirtualIP
 	c.Deferred = true // the peer installs it when our answer arrives: keep sending on old until then
 	nc, err := d.install(sa, c)
