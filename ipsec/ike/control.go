@@ -29,11 +29,17 @@ func (d *Daemon) Revoke(ctx context.Context, pin, reason string) {
 func (d *Daemon) DeleteAll(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.deleteAll("deleted by request")
+}
+
+// deleteAll forgets every SA, telling the peer of each established one
+// without waiting for its answer.
+func (d *Daemon) deleteAll(reason string) {
 	for _, sa := range d.sas {
 		if sa.st == stEstablished {
 			d.sendDeleteNow(sa)
 		}
-		d.removeSA(sa, "deleted by request")
+		d.removeSA(sa, reason)
 	}
 }
 

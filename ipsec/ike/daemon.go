@@ -108,12 +108,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // waiting for its answer, and closes the sockets.
 func (d *Daemon) shutdown() {
 	d.mu.Lock()
-	for _, sa := range d.sas {
-		if sa.st == stEstablished {
-			d.sendDeleteNow(sa)
-		}
-		d.removeSA(sa, "daemon stopping")
-	}
+	d.deleteAll("daemon stopping")
 	d.mu.Unlock()
 	d.conn.Close()
 	d.natc.Close()
