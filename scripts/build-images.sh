@@ -13,6 +13,12 @@
 #   $LAB/disk.raw           a 64 MiB local disk that must stay byte-identical
 # and records digests in $LAB/*.sha256. Needs scripts/fetch-kernel.sh first
 # (it is run here if the cache is empty).
+# FERRY_B_KERNEL=cloud gives B a kernel of another release than A's: Debian's
+# cloud flavour (apt-get download, cached), with initrd(B) holding that
+# kernel's NIC, disk and NFS modules xz-compressed under
+# /usr/lib/modules/RELEASE plus modules.builtin(.modinfo), as
+# initramfs-tools lays them out: A carries none of its own, and B must
+# coldplug its own (needs the ferry binary to resolve dependencies).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need busybox cpio zstd sha256sum
@@ -56,6 +62,30 @@ fi
 
 # ---------------------------------------------------------------- b) image B
 cp "$VMLINUZ" "$WWW/vmlinuz-b"
+B_MODULES=
+if [ "${FERRY_B_KERNEL:-}" = cloud ]; then
+	[ -n "$FERRY" ] || die "FERRY_B_KERNEL=cloud needs the ferry binary"
+	need dpkg-deb xz
+	CLOUD_PKG=linux-image-${KVER%-amd64}-cloud-amd64
+	CLOUD_ROOT=$CACHE/kernel/$CLOUD_PKG
+	if [ ! -d "$CLOUD_ROOT/boot" ]; then
+		mkdir -p "$CACHE/debs" "$CLOUD_ROOT"
+		compgen -G "$CACHE/debs/${CLOUD_PKG}_*.deb" >/dev/null ||
+			(cd "$CACHE/debs" && apt-get download "$CLOUD_PKG") || die "apt-get download $CLOUD_PKG failed"
+		dpkg-deb -x "$(compgen -G "$CACHE/debs/${CLOUD_PKG}_*.deb" | head -1)" "$CLOUD_ROOT"
+	fi
+	B_KVER=${KVER%-amd64}-cloud-amd64
+	cp "$CLOUD_ROOT/boot/vmlinuz-$B_KVER" "$WWW/vmlinuz-b"
+	B_MODULES=$WORK/initrd-b-modules
+	"$FERRY" initrd build -o "$WORK/b-modules.img" --kernel-modules "$CLOUD_ROOT/lib/modules/$B_KVER" \
+		--module virtio_pci --module virtio_net --module virtio_blk --module nfsv4 --module nfsv3 >/dev/null
+	mkdir -p "$B_MODULES"
+	"$FERRY" initrd extract "$WORK/b-modules.img" "$B_MODULES" >/dev/null
+	find "$B_MODULES/lib/modules/$B_KVER" -name '*.ko' -exec xz -q {} +
+	cp "$CLOUD_ROOT/lib/modules/$B_KVER"/modules.builtin* "$CLOUD_ROOT/lib/modules/$B_KVER/modules.order" \
+		"$B_MODULES/lib/modules/$B_KVER/"
+	log "image B: kernel $B_KVER (A runs $KVER), $(find "$B_MODULES" -name '*.ko.xz' | wc -l) modules in initrd(B)"
+fi
 
 # Early segment, uncompressed, as Debian ships it (dummy microcode bytes).
 EARLY=$WORK/initrd-b-early
@@ -68,6 +98,10 @@ BROOT=$WORK/initrd-b-root
 install_busybox "$BROOT"
 mkdir -p "$BROOT"/{dev,proc,sys,run,tmp,etc,root}
 mknod -m 600 "$BROOT/dev/console" c 5 1
+if [ -n "$B_MODULES" ]; then
+	mkdir -p "$BROOT/usr/lib/modules"
+	cp -a "$B_MODULES/lib/modules/$B_KVER" "$BROOT/usr/lib/modules/"
+fi
 echo "initrd-b release 1 (ferry lab image B, built $(date -u +%Y-%m-%dT%H:%M:%SZ))" > "$BROOT/etc/initrd-b-release"
 cat > "$BROOT/init" <<'INIT'
 #!/bin/sh
