@@ -39,6 +39,10 @@ type bModules struct {
 	builtin      map[string]bool
 	builtinKnown bool // modules.builtin seen
 	builtinAlias bool // modules.builtin.modinfo seen
+	// modinfo: read each module's .modinfo for its aliases (the second
+	// pass, only when initrd(B) has no modules.alias: depmod's, as
+	// mkinitramfs and dracut write it, spares decompressing every module).
+	modinfo bool
 }
 
 func newBModules(release string) *bModules {
@@ -58,7 +62,27 @@ func scanInitrdModules(p, release string) (*bModules, error) {
 	}
 	m := newBModules(release)
 	prefixes := []string{"usr/lib/modules/" + release + "/", "lib/modules/" + release + "/"}
-	_, err = initrd.Scan(f, st.Size(), "initrd(B)", func(_ *initrd.Segment, e *initrd.Entry, body io.Reader) error {
+	if err := m.scan(f, st.Size(), prefixes, m.addFile); err != nil {
+		return nil, err
+	}
+	if m.tree != "" && !m.dependAlias {
+		m.modinfo = true
+		err := m.scan(f, st.Size(), prefixes, func(rel string, body io.Reader) error {
+			if stem, ok := moduleStem(path.Base(rel)); ok {
+				return m.readModule(rel, stem, body)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// scan calls fn for each regular file of the module tree in initrd(B).
+func (m *bModules) scan(f io.ReaderAt, size int64, prefixes []string, fn func(rel string, body io.Reader) error) error {
+	_, err := initrd.Scan(f, size, "initrd(B)", func(_ *initrd.Segment, e *initrd.Entry, body io.Reader) error {
 		if !e.FileMode().IsRegular() {
 			return nil
 		}
@@ -72,12 +96,9 @@ func scanInitrdModules(p, release string) (*bModules, error) {
 		if rel == "" {
 			return nil
 		}
-		return m.addFile(rel, body)
+		return fn(rel, body)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return err
 }
 
 // addFile takes one file of a module tree (rel to its top).
@@ -122,15 +143,23 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		m.aliases = append(m.aliases, kmod.ParseBuiltinModinfo(data)...)
 		return nil
 	}
-	stem, ok := moduleStem(path.Base(rel))
-	if !ok {
-		return nil
+	if stem, ok := moduleStem(path.Base(rel)); ok {
+		m.modules[kmod.NormalizeName(stem)] = true
 	}
-	data, err := read()
+	return nil
+}
+
+// readModule reads one module's aliases (second pass).
+func (m *bModules) readModule(rel, stem string, body io.Reader) error {
+	var b bytes.Buffer
+	n, err := io.Copy(&b, io.LimitReader(body, maxModuleEntry+1))
+	if err == nil && n > maxModuleEntry {
+		err = fmt.Errorf("more than %d bytes", maxModuleEntry)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", rel, err)
 	}
-	m.addModule(stem, data)
+	m.addModule(stem, b.Bytes())
 	return nil
 }
 

@@ -28,7 +28,7 @@ func debianModules(t *testing.T) (dir, release string) {
 // fakeInitrdB builds an initrd(B) as initramfs-tools lays it out (merged
 // /usr, gzip) with the real Debian modules named and their dependencies,
 // and the kernel's modules.builtin(.modinfo) when builtin is set.
-func fakeInitrdB(t *testing.T, dir, release string, names []string, builtin bool) string {
+func fakeInitrdB(t *testing.T, dir, release string, names []string, builtin bool, extra ...initrd.File) string {
 	t.Helper()
 	mods, err := kmod.Resolve(dir, names)
 	if err != nil {
@@ -43,6 +43,10 @@ func fakeInitrdB(t *testing.T, dir, release string, names []string, builtin bool
 		for _, f := range []string{"modules.builtin", "modules.builtin.modinfo"} {
 			files = append(files, initrd.File{Path: top + f, Mode: 0o644, Src: filepath.Join(dir, f)})
 		}
+	}
+	for _, e := range extra {
+		e.Path = top + e.Path
+		files = append(files, e)
 	}
 	p := filepath.Join(t.TempDir(), "initrd.img")
 	if err := initrd.Build(p, files, initrd.BuildOptions{Compression: initrd.Gzip}); err != nil {
@@ -147,5 +151,33 @@ func TestNICModaliasesIncludeTheVirtioTransport(t *testing.T) {
 	got := nicModaliases(sys, "eth0")
 	if len(got) != 2 || got[0] != qemuVirtioNIC[0] || got[1] != qemuVirtioNIC[1] {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestCheckBUsesModulesAliasWherePresent: with depmod's modules.alias in
+// initrd(B) (mkinitramfs writes one), it is the alias table; the modules'
+// own .modinfo is not read.
+func TestCheckBUsesModulesAliasWherePresent(t *testing.T) {
+	dir, release := debianModules(t)
+	mods := []string{"virtio_pci", "virtio_net", "nfsv4"}
+	for _, c := range []struct {
+		alias string
+		want  string
+	}{
+		{"alias virtio:d00000001v* virtio_net\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n", ""},
+		{"alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n", "no driver for the NIC (modalias virtio:d00000001v00001AF4)"},
+	} {
+		p := fakeInitrdB(t, dir, release, mods, true, initrd.File{Path: "modules.alias", Mode: 0o644, Data: []byte(c.alias)})
+		m, err := scanInitrdModules(p, release)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.dependAlias || m.modinfo {
+			t.Fatalf("modules.alias not taken (seen %v, .modinfo read %v)", m.dependAlias, m.modinfo)
+		}
+		err = m.check(qemuVirtioNIC, keeper.DataPlaneAuto, false, func(string) {})
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("modules.alias %q: got %v, want %q", c.alias, err, c.want)
+		}
 	}
 }
