@@ -46,33 +46,54 @@ func ownModuleDir(root, release string) string {
 
 // loadModulesB loads B's drivers. Failures of single modules are logged,
 // as udev does: a NIC that does not come up fails the network phase with
-// its own message.
+// its own message. initrd(B)'s tree and ModuleDir are one index: the
+// bundle holds only what initrd(B) lacks (catalog), so its modules'
+// dependencies may be in initrd(B)'s tree.
 func (a *Agent) loadModulesB(ctx context.Context) error {
 	rel, err := kmod.Release()
 	if err != nil {
 		return err
 	}
-	_, cerr := os.Stat(ModuleDir)
-	carried := cerr == nil
-	if carried {
-		// ESP first, in its order (kmod.ESPModules), before anything
-		// could pull parts of it in out of order.
-		loadESPModules(ctx, ModuleDir, a.log)
-	}
-	if own := ownModuleDir("/", rel); own != "" {
-		n, err := coldplug(ctx, own, "/sys", a.log)
-		if err != nil {
-			a.log.Warn("coldplug from initrd(B)'s modules incomplete", "dir", own, "err", err)
-		}
-		a.log.Info("initrd(B)'s own modules loaded for its devices", "dir", own, "count", n)
+	var dirs []string
+	own := ownModuleDir("/", rel)
+	if own != "" {
+		dirs = append(dirs, own)
 	} else {
 		a.log.Warn("initrd(B) has no module tree for its kernel", "release", rel, "looked", ownModuleDirs)
 	}
+	_, cerr := os.Stat(ModuleDir)
+	carried := cerr == nil
+	if carried {
+		dirs = append(dirs, ModuleDir)
+	}
+	if len(dirs) == 0 {
+		useFirmwareDir("/", a.log)
+		return nil
+	}
+	tree, err := kmod.OpenTree(dirs...)
+	if err != nil {
+		return err
+	}
+	// ESP first, in its order (kmod.ESPModules), before anything could
+	// pull parts of it in out of order.
+	mods, missing, err := tree.ResolveAvailable(kmod.ESPModules())
+	loadESP(ctx, mods, missing, err, a.log)
 	useFirmwareDir("/", a.log)
+	n, err := coldplug(ctx, tree, "/sys", a.log)
+	if err != nil {
+		a.log.Warn("coldplug incomplete", "dirs", dirs, "err", err)
+	}
+	a.log.Info("modules loaded for the devices present", "dirs", dirs, "count", n)
 	if !carried {
 		return nil
 	}
-	loaded, err := kmod.LoadAll(ctx, ModuleDir, a.log)
+	// What A appended, all of it: A's own modules (B runs A's release) or
+	// the borrower's bundle.
+	mods, err = tree.Resolve(nil, tree.NamesIn(ModuleDir))
+	if err != nil {
+		a.log.Warn("carried modules: cannot resolve some", "err", err)
+	}
+	loaded, err := kmod.Loader{Log: a.log}.Load(ctx, mods)
 	if err != nil {
 		a.log.Warn("carried modules: some failed", "err", err)
 	}
@@ -81,13 +102,9 @@ func (a *Agent) loadModulesB(ctx context.Context) error {
 	return os.RemoveAll(ModuleDir)
 }
 
-// coldplug loads, from the tree at dir, the drivers of the devices under
-// sysfs and the NFS client, in rounds until no new device needs one.
-func coldplug(ctx context.Context, dir, sysfs string, log *slog.Logger) (int, error) {
-	tree, err := kmod.OpenTree(dir)
-	if err != nil {
-		return 0, err
-	}
+// coldplug loads, from tree, the drivers of the devices under sysfs and
+// the NFS client, in rounds until no new device needs one.
+func coldplug(ctx context.Context, tree *kmod.Tree, sysfs string, log *slog.Logger) (int, error) {
 	done := map[string]bool{}
 	var errs []error
 	names := nfsModules

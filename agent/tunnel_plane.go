@@ -38,6 +38,10 @@ func (a *Agent) dataPlane() (keeper.DataPlane, error) {
 // and the tunnel falls back to user-space ESP when the kernel lacks it.
 func loadESPModules(ctx context.Context, dir string, log *slog.Logger) {
 	mods, missing, err := kmod.ResolveAvailable(dir, kmod.ESPModules())
+	loadESP(ctx, mods, missing, err, log)
+}
+
+func loadESP(ctx context.Context, mods []kmod.Module, missing []string, err error, log *slog.Logger) {
 	if len(missing) > 0 {
 		log.Debug("ESP modules not carried (built in, or the kernel lacks them)", "modules", missing)
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -45,7 +46,22 @@ func ReadAliases(dir string) ([]Alias, error) {
 }
 
 func (ix *index) aliases() ([]Alias, error) {
-	f, err := os.Open(filepath.Join(ix.dir, "modules.alias"))
+	var out []Alias
+	var errs []error
+	for _, dir := range ix.dirs {
+		al, err := ix.aliasesOf(dir)
+		out = append(out, al...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// aliasesOf is one directory's alias table: its modules.alias, else the
+// .modinfo aliases of the indexed modules that live in it.
+func (ix *index) aliasesOf(dir string) ([]Alias, error) {
+	f, err := os.Open(filepath.Join(dir, "modules.alias"))
 	if err == nil {
 		defer f.Close()
 		return ParseModulesAlias(f, f.Name())
@@ -56,6 +72,9 @@ func (ix *index) aliases() ([]Alias, error) {
 	var out []Alias
 	var errs []error
 	for _, n := range ix.names() {
+		if !strings.HasPrefix(ix.files[NormalizeName(n)].Path, dir+string(filepath.Separator)) {
+			continue
+		}
 		m, _, err := ix.module(n)
 		if err != nil {
 			errs = append(errs, err)
@@ -304,9 +323,10 @@ type Tree struct {
 	table []Alias
 }
 
-// OpenTree indexes dir and reads its alias table.
-func OpenTree(dir string) (*Tree, error) {
-	ix, err := newIndex(dir)
+// OpenTree indexes the module directories of one kernel as one (see
+// newIndexOf: the first has precedence) and reads their alias tables.
+func OpenTree(dirs ...string) (*Tree, error) {
+	ix, err := newIndexOf(dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -346,4 +366,34 @@ func (t *Tree) Resolve(modaliases, names []string) ([]Module, error) {
 		}
 	}
 	return o.order, errors.Join(errs...)
+}
+
+// ResolveAvailable is the package's ResolveAvailable over the tree: a
+// requested module the tree lacks is returned in missing.
+func (t *Tree) ResolveAvailable(names []string) (mods []Module, missing []string, err error) {
+	o := newOrderer(t.ix)
+	var errs []error
+	for _, n := range names {
+		if !t.Has(n) && !t.ix.builtin[NormalizeName(n)] {
+			missing = append(missing, n)
+			continue
+		}
+		if err := o.visit(n, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return o.order, missing, errors.Join(errs...)
+}
+
+// NamesIn lists the modules found under dir (one of the directories the
+// tree was opened with), sorted, including those an earlier directory's
+// module of the same name shadows: resolving them loads that one.
+func (t *Tree) NamesIn(dir string) []string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	out := slices.Clone(t.ix.present[abs])
+	sort.Strings(out)
+	return out
 }

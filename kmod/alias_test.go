@@ -76,3 +76,36 @@ func TestDeviceModaliasesReadsEveryBus(t *testing.T) {
 		t.Fatalf("got %q %v, want %q", got, err, want)
 	}
 }
+
+// TestTreeOfInitrdAndBundle: the bundle holds only what initrd(B) lacks,
+// so a bundled module's dependency is found in initrd(B)'s tree; a name in
+// both is initrd(B)'s.
+func TestTreeOfInitrdAndBundle(t *testing.T) {
+	own, bundle := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(own, "kernel/net"), 0o755)
+	os.WriteFile(filepath.Join(own, "kernel/net/xfrm_algo.ko"), fakeModule("name=xfrm_algo"), 0o644)
+	os.WriteFile(filepath.Join(own, "kernel/net/virtio_net.ko"), fakeModule("name=virtio_net", "alias=virtio:d00000001v*"), 0o644)
+	os.WriteFile(filepath.Join(bundle, "esp4.ko"), fakeModule("name=esp4", "depends=xfrm_algo"), 0o644)
+	os.WriteFile(filepath.Join(bundle, "virtio_net.ko"), fakeModule("name=virtio_net", "alias=virtio:d00000001v*"), 0o644)
+	if _, err := Resolve(bundle, []string{"esp4"}); err == nil {
+		t.Fatal("the bundle alone resolved esp4 without xfrm_algo")
+	}
+	tree, err := OpenTree(own, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, missing, err := tree.ResolveAvailable([]string{"esp4", "drbg"})
+	if err != nil || !slices.Equal(names(mods), []string{"xfrm_algo", "esp4"}) || !slices.Equal(missing, []string{"drbg"}) {
+		t.Fatalf("esp4: %v missing %v, %v", names(mods), missing, err)
+	}
+	if !strings.HasPrefix(mods[0].Path, own) || !strings.HasPrefix(mods[1].Path, bundle) {
+		t.Errorf("paths: %s %s", mods[0].Path, mods[1].Path)
+	}
+	if got := tree.NamesIn(bundle); !slices.Equal(got, []string{"esp4", "virtio_net"}) {
+		t.Errorf("NamesIn(bundle) = %v", got)
+	}
+	mods, err = tree.Resolve([]string{"virtio:d00000001v00001AF4"}, nil)
+	if err != nil || len(mods) != 1 || !strings.HasPrefix(mods[0].Path, own) {
+		t.Errorf("virtio_net: %+v %v (want initrd(B)'s)", mods, err)
+	}
+}

@@ -26,7 +26,9 @@ type Module struct {
 
 // index maps normalised module names to the files under one directory.
 type index struct {
-	dir     string // absolute
+	dir     string // absolute; the first of dirs, for messages
+	dirs    []string
+	present map[string][]string // dir -> the module names found in it, shadowed or not
 	files   map[string]Module
 	builtin map[string]bool
 	infos   map[string]Info // read lazily, by normalised name
@@ -40,13 +42,38 @@ const maxModules = 1 << 16
 // default search order; otherwise the first in lexical path order wins. A
 // modules.builtin file at the top of dir, if present, lists modules that are
 // part of the kernel image and need no loading.
-func newIndex(dir string) (*index, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
+func newIndex(dir string) (*index, error) { return newIndexOf([]string{dir}) }
+
+// newIndexOf indexes several directories of modules for one kernel (B's
+// own initrd tree and the borrower's bundle) as one: a module in an
+// earlier directory wins over one of the same name in a later one, and a
+// dependency is looked for in all.
+func newIndexOf(dirs []string) (*index, error) {
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("kmod: no module directory")
 	}
-	ix := &index{dir: abs, files: map[string]Module{}, builtin: map[string]bool{}, infos: map[string]Info{}}
-	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+	ix := &index{files: map[string]Module{}, builtin: map[string]bool{}, infos: map[string]Info{}, present: map[string][]string{}}
+	for i, dir := range dirs {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			ix.dir = abs
+		}
+		ix.dirs = append(ix.dirs, abs)
+		if err := ix.walk(abs, dir, i > 0); err != nil {
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+// walk adds the modules under abs; later is set for every directory but
+// the first, whose modules are only added where the name is new.
+func (ix *index) walk(abs, dir string, later bool) error {
+	seen := map[string]bool{}
+	err := filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -63,7 +90,14 @@ func newIndex(dir string) (*index, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if !seen[key] {
+			ix.present[abs] = append(ix.present[abs], stem)
+		}
 		if old, dup := ix.files[key]; dup {
+			if later && !seen[key] {
+				seen[key] = true
+				return nil // an earlier directory has it
+			}
 			if !(isUpdate(rel) && !isUpdate(old.Rel)) {
 				return nil
 			}
@@ -71,15 +105,16 @@ func newIndex(dir string) (*index, error) {
 			return fmt.Errorf("more than %d modules", maxModules)
 		}
 		ix.files[key] = Module{Name: stem, Path: p, Rel: rel}
+		seen[key] = true
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kmod: indexing %s: %w", dir, err)
+		return fmt.Errorf("kmod: indexing %s: %w", dir, err)
 	}
 	if err := ix.readBuiltin(filepath.Join(abs, "modules.builtin")); err != nil {
-		return nil, fmt.Errorf("kmod: %w", err)
+		return fmt.Errorf("kmod: %w", err)
 	}
-	return ix, nil
+	return nil
 }
 
 func isUpdate(rel string) bool { return strings.HasPrefix(rel, "updates/") }
