@@ -122,6 +122,7 @@ type row struct {
 	resumed           bool
 	wanLeaks, lanLeak int
 	vip               string
+	reconnects        string // the keeper's count after the fault (status "reconnects")
 }
 
 func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
@@ -187,6 +188,9 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		if st, err := c.KeeperStatus(); err == nil {
 			if tun, ok := st["tunnel"].(map[string]any); ok {
 				r.vip, _ = tun["virtual_ip"].(string)
+				if n, ok := tun["reconnects"].(float64); ok {
+					r.reconnects = strconv.Itoa(int(n))
+				}
 			}
 		} else {
 			r.vip = "no answer"
@@ -267,7 +271,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		want, c.Lease, c.VIP, ready.Round(time.Second), len(recs), len(missing), len(dup), copies, p.bigFile>>20, retDur.Round(100*time.Millisecond), time.Since(t0).Round(time.Second))
 	fmt.Fprintf(&b, "  rekeys over the lease: CHILD_SA gateway %d server %d, IKE SA gateway %d server %d\n", gc, sc, gi, si)
 	fmt.Fprintf(&b, "  in clear over the lease: WAN %d, lender LAN %d; the server's ICMP errors about IKE/ESP packets (not counted): %d\n", len(wan), len(lan), len(icmp))
-	fmt.Fprintf(&b, "  %-28s %9s %11s %21s %10s %s\n", "fault", "lasted", "frozen for", "recovered after undo", "leaks W/L", "tunnel address")
+	fmt.Fprintf(&b, "  %-28s %9s %11s %21s %10s %-14s %10s\n", "fault", "lasted", "frozen for", "recovered after undo", "leaks W/L", "tunnel address", "reconnects")
 	for _, r := range rows {
 		rec := r.recovered.Round(100 * time.Millisecond).String()
 		if !r.resumed {
@@ -277,8 +281,8 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		if !r.resumed || r.frozen > r.lasted+slack {
 			verdict = "FROZEN TOO LONG"
 		}
-		fmt.Fprintf(&b, "  %-28s %9s %11s %21s %5d/%-4d %s %s\n", r.fault, r.lasted.Round(100*time.Millisecond),
-			r.frozen.Round(100*time.Millisecond), rec, r.wanLeaks, r.lanLeak, r.vip, verdict)
+		fmt.Fprintf(&b, "  %-28s %9s %11s %21s %5d/%-4d %-14s %10s %s\n", r.fault, r.lasted.Round(100*time.Millisecond),
+			r.frozen.Round(100*time.Millisecond), rec, r.wanLeaks, r.lanLeak, r.vip, r.reconnects, verdict)
 	}
 	t.Log("\n" + b.String())
 	os.WriteFile(filepath.Join(dir, "soak-table.txt"), []byte(b.String()), 0o644)
