@@ -161,7 +161,8 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 	gc, gi, sc, si := c.Rekeys()
 	// The first row: the root's longest stall with rekeys and no fault.
 	rows := []row{{fault: "none (rekeys, copies)", lasted: time.Since(tr), resumed: true,
-		frozen: LongestGap(rec.Records(), tr, time.Now()), vip: c.VIP}}
+		frozen: LongestGap(rec.Records(), tr, time.Now())}}
+	rows[0].vip, rows[0].reconnects = tunnelStatus(c)
 	t.Logf("%s: rekeys in %s before the faults: CHILD_SA gateway %d, server %d; IKE SA gateway %d, server %d", plane,
 		time.Since(tr).Round(time.Second), gc, sc, gi, si)
 
@@ -185,16 +186,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		})
 		time.Sleep(20 * time.Second)
 		r.frozen, r.recovered, _ = Frozen(rec.Records(), from, to, 20*time.Second)
-		if st, err := c.KeeperStatus(); err == nil {
-			if tun, ok := st["tunnel"].(map[string]any); ok {
-				r.vip, _ = tun["virtual_ip"].(string)
-				if n, ok := tun["reconnects"].(float64); ok {
-					r.reconnects = strconv.Itoa(int(n))
-				}
-			}
-		} else {
-			r.vip = "no answer"
-		}
+		r.vip, r.reconnects = tunnelStatus(c)
 		wan, lan, err := c.Leaks()
 		if err != nil {
 			t.Errorf("%s: reading the captures: %v", f.name, err)
@@ -329,4 +321,20 @@ func short(v []int) string {
 		return strconv.Itoa(len(v)) + " numbers from " + strconv.Itoa(v[0])
 	}
 	return fmt.Sprint(v)
+}
+
+// tunnelStatus is the keeper's tunnel address and reconnect count, read
+// through the tunnel.
+func tunnelStatus(c *Chain) (vip, reconnects string) {
+	st, err := c.KeeperStatus()
+	if err != nil {
+		return "no answer", "?"
+	}
+	tun, _ := st["tunnel"].(map[string]any)
+	vip, _ = tun["virtual_ip"].(string)
+	reconnects = "?"
+	if n, ok := tun["reconnects"].(float64); ok {
+		reconnects = strconv.Itoa(int(n))
+	}
+	return vip, reconnects
 }
