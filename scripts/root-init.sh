@@ -180,7 +180,8 @@ say "ready (uptime $(up) s)"
 # record "SEQ UPTIME" appended to /soak/records and fsynced (busybox
 # `sync FILE`), which the host reads back for gaps and duplicates; and a
 # 50 MB file copied again and again to /soak/big.out and read back from
-# the server (caches dropped), its digest appended to /soak/copies.
+# the server (caches dropped), its digest appended to /soak/copies, until
+# the host creates /soak/copies-stop.
 soak_records() {
 	n=0
 	while :; do
@@ -193,6 +194,10 @@ soak_records() {
 soak_copies() {
 	i=0
 	while :; do
+		# The host stops the copies (creates /soak/copies-stop) before
+		# its faults, so that a stall it measures is the fault's.
+		echo 2 >/proc/sys/vm/drop_caches
+		[ -e /soak/copies-stop ] && break
 		i=$((i + 1))
 		cp /soak/big.in /soak/big.out.tmp && sync /soak/big.out.tmp && mv /soak/big.out.tmp /soak/big.out
 		echo 3 >/proc/sys/vm/drop_caches
@@ -200,6 +205,8 @@ soak_copies() {
 		sync /soak/copies
 		sleep "${soak_copy_pause:-20}"
 	done
+	echo "stopped after $((i)) copies" >/soak/copies-stopped
+	sync /soak/copies-stopped
 }
 soak_pids=
 if [ "${soak:-0}" = 1 ] && [ -d /soak ]; then

@@ -444,6 +444,22 @@ func (c *Chain) RootFile(rel string) string {
 	return m[0]
 }
 
+// StopCopies asks the root's workload to stop copying the big file (it
+// finishes the copy under way) and waits up to d for it to say so.
+func (c *Chain) StopCopies(d time.Duration) error {
+	dir := c.RootFile("soak")
+	if dir == "" {
+		return fmt.Errorf("no soak directory in the root")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "copies-stop"), nil, 0o644); err != nil {
+		return err
+	}
+	if !waitFor(d, func() bool { _, err := os.Stat(filepath.Join(dir, "copies-stopped")); return err == nil }) {
+		return fmt.Errorf("the root did not stop its copies within %s", d)
+	}
+	return nil
+}
+
 // KeeperStatus reads the keeper's /status through the tunnel from the
 // borrower's namespace.
 func (c *Chain) KeeperStatus() (map[string]any, error) {
