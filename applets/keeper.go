@@ -17,7 +17,7 @@ func keeperApplet() Applet {
 }
 
 func runKeeper(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal SIG]")
+	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal SIG] [--lender URL --lender-ca-pin HEX]")
 	listen := fs.String("listen", ":7070", "address for GET /status; with --tunnel and no host, 127.0.0.1 and the tunnel's virtual IP only")
 	trace := fs.String("trace", "", "trace id of this transfer")
 	state := fs.String("state", "/ferry/state", "state directory to report on")
@@ -25,6 +25,8 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	shutdown := fs.String("shutdown-listen", ":7071", "address for HTTPS POST /v1/shutdown from the borrower manager (client certificate of the borrower CA; needs --tunnel); without a host, the tunnel's virtual IP only")
 	sig := fs.String("poweroff-signal", keeper.SignalAuto, "signal that asks PID 1 to power off: auto (systemd: SIGRTMIN+4, else SIGUSR2 as busybox init), a name or a number")
 	plane := fs.String("dataplane", "auto", "ESP data plane of the tunnel: auto (kernel XFRM where the kernel has ESP, else user space), kernel or user")
+	lenderURL := fs.String("lender", "", "lender URL (https://HOST:PORT, ferry.lender=) to renew the one-time certificate at before it expires (lease extension); needs --tunnel and --lender-ca-pin. Asked hourly and from max(1h, 10% of the validity) before the end, over the lender network")
+	lenderPin := fs.String("lender-ca-pin", "", "SHA-256 (hex) of the lender CA certificate (ferry.ca=): the lender's TLS must present it and it must have signed a renewed certificate")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,6 +43,12 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	}
 	opt := keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state, ShutdownListen: *shutdown,
 		PowerOff: keeper.PowerOff{Signal: *sig}, DataPlane: dp}
+	if (*lenderURL == "") != (*lenderPin == "") || (*lenderURL != "" && *tunnel == "") {
+		return usagef("--lender and --lender-ca-pin go together, with --tunnel")
+	}
+	if *lenderURL != "" {
+		opt.Renewal = &keeper.Renewal{LenderURL: *lenderURL, Pin: *lenderPin}
+	}
 	if *tunnel != "" {
 		st, err := ike.LoadState(*tunnel)
 		if err != nil {

@@ -21,6 +21,7 @@ package keeper
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,6 +54,9 @@ type Options struct {
 	ShutdownListen string
 	Identity       *Identity
 	PowerOff       PowerOff
+	// Renewal, when set with a tunnel, renews the one-time certificate
+	// at the lender before it expires (renew.go).
+	Renewal *Renewal
 }
 
 // Status is the keeper's answer to GET /status.
@@ -65,6 +69,8 @@ type Status struct {
 	StatePresent  bool          `json:"state_present"`
 	UptimeSeconds float64       `json:"uptime_seconds"`
 	Tunnel        *TunnelStatus `json:"tunnel,omitempty"`
+	// Certificate is the one-time certificate in use and its renewal.
+	Certificate *CertStatus `json:"certificate,omitempty"`
 	// ShutdownRequested: the borrower asked, and init was signalled.
 	ShutdownRequested bool `json:"shutdown_requested"`
 }
@@ -79,6 +85,10 @@ type Keeper struct {
 	shutdownAsked atomic.Bool
 	leaving       *leaver
 	limits        httpLimits
+	// serving is the shutdown listener's certificate: the identity's,
+	// then each renewed one.
+	serving atomic.Pointer[tls.Certificate]
+	renew   *renewer
 }
 
 // New makes a keeper.
@@ -104,6 +114,10 @@ func (k *Keeper) Run(ctx context.Context) error {
 			return err
 		}
 		k.tunnel = t
+		if err := k.startRenewal(ctx); err != nil {
+			t.Close(context.Background())
+			return err
+		}
 		// The DELETE goes when the root no longer needs the tunnel
 		// (leave.go), and at the latest when the keeper is told to stop.
 		defer k.leaveOnExit()
@@ -165,8 +179,14 @@ func (k *Keeper) Status() (*Status, error) {
 		s := k.tunnel.Status()
 		ts = &s
 	}
+	var cs *CertStatus
+	if k.renew != nil {
+		c := k.renew.Status()
+		cs = &c
+	}
 	return &Status{
 		Tunnel:        ts,
+		Certificate:   cs,
 		Trace:         k.opt.Trace,
 		PID:           os.Getpid(),
 		RootFSType:    root.FSType,
@@ -217,6 +237,13 @@ func (k *Keeper) listenShutdown(ctx context.Context) (*endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The borrower pins our key, not the certificate: a renewed one (same
+	// key) is served from the next handshake on.
+	if k.serving.Load() == nil {
+		k.serving.Store(&cfg.Certificates[0])
+	}
+	cfg.Certificates = nil
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.serving.Load(), nil }
 	if _, err := ParseSignal(k.opt.PowerOff.Signal); err != nil {
 		return nil, fmt.Errorf("keeper: %w", err)
 	}
@@ -235,4 +262,34 @@ func (k *Keeper) listenShutdown(ctx context.Context) (*endpoint, error) {
 	k.log.Info("shutdown listener (HTTPS, client certificate of the borrower CA)", "listen", k.opt.ShutdownListen,
 		"power_off_signal", k.opt.PowerOff.Signal)
 	return e, nil
+}
+
+// startRenewal starts the certificate renewal loop when the keeper has a
+// tunnel and knows its lender; each renewed certificate goes into the IKE
+// initiator (next IKE_AUTH) and the shutdown listener (next handshake).
+func (k *Keeper) startRenewal(ctx context.Context) error {
+	if k.opt.Renewal == nil || k.opt.Renewal.LenderURL == "" || k.tunnel == nil {
+		return nil
+	}
+	id := k.opt.Identity
+	install := func(chain []*x509.Certificate) error {
+		if err := k.tunnel.d.SetCerts(chain); err != nil {
+			return err
+		}
+		raw := make([][]byte, 0, len(chain))
+		for _, c := range chain {
+			raw = append(raw, c.Raw)
+		}
+		k.serving.Store(&tls.Certificate{Certificate: raw, PrivateKey: id.Key, Leaf: chain[0]})
+		return nil
+	}
+	r, err := newRenewer(*k.opt.Renewal, k.tunnel.d.Certs(), id.Key, install, k.log)
+	if err != nil {
+		return err
+	}
+	k.renew = r
+	go r.run(ctx)
+	k.log.Info("certificate renewal at the lender", "lender", k.opt.Renewal.LenderURL,
+		"not_after", r.Status().NotAfter)
+	return nil
 }

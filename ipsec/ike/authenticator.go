@@ -20,13 +20,13 @@ import (
 
 // ownID is our identity: the subject of our certificate.
 func (d *Daemon) ownID(responder bool) *ikev2.ID {
-	return &ikev2.ID{Responder: responder, IDType: ikev2.IDDerAsn1DN, Data: d.cfg.Certs[0].RawSubject}
+	return &ikev2.ID{Responder: responder, IDType: ikev2.IDDerAsn1DN, Data: d.ownCerts()[0].RawSubject}
 }
 
 // certPayloads are our certificate and its chain.
 func (d *Daemon) certPayloads() []ikev2.Payload {
 	var out []ikev2.Payload
-	for _, c := range d.cfg.Certs {
+	for _, c := range d.ownCerts() {
 		out = append(out, &ikev2.Cert{Encoding: ikev2.CertX509Signature, Data: c.Raw})
 	}
 	return out

@@ -2,10 +2,12 @@ package ike
 
 import (
 	"context"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +32,9 @@ type Daemon struct {
 	// keys that of each peer key's tunnel (responder), for status.
 	tunnel connHistory
 	keys   map[string]*connHistory
+	// certs is our own chain, cfg.Certs until SetCerts replaces it (a
+	// renewed certificate for the same key, certs.go).
+	certs atomic.Pointer[[]*x509.Certificate]
 }
 
 // initKey finds a half-open responder SA from a retransmitted
@@ -70,6 +75,8 @@ func newDaemon(cfg Config, conn, natc *net.UDPConn) *Daemon {
 	d := &Daemon{cfg: cfg, log: cfg.Log, conn: conn, natc: natc, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{},
 		lost: make(chan struct{}, 1), keys: map[string]*connHistory{}}
 	d.cookies.rotate()
+	certs := cfg.Certs
+	d.certs.Store(&certs)
 	return d
 }
 
