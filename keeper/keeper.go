@@ -114,9 +114,10 @@ func (k *Keeper) Run(ctx context.Context) error {
 			return err
 		}
 		k.tunnel = t
+		// A renewal that cannot start must not cost the tunnel (and the
+		// root with it): the certificate in hand lasts until its end.
 		if err := k.startRenewal(ctx); err != nil {
-			t.Close(context.Background())
-			return err
+			k.log.Error("certificate renewal off: the certificate in use lasts until its end", "err", err)
 		}
 		// The DELETE goes when the root no longer needs the tunnel
 		// (leave.go), and at the latest when the keeper is told to stop.
