@@ -3,6 +3,8 @@ package borrower
 import (
 	"net/http"
 	"time"
+
+	"ferry/internal/httpstall"
 )
 
 // Bounds of the borrower's HTTP servers. A client that trickles its
@@ -45,37 +47,5 @@ func (m *Manager) adminServer() *http.Server {
 func (m *Manager) imageServer() *http.Server {
 	h, stall := m.ImageHandler(), m.cfg.imageStall()
 	return &http.Server{ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-				// Nothing here reads a body; one left unread would hold
-				// the connection after the answer.
-				w.Header().Set("Connection", "close")
-				http.Error(w, "no request body here", http.StatusBadRequest)
-				return
-			}
-			h.ServeHTTP(newProgressWriter(w, stall), r)
-		})}
+		Handler: httpstall.Handler(h, stall)}
 }
-
-// progressWriter gives every write of an answer its own deadline, stall
-// from now: an answer that keeps moving is never cut; one whose client
-// stopped reading is cut after stall.
-type progressWriter struct {
-	http.ResponseWriter
-	rc    *http.ResponseController
-	stall time.Duration
-}
-
-func newProgressWriter(w http.ResponseWriter, stall time.Duration) *progressWriter {
-	p := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
-	p.rc.SetWriteDeadline(time.Now().Add(stall)) // also bounds the handler before its first byte
-	return p
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	p.rc.SetWriteDeadline(time.Now().Add(p.stall))
-	return p.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"ferry/internal/httpstall"
 )
 
 // Handler serves the per-boot iPXE scripts (/ipxe/TOKEN) and the files
@@ -18,40 +20,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ipxe/{token}", s.serveScript)
 	mux.HandleFunc("GET /f/{token}", s.serveFile)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-			// Nothing here reads a body; one left unread would hold the
-			// connection after the answer.
-			w.Header().Set("Connection", "close")
-			http.Error(w, "no request body here", http.StatusBadRequest)
-			return
-		}
-		mux.ServeHTTP(newProgressWriter(w, s.cfg.HTTPStall), r)
-	})
+	return httpstall.Handler(mux, s.cfg.HTTPStall)
 }
-
-// progressWriter gives every write of an answer its own deadline, stall
-// from now: an answer that keeps moving is never cut, one whose client
-// stopped reading is cut after stall.
-type progressWriter struct {
-	http.ResponseWriter
-	rc    *http.ResponseController
-	stall time.Duration
-}
-
-func newProgressWriter(w http.ResponseWriter, stall time.Duration) *progressWriter {
-	p := &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), stall: stall}
-	p.rc.SetWriteDeadline(time.Now().Add(stall)) // also bounds the handler before its first byte
-	return p
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	p.rc.SetWriteDeadline(time.Now().Add(p.stall))
-	return p.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // scriptURL is what iPXE gets as its DHCP boot file name; leased is the
 // address this server's DHCP gave mac with it (invalid in ProxyDHCP).
