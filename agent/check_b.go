@@ -68,7 +68,7 @@ func scanInitrdModules(p, release string) (*bModules, error) {
 	if m.tree != "" && !m.dependAlias {
 		m.modinfo = true
 		err := m.scan(f, st.Size(), prefixes, func(rel string, body io.Reader) error {
-			if stem, ok := moduleStem(path.Base(rel)); ok {
+			if stem, ok := kmod.ModuleStem(path.Base(rel)); ok {
 				return m.readModule(rel, stem, body)
 			}
 			return nil
@@ -129,7 +129,7 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		}
 		m.builtinKnown = true
 		for _, l := range strings.Split(string(data), "\n") {
-			if stem, ok := moduleStem(path.Base(strings.TrimSpace(l))); ok {
+			if stem, ok := kmod.ModuleStem(path.Base(strings.TrimSpace(l))); ok {
 				m.builtin[kmod.NormalizeName(stem)] = true
 			}
 		}
@@ -143,7 +143,7 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		m.aliases = append(m.aliases, kmod.ParseBuiltinModinfo(data)...)
 		return nil
 	}
-	if stem, ok := moduleStem(path.Base(rel)); ok {
+	if stem, ok := kmod.ModuleStem(path.Base(rel)); ok {
 		m.modules[kmod.NormalizeName(stem)] = true
 	}
 	return nil
@@ -178,19 +178,10 @@ func (m *bModules) addModule(stem string, data []byte) {
 // addBundle records the borrower's bundle, which A appends.
 func (m *bModules) addBundle(files []initrd.File) {
 	for _, f := range files {
-		if stem, ok := moduleStem(path.Base(f.Path)); ok {
+		if stem, ok := kmod.ModuleStem(path.Base(f.Path)); ok {
 			m.addModule(stem, f.Data)
 		}
 	}
-}
-
-func moduleStem(base string) (string, bool) {
-	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-		if s, ok := strings.CutSuffix(base, ext); ok && s != "" {
-			return s, true
-		}
-	}
-	return "", false
 }
 
 func (m *bModules) has(name string) bool {

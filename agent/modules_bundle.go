@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"ferry/initrd"
+	"ferry/kmod"
 )
 
 // The borrower's module bundle (catalog: images/NAME/modules.cpio) holds
@@ -73,15 +74,6 @@ func bundleFiles(p string) ([]initrd.File, []string, error) {
 	return files, names, nil
 }
 
-func isModuleFile(name string) bool {
-	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-		if strings.HasSuffix(name, ext) && len(path.Base(name)) > len(ext) {
-			return true
-		}
-	}
-	return false
-}
-
 // mergeFiles appends extra to files; a path in both keeps extra's.
 func mergeFiles(files, extra []initrd.File) []initrd.File {
 	over := make(map[string]bool, len(extra))
@@ -95,4 +87,9 @@ func mergeFiles(files, extra []initrd.File) []initrd.File {
 		}
 	}
 	return append(out, extra...)
+}
+
+func isModuleFile(name string) bool {
+	_, ok := kmod.ModuleStem(path.Base(name))
+	return ok
 }

@@ -35,9 +35,9 @@ func compressedExt(path string) (string, bool) {
 	return "", false
 }
 
-// moduleStem returns the module name a file name stands for ("foo-bar.ko.xz"
+// ModuleStem returns the module name a file name stands for ("foo-bar.ko.xz"
 // -> "foo-bar") and whether the file is a module at all.
-func moduleStem(base string) (string, bool) {
+func ModuleStem(base string) (string, bool) {
 	if s, ok := strings.CutSuffix(base, ".ko"); ok {
 		return s, s != ""
 	}

@@ -80,7 +80,7 @@ func (ix *index) walk(abs, dir string, later bool) error {
 		if d.IsDir() {
 			return nil
 		}
-		stem, ok := moduleStem(d.Name())
+		stem, ok := ModuleStem(d.Name())
 		if !ok {
 			return nil
 		}
@@ -134,7 +134,7 @@ func (ix *index) readBuiltin(p string) error {
 		if n >= maxModules {
 			return fmt.Errorf("%s: more than %d lines", p, maxModules)
 		}
-		if stem, ok := moduleStem(path.Base(strings.TrimSpace(sc.Text()))); ok {
+		if stem, ok := ModuleStem(path.Base(strings.TrimSpace(sc.Text()))); ok {
 			ix.builtin[NormalizeName(stem)] = true
 		}
 	}
