@@ -166,3 +166,35 @@ func openParent(path string) (int, string, error) {
 	}
 	return fd, name, nil
 }
+
+// openRootDir opens the directory root of a walk: its parent (kept, as
+// the root's own entry is looked at and set through it), the last
+// component, the root itself (checked to be the directory looked at) and
+// its stat. Errors name root.
+func openRootDir(root string) (pfd int, name string, fd int, st unix.Stat_t, err error) {
+	pfd, name, err = openParent(root)
+	if err != nil {
+		return -1, "", -1, st, err
+	}
+	fd, st, err = openDirChecked(pfd, name, root)
+	if err != nil {
+		unix.Close(pfd)
+		return -1, "", -1, st, err
+	}
+	return pfd, name, fd, st, nil
+}
+
+func openDirChecked(pfd int, name, root string) (int, unix.Stat_t, error) {
+	st, err := statAt(pfd, name)
+	if err != nil {
+		return -1, st, fmt.Errorf("lstat %s: %w", root, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return -1, st, fmt.Errorf("%s: not a directory", root)
+	}
+	fd, err := openDirAt(pfd, name, &st)
+	if err != nil {
+		return -1, st, fmt.Errorf("%s: %w", root, err)
+	}
+	return fd, st, nil
+}

@@ -29,28 +29,17 @@ type copier struct {
 // copyTree copies the contents of the directory src into the existing
 // directory dst, then gives dst src's owner, mode, attributes and times.
 func copyTree(ctx context.Context, src, dst string, pr *progress) (Stats, error) {
-	spfd, sname, err := openParent(src)
+	spfd, sname, sfd, st, err := openRootDir(src)
 	if err != nil {
-		return Stats{}, err
+		return Stats{}, fmt.Errorf("template: %w", err)
 	}
 	defer unix.Close(spfd)
+	defer unix.Close(sfd)
 	dpfd, dname, err := openParent(dst)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer unix.Close(dpfd)
-	st, err := statAt(spfd, sname)
-	if err != nil {
-		return Stats{}, fmt.Errorf("lstat %s: %w", src, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return Stats{}, fmt.Errorf("template %s: not a directory", src)
-	}
-	sfd, err := openDirAt(spfd, sname, &st)
-	if err != nil {
-		return Stats{}, fmt.Errorf("template %s: %w", src, err)
-	}
-	defer unix.Close(sfd)
 	dfd, err := openDirAt(dpfd, dname, nil)
 	if err != nil {
 		return Stats{}, fmt.Errorf("open %s: %w", dst, err)

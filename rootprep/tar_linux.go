@@ -19,22 +19,11 @@ import (
 // directory handles (at_linux.go), nothing outside it is ever read, and
 // like the copy it does not descend into other file systems mounted in it.
 func tarTree(ctx context.Context, w io.Writer, root string, pr *progress) (Stats, error) {
-	pfd, name, err := openParent(root)
+	pfd, name, fd, st, err := openRootDir(root)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer unix.Close(pfd)
-	st, err := statAt(pfd, name)
-	if err != nil {
-		return Stats{}, fmt.Errorf("lstat %s: %w", root, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return Stats{}, fmt.Errorf("%s: not a directory", root)
-	}
-	fd, err := openDirAt(pfd, name, &st)
-	if err != nil {
-		return Stats{}, fmt.Errorf("%s: %w", root, err)
-	}
 	defer unix.Close(fd)
 	tw := tar.NewWriter(w)
 	t := &tarrer{ctx: ctx, tw: tw, dev: st.Dev, links: map[inode]string{}, pr: pr}
