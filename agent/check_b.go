@@ -103,17 +103,6 @@ func (m *bModules) scan(f io.ReaderAt, size int64, prefixes []string, fn func(re
 
 // addFile takes one file of a module tree (rel to its top).
 func (m *bModules) addFile(rel string, body io.Reader) error {
-	read := func() ([]byte, error) {
-		var b bytes.Buffer
-		n, err := io.Copy(&b, io.LimitReader(body, maxModuleEntry+1))
-		if err == nil && n > maxModuleEntry {
-			err = fmt.Errorf("more than %d bytes", maxModuleEntry)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
-		}
-		return b.Bytes(), nil
-	}
 	switch rel {
 	case "modules.alias":
 		al, err := kmod.ParseModulesAlias(body, rel)
@@ -123,7 +112,7 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		m.dependAlias, m.depmod = true, al
 		return nil
 	case "modules.builtin":
-		data, err := read()
+		data, err := readEntry(rel, body)
 		if err != nil {
 			return err
 		}
@@ -135,7 +124,7 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		}
 		return nil
 	case "modules.builtin.modinfo":
-		data, err := read()
+		data, err := readEntry(rel, body)
 		if err != nil {
 			return err
 		}
@@ -151,16 +140,26 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 
 // readModule reads one module's aliases (second pass).
 func (m *bModules) readModule(rel, stem string, body io.Reader) error {
+	data, err := readEntry(rel, body)
+	if err != nil {
+		return err
+	}
+	m.addModule(stem, data)
+	return nil
+}
+
+// readEntry reads one file of initrd(B)'s module tree, at most
+// maxModuleEntry bytes.
+func readEntry(rel string, body io.Reader) ([]byte, error) {
 	var b bytes.Buffer
 	n, err := io.Copy(&b, io.LimitReader(body, maxModuleEntry+1))
 	if err == nil && n > maxModuleEntry {
 		err = fmt.Errorf("more than %d bytes", maxModuleEntry)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", rel, err)
+		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	m.addModule(stem, b.Bytes())
-	return nil
+	return b.Bytes(), nil
 }
 
 // addModule records one module and its aliases; one whose .modinfo cannot
