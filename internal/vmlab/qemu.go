@@ -119,25 +119,19 @@ func (vm *VM) qmp(off string) (power.Driver, error) {
 
 // Freeze stops the guest's VCPUs (QMP stop): to the guest no time passes,
 // to its peers it is gone.
-func (vm *VM) Freeze(ctx context.Context) error {
-	d, err := vm.qmp("stop")
-	if err != nil {
-		return err
-	}
-	if err := d.Off(ctx); err != nil {
-		return fmt.Errorf("freeze %s: %w", vm.Name, err)
-	}
-	return nil
-}
+func (vm *VM) Freeze(ctx context.Context) error { return vm.vcpus(ctx, "freeze", power.Driver.Off) }
 
 // Thaw resumes a frozen guest (QMP cont).
-func (vm *VM) Thaw(ctx context.Context) error {
+func (vm *VM) Thaw(ctx context.Context) error { return vm.vcpus(ctx, "thaw", power.Driver.On) }
+
+// vcpus runs op (Off: stop, On: cont) on the QMP driver; errors say what.
+func (vm *VM) vcpus(ctx context.Context, what string, op func(power.Driver, context.Context) error) error {
 	d, err := vm.qmp("stop")
-	if err != nil {
-		return err
+	if err == nil {
+		err = op(d, ctx)
 	}
-	if err := d.On(ctx); err != nil {
-		return fmt.Errorf("thaw %s: %w", vm.Name, err)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, vm.Name, err)
 	}
 	return nil
 }
