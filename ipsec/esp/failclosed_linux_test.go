@@ -1,7 +1,6 @@
 package esp
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/netip"
@@ -118,8 +117,7 @@ func TestHolderProcess(t *testing.T) {
 	if err := p.Install(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
-	os.Stdout.WriteString("holding\n")
-	select {}
+	netnstest.Hold()
 }
 
 // A process holding the user-space plane is killed (kill -9: no Close, no
@@ -130,28 +128,7 @@ func TestKill9LeavesNothingInClear(t *testing.T) {
 	netnstest.Veth(t, netnstest.End{NS: a.ns, Name: "espv0", Addr: netip.PrefixFrom(a.outer, 24)},
 		netnstest.End{NS: b.ns, Name: "espv1", Addr: netip.PrefixFrom(b.outer, 24)})
 	s := leaky(t, a, b)
-	cmd := a.ns.Command(os.Args[0], "-test.run=^TestHolderProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), holderEnv+"=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && !strings.Contains(sc.Text(), "holding") {
-		t.Log("holder:", sc.Text())
-	}
-	if sc.Err() != nil || !strings.Contains(sc.Text(), "holding") {
-		t.Fatalf("holder process did not come up: %v", sc.Err())
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	a.ns.Kill9(t, "TestHolderProcess", holderEnv)
 	a.ns.Do(t, func() {
 		if _, err := netlink.LinkByName("esp9"); err == nil {
 			t.Fatal("the killed holder's TUN device is still there")

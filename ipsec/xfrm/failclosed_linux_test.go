@@ -1,12 +1,10 @@
 package xfrm
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -203,8 +201,7 @@ func TestHolderProcess(t *testing.T) {
 	if err := p.Install(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
-	os.Stdout.WriteString("holding\n")
-	select {}
+	netnstest.Hold()
 }
 
 // The process holding the kernel plane is killed (kill -9: no Close, no
@@ -217,28 +214,7 @@ func TestKill9LeavesNothingInClear(t *testing.T) {
 		// busybox ip (the QEMU guest's) has no netns.
 		t.Skipf("ip netns exec unavailable: %v %s", err, out)
 	}
-	cmd := l.a.Command(os.Args[0], "-test.run=^TestHolderProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), holderEnv+"=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && !strings.Contains(sc.Text(), "holding") {
-		t.Log("holder:", sc.Text())
-	}
-	if sc.Err() != nil || !strings.Contains(sc.Text(), "holding") {
-		t.Fatalf("holder process did not come up: %v", sc.Err())
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	l.a.Kill9(t, "TestHolderProcess", holderEnv)
 	if n := l.inClear(t, "10.32.7.5"); n != 0 {
 		t.Fatalf("after kill -9 of the plane's holder, %d packets to the remote selector left in clear", n)
 	}
