@@ -15,6 +15,49 @@ import (
 
 // Recovery tests (issue 7 item 4) run in subnet 10.39.
 
+// keepUp keeps ini connected to the lab's gateway until ctx ends, and
+// waits for the first SA.
+func keepUp(ctx context.Context, t *testing.T, l *lab, ini *endpoint) {
+	t.Helper()
+	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
+	waitUp(t, ini, "")
+}
+
+// rootTraffic sends what a root file system would through the tunnel, a
+// datagram every 100 ms from the server to the gateway's inner side,
+// until ctx ends.
+func rootTraffic(ctx context.Context, t *testing.T, l *lab) {
+	t.Helper()
+	var c net.Conn
+	var err error
+	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		for ctx.Err() == nil {
+			c.Write([]byte("nfs"))
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
+func requireNFT(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
+	}
+}
+
+// wanDown makes the gateway's side drop everything it receives: both
+// ends still send, nothing arrives. wanUp ends it.
+func wanDown(t *testing.T, l *lab) {
+	l.p.b.Run(t, "table ip outage {\n chain in { type filter hook input priority 0; policy drop; }\n}\n", "nft", "-f", "-")
+}
+
+func wanUp(t *testing.T, l *lab) { l.p.b.Run(t, "", "nft", "delete", "table", "ip", "outage") }
+
 // A busy server whose gateway restarted (its DELETE lost, the new
 // process knowing no SA) notices within seconds: its ESP goes
 // unanswered, it checks liveness at once, the gateway answers
@@ -28,22 +71,9 @@ func TestInitiatorRecoversFromGatewayRestartWithinSeconds(t *testing.T) {
 	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
-	waitUp(t, ini, "")
+	keepUp(ctx, t, l, ini)
 	first := ini.d.Status()[0].SPIi
-	var c net.Conn
-	var err error
-	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	go func() { // the root file system's traffic
-		for ctx.Err() == nil {
-			c.Write([]byte("nfs"))
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+	rootTraffic(ctx, t, l)
 	l.p.b.Do(t, func() { setLink(t, "ikev1", false) })
 	l.gw.halt()
 	l.p.b.Do(t, func() { setLink(t, "ikev1", true) })
@@ -88,9 +118,7 @@ func TestInitiatorRecoversFromGatewayRestartWithinSeconds(t *testing.T) {
 // schedule), so the first resend after the network is back is answered
 // and the same SA carries on.
 func TestTunnelResumesWithinSecondsAfterNetworkOutage(t *testing.T) {
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
-	}
+	requireNFT(t)
 	l := newLabOn(t, 39)
 	l.startGateway(t)
 	cfg := l.initCfg
@@ -98,23 +126,10 @@ func TestTunnelResumesWithinSecondsAfterNetworkOutage(t *testing.T) {
 	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
-	waitUp(t, ini, "")
-	var c net.Conn
-	var err error
-	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	go func() {
-		for ctx.Err() == nil {
-			c.Write([]byte("nfs"))
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+	keepUp(ctx, t, l, ini)
+	rootTraffic(ctx, t, l)
 	// The WAN loses everything between the two; both ends still send.
-	l.p.b.Run(t, "table ip outage {\n chain in { type filter hook input priority 0; policy drop; }\n}\n", "nft", "-f", "-")
+	wanDown(t, l)
 	stalled := false
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		for _, s := range ini.d.Status() {
@@ -124,7 +139,7 @@ func TestTunnelResumesWithinSecondsAfterNetworkOutage(t *testing.T) {
 	if !stalled {
 		t.Error("the status never said the data path stalled during a 6 s outage")
 	}
-	l.p.b.Run(t, "", "nft", "delete", "table", "ip", "outage")
+	wanUp(t, l)
 	back := time.Now()
 	const bound = 10 * time.Second
 	for {
@@ -167,8 +182,7 @@ func TestKeepReconnectsWhenTheCHILDSAIsGone(t *testing.T) {
 	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, func(u *Userspace) dataplane.DataPlane { return hardOnce{u, &once} })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
-	waitUp(t, ini, "")
+	keepUp(ctx, t, l, ini)
 	first := ini.d.Status()[0].SPIi
 	var c net.Conn
 	var err error
@@ -190,9 +204,7 @@ func TestKeepReconnectsWhenTheCHILDSAIsGone(t *testing.T) {
 // the gateway gives its key the same address (item 3: before, the
 // address was released with the SA).
 func TestOutageLongerThanGatewayDPDKeepsAddress(t *testing.T) {
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
-	}
+	requireNFT(t)
 	l := newLabOn(t, 39)
 	l.gwCfg.DPD = time.Second // gives up about 3.6 s into the outage
 	l.startGateway(t)
@@ -201,23 +213,10 @@ func TestOutageLongerThanGatewayDPDKeepsAddress(t *testing.T) {
 	ini := startEndpoint(t, l.p.a, cfg, netip.Prefix{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go ini.d.Keep(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true})
-	waitUp(t, ini, "")
+	keepUp(ctx, t, l, ini)
 	before := ini.d.Status()[0]
-	var c net.Conn
-	var err error
-	l.p.a.Do(t, func() { c, err = net.Dial("udp4", l.n.gwInner.Addr().String()+":7039") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	go func() {
-		for ctx.Err() == nil {
-			c.Write([]byte("nfs"))
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	l.p.b.Run(t, "table ip outage {\n chain in { type filter hook input priority 0; policy drop; }\n}\n", "nft", "-f", "-")
+	rootTraffic(ctx, t, l)
+	wanDown(t, l)
 	deadline := time.Now().Add(15 * time.Second)
 	for len(l.gw.d.Status()) != 0 {
 		if time.Now().After(deadline) {
@@ -225,7 +224,7 @@ func TestOutageLongerThanGatewayDPDKeepsAddress(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	l.p.b.Run(t, "", "nft", "delete", "table", "ip", "outage")
+	wanUp(t, l)
 	back := time.Now()
 	waitUp(t, ini, before.SPIi)
 	t.Logf("tunnel back %v after the network came back", time.Since(back).Round(10*time.Millisecond))
