@@ -2,7 +2,6 @@ package keeper
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,30 +51,19 @@ func getStatus(addr string) (*Status, error) {
 // lender network, where the lent server's NIC is.
 func TestStatusAnswersOnTheTunnelAndLoopbackOnly(t *testing.T) {
 	srv, gw, id := lentServerAndGateway(t)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
 	const port = "7070"
-	k := New(Options{Tunnel: id, Control: theirs, Listen: ":" + port, StateDir: t.TempDir(), Mountinfo: "/proc/self/mountinfo",
-		ShutdownListen: ":7071", PowerOff: PowerOff{Signal: "SIGUSR2"}},
-		slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	defer func() { cancel(); <-done }()
-	go func() {
-		defer close(done)
-		srv.Do(t, func() { k.Run(ctx) })
-	}()
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	event, err := bufio.NewReader(ours).ReadString('\n')
+	_, event := runKeeper(t, srv, Options{Tunnel: id, Listen: ":" + port, StateDir: t.TempDir(), Mountinfo: "/proc/self/mountinfo",
+		ShutdownListen: ":7071", PowerOff: PowerOff{Signal: "SIGUSR2"}})
 	up, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
-	if err != nil || !ok {
-		t.Fatalf("keeper said %q, %v; want tunnel up", event, err)
+	if !ok {
+		t.Fatalf("keeper said %q; want tunnel up", event)
 	}
 	vip, _, _ := strings.Cut(up, " ")
 
 	// The borrower, through the tunnel: the keeper binds the virtual IP
 	// once it knows it, so allow it a few tries.
 	var st *Status
+	var err error
 	gw.Do(t, func() {
 		for range 20 {
 			if st, err = getStatus(net.JoinHostPort(vip, port)); err == nil {
@@ -157,25 +145,14 @@ func TestEndpointMovesWithTheVirtualIP(t *testing.T) {
 // listener in clear. Only addresses the tunnel carries may connect.
 func TestVirtualIPListenerRefusesClearTextFromTheLenderNetwork(t *testing.T) {
 	srv, gw, id := lentServerAndGateway(t)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
-	k := New(Options{Tunnel: id, Control: theirs, Listen: ":7070", StateDir: t.TempDir(), Mountinfo: "/proc/self/mountinfo"},
-		slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	defer func() { cancel(); <-done }()
-	go func() {
-		defer close(done)
-		srv.Do(t, func() { k.Run(ctx) })
-	}()
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	event, err := bufio.NewReader(ours).ReadString('\n')
+	_, event := runKeeper(t, srv, Options{Tunnel: id, Listen: ":7070", StateDir: t.TempDir(), Mountinfo: "/proc/self/mountinfo"})
 	up, ok := strings.CutPrefix(strings.TrimSpace(event), "tunnel up ")
-	if err != nil || !ok {
-		t.Fatalf("keeper said %q, %v; want tunnel up", event, err)
+	if !ok {
+		t.Fatalf("keeper said %q; want tunnel up", event)
 	}
 	vip, _, _ := strings.Cut(up, " ")
 	addr := net.JoinHostPort(vip, "7070")
+	var err error
 	// Through the tunnel first, so the listener is on the virtual IP.
 	gw.Do(t, func() {
 		for range 20 {

@@ -1,7 +1,6 @@
 package keeper
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -108,23 +107,9 @@ func TestKeeperRenewsItsCertificateAndReconnectsWithIt(t *testing.T) {
 	l := newLentLease(t)
 	clock, glog := &gatewayClock{}, &logWatch{}
 	srv, gw, id, gd := lenderGateway(t, l, clock, glog)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
-	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo",
+	k, _ := runKeeper(t, srv, Options{Tunnel: id, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo",
 		ShutdownListen: ":7071", PowerOff: PowerOff{Signal: "SIGUSR2"},
-		Renewal: &Renewal{LenderURL: l.url, Pin: l.pin, Every: time.Second, RetryMin: time.Second, RetryMax: time.Second}},
-		slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	defer func() { cancel(); <-done }()
-	go func() {
-		defer close(done)
-		srv.Do(t, func() { k.Run(ctx) })
-	}()
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := bufio.NewReader(ours).ReadString('\n'); err != nil {
-		t.Fatalf("no event from the keeper: %v", err)
-	}
+		Renewal: &Renewal{LenderURL: l.url, Pin: l.pin, Every: time.Second, RetryMin: time.Second, RetryMax: time.Second}})
 	first := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
 
 	// First extension, tunnel up: renewed in place.
@@ -146,7 +131,7 @@ func TestKeeperRenewsItsCertificateAndReconnectsWithIt(t *testing.T) {
 	// dropped and the reconnect is refused, its certificate expired.
 	clock.ahead.Store(int64(time.Until(mid) + 30*time.Minute))
 	refused := glog.await("expired")
-	gd.DeleteAll(ctx)
+	gd.DeleteAll(t.Context())
 	select {
 	case <-refused:
 	case <-time.After(30 * time.Second):

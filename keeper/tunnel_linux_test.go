@@ -88,17 +88,7 @@ func lentServerAndGatewayDaemon(t *testing.T) (srv, gw *netnstest.NS, id *ike.In
 
 func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
 	srv, gw, id := lentServerAndGateway(t)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
-	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Do(t, func() { k.Run(ctx) })
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	event, err := bufio.NewReader(ours).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no event from the keeper: %v", err)
-	}
+	k, event := runKeeper(t, srv, Options{Tunnel: id, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"})
 	// auto: the kernel plane where the namespace's kernel has ESP, else
 	// user-space ESP.
 	want := DataPlaneUser
@@ -176,27 +166,43 @@ func TestTunnelRefusesKernelPlaneWhereKernelHasNoESP(t *testing.T) {
 // reconnect is counted with its reason, and up means the data path works.
 func TestKeeperStatusFollowsReconnect(t *testing.T) {
 	srv, _, id, gd := lentServerAndGatewayDaemon(t)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
-	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Do(t, func() { k.Run(ctx) })
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := bufio.NewReader(ours).ReadString('\n'); err != nil {
-		t.Fatalf("no event from the keeper: %v", err)
-	}
+	k, _ := runKeeper(t, srv, Options{Tunnel: id, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"})
 	first := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
 	if first.Since == "" || first.Reconnects != 0 || first.DataPath == "" || first.NextRekey == "" {
 		t.Fatalf("status of a fresh tunnel %+v; want since, no reconnect, a data path and the next rekey", first)
 	}
 	time.Sleep(1100 * time.Millisecond) // since has a resolution of a second
-	gd.DeleteAll(ctx)                   // the gateway drops the tunnel; the keeper reconnects
+	gd.DeleteAll(t.Context())           // the gateway drops the tunnel; the keeper reconnects
 	again := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up && s.Reconnects == 1 })
 	if again.Since <= first.Since || !strings.Contains(again.LastReconnectReason, "peer deleted") {
 		t.Fatalf("after a reconnect: since %s (before %s), reason %q; want since moved and the reason the gateway gave",
 			again.Since, first.Since, again.LastReconnectReason)
 	}
+}
+
+// runKeeper runs a keeper with opt in the lent server's namespace, PID 1's
+// end of its control channel held by the test, until the test ends; it
+// returns the keeper and its first event.
+func runKeeper(t *testing.T, srv *netnstest.NS, opt Options) (*Keeper, string) {
+	t.Helper()
+	ours, theirs := net.Pipe()
+	opt.Control = theirs
+	k := New(opt, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Do(t, func() { k.Run(ctx) })
+	}()
+	// Closing our end after the cancel frees a keeper blocked writing an
+	// event nobody reads.
+	t.Cleanup(func() { cancel(); ours.Close(); <-done })
+	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
+	event, err := bufio.NewReader(ours).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no event from the keeper: %v", err)
+	}
+	return k, event
 }
 
 func waitTunnel(t *testing.T, k *Keeper, ok func(*TunnelStatus) bool) TunnelStatus {
@@ -221,16 +227,7 @@ func waitTunnel(t *testing.T, k *Keeper, ok func(*TunnelStatus) bool) TunnelStat
 // rekeyed the IKE SA (the keeper is then that SA's responder).
 func TestKeeperStatusUpAfterGatewayRekeyedIKESA(t *testing.T) {
 	srv, _, id, gd := lentServerAndGatewayDaemon(t)
-	ours, theirs := net.Pipe()
-	defer ours.Close()
-	k := New(Options{Tunnel: id, Control: theirs, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"}, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Do(t, func() { k.Run(ctx) })
-	ours.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := bufio.NewReader(ours).ReadString('\n'); err != nil {
-		t.Fatalf("no event from the keeper: %v", err)
-	}
+	k, _ := runKeeper(t, srv, Options{Tunnel: id, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"})
 	first := waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
 	before := gd.Status()[0].SPIi
 	if n := gd.RekeyIKE(); n != 1 {
