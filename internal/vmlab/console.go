@@ -55,10 +55,4 @@ func (c *Console) All(re *regexp.Regexp) [][]string {
 }
 
 // Tail is the console's last n bytes.
-func (c *Console) Tail(n int) string {
-	s := c.Text()
-	if len(s) > n {
-		s = s[len(s)-n:]
-	}
-	return s
-}
+func (c *Console) Tail(n int) string { return tail(c.Text(), n) }
