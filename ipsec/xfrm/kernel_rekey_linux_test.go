@@ -2,11 +2,9 @@ package xfrm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"testing"
 	"time"
 
@@ -81,11 +79,7 @@ func (k *kernelPair) install(t *testing.T, g uint32, sides string, deferred bool
 			sa, p = mirrorSA(sa), k.pb
 		}
 		sa.Deferred = deferred
-		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("kernel ESP unavailable: %v", err)
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		installOrSkip(t, p, sa)
 	}
 }
 

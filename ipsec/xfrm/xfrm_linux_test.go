@@ -216,6 +216,17 @@ func TestBypassSocketEscapesTunnelPolicy(t *testing.T) {
 	})
 }
 
+// installOrSkip installs sa with p's kernel states, and skips t on a host
+// whose kernel has no ESP (this one: the QEMU guest of make e2e has it).
+func installOrSkip(t *testing.T, p *Plane, sa dataplane.ChildSA) {
+	t.Helper()
+	if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
+		t.Skipf("kernel ESP unavailable: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Runs wherever the kernel has ESP (the QEMU guest of make e2e); skips on
 // hosts without it. The netlink library's zero default would turn
 // anti-replay off: read the state back and check the window.
@@ -228,11 +239,7 @@ func TestKernelStateKeepsReplayWindow(t *testing.T) {
 		defer p.Close()
 		sa := testSA()
 		sa.ReplayWindow = 24 // under the kernel's legacy clamp of 32
-		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("kernel ESP unavailable: %v", err)
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		installOrSkip(t, p, sa)
 		got, err := p.h.XfrmStateGet(&netlink.XfrmState{Dst: net.ParseIP("10.32.5.1"), Proto: netlink.XFRM_PROTO_ESP, Spi: int(sa.InSPI)})
 		if err != nil {
 			t.Fatal(err)
@@ -253,11 +260,7 @@ func TestSetRemoteFollowsNATPortInPlace(t *testing.T) {
 		}
 		defer p.Close()
 		sa := testSA()
-		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("kernel ESP unavailable: %v", err)
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		installOrSkip(t, p, sa)
 		moved := netip.AddrPortFrom(sa.Remote.Addr(), 31000)
 		if err := p.SetRemote(sa.OutSPI, moved); err != nil {
 			t.Fatal(err)
@@ -286,11 +289,7 @@ func TestCountersReadKernelState(t *testing.T) {
 		}
 		defer p.Close()
 		sa := testSA()
-		if err := p.Install(context.Background(), sa); errors.Is(err, ErrNoESP) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("kernel ESP unavailable: %v", err)
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		installOrSkip(t, p, sa)
 		c, err := p.Counters(t.Context(), sa.InSPI, sa.OutSPI)
 		if err != nil {
 			t.Fatal(err)
