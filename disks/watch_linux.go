@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,26 +93,32 @@ func (w *Watcher) Stop() []string {
 }
 
 // wait blocks until a block-device uevent, rescanMs or Stop; false on
-// Stop.
+// Stop. Other uevents do not postpone the rescan.
 func (w *Watcher) wait(sock int, log *slog.Logger) bool {
-	fds := []unix.PollFd{{Fd: int32(w.stopR), Events: unix.POLLIN}, {Fd: int32(sock), Events: unix.POLLIN}}
-	if sock < 0 {
-		fds = fds[:1]
+	end := time.Now().Add(rescanMs * time.Millisecond)
+	for {
+		fds := []unix.PollFd{{Fd: int32(w.stopR), Events: unix.POLLIN}, {Fd: int32(sock), Events: unix.POLLIN}}
+		if sock < 0 {
+			fds = fds[:1]
+		}
+		if w.stopR < 0 {
+			fds[0].Fd = -1 // poll ignores negative descriptors
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		_, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			log.Warn("disks: watcher: poll", "err", err)
+		}
+		if fds[0].Revents != 0 {
+			return false
+		}
+		if sock < 0 || fds[1].Revents == 0 || drainUevents(sock) {
+			return true // the timer, or a block device
+		}
 	}
-	if w.stopR < 0 {
-		fds[0].Fd = -1 // poll ignores negative descriptors
-	}
-	_, err := unix.Poll(fds, rescanMs)
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		log.Warn("disks: watcher: poll", "err", err)
-	}
-	if fds[0].Revents != 0 {
-		return false
-	}
-	if sock >= 0 && fds[1].Revents != 0 && !drainUevents(sock) {
-		return w.wait(sock, log) // nothing about block devices
-	}
-	return true
 }
 
 // openUevents subscribes to the kernel's uevents (a device appears:
