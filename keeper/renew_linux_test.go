@@ -1,7 +1,6 @@
 package keeper
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -69,30 +68,9 @@ func lenderGateway(t *testing.T, l *lentLease, clock *gatewayClock, log *logWatc
 	}
 	lenderPool := x509.NewCertPool()
 	lenderPool.AddCert(l.ca.Cert)
-	var us *ike.Userspace
-	gw.Do(t, func() {
-		if us, err = ike.OpenUserspace(gwOuter, 4500, "rngw0", 1400, gwInner, slog.New(slog.DiscardHandler)); err != nil {
-			return
-		}
-		pool, _ := ike.NewPool(vipPool)
-		gd, err = ike.New(ike.Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{l.ca.Cert},
-			Verifier: &pki.Verifier{Roots: lenderPool, Skew: 5 * time.Minute, Now: clock.now},
-			Pool:     pool, LocalSubnets: []netip.Prefix{gwSubnet}, DataPlane: us, NATSocket: us.Socket, ForceEncap: true,
-			Log: slog.New(slog.NewTextHandler(log, nil))})
-		if err != nil {
-			us.Close()
-		}
-	})
-	if err != nil {
-		t.Fatalf("gateway: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go us.Run(ctx)
-	go func() {
-		defer us.Close()
-		gd.Run(ctx)
-	}()
+	gd = startGateway(t, gw, "rngw0", ike.Config{Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{l.ca.Cert},
+		Verifier: &pki.Verifier{Roots: lenderPool, Skew: 5 * time.Minute, Now: clock.now},
+		Log:      slog.New(slog.NewTextHandler(log, nil))})
 	return srv, gw, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
 		Key: l.key, Certs: []*x509.Certificate{l.cert}, CAs: []*x509.Certificate{borrower.Cert}}, gd
 }

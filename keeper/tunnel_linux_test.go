@@ -57,18 +57,28 @@ func lentServerAndGatewayDaemon(t *testing.T) (srv, gw *netnstest.NS, id *ike.In
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The gateway's TUN device and sockets are made in its namespace; its
-	// daemon and data plane then run on goroutines of their own.
+	d := startGateway(t, gw, "kpgw0", ike.Config{Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert}})
+	return srv, gw, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
+		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}, d
+}
+
+// startGateway runs a ferry gateway at gwOuter in gw, user-space ESP on
+// the TUN device tun, handing out vipPool and routing gwSubnet, with cfg's
+// identity, trust and log, until the test ends. The TUN device and sockets
+// are made in gw's namespace; the daemon and data plane then run on
+// goroutines of their own.
+func startGateway(t *testing.T, gw *netnstest.NS, tun string, cfg ike.Config) *ike.Daemon {
+	t.Helper()
 	var us *ike.Userspace
 	var d *ike.Daemon
+	var err error
 	gw.Do(t, func() {
-		if us, err = ike.OpenUserspace(gwOuter, 4500, "kpgw0", 1400, gwInner, slog.New(slog.DiscardHandler)); err != nil {
+		if us, err = ike.OpenUserspace(gwOuter, 4500, tun, 1400, gwInner, slog.New(slog.DiscardHandler)); err != nil {
 			return
 		}
-		pool, _ := ike.NewPool(vipPool)
-		d, err = ike.New(ike.Config{Local: gwOuter, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert},
-			Pool: pool, LocalSubnets: []netip.Prefix{gwSubnet}, DataPlane: us, NATSocket: us.Socket, ForceEncap: true})
-		if err != nil {
+		cfg.Local, cfg.LocalSubnets, cfg.DataPlane, cfg.NATSocket, cfg.ForceEncap = gwOuter, []netip.Prefix{gwSubnet}, us, us.Socket, true
+		cfg.Pool, _ = ike.NewPool(vipPool)
+		if d, err = ike.New(cfg); err != nil {
 			us.Close()
 		}
 	})
@@ -82,8 +92,7 @@ func lentServerAndGatewayDaemon(t *testing.T) (srv, gw *netnstest.NS, id *ike.In
 		defer us.Close()
 		d.Run(ctx)
 	}()
-	return srv, gw, &ike.InitiatorState{Gateway: gwOuter, VirtualIP: true, ForceEncap: true,
-		Key: sk, Certs: []*x509.Certificate{sc}, CAs: []*x509.Certificate{ca.Cert}}, d
+	return d
 }
 
 func TestKeeperReportsTunnelUpAndCarriesTraffic(t *testing.T) {
