@@ -67,16 +67,12 @@ end_pids() {
 	kill -9 "$@" 2>/dev/null || true
 }
 
-# Kill the process whose pid is in file $1 (if alive), wait a little, remove file.
+# Ends the process whose pid is in file $1 (if alive) as end_pids does, removes the file.
 kill_pidfile() {
-	local f=$1 pid i
+	local f=$1 pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f" 2>/dev/null || true)
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-	fi
+	[ -z "$pid" ] || end_pids "$pid"
 	rm -f "$f"
 }
 
