@@ -128,11 +128,10 @@ func revokeMember(tx store.Tx, mem member, at time.Time) error {
 // renewed one after an extension. The presented certificate must be
 // known and unrevoked.
 func (m *Manager) handleCert(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		api.WriteJSON(w, http.StatusUnauthorized, api.Error{Field: "certificate", Reason: "needs the one-time client certificate"})
+	leaf := clientCert(w, r, "needs the one-time client certificate")
+	if leaf == nil {
 		return
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
 	serial := leaf.SerialNumber.Text(16)
 	var newest certRec
 	err := m.st.View(r.Context(), func(tx store.Tx) error {

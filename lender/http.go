@@ -1,6 +1,7 @@
 package lender
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,12 +45,22 @@ func (m *Manager) AgentHandler() http.Handler {
 	return mux
 }
 
-func (m *Manager) handlePhase(w http.ResponseWriter, r *http.Request) {
+// clientCert is the lent server's verified one-time certificate on r; the
+// agent listener asks for one but lets enrollment through without. Without
+// one it answers 401 with why and returns nil.
+func clientCert(w http.ResponseWriter, r *http.Request, why string) *x509.Certificate {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		api.WriteJSON(w, http.StatusUnauthorized, api.Error{Field: "certificate", Reason: "phase reports need the one-time client certificate"})
+		api.WriteJSON(w, http.StatusUnauthorized, api.Error{Field: "certificate", Reason: why})
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+func (m *Manager) handlePhase(w http.ResponseWriter, r *http.Request) {
+	leaf := clientCert(w, r, "phase reports need the one-time client certificate")
+	if leaf == nil {
 		return
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
 	who, err := certSubject(leaf)
 	if err != nil {
 		api.WriteJSON(w, http.StatusForbidden, api.Error{Field: "certificate", Reason: err.Error()})
