@@ -125,6 +125,10 @@ type row struct {
 	reconnects        string // the keeper's count after the fault (status "reconnects")
 }
 
+// failed is the fault's verdict: the root never resumed, or stayed frozen
+// longer than the fault plus slack.
+func (r row) failed() bool { return !r.resumed || r.frozen > r.lasted+slack }
+
 func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 	dir := filepath.Join(im.Lab, fmt.Sprintf("run-%s-%d", plane, os.Getpid()))
 	os.RemoveAll(dir)
@@ -213,7 +217,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 		switch {
 		case !r.resumed:
 			t.Errorf("%s: %s: the root wrote no record within 3 min of the restore", plane, f.name)
-		case r.frozen > r.lasted+slack:
+		case r.failed():
 			t.Errorf("%s: %s: the root was frozen %s, longer than the fault (%s) plus %s", plane, f.name,
 				r.frozen.Round(100*time.Millisecond), r.lasted.Round(100*time.Millisecond), slack)
 		}
@@ -285,7 +289,7 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 			rec = "never"
 		}
 		verdict := "ok"
-		if i > 0 && (!r.resumed || r.frozen > r.lasted+slack) {
+		if i > 0 && r.failed() {
 			verdict = "FROZEN TOO LONG"
 		}
 		fmt.Fprintf(&b, "  %-28s %9s %11s %21s %5d/%-4d %-14s %10s %s\n", r.fault, r.lasted.Round(100*time.Millisecond),
