@@ -241,11 +241,6 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
-func fileHas(path, s string) bool {
-	b, _ := os.ReadFile(path)
-	return strings.Contains(string(b), s)
-}
-
 func (c *Chain) lenderUp() {
 	out, err := Run(c.Cfg.Ferry, "lender", "init", "--dir", c.ldir, "--host", LenderIP)
 	if err != nil || !strings.Contains(out, "ca_sha256") {
@@ -352,11 +347,10 @@ func (c *Chain) borrowerUp() {
 		"nfs_exports": "ganesha", "ganesha_exports_file": c.path("ferry-exports.conf"), "ganesha_pid_file": c.path("ganesha.pid"),
 		"keeper_client_cert": c.pki["borrower-keeper"], "keeper_client_key": c.pki["borrower-keeper.key"],
 		"default_template": c.Cfg.Images.Export, "poll_seconds": 1}
-	if tm := (map[string]any{}); true {
-		c.Cfg.Timers.keys(tm)
-		if len(tm) > 0 {
-			m["tunnel"] = tm
-		}
+	tm := map[string]any{}
+	c.Cfg.Timers.keys(tm)
+	if len(tm) > 0 {
+		m["tunnel"] = tm
 	}
 	for k, v := range c.Cfg.BorrowerExtra {
 		m[k] = v
