@@ -281,12 +281,10 @@ func (p *Plane) succeeded(inst *installed) bool {
 // states are deleted: make-before-break. Called with mu held, gone
 // already out of p.sas or about to be.
 func (p *Plane) promote(gone *installed) error {
-	k := selectorsKey(gone.sa)
-	for _, o := range p.sas {
-		if o != gone && !o.outPending && selectorsKey(o.sa) == k {
-			return nil // another SA still sends
-		}
+	if p.older(gone) != nil {
+		return nil // another SA still sends
 	}
+	k := selectorsKey(gone.sa)
 	var errs []error
 	for _, o := range p.sas {
 		if o == gone || !o.outPending || selectorsKey(o.sa) != k {
