@@ -124,9 +124,6 @@ var ErrNoSuchSA = errors.New("no such SA installed")
 type SACounters struct {
 	InPackets, InBytes   uint64
 	OutPackets, OutBytes uint64
-	// LastIn is when the last inbound packet was accepted; the zero Time
-	// means none yet (or a data plane that cannot tell).
-	LastIn time.Time
 }
 
 // DataPlane installs and removes CHILD_SAs. Implementations are safe for

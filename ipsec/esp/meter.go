@@ -14,7 +14,6 @@ type meter struct {
 	packets   atomic.Uint64
 	softFired atomic.Bool
 	hardFired atomic.Bool
-	last      atomic.Int64 // unix nanoseconds of the last packet; set on inbound only
 }
 
 // add counts one packet of n bytes and says whether a limit was crossed now.

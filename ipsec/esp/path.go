@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"syscall"
-	"time"
 
 	"ferry/ipsec/dataplane"
 )
@@ -291,7 +290,6 @@ func (p *Plane) open(pkt []byte, from netip.AddrPort) ([]byte, error) {
 	if newest && from.IsValid() && *in.out.remote.Load() != from {
 		p.follow(in.out, from)
 	}
-	in.life.last.Store(time.Now().UnixNano())
 	if in.deferred && !in.heard.Load() {
 		p.heard(in)
 	}

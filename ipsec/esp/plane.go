@@ -488,9 +488,6 @@ func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.S
 		InPackets: pr.in.life.packets.Load(), InBytes: pr.in.life.bytes.Load(),
 		OutPackets: pr.out.life.packets.Load(), OutBytes: pr.out.life.bytes.Load(),
 	}
-	if ns := pr.in.life.last.Load(); ns != 0 {
-		c.LastIn = time.Unix(0, ns)
-	}
 	return c, nil
 }
 

@@ -335,9 +335,8 @@ func TestRekeyedSATakesOverSendingWhileOldStillReceives(t *testing.T) {
 	}
 }
 
-func TestCountersReportOneSAsTrafficAndLastInbound(t *testing.T) {
+func TestCountersReportOneSAsTraffic(t *testing.T) {
 	r := newRig(t, nil)
-	before := time.Now()
 	for range 3 {
 		if err := r.deliver(r.seal(t, ipv4("10.32.1.5", "10.32.2.7", make([]byte, 80)))); err != nil {
 			t.Fatal(err)
@@ -351,11 +350,11 @@ func TestCountersReportOneSAsTrafficAndLastInbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.OutPackets != 3 || a.OutBytes != 300 || a.InPackets != 0 || !a.LastIn.IsZero() {
+	if a.OutPackets != 3 || a.OutBytes != 300 || a.InPackets != 0 {
 		t.Errorf("sender's counters %+v, want 3 packets / 300 bytes out, nothing in", a)
 	}
-	if b.InPackets != 3 || b.InBytes != 300 || b.OutPackets != 0 || b.LastIn.Before(before) {
-		t.Errorf("receiver's counters %+v, want 3 packets / 300 bytes in since %v", b, before)
+	if b.InPackets != 3 || b.InBytes != 300 || b.OutPackets != 0 {
+		t.Errorf("receiver's counters %+v, want 3 packets / 300 bytes in", b)
 	}
 	if _, err := r.a.Counters(t.Context(), r.saA.InSPI, r.saA.OutSPI+1); !errors.Is(err, dataplane.ErrNoSuchSA) {
 		t.Errorf("Counters of an SA not installed: %v, want ErrNoSuchSA", err)

@@ -468,9 +468,7 @@ func (p *Plane) SetRemote(outSPI uint32, to netip.AddrPort) error {
 
 // Counters implements dataplane.DataPlane from the kernel's per-state
 // lifetime counters (XFRM_MSG_GETSA, curlft): the bytes and packets the
-// kernel counts against the SA's limits. The kernel keeps the time of an
-// SA's first use, not its last, so LastIn stays zero: compare InPackets
-// between two calls to see whether traffic arrives.
+// kernel counts against the SA's limits.
 func (p *Plane) Counters(ctx context.Context, inSPI, outSPI uint32) (dataplane.SACounters, error) {
 	p.mu.Lock()
 	inst, ok := p.sas[inSPI]
