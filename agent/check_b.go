@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -112,16 +113,12 @@ func (m *bModules) addFile(rel string, body io.Reader) error {
 		m.dependAlias, m.depmod = true, al
 		return nil
 	case "modules.builtin":
-		data, err := readEntry(rel, body)
+		b, err := kmod.ParseModulesBuiltin(body, rel)
 		if err != nil {
 			return err
 		}
 		m.builtinKnown = true
-		for _, l := range strings.Split(string(data), "\n") {
-			if stem, ok := kmod.ModuleStem(path.Base(strings.TrimSpace(l))); ok {
-				m.builtin[kmod.NormalizeName(stem)] = true
-			}
-		}
+		maps.Copy(m.builtin, b)
 		return nil
 	case "modules.builtin.modinfo":
 		data, err := readEntry(rel, body)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -129,19 +130,32 @@ func (ix *index) readBuiltin(p string) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	b, err := ParseModulesBuiltin(f, p)
+	if err != nil {
+		return err
+	}
+	ix.builtin = b
+	return nil
+}
+
+// ParseModulesBuiltin reads a modules.builtin ("kernel/fs/ext4/ext4.ko" a
+// line), named name in errors, into the normalised names of the modules
+// built into the kernel.
+func ParseModulesBuiltin(r io.Reader, name string) (map[string]bool, error) {
+	out := map[string]bool{}
+	sc := bufio.NewScanner(r)
 	for n := 0; sc.Scan(); n++ {
 		if n >= maxModules {
-			return fmt.Errorf("%s: more than %d lines", p, maxModules)
+			return nil, fmt.Errorf("%s: more than %d lines", name, maxModules)
 		}
 		if stem, ok := ModuleStem(path.Base(strings.TrimSpace(sc.Text()))); ok {
-			ix.builtin[NormalizeName(stem)] = true
+			out[NormalizeName(stem)] = true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return nil
+	return out, nil
 }
 
 // names returns every indexed module name, sorted.
