@@ -3,7 +3,6 @@ package vmlab
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -24,7 +23,7 @@ func NewOrg(dir, name string) (*Org, error) {
 		return nil, err
 	}
 	o := &Org{CA: ca, Dir: dir, PEM: filepath.Join(dir, name+"-ca.pem")}
-	if err := os.WriteFile(o.PEM, ca.CertPEM(), 0o644); err != nil {
+	if err := pki.WritePublicFile(o.PEM, ca.CertPEM()); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -32,7 +31,7 @@ func NewOrg(dir, name string) (*Org, error) {
 
 // Issue makes a P-256 key and a certificate (server and client use, IKE
 // signatures) for name and the addresses ips, and writes DIR/NAME.pem and
-// DIR/NAME.key (0600). It returns the two paths.
+// DIR/NAME.key (0600), neither replacing a file. It returns the two paths.
 func (o *Org) Issue(name string, ips ...string) (cert, key string, err error) {
 	id := pki.Identity{CommonName: name}
 	for _, s := range ips {
@@ -51,10 +50,11 @@ func (o *Org) Issue(name string, ips ...string) (cert, key string, err error) {
 		return "", "", err
 	}
 	cert, key = filepath.Join(o.Dir, name+".pem"), filepath.Join(o.Dir, name+".key")
-	if err := os.WriteFile(cert, pki.CertPEM(c), 0o644); err != nil {
+	if err := pki.WritePublicFile(cert, pki.CertPEM(c)); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(key, kp, 0o600); err != nil {
+	// A lab's throwaway key: the run directory is on disk.
+	if err := pki.WriteSecretFile(key, kp, true); err != nil {
 		return "", "", err
 	}
 	return cert, key, nil
