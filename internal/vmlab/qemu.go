@@ -101,15 +101,12 @@ func (q QEMU) Start(t testing.TB) *VM {
 	}
 	p := Start(t, "qemu "+q.Name, filepath.Join(q.Dir, "qemu.log"), q.Args()...)
 	vm := &VM{Proc: p, Console: &Console{Path: con}, QMP: filepath.Join(q.Dir, "qmp.sock"), log: slog.Default()}
-	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(vm.QMP); err == nil {
-			return vm
-		}
-		if !p.Running() || time.Now().After(end) {
-			b, _ := os.ReadFile(p.Log)
-			t.Fatalf("QEMU %s made no QMP socket %s: %s", q.Name, vm.QMP, b)
-		}
+	made := func() bool { _, err := os.Stat(vm.QMP); return err == nil }
+	if !waitFor(10*time.Second, func() bool { return made() || !p.Running() }) || !made() {
+		b, _ := os.ReadFile(p.Log)
+		t.Fatalf("QEMU %s made no QMP socket %s: %s", q.Name, vm.QMP, b)
 	}
+	return vm
 }
 
 // qmp is ferry's QMP power driver, with Off meaning cmd (stop or quit).
