@@ -3,21 +3,19 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ferry/api"
 	"ferry/lender"
+	"ferry/lender/lendertest"
 	"ferry/lenderca"
 	"ferry/pki"
-	"ferry/store"
 )
 
 const testMAC = "52:54:00:50:00:01"
@@ -33,31 +31,8 @@ type realLender struct {
 
 func newRealLender(t *testing.T) *realLender {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := lenderca.Init(dir, []string{"127.0.0.1"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, lenderca.TLSCertFile), filepath.Join(dir, lenderca.TLSKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
-	l := &realLender{ca: ca}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	l.url = srv.URL
-	l.m = lender.New(st, ca, slog.New(slog.DiscardHandler), lender.Options{PublicURL: l.url})
-	srv.Config.Handler = l.m.AgentHandler()
+	a := lendertest.NewAgent(t)
+	l := &realLender{m: a.M, url: a.URL, ca: a.CA}
 	ctx := t.Context()
 	if _, err := l.m.AddServer(ctx, lender.Server{MAC: testMAC, Power: "manual", Pool: "p"}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -15,16 +14,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ferry/api"
 	"ferry/lender"
+	"ferry/lender/lendertest"
 	"ferry/lenderca"
 	"ferry/pki"
-	"ferry/store"
 )
 
 // lentLease is a real lender manager behind its agent API on loopback
@@ -43,30 +41,8 @@ type lentLease struct {
 
 func newLentLease(t *testing.T) *lentLease {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := lenderca.Init(dir, []string{"127.0.0.1"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	tc, err := tls.LoadX509KeyPair(filepath.Join(dir, lenderca.TLSCertFile), filepath.Join(dir, lenderca.TLSKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc.Certificate = append(tc.Certificate, ca.Cert.Raw)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{tc}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	l := &lentLease{srv: srv, url: srv.URL, ca: ca}
-	l.m = lender.New(st, ca, slog.New(slog.DiscardHandler), lender.Options{PublicURL: l.url})
-	srv.Config.Handler = l.m.AgentHandler()
+	a := lendertest.NewAgent(t)
+	l := &lentLease{m: a.M, srv: a.Srv, url: a.URL, ca: a.CA}
 	ctx := t.Context()
 	for _, mac := range lentMACs {
 		if _, err := l.m.AddServer(ctx, lender.Server{MAC: mac, Power: "manual", Pool: "p"}); err != nil {
