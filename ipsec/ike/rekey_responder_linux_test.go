@@ -2,7 +2,6 @@ package ike
 
 import (
 	"testing"
-	"time"
 )
 
 // A CHILD_SA rekey started by either end during a transfer over the
@@ -33,15 +32,7 @@ func TestChildRekeyByEitherEndDropsNoESP(t *testing.T) {
 				if n := starter.d.RekeyChildren(); n != 1 {
 					t.Errorf("%s's RekeyChildren started %d rekeys, want 1", by, n)
 				}
-				deadline := time.Now().Add(5 * time.Second)
-				for time.Now().Before(deadline) {
-					st := ini.d.Status()
-					if len(st) == 1 && len(st[0].Children) == 1 && st[0].Children[0].InSPI != old {
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				t.Errorf("CHILD_SA not replaced within 5 s: %+v", ini.d.Status())
+				waitChildReplaced(t, ini, old)
 			})
 			if g := l.gw.d.Status(); len(g) != 1 || len(g[0].Children) != 1 || g[0].Children[0].OutSPI == old {
 				t.Fatalf("gateway after the rekey: %+v", g)

@@ -205,15 +205,7 @@ func TestChildRekeyDuringTransferLosesNothing(t *testing.T) {
 		if n := ini.d.RekeyChildren(); n != 1 {
 			t.Errorf("RekeyChildren started %d rekeys, want 1", n)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			st := ini.d.Status()
-			if len(st) == 1 && len(st[0].Children) == 1 && st[0].Children[0].InSPI != old {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Errorf("CHILD_SA not replaced within 5 s: %+v", ini.d.Status())
+		waitChildReplaced(t, ini, old)
 	})
 	if g := l.gw.d.Status(); len(g) != 1 || len(g[0].Children) != 1 || g[0].Children[0].OutSPI == old {
 		t.Fatalf("gateway after rekey: %+v", g)
@@ -296,4 +288,19 @@ func TestHandshakeInFragmentsWhenMessagesExceedTheSize(t *testing.T) {
 		t.Fatalf("connect with 400-byte fragments: %v", err)
 	}
 	transfer(t, l, 1<<20, nil)
+}
+
+// waitChildReplaced waits up to 5 s for ini's one CHILD_SA to be another
+// than the one with inbound SPI old (a rekey), and fails t if it is not.
+func waitChildReplaced(t *testing.T, ini *endpoint, old string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		st := ini.d.Status()
+		if len(st) == 1 && len(st[0].Children) == 1 && st[0].Children[0].InSPI != old {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("CHILD_SA not replaced within 5 s: %+v", ini.d.Status())
 }
