@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strings"
 
 	"ferry/initrd"
 	"ferry/kexec"
@@ -88,7 +87,7 @@ func scanInitrd(stored, name string) (map[string]bool, error) {
 	mods := map[string]bool{}
 	sc := initrd.Scanner{Name: name}
 	_, err = sc.Scan(f, st.Size(), func(_ *initrd.Segment, e *initrd.Entry, body io.Reader) error {
-		if stem, ok := moduleStem(path.Base(e.Name)); ok && e.FileMode().IsRegular() {
+		if stem, ok := kmod.ModuleStem(path.Base(e.Name)); ok && e.FileMode().IsRegular() {
 			mods[kmod.NormalizeName(stem)] = true
 		}
 		_, err := io.Copy(io.Discard, body)
@@ -98,15 +97,4 @@ func scanInitrd(stored, name string) (map[string]bool, error) {
 		return nil, fmt.Errorf("initrd: %w", err)
 	}
 	return mods, nil
-}
-
-// moduleStem returns the module a file name stands for ("foo-bar.ko.xz" ->
-// "foo-bar"), as modprobe matches them.
-func moduleStem(base string) (string, bool) {
-	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-		if s, ok := strings.CutSuffix(base, ext); ok && s != "" {
-			return s, true
-		}
-	}
-	return "", false
 }
