@@ -116,36 +116,26 @@ func (r *Recorder) Bad() []string {
 	return append([]string(nil), r.bad...)
 }
 
-// Sequence checks that recs are 1, 2, 3, ... in order: it returns the
-// missing sequence numbers and the duplicated ones (each listed once).
+// Sequence checks that recs are 1, 2, 3, ...: it returns the numbers
+// below the highest seen that never came, and the duplicated ones (every
+// repeat listed). A number that came late (out of order) is not missing.
 func Sequence(recs []Record) (missing, dup []int) {
 	seen := map[int]bool{}
-	next := 1
+	top := 0
 	for _, r := range recs {
 		if seen[r.Seq] {
 			dup = append(dup, r.Seq)
 			continue
 		}
 		seen[r.Seq] = true
-		for ; next < r.Seq; next++ {
-			if !seen[next] {
-				missing = append(missing, next)
-			}
-		}
-		if r.Seq >= next {
-			next = r.Seq + 1
+		top = max(top, r.Seq)
+	}
+	for n := 1; n < top; n++ {
+		if !seen[n] {
+			missing = append(missing, n)
 		}
 	}
-	// A number first reported missing may arrive late (out of order):
-	// that is a reordering, not a loss, but still not "1, 2, 3"; keep it
-	// listed only if it never came.
-	var still []int
-	for _, m := range missing {
-		if !seen[m] {
-			still = append(still, m)
-		}
-	}
-	return still, dup
+	return missing, dup
 }
 
 // Frozen is how long, as the host saw it, the root made no progress
