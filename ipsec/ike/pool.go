@@ -47,6 +47,12 @@ func NewPool(prefix netip.Prefix) (*Pool, error) {
 	return &Pool{prefix: prefix, byAddr: map[netip.Addr]string{}, byPeer: map[string]netip.Addr{}}, nil
 }
 
+// usable: a is in the pool's prefix and neither its network nor its
+// broadcast address.
+func (p *Pool) usable(a netip.Addr) bool {
+	return p.prefix.Contains(a) && a != p.prefix.Addr() && p.prefix.Contains(a.Next())
+}
+
 // Prefix is the pool's range.
 func (p *Pool) Prefix() netip.Prefix { return p.prefix }
 
@@ -96,7 +102,7 @@ func (p *Pool) AcquireExcept(peer string, reserved map[netip.Addr]string) (netip
 func (p *Pool) AcquireAt(peer string, a netip.Addr) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.prefix.Contains(a) || a == p.prefix.Addr() || !p.prefix.Contains(a.Next()) {
+	if !p.usable(a) {
 		return fmt.Errorf("ike: pool %s: the allow list's address %s is not one of its usable addresses", p.prefix, a)
 	}
 	if holder, taken := p.byAddr[a]; taken && holder != peer {
@@ -212,7 +218,7 @@ func (p *Pool) Persist(path string) error {
 		switch _, dupAddr := byAddr[e.Address]; {
 		case e.Pin == "" || !e.Address.IsValid():
 			return fmt.Errorf("ike: pool file %s: binding %d: want a pin and an address", path, n)
-		case !p.prefix.Contains(e.Address) || e.Address == p.prefix.Addr() || !p.prefix.Contains(e.Address.Next()):
+		case !p.usable(e.Address):
 			return fmt.Errorf("ike: pool file %s: binding %d: %s is not a usable address of pool %s", path, n, e.Address, p.prefix)
 		case dupAddr:
 			return fmt.Errorf("ike: pool file %s: binding %d: %s bound twice", path, n, e.Address)
