@@ -346,7 +346,7 @@ func (p *Plane) delState(s *netlink.XfrmState) error {
 // without a policy, no policy pointing at a deleted state's template.
 // With keepIn the inbound state stays (the caller drains it).
 func (p *Plane) removeLocked(inst *installed, keepIn bool) error {
-	errs := []error{p.detach(inst, inst)}
+	errs := []error{p.detach(inst.keys, inst)}
 	if !p.closed && !inst.outPending {
 		errs = append(errs, p.promote(inst))
 	}

@@ -172,19 +172,18 @@ func (p *Plane) attach(inst *installed) error {
 		e := p.entry(k, PrioritySA)
 		e.users = append(e.users, inst)
 		if err := p.sync(e); err != nil {
-			p.detach(&installed{keys: inst.keys[:i+1]}, inst)
+			p.detach(inst.keys[:i+1], inst)
 			return err
 		}
 	}
 	return nil
 }
 
-// detach drops inst from the entries of keys in on (on.keys): each goes
-// back to its newest remaining user's template, or to block. Called with
-// mu held.
-func (p *Plane) detach(on, inst *installed) error {
+// detach drops inst from the entries of keys: each goes back to its
+// newest remaining user's template, or to block. Called with mu held.
+func (p *Plane) detach(keys []polKey, inst *installed) error {
 	var errs []error
-	for _, k := range on.keys {
+	for _, k := range keys {
 		e := p.pols[k]
 		if e == nil {
 			continue
