@@ -2,7 +2,6 @@ package vmlab
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,17 +23,11 @@ func StartCapture(t testing.TB, ns, iface, pcap string) *Capture {
 	p := Start(t, "tcpdump "+iface, pcap+".log", "ip", "netns", "exec", ns,
 		"tcpdump", "-i", iface, "-n", "-U", "-s", "160", "-w", pcap)
 	// tcpdump says "listening on" once the socket is open.
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if b, _ := os.ReadFile(p.Log); strings.Contains(string(b), "listening on") {
-			return &Capture{Proc: p, Pcap: pcap}
-		}
-		if !p.Running() {
-			break
-		}
+	listening := func() bool { return countIn(p.Log, "listening on") > 0 }
+	if !waitFor(10*time.Second, func() bool { return listening() || !p.Running() }) || !listening() {
+		t.Fatalf("tcpdump on %s in %s did not start: %s", iface, ns, tailFile(p.Log, 2000))
 	}
-	b, _ := os.ReadFile(p.Log)
-	t.Fatalf("tcpdump on %s in %s did not start: %s", iface, ns, b)
-	return nil
+	return &Capture{Proc: p, Pcap: pcap}
 }
 
 // Packets returns tcpdump's one-line summaries of the captured packets
