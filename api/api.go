@@ -129,13 +129,17 @@ type Lease struct {
 // LeaseServer is one lent server: its phase, its one-time key's pin and
 // the phases it reported.
 type LeaseServer struct {
-	ID         string        `json:"id"`
-	MAC        string        `json:"mac"`
-	Phase      string        `json:"phase"`
-	SPKIPin    string        `json:"spki_sha256,omitempty"`
-	CertSerial string        `json:"cert_serial,omitempty"`
-	Conflict   string        `json:"conflict,omitempty"`
-	Phases     []PhaseReport `json:"phases,omitempty"`
+	ID         string `json:"id"`
+	MAC        string `json:"mac"`
+	Phase      string `json:"phase"`
+	SPKIPin    string `json:"spki_sha256,omitempty"`
+	CertSerial string `json:"cert_serial,omitempty"`
+	Conflict   string `json:"conflict,omitempty"`
+	// Error is why the server is in power-error, boot-timeout or
+	// conflict (or the last failure of its lease), for the operator and
+	// the borrower alike.
+	Error  string        `json:"error,omitempty"`
+	Phases []PhaseReport `json:"phases,omitempty"`
 	// Certificate is the one-time certificate (PEM) the lender signed for
 	// the server's key: the borrower pins that key at a strongSwan gateway.
 	Certificate string `json:"certificate_pem,omitempty"`

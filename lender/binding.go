@@ -155,7 +155,15 @@ func markConflict(tx store.Tx, leaseID string, i int, reason string, now time.Ti
 	if err := revokeMember(tx, mem, now); err != nil {
 		return err
 	}
-	mem.Phase, mem.Conflict, mem.SPKIPin, mem.Certificate = PhaseConflict, reason, "", ""
+	was := mem.Phase
+	mem.Phase, mem.Conflict, mem.Error, mem.SPKIPin, mem.Certificate = PhaseConflict, reason, reason, "", ""
+	if err := setServerError(tx, mem.MAC, reason, now); err != nil {
+		return err
+	}
+	if err := recordEvent(tx, Event{At: now, Kind: EventState, MAC: mem.MAC, Lease: leaseID, Source: "lender",
+		What: was + " -> " + PhaseConflict, Error: reason}); err != nil {
+		return err
+	}
 	return putMember(tx, leaseID, i, mem)
 }
 
@@ -182,6 +190,7 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 	var srv Server
 	var rec leaseRec
 	idx := -1
+	retryReturn := false
 	err = m.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Get(store.Servers, mac, &srv); err != nil {
 			return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s is not in the inventory", mac)}
@@ -190,8 +199,8 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 		if srv.State != ServerLeased {
 			return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s is not lent", mac)}
 		}
-		if rec, _, err = getLease(tx, srv.LeaseID); err != nil || rec.State != api.LeaseActive {
-			return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s: lease %s is not active", mac, srv.LeaseID)}
+		if rec, _, err = getLease(tx, srv.LeaseID); err != nil {
+			return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s: lease %s: %v", mac, srv.LeaseID, err)}
 		}
 		for i, s := range rec.Servers {
 			if s.MAC == mac {
@@ -200,6 +209,24 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 		}
 		if idx < 0 {
 			return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s is not in lease %s", mac, rec.ID)}
+		}
+		if rec.State != api.LeaseActive {
+			if rec.Servers[idx].Phase != PhasePowerError {
+				return &api.FieldError{Field: "mac", Reason: fmt.Sprintf("%s: lease %s is not active", mac, srv.LeaseID)}
+			}
+			// The power off of a return failed: try the return again.
+			retryReturn = true
+			mem, err := getMember(tx, rec.ID, idx)
+			if err != nil {
+				return err
+			}
+			mem.Phase, mem.Error = PhaseReturning, ""
+			rec.Servers[idx] = mem.LeaseServer
+			if err := recordEvent(tx, Event{At: m.now().UTC(), Kind: EventState, MAC: mac, Lease: rec.ID, Source: "operator",
+				What: "cleared: power-error -> returning, power off again"}); err != nil {
+				return err
+			}
+			return putMember(tx, rec.ID, idx, mem)
 		}
 		if err := dropTokens(tx, rec.ID, idx); err != nil {
 			return err
@@ -212,12 +239,26 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 			return err
 		}
 		m.log.Info("server cleared: new boot", "lease", rec.ID, "server", mem.ID, "mac", mac, "was", mem.Phase, "conflict", mem.Conflict)
-		mem.Phase, mem.Conflict, mem.SPKIPin, mem.CertSerial, mem.Earlier, mem.Certificate = PhaseBooting, "", "", "", nil, ""
+		if err := recordEvent(tx, Event{At: m.now().UTC(), Kind: EventState, MAC: mac, Lease: rec.ID, Source: "operator",
+			What: "cleared: " + mem.Phase + " -> booting, new boot"}); err != nil {
+			return err
+		}
+		mem.Phase, mem.Conflict, mem.Error, mem.SPKIPin, mem.CertSerial, mem.Earlier, mem.Certificate = PhaseBooting, "", "", "", "", nil, ""
 		rec.Servers[idx] = mem.LeaseServer
 		return putMember(tx, rec.ID, idx, mem)
 	})
 	if err != nil {
 		return api.LeaseServer{}, err
+	}
+	if retryReturn {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), powerTimeout)
+			defer cancel()
+			if _, err := m.finishReturn(ctx, rec); err != nil {
+				m.log.Error("return not finished; resumed at the next start", "lease", rec.ID, "err", err)
+			}
+		}()
+		return rec.Servers[idx], nil
 	}
 	m.mu.Lock()
 	delete(m.boots, mac)
@@ -225,21 +266,22 @@ func (m *Manager) ClearServer(ctx context.Context, mac string) (api.LeaseServer,
 	if err := m.issueTokens(ctx, rec, []int{idx}, true); err != nil {
 		return api.LeaseServer{}, err
 	}
-	m.powerCycleLater(srv)
+	m.powerCycleLater(srv, rec.ID, idx)
 	return rec.Servers[idx], nil
 }
 
 // powerCycleLater switches a server off and on in the background, so that
 // it boots anew.
-func (m *Manager) powerCycleLater(s Server) {
+func (m *Manager) powerCycleLater(s Server, leaseID string, i int) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*powerTimeout)
 		defer cancel()
-		if err := m.powerSwitch(ctx, s, false); err != nil {
+		if err := m.powerAction(ctx, s, leaseID, "off"); err != nil {
 			m.log.Error("power off for a new boot failed", "mac", s.MAC, "err", err)
 		}
-		if err := m.powerSwitch(ctx, s, true); err != nil {
+		if err := m.powerAction(ctx, s, leaseID, "on"); err != nil {
 			m.log.Error("power on for a new boot failed; the server will not boot until powered by hand", "mac", s.MAC, "err", err)
+			m.memberFailed(context.Background(), leaseID, i, PhaseBooting, PhasePowerError, err.Error())
 		}
 	}()
 }
@@ -269,7 +311,7 @@ func (m *Manager) resumeBoot(ctx context.Context, rec leaseRec, i int) (ok bool,
 		return false, err
 	}
 	switch mem.Phase {
-	case PhaseConflict, PhaseReturning, PhaseReturned:
+	case PhaseConflict, PhaseReturning, PhaseReturned, PhaseBootTimeout:
 		return true, nil
 	case PhaseBooting:
 		if tok.Binding == nil || tok.Binding.Via == ViaEnroll {
@@ -286,5 +328,8 @@ func (m *Manager) resumeBoot(ctx context.Context, rec leaseRec, i int) (ok bool,
 	m.mu.Lock()
 	m.boots[mem.MAC] = bootState{Boot: Boot{MAC: mem.MAC, LeaseID: rec.ID, ServerID: mem.ID, State: state}, index: i, hash: mem.Boot}
 	m.mu.Unlock()
+	if state == bootFetched {
+		m.watchBoot(rec.ID, i, mem.MAC, mem.Boot, max(tok.Expires.Sub(m.now()), 0))
+	}
 	return true, nil
 }

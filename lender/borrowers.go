@@ -209,6 +209,14 @@ type owner struct {
 // operator is the local CLI; the leases it makes belong to DefaultBorrower.
 var operator = owner{name: DefaultBorrower, operator: true}
 
+// source names o in an event history.
+func (o owner) source() string {
+	if o.operator {
+		return "operator"
+	}
+	return "borrower " + o.name
+}
+
 func (o owner) owns(rec leaseRec) bool { return o.operator || o.name == rec.owner() }
 
 // owner is the borrower a stored lease belongs to: DefaultBorrower for

@@ -217,7 +217,12 @@ func consume(tx store.Tx, hash string, o Observed, now time.Time, iss lenderca.I
 	if tok.Binding == nil {
 		tok.Binding = &Binding{MAC: o.MAC, Addr: o.Addr.String(), Via: ViaEnroll, At: now}
 	}
-	mem.SPKIPin, mem.CertSerial, mem.Phase = iss.SPKIPin, iss.Serial, PhaseEnrolled
+	was := mem.Phase
+	mem.SPKIPin, mem.CertSerial, mem.Phase, mem.Error = iss.SPKIPin, iss.Serial, PhaseEnrolled, ""
+	if err := recordEvent(tx, Event{At: now, Kind: EventState, MAC: mem.MAC, Lease: tok.LeaseID, Source: "agent",
+		What: fmt.Sprintf("%s -> enrolled from %s, key %s, certificate %s", was, o.Addr, iss.SPKIPin, iss.Serial)}); err != nil {
+		return err
+	}
 	mem.Boot = hash // the token that enrolled is the boot's (after a restart it may be an earlier one)
 	mem.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.DER}))
 	mem.Tokens = slices.DeleteFunc(mem.Tokens, func(h string) bool { return h == hash })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -182,6 +183,61 @@ func (m *Manager) AdminHandler() http.Handler {
 		s, err := m.ClearServer(r.Context(), r.PathValue("mac"))
 		api.Reply(w, s, err)
 	})
+	mux.HandleFunc("GET /admin/servers/{mac}", func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Server(r.Context(), r.PathValue("mac"))
+		api.Reply(w, s, err)
+	})
+	mux.HandleFunc("GET /admin/servers/{mac}/events", func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Server(r.Context(), r.PathValue("mac"))
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		ev, err := m.ServerEvents(r.Context(), s.MAC)
+		api.Reply(w, ev, err)
+	})
+	mux.HandleFunc("POST /admin/servers/{mac}/maintenance", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			On   bool   `json:"on"`
+			Note string `json:"note"`
+		}
+		if err := decodeAdmin(r.Body, 4<<10, &req); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		s, err := m.SetMaintenance(r.Context(), r.PathValue("mac"), req.On, req.Note)
+		api.Reply(w, s, err)
+	})
+	mux.HandleFunc("POST /admin/servers/{mac}/power", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Action string `json:"action"`
+		}
+		if err := decodeAdmin(r.Body, 4<<10, &req); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		res, err := m.Power(r.Context(), r.PathValue("mac"), req.Action)
+		api.Reply(w, res, err)
+	})
+	mux.HandleFunc("POST /admin/validate", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			MACs []string `json:"macs"`
+		}
+		if err := decodeAdmin(r.Body, 64<<10, &req); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		res, err := m.Validate(r.Context(), req.MACs)
+		api.Reply(w, res, err)
+	})
+	mux.HandleFunc("GET /admin/leases/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := m.Lease(r.Context(), r.PathValue("id")); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		ev, err := m.LeaseEvents(r.Context(), r.PathValue("id"))
+		api.Reply(w, ev, err)
+	})
 	mux.HandleFunc("GET /admin/boot/{mac}", func(w http.ResponseWriter, r *http.Request) {
 		b, ok := m.BootFor(r.PathValue("mac"))
 		if !ok {
@@ -197,6 +253,17 @@ func (m *Manager) AdminHandler() http.Handler {
 	// The operator reaches the lease API too, seeing every lease.
 	mux.Handle("/v1/", m.leaseAPI(func(*http.Request) (owner, error) { return operator, nil }))
 	return mux
+}
+
+// decodeAdmin reads one admin request of at most limit bytes, refusing
+// unknown fields: a CLI of another version must not be half understood.
+func decodeAdmin(r io.Reader, limit int64, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &api.FieldError{Reason: "malformed request: " + err.Error()}
+	}
+	return nil
 }
 
 // asField turns the inventory's "field: reason" errors into refusals.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"ferry/api"
 	"ferry/store"
@@ -23,6 +24,7 @@ func (m *Manager) AddServer(ctx context.Context, s Server) (Server, error) {
 		s.Pool = "default"
 	}
 	s.MAC, s.ID, s.State, s.LeaseID = mac, serverID(mac), ServerFree, ""
+	s.Phase, s.LastError, s.LastErrorAt, s.Note = "", "", time.Time{}, ""
 	if m.power != nil {
 		if _, err := m.power(s); err != nil {
 			return Server{}, fmt.Errorf("power: %w", err)
@@ -32,7 +34,11 @@ func (m *Manager) AddServer(ctx context.Context, s Server) (Server, error) {
 		if err := tx.Get(store.Servers, mac, &Server{}); err == nil {
 			return fmt.Errorf("mac: %s is already in the inventory", mac)
 		}
-		return tx.Put(store.Servers, mac, s)
+		if err := tx.Put(store.Servers, mac, s); err != nil {
+			return err
+		}
+		return recordEvent(tx, Event{At: m.now().UTC(), Kind: EventState, MAC: mac, Source: "operator",
+			What: fmt.Sprintf("added to pool %s, power %s", s.Pool, s.Power)})
 	})
 	if err != nil {
 		return Server{}, err
@@ -55,7 +61,7 @@ func (m *Manager) RemoveServer(ctx context.Context, mac string) error {
 			}
 			return err
 		}
-		if s.State != ServerFree {
+		if s.State != ServerFree && s.State != ServerMaintenance {
 			return fmt.Errorf("mac: %s is lent in lease %s; return it first", mac, s.LeaseID)
 		}
 		return tx.Delete(store.Servers, mac)
@@ -71,7 +77,7 @@ func (m *Manager) Servers(ctx context.Context) ([]Server, error) {
 			if err := dec(&s); err != nil {
 				return err
 			}
-			out = append(out, s)
+			out = append(out, serverView(tx, s))
 			return nil
 		})
 	})

@@ -21,7 +21,25 @@ const (
 	// fetch, an enrollment from another address, a second key); no
 	// certificate until an operator clears it.
 	PhaseConflict = "conflict"
+	// PhasePowerError: a power action the lender needed failed; the
+	// reason is the member's Error. At boot the token stays valid, so a
+	// server powered by hand still enrolls; at return the power off is
+	// tried again at the next start or by `server clear`.
+	PhasePowerError = "power-error"
+	// PhaseBootTimeout: no enrollment within the token's life; the
+	// boot's tokens are withdrawn until `server clear` starts a new one.
+	PhaseBootTimeout = "boot-timeout"
 )
+
+// lenderPhase says whether p is a state the lender sets itself, which
+// no agent may report.
+func lenderPhase(p string) bool {
+	switch p {
+	case PhaseBooting, PhaseEnrolled, PhaseReturning, PhaseReturned, PhaseConflict, PhasePowerError, PhaseBootTimeout:
+		return true
+	}
+	return false
+}
 
 // RequestLease is RequestLeaseFor the operator: the lease belongs to
 // DefaultBorrower.
@@ -59,13 +77,17 @@ func (m *Manager) RequestLeaseFor(ctx context.Context, borrower string, req api.
 			Created: now, Expires: now.Add(time.Duration(req.DurationSeconds) * time.Second),
 		}}
 		for i, s := range free {
-			s.State, s.LeaseID = ServerLeased, rec.ID
+			s.State, s.LeaseID, s.LastError, s.LastErrorAt = ServerLeased, rec.ID, "", time.Time{}
 			if err := tx.Put(store.Servers, s.MAC, s); err != nil {
 				return err
 			}
 			ls := api.LeaseServer{ID: s.ID, MAC: s.MAC, Phase: PhaseBooting}
 			rec.Servers = append(rec.Servers, ls)
 			if err := putMember(tx, rec.ID, i, member{LeaseServer: ls, Root: req.Roots[i]}); err != nil {
+				return err
+			}
+			if err := recordEvent(tx, Event{At: now, Kind: EventState, MAC: s.MAC, Lease: rec.ID, Source: "lender",
+				What: fmt.Sprintf("leased to %s (pool %s): booting", borrower, s.Pool)}); err != nil {
 				return err
 			}
 		}
@@ -139,19 +161,21 @@ func (m *Manager) startBoots(ctx context.Context, rec leaseRec, resume bool) err
 		if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, rec.Servers[i].MAC, &srv) }); err != nil {
 			return fmt.Errorf("server %s: %w", rec.Servers[i].MAC, err)
 		}
-		m.powerOnLater(srv)
+		m.powerOnLater(srv, rec.ID, i)
 	}
 	return nil
 }
 
 // powerOnLater powers a server on in the background: a driver may take
 // minutes (or wait for a person) and must not hold up the lease request.
-func (m *Manager) powerOnLater(s Server) {
+// A failure puts the member in power-error with the driver's reason.
+func (m *Manager) powerOnLater(s Server, leaseID string, i int) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), powerTimeout)
 		defer cancel()
-		if err := m.powerSwitch(ctx, s, true); err != nil {
+		if err := m.powerAction(ctx, s, leaseID, "on"); err != nil {
 			m.log.Error("power on failed; the server will not boot until powered by hand", "mac", s.MAC, "err", err)
+			m.memberFailed(context.Background(), leaseID, i, PhaseBooting, PhasePowerError, err.Error())
 		}
 	}()
 }
@@ -200,6 +224,9 @@ func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, drop
 		m.boots[b.MAC] = b
 	}
 	m.mu.Unlock()
+	for _, b := range boots {
+		m.watchBoot(rec.ID, b.index, b.MAC, b.hash, m.tokenTTL)
+	}
 	return nil
 }
 

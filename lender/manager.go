@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ferry/lenderca"
+	"ferry/power"
 	"ferry/store"
 )
 
@@ -19,6 +20,7 @@ import (
 type PowerDriver interface {
 	On(ctx context.Context) error
 	Off(ctx context.Context) error
+	Status(ctx context.Context) (power.State, error)
 }
 
 // powerTimeout bounds one power action.

@@ -17,10 +17,16 @@ import (
 	"ferry/api"
 )
 
-// Server states.
+// Server states. Free, leased and maintenance are stored; a leased
+// server whose lease member is in power-error, boot-timeout or conflict
+// is shown in that state (serverView), so that an operator sees what to
+// act on without reading the lease.
 const (
 	ServerFree   = "free"
 	ServerLeased = "leased"
+	// ServerMaintenance: taken out of lending by an operator; never
+	// leased until cleared.
+	ServerMaintenance = "maintenance"
 )
 
 // Server is one lendable machine of the inventory, keyed by MAC.
@@ -32,6 +38,14 @@ type Server struct {
 	PowerOpts map[string]string `json:"power_opts,omitempty"`
 	State     string            `json:"state"`
 	LeaseID   string            `json:"lease_id,omitempty"`
+	// Phase is its lease member's phase (shown, not stored).
+	Phase string `json:"phase,omitempty"`
+	// LastError is the last failure of the server (a power action, a boot
+	// that never enrolled, a conflict), until it is cleared by success.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Note is why an operator put it in maintenance.
+	Note string `json:"note,omitempty"`
 }
 
 // leaseRec is a stored lease: the public view plus what the agents need.

@@ -3,6 +3,7 @@ package lender
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"ferry/api"
 	"ferry/lenderca"
@@ -19,8 +20,7 @@ func (m *Manager) ReportPhase(ctx context.Context, who lenderca.Subject, serial 
 	if p.LeaseID != who.LeaseID || p.ServerID != who.ServerID {
 		return &api.FieldError{Field: "lease_id", Reason: fmt.Sprintf("%s/%s, but the certificate is for %s", p.LeaseID, p.ServerID, who.CommonName())}
 	}
-	switch p.Phase {
-	case PhaseBooting, PhaseEnrolled, PhaseReturning, PhaseReturned, PhaseConflict:
+	if lenderPhase(p.Phase) {
 		// The lender's own states: an agent naming one would move the
 		// server in the lender's state machine.
 		return &api.FieldError{Field: "phase", Reason: fmt.Sprintf("%q is a state the lender sets, not a phase an agent reports", p.Phase)}
@@ -43,8 +43,18 @@ func (m *Manager) ReportPhase(ctx context.Context, who lenderca.Subject, serial 
 		}
 		mem.Phases = append(mem.Phases, p)
 		mem.Phase = p.Phase
+		e := Event{At: m.now().UTC(), Kind: EventPhase, MAC: mem.MAC, Lease: p.LeaseID, Source: "agent",
+			What: fmt.Sprintf("phase %s ok in %s", p.Phase, p.End.Sub(p.Start).Round(time.Millisecond))}
 		if p.Error != "" {
 			mem.Phase = p.Phase + ":failed"
+			mem.Error = fmt.Sprintf("phase %s failed: %s", p.Phase, p.Error)
+			e.What, e.Error = "phase "+p.Phase+" failed", p.Error
+			if err := setServerError(tx, mem.MAC, mem.Error, m.now().UTC()); err != nil {
+				return err
+			}
+		}
+		if err := recordEvent(tx, e); err != nil {
+			return err
 		}
 		return putMember(tx, c.LeaseID, c.Index, mem)
 	})

@@ -2,6 +2,7 @@ package lender
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"ferry/api"
@@ -39,6 +40,10 @@ func (m *Manager) returnLease(ctx context.Context, o owner, id string) (api.Leas
 			}
 			if rec.Servers[i].Phase != PhaseReturned {
 				rec.Servers[i].Phase = PhaseReturning
+			}
+			if err := recordEvent(tx, Event{At: now, Kind: EventState, MAC: rec.Servers[i].MAC, Lease: rec.ID, Source: o.source(),
+				What: "returning: certificate revoked, power off"}); err != nil {
+				return err
 			}
 		}
 		return putLease(tx, rec)
@@ -98,15 +103,17 @@ func revoke(tx store.Tx, serial string, at time.Time) error {
 func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, error) {
 	for i := range rec.Servers {
 		s := rec.Servers[i]
-		if s.Phase != PhaseReturning {
-			continue
+		if s.Phase != PhaseReturning && s.Phase != PhasePowerError {
+			continue // a power error is tried again at the next start
 		}
 		var srv Server
 		if err := m.st.View(ctx, func(tx store.Tx) error { return tx.Get(store.Servers, s.MAC, &srv) }); err != nil {
 			return rec.Lease, err
 		}
-		if err := m.powerSwitch(ctx, srv, false); err != nil {
+		if err := m.powerAction(ctx, srv, rec.ID, "off"); err != nil {
 			m.log.Error("power off at return failed; server stays out of the pool", "lease", rec.ID, "mac", s.MAC, "err", err)
+			m.memberFailed(ctx, rec.ID, i, s.Phase, PhasePowerError,
+				fmt.Sprintf("power off at return: %v; the server stays out of the pool until 'ferry lender server clear %s'", err, s.MAC))
 			continue
 		}
 		err := m.st.Update(ctx, func(tx store.Tx) error {
@@ -114,8 +121,12 @@ func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, er
 			if err != nil {
 				return err
 			}
-			mem.Phase = PhaseReturned
-			srv.State, srv.LeaseID = ServerFree, ""
+			mem.Phase, mem.Error = PhaseReturned, ""
+			srv.State, srv.LeaseID, srv.LastError, srv.LastErrorAt = ServerFree, "", "", time.Time{}
+			if err := recordEvent(tx, Event{At: m.now().UTC(), Kind: EventState, MAC: srv.MAC, Lease: rec.ID, Source: "lender",
+				What: "returned: powered off, free in pool " + srv.Pool}); err != nil {
+				return err
+			}
 			if err := tx.Put(store.Servers, srv.MAC, srv); err != nil {
 				return err
 			}
