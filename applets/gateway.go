@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"ferry/configfile"
 	"ferry/ipsec/authz"
 	"ferry/ipsec/ike"
 	"ferry/pki"
@@ -88,13 +89,15 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var c gatewayFile
-	if err := strictJSON(b, &c); err != nil {
-		return fmt.Errorf("%s: %w", *path, err)
+	if len(b) > 1<<20 {
+		return fmt.Errorf("gateway config %s: %d bytes, over 1 MiB", *path, len(b))
 	}
-	cfg, g, err := c.build(env)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *path, err)
+	var c gatewayFile
+	r := &configfile.Report{Name: "gateway config " + *path}
+	configfile.Decode(r, b, &c)
+	cfg, g := c.check(env, r)
+	if err := r.Err(); err != nil {
+		return err
 	}
 	return g.run(ctx, env, cfg, c)
 }
@@ -104,60 +107,79 @@ type gatewayParts struct {
 	inner netip.Prefix
 }
 
+// build checks every setting, recording each problem in r, and returns
+// what the gateway runs on; its error is r's (every problem at once).
 func (c gatewayFile) build(env *Env) (ike.Config, *gatewayParts, error) {
+	r := &configfile.Report{Name: "gateway config"}
+	cfg, g := c.check(env, r)
+	return cfg, g, r.Err()
+}
+
+func (c gatewayFile) check(env *Env, r *configfile.Report) (ike.Config, *gatewayParts) {
 	var cfg ike.Config
 	g := &gatewayParts{}
 	var err error
-	if cfg.Local, err = netip.ParseAddr(c.Listen); err != nil {
-		return cfg, nil, fmt.Errorf("listen %q: %w", c.Listen, err)
+	r.Required(map[string]string{"listen": c.Listen, "ca": c.CA, "cert": c.Cert, "key": c.Key, "pool": c.Pool})
+	if c.Listen != "" {
+		if cfg.Local, err = netip.ParseAddr(c.Listen); err != nil {
+			r.Errorf("listen", c.Listen, "want the IP address IKE listens on (UDP 500 and 4500)")
+		}
 	}
-	pool, err := netip.ParsePrefix(c.Pool)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("pool %q: %w", c.Pool, err)
+	if c.Pool != "" {
+		if pool, err := netip.ParsePrefix(c.Pool); err != nil {
+			r.Errorf("pool", c.Pool, "want the prefix lent servers' virtual IPs come from, e.g. 10.8.1.0/24")
+		} else if cfg.Pool, err = ike.NewPool(pool); err != nil {
+			r.Errorf("pool", c.Pool, "%v", err)
+		}
 	}
-	if cfg.Pool, err = ike.NewPool(pool); err != nil {
-		return cfg, nil, err
-	}
-	for _, s := range c.Subnets {
+	for i, s := range c.Subnets {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return cfg, nil, fmt.Errorf("subnets: %q: %w", s, err)
+			r.Errorf(fmt.Sprintf("subnets[%d]", i), s, "want a prefix lent servers may reach, e.g. 10.8.0.0/24")
+			continue
 		}
 		cfg.LocalSubnets = append(cfg.LocalSubnets, p)
 	}
-	for _, s := range c.DNS {
+	if len(c.Subnets) == 0 {
+		r.Errorf("subnets", nil, "none given: want the prefixes lent servers reach through the tunnel (the image server, NFS)")
+	}
+	for i, s := range c.DNS {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return cfg, nil, fmt.Errorf("dns: %q: %w", s, err)
+			r.Errorf(fmt.Sprintf("dns[%d]", i), s, "want an IP address")
+			continue
 		}
 		cfg.DNS = append(cfg.DNS, a)
 	}
-	if len(cfg.LocalSubnets) == 0 {
-		return cfg, nil, fmt.Errorf("subnets: none given")
-	}
 	if c.Inner != "" {
 		if g.inner, err = netip.ParsePrefix(c.Inner); err != nil {
-			return cfg, nil, fmt.Errorf("inner %q: %w", c.Inner, err)
+			r.Errorf("inner", c.Inner, "want the gateway's own inner address, e.g. 10.8.0.254/32")
 		}
 	}
-	if cfg.CAs, err = pki.LoadCertsFile(c.CA); err != nil {
-		return cfg, nil, err
+	if c.CA != "" {
+		if cfg.CAs, err = pki.LoadCertsFile(c.CA); err != nil {
+			r.Errorf("ca", c.CA, "%v", err)
+		}
 	}
-	if cfg.Certs, err = pki.LoadCertsFile(c.Cert); err != nil {
-		return cfg, nil, err
+	if c.Cert != "" {
+		if cfg.Certs, err = pki.LoadCertsFile(c.Cert); err != nil {
+			r.Errorf("cert", c.Cert, "%v", err)
+		}
 	}
-	if cfg.Key, err = pki.LoadKeyFile(c.Key); err != nil {
-		return cfg, nil, err
+	if c.Key != "" {
+		if cfg.Key, err = pki.LoadKeyFile(c.Key); err != nil {
+			r.Errorf("key", c.Key, "%v", err)
+		}
 	}
 	if c.Allow == "" {
-		return cfg, nil, fmt.Errorf("allow: no allow list file (every key would be refused)")
+		r.Errorf("allow", nil, "no allow list file (every key would be refused): want the file ferry borrower writes (its allow_file)")
 	}
 	if err := c.Timers.Apply(&cfg); err != nil {
-		return cfg, nil, err
+		r.Add("", err)
 	}
 	g.allow = authz.New(env.Log, nil)
 	cfg.Authorizer, cfg.ForceEncap, cfg.Log = g.allow, true, env.Log
-	return cfg, g, nil
+	return cfg, g
 }
 
 func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gatewayFile) error {

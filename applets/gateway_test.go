@@ -49,3 +49,27 @@ func TestGatewayConfigTimers(t *testing.T) {
 		t.Fatalf("margin half the CHILD_SA lifetime: %v; want an error naming rekey_margin_seconds", err)
 	}
 }
+
+// Every problem of a gateway config comes out of one run, each on its own
+// line: unknown keys, bad values and unreadable files together.
+func TestGatewayConfigReportsEveryProblemAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	c := gatewayFiles(t, dir)
+	p := filepath.Join(dir, "gateway.json")
+	os.WriteFile(p, []byte(`{"//": "x", "listen": "10.33.0.2:500", "ca": "`+c.CA+`", "cert": "`+filepath.Join(dir, "nope.pem")+`", "key": "`+c.Key+`",
+		"pool": "10.33.200.0/24", "subnets": ["10.33.2.0/33"], "allow": "a", "dpd_secs": 5}`), 0o600)
+	var out bytes.Buffer
+	err := runGateway(t.Context(), quietEnv(&out), []string{"--config", p})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"gateway config " + p + ": 4 problems:",
+		"\n  dpd_secs: unknown key (did you mean \"dpd_seconds\"?)",
+		"\n  listen \"10.33.0.2:500\": want the IP address IKE listens on",
+		"\n  subnets[0] \"10.33.2.0/33\": want a prefix",
+		"\n  cert \"" + filepath.Join(dir, "nope.pem") + "\": "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

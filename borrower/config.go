@@ -10,17 +10,17 @@
 package borrower
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
-	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"ferry/api"
+	"ferry/configfile"
 )
 
 // Config is `ferry borrower serve --config FILE`, JSON.
@@ -101,57 +101,71 @@ type Config struct {
 	Tunnel *api.TunnelTimers `json:"tunnel,omitempty"`
 }
 
-// LoadConfig reads and checks a borrower config (at most 64 KiB).
+// LoadConfig reads and checks a borrower config (at most 64 KiB): every
+// problem of the file is in the one error it returns.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	c, r, err := ReadConfig(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("borrower config: %w", err)
+		return Config{}, err
 	}
-	if len(data) > 64<<10 {
-		return Config{}, fmt.Errorf("borrower config %s: %d bytes, over 64 KiB", path, len(data))
-	}
+	return c, r.Err()
+}
+
+// ReadConfig reads a borrower config strictly and checks what can be
+// checked without touching anything else; the Report holds every
+// problem, the error only a file that could not be read.
+func ReadConfig(path string) (Config, *configfile.Report, error) {
 	c := Config{KeeperPort: 7070, LeaseHours: 24, PollSeconds: 2}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields() // a misspelt key must not leave a setting at its default
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
+	// Strict: a misspelt key must not leave a setting at its default.
+	r, err := configfile.Load("borrower config", path, 64<<10, &c)
+	if err != nil {
+		return Config{}, r, err
 	}
-	if dec.More() {
-		return Config{}, fmt.Errorf("borrower config %s: more than one JSON value", path)
-	}
-	for field, v := range map[string]string{"dir": c.Dir, "lender_url": c.LenderURL, "m2m_cert": c.M2MCert,
+	c.check(r)
+	return c, r, nil
+}
+
+// check records every problem of c's values in r and fills defaults.
+func (c *Config) check(r *configfile.Report) {
+	r.Required(map[string]string{"dir": c.Dir, "lender_url": c.LenderURL, "m2m_cert": c.M2MCert,
 		"m2m_key": c.M2MKey, "m2m_ca": c.M2MCA, "borrower_ca": c.BorrowerCA, "gateway": c.Gateway,
 		"image_listen": c.ImageListen, "image_url": c.ImageURL, "image_cert": c.ImageCert,
-		"image_key": c.ImageKey, "tunnel_pool": c.TunnelPool, "nfs_server": c.NFSServer, "nfs_export": c.NFSExport} {
-		if v == "" {
-			return Config{}, fmt.Errorf("borrower config %s: %s is empty", path, field)
+		"image_key": c.ImageKey, "tunnel_pool": c.TunnelPool, "nfs_server": c.NFSServer, "nfs_export": c.NFSExport})
+	if c.LenderURL != "" {
+		if u, err := url.Parse(c.LenderURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			r.Errorf("lender_url", c.LenderURL, "want https://ADDRESS:PORT, the lender's m2m_listen")
 		}
 	}
-	if _, err := netip.ParsePrefix(c.TunnelPool); err != nil {
-		return Config{}, fmt.Errorf("borrower config %s: tunnel_pool: %w", path, err)
+	if c.ImageURL != "" {
+		if u, err := url.Parse(c.ImageURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			r.Errorf("image_url", c.ImageURL, "want https://ADDRESS:PORT, how lent servers reach image_listen through the tunnel")
+		}
+	}
+	for _, f := range [][2]string{{"image_listen", c.ImageListen}, {"gateway", c.Gateway}} {
+		if f[1] != "" {
+			if _, _, err := net.SplitHostPort(f[1]); err != nil {
+				r.Errorf(f[0], f[1], "want ADDRESS:PORT")
+			}
+		}
+	}
+	pool, poolErr := netip.ParsePrefix(c.TunnelPool)
+	if c.TunnelPool != "" && poolErr != nil {
+		r.Errorf("tunnel_pool", c.TunnelPool, "want an IPv4 prefix, e.g. 10.8.1.0/24: %v", poolErr)
 	}
 	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
-		return Config{}, fmt.Errorf("borrower config %s: keeper_client_cert %q and keeper_client_key %q: set both or neither",
-			path, c.KeeperClientCert, c.KeeperClientKey)
+		r.Errorf("keeper_client_key", c.KeeperClientKey, "set both keeper_client_cert and keeper_client_key, or neither (keeper_client_cert is %q)", c.KeeperClientCert)
 	}
 	if c.ImageStallSeconds < 0 {
-		return Config{}, fmt.Errorf("borrower config %s: image_stall_seconds %d: want 0 (the default, 60) or more", path, c.ImageStallSeconds)
+		r.Errorf("image_stall_seconds", c.ImageStallSeconds, "want 0 (the default, 60) or more")
 	}
 	if c.KeeperTLSPort < 0 || c.KeeperTLSPort > 65535 {
-		return Config{}, fmt.Errorf("borrower config %s: keeper_tls_port %d: not a port", path, c.KeeperTLSPort)
+		r.Errorf("keeper_tls_port", c.KeeperTLSPort, "not a port")
 	}
 	if c.Tunnel != nil {
-		if err := c.Tunnel.Validate("tunnel"); err != nil {
-			return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
-		}
+		r.Add("", c.Tunnel.Validate("tunnel"))
 	}
-	if err := c.checkGateway(); err != nil {
-		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
-	}
-	if err := c.checkExports(); err != nil {
-		return Config{}, fmt.Errorf("borrower config %s: %w", path, err)
-	}
-	return c, nil
+	c.checkGateway(r)
+	c.checkExports(r, pool, poolErr == nil)
 }
 
 // Defaults of the export settings.
@@ -163,55 +177,59 @@ const (
 
 // checkExports checks the NFS server settings: strictly, since they end
 // up in another program's configuration or command line.
-func (c *Config) checkExports() error {
-	if !filepath.IsAbs(c.Dir) {
-		return fmt.Errorf("dir %.200q: want an absolute path (the NFS server is told paths under it)", c.Dir)
+func (c *Config) checkExports(r *configfile.Report, pool netip.Prefix, poolOK bool) {
+	if c.Dir != "" && !filepath.IsAbs(c.Dir) {
+		r.Errorf("dir", c.Dir, "want an absolute path (the NFS server is told paths under it)")
+	} else if c.Dir != "" {
+		r.Add("dir", checkExportPath(c.Dir))
 	}
-	for field, v := range map[string]string{"dir": c.Dir, "nfs_export": c.NFSExport} {
-		if err := checkExportPath(v); err != nil {
-			return fmt.Errorf("%s: %w", field, err)
+	if c.NFSExport != "" {
+		r.Add("nfs_export", checkExportPath(c.NFSExport))
+	}
+	n := 0
+	if poolOK {
+		pool = pool.Masked()
+		if !pool.Addr().Is4() || pool.Bits() > 30 {
+			r.Errorf("tunnel_pool", pool.String(), "want an IPv4 prefix of /30 or shorter (each lent server gets one address of it)")
+			poolOK = false
+		} else {
+			n = 1 << (32 - pool.Bits())
 		}
-	}
-	pool := netip.MustParsePrefix(c.TunnelPool).Masked()
-	if !pool.Addr().Is4() || pool.Bits() > 30 {
-		return fmt.Errorf("tunnel_pool %s: want an IPv4 prefix of /30 or shorter (each lent server gets one address of it)", pool)
 	}
 	ganesha := c.GaneshaExportsFile != "" || c.GaneshaPidFile != "" || c.GaneshaExportIDBase != 0
 	switch c.NFSExports {
 	case "ganesha":
 		if err := checkExportPath(c.GaneshaExportsFile); err != nil {
-			return fmt.Errorf("nfs_exports ganesha: ganesha_exports_file: %w", err)
+			r.Errorf("ganesha_exports_file", nil, "nfs_exports ganesha: %v", err)
 		}
 		if c.GaneshaPidFile != "" && !filepath.IsAbs(c.GaneshaPidFile) {
-			return fmt.Errorf("ganesha_pid_file %.200q: want an absolute path", c.GaneshaPidFile)
+			r.Errorf("ganesha_pid_file", c.GaneshaPidFile, "want an absolute path")
 		}
-		base, n := c.exportIDBase(), 1<<(32-pool.Bits())
-		if base < 1 || base+n-1 > 65535 {
-			return fmt.Errorf("ganesha_export_id_base %d with tunnel_pool %s (%d addresses): export ids must stay within 1-65535", base, pool, n)
+		if base := c.exportIDBase(); poolOK && (base < 1 || base+n-1 > 65535) {
+			r.Errorf("ganesha_export_id_base", base, "with tunnel_pool %s (%d addresses): export ids must stay within 1-65535", pool, n)
 		}
 	case "kernel":
 		if ganesha {
-			return fmt.Errorf("ganesha_* settings are set but nfs_exports is kernel")
+			r.Errorf("nfs_exports", c.NFSExports, "ganesha_* settings are set but nfs_exports is kernel")
 		}
-		if c.NFSExport != RootsDir(c.Dir) {
-			return fmt.Errorf("nfs_exports kernel: nfs_export %.200q: the kernel NFS server exports real paths: want %q (dir/roots)", c.NFSExport, RootsDir(c.Dir))
+		if c.Dir != "" && c.NFSExport != RootsDir(c.Dir) {
+			r.Errorf("nfs_export", c.NFSExport, "nfs_exports kernel: the kernel NFS server exports real paths: want %q (dir/roots)", RootsDir(c.Dir))
 		}
 		if o := c.kernelExportOptions(); o == "" || strings.Trim(o, "abcdefghijklmnopqrstuvwxyz0123456789_=,:") != "" {
-			return fmt.Errorf("kernel_export_options %.200q: want exportfs options, [a-z0-9_=,:]", o)
+			r.Errorf("kernel_export_options", o, "want exportfs options, [a-z0-9_=,:]")
 		}
 	case "none":
 		if ganesha || c.KernelExportOptions != "" {
-			return fmt.Errorf("export settings are set but nfs_exports is none")
+			r.Errorf("nfs_exports", c.NFSExports, "export settings are set but nfs_exports is none")
 		}
 	case "":
-		return fmt.Errorf("nfs_exports is empty: want ganesha or kernel (the borrower exports each root to its server alone), or none (you restrict the exports yourself)")
+		r.Errorf("nfs_exports", nil, "empty: want ganesha or kernel (the borrower exports each root to its server alone), or none (you restrict the exports yourself)")
 	default:
-		return fmt.Errorf("nfs_exports %.40q: want ganesha, kernel or none", c.NFSExports)
+		r.Errorf("nfs_exports", c.NFSExports, "want ganesha, kernel or none")
 	}
-	if c.NFSExports != "kernel" && c.KernelExportOptions != "" {
-		return fmt.Errorf("kernel_export_options is set but nfs_exports is %s", c.NFSExports)
+	if c.NFSExports != "kernel" && c.NFSExports != "" && c.KernelExportOptions != "" {
+		r.Errorf("kernel_export_options", c.KernelExportOptions, "set but nfs_exports is %s", c.NFSExports)
 	}
-	return nil
 }
 
 // checkExportPath refuses what is not a clean absolute path or could
@@ -258,41 +276,41 @@ func (c Config) kernelExportOptions() string {
 }
 
 // checkGateway checks the settings of the chosen gateway kind.
-func (c *Config) checkGateway() error {
+func (c *Config) checkGateway(r *configfile.Report) {
 	switch c.GatewayKind {
 	case "", "ferry":
 		c.GatewayKind = "ferry"
 		if c.VICISocket != "" {
-			return fmt.Errorf("vici_socket is set but gateway_kind is ferry; want gateway_kind strongswan")
+			r.Errorf("vici_socket", c.VICISocket, "set but gateway_kind is ferry; want gateway_kind strongswan")
 		}
 		if c.GatewayCRLFile != "" && !filepath.IsAbs(c.GatewayCRLFile) {
-			return fmt.Errorf("gateway_crl_file %.200q: want an absolute path", c.GatewayCRLFile)
+			r.Errorf("gateway_crl_file", c.GatewayCRLFile, "want an absolute path")
 		}
-		return nil
+		return
 	case "strongswan":
 	default:
-		return fmt.Errorf("gateway_kind %.40q: want ferry or strongswan", c.GatewayKind)
+		r.Errorf("gateway_kind", c.GatewayKind, "want ferry or strongswan")
+		return
 	}
 	if c.SwanPool == "" {
 		c.SwanPool = "ferry-borrower"
 	}
 	if c.AllowFile != "" || c.GatewayStatus != "" || c.GatewayCRLFile != "" {
-		return fmt.Errorf("allow_file, gateway_status and gateway_crl_file are ferry gateway's; gateway_kind strongswan uses vici_socket")
+		r.Errorf("gateway_kind", c.GatewayKind, "allow_file, gateway_status and gateway_crl_file are ferry gateway's; gateway_kind strongswan uses vici_socket")
 	}
-	for field, v := range map[string]string{"vici_socket": c.VICISocket, "lender_ca": c.LenderCA} {
-		if v == "" {
-			return fmt.Errorf("gateway_kind strongswan: %s is empty", field)
+	for _, f := range [][2]string{{"vici_socket", c.VICISocket}, {"lender_ca", c.LenderCA}} {
+		if f[1] == "" {
+			r.Errorf(f[0], nil, "empty: gateway_kind strongswan needs it")
 		}
 	}
 	if len(c.SwanLocalTS) == 0 {
-		return fmt.Errorf("gateway_kind strongswan: swan_local_ts is empty: lent servers could reach nothing")
+		r.Errorf("swan_local_ts", nil, "empty: gateway_kind strongswan needs it, or lent servers could reach nothing")
 	}
-	for _, ts := range c.SwanLocalTS {
+	for i, ts := range c.SwanLocalTS {
 		if _, err := netip.ParsePrefix(ts); err != nil {
-			return fmt.Errorf("swan_local_ts %.80q: %w", ts, err)
+			r.Errorf(fmt.Sprintf("swan_local_ts[%d]", i), ts, "%v", err)
 		}
 	}
-	return nil
 }
 
 // leaseDuration is what the borrower asks the lender for.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ferry/configfile"
 )
 
 func TestConfigExportSettingsAreChecked(t *testing.T) {
@@ -23,9 +25,9 @@ func TestConfigExportSettingsAreChecked(t *testing.T) {
 		want string // "" : accepted
 	}{
 		{"ganesha", func(map[string]any) {}, ""},
-		{"no choice", func(m map[string]any) { delete(m, "nfs_exports"); delete(m, "ganesha_exports_file") }, "nfs_exports is empty"},
+		{"no choice", func(m map[string]any) { delete(m, "nfs_exports"); delete(m, "ganesha_exports_file") }, "nfs_exports: empty"},
 		{"unknown kind", func(m map[string]any) { m["nfs_exports"] = "nfsd" }, "want ganesha, kernel or none"},
-		{"misspelt key", func(m map[string]any) { m["ganesha_export_file"] = "/x" }, "unknown field"},
+		{"misspelt key", func(m map[string]any) { m["ganesha_export_file"] = "/x" }, "unknown key"},
 		{"no file", func(m map[string]any) { delete(m, "ganesha_exports_file") }, "ganesha_exports_file"},
 		{"quote in path", func(m map[string]any) { m["ganesha_exports_file"] = `/etc/x"; } EXPORT {` }, "not allowed"},
 		{"relative dir", func(m map[string]any) { m["dir"] = "state" }, "absolute"},
@@ -56,5 +58,30 @@ func TestConfigExportSettingsAreChecked(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: err = %v, want one naming %q", c.name, err, c.want)
 		}
+	}
+}
+
+// A borrower config's problems come out of one load, each on its own line.
+func TestBorrowerConfigReportsEveryProblemAtOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "borrower.json")
+	os.WriteFile(p, []byte(`{"//": "a comment is fine", "dir": "state", "lender_url": "http://l", "m2m_cert": "c", "m2m_key": "k",
+		"m2m_ca": "ca", "borrower_ca": "bca", "gateway": "198.51.100.7", "image_listen": "10.8.0.1:8444",
+		"image_url": "https://10.8.0.1:8444", "image_cert": "ic", "image_key": "ik", "tunnel_pool": "10.8.1.0/24",
+		"nfs_server": "10.8.0.2", "nfs_export": "/srv/roots", "nfs_exports": "nfsd", "keeper_tls_port": 70000, "archve": true}`), 0o600)
+	_, err := LoadConfig(p)
+	var got []string
+	for _, pr := range configfile.Problems(err) {
+		got = append(got, pr.String())
+	}
+	want := []string{
+		`archve: unknown key (did you mean "archive"?)`,
+		`lender_url "http://l": want https://ADDRESS:PORT, the lender's m2m_listen`,
+		`gateway "198.51.100.7": want ADDRESS:PORT`,
+		`keeper_tls_port 70000: not a port`,
+		`dir "state": want an absolute path (the NFS server is told paths under it)`,
+		`nfs_exports "nfsd": want ganesha, kernel or none`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

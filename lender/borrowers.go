@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"ferry/api"
+	"ferry/configfile"
 	"ferry/lenderca"
 	"ferry/pki"
 )
@@ -57,11 +58,12 @@ func (c Config) borrowerConfigs() []BorrowerConfig {
 	return append(out, c.Borrowers...)
 }
 
-// checkBorrowers checks what can be checked without reading files.
-func (c Config) checkBorrowers() error {
+// checkBorrowers records what can be checked without reading files.
+func (c Config) checkBorrowers(r *configfile.Report) {
 	bs := c.borrowerConfigs()
 	if len(bs) == 0 {
-		return errors.New("no borrower: set borrowers (or m2m_client_ca)")
+		r.Errorf("borrowers", nil, "no borrower: list the organisations the m2m listener admits (ferry lender borrower add NAME CA.pem), or set m2m_client_ca")
+		return
 	}
 	seen := map[string]bool{}
 	for i, b := range bs {
@@ -69,19 +71,19 @@ func (c Config) checkBorrowers() error {
 		if c.M2MClientCA != "" && i == 0 {
 			field = "m2m_client_ca"
 		}
-		switch {
-		case !borrowerName.MatchString(b.Name):
-			return fmt.Errorf("%s.name %q: want 1-63 of a-z 0-9 . _ - (starting with a letter or digit)", field, b.Name)
-		case seen[b.Name]:
-			return fmt.Errorf("%s.name %q: listed twice (m2m_client_ca is the borrower %q)", field, b.Name, DefaultBorrower)
-		case b.CA == "":
-			return fmt.Errorf("%s.ca: empty; name the PEM file of the CA its client certificates chain to", field)
-		case b.SPKI != "" && !isHex32(b.SPKI):
-			return fmt.Errorf("%s.spki_sha256 %q: want 64 hex digits (SHA-256 of the client key's SubjectPublicKeyInfo)", field, b.SPKI)
+		if !borrowerName.MatchString(b.Name) {
+			r.Errorf(field+".name", b.Name, "want 1-63 of a-z 0-9 . _ - (starting with a letter or digit)")
+		} else if seen[b.Name] {
+			r.Errorf(field+".name", b.Name, "listed twice (m2m_client_ca is the borrower %q)", DefaultBorrower)
+		}
+		if b.CA == "" {
+			r.Errorf(field+".ca", b.CA, "empty: name the PEM file of the CA its client certificates chain to")
+		}
+		if b.SPKI != "" && !isHex32(b.SPKI) {
+			r.Errorf(field+".spki_sha256", b.SPKI, "want 64 lower-case hex digits (SHA-256 of the client key's SubjectPublicKeyInfo)")
 		}
 		seen[b.Name] = true
 	}
-	return nil
 }
 
 func isHex32(s string) bool {
@@ -93,8 +95,10 @@ func isHex32(s string) bool {
 // common CA must each be narrowed by cn or spki_sha256, or one client
 // certificate could be both.
 func LoadBorrowers(c Config, log *slog.Logger) (*Borrowers, error) {
-	if err := c.checkBorrowers(); err != nil {
-		return nil, fmt.Errorf("lender config: %w", err)
+	r := &configfile.Report{Name: "lender config"}
+	c.checkBorrowers(r)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	out := &Borrowers{}
 	for _, bc := range c.borrowerConfigs() {

@@ -3,9 +3,12 @@ package lender
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"net"
+	"net/url"
 	"path/filepath"
 	"time"
+
+	"ferry/configfile"
 )
 
 // Config is `ferry lender serve --config FILE`, JSON.
@@ -49,33 +52,55 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// LoadConfig reads and checks a config file (at most 64 KiB).
+// LoadConfig reads and checks a config file (at most 64 KiB): every
+// problem of the file is in the one error it returns.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	c, r, err := ReadConfig(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("lender config: %w", err)
+		return Config{}, err
 	}
-	if len(data) > 64<<10 {
-		return Config{}, fmt.Errorf("lender config %s: %d bytes, over 64 KiB", path, len(data))
-	}
+	return c, r.Err()
+}
+
+// ReadConfig reads a config file strictly and checks what can be checked
+// without touching anything else; the Report holds every problem and
+// warning, and the error only a file that could not be read.
+func ReadConfig(path string) (Config, *configfile.Report, error) {
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		return Config{}, fmt.Errorf("lender config %s: %w", path, err)
+	r, err := configfile.Load("lender config", path, 64<<10, &c)
+	if err != nil {
+		return Config{}, r, err
 	}
+	c.check(r)
+	return c, r, nil
+}
+
+// check records every problem of c's values in r and fills defaults.
+func (c *Config) check(r *configfile.Report) {
 	if c.TokenTTL == 0 {
 		c.TokenTTL = Duration(10 * time.Minute)
 	}
-	for field, v := range map[string]string{"dir": c.Dir, "agent_listen": c.AgentListen,
-		"public_url": c.PublicURL, "m2m_listen": c.M2MListen, "m2m_cert": c.M2MCert,
-		"m2m_key": c.M2MKey} {
-		if v == "" {
-			return Config{}, fmt.Errorf("lender config %s: %s is empty", path, field)
+	r.Required(map[string]string{"dir": c.Dir, "agent_listen": c.AgentListen,
+		"public_url": c.PublicURL, "m2m_listen": c.M2MListen, "m2m_cert": c.M2MCert, "m2m_key": c.M2MKey})
+	for _, f := range [][2]string{{"agent_listen", c.AgentListen}, {"m2m_listen", c.M2MListen}} {
+		if f[1] != "" {
+			if _, _, err := net.SplitHostPort(f[1]); err != nil {
+				r.Errorf(f[0], f[1], "want ADDRESS:PORT to listen on")
+			}
 		}
 	}
-	if err := c.checkBorrowers(); err != nil {
-		return Config{}, fmt.Errorf("lender config %s: %w", path, err)
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			r.Errorf("public_url", c.PublicURL, "want https://ADDRESS:PORT, how agents reach agent_listen")
+		}
 	}
-	return c, nil
+	if ttl := time.Duration(c.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
+		r.Errorf("token_ttl", ttl.String(), "want between 1m and 24h: how long a boot may take to enroll")
+	}
+	c.checkBorrowers(r)
+	if c.Netboot != nil {
+		c.Netboot.check(r)
+	}
 }
 
 // StorePath is the store file under dir.

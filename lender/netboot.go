@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/configfile"
 	"ferry/netboot"
 )
 
@@ -141,4 +142,62 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 	}
 	m.netboot = true // tokens are bound at the script fetch: enrollment requires it
 	return netboot.New(cfg, policy{m: m, cfg: c})
+}
+
+// check records every problem of the netboot section in r.
+func (c NetbootConfig) check(r *configfile.Report) {
+	r.Required(map[string]string{"netboot.interface": c.Interface, "netboot.server_ip": c.ServerIP,
+		"netboot.kernel_a": c.KernelA, "netboot.initrd_a": c.InitrdA})
+	if c.ServerIP != "" {
+		if a, err := netip.ParseAddr(c.ServerIP); err != nil || !a.Is4() {
+			r.Errorf("netboot.server_ip", c.ServerIP, "want this host's IPv4 address on the interface")
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			r.Errorf("netboot.http_addr", c.HTTPAddr, "want ADDRESS:PORT (default server_ip:8080)")
+		}
+	}
+	if c.DHCPLeaseTime < 0 {
+		r.Errorf("netboot.dhcp_lease_time", time.Duration(c.DHCPLeaseTime).String(), "want a positive duration")
+	}
+	mode, err := netboot.ParseMode(c.Mode)
+	if err != nil {
+		r.Errorf("netboot.mode", c.Mode, "want dhcp (ferry hands out the addresses) or proxydhcp (the network's DHCP server does)")
+		return
+	}
+	dhcpOnly := map[string]bool{"pool_first": c.PoolFirst != "", "pool_last": c.PoolLast != "", "prefix": c.Prefix != "",
+		"router": c.Router != "", "dns": len(c.DNS) > 0}
+	if mode == netboot.ModeProxyDHCP {
+		for _, k := range []string{"pool_first", "pool_last", "prefix", "router", "dns"} {
+			if dhcpOnly[k] {
+				r.Errorf("netboot."+k, nil, "set but mode is proxydhcp, which hands out no addresses: want mode dhcp, or remove it")
+			}
+		}
+		return
+	}
+	prefix, err := netip.ParsePrefix(c.Prefix)
+	if err != nil || !prefix.Addr().Is4() {
+		r.Errorf("netboot.prefix", c.Prefix, "want the IPv4 subnet of the pool, e.g. 10.0.0.0/24 (mode dhcp)")
+		return
+	}
+	prefix = prefix.Masked()
+	for _, f := range [][2]string{{"netboot.pool_first", c.PoolFirst}, {"netboot.pool_last", c.PoolLast}} {
+		if a, err := netip.ParseAddr(f[1]); err != nil || !prefix.Contains(a) {
+			r.Errorf(f[0], f[1], "want an IPv4 address inside prefix %s (mode dhcp)", prefix)
+		}
+	}
+	if f, l := parseAddr(c.PoolFirst), parseAddr(c.PoolLast); f.IsValid() && l.IsValid() {
+		if l.Less(f) {
+			r.Errorf("netboot.pool_last", c.PoolLast, "want an address at or after pool_first %s", c.PoolFirst)
+		}
+	}
+	if _, _, err := c.routerDNS(prefix); err != nil {
+		r.Add("", err)
+	}
+}
+
+func parseAddr(s string) netip.Addr {
+	a, _ := netip.ParseAddr(s)
+	return a
 }

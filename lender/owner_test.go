@@ -161,7 +161,7 @@ func TestUnlistedBorrowerIsRefused(t *testing.T) {
 func TestBorrowerConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	acme, globex := newOrg(t, dir, "acme"), newOrg(t, dir, "globex")
-	base := `"dir": "d", "agent_listen": "a", "public_url": "https://x", "m2m_listen": "m", "m2m_cert": "c", "m2m_key": "k"`
+	base := `"dir": "d", "agent_listen": "127.0.0.1:8443", "public_url": "https://x", "m2m_listen": "127.0.0.1:9443", "m2m_cert": "c", "m2m_key": "k"`
 	for _, tc := range []struct{ extra, err string }{
 		{`"m2m_client_ca": "` + acme.caFile + `"`, ""},
 		{`"borrowers": [{"name": "acme", "ca": "` + acme.caFile + `"}, {"name": "globex", "ca": "` + globex.caFile + `"}]`, ""},
