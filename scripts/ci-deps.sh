@@ -21,6 +21,8 @@ PKGS=(
 	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
 	# building
 	make git
+	mawk # e2e.sh: awk (Priority required, not Essential)
+	apt # fetch-kernel.sh: apt-cache, apt-get download (Priority required, not Essential)
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
 	nftables conntrack # ipsec/ike NAT tests: a masquerading router namespace, mapping flushes
 )
