@@ -29,11 +29,14 @@ test:
 
 # The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions,
 # once with the root over NFSv4.1 and once over NFSv3 (one image build).
+# Each script runs under no-survivors.sh: a process it started that is
+# still alive after it exits fails the run.
+NOSURV := scripts/no-survivors.sh
 e2e: build
-	scripts/e2e-all.sh ./$(BIN)
-	scripts/ipsec-guest.sh ./$(BIN)
-	scripts/pxe-test.sh ./$(BIN)
-	scripts/full-e2e.sh ./$(BIN)
+	$(NOSURV) scripts/e2e-all.sh ./$(BIN)
+	$(NOSURV) scripts/ipsec-guest.sh ./$(BIN)
+	$(NOSURV) scripts/pxe-test.sh ./$(BIN)
+	$(NOSURV) scripts/full-e2e.sh ./$(BIN)
 
 # The long-lease test (internal/vmlab, docs/LAB.md): the whole chain on
 # kernel ESP, then on user-space ESP, with a workload on the NFS root,

@@ -51,6 +51,7 @@ func Packages() map[string]string {
 		"mkfs.xfs":           "xfsprogs",
 		"nft":                "nftables",
 		"openssl":            "openssl",
+		"pgrep":              "procps",
 		"pki":                "strongswan-pki",
 		"qemu-system-x86_64": "qemu-system-x86",
 		"rpcbind":            "rpcbind",

@@ -86,6 +86,7 @@ func TestSoak(t *testing.T) {
 	if !ok {
 		t.Fatalf("FERRY_SOAK=%q: want short or long", mode)
 	}
+	NoSurvivors(t) // first, so that its check runs after every other cleanup
 	for _, c := range []string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft", "curl", "busybox", "cpio", "zstd"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Fatalf("missing %s (scripts/ci-deps.sh)", c)
