@@ -26,8 +26,11 @@ var ownModuleDirs = []string{"/usr/lib/modules", "/lib/modules"}
 
 // nfsModules are loaded from B's tree when it has them: the root is
 // mounted through them, and nothing answers the kernel's module requests
-// once ferry is init (no udev, perhaps no modprobe).
-var nfsModules = []string{"af_packet", "sunrpc", "nfs", "nfsv4", "nfsv3"}
+// once ferry is init (no udev, perhaps no modprobe). tcp_diag (with
+// inet_diag) is sock_diag for TCP: the keeper resets through it the NFS
+// client's connection that still backs off when the tunnel comes back
+// (keeper/stalled.go).
+var nfsModules = []string{"af_packet", "sunrpc", "nfs", "nfsv4", "nfsv3", "tcp_diag"}
 
 // coldplugRounds bounds the rounds: a bus driver (virtio_pci) loaded in
 // one round makes the devices (virtio0) whose drivers the next loads.

@@ -16,12 +16,14 @@ import (
 // drivers (virtio_pci binds the virtio devices and is named because depends=
 // does not list it), IPsec ESP with its random-number generator and AEAD
 // templates (the kernel cannot autoload them without modprobe), the tunnel
-// and XFRM interfaces, and the NFS client.
+// and XFRM interfaces, the NFS client, and sock_diag for TCP (tcp_diag,
+// which needs inet_diag), through which the keeper resets the NFS
+// connection still backing off when the tunnel comes back.
 func TransferModules() []string {
 	mods := []string{
 		"virtio_pci", "virtio_net", "e1000", "e1000e", "igb", "ixgbe", "i40e", "tg3", "bnxt_en",
 		"xfrm_interface", "tun",
-		"nfs", "nfsv3", "nfsv4",
+		"nfs", "nfsv3", "nfsv4", "tcp_diag",
 	}
 	// The ESP set includes what drbg's self-test needs (sha512, sha3,
 	// jitterentropy): without them kernel ESP cannot build a state.

@@ -26,7 +26,7 @@ func TestAddRealDebianKernelBundlesTransferModules(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("release %s, %d modules, %d bytes: %v", im.Release, len(im.Modules.Names), im.Modules.Size, im.Modules.Names)
-	for _, want := range []string{"virtio_net", "esp4", "xfrm_user", "nfsv4", "drbg", "xfrm_algo", "sunrpc"} {
+	for _, want := range []string{"virtio_net", "esp4", "xfrm_user", "nfsv4", "drbg", "xfrm_algo", "sunrpc", "tcp_diag", "inet_diag"} {
 		if !slices.Contains(im.Modules.Names, want) {
 			t.Errorf("bundle lacks %s", want)
 		}

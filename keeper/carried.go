@@ -9,17 +9,25 @@ import "net/netip"
 // for it on every interface.
 func (t *Tunnel) carries(addr netip.Addr) bool {
 	addr = addr.Unmap()
+	for _, p := range t.remoteSelectors() {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteSelectors are the remote traffic selectors of the CHILD_SAs of
+// the established IKE SAs: what the tunnel carries now.
+func (t *Tunnel) remoteSelectors() []netip.Prefix {
+	var ps []netip.Prefix
 	for _, sa := range t.d.Status() {
 		if !sa.Opened || sa.State != "established" { // ours, whichever end rekeyed
 			continue
 		}
 		for _, c := range sa.Children {
-			for _, p := range c.TSRemote {
-				if p.Contains(addr) {
-					return true
-				}
-			}
+			ps = append(ps, c.TSRemote...)
 		}
 	}
-	return false
+	return ps
 }

@@ -29,8 +29,10 @@ import (
 // and comes back), and the keeper re-reads the tunnel's status every
 // followEvery and listens anew only when the address changed. Polling,
 // not an event: the tunnel reports state by Status(), and one look at it
-// a second costs nothing.
-const followEvery = time.Second
+// every half second costs nothing. The same look notices the tunnel's
+// recovery after an outage (stalled.go): half a second of the 5 s the
+// root may take to resume after the network is back.
+const followEvery = 500 * time.Millisecond
 
 // A listener on the virtual IP accepts connections only from addresses
 // the tunnel carries (Tunnel.carries: the borrower's subnets). The virtual
@@ -177,17 +179,25 @@ func (e *endpoint) close() {
 }
 
 // followTunnel keeps the endpoints that follow the tunnel on its virtual
-// IP until ctx ends. It runs on the caller's goroutine, which makes the
-// sockets in the caller's network namespace (tests run the keeper in one).
+// IP, and resets the connections still backing off when the tunnel comes
+// back (stalled.go), until ctx ends. It runs on the caller's goroutine,
+// which makes the sockets, sock_diag's too, in the caller's network
+// namespace (tests run the keeper in one).
 func (k *Keeper) followTunnel(ctx context.Context, eps ...*endpoint) {
 	t := time.NewTicker(followEvery)
 	defer t.Stop()
+	var rec recovery
+	unstall := newUnstaller(k.log)
 	for {
 		if k.tunnel != nil {
-			if vip, err := netip.ParseAddr(k.tunnel.Status().VirtualIP); err == nil {
+			st := k.tunnel.Status()
+			if vip, err := netip.ParseAddr(st.VirtualIP); err == nil {
 				for _, e := range eps {
 					e.toVIP(vip)
 				}
+			}
+			if rec.back(st, time.Now()) {
+				unstall.reset(k.tunnel.remoteSelectors(), "data path "+st.DataPath)
 			}
 		}
 		select {

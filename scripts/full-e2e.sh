@@ -296,10 +296,11 @@ write_variant 4.1
 printf 'foreign_root=%s\nroots_parent=%s\n' "$BORROWER:/srv/roots/stray" "$BORROWER:/srv/roots" >>"$ROOT_CONF"
 mkdir -p "$DIR"
 # Kernel ESP's modules (--esp: kmod.ESPModules, which the agent loads in
-# the order drbg's self-test needs), and tun for user-space ESP, the fallback.
+# the order drbg's self-test needs), tun for user-space ESP, the fallback,
+# and tcp_diag, through which B's keeper resets a stalled NFS connection.
 log "image A with kernel ESP's modules and tun (ferry.dataplane=$DATAPLANE)"
 "$FERRY" initrd build -o "$DIR/initrd-a.img" --kernel-modules "$MODDIR" \
-	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun \
+	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun --module tcp_diag \
 	--esp >/dev/null
 make_certs
 

@@ -57,11 +57,13 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 	im := Images{Lab: lab, Vmlinuz: kv["VMLINUZ"], ModDir: kv["MODDIR"],
 		InitrdA: filepath.Join(lab, "initrd-a-esp.img"), VmlinuzB: filepath.Join(lab, "www", "vmlinuz-b"),
 		InitrdB: filepath.Join(lab, "www", "initrd-b.img"), Export: filepath.Join(lab, "export"), Disk: filepath.Join(lab, "disk.raw")}
-	// Kernel ESP's modules (kmod.ESPModules, --esp) and tun for user-space
-	// ESP, as scripts/full-e2e.sh builds image A.
+	// Kernel ESP's modules (kmod.ESPModules, --esp), tun for user-space
+	// ESP and tcp_diag for the keeper's reset of stalled NFS connections
+	// (B runs A's release and loads what A carries), as
+	// scripts/full-e2e.sh builds image A.
 	if out, err := Run(ferry, "initrd", "build", "-o", im.InitrdA, "--kernel-modules", im.ModDir,
 		"--module", "virtio_net", "--module", "virtio_blk", "--module", "virtio_pci", "--module", "nfsv4",
-		"--module", "tun", "--esp"); err != nil {
+		"--module", "tun", "--module", "tcp_diag", "--esp"); err != nil {
 		t.Fatalf("image A: %v\n%s", err, out)
 	}
 	return im
