@@ -101,3 +101,57 @@ func TestUnstallerAbortsABackingOffConnection(t *testing.T) {
 		}
 	}
 }
+
+// The whole keeper: a TCP connection through the tunnel (the NFS
+// client's) sends into an 8 s outage of the lent server's network, and
+// TCP backs off (its next retransmission due at about 12.6 s). When the
+// network is back the gateway answers the keeper's liveness check, and
+// the keeper aborts the connection at once, so that its owner reconnects
+// instead of waiting out the back-off. On the code before, the read
+// below times out.
+func TestKeeperResetsTheConnectionBackingOffWhenTheTunnelIsBack(t *testing.T) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed (scripts/ci-deps.sh installs nftables)")
+	}
+	srv, gw, id := lentServerAndGateway(t)
+	k, _ := runKeeper(t, srv, Options{Tunnel: id, Listen: "127.0.0.1:0", Mountinfo: "/proc/self/mountinfo"})
+	waitTunnel(t, k, func(s *TunnelStatus) bool { return s.Up })
+	var ln net.Listener
+	var err error
+	gw.Do(t, func() { ln, err = net.Listen("tcp", gwInner.Addr().String()+":2049") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	var client net.Conn
+	srv.Do(t, func() { client, err = net.DialTimeout("tcp", gwInner.Addr().String()+":2049", 10*time.Second) })
+	if err != nil {
+		t.Fatalf("dial through the tunnel: %v", err)
+	}
+	defer client.Close()
+	server := <-accepted
+	defer server.Close()
+
+	gw.Run(t, "table ip outage {\n chain in { type filter hook input priority 0;\n iifname kpv1 drop\n }\n}\n", "nft", "-f", "-")
+	start := time.Now()
+	if _, err := client.Write([]byte("WRITE")); err != nil {
+		t.Fatal(err)
+	}
+	waitTunnel(t, k, func(s *TunnelStatus) bool { return !s.Up })
+	time.Sleep(8*time.Second - time.Since(start))
+	gw.Run(t, "", "nft", "delete", "table", "ip", "outage")
+	restored := time.Now()
+
+	client.SetReadDeadline(restored.Add(4 * time.Second))
+	_, err = client.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNABORTED) {
+		t.Fatalf("4 s after the outage the connection through the tunnel read %v; want it aborted (ECONNABORTED) by the keeper", err)
+	}
+	t.Logf("aborted %s after the network came back", time.Since(restored).Round(10*time.Millisecond))
+}
