@@ -28,28 +28,33 @@ test:
 	$(GO) test ./...
 
 # The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions,
-# once with the root over NFSv4.1 and once over NFSv3 (one image build).
-# Each script runs under no-survivors.sh: a process it started that is
-# still alive after it exits fails the run.
+# once with the root over NFSv4.1 and once over NFSv3 (one image build),
+# then the short soak (about 6 minutes). Each runs under no-survivors.sh:
+# a process it started that is still alive after it exits fails the run.
+# Like the scripts, the soak here takes no QEMU lock: whoever runs make
+# e2e holds it.
 NOSURV := scripts/no-survivors.sh
 e2e: build
 	$(NOSURV) scripts/e2e-all.sh ./$(BIN)
 	$(NOSURV) scripts/ipsec-guest.sh ./$(BIN)
 	$(NOSURV) scripts/pxe-test.sh ./$(BIN)
 	$(NOSURV) scripts/full-e2e.sh ./$(BIN)
+	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
 # The long-lease test (internal/vmlab, docs/LAB.md): the whole chain on
 # kernel ESP, then on user-space ESP, with a workload on the NFS root,
 # rekeys, WAN outages, a gateway kill, both managers killed, the guest
 # frozen, then the return; a table per fault. soak-short is kernel ESP
-# with three faults. Both hold the machine's QEMU lock.
+# with three faults (part of make e2e). Both hold the machine's QEMU lock
+# (QEMU_LOCK; make e2e empties it).
 SOAK_TIMEOUT ?= 90m
+QEMU_LOCK ?= flock /tmp/ferry-qemu.lock
 soak: build
-	flock /tmp/ferry-qemu.lock env FERRY_SOAK=long FERRY_BIN=$(CURDIR)/$(BIN) \
+	$(QEMU_LOCK) env FERRY_SOAK=long FERRY_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./internal/vmlab/
 
 soak-short: build
-	flock /tmp/ferry-qemu.lock env FERRY_SOAK=short FERRY_BIN=$(CURDIR)/$(BIN) \
+	$(QEMU_LOCK) env FERRY_SOAK=short FERRY_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -v -timeout 40m -run '^TestSoak$$' ./internal/vmlab/
 
 # The main job, for a person to watch: the whole transfer (lender netboot,
