@@ -41,12 +41,38 @@ type Applet struct {
 	// Run gets the arguments after the applet name. It returns a UsageError
 	// for bad invocations (exit 2) and any other error for failures (exit 1).
 	Run func(ctx context.Context, env *Env, args []string) error
+	// Tree, when set, is the applet's command tree (Run dispatches it):
+	// completion and man pages read its subcommands and flags.
+	Tree *Command
 }
 
 // UsageError marks a bad invocation: main prints it with a hint and exits 2.
 type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
+
+// Exit codes every applet shares (documented in `ferry --help`).
+const (
+	ExitOK       = 0 // done
+	ExitFailed   = 1 // failed
+	ExitUsage    = 2 // bad invocation
+	ExitRetrying = 3 // accepted and still being retried (lease request)
+)
+
+// ExitError ends the applet with Code; Err, when set, is printed first.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
 
 func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
 
@@ -105,6 +131,13 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", a.Name, ee.Err)
+		}
+		return ee.Code
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {

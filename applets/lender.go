@@ -2,17 +2,12 @@ package applets
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"ferry/api"
 	"ferry/lender"
 	"ferry/lenderca"
-	"ferry/power"
 	"ferry/store"
 )
 
@@ -73,35 +68,20 @@ workflow:
   6. the borrower returns the lease: servers are powered off, certificates
      revoked (listed in /v1/crl) and the servers go back to their pool
 
-subcommands: init, serve, server add|list|remove|clear, boot, lease list`
+  7. when something fails the server's state says so, with its last error,
+     in server list, server show and lease show:
+       power-error   a power action failed (the driver's reason); at boot the
+                     token stays valid, so a server powered by hand still
+                     enrolls; 'server clear MAC' power cycles it anew
+       boot-timeout  no enrollment within token_ttl; 'server clear MAC'
+       conflict      two machines claimed one boot (above)
+       maintenance   'server maintenance MAC on|off --note WHY': never leased
+     ferry lender server events --dir DIR MAC   its history (bounded)
+     ferry lender server power --dir DIR MAC on|off|status|check
+     ferry lender server validate --dir DIR [MAC...]   driver options and BMC
+  every list and show takes -o table|wide|json and --no-headers`
 
-func lenderApplet() Applet {
-	return Applet{Name: "lender", Summary: "lender manager: inventory, leases, one-time certificates", Run: runLender}
-}
-
-func runLender(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintln(env.Stdout, lenderHelp)
-		if len(args) == 0 {
-			return usagef("missing subcommand")
-		}
-		return nil
-	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "init":
-		return lenderInit(env, rest)
-	case "serve":
-		return lenderServe(ctx, env, rest)
-	case "server":
-		return lenderServer(ctx, env, rest)
-	case "boot":
-		return lenderBoot(ctx, env, rest)
-	case "lease":
-		return lenderLeases(ctx, env, rest)
-	default:
-		return usagef("unknown subcommand %q", sub)
-	}
-}
+func lenderApplet() Applet { return treeApplet(lenderTree()) }
 
 func lenderInit(env *Env, args []string) error {
 	fs := newFlags(env, "lender init", "lender init --dir DIR --host ADDR[,ADDR...]")
@@ -139,8 +119,7 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pf := func(s lender.Server) (lender.PowerDriver, error) { return power.New(s.Power, s.PowerOpts, env.Log) }
-	return lender.Serve(ctx, cfg, env.Log, pf)
+	return lender.Serve(ctx, cfg, env.Log, powerFor(env))
 }
 
 // kvFlag collects repeated k=v options.
@@ -153,117 +132,5 @@ func (kv kvFlag) Set(s string) error {
 		return fmt.Errorf("%q is not key=value", s)
 	}
 	kv[k] = v
-	return nil
-}
-
-func lenderServer(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usagef("server: want add, list, remove or clear")
-	}
-	fs := newFlags(env, "lender server "+args[0], "lender server add|list|remove|clear --dir DIR [--mac MAC --power DRIVER --power-opt K=V --pool P] [MAC]")
-	dir := fs.String("dir", "", "state directory of the running lender")
-	mac := fs.String("mac", "", "MAC address the server PXE boots from")
-	power := fs.String("power", "", "power driver: ipmitool, redfish, qmp, manual")
-	pool := fs.String("pool", "default", "pool the server is lent from")
-	opts := kvFlag{}
-	fs.Var(opts, "power-opt", "power driver setting key=value (repeatable)")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if *dir == "" {
-		return usagef("--dir is required")
-	}
-	c := api.UnixClient(lender.AdminSocket(*dir))
-	switch args[0] {
-	case "add":
-		var s lender.Server
-		if err := c.Call(ctx, "POST", "/admin/servers", lender.Server{MAC: *mac, Power: *power, Pool: *pool, PowerOpts: opts}, &s); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "added %s (%s) to pool %s\n", s.MAC, s.ID, s.Pool)
-		return nil
-	case "list":
-		var ss []lender.Server
-		if err := c.Call(ctx, "GET", "/admin/servers", nil, &ss); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MAC\tID\tPOOL\tPOWER\tSTATE\tLEASE")
-		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.MAC, s.ID, s.Pool, s.Power, s.State, s.LeaseID)
-		}
-		return tw.Flush()
-	case "remove":
-		if len(pos) != 1 {
-			return usagef("server remove: want one MAC")
-		}
-		return c.Call(ctx, "DELETE", "/admin/servers/"+url.PathEscape(pos[0]), nil, nil)
-	case "clear":
-		if len(pos) != 1 {
-			return usagef("server clear: want one MAC")
-		}
-		var s api.LeaseServer
-		if err := c.Call(ctx, "POST", "/admin/servers/"+url.PathEscape(pos[0])+"/clear", nil, &s); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "cleared %s (%s): new boot, phase %s, power cycling\n", s.MAC, s.ID, s.Phase)
-		return nil
-	}
-	return usagef("server: unknown action %q", args[0])
-}
-
-func lenderBoot(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "lender boot", "lender boot --dir DIR MAC")
-	dir := fs.String("dir", "", "state directory of the running lender")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	if *dir == "" || len(pos) != 1 {
-		return usagef("want --dir and one MAC")
-	}
-	var b lender.Boot
-	if err := api.UnixClient(lender.AdminSocket(*dir)).Call(ctx, "GET", "/admin/boot/"+url.PathEscape(pos[0]), nil, &b); err != nil {
-		return err
-	}
-	return json.NewEncoder(env.Stdout).Encode(b)
-}
-
-func lenderLeases(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] != "list" {
-		return usagef("lease: want list")
-	}
-	fs := newFlags(env, "lender lease list", "lender lease list --dir DIR")
-	dir := fs.String("dir", "", "state directory of the running lender")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	var ls []api.Lease
-	if err := api.UnixClient(lender.AdminSocket(*dir)).Call(ctx, "GET", "/admin/leases", nil, &ls); err != nil {
-		return err
-	}
-	return printLeases(env, ls)
-}
-
-// printLeases shows every server of every lease with its phase.
-func printLeases(env *Env, ls []api.Lease) error {
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LEASE\tBORROWER\tSTATE\tEXPIRES\tSERVER\tMAC\tPHASE\tSPKI_SHA256")
-	for _, l := range ls {
-		for _, s := range l.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Borrower, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, l := range ls {
-		for _, s := range l.Servers {
-			if s.Conflict != "" {
-				fmt.Fprintf(env.Stdout, "conflict %s %s: %s\n", l.ID, s.MAC, s.Conflict)
-			}
-		}
-	}
 	return nil
 }

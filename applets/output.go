@@ -1,0 +1,82 @@
+package applets
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+)
+
+// output is a list's or a show's format: -o table|wide|json and
+// --no-headers, the same on every command that prints records.
+type output struct {
+	format    string
+	noHeaders bool
+}
+
+func outputFlags(fs *flag.FlagSet) *output {
+	o := &output{}
+	fs.StringVar(&o.format, "o", "table", "output format: table, wide (more columns) or json (for scripts)")
+	fs.BoolVar(&o.noHeaders, "no-headers", false, "print tables without their header line")
+	return o
+}
+
+func (o *output) check() error {
+	switch o.format {
+	case "table", "wide", "json":
+		return nil
+	}
+	return usagef("-o %q: want table, wide or json", o.format)
+}
+
+// json prints v as indented JSON when -o json was asked; it says whether
+// it did.
+func (o *output) json(env *Env, v any) (bool, error) {
+	if o.format != "json" {
+		return false, nil
+	}
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	return true, enc.Encode(v)
+}
+
+// column is one column of a table; wide ones show with -o wide only.
+type column struct {
+	name string
+	wide bool
+}
+
+// table prints rows under cols (cells of wide columns included in each
+// row), dropping the wide columns unless -o wide, "-" for empty cells.
+func (o *output) table(env *Env, cols []column, rows [][]string) error {
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	pick := func(cells []string) string {
+		var out []string
+		for i, c := range cols {
+			if c.wide && o.format != "wide" {
+				continue
+			}
+			v := ""
+			if i < len(cells) {
+				v = cells[i]
+			}
+			if v == "" {
+				v = "-"
+			}
+			out = append(out, strings.ReplaceAll(v, "\t", " "))
+		}
+		return strings.Join(out, "\t")
+	}
+	if !o.noHeaders {
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = c.name
+		}
+		fmt.Fprintln(tw, pick(names))
+	}
+	for _, r := range rows {
+		fmt.Fprintln(tw, pick(r))
+	}
+	return tw.Flush()
+}
