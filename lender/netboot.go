@@ -26,9 +26,14 @@ type NetbootConfig struct {
 	DNS       []string `json:"dns"`    // dhcp mode: DNS servers offered (option 6); recorded by image A, not used
 	HTTPAddr  string   `json:"http_addr"`
 	TFTPRoot  string   `json:"tftp_root"`
-	KernelA   string   `json:"kernel_a"`
-	InitrdA   string   `json:"initrd_a"`
-	Cmdline   string   `json:"cmdline"` // console options before the lease's parameters
+	// BIOSFile and EFIFile name the iPXE builds under tftp_root (default
+	// undionly.kpxe and ipxe.efi); snponly.efi drives the NIC through the
+	// firmware's own driver, for NICs iPXE has no driver of its own for.
+	BIOSFile string `json:"bios_file"`
+	EFIFile  string `json:"efi_file"`
+	KernelA  string `json:"kernel_a"`
+	InitrdA  string `json:"initrd_a"`
+	Cmdline  string `json:"cmdline"` // console options before the lease's parameters
 	// DHCPLeaseTime is the lease the DHCP server grants (dhcp mode).
 	// Image A takes its address by DHCP and image B keeps it for the whole
 	// lending without renewing, so the default is the longest lending
@@ -123,7 +128,7 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 		return nil, fmt.Errorf("netboot.mode: %w", err)
 	}
 	cfg := netboot.Config{Interface: c.Interface, ServerIP: ip, Mode: mode, HTTPAddr: c.HTTPAddr,
-		TFTPRoot: c.TFTPRoot, Log: m.log, Leases: dhcpLeases{st: m.st, log: m.log}}
+		TFTPRoot: c.TFTPRoot, BIOSFile: c.BIOSFile, EFIFile: c.EFIFile, Log: m.log, Leases: dhcpLeases{st: m.st, log: m.log}}
 	if mode == netboot.ModeDHCP {
 		first, err1 := netip.ParseAddr(c.PoolFirst)
 		last, err2 := netip.ParseAddr(c.PoolLast)

@@ -29,6 +29,7 @@ var errIgnore = errors.New("ignored")
 type client struct {
 	mac  net.HardwareAddr
 	pxe  bool // vendor class PXEClient
+	http bool // vendor class HTTPClient: UEFI HTTP boot
 	ipxe bool // user class iPXE or option 175
 	arch iana.Arch
 }
@@ -36,6 +37,7 @@ type client struct {
 func describe(req *dhcpv4.DHCPv4) client {
 	c := client{mac: req.ClientHWAddr}
 	c.pxe = strings.HasPrefix(req.ClassIdentifier(), "PXEClient")
+	c.http = strings.HasPrefix(req.ClassIdentifier(), "HTTPClient")
 	for _, uc := range req.UserClass() {
 		if uc == "iPXE" {
 			c.ipxe = true
@@ -138,7 +140,7 @@ func (s *Server) dhcpReply(ctx context.Context, req *dhcpv4.DHCPv4, c client) (*
 		}
 		resp.UpdateOption(dhcpv4.OptDNS(ips...))
 	}
-	if c.pxe || c.ipxe {
+	if c.pxe || c.http || c.ipxe {
 		if err := s.bootOptions(resp, req, c, addr); err != nil {
 			return nil, err
 		}
@@ -156,8 +158,8 @@ func (s *Server) nak(req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
 // as PXE spec's ProxyDHCP does, on port 67 (OFFER to a DISCOVER) and on
 // port 4011 (ACK to a REQUEST).
 func (s *Server) proxyReply(req *dhcpv4.DHCPv4, c client, p port) (*dhcpv4.DHCPv4, error) {
-	if !c.pxe {
-		return nil, fmt.Errorf("%w: ProxyDHCP answers PXEClient only", errIgnore)
+	if !c.pxe && !c.http {
+		return nil, fmt.Errorf("%w: ProxyDHCP answers PXEClient and HTTPClient only", errIgnore)
 	}
 	typ := dhcpv4.MessageTypeOffer
 	switch {
@@ -179,25 +181,32 @@ func (s *Server) proxyReply(req *dhcpv4.DHCPv4, c client, p port) (*dhcpv4.DHCPv
 }
 
 // bootOptions chainloads: a PXE ROM gets the iPXE binary for its
-// architecture over TFTP; iPXE gets the sealed URL of its script, which
-// carries leased, the address given with it (invalid in ProxyDHCP), so
-// the policy can tell whether the script is fetched from there.
+// architecture over TFTP; a UEFI HTTP boot client gets a sealed HTTP URL of
+// iPXE's EFI build; iPXE gets the sealed URL of its script, which carries
+// leased, the address given with it (invalid in ProxyDHCP), so the policy
+// can tell whether the script is fetched from there.
 func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client, leased netip.Addr) error {
 	resp.ServerIPAddr = s.cfg.ServerIP.AsSlice()
-	if c.pxe {
-		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
-		// PXE vendor options: discovery control 8 = boot the file named
-		// here, no boot server discovery or menu.
-		resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation,
-			Value: dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}})
-	}
 	if guid := req.Options.Get(dhcpv4.OptionClientMachineIdentifier); guid != nil {
 		resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
 	}
-	if c.ipxe {
+	switch {
+	case c.ipxe:
+		s.pxeVendor(resp, c)
 		resp.UpdateOption(dhcpv4.OptBootFileName(s.scriptURL(c.mac, leased)))
 		return nil
+	case c.http:
+		// UEFI HTTP boot (UEFI 2.x, "HTTP Boot"): the firmware takes only
+		// an offer that names HTTPClient in option 60 and a URL as its
+		// boot file; it then downloads and starts that EFI image.
+		if !httpBootArch(c.arch) {
+			return fmt.Errorf("%w: HTTP boot client architecture %v has no iPXE binary", errIgnore, c.arch)
+		}
+		resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
+		resp.UpdateOption(dhcpv4.OptBootFileName(s.romURL(c.mac)))
+		return nil
 	}
+	s.pxeVendor(resp, c)
 	file, err := s.romFile(c.arch)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errIgnore, err)
@@ -207,7 +216,23 @@ func (s *Server) bootOptions(resp, req *dhcpv4.DHCPv4, c client, leased netip.Ad
 	return nil
 }
 
+// pxeVendor answers a PXEClient with its vendor class and the PXE vendor
+// options: discovery control 8 = boot the file named here, no boot server
+// discovery or menu.
+func (s *Server) pxeVendor(resp *dhcpv4.DHCPv4, c client) {
+	if !c.pxe {
+		return
+	}
+	resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
+	resp.UpdateOption(dhcpv4.Option{Code: dhcpv4.OptionVendorSpecificInformation,
+		Value: dhcpv4.OptionGeneric{Data: []byte{6, 1, 8, 255}}})
+}
+
 // romFile picks the iPXE binary for a PXE ROM's architecture (option 93).
+// RFC 4578 and IANA's registry disagree on which of 7 and 9 is "EFI BC"
+// and which "EFI x86-64"; firmware in the field sends 7 for x86-64
+// (OVMF, most vendors) and 9 from some older ones: both get the x86-64
+// EFI build.
 func (s *Server) romFile(a iana.Arch) (string, error) {
 	switch a {
 	case iana.INTEL_X86PC:
@@ -217,3 +242,7 @@ func (s *Server) romFile(a iana.Arch) (string, error) {
 	}
 	return "", fmt.Errorf("client architecture %v has no iPXE binary", a)
 }
+
+// httpBootArch says whether an HTTP boot client (option 93 types 15-20 are
+// the HTTP variants) can run iPXE's x86-64 EFI build: only x64 UEFI (16).
+func httpBootArch(a iana.Arch) bool { return a == iana.EFI_X86_64_HTTP }

@@ -161,7 +161,7 @@ func TestProxyDHCPIgnoresNonPXEClients(t *testing.T) {
 }
 
 func FuzzReply(f *testing.F) {
-	for _, mods := range [][]dhcpv4.Modifier{pxeROM(macKnown, 0), ipxe(macKnown), pxeROM(macKnown, 7)} {
+	for _, mods := range [][]dhcpv4.Modifier{pxeROM(macKnown, 0), ipxe(macKnown), pxeROM(macKnown, 7), httpBootClient(macKnown, 16)} {
 		d, _ := dhcpv4.New(append(mods, dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover))...)
 		f.Add(d.ToBytes(), false)
 		r, _ := dhcpv4.New(append(mods, dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest))...)

@@ -9,17 +9,20 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
 	"time"
 
 	"ferry/internal/httpstall"
 )
 
-// Handler serves the per-boot iPXE scripts (/ipxe/TOKEN) and the files
-// they name (/f/TOKEN). Every other path is 404: this is no file server.
+// Handler serves the per-boot iPXE scripts (/ipxe/TOKEN), the files
+// they name (/f/TOKEN) and, for UEFI HTTP boot, iPXE's EFI build
+// (/efi/TOKEN/NAME). Every other path is 404: this is no file server.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ipxe/{token}", s.serveScript)
 	mux.HandleFunc("GET /f/{token}", s.serveFile)
+	mux.HandleFunc("GET /efi/{token}/{name}", s.serveROM)
 	return httpstall.Handler(mux, s.cfg.HTTPStall)
 }
 
@@ -28,6 +31,47 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) scriptURL(mac net.HardwareAddr, leased netip.Addr) string {
 	t := &ticket{Kind: kindScript, Expires: s.now().Add(s.cfg.URLLifetime), MAC: mac, Addr: leased}
 	return s.cfg.HTTPBase + "/ipxe/" + s.seal.seal(t)
+}
+
+// romURL is what a UEFI HTTP boot client gets as its boot file: iPXE's
+// EFI build behind a sealed token for mac. The name at the end is the
+// file's own: the firmware tells an EFI image from a disk image by the
+// ".efi" at the end of the URL (or the media type).
+func (s *Server) romURL(mac net.HardwareAddr) string {
+	t := &ticket{Kind: kindROM, Expires: s.now().Add(s.cfg.URLLifetime), MAC: mac}
+	return s.cfg.HTTPBase + "/efi/" + s.seal.seal(t) + "/" + path.Base(s.cfg.EFIFile)
+}
+
+func (s *Server) serveROM(w http.ResponseWriter, r *http.Request) {
+	log := s.log.With("remote", r.RemoteAddr, "path", "/efi")
+	t, err := s.seal.open(r.PathValue("token"), kindROM)
+	if err == nil && r.PathValue("name") != path.Base(s.cfg.EFIFile) {
+		err = errors.New("file name is not the EFI build's")
+	}
+	if err != nil {
+		log.Warn("netboot: EFI binary refused", "err", err)
+		http.NotFound(w, r)
+		return
+	}
+	log = log.With("mac", t.MAC.String(), "file", s.cfg.EFIFile)
+	root, err := os.OpenRoot(s.cfg.TFTPRoot)
+	if err != nil {
+		log.Error("netboot: EFI binary", "err", err)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	defer root.Close()
+	f, _, err := openROM(root, []string{s.cfg.EFIFile}, s.cfg.EFIFile)
+	if err != nil {
+		log.Error("netboot: EFI binary", "err", err)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/efi")
+	w.Header().Set("Cache-Control", "no-store")
+	http.ServeContent(w, r, "", time.Time{}, f)
+	log.Info("netboot: EFI binary served")
 }
 
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {

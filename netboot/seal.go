@@ -20,6 +20,7 @@ const (
 	kindScript kind = 's'
 	kindKernel kind = 'k'
 	kindInitrd kind = 'i'
+	kindROM    kind = 'r' // iPXE's EFI build, for UEFI HTTP boot
 )
 
 // ticket is what a sealed URL carries: which machine, which file, which

@@ -72,10 +72,16 @@ func (t *tftpReader) read(name string, rf io.ReaderFrom) error {
 }
 
 func (t *tftpReader) open(name string) (*os.File, int64, error) {
-	if !slices.Contains(t.names, name) {
-		return nil, 0, fmt.Errorf("%q is not served (only %v)", name, t.names)
+	return openROM(t.root, t.names, name)
+}
+
+// openROM opens name under root if it is one of names, a regular file of
+// at most maxTFTPFile bytes: TFTP and the HTTP boot URL share it.
+func openROM(root *os.Root, names []string, name string) (*os.File, int64, error) {
+	if !slices.Contains(names, name) {
+		return nil, 0, fmt.Errorf("%q is not served (only %v)", name, names)
 	}
-	f, err := t.root.Open(name)
+	f, err := root.Open(name)
 	if err != nil {
 		return nil, 0, err
 	}
