@@ -41,13 +41,36 @@ func (e *SyscallError) Unwrap() error {
 }
 
 // refusal turns EPERM into the one message an operator needs: neither
-// syscall will work, whatever the image.
-func refusal(err error) error {
-	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("kexec refused (EPERM): kernel lockdown or missing CAP_SYS_BOOT: %w", err)
+// syscall will work, whatever the image. When the kernel is locked down
+// (Secure Boot usually does that) it says so and what would work instead,
+// so the lease's failure report names the cause rather than a bare EPERM.
+func (sc syscalls) refusal(err error) error {
+	if !errors.Is(err, unix.EPERM) {
+		return err
 	}
-	return err
+	mode := ""
+	if sc.lockdown != nil {
+		mode, _ = sc.lockdown()
+	}
+	if Locked(mode) {
+		return &LockdownError{Mode: mode, Err: err}
+	}
+	return fmt.Errorf("kexec refused (EPERM): kernel lockdown or missing CAP_SYS_BOOT: %w", err)
 }
+
+// LockdownError is a kexec refused by kernel lockdown.
+type LockdownError struct {
+	Mode string // integrity or confidentiality
+	Err  error
+}
+
+func (e *LockdownError) Error() string {
+	return fmt.Sprintf("kexec refused: image A's kernel is locked down [%s] (Secure Boot): it runs only kernels "+
+		"signed with a key it trusts (kexec_file_load, KEXEC_SIG) and refuses kexec_load; image B's kernel is not "+
+		"signed with such a key: sign it (docs/SECURITY.md, \"Secure Boot\") or boot the server without Secure Boot: %v", e.Mode, e.Err)
+}
+
+func (e *LockdownError) Unwrap() error { return e.Err }
 
 // fallbackFixes reports whether kexec_load can succeed where
 // kexec_file_load failed with errno: the kernel lacks KEXEC_FILE (ENOSYS),

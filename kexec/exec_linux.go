@@ -33,11 +33,11 @@ func Unload(opt Options) error {
 			return nil
 		}
 		if opt.ForceFile || !errors.Is(err, unix.ENOSYS) {
-			return refusal(fmt.Errorf("kexec_file_load(KEXEC_FILE_UNLOAD) = %s: %w", unix.ErrnoName(errnoOf(err)), err))
+			return realSyscalls().refusal(fmt.Errorf("kexec_file_load(KEXEC_FILE_UNLOAD) = %s: %w", unix.ErrnoName(errnoOf(err)), err))
 		}
 	}
 	if _, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, 0, 0, 0, 0, 0, 0); errno != 0 {
-		return refusal(fmt.Errorf("kexec_load(entry=0, nr_segments=0) = %s: %w", unix.ErrnoName(errno), errno))
+		return realSyscalls().refusal(fmt.Errorf("kexec_load(entry=0, nr_segments=0) = %s: %w", unix.ErrnoName(errno), errno))
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func Exec() error {
 	}
 	unix.Sync()
 	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_KEXEC); err != nil {
-		return refusal(fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC) = %s: %w", unix.ErrnoName(errnoOf(err)), err))
+		return realSyscalls().refusal(fmt.Errorf("reboot(LINUX_REBOOT_CMD_KEXEC) = %s: %w", unix.ErrnoName(errnoOf(err)), err))
 	}
 	return nil
 }

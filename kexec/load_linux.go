@@ -17,6 +17,7 @@ import (
 type syscalls struct {
 	fileLoad   func(kernelFd, initrdFd int, cmdline string, flags int) error
 	legacyLoad func(kernel, initrd *os.File, cmdline string) error
+	lockdown   func() (string, error) // LockdownMode
 }
 
 func realSyscalls() syscalls {
@@ -25,6 +26,7 @@ func realSyscalls() syscalls {
 		legacyLoad: func(kernel, initrd *os.File, cmdline string) error {
 			return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
 		},
+		lockdown: LockdownMode,
 	}
 }
 
@@ -81,7 +83,7 @@ func load(kernel, initrd, cmdline string, opt Options, sc syscalls) (Method, err
 		}
 		serr := &SyscallError{Call: FileLoad, Kernel: kernel, Initrd: initrd, Cmdline: cmdline, Errno: errnoOf(err), Err: err}
 		if opt.ForceFile || !fallbackFixes(serr.Errno) {
-			return Method{}, refusal(serr)
+			return Method{}, sc.refusal(serr)
 		}
 		fallback = serr
 		if _, err := kf.Seek(0, 0); err != nil {
@@ -99,7 +101,7 @@ func load(kernel, initrd, cmdline string, opt Options, sc syscalls) (Method, err
 		serr.Errno = unix.Errno(ek.Errno)
 	}
 	if fallback != nil {
-		return Method{}, refusal(fmt.Errorf("%w (after %v)", serr, fallback))
+		return Method{}, sc.refusal(fmt.Errorf("%w (after %v)", serr, fallback))
 	}
-	return Method{}, refusal(serr)
+	return Method{}, sc.refusal(serr)
 }

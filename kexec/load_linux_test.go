@@ -174,3 +174,26 @@ func TestLoadAndUnloadRealKernel(t *testing.T) {
 		t.Fatal("still loaded after Unload")
 	}
 }
+
+// Under lockdown (Secure Boot) the refusal names the mode and what would
+// work, whichever syscall gave the EPERM: kexec_file_load for an unsigned
+// image, or kexec_load after a rejected signature.
+func TestLoadUnderLockdownSaysSo(t *testing.T) {
+	kernel, initrd := images(t)
+	for _, k := range []*fakeKernel{{fileErr: unix.EPERM}, {fileErr: unix.EKEYREJECTED, legacyErr: unix.EPERM}} {
+		sc := k.syscalls()
+		sc.lockdown = func() (string, error) { return "integrity", nil }
+		_, err := load(kernel, initrd, "quiet", Options{}, sc)
+		var le *LockdownError
+		if !errors.As(err, &le) || le.Mode != "integrity" || !errors.Is(err, unix.EPERM) ||
+			!strings.HasPrefix(err.Error(), "kexec refused: image A's kernel is locked down [integrity] (Secure Boot)") {
+			t.Errorf("calls %v: err %v", k.calls, err)
+		}
+	}
+	k := &fakeKernel{fileErr: unix.EPERM}
+	sc := k.syscalls()
+	sc.lockdown = func() (string, error) { return "none", nil }
+	if _, err := load(kernel, initrd, "quiet", Options{}, sc); !strings.HasPrefix(err.Error(), "kexec refused (EPERM): kernel lockdown or missing CAP_SYS_BOOT") {
+		t.Errorf("lockdown none: err %v", err)
+	}
+}
