@@ -8,15 +8,26 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // IPMITool drives a BMC through the ipmitool command (IPMI over LAN). The
 // password reaches ipmitool through its IPMI_PASSWORD environment variable
 // (-E), never through argv, where any local user could read it.
+//
+// On sets a one-time network boot first (chassis bootdev pxe, with
+// options=efiboot for UEFI firmware), then powers on; On and Off read the
+// power state back until the BMC reports what was asked.
 type IPMITool struct {
 	Path, Interface, Host, Port, User string
-	password                          string
-	log                               *slog.Logger
+	// BootDev is what On sets for the next boot: "pxe" or "" (leave the
+	// boot order alone, for sites where the network boots first anyway).
+	BootDev string
+	// EFI asks the BMC for a UEFI boot of BootDev (options=efiboot).
+	EFI      bool
+	Poll     time.Duration // between reads of the power state (default 1 s)
+	password string
+	log      *slog.Logger
 }
 
 func newIPMITool(o *options, log *slog.Logger) (*IPMITool, error) {
@@ -34,7 +45,21 @@ func newIPMITool(o *options, log *slog.Logger) (*IPMITool, error) {
 	}
 	d := &IPMITool{
 		Path: o.get("path", "ipmitool"), Interface: o.get("interface", "lanplus"),
-		Host: host, Port: o.get("port", ""), User: user, password: pw, log: log,
+		Host: host, Port: o.get("port", ""), User: user, password: pw, log: log, Poll: time.Second,
+	}
+	switch v := o.get("bootdev", "pxe"); v {
+	case "pxe":
+		d.BootDev = v
+	case "none":
+	default:
+		return nil, o.errorf("bootdev", "%q is not pxe or none", v)
+	}
+	switch v := o.get("firmware", "bios"); v {
+	case "bios":
+	case "uefi":
+		d.EFI = true
+	default:
+		return nil, o.errorf("firmware", "%q is not bios or uefi", v)
 	}
 	for _, s := range []struct{ k, v string }{{"host", host}, {"user", user}, {"interface", d.Interface}, {"port", d.Port}} {
 		if strings.HasPrefix(s.v, "-") {
@@ -44,13 +69,43 @@ func newIPMITool(o *options, log *slog.Logger) (*IPMITool, error) {
 	return d, nil
 }
 
-func (d *IPMITool) On(ctx context.Context) error    { return d.power(ctx, "on") }
-func (d *IPMITool) Off(ctx context.Context) error   { return d.power(ctx, "off") }
-func (d *IPMITool) Reset(ctx context.Context) error { return d.power(ctx, "reset") }
+// On sets the one-time boot device, powers on and waits until the BMC
+// reports the chassis on.
+func (d *IPMITool) On(ctx context.Context) error {
+	if d.BootDev != "" {
+		a := []string{"chassis", "bootdev", d.BootDev}
+		if d.EFI {
+			a = append(a, "options=efiboot")
+		}
+		if _, err := d.run(ctx, "on", a...); err != nil {
+			return err
+		}
+	}
+	if _, err := d.run(ctx, "on", "chassis", "power", "on"); err != nil {
+		return err
+	}
+	return confirm(ctx, "ipmitool", "on", d.Status, StateOn, d.Poll)
+}
+
+// Off powers off hard and waits until the BMC reports the chassis off.
+func (d *IPMITool) Off(ctx context.Context) error {
+	if _, err := d.run(ctx, "off", "chassis", "power", "off"); err != nil {
+		return err
+	}
+	return confirm(ctx, "ipmitool", "off", d.Status, StateOff, d.Poll)
+}
+
+// Reset power-cycles: off, then on after the BMC's pause of at least a
+// second, so the server starts from its firmware with a clean chassis
+// (IPMI's "reset" is a warm reset line some boards do not wire).
+func (d *IPMITool) Reset(ctx context.Context) error {
+	_, err := d.run(ctx, "reset", "chassis", "power", "cycle")
+	return err
+}
 
 // Status parses "Chassis Power is on|off".
 func (d *IPMITool) Status(ctx context.Context) (State, error) {
-	out, err := d.run(ctx, "status")
+	out, err := d.run(ctx, "status", "chassis", "power", "status")
 	if err != nil {
 		return StateUnknown, err
 	}
@@ -64,29 +119,36 @@ func (d *IPMITool) Status(ctx context.Context) (State, error) {
 	return StateUnknown, &Error{Driver: "ipmitool", Op: "status", Err: fmt.Errorf("host %s: unexpected answer %q", d.Host, firstLine(out))}
 }
 
-func (d *IPMITool) power(ctx context.Context, verb string) error {
-	_, err := d.run(ctx, verb)
-	return err
-}
-
-func (d *IPMITool) args(verb string) []string {
+func (d *IPMITool) args(cmd []string) []string {
 	a := []string{"-I", d.Interface, "-H", d.Host}
 	if d.Port != "" {
 		a = append(a, "-p", d.Port)
 	}
-	return append(a, "-U", d.User, "-E", "chassis", "power", verb)
+	return append(append(a, "-U", d.User, "-E"), cmd...)
 }
 
-func (d *IPMITool) run(ctx context.Context, verb string) (string, error) {
-	cmd := exec.CommandContext(ctx, d.Path, d.args(verb)...)
+// run runs one ipmitool command for the driver operation op.
+func (d *IPMITool) run(ctx context.Context, op string, command ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, d.Path, d.args(command)...)
 	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+d.password)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &limited{w: &stdout, n: 64 << 10}, &limited{w: &stderr, n: 4 << 10}
-	d.log.Info("power", "driver", "ipmitool", "host", d.Host, "op", verb)
+	what := strings.Join(command, " ")
+	d.log.Info("power", "driver", "ipmitool", "host", d.Host, "op", op, "command", what)
 	if err := cmd.Run(); err != nil {
-		return "", &Error{Driver: "ipmitool", Op: verb, Err: fmt.Errorf("host %s: %s: %w: %s", d.Host, d.Path, err, firstLine(stderr.String()))}
+		return "", &Error{Driver: "ipmitool", Op: op, Err: fmt.Errorf("host %s: %s %s: %w: %s", d.Host, d.Path, what, err, lastLine(stderr.String()))}
 	}
 	return stdout.String(), nil
+}
+
+// lastLine is ipmitool's error: it prints warnings ("Unable to Get
+// Channel Cipher Suites") before the line that says why it failed.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return firstLine(s)
 }
 
 func firstLine(s string) string {

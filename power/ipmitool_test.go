@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeIPMITool writes a stand-in for ipmitool that records its argv and
@@ -17,12 +18,18 @@ func fakeIPMITool(t *testing.T, answer string) (path, record string) {
 	path, record = filepath.Join(d, "ipmitool"), filepath.Join(d, "record")
 	script := "#!/bin/sh\necho \"argv: $*\" >> " + record + "\necho \"pw: $IPMI_PASSWORD\" >> " + record +
 		"\ncase \"$*\" in *status) echo '" + answer + "';; esac\n"
+	if answer == "" { // follow the power commands, as a BMC would
+		script = "#!/bin/sh\necho \"argv: $*\" >> " + record + "\necho \"pw: $IPMI_PASSWORD\" >> " + record +
+			"\ncase \"$*\" in *'power on') echo on > " + d + "/state;; *'power off') echo off > " + d + "/state;;" +
+			" *status) echo \"Chassis Power is $(cat " + d + "/state)\";; esac\n"
+		os.WriteFile(filepath.Join(d, "state"), []byte("off\n"), 0o644)
+	}
 	os.WriteFile(path, []byte(script), 0o755)
 	return path, record
 }
 
 func TestIPMIToolPasswordNeverInArgvOrLog(t *testing.T) {
-	bin, rec := fakeIPMITool(t, "Chassis Power is on")
+	bin, rec := fakeIPMITool(t, "")
 	t.Setenv("FERRY_TEST_BMC_PW", "s3cret-pw")
 	var log bytes.Buffer
 	d, err := New("ipmitool", map[string]string{"host": "10.42.9.9", "user": "admin", "password_env": "FERRY_TEST_BMC_PW", "path": bin},
@@ -36,19 +43,62 @@ func TestIPMIToolPasswordNeverInArgvOrLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st, err := d.Status(ctx); err != nil || st != StateOn {
-		t.Fatalf("status %v, %v", st, err)
-	}
 	got, _ := os.ReadFile(rec)
-	want := "argv: -I lanplus -H 10.42.9.9 -U admin -E chassis power on\npw: s3cret-pw\n" +
-		"argv: -I lanplus -H 10.42.9.9 -U admin -E chassis power off\npw: s3cret-pw\n" +
-		"argv: -I lanplus -H 10.42.9.9 -U admin -E chassis power reset\npw: s3cret-pw\n" +
-		"argv: -I lanplus -H 10.42.9.9 -U admin -E chassis power status\npw: s3cret-pw\n"
+	pre := "argv: -I lanplus -H 10.42.9.9 -U admin -E "
+	var want string
+	for _, c := range []string{"chassis bootdev pxe", "chassis power on", "chassis power status",
+		"chassis power off", "chassis power status", "chassis power cycle"} {
+		want += pre + c + "\npw: s3cret-pw\n"
+	}
 	if string(got) != want {
 		t.Fatalf("ipmitool saw:\n%s\nwant:\n%s", got, want)
 	}
 	if strings.Contains(log.String(), "s3cret") {
 		t.Fatalf("password in the log:\n%s", log.String())
+	}
+}
+
+// With firmware=uefi the one-time boot asks for EFI; bootdev=none leaves
+// the boot order alone.
+func TestIPMIToolBootOptions(t *testing.T) {
+	t.Setenv("FERRY_TEST_BMC_PW", "pw")
+	for opt, first := range map[string]string{"uefi": "chassis bootdev pxe options=efiboot", "none": "chassis power on"} {
+		bin, rec := fakeIPMITool(t, "")
+		o := map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", "path": bin}
+		if opt == "uefi" {
+			o["firmware"] = "uefi"
+		} else {
+			o["bootdev"] = "none"
+		}
+		d, err := New("ipmitool", o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.On(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(rec)
+		if l := strings.SplitN(string(got), "\n", 2)[0]; !strings.HasSuffix(l, " -E "+first) {
+			t.Errorf("%s: first command %q, want %q", opt, l, first)
+		}
+	}
+	for k, v := range map[string]string{"firmware": "coreboot", "bootdev": "disk"} {
+		if _, err := New("ipmitool", map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", k: v}, nil); err == nil {
+			t.Errorf("%s=%s accepted", k, v)
+		}
+	}
+}
+
+// A BMC that says "Up/On" and stays off fails On, with the state it saw.
+func TestIPMIToolOnFailsWhenPowerStaysOff(t *testing.T) {
+	bin, _ := fakeIPMITool(t, "Chassis Power is off")
+	t.Setenv("FERRY_TEST_BMC_PW", "pw")
+	d, _ := New("ipmitool", map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", "path": bin}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := d.On(ctx)
+	if err == nil || !strings.Contains(err.Error(), "power state still off, want on") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
