@@ -16,14 +16,18 @@ func Drivers() []string { return []string{"ipmitool", "manual", "qmp", "redfish"
 // silently fall back to a default. Options per driver:
 //
 //	ipmitool: host (required), user (required), password_env | password_file
-//	          (exactly one), interface (lanplus), port, path (ipmitool)
+//	          (exactly one), interface (lanplus), port, path (ipmitool),
+//	          bootdev (pxe | none; pxe), firmware (bios | uefi; bios)
 //	redfish:  endpoint (required, https://bmc), system (/redfish/v1/Systems/ID;
 //	          default: the only member of /redfish/v1/Systems), user,
-//	          password_env | password_file, ca_file, insecure (true|false)
+//	          password_env | password_file, ca_file, insecure (true|false),
+//	          bootdev (pxe | none; pxe), firmware (bios | uefi; unset: the
+//	          boot mode is left alone)
 //	qmp:      socket (required), off (powerdown | stop | quit; powerdown)
 //	manual:   confirm_file (required: the file a person creates to confirm),
 //	          name (how the machine is called in the instructions)
 //
+// bootdev pxe makes On set a one-time network boot before powering on.
 // log receives the manual driver's instructions and every driver's actions.
 func New(name string, opts map[string]string, log *slog.Logger) (Driver, error) {
 	if log == nil {

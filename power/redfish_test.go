@@ -2,71 +2,70 @@ package power
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"ferry/internal/redfishlab"
 )
 
-// fakeBMC is a Redfish endpoint with one system that checks every request
-// the driver makes and records the resets.
-type fakeBMC struct {
-	t      *testing.T
+// fakeMachine is the machine behind the lab Redfish service: Redfish
+// power states, switched by the reset types, and the resets it got.
+type fakeMachine struct {
 	mu     sync.Mutex
-	power  string
+	state  string
 	resets []string
 }
 
-func (b *fakeBMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "bmc-pw" {
-		http.Error(w, `{"error":"auth"}`, http.StatusUnauthorized)
-		return
-	}
-	switch {
-	case r.Method == "GET" && r.URL.Path == "/redfish/v1/Systems":
-		w.Write([]byte(`{"Members":[{"@odata.id":"/redfish/v1/Systems/node7"}]}`))
-	case r.Method == "GET" && r.URL.Path == "/redfish/v1/Systems/node7":
-		json.NewEncoder(w).Encode(map[string]string{"PowerState": b.power})
-	case r.Method == "POST" && r.URL.Path == "/redfish/v1/Systems/node7/Actions/ComputerSystem.Reset":
-		b.reset(w, r)
-	default:
-		b.t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
-		http.NotFound(w, r)
-	}
+func (m *fakeMachine) PowerState(ctx context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state, nil
 }
 
-func (b *fakeBMC) reset(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		b.t.Errorf("reset Content-Type %q", ct)
+func (m *fakeMachine) Reset(ctx context.Context, typ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resets = append(m.resets, typ)
+	switch typ {
+	case "On", "ForceRestart", "PowerCycle":
+		m.state = "On"
+	case "ForceOff", "GracefulShutdown":
+		m.state = "Off"
 	}
-	var body struct{ ResetType string }
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		b.t.Errorf("reset body: %v", err)
-	}
-	b.resets = append(b.resets, body.ResetType)
-	switch body.ResetType {
-	case "On", "ForceRestart":
-		b.power = "On"
-	case "ForceOff":
-		b.power = "Off"
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func newFakeBMC(t *testing.T) (*fakeBMC, map[string]string) {
-	bmc := &fakeBMC{t: t, power: "Off"}
-	srv := httptest.NewTLSServer(bmc)
+// newLabBMC serves redfishlab over TLS with a fake machine and returns the
+// driver options, trusting the server's certificate through ca_file. A
+// request with HTTP Basic credentials fails the test: the driver must
+// use the session the service offers.
+func newLabBMC(t *testing.T, cfg redfishlab.Config) (*redfishlab.Service, *fakeMachine, map[string]string) {
+	m := &fakeMachine{state: "Off"}
+	cfg.User, cfg.Password, cfg.Machine = "admin", "bmc-pw", m
+	svc := redfishlab.New(cfg)
+	h := svc.Handler()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); ok {
+			t.Errorf("%s %s with HTTP Basic credentials though the service offers sessions", r.Method, r.URL.Path)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "bmc-ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
 	t.Setenv("FERRY_TEST_BMC_PW", "bmc-pw")
-	return bmc, map[string]string{"endpoint": srv.URL, "user": "admin", "password_env": "FERRY_TEST_BMC_PW", "insecure": "true"}
+	return svc, m, map[string]string{"endpoint": srv.URL, "user": "admin", "password_env": "FERRY_TEST_BMC_PW", "ca_file": ca}
 }
 
 func TestRedfishResetTypesAndPowerState(t *testing.T) {
-	bmc, opts := newFakeBMC(t)
+	svc, m, opts := newLabBMC(t, redfishlab.Config{})
 	d, err := New("redfish", opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,26 +83,70 @@ func TestRedfishResetTypesAndPowerState(t *testing.T) {
 			t.Fatalf("step %d: status %v, %v; want %v", i, st, err, s.want)
 		}
 	}
-	if got := strings.Join(bmc.resets, ","); got != "On,ForceOff,ForceRestart" {
+	if got := strings.Join(m.resets, ","); got != "On,ForceOff,ForceRestart" {
 		t.Fatalf("ResetTypes %s", got)
+	}
+	if n := svc.Sessions(); n != 0 {
+		t.Fatalf("%d sessions left open", n)
+	}
+	logins, logouts := 0, 0
+	for _, r := range svc.Requests() {
+		if r == "POST /redfish/v1/SessionService/Sessions" {
+			logins++
+		}
+		if strings.HasPrefix(r, "DELETE /redfish/v1/SessionService/Sessions/") {
+			logouts++
+		}
+	}
+	if logins != 6 || logouts != 6 {
+		t.Fatalf("%d logins, %d logouts for 6 operations:\n%s", logins, logouts, strings.Join(svc.Requests(), "\n"))
+	}
+}
+
+// On sets Pxe once (with the UEFI mode for firmware=uefi) under If-Match of
+// the system's ETag before the power-on that consumes it.
+func TestRedfishOnSetsOneTimeNetworkBoot(t *testing.T) {
+	svc, _, opts := newLabBMC(t, redfishlab.Config{RequireIfMatch: true})
+	opts["firmware"] = "uefi"
+	d, err := New("redfish", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.On(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []redfishlab.Boot{{Target: "Pxe", Enabled: "Once", Mode: "UEFI"}}
+	if got := svc.Boots(); !slices.Equal(got, want) {
+		t.Fatalf("power-on booted with %+v, want %+v", got, want)
+	}
+	if im := svc.IfMatch(); len(im) != 1 || im[0] != `W/"1"` {
+		t.Fatalf("If-Match %q, want the ETag W/\"1\"", im)
+	}
+	opts["bootdev"] = "none"
+	d, _ = New("redfish", opts, nil)
+	if err := d.On(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(svc.IfMatch()); n != 1 {
+		t.Fatalf("bootdev=none PATCHed Boot (%d PATCHes)", n)
 	}
 }
 
 func TestRedfishRefusesUntrustedCertificateByDefault(t *testing.T) {
-	_, opts := newFakeBMC(t)
-	delete(opts, "insecure")
+	_, _, opts := newLabBMC(t, redfishlab.Config{})
+	delete(opts, "ca_file")
 	d, _ := New("redfish", opts, nil)
 	if err := d.On(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("self-signed BMC accepted without insecure=true: %v", err)
 	}
 }
 
-func TestRedfishErrorNamesStatusAndPath(t *testing.T) {
-	_, opts := newFakeBMC(t)
+func TestRedfishErrorNamesStatusPathAndMessage(t *testing.T) {
+	_, _, opts := newLabBMC(t, redfishlab.Config{})
 	t.Setenv("FERRY_TEST_BMC_PW", "wrong")
 	d, _ := New("redfish", opts, nil)
 	err := d.Off(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "GET /redfish/v1/Systems: 401") {
+	if err == nil || !strings.Contains(err.Error(), "POST /redfish/v1/SessionService/Sessions: 401 Unauthorized: Base.1.8.NoValidSession") {
 		t.Fatalf("err = %v", err)
 	}
 }
