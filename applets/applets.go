@@ -125,7 +125,10 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 			return 2
 		}
 	}
-	err := a.Run(ctx, env, args)
+	args, err := applyLogOptions(env, args)
+	if err == nil {
+		err = a.Run(ctx, env, args)
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -155,6 +158,8 @@ func printHelp(w io.Writer) {
 	for _, a := range All() {
 		fmt.Fprintf(w, "  %-12s %s\n", a.Name, a.Summary)
 	}
+	fmt.Fprintln(w, "\nevery applet also takes --log-level debug|info|warn|error and --log-format text|json")
+	fmt.Fprintln(w, "(under journald, lines carry no time and start with their syslog priority)")
 	fmt.Fprintln(w, "\nRun 'ferry APPLET --help' for an applet's options.")
 }
 

@@ -100,6 +100,7 @@ func runBorrower(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		cfg.Ready = serviceNotify(ctx, env, "borrower")
 		return borrower.Serve(ctx, cfg, env.Log)
 	case "image":
 		return borrowerImage(ctx, env, rest)

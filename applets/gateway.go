@@ -233,6 +233,7 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	}
 	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "bound", cfg.Pool.Leased(), "addresses", addrs,
 		"subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()))
+	serviceNotify(ctx, env, "gateway")()
 	return d.Run(ctx)
 }
 

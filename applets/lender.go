@@ -119,6 +119,7 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Ready = serviceNotify(ctx, env, "lender")
 	return lender.Serve(ctx, cfg, env.Log, powerFor(env))
 }
 

@@ -99,6 +99,9 @@ type Config struct {
 	// Tunnel is the IKE timers of the servers' tunnels, sent with each
 	// lease (api.TunnelTimers); keep them equal to the gateway's.
 	Tunnel *api.TunnelTimers `json:"tunnel,omitempty"`
+	// Ready, not from the file, is called once every listener serves
+	// (systemd's READY=1).
+	Ready func() `json:"-"`
 }
 
 // LoadConfig reads and checks a borrower config (at most 64 KiB): every

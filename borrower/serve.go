@@ -145,6 +145,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	go func() { m.Resume(ctx); m.Sync(ctx) }()
 	log.Info("borrower serving", "admin", AdminSocket(cfg.Dir), "images", cfg.ImageListen, "lender", cfg.LenderURL)
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

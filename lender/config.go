@@ -33,6 +33,9 @@ type Config struct {
 	TokenTTL Duration `json:"token_ttl"`
 	// Netboot, when set, serves DHCP/ProxyDHCP, TFTP and the iPXE script.
 	Netboot *NetbootConfig `json:"netboot,omitempty"`
+	// Ready, not from the file, is called once every listener serves
+	// (systemd's READY=1).
+	Ready func() `json:"-"`
 }
 
 // Duration is a time.Duration written as "10m" in JSON.

@@ -79,6 +79,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) e
 		go func() { errc <- s.srv.Serve(s.ln) }()
 	}
 	log.Info("lender serving", "agent", cfg.AgentListen, "m2m", cfg.M2MListen, "admin", AdminSocket(cfg.Dir), "ca_sha256", ca.Fingerprint())
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
