@@ -249,12 +249,13 @@ func (m *Manager) BootFor(mac string) (Boot, bool) {
 
 // admitted is netboot's question: may this MAC netboot? Yes while its
 // lease has a boot of it, pending or not: a second script fetch must
-// reach the lender to be seen as the conflict it is.
-func (m *Manager) admitted(mac string) bool {
+// reach the lender to be seen as the conflict it is. enrolled says the
+// boot has enrolled: the server runs the borrower's system now.
+func (m *Manager) admitted(mac string) (ok, enrolled bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.boots[mac]
-	return ok
+	b, ok := m.boots[mac]
+	return ok, ok && b.State == bootEnrolled
 }
 
 func (m *Manager) leaseRec(ctx context.Context, id string) (leaseRec, error) {

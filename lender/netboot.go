@@ -92,11 +92,22 @@ type policy struct {
 
 // Admit lets a MAC netboot only while a lease has a boot of it. A
 // refusal is logged here, at Info, because netboot's own silence is a
-// Debug line: an operator must see why a machine gets no offer.
+// Debug line: an operator must see why a machine gets no offer. Once the
+// boot has enrolled, the server runs image B and then the borrower's
+// root, whose DHCP client (systemd-networkd, dhclient, NetworkManager)
+// asks and renews for the whole lease: it gets the address image A
+// holds and never another, so it neither gives the interface up nor
+// moves to another address under the tunnel and the NFS root. Its PXE
+// ROM still gets the boot file: another boot's script fetch must reach
+// the lender to be seen as the conflict it is.
 func (p policy) Admit(_ context.Context, mac net.HardwareAddr) error {
-	if !p.m.admitted(mac.String()) {
+	ok, enrolled := p.m.admitted(mac.String())
+	switch {
+	case !ok:
 		p.m.log.Info("netboot: no pending boot, not answering", "mac", mac.String())
 		return netboot.ErrUnknownMachine
+	case enrolled:
+		return fmt.Errorf("%w: %s is enrolled: it keeps its address", netboot.ErrHeldAddressOnly, mac)
 	}
 	return nil
 }

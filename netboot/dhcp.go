@@ -67,22 +67,26 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4, p port) (*dhcpv4
 		return nil, fmt.Errorf("%w: not an Ethernet BOOTREQUEST", errIgnore)
 	}
 	c := describe(req)
-	if err := s.policy.Admit(ctx, c.mac); err != nil {
+	err := s.policy.Admit(ctx, c.mac)
+	heldOnly := errors.Is(err, ErrHeldAddressOnly)
+	if err != nil && !heldOnly {
 		return nil, fmt.Errorf("%w: policy: %v", errIgnore, err)
 	}
 	if s.cfg.Mode == ModeProxyDHCP {
 		return s.proxyReply(req, c, p)
 	}
-	return s.dhcpReply(ctx, req, c)
+	return s.dhcpReply(ctx, req, c, heldOnly)
 }
 
-func (s *Server) dhcpReply(ctx context.Context, req *dhcpv4.DHCPv4, c client) (*dhcpv4.DHCPv4, error) {
+// dhcpReply answers as the network's DHCP server; held restricts a
+// DISCOVER to the address the MAC already holds (ErrHeldAddressOnly).
+func (s *Server) dhcpReply(ctx context.Context, req *dhcpv4.DHCPv4, c client, held bool) (*dhcpv4.DHCPv4, error) {
 	now := s.now()
 	var typ dhcpv4.MessageType
 	var addr netip.Addr
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		a, err := s.leases.offer(ctx, c.mac, now)
+		a, err := s.leases.offer(ctx, c.mac, now, held)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errIgnore, err)
 		}

@@ -121,8 +121,9 @@ func (t *leaseTable) admitStored(ctx context.Context, l Lease, now time.Time, by
 	return true
 }
 
-// offer returns mac's address, reserving one if it has none.
-func (t *leaseTable) offer(ctx context.Context, mac net.HardwareAddr, now time.Time) (netip.Addr, error) {
+// offer returns mac's address, reserving one if it has none and heldOnly
+// is false.
+func (t *leaseTable) offer(ctx context.Context, mac net.HardwareAddr, now time.Time, heldOnly bool) (netip.Addr, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.ensureLoaded(ctx, now); err != nil {
@@ -134,6 +135,9 @@ func (t *leaseTable) offer(ctx context.Context, mac net.HardwareAddr, now time.T
 			l.expires = now.Add(offerHold)
 		}
 		return l.addr, nil
+	}
+	if heldOnly {
+		return netip.Addr{}, fmt.Errorf("%s holds no address here and may only keep one", k)
 	}
 	a, err := t.free(ctx, now)
 	if errors.Is(err, errPoolFull) {

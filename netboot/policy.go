@@ -24,6 +24,16 @@ var ErrUnknownMachine = errors.New("unknown machine")
 // refuses this script request: the HTTP side answers 403.
 var ErrRefused = errors.New("refused")
 
+// ErrHeldAddressOnly is returned (wrapped) by a Policy for a machine that
+// keeps the address this server gave it and must get no other: a lent
+// server running the borrower's system, whose DHCP client asks and
+// renews. The DHCP side then offers only the address the MAC holds (a MAC
+// holding none gets no offer); a PXE ROM or iPXE still gets its boot
+// options, so that another boot reaches the Policy's Boot, which decides
+// (the lender sees a second script fetch as a conflict). ProxyDHCP gives
+// no addresses: there it is the same as nil.
+var ErrHeldAddressOnly = errors.New("held address only")
+
 // Fetch is what this server observed of one script request: the MAC the
 // sealed URL was made for, the address its DHCP leased to that MAC when it
 // handed out the URL (ModeDHCP; invalid in ModeProxyDHCP, where another
@@ -40,7 +50,8 @@ type Fetch struct {
 // concurrent use.
 type Policy interface {
 	// Admit reports whether mac may netboot: nil to answer its DHCP
-	// packets, ErrUnknownMachine (or any error) to stay silent. It is
+	// packets, ErrHeldAddressOnly to offer it its held address only,
+	// ErrUnknownMachine (or any other error) to stay silent. It is
 	// called for every DHCP packet, so it must be cheap and free of side
 	// effects.
 	Admit(ctx context.Context, mac net.HardwareAddr) error
