@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"net"
 	"os/exec"
 	"syscall"
 
+	"ferry/netcfg"
 	"ferry/nfsroot"
 )
 
@@ -72,13 +74,35 @@ func (a *Agent) startKeeper(ctx context.Context) error {
 	return cmd.Process.Release()
 }
 
+// handOff tells the root's network manager, in /run (moved into the root
+// by the switch), which NIC carries the root (nfsroot.HandOff).
+func (a *Agent) handOff() error {
+	cfg, err := netcfg.ParseIP(a.ipConfig)
+	if err != nil {
+		return fmt.Errorf("hand-off: ip= %q: %w", a.ipConfig, err)
+	}
+	mac, err := net.ParseMAC(a.mac)
+	if err != nil {
+		return fmt.Errorf("hand-off: %w", err)
+	}
+	name := a.linkName
+	if name == "" {
+		name = cfg.Device
+	}
+	return nfsroot.HandOff("/run", nfsroot.RootLink{Name: name, MAC: mac, Addr: cfg.Client, Mask: cfg.Mask,
+		Gateway: cfg.Gateway, Server: net.ParseIP(a.settings.Root.Server)})
+}
+
 // switchRoot hands the machine to the borrower's init on the NFS root. The
 // phase line (and report) goes out once every check has passed, just
 // before the point of no return: nothing can be said after exec succeeds.
 func (a *Agent) switchRoot(ctx context.Context) error {
 	init := a.settings.Root.Init
 	err := a.phase(ctx, "switch-root", func(context.Context) error {
-		return nfsroot.CheckSwitchRoot(NewRoot, init)
+		if err := nfsroot.CheckSwitchRoot(NewRoot, init); err != nil {
+			return err
+		}
+		return a.handOff()
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,86 @@
+package nfsroot
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// RootLink is the NIC that carries the NFS root and the tunnel, as image B
+// configured it, for HandOff.
+type RootLink struct {
+	Name    string
+	MAC     net.HardwareAddr
+	Addr    net.IP     // IPv4
+	Mask    net.IPMask // 4 bytes
+	Gateway net.IP     // nil: none
+	Server  net.IP     // the NFS server, for initramfs-tools' ROOTSERVER
+}
+
+// HandOff tells the borrower's network manager, in each one's own words,
+// that link carries the root: files under run (the initramfs's /run,
+// which SwitchRoot moves into the new root, so they are in the root's
+// /run before its init starts). Nothing here lives on the root's disk:
+// the root template stays what the borrower made it.
+//
+//   - systemd-networkd: 10-ferry-root-NAME.network, sorted before the
+//     root's own, takes the NIC with DHCP (the lender answers an enrolled
+//     server with the address it holds) and KeepConfiguration=yes, so
+//     nothing B configured (address, routes, the keeper's virtual IP) is
+//     dropped when networkd starts, stops or loses the lease; a .link of
+//     the same name keeps the NIC's name and MAC (udev would rename it to
+//     a "predictable" name otherwise, which fails on a busy link or
+//     breaks the root's configuration); networkd.conf.d stops networkd
+//     from removing routes and rules it did not make (the tunnel's).
+//   - initramfs-tools' hand-off, /run/net-NAME.conf (klibc ipconfig's
+//     variables), read by Debian's and Ubuntu's tools that ask how the
+//     initramfs brought a NIC up.
+//   - NetworkManager: conf.d/10-ferry-root.conf lists the NIC as
+//     unmanaged, NetworkManager's word for "someone else owns it".
+func HandOff(run string, link RootLink) error {
+	if link.Name == "" || strings.ContainsAny(link.Name, "/\n\x00") || len(link.MAC) != 6 || link.Addr.To4() == nil || len(link.Mask) != 4 {
+		return fmt.Errorf("hand-off: want a NIC name, a MAC and an IPv4 address with mask, got %q %v %v %v", link.Name, link.MAC, link.Addr, link.Mask)
+	}
+	mac := link.MAC.String()
+	head := "# Written by ferry (image B): " + link.Name + " carries the NFS root and the tunnel.\n# See ferry's docs/ARCHITECTURE.md, \"The root's network manager\".\n"
+	files := map[string]string{
+		"systemd/network/10-ferry-root-" + link.Name + ".link": head + "[Match]\nMACAddress=" + mac +
+			"\n\n[Link]\nNamePolicy=\nName=" + link.Name + "\nMACAddressPolicy=none\n",
+		"systemd/network/10-ferry-root-" + link.Name + ".network": head + "[Match]\nMACAddress=" + mac + "\nName=" + link.Name +
+			"\n\n[Link]\nRequiredForOnline=yes\n\n[Network]\nDHCP=ipv4\nKeepConfiguration=yes\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n" +
+			"\n[DHCPv4]\nClientIdentifier=mac\nSendRelease=no\nUseHostname=no\n",
+		"systemd/networkd.conf.d/10-ferry-root.conf": head + "[Network]\nManageForeignRoutes=no\nManageForeignRoutingPolicyRules=no\n",
+		"net-" + link.Name + ".conf":                 netConf(link),
+		"NetworkManager/conf.d/10-ferry-root.conf":   head + "[keyfile]\nunmanaged-devices=mac:" + mac + "\n",
+	}
+	for rel, text := range files {
+		p := filepath.Join(run, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("hand-off: %w", err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			return fmt.Errorf("hand-off: %w", err)
+		}
+	}
+	return nil
+}
+
+// netConf is initramfs-tools' /run/net-NAME.conf, as its
+// configure_networking leaves it after ipconfig.
+func netConf(l RootLink) string {
+	ip4 := func(ip net.IP) string {
+		if ip.To4() == nil {
+			return "0.0.0.0"
+		}
+		return ip.To4().String()
+	}
+	bcast := make(net.IP, 4)
+	for i, b := range l.Addr.To4() {
+		bcast[i] = b | ^l.Mask[i]
+	}
+	return fmt.Sprintf("DEVICE='%s'\nPROTO='none'\nIPV4ADDR='%s'\nIPV4BROADCAST='%s'\nIPV4NETMASK='%s'\nIPV4GATEWAY='%s'\n"+
+		"IPV4DNS0='0.0.0.0'\nIPV4DNS1='0.0.0.0'\nHOSTNAME=''\nDNSDOMAIN=''\nNISDOMAIN=''\nROOTSERVER='%s'\nROOTPATH=''\nfilename=''\n",
+		l.Name, ip4(l.Addr), bcast, net.IP(l.Mask).String(), ip4(l.Gateway), ip4(l.Server))
+}

@@ -1,0 +1,43 @@
+package nfsroot
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// What the root's network managers find in /run: networkd's .network
+// keeps B's configuration and matches the NIC by MAC, its .link keeps the
+// name, initramfs-tools' net-NAME.conf has the address, NetworkManager
+// leaves the NIC alone.
+func TestHandOffTellsEachNetworkManagerWhichNICCarriesTheRoot(t *testing.T) {
+	run := t.TempDir()
+	mac, _ := net.ParseMAC("52:54:00:50:00:10")
+	err := HandOff(run, RootLink{Name: "eth0", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32),
+		Gateway: net.ParseIP("10.50.0.1"), Server: net.ParseIP("10.52.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string][]string{
+		"systemd/network/10-ferry-root-eth0.network": {"MACAddress=52:54:00:50:00:10", "KeepConfiguration=yes", "DHCP=ipv4"},
+		"systemd/network/10-ferry-root-eth0.link":    {"MACAddress=52:54:00:50:00:10", "Name=eth0"},
+		"systemd/networkd.conf.d/10-ferry-root.conf": {"ManageForeignRoutes=no"},
+		"net-eth0.conf": {"DEVICE='eth0'", "IPV4ADDR='10.50.0.100'", "IPV4BROADCAST='10.50.0.255'", "IPV4NETMASK='255.255.255.0'", "IPV4GATEWAY='10.50.0.1'", "ROOTSERVER='10.52.0.1'"},
+		"NetworkManager/conf.d/10-ferry-root.conf": {"unmanaged-devices=mac:52:54:00:50:00:10"},
+	} {
+		b, err := os.ReadFile(filepath.Join(run, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s lacks %q:\n%s", rel, w, b)
+			}
+		}
+	}
+	if err := HandOff(run, RootLink{Name: "../x", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32)}); err == nil {
+		t.Error("a NIC name with a slash was accepted")
+	}
+}
