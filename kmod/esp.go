@@ -6,16 +6,18 @@ import (
 
 // ESPModules lists the modules kernel IPsec ESP needs, in the order they
 // must load when nothing answers the kernel's module requests (no
-// /sbin/modprobe in an initramfs whose init is ferry): drbg's self-test
-// needs hmac(sha512) and a jitterentropy_rng (which needs sha3) already
+// /sbin/modprobe in an initramfs whose init is ferry): drbg's self-tests
+// need hmac(sha512), a jitterentropy_rng (which needs sha3 on newer
+// kernels) and, for its CTR variants, the ctr template (ctr(aes)) already
 // there, and seqiv's IV generator takes drbg as its stdrng. Loaded in
 // sorted order, drbg comes first, fails its self-test and no ESP state can
-// be built. scripts/ipsec-guest.sh proved this order on Debian's kernel.
+// be built; loaded before ctr, its drbg_*_ctr_aes* self-tests print "alg:
+// drbg: Failed to reset rng" and a kernel warning each (Debian's 6.1).
 // The agent loads them, `ferry initrd build --esp` carries them, and the
 // borrower's catalogue bundles them for image B.
 func ESPModules() []string {
-	return []string{"esp4", "xfrm_user", "sha512_generic", "sha3_generic", "jitterentropy_rng", "drbg",
-		"gcm", "ctr", "ghash_generic", "ghash_clmulni_intel", "aesni_intel", "seqiv", "echainiv"}
+	return []string{"esp4", "xfrm_user", "sha512_generic", "sha3_generic", "jitterentropy_rng", "ctr", "aesni_intel",
+		"drbg", "gcm", "ghash_generic", "ghash_clmulni_intel", "seqiv", "echainiv"}
 }
 
 // ResolveAvailable is Resolve for names that a kernel may have built in or
