@@ -23,6 +23,7 @@ PKGS=(
 	make git
 	mawk # e2e.sh: awk (Priority required, not Essential)
 	apt # fetch-kernel.sh: apt-cache, apt-get download (Priority required, not Essential)
+	debootstrap # internal/vmlab: the systemd root template (Debian bookworm minbase + systemd, udev), made once into the cache
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
 	nftables conntrack # ipsec/ike NAT tests: a masquerading router namespace, mapping flushes
 )

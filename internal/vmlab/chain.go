@@ -59,6 +59,13 @@ type ChainConfig struct {
 	CopyPause time.Duration
 	// ReadyTimeout bounds lease request -> "ferry-root: ready" (default 10 min).
 	ReadyTimeout time.Duration
+	// RootReady is the console line that says the root is up (default
+	// the lab's busybox root's "ferry-root: ready"; FERRY_ROOT_READY for
+	// one's own root); RootDown the line its init prints when asked to
+	// power off (default the busybox root's; nil checks nothing).
+	RootReady, RootDown *regexp.Regexp
+	// NetbootExtra are more keys for the lender's "netboot" section.
+	NetbootExtra map[string]any
 }
 
 // Chain is the running lab: three namespaces (lender, WAN, borrower), the
@@ -92,6 +99,9 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 	}
 	if cfg.DataPlane == "" {
 		cfg.DataPlane = "auto"
+	}
+	if cfg.RootReady == nil {
+		cfg.RootReady = reReady
 	}
 	c := &Chain{Cfg: cfg, t: t, ldir: filepath.Join(cfg.Dir, "lender"), bdir: filepath.Join(cfg.Dir, "borrower"), pki: map[string]string{}}
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "pki")} {
@@ -248,14 +258,17 @@ func (c *Chain) lenderUp() {
 	}
 	// No ip= on the command line: A asks the lender's DHCP server, B keeps
 	// A's address.
+	nb := map[string]any{"interface": "lan", "server_ip": LenderIP, "mode": "dhcp",
+		"pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24", "router": LenderIP,
+		"http_addr": LenderIP + ":8080", "kernel_a": c.Cfg.Images.Vmlinuz, "initrd_a": c.Cfg.Images.InitrdA,
+		"cmdline": "console=ttyS0 quiet ferry.dataplane=" + c.Cfg.DataPlane}
+	for k, v := range c.Cfg.NetbootExtra {
+		nb[k] = v
+	}
 	c.lenderConfig = c.writeJSON("lender.json", map[string]any{
 		"dir": c.ldir, "agent_listen": LenderIP + ":8443", "public_url": "https://" + LenderIP + ":8443",
 		"m2m_listen": LenderWANIP + ":9443", "m2m_cert": c.pki["lender-m2m"], "m2m_key": c.pki["lender-m2m.key"],
-		"m2m_client_ca": c.pki["borrower-ca"], "token_ttl": "10m",
-		"netboot": map[string]any{"interface": "lan", "server_ip": LenderIP, "mode": "dhcp",
-			"pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24", "router": LenderIP,
-			"http_addr": LenderIP + ":8080", "kernel_a": c.Cfg.Images.Vmlinuz, "initrd_a": c.Cfg.Images.InitrdA,
-			"cmdline": "console=ttyS0 quiet ferry.dataplane=" + c.Cfg.DataPlane}})
+		"m2m_client_ca": c.pki["borrower-ca"], "token_ttl": "10m", "netboot": nb})
 	c.StartLender()
 	if out, err := Run(c.Cfg.Ferry, "lender", "server", "add", "--dir", c.ldir, "--mac", ServerMAC, "--power", "qmp",
 		"--power-opt", "socket="+c.VM.QMP, "--power-opt", "off=quit"); err != nil {
@@ -380,6 +393,7 @@ func (c *Chain) StartBorrower() {
 var (
 	reLease   = regexp.MustCompile(`lease (B[0-9a-f]+)`)
 	reReady   = regexp.MustCompile(`ferry-root: ready`)
+	reDown    = regexp.MustCompile(`ferry-root: clean shutdown requested`)
 	reAddress = regexp.MustCompile(`ferry: address ([0-9.]+)/[0-9]+ dev \S+ via [0-9.]+ from dhcp server`)
 	reVIP     = regexp.MustCompile(`ferry: tunnel up gateway=[0-9.]+ vip=([0-9.]+) \(keeper\) via (kernel ESP|user-space ESP)`)
 )
@@ -399,7 +413,7 @@ func (c *Chain) Request() time.Duration {
 		c.t.Fatalf("lease request printed %q, want a lease id", out)
 	}
 	c.Lease = m[1]
-	if _, err := c.VM.Console.Expect(reReady, c.Cfg.ReadyTimeout, c.VM.Done()); err != nil {
+	if _, err := c.VM.Console.Expect(c.Cfg.RootReady, c.Cfg.ReadyTimeout, c.VM.Done()); err != nil {
 		c.Fail("the borrower's root never said ready: %v", err)
 	}
 	ready := time.Since(t0)
@@ -496,9 +510,12 @@ func (c *Chain) Return(ctx context.Context) (string, error) {
 		c.VM.Quit(ctx)
 		return "", fmt.Errorf("the guest did not power off by itself within 60 s of the return (QMP quit sent)")
 	}
-	con := c.VM.Console.Text()
-	if !strings.Contains(con, "ferry-root: clean shutdown requested") {
-		return "", fmt.Errorf("the root's init never got the keeper's power-off signal")
+	down := c.Cfg.RootDown
+	if down == nil && c.Cfg.RootReady == reReady {
+		down = reDown
+	}
+	if down != nil && !down.MatchString(c.VM.Console.Text()) {
+		return "", fmt.Errorf("the root's init never got the keeper's power-off signal (no %q on the console)", down)
 	}
 	show, _ := Run(c.Cfg.Ferry, "borrower", "lease", "show", "--dir", c.bdir, c.Lease)
 	if !regexp.MustCompile(`(?m)^shutdown \S+ +clean`).MatchString(show) {

@@ -56,3 +56,17 @@ func (c *Console) All(re *regexp.Regexp) [][]string {
 
 // Tail is the console's last n bytes.
 func (c *Console) Tail(n int) string { return tail(c.Text(), n) }
+
+// reKernelTrouble matches what the kernel prints for a warning, an oops or
+// a bug, with the line it starts on: a lab run fails on any of them.
+var reKernelTrouble = regexp.MustCompile(`(?m)^.*(WARNING: |Oops|BUG: |Call Trace:|Kernel panic).*$`)
+
+// KernelTrouble lists the console lines that report a kernel warning, oops,
+// bug or panic (each with the line that starts it).
+func (c *Console) KernelTrouble() []string {
+	var out []string
+	for _, m := range reKernelTrouble.FindAllString(c.Text(), -1) {
+		out = append(out, strings.TrimSpace(m))
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package vmlab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// labBinary is FERRY_BIN, or ferry built into a temporary directory.
+func labBinary(t *testing.T, repo string) string {
+	t.Helper()
+	if f := os.Getenv("FERRY_BIN"); f != "" {
+		return f
+	}
+	ferry := filepath.Join(t.TempDir(), "ferry")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", ferry, ".")
+	cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return ferry
+}
+
+// requireLab skips unless FERRY_LAB=1: the lab runs need root, QEMU,
+// nfs-ganesha, tcpdump and minutes of CPU each.
+func requireLab(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Getenv("FERRY_LAB") != "1" {
+		t.Skip("lab run: FERRY_LAB=1 (root, QEMU, nfs-ganesha, minutes)")
+	}
+	for _, c := range append([]string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft"}, tools...) {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Fatalf("missing %s (scripts/ci-deps.sh)", c)
+		}
+	}
+}
+
+var reShutdownSeconds = regexp.MustCompile(`(?m)^shutdown \S+ +(\S+)\s.*?([0-9.]+)\s*s\b`)
+
+// TestRootsLab runs the whole chain with the lab's busybox root and with a
+// debootstrap'd systemd root whose systemd-networkd asks DHCP on the NIC
+// that carries the NFS root, renews while the lease runs (short DHCP
+// leases), keeps the address and the tunnel, and powers off at return
+// within seconds (the keeper's IKE DELETE once systemd-shutdown has the
+// root read-only). FERRY_LAB_ROOTS picks roots (default "busybox systemd");
+// FERRY_ROOT_TEMPLATE with FERRY_ROOT_READY replaces the systemd root
+// with one's own.
+func TestRootsLab(t *testing.T) {
+	requireLab(t, "debootstrap")
+	repo := Repo(t)
+	ferry := labBinary(t, repo)
+	lab := filepath.Join(repo, "build", "roots-lab")
+	im := BuildImages(t, repo, ferry, lab)
+	roots := strings.Fields(os.Getenv("FERRY_LAB_ROOTS"))
+	if len(roots) == 0 {
+		roots = []string{"busybox", "systemd"}
+	}
+	var lines []string
+	for _, root := range roots {
+		t.Run(root, func(t *testing.T) { lines = append(lines, runRoot(t, ferry, im, root)) })
+	}
+	fmt.Printf("\nroot            ready   dhcp-renewals  return(keeper->gone)  guest off after return\n%s", strings.Join(lines, ""))
+}
+
+func runRoot(t *testing.T, ferry string, im Images, root string) string {
+	dir := filepath.Join(im.Lab, "run-"+root)
+	os.RemoveAll(dir)
+	cfg := ChainConfig{Ferry: ferry, Images: im, Dir: dir}
+	dhcpLease := 0
+	switch root {
+	case "busybox":
+	case "systemd":
+		if own := os.Getenv("FERRY_ROOT_TEMPLATE"); own != "" {
+			cfg.Images.Export = own
+		} else {
+			cache := os.Getenv("FERRY_CACHE")
+			if cache == "" {
+				cache = filepath.Join(Repo(t), "build", "cache")
+			}
+			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, cache), filepath.Join(im.Lab, "systemd-root"))
+			cfg.RootReady, cfg.RootDown = RootReadySystemd, RootDownSystemd
+		}
+		// networkd renews at half the lease: a few renewals in the run.
+		dhcpLease = 60
+		cfg.NetbootExtra = map[string]any{"dhcp_lease_time": fmt.Sprintf("%ds", dhcpLease)}
+	default:
+		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd)", root)
+	}
+	if re := os.Getenv("FERRY_ROOT_READY"); re != "" {
+		cfg.RootReady = regexp.MustCompile(re)
+		cfg.RootDown = nil
+	}
+	c := NewChain(t, cfg)
+	ready := c.Request()
+	con := c.VM.Console.Text()
+	if root == "systemd" {
+		m := cfg.RootReady.FindString(con)
+		t.Logf("systemd root: %s", m)
+		if cfg.RootReady == RootReadySystemd && (!strings.Contains(m, "dhcp4="+c.ServerIP+" ") ||
+			!strings.Contains(m, "10-ferry-root-") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd")) {
+			c.Fail("the systemd root's networkd did not take the NIC with ferry's hand-off and A's address %s by DHCP: %q", c.ServerIP, m)
+		}
+	}
+	renewals := "-"
+	if dhcpLease > 0 {
+		// Past one renewal time (half the lease): the root must still answer
+		// through the tunnel with the same address.
+		time.Sleep(time.Duration(dhcpLease)*time.Second/2 + 10*time.Second)
+		// A renewal is a REQUEST unicast from the address to the server
+		// (the first DISCOVER/REQUEST of A and of networkd come from 0.0.0.0).
+		req, _ := c.LAN.Packets("src host " + c.ServerIP + " and dst host " + LenderIP + " and udp dst port 67")
+		acks, _ := c.LAN.Packets("src host " + LenderIP + " and dst host " + c.ServerIP + " and udp dst port 68")
+		renewals = fmt.Sprintf("%d/%d", len(req), len(acks))
+		if len(req) == 0 || len(acks) == 0 {
+			c.Fail("no DHCP renewal of %s answered by the lender after ready: %d requests, %d answers", c.ServerIP, len(req), len(acks))
+		}
+	}
+	if st, err := c.KeeperStatus(); err != nil {
+		c.Fail("keeper status through the tunnel after %s: %v", ready, err)
+	} else {
+		t.Logf("keeper status: %v", st)
+	}
+	tret := time.Now()
+	show, err := c.Return(context.Background())
+	off := time.Since(tret)
+	if err != nil {
+		c.Fail("lease return: %v\n%s", err, show)
+	}
+	secs := "?"
+	if m := reShutdownSeconds.FindStringSubmatch(show); m != nil {
+		secs = m[2] + " s"
+		if f, _ := strconv.ParseFloat(m[2], 64); f > 15 {
+			t.Errorf("the server left the gateway %s after the keeper was asked: the keeper's IKE DELETE did not go at shutdown", secs)
+		}
+	}
+	t.Logf("lease show:\n%s", show)
+	if trouble := c.VM.Console.KernelTrouble(); len(trouble) > 0 {
+		t.Errorf("kernel warnings on the console:\n%s", strings.Join(trouble, "\n"))
+	}
+	return fmt.Sprintf("%-15s %-7s %-14s %-21s %s\n", root, ready.Round(time.Second), renewals, secs, off.Round(100*time.Millisecond))
+}
