@@ -79,4 +79,3 @@ func TestNetbootAnswersAnEnrolledServerWithItsAddressOnly(t *testing.T) {
 		t.Fatalf("%s enrolled without an address here got %v, want no offer", macOf(1), a)
 	}
 }
-
