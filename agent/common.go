@@ -74,9 +74,12 @@ func (a *Agent) stopDiskWatch() {
 	a.diskWatch = nil
 }
 
-// loadModules loads the kernel modules this image carries: A's own in
-// /lib/modules, or in B its own initrd's for its devices and those that A
-// appended under ModuleDir (modules_b.go).
+// loadModules loads the kernel modules this image needs: in A, ESP's in
+// their order, the drivers of the devices present (coldplug, as B does)
+// and aModules; in B, its own initrd's for its devices and those that A
+// appended under ModuleDir (modules_b.go). A carries more than it loads:
+// the NFS client rides along for B when B runs A's release (stage_a.go
+// modulesForB), and loading it in A cost seconds for nothing.
 func (a *Agent) loadModules(ctx context.Context) error {
 	if a.settings != nil {
 		return a.loadModulesB(ctx)
@@ -90,14 +93,24 @@ func (a *Agent) loadModules(ctx context.Context) error {
 		a.log.Warn("no modules to load", "dir", dir)
 		return nil
 	}
-	loadESPModules(ctx, dir, a.log)
-	loaded, err := kmod.LoadAll(ctx, dir, a.log)
+	tree, err := kmod.OpenTree(dir)
 	if err != nil {
 		return err
 	}
-	a.log.Info("modules loaded", "count", len(loaded))
+	mods, missing, err := tree.ResolveAvailable(kmod.ESPModules())
+	loadESP(ctx, mods, missing, err, a.log)
+	n, err := coldplug(ctx, tree, "/sys", aModules, a.log)
+	if err != nil {
+		a.log.Warn("coldplug incomplete", "dir", dir, "err", err)
+	}
+	a.log.Info("modules loaded for the devices present", "count", n)
 	return nil
 }
+
+// aModules are what A loads besides device drivers and ESP: tun for
+// user-space ESP, which nothing else would load (no modprobe answers the
+// kernel's request for /dev/net/tun).
+var aModules = []string{"tun"}
 
 // uptime is how long the kernel has been running: the boot phase's length.
 func uptime() time.Duration {

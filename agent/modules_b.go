@@ -82,7 +82,7 @@ func (a *Agent) loadModulesB(ctx context.Context) error {
 	mods, missing, err := tree.ResolveAvailable(kmod.ESPModules())
 	loadESP(ctx, mods, missing, err, a.log)
 	useFirmwareDir("/", a.log)
-	n, err := coldplug(ctx, tree, "/sys", a.log)
+	n, err := coldplug(ctx, tree, "/sys", nfsModules, a.log)
 	if err != nil {
 		a.log.Warn("coldplug incomplete", "dirs", dirs, "err", err)
 	}
@@ -106,11 +106,11 @@ func (a *Agent) loadModulesB(ctx context.Context) error {
 }
 
 // coldplug loads, from tree, the drivers of the devices under sysfs and
-// the NFS client, in rounds until no new device needs one.
-func coldplug(ctx context.Context, tree *kmod.Tree, sysfs string, log *slog.Logger) (int, error) {
+// the named modules (those the tree has), in rounds until no new device
+// needs one.
+func coldplug(ctx context.Context, tree *kmod.Tree, sysfs string, names []string, log *slog.Logger) (int, error) {
 	done := map[string]bool{}
 	var errs []error
-	names := nfsModules
 	for round := 0; round < coldplugRounds && ctx.Err() == nil; round++ {
 		mas, err := kmod.DeviceModaliases(sysfs)
 		if err != nil {

@@ -32,15 +32,10 @@ func (a *Agent) dataPlane() (keeper.DataPlane, error) {
 	return p, nil
 }
 
-// loadESPModules loads the ESP modules dir carries (kmod.ESPModules, in
-// that order with their dependencies) before everything else is loaded in
-// sorted order. A module missing from dir is skipped: it may be built in,
-// and the tunnel falls back to user-space ESP when the kernel lacks it.
-func loadESPModules(ctx context.Context, dir string, log *slog.Logger) {
-	mods, missing, err := kmod.ResolveAvailable(dir, kmod.ESPModules())
-	loadESP(ctx, mods, missing, err, log)
-}
-
+// loadESP loads the ESP modules resolved from a tree (kmod.ESPModules, in
+// that order with their dependencies) before anything else. A module
+// missing is skipped: it may be built in, and the tunnel falls back to
+// user-space ESP when the kernel lacks it.
 func loadESP(ctx context.Context, mods []kmod.Module, missing []string, err error, log *slog.Logger) {
 	if len(missing) > 0 {
 		log.Debug("ESP modules not carried (built in, or the kernel lacks them)", "modules", missing)

@@ -171,23 +171,33 @@ func initrdPatch(env *Env, args []string) error {
 }
 
 func initrdBuild(env *Env, args []string) error {
-	fs := newFlags(env, "initrd build", "initrd build -o OUT [--kernel-modules DIR [--module NAME...] [--esp]] [--add SRC:DST...] [--compress none|gzip]")
+	fs := newFlags(env, "initrd build", "initrd build -o OUT [--kernel-modules DIR [--module NAME...] [--esp]] [--add SRC:DST...] [--compress none|gzip|lz4|zstd]")
 	out := fs.String("o", "", "output image (written atomically)")
 	kdir := fs.String("kernel-modules", "", "directory of a kernel's modules (lib/modules/RELEASE)")
-	comp := fs.String("compress", "none", "compression: none or gzip")
+	comp := fs.String("compress", "none", "compression: none, gzip, lz4 or zstd (zstd: smallest that unpacks fast; scripts/bench.sh measures them)")
 	var adds, mods listFlag
 	fs.Var(&adds, "add", "SRC:DST: add host file, directory tree or symlink SRC at DST (repeatable)")
 	fs.Var(&mods, "module", "module NAME to include with its dependencies (repeatable)")
 	esp := fs.Bool("esp", false, "also the modules kernel IPsec ESP needs (those the kernel has as modules)")
+	var nicClass, nicPCI listFlag
+	fs.Var(&nicClass, "nics", "NIC drivers by class: ethernet (every Ethernet driver plus virtual NICs) or virtual (repeatable)")
+	fs.Var(&nicPCI, "nic-pci", "VVVV:DDDD: the drivers of the network card with this PCI id (repeatable)")
 	if _, err := positionals(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
 	c, err := initrd.ParseCompression(*comp)
-	if err != nil || (c != initrd.None && c != initrd.Gzip) {
-		return usagef("--compress %q: want none or gzip", *comp)
+	if err != nil || (c != initrd.None && c != initrd.Gzip && c != initrd.LZ4 && c != initrd.Zstd) {
+		return usagef("--compress %q: want none, gzip, lz4 or zstd", *comp)
 	}
-	if *out == "" || ((len(mods) > 0 || *esp) && *kdir == "") {
-		return usagef("need -o OUT, and --kernel-modules DIR with --module or --esp")
+	if *out == "" || ((len(mods) > 0 || *esp || len(nicClass) > 0 || len(nicPCI) > 0) && *kdir == "") {
+		return usagef("need -o OUT, and --kernel-modules DIR with --module, --esp, --nics or --nic-pci")
+	}
+	if len(nicClass) > 0 || len(nicPCI) > 0 {
+		nics, err := nicModules(*kdir, nicClass, nicPCI)
+		if err != nil {
+			return err
+		}
+		mods = append(mods, nics...)
 	}
 	files := selfFiles()
 	mf, err := moduleFiles(*kdir, mods, *esp)
@@ -206,12 +216,14 @@ func initrdBuild(env *Env, args []string) error {
 	return nil
 }
 
-// selfFiles puts this binary at /init and /bin/ferry, with a symlink
-// /bin/APPLET -> ferry for every applet.
+// selfFiles puts this binary at /bin/ferry, once, with /init and
+// /bin/APPLET symlinks to it: the kernel follows the /init link, the
+// applet is chosen by the name it was started as, and the image carries
+// the binary's bytes one time instead of two.
 func selfFiles() []initrd.File {
 	const exe = "/proc/self/exe"
 	files := []initrd.File{
-		{Path: "init", Mode: 0o755, Src: exe},
+		{Path: "init", Link: "bin/ferry"},
 		{Path: "bin/ferry", Mode: 0o755, Src: exe},
 	}
 	for _, a := range All() {
@@ -248,6 +260,39 @@ func moduleFiles(dir string, names []string, esp bool) ([]initrd.File, error) {
 		files = append(files, initrd.File{Path: path.Join("lib/modules", base, m.Rel), Mode: 0o644, Src: m.Path})
 	}
 	return files, nil
+}
+
+// nicModules names the NIC drivers of the classes and PCI ids under dir.
+func nicModules(dir string, classes, pciIDs []string) ([]string, error) {
+	tree, err := kmod.OpenTree(dir)
+	if err != nil {
+		return nil, fmt.Errorf("modules from %s: %w", dir, err)
+	}
+	var names []string
+	for _, c := range classes {
+		n, err := tree.NICModules(c)
+		if err != nil {
+			return nil, usagef("--nics: %v", err)
+		}
+		names = append(names, n...)
+	}
+	var mas []string
+	for _, id := range pciIDs {
+		ma, err := kmod.PCIModaliases(id)
+		if err != nil {
+			return nil, usagef("--nic-pci: %v", err)
+		}
+		mas = append(mas, ma...)
+	}
+	if len(mas) > 0 {
+		matched := kmod.MatchAliases(tree.Aliases(), mas)
+		if len(matched) == 0 {
+			return nil, fmt.Errorf("--nic-pci %v: no driver under %s", pciIDs, dir)
+		}
+		names = append(names, matched...)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
 }
 
 func initrdExtract(env *Env, args []string) error {

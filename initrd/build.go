@@ -8,7 +8,7 @@ import (
 
 // BuildOptions tunes Build.
 type BuildOptions struct {
-	Compression Compression // None (default) or Gzip
+	Compression Compression // None (default), Gzip, LZ4 or Zstd
 }
 
 // BaseFiles are the nodes every image needs before its init runs: the
@@ -28,8 +28,10 @@ func BaseFiles() []File {
 // files plus files (which may override base entries by path). The same
 // inputs give the same bytes. The output is written atomically.
 func Build(outPath string, files []File, opt BuildOptions) error {
-	if opt.Compression != None && opt.Compression != Gzip {
-		return fmt.Errorf("build compression %s: want none or gzip", opt.Compression)
+	switch opt.Compression {
+	case None, Gzip, LZ4, Zstd:
+	default:
+		return fmt.Errorf("build compression %s: want none, gzip, lz4 or zstd", opt.Compression)
 	}
 	all, err := mergeBase(files)
 	if err != nil {

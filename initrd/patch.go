@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
 
@@ -134,6 +135,14 @@ func writeSegment(w io.Writer, files []File, c Compression) (n int64, entries in
 			return 0, 0, err
 		}
 		zw = lw
+	case Zstd:
+		// One frame at the best level: image A is fetched by iPXE, which
+		// pays per byte, and the kernel unpacks zstd faster than gzip.
+		z, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return 0, 0, err
+		}
+		zw = z
 	default:
 		return 0, 0, fmt.Errorf("cannot write %s segments", c)
 	}

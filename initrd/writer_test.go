@@ -183,7 +183,7 @@ func TestReaderVerifies070702Checksum(t *testing.T) {
 func TestBuildIsDeterministicWithConsoleAndMountPoints(t *testing.T) {
 	dir := t.TempDir()
 	files := sampleFiles(t)[:2]
-	for _, c := range []Compression{None, Gzip} {
+	for _, c := range []Compression{None, Gzip, LZ4, Zstd} {
 		a, b := filepath.Join(dir, "a-"+c.String()), filepath.Join(dir, "b-"+c.String())
 		if err := Build(a, files, BuildOptions{Compression: c}); err != nil {
 			t.Fatal(err)
@@ -217,5 +217,25 @@ func TestBuildIsDeterministicWithConsoleAndMountPoints(t *testing.T) {
 				t.Errorf("%s: missing %q in %v", c, want, keys)
 			}
 		}
+	}
+}
+
+// The kernel unpacks zstd with the reference decoder's code: the zstd
+// tool must read what Build writes, byte for byte the archive.
+func TestBuildZstdReadsWithReferenceZstd(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "a.img")
+	files := sampleFiles(t)[:2]
+	if err := Build(img, files, BuildOptions{Compression: Zstd}); err != nil {
+		t.Fatal(err)
+	}
+	raw := filepath.Join(dir, "raw.img")
+	if err := Build(raw, files, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	z, _ := os.ReadFile(img)
+	want, _ := os.ReadFile(raw)
+	if got := run(t, z, "", "zstd", "-d", "-q", "-c"); !bytes.Equal(got, want) {
+		t.Fatalf("zstd -d gives %d bytes, want the %d of the uncompressed build", len(got), len(want))
 	}
 }

@@ -113,3 +113,37 @@ func TestCompressedRealModules(t *testing.T) {
 		t.Errorf("compressed tree: %v %v, want %v", names(mods), err, names(src))
 	}
 }
+
+// The NIC selections on Debian's kernel: the class holds e1000 and
+// virtio_net, and QEMU's e1000 (8086:100e) and virtio-net (1af4:1000)
+// resolve to their drivers by PCI id.
+func TestNICSelectionOnRealKernel(t *testing.T) {
+	dir, _ := kernelModules(t)
+	tree, err := OpenTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, err := tree.NICModules("ethernet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"e1000", "virtio_net", "igb", "mlx5_core"} {
+		if !slices.Contains(eth, want) {
+			t.Errorf("class ethernet lacks %s (%d modules)", want, len(eth))
+		}
+	}
+	var mas []string
+	for _, id := range []string{"8086:100e", "1af4:1000"} {
+		ma, err := PCIModaliases(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mas = append(mas, ma...)
+	}
+	got := MatchAliases(tree.Aliases(), mas)
+	for _, want := range []string{"e1000", "virtio_pci", "virtio_net"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("PCI ids match %v, want %s among them", got, want)
+		}
+	}
+}
