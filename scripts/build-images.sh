@@ -54,7 +54,7 @@ if [ -n "$FERRY" ]; then
 	log "initrd A: $FERRY initrd build"
 	"$FERRY" initrd build -o "$LAB/initrd-a.img" --kernel-modules "$MODDIR" \
 		--module virtio_net --module virtio_blk --module virtio_pci \
-		--module nfsv4 --module nfsv3
+		--module nfsv4 --module nfsv3 --compress zstd
 	[ -s "$LAB/initrd-a.img" ] || die "ferry initrd build produced no $LAB/initrd-a.img"
 else
 	log "warning: no ferry binary given: initrd A not built"

@@ -301,7 +301,7 @@ mkdir -p "$DIR"
 log "image A with kernel ESP's modules and tun (ferry.dataplane=$DATAPLANE)"
 "$FERRY" initrd build -o "$DIR/initrd-a.img" --kernel-modules "$MODDIR" \
 	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun --module tcp_diag \
-	--esp >/dev/null
+	--esp --compress zstd >/dev/null
 make_certs
 
 # ------------------------------------------------------------------ lab up

@@ -114,7 +114,7 @@ make_certs() {
 T0=$(date +%s.%N)
 log "initrd(A) with ferry initrd build"
 "$FERRY" initrd build -o "$DIR/initrd-a.img" --kernel-modules "$MODDIR" \
-	--module virtio_net --module virtio_pci >/dev/null
+	--module virtio_net --module virtio_pci --compress zstd >/dev/null
 
 log "certificates: lender and borrower organisations (openssl, P-256)"
 make_certs "$DIR/pki" "$SERVER"

@@ -63,7 +63,7 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 	// scripts/full-e2e.sh builds image A.
 	if out, err := Run(ferry, "initrd", "build", "-o", im.InitrdA, "--kernel-modules", im.ModDir,
 		"--module", "virtio_net", "--module", "virtio_blk", "--module", "virtio_pci", "--module", "nfsv4",
-		"--module", "tun", "--module", "tcp_diag", "--esp"); err != nil {
+		"--module", "tun", "--module", "tcp_diag", "--esp", "--compress", "zstd"); err != nil {
 		t.Fatalf("image A: %v\n%s", err, out)
 	}
 	return im
