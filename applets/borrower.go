@@ -241,13 +241,22 @@ func printBorrowerLease(env *Env, l borrower.LeaseView) error {
 			if p.Error != "" {
 				status = "failed: " + p.Error
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d bytes\n", p.Phase, p.End.Sub(p.Start), status, p.Bytes)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d bytes\t%s\n", p.Phase, p.End.Sub(p.Start), status, p.Bytes, sinceRequest(l.Lender.Created, p.Start))
 		}
 	}
 	for _, d := range l.Shutdown {
 		fmt.Fprintf(tw, "shutdown %s\t%s\t%.1f s\t%s\n", d.Server, d.Outcome, d.Seconds, d.Detail)
 	}
 	return tw.Flush()
+}
+
+// sinceRequest is when a phase began, counted from the lease request:
+// "at +12.3 s", the transfer's timeline.
+func sinceRequest(created, start time.Time) string {
+	if created.IsZero() || start.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("at +%.1f s", start.Sub(created).Seconds())
 }
 
 // tunnelText is one server's tunnel for lease show: "up since T at ADDR

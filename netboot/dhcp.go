@@ -72,10 +72,35 @@ func (s *Server) reply(ctx context.Context, req *dhcpv4.DHCPv4, p port) (*dhcpv4
 	if err != nil && !heldOnly {
 		return nil, fmt.Errorf("%w: policy: %v", errIgnore, err)
 	}
+	var resp *dhcpv4.DHCPv4
 	if s.cfg.Mode == ModeProxyDHCP {
-		return s.proxyReply(req, c, p)
+		resp, err = s.proxyReply(req, c, p)
+	} else {
+		resp, err = s.dhcpReply(ctx, req, c, heldOnly)
 	}
-	return s.dhcpReply(ctx, req, c, heldOnly)
+	s.timeDHCP(req, resp, c)
+	return resp, err
+}
+
+// timeDHCP marks a DISCOVER and reports the exchange at its ACK (at the
+// OFFER in ProxyDHCP on port 67, where the firmware may send no REQUEST).
+func (s *Server) timeDHCP(req, resp *dhcpv4.DHCPv4, c client) {
+	now := s.now()
+	if req.MessageType() == dhcpv4.MessageTypeDiscover {
+		s.disc.begin(c.mac, now)
+	}
+	if resp == nil {
+		return
+	}
+	t := resp.MessageType()
+	if t != dhcpv4.MessageTypeAck && !(t == dhcpv4.MessageTypeOffer && s.cfg.Mode == ModeProxyDHCP) {
+		return
+	}
+	step := StepDHCPFirmware
+	if c.ipxe {
+		step = StepDHCPiPXE
+	}
+	s.observe(Event{MAC: c.mac, Step: step, Start: s.disc.end(c.mac, now), End: now})
 }
 
 // dhcpReply answers as the network's DHCP server; held restricts a

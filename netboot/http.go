@@ -75,6 +75,7 @@ func (s *Server) serveROM(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
 	log := s.log.With("remote", r.RemoteAddr, "path", "/ipxe")
 	t, err := s.seal.open(r.PathValue("token"), kindScript)
 	if err != nil {
@@ -112,7 +113,8 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	log.Info("netboot: script served")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	io.WriteString(w, ipxeScript(s.cfg.HTTPBase+"/f/"+k, s.cfg.HTTPBase+"/f/"+i, spec.Cmdline))
+	n, _ := io.WriteString(w, ipxeScript(s.cfg.HTTPBase+"/f/"+k, s.cfg.HTTPBase+"/f/"+i, spec.Cmdline))
+	s.observe(Event{MAC: t.MAC, Step: StepScript, Start: start, End: s.now(), Bytes: int64(n)})
 }
 
 func checkSpec(b *BootSpec) error {
@@ -131,6 +133,7 @@ func checkSpec(b *BootSpec) error {
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
 	log := s.log.With("remote", r.RemoteAddr, "path", "/f")
 	t, err := s.seal.open(r.PathValue("token"), kindKernel, kindInitrd)
 	if err != nil {
@@ -144,16 +147,19 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	a, name := b.spec.Kernel, "kernel"
+	a, name := b.spec.Kernel, StepKernel
 	if t.Kind == kindInitrd {
-		a, name = b.spec.Initrd, "initrd"
+		a, name = b.spec.Initrd, StepInitrd
 	}
 	log = log.With("mac", t.MAC.String(), "file", name)
-	if err := serveArtifact(r.Context(), w, r, a); err != nil {
+	cw := &countingWriter{ResponseWriter: w}
+	err = serveArtifact(r.Context(), cw, r, a)
+	s.observe(Event{MAC: t.MAC, Step: name, Start: start, End: s.now(), Bytes: cw.n, Err: err})
+	if err != nil {
 		log.Error("netboot: file failed", "err", err)
 		return
 	}
-	log.Info("netboot: file served")
+	log.Info("netboot: file served", "bytes", cw.n)
 }
 
 // serveArtifact streams a; a local file gets Range and HEAD support.

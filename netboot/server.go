@@ -19,6 +19,7 @@ type Server struct {
 	seal   *sealer
 	boots  *bootTable
 	leases *leaseTable // nil in ModeProxyDHCP
+	disc   *discoveries
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -37,7 +38,7 @@ func New(cfg Config, policy Policy) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.seal, s.boots = seal, newBootTable(cfg.MaxBoot)
+	s.seal, s.boots, s.disc = seal, newBootTable(cfg.MaxBoot), newDiscoveries(cfg.MaxLeases)
 	if cfg.Mode == ModeDHCP {
 		s.leases = newLeaseTable(cfg.Pool, cfg.MaxLeases, cfg.Leases, cfg.Log)
 	}

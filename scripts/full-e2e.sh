@@ -415,6 +415,12 @@ leaks || fail "the lent server sent in clear (see above; captures in $DIR)"
 echo
 echo "timeline (guest console; then the managers):"
 con | grep -a 'ferry: phase .* ok in' | sed 's/.*ferry: phase \([^ ]*\) ok in \(.*\)/  \1 \2/' | awk '{printf "  %-12s %s\n", $1, $2}'
+# Before image A runs, only the lender sees the boot (its netboot's DHCP,
+# script and file fetches, recorded as pxe-* phases): lease show has every
+# phase with its start counted from the lease request.
+echo "timeline from the lease request (lease show: the lender's netboot, then the agent's phases):"
+grep -E '^  [a-z0-9-]+ .* at \+[0-9.]+ s$' <<<"$show" | sed 's/ *at +\([0-9.]*\) s$/ \1/' |
+	awk '{printf "  +%6.1f s  %-18s %-12s %s\n", $NF, $1, $2, ($(NF-2) > 0 ? $(NF-2) " bytes" : "")}' | sort -t+ -k2 -n
 awk -v t0="$T0" -v q="$T_REQ" -v r="$T_READY" -v b="$T_RET" -v o="$T_OFF" -v e="$ESP_PKTS" -v s="$SHUT_S" -v how="$HOW" 'BEGIN {
 	printf "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n", r - q, o - b, o - t0
 	printf "  clean shutdown: keeper asked -> server left the gateway in %s s; guest powered off by itself through %s\n", s, how
