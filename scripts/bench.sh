@@ -3,7 +3,8 @@
 # patching a ~100 MB zstd initrd(B) vs cp vs unpack-edit-repack, IKE
 # handshakes/s on the responder, user-space ESP vs plain TCP on the same
 # veth pair, enrollments/s and a 100-server lease request, the binary's
-# size, and initrd(A)'s size.
+# size, initrd(A)'s size before/after, and (FERRY_BENCH_CHAIN=1) the
+# transfer's time under QEMU with its timeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRY=$(realpath "${1:-./ferry}")
@@ -27,7 +28,25 @@ scripts/fetch-kernel.sh >/dev/null
 . "${FERRY_CACHE:-build/cache}/kernel.env"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$FERRY" initrd build -o "$tmp/initrd-a.img" --kernel-modules "$MODDIR" \
-	--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module nfsv3 >/dev/null
-printf 'initrd(A), uncompressed, with NIC+NFS modules: %s bytes\n' "$(stat -c %s "$tmp/initrd-a.img")"
-gzip -9 <"$tmp/initrd-a.img" | wc -c | xargs printf 'initrd(A) gzip -9 would be: %s bytes\n'
+# Image A as the lab builds it (scripts/full-e2e.sh): NIC, disk, NFS (for
+# B), tun and kernel ESP's modules. Before: the binary twice (/init and
+# bin/ferry, two regular files), uncompressed: the uncompressed image of
+# today plus one more copy of the binary.
+A_MODS=(--module virtio_net --module virtio_blk --module virtio_pci --module nfsv4 --module tun --esp)
+"$FERRY" initrd build -o "$tmp/a-none.img" --kernel-modules "$MODDIR" "${A_MODS[@]}" >/dev/null
+before=$(($(stat -c %s "$tmp/a-none.img") + $(stat -c %s "$FERRY")))
+printf 'initrd(A) before (binary twice, uncompressed): %s bytes\n' "$before"
+for c in none gzip lz4 zstd; do
+	"$FERRY" initrd build -o "$tmp/a-$c.img" --kernel-modules "$MODDIR" "${A_MODS[@]}" --compress "$c" >/dev/null
+	n=$(stat -c %s "$tmp/a-$c.img")
+	printf 'initrd(A) binary once, --compress %-4s: %9s bytes (%.2fx of before)\n' "$c" "$n" "$(echo "$n / $before" | bc -l)"
+done
+
+# The whole transfer under QEMU (minutes, holds the machine's QEMU lock):
+# lease request -> root ready, and the timeline. FERRY_BENCH_CHAIN=1 runs it.
+if [ "${FERRY_BENCH_CHAIN:-}" = 1 ]; then
+	echo "== lease request -> root ready (scripts/full-e2e.sh under QEMU, TCG)"
+	out=$(flock /tmp/ferry-qemu.lock scripts/full-e2e.sh "$FERRY" 2>&1) || { tail -20 <<<"$out"; exit 1; }
+	sed -n '/^timeline/,/full-e2e: ok/p' <<<"$out"
+	echo "baseline (main before image A lean, issue 10): lease request -> root ready 60 s, ~29 s before image A's kernel started"
+fi
