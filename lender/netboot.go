@@ -217,3 +217,10 @@ func parseAddr(s string) netip.Addr {
 	a, _ := netip.ParseAddr(s)
 	return a
 }
+
+// NetbootServer is netboot's server answering for this manager with
+// config c, not yet serving: Serve runs it, and a caller that drives it
+// without a link (a relay, a load generator) calls its Answer and Handler.
+func (m *Manager) NetbootServer(c NetbootConfig) (*netboot.Server, error) {
+	return netbootServer(m, c)
+}

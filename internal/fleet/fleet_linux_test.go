@@ -1,0 +1,265 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"ferry/api"
+	"ferry/applets"
+	"ferry/internal/netnstest"
+	"ferry/lender"
+	"ferry/lender/lendertest"
+	"ferry/pki"
+)
+
+// The fleet runs in a namespace of its own (the gateway's TUN, routes and
+// port 500 stay there), in a child process of this test binary, which in
+// turn runs the gateway as a process of its own, so that the gateway's
+// memory and CPU are its own. FERRY_FLEET_N (50), FERRY_FLEET_HOLD (15s)
+// and FERRY_FLEET_CONCURRENCY (32) size it; scripts/bench.sh runs 1,000
+// for 10 minutes.
+const (
+	envChild   = "FERRY_FLEET_CHILD"
+	envGateway = "FERRY_FLEET_GATEWAY"
+)
+
+// TestFleet: N lent servers take an address, fetch image A, enroll and
+// hold a tunnel with DPD for the hold time, every one of them, with no
+// error and no reconnect.
+func TestFleet(t *testing.T) {
+	if os.Getenv(envChild) != "" || os.Getenv(envGateway) != "" {
+		t.Skip("helper process")
+	}
+	ns := netnstest.New(t, "flt")
+	ns.Run(t, "", "ip", "link", "set", "lo", "up")
+	cmd := ns.Command(os.Args[0], "-test.run=^TestFleetInNamespace$", "-test.v", "-test.timeout=60m")
+	cmd.Env = append(os.Environ(), envChild+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		fmt.Println(sc.Text()) // the figures, for make bench
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("fleet: %v (its output is above)", err)
+	}
+}
+
+// TestFleetGatewayProcess is the gateway: `ferry gateway` in this process.
+func TestFleetGatewayProcess(t *testing.T) {
+	cfg := os.Getenv(envGateway)
+	if cfg == "" {
+		t.Skip("helper process")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	env := &applets.Env{Stdin: strings.NewReader(""), Stdout: os.Stdout, Stderr: os.Stderr,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if code := applets.Main(ctx, env, []string{"ferry", "gateway", "--config", cfg}); code != 0 && ctx.Err() == nil {
+		t.Fatalf("gateway exited %d", code)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func TestFleetInNamespace(t *testing.T) {
+	if os.Getenv(envChild) == "" {
+		t.Skip("helper process")
+	}
+	n, conc := envInt("FERRY_FLEET_N", 50), envInt("FERRY_FLEET_CONCURRENCY", 32)
+	hold := envDuration("FERRY_FLEET_HOLD", 15*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+
+	// The lender: its manager and agent API (TLS on loopback), n servers
+	// in its inventory, and its netboot handlers.
+	la := lendertest.NewAgent(t)
+	macs := make([]net.HardwareAddr, n)
+	for i := range n {
+		macs[i] = net.HardwareAddr{0x52, 0x54, 0x01, byte(i >> 16), byte(i >> 8), byte(i)}
+		if _, err := la.M.AddServer(ctx, lender.Server{MAC: macs[i].String(), Power: "manual", Pool: "p"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bca, err := pki.NewCA("fleet borrower CA", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwKey, gwCert, err := bca.Issue(pki.Identity{CommonName: "fleet gateway", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.ECDSAP256, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, initrd := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	os.WriteFile(kernel, make([]byte, 64<<10), 0o644)
+	os.WriteFile(initrd, make([]byte, 256<<10), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := la.M.NetbootServer(lender.NetbootConfig{Interface: "lo", ServerIP: "127.0.0.1", Mode: "dhcp",
+		PoolFirst: "127.64.0.1", PoolLast: "127.64.255.254", Prefix: "127.0.0.0/8", HTTPAddr: ln.Addr().String(),
+		KernelA: kernel, InitrdA: initrd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: nb.Handler()}
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	// The gateway, as `ferry gateway` in a process of its own.
+	gw := startGateway(t, dir, la, gwCert, gwKey)
+	allow := &allowFile{path: gw.allow}
+
+	leaseReq := api.LeaseRequest{IdempotencyKey: "fleet-0001", Count: n, Gateway: "127.0.0.1:500",
+		BorrowerCA: string(bca.CertPEM()),
+		Image: api.Image{Kernel: api.Artifact{URL: "https://127.0.0.2/k", SHA256: fmt.Sprintf("%064x", 1)},
+			Initrd: api.Artifact{URL: "https://127.0.0.2/i", SHA256: fmt.Sprintf("%064x", 2)}, Cmdline: "console=ttyS0"},
+		DurationSeconds: 3600}
+	for range n {
+		leaseReq.Roots = append(leaseReq.Roots, api.NFSRoot{Server: "10.89.0.2", Path: "/roots/x"})
+	}
+	t0 := time.Now()
+	if _, err := la.M.RequestLease(ctx, leaseReq); err != nil {
+		t.Fatal(err)
+	}
+	leaseTime := time.Since(t0)
+
+	rss0, cpu0 := gw.rss(t), gw.cpu(t)
+	rec := NewRecorder()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l := Lender{Netboot: nb, CA: la.CA.Cert}
+	g := Gateway{Addr: netip.MustParseAddr("127.0.0.1"), CAs: []*x509.Certificate{bca.Cert},
+		RemoteSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}, Allow: allow.add, DPD: 10 * time.Second}
+	servers, errs := playAll(ctx, macs, conc, l, g, rec, log)
+	upAt := time.Now()
+	rss1, cpu1 := gw.rss(t), gw.cpu(t)
+	retries := 0
+	for _, s := range servers {
+		retries += s.Retries
+	}
+	fmt.Printf("fleet: %d lent servers, %d at a time, one lease request of %d (%.0f ms); %d up in %.1f s, %d failed; %d IKE attempts refused before the allow list had the key\n",
+		n, conc, n, leaseTime.Seconds()*1000, len(servers), upAt.Sub(t0).Seconds(), len(errs), retries)
+	fmt.Print(Table(rec.Stats()))
+	for i, err := range errs {
+		if i < 5 {
+			t.Errorf("server: %v", err)
+		}
+	}
+	fmt.Printf("gateway (ferry gateway, own process): RSS %.1f MB idle -> %.1f MB with %d SAs: %.1f KB per SA; CPU %.2f s for %d handshakes (%.2f ms each)\n",
+		float64(rss0)/(1<<20), float64(rss1)/(1<<20), len(servers), float64(rss1-rss0)/1024/float64(max(len(servers), 1)),
+		(cpu1 - cpu0).Seconds(), len(servers), (cpu1-cpu0).Seconds()*1000/float64(max(len(servers), 1)))
+	var ms runtimeMem
+	ms.read()
+	fmt.Printf("lender + %d played servers (this process): Go heap %.1f MB, %d goroutines\n", len(servers), float64(ms.heap)/(1<<20), ms.goroutines)
+
+	// Hold: DPD both ways on every tunnel; no SA may go down.
+	time.Sleep(hold)
+	rss2, cpu2 := gw.rss(t), gw.cpu(t)
+	down := 0
+	for _, s := range servers {
+		h := s.IKE().TunnelHistory()
+		st := s.IKE().Status()
+		if h.Reconnects > 0 || h.LastReason != "" || len(st) != 1 || st[0].State != "established" {
+			down++
+			if down <= 5 {
+				t.Errorf("%s after %s: %d SAs %+v, history %+v", s.MAC, hold, len(st), st, h)
+			}
+		}
+	}
+	fmt.Printf("held %s with DPD every 10 s: %d of %d tunnels up throughout; gateway RSS %.1f MB, CPU %.2f s in the hold (%.1f %% of one core)\n",
+		hold, len(servers)-down, len(servers), float64(rss2)/(1<<20), (cpu2 - cpu1).Seconds(), 100*(cpu2-cpu1).Seconds()/hold.Seconds())
+	if len(errs) > 0 || down > 0 {
+		t.Fatalf("%d servers failed, %d tunnels went down", len(errs), down)
+	}
+	cancel()
+	for _, s := range servers {
+		s.Wait()
+	}
+}
+
+// playAll plays every MAC, conc at a time.
+func playAll(ctx context.Context, macs []net.HardwareAddr, conc int, l Lender, g Gateway, rec *Recorder, log *slog.Logger) ([]*Server, []error) {
+	var mu sync.Mutex
+	var servers []*Server
+	var errs []error
+	next := make(chan net.HardwareAddr)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for mac := range next {
+				s, err := Play(ctx, mac, l, g, rec, log)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					servers = append(servers, s)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, m := range macs {
+		next <- m
+	}
+	close(next)
+	wg.Wait()
+	return servers, errs
+}
+
+// allowFile is the borrower's part: enrolled keys onto the gateway's
+// allow list (JSON lines, which the gateway reloads on change).
+type allowFile struct {
+	mu   sync.Mutex
+	path string
+}
+
+func (a *allowFile) add(pin, lease string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	line, _ := json.Marshal(map[string]string{"pin": pin, "lease": lease})
+	_, err = f.Write(append(line, '\n'))
+	return err
+}
