@@ -96,9 +96,12 @@ func (s *Server) timeDHCP(req, resp *dhcpv4.DHCPv4, c client) {
 	if t != dhcpv4.MessageTypeAck && !(t == dhcpv4.MessageTypeOffer && s.cfg.Mode == ModeProxyDHCP) {
 		return
 	}
-	step := StepDHCPFirmware
-	if c.ipxe {
+	step := StepDHCPOS
+	switch {
+	case c.ipxe:
 		step = StepDHCPiPXE
+	case c.pxe:
+		step = StepDHCPFirmware
 	}
 	s.observe(Event{MAC: c.mac, Step: step, Start: s.disc.end(c.mac, now), End: now})
 }

@@ -11,8 +11,9 @@ import (
 // what happens before image A's kernel runs (firmware DHCP, iPXE's DHCP,
 // the script, the kernel and initrd downloads) is otherwise invisible.
 const (
-	StepDHCPFirmware = "dhcp-firmware" // the PXE ROM's DISCOVER..ACK
+	StepDHCPFirmware = "dhcp-firmware" // a PXE ROM's DISCOVER..ACK (vendor class PXEClient)
 	StepDHCPiPXE     = "dhcp-ipxe"     // iPXE's DISCOVER..ACK
+	StepDHCPOS       = "dhcp-os"       // any other client's: image A's own
 	StepScript       = "script"
 	StepKernel       = "kernel"
 	StepInitrd       = "initrd"

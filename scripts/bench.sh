@@ -2,7 +2,9 @@
 # bench.sh FERRY — the README's figures in one run, each beside its baseline:
 # patching a ~100 MB zstd initrd(B) vs cp vs unpack-edit-repack, IKE
 # handshakes/s on the responder, user-space ESP vs plain TCP on the same
-# veth pair, enrollments/s and a 100-server lease request, the binary's
+# veth pair, enrollments/s and a 100-server lease request, 1,000 lent
+# servers through the real managers to ferry's gateway and to strongSwan's
+# charon (handshakes/s, memory per SA, CPU), the binary's
 # size, initrd(A)'s size before/after, and (FERRY_BENCH_CHAIN=1) the
 # transfer's time under QEMU with its timeline.
 set -euo pipefail
@@ -20,6 +22,19 @@ go test -run '^$' -bench 'BulkTCPUserspaceESPvsPlain' -benchtime 2x ./ipsec/esp/
 
 echo "== lender: enrollments/s and a 100-server lease request"
 go test -run '^$' -bench 'Enroll|LeaseRequest100' ./lender/ | grep -E '^Benchmark|FAIL'
+
+# Many lent servers at once (internal/fleet, needs root): the real lender
+# (DHCP handler, netboot HTTP, enrollment), then tunnels with one-time
+# certificates held with DPD, to ferry's gateway and, with the same load,
+# to strongSwan's charon. FERRY_BENCH_SERVERS (1000), FERRY_BENCH_HOLD (10m).
+fleet() {
+	FERRY_FLEET_N=${FERRY_BENCH_SERVERS:-1000} FERRY_FLEET_HOLD=$2 \
+		go test -count=1 -timeout 60m -run "^$1\$" -v ./internal/fleet/ | grep -Ev '^(=== |--- |PASS|ok )'
+}
+echo "== ${FERRY_BENCH_SERVERS:-1000} lent servers through the real lender to ferry's gateway, held ${FERRY_BENCH_HOLD:-10m} with DPD"
+fleet TestFleet "${FERRY_BENCH_HOLD:-10m}"
+echo "== the same load against strongSwan charon as the responder (held 1m)"
+fleet TestFleetCharon 1m
 
 echo "== sizes"
 printf 'ferry binary (static, stripped): %s bytes\n' "$(stat -c %s "$FERRY")"

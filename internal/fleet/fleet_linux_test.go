@@ -35,21 +35,45 @@ import (
 // and FERRY_FLEET_CONCURRENCY (32) size it; scripts/bench.sh runs 1,000
 // for 10 minutes.
 const (
-	envChild   = "FERRY_FLEET_CHILD"
-	envGateway = "FERRY_FLEET_GATEWAY"
+	envChild     = "FERRY_FLEET_CHILD"
+	envGateway   = "FERRY_FLEET_GATEWAY"
+	envGatewayNS = "FERRY_FLEET_GATEWAY_NS"
+)
+
+// serverNet holds the lent servers' DHCP addresses; gatewayAddr is the
+// responder's, across the veth.
+var (
+	serverNet   = netip.MustParsePrefix("10.64.0.0/16")
+	gatewayAddr = netip.MustParseAddr("10.88.0.2")
 )
 
 // TestFleet: N lent servers take an address, fetch image A, enroll and
-// hold a tunnel with DPD for the hold time, every one of them, with no
-// error and no reconnect.
-func TestFleet(t *testing.T) {
+// hold a tunnel to ferry's gateway with DPD for the hold time, every one
+// of them, with no error and no reconnect.
+func TestFleet(t *testing.T) { runFleet(t, "ferry") }
+
+// TestFleetCharon is the same load with strongSwan's charon as the
+// responder, for comparison (scripts/bench.sh prints both).
+func TestFleetCharon(t *testing.T) {
+	if _, err := os.Stat(charonBin); err != nil {
+		t.Skipf("strongSwan: %v", err)
+	}
+	runFleet(t, "charon")
+}
+
+func runFleet(t *testing.T, responder string) {
 	if os.Getenv(envChild) != "" || os.Getenv(envGateway) != "" {
 		t.Skip("helper process")
 	}
-	ns := netnstest.New(t, "flt")
-	ns.Run(t, "", "ip", "link", "set", "lo", "up")
+	// The lender and the played servers in one namespace (every server's
+	// DHCP address local there), the responder in another across a veth.
+	ns, gns := netnstest.New(t, "flt"), netnstest.New(t, "flg")
+	netnstest.Veth(t, netnstest.End{NS: ns, Name: "fl0", Addr: netip.MustParsePrefix("10.88.0.1/24")},
+		netnstest.End{NS: gns, Name: "gw0", Addr: netip.MustParsePrefix("10.88.0.2/24")})
+	ns.Run(t, "", "ip", "route", "add", "local", serverNet.String(), "dev", "lo")
+	gns.Run(t, "", "ip", "route", "add", serverNet.String(), "via", "10.88.0.1")
 	cmd := ns.Command(os.Args[0], "-test.run=^TestFleetInNamespace$", "-test.v", "-test.timeout=60m")
-	cmd.Env = append(os.Environ(), envChild+"=1")
+	cmd.Env = append(os.Environ(), envChild+"=1", "FERRY_FLEET_RESPONDER="+responder, envGatewayNS+"="+gns.Name)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -121,7 +145,7 @@ func TestFleetInNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwKey, gwCert, err := bca.Issue(pki.Identity{CommonName: "fleet gateway", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, pki.ECDSAP256, 24*time.Hour)
+	gwKey, gwCert, err := bca.Issue(pki.Identity{CommonName: "fleet gateway", IPs: []net.IP{gatewayAddr.AsSlice()}}, pki.ECDSAP256, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +156,8 @@ func TestFleetInNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, err := la.M.NetbootServer(lender.NetbootConfig{Interface: "lo", ServerIP: "127.0.0.1", Mode: "dhcp",
-		PoolFirst: "127.64.0.1", PoolLast: "127.64.255.254", Prefix: "127.0.0.0/8", HTTPAddr: ln.Addr().String(),
+	nb, err := la.M.NetbootServer(lender.NetbootConfig{Interface: "lo", ServerIP: "10.64.0.1", Mode: "dhcp",
+		PoolFirst: "10.64.0.2", PoolLast: "10.64.255.254", Prefix: serverNet.String(), HTTPAddr: ln.Addr().String(),
 		KernelA: kernel, InitrdA: initrd})
 	if err != nil {
 		t.Fatal(err)
@@ -142,11 +166,18 @@ func TestFleetInNamespace(t *testing.T) {
 	go hs.Serve(ln)
 	defer hs.Close()
 
-	// The gateway, as `ferry gateway` in a process of its own.
-	gw := startGateway(t, dir, la, gwCert, gwKey)
-	allow := &allowFile{path: gw.allow}
+	// The responder: `ferry gateway` in a process of its own, or
+	// strongSwan's charon (FERRY_FLEET_RESPONDER=charon) for comparison.
+	var gw *responder
+	allow := func(pin, lease string) error { return nil } // charon: any key the lender CA signed
+	if os.Getenv("FERRY_FLEET_RESPONDER") == "charon" {
+		gw = startCharon(t, dir, os.Getenv(envGatewayNS), la, gwCert, gwKey)
+	} else {
+		gw = startGateway(t, dir, os.Getenv(envGatewayNS), la, gwCert, gwKey)
+		allow = (&allowFile{path: gw.allow}).add
+	}
 
-	leaseReq := api.LeaseRequest{IdempotencyKey: "fleet-0001", Count: n, Gateway: "127.0.0.1:500",
+	leaseReq := api.LeaseRequest{IdempotencyKey: "fleet-0001", Count: n, Gateway: gatewayAddr.String() + ":500",
 		BorrowerCA: string(bca.CertPEM()),
 		Image: api.Image{Kernel: api.Artifact{URL: "https://127.0.0.2/k", SHA256: fmt.Sprintf("%064x", 1)},
 			Initrd: api.Artifact{URL: "https://127.0.0.2/i", SHA256: fmt.Sprintf("%064x", 2)}, Cmdline: "console=ttyS0"},
@@ -160,30 +191,35 @@ func TestFleetInNamespace(t *testing.T) {
 	}
 	leaseTime := time.Since(t0)
 
-	rss0, cpu0 := gw.rss(t), gw.cpu(t)
 	rec := NewRecorder()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l := Lender{Netboot: nb, CA: la.CA.Cert}
-	g := Gateway{Addr: netip.MustParseAddr("127.0.0.1"), CAs: []*x509.Certificate{bca.Cert},
-		RemoteSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}, Allow: allow.add, DPD: 10 * time.Second}
-	servers, errs := playAll(ctx, macs, conc, l, g, rec, log)
-	upAt := time.Now()
-	rss1, cpu1 := gw.rss(t), gw.cpu(t)
+	g := Gateway{Addr: gatewayAddr, CAs: []*x509.Certificate{bca.Cert},
+		RemoteSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}, Allow: allow, DPD: 10 * time.Second}
+	// Every server up to its enrollment, then (once the gateway's allow
+	// list had time to load every key) every tunnel: the handshakes are
+	// measured apart, without refusals.
+	ready, errs := prepareAll(ctx, macs, conc, l, g, rec)
+	time.Sleep(2 * time.Second)
+	rss0, cpu0, t1 := gw.rss(t), gw.cpu(t), time.Now()
+	servers, terrs := tunnelAll(ctx, ready, conc, g, rec, log)
+	errs = append(errs, terrs...)
+	rss1, cpu1, wall := gw.rss(t), gw.cpu(t), time.Since(t1)
 	retries := 0
 	for _, s := range servers {
 		retries += s.Retries
 	}
-	fmt.Printf("fleet: %d lent servers, %d at a time, one lease request of %d (%.0f ms); %d up in %.1f s, %d failed; %d IKE attempts refused before the allow list had the key\n",
-		n, conc, n, leaseTime.Seconds()*1000, len(servers), upAt.Sub(t0).Seconds(), len(errs), retries)
+	fmt.Printf("fleet: %d lent servers, %d at a time, one lease request of %d (%.0f ms); %d tunnels up %.1f s after it, %d failed; %d IKE attempts refused (allow list not yet loaded)\n",
+		n, conc, n, leaseTime.Seconds()*1000, len(servers), time.Since(t0).Seconds(), len(errs), retries)
 	fmt.Print(Table(rec.Stats()))
 	for i, err := range errs {
 		if i < 5 {
 			t.Errorf("server: %v", err)
 		}
 	}
-	fmt.Printf("gateway (ferry gateway, own process): RSS %.1f MB idle -> %.1f MB with %d SAs: %.1f KB per SA; CPU %.2f s for %d handshakes (%.2f ms each)\n",
-		float64(rss0)/(1<<20), float64(rss1)/(1<<20), len(servers), float64(rss1-rss0)/1024/float64(max(len(servers), 1)),
-		(cpu1 - cpu0).Seconds(), len(servers), (cpu1-cpu0).Seconds()*1000/float64(max(len(servers), 1)))
+	fmt.Printf("responder %s: %d handshakes in %.1f s: %.1f/s; its CPU %.2f ms per handshake (%.0f %% of a core); RSS %.1f MB -> %.1f MB: %.1f KB per SA\n",
+		gw.name, len(servers), wall.Seconds(), float64(len(servers))/wall.Seconds(), (cpu1-cpu0).Seconds()*1000/float64(max(len(servers), 1)),
+		100*(cpu1-cpu0).Seconds()/wall.Seconds(), float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss1-rss0)/1024/float64(max(len(servers), 1)))
 	var ms runtimeMem
 	ms.read()
 	fmt.Printf("lender + %d played servers (this process): Go heap %.1f MB, %d goroutines\n", len(servers), float64(ms.heap)/(1<<20), ms.goroutines)
@@ -202,8 +238,8 @@ func TestFleetInNamespace(t *testing.T) {
 			}
 		}
 	}
-	fmt.Printf("held %s with DPD every 10 s: %d of %d tunnels up throughout; gateway RSS %.1f MB, CPU %.2f s in the hold (%.1f %% of one core)\n",
-		hold, len(servers)-down, len(servers), float64(rss2)/(1<<20), (cpu2 - cpu1).Seconds(), 100*(cpu2-cpu1).Seconds()/hold.Seconds())
+	fmt.Printf("held %s with DPD every 10 s: %d of %d tunnels up throughout; %s RSS %.1f MB, CPU %.2f s in the hold (%.1f %% of a core)\n",
+		hold, len(servers)-down, len(servers), gw.name, float64(rss2)/(1<<20), (cpu2 - cpu1).Seconds(), 100*(cpu2-cpu1).Seconds()/hold.Seconds())
 	if len(errs) > 0 || down > 0 {
 		t.Fatalf("%d servers failed, %d tunnels went down", len(errs), down)
 	}
@@ -213,35 +249,60 @@ func TestFleetInNamespace(t *testing.T) {
 	}
 }
 
-// playAll plays every MAC, conc at a time.
-func playAll(ctx context.Context, macs []net.HardwareAddr, conc int, l Lender, g Gateway, rec *Recorder, log *slog.Logger) ([]*Server, []error) {
+// prepareAll takes every server up to its enrollment, conc at a time.
+func prepareAll(ctx context.Context, macs []net.HardwareAddr, conc int, l Lender, g Gateway, rec *Recorder) ([]*Server, []error) {
 	var mu sync.Mutex
-	var servers []*Server
+	var ready []*Server
 	var errs []error
-	next := make(chan net.HardwareAddr)
+	parallel(macs, conc, func(mac net.HardwareAddr) {
+		s, err := Prepare(ctx, mac, l, g, rec)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		ready = append(ready, s)
+	})
+	return ready, errs
+}
+
+// tunnelAll opens every server's tunnel, conc at a time.
+func tunnelAll(ctx context.Context, ready []*Server, conc int, g Gateway, rec *Recorder, log *slog.Logger) ([]*Server, []error) {
+	var mu sync.Mutex
+	var up []*Server
+	var errs []error
+	parallel(ready, conc, func(s *Server) {
+		err := s.Tunnel(ctx, g, rec, log)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		up = append(up, s)
+	})
+	return up, errs
+}
+
+// parallel calls f for each item, conc at a time.
+func parallel[T any](items []T, conc int, f func(T)) {
+	next := make(chan T)
 	var wg sync.WaitGroup
 	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for mac := range next {
-				s, err := Play(ctx, mac, l, g, rec, log)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-				} else {
-					servers = append(servers, s)
-				}
-				mu.Unlock()
+			for it := range next {
+				f(it)
 			}
 		}()
 	}
-	for _, m := range macs {
-		next <- m
+	for _, it := range items {
+		next <- it
 	}
 	close(next)
 	wg.Wait()
-	return servers, errs
 }
 
 // allowFile is the borrower's part: enrolled keys onto the gateway's

@@ -18,13 +18,15 @@ import (
 	"ferry/pki"
 )
 
-// gatewayProc is `ferry gateway` running as a process of its own.
-type gatewayProc struct {
-	cmd   *exec.Cmd
-	allow string
+// responder is the gateway process the servers' tunnels go to.
+type responder struct {
+	name  string
+	pid   int
+	allow string // ferry gateway's allow list file
 }
 
-func startGateway(t *testing.T, dir string, la *lendertest.Agent, cert *x509.Certificate, key crypto.Signer) *gatewayProc {
+// startGateway runs `ferry gateway` as a process of its own in namespace ns.
+func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509.Certificate, key crypto.Signer) *responder {
 	t.Helper()
 	keyPEM, err := pki.MarshalKeyPEM(key)
 	if err != nil {
@@ -37,13 +39,13 @@ func startGateway(t *testing.T, dir string, la *lendertest.Agent, cert *x509.Cer
 		}
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
-	cfg, _ := json.Marshal(map[string]any{"listen": "127.0.0.1", "ca": p("lender-ca.pem"), "cert": p("gw.pem"), "key": p("gw.key"),
+	cfg, _ := json.Marshal(map[string]any{"listen": gatewayAddr.String(), "ca": p("lender-ca.pem"), "cert": p("gw.pem"), "key": p("gw.key"),
 		"pool": "10.90.0.0/20", "subnets": []string{"10.89.0.0/24"}, "inner": "10.89.0.1/32", "allow": p("allow.jsonl"),
 		"status": p("gw.sock"), "tun": "fleetgw0", "dpd_seconds": 10})
 	if err := os.WriteFile(p("gateway.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFleetGatewayProcess$", "-test.timeout=60m")
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestFleetGatewayProcess$", "-test.timeout=60m")
 	cmd.Env = append(os.Environ(), envGateway+"="+p("gateway.json"), envChild+"=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -68,12 +70,12 @@ func startGateway(t *testing.T, dir string, la *lendertest.Agent, cert *x509.Cer
 			t.Fatal("the gateway did not come up in 30 s (no status socket)")
 		}
 	}
-	return &gatewayProc{cmd: cmd, allow: p("allow.jsonl")}
+	return &responder{name: "ferry gateway", pid: cmd.Process.Pid, allow: p("allow.jsonl")}
 }
 
-// rss is the gateway's resident memory in bytes.
-func (g *gatewayProc) rss(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.cmd.Process.Pid) + "/status")
+// rss is the responder's resident memory in bytes.
+func (g *responder) rss(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +89,9 @@ func (g *gatewayProc) rss(t *testing.T) int64 {
 	return 0
 }
 
-// cpu is the gateway's user + system time so far.
-func (g *gatewayProc) cpu(t *testing.T) time.Duration {
-	return procCPU(t, g.cmd.Process.Pid)
+// cpu is the responder's user + system time so far.
+func (g *responder) cpu(t *testing.T) time.Duration {
+	return procCPU(t, g.pid)
 }
 
 func procCPU(t *testing.T, pid int) time.Duration {

@@ -51,6 +51,8 @@ type Server struct {
 	Addr    netip.Addr // from the lender's DHCP
 	Pin     string
 	Retries int // IKE attempts refused before the allow list had the key
+	cert    *x509.Certificate
+	key     crypto.Signer
 	d       *ike.Daemon
 	done    chan struct{}
 }
@@ -61,9 +63,10 @@ func (s *Server) IKE() *ike.Daemon { return s.d }
 // Wait returns once the server's IKE daemon stopped.
 func (s *Server) Wait() { <-s.done }
 
-// Play runs one lent server through every step until its tunnel is up,
-// recording each step in rec. The tunnel lives until ctx ends.
-func Play(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec *Recorder, log *slog.Logger) (*Server, error) {
+// Prepare runs one lent server through the steps before its tunnel
+// (DHCP, script, image A, enrollment) and puts its key on the gateway's
+// allow list, recording each step in rec.
+func Prepare(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec *Recorder) (*Server, error) {
 	s := &Server{MAC: mac}
 	step := func(name string, f func() error) error {
 		start := time.Now()
@@ -109,9 +112,18 @@ func Play(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec *R
 	if err := g.Allow(s.Pin, lease); err != nil {
 		return nil, err
 	}
+	s.cert, s.key = cert, key
+	return s, nil
+}
+
+// Tunnel opens the server's tunnel to the gateway, recording the
+// handshake in rec. The tunnel lives, with DPD, until ctx ends.
+func (s *Server) Tunnel(ctx context.Context, g Gateway, rec *Recorder, log *slog.Logger) error {
+	mac, cert, key := s.MAC, s.cert, s.key
+	var err error
 	if s.d, err = ike.New(ike.Config{Local: s.Addr, Certs: []*x509.Certificate{cert}, Key: key, CAs: g.CAs,
 		DataPlane: newNullPlane(), ForceEncap: true, DPD: g.DPD, Log: log}); err != nil {
-		return nil, fmt.Errorf("%s: ike: %w", mac, err)
+		return fmt.Errorf("%s: ike: %w", mac, err)
 	}
 	s.done = make(chan struct{})
 	go func() { s.d.Run(ctx); close(s.done) }()
@@ -126,11 +138,11 @@ func Play(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec *R
 		cancel()
 		if err == nil {
 			rec.Add(StepIKE, start, time.Now(), nil)
-			return s, nil
+			return nil
 		}
 		if s.Retries++; s.Retries >= 8 || ctx.Err() != nil {
 			rec.Add(StepIKE, start, time.Now(), err)
-			return s, fmt.Errorf("%s: ike after %d attempts: %w", mac, s.Retries, err)
+			return fmt.Errorf("%s: ike after %d attempts: %w", mac, s.Retries, err)
 		}
 		select {
 		case <-ctx.Done():
