@@ -4,16 +4,30 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 )
 
 // Client calls a ferry JSON API at Base.
 type Client struct {
 	HTTP *http.Client
 	Base string
+	// Unreachable, when set, replaces a failure to connect because nothing
+	// listens (no socket, or no process behind it): what to do about it.
+	Unreachable string
+}
+
+// AdminClient is UnixClient whose failure to connect because nothing
+// serves the socket says unreachable (e.g. "is `ferry lender serve`
+// running?").
+func AdminClient(socket, unreachable string) *Client {
+	c := UnixClient(socket)
+	c.Unreachable = "no manager answers on " + socket + ": " + unreachable
+	return c
 }
 
 // UnixClient reaches a manager's admin socket.
@@ -44,6 +58,9 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		if c.Unreachable != "" && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+			return errors.New(c.Unreachable)
+		}
 		return fmt.Errorf("%s %s: %w", method, c.Base+path, err)
 	}
 	defer resp.Body.Close()

@@ -22,6 +22,16 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Log    *slog.Logger
+	// Getenv reads the environment (os.Getenv when nil): the default
+	// directories and configuration files can be moved by variables.
+	Getenv func(string) string
+}
+
+func (e *Env) getenv(k string) string {
+	if e.Getenv != nil {
+		return e.Getenv(k)
+	}
+	return os.Getenv(k)
 }
 
 // StdEnv is the environment of a normal process.
@@ -85,6 +95,7 @@ func All() []Applet {
 		switchRootApplet(),
 		keeperApplet(),
 		keygenApplet(),
+		pkiApplet(),
 		lenderApplet(),
 		borrowerApplet(),
 		vpnApplet(),

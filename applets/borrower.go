@@ -6,14 +6,24 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"ferry/api"
 	"ferry/borrower"
 	"ferry/catalog"
 )
 
 const borrowerHelp = `borrower: the borrower's manager (image B, NFS roots, leases, gateway keys)
 
-workflow:
+workflow (paths: --dir, else $FERRY_BORROWER_DIR, else /var/lib/ferry/borrower;
+--config, else $FERRY_BORROWER_CONFIG, else /etc/ferry/borrower.json):
+  0. ferry borrower init --name acme --from-lender for-borrowers --gateway 198.51.100.7 \
+         --lan 10.8.0.1 --tunnel-pool 10.8.1.0/24 [--nfs kernel|ganesha|none]
+       makes, all or nothing: the organisation's CA (or yours: --ca-cert/
+       --ca-key), the m2m client, images server, keeper client and gateway
+       certificates (keys 0600), a commented borrower.json and gateway.json
+       (/etc/ferry/gateway.json), and DIR/for-lender/borrower-ca.pem; prints
+       the lender's next command (ferry lender borrower add acme ...)
+     ferry gateway --check && ferry borrower serve --check
+       every problem of the files at once, and what a lease will need (key
+       pairs, CAs, the NFS server, the gateway, the lender over mutual TLS)
   1. ferry borrower serve --config borrower.json &
        {"dir": "/var/lib/ferry-borrower", "lender_url": "https://lender:9443",
         "m2m_cert": "m2m.pem", "m2m_key": "m2m.key", "m2m_ca": "lender-org-ca.pem",
@@ -75,7 +85,7 @@ workflow:
        timeout, failed, not-connected or skipped;
        a lease whose end has passed is returned the same way by itself
 
-subcommands: serve, image add|list, lease request|list|show|extend|return`
+subcommands: init, serve [--check], image add|list, lease request|list|show|extend|return`
 
 func borrowerApplet() Applet {
 	return Applet{Name: "borrower", Summary: "borrower manager: image B, NFS roots, leases", Run: runBorrower}
@@ -91,10 +101,22 @@ func runBorrower(ctx context.Context, env *Env, args []string) error {
 	}
 	switch sub, rest := args[0], args[1:]; sub {
 	case "serve":
-		fs := newFlags(env, "borrower serve", "borrower serve --config FILE")
-		cfgPath := fs.String("config", "", "JSON configuration (see 'ferry borrower --help')")
+		fs := newFlags(env, "borrower serve", "borrower serve [--config FILE] [--check]")
+		cfgPath := fs.String("config", env.borrowerConfig(), "JSON configuration (or $FERRY_BORROWER_CONFIG; see 'ferry borrower --help')")
+		check := fs.Bool("check", false, "check the configuration and what a lease will need, then exit: 0 ok, 1 problems (one per line)")
 		if err := parseFlags(fs, rest); err != nil {
 			return err
+		}
+		if *check {
+			cfg, r, err := borrower.ReadConfig(*cfgPath)
+			if err != nil {
+				return err
+			}
+			if !r.Failed() {
+				r.Name = "borrower " + *cfgPath
+				borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
+			}
+			return printCheck(env, r)
 		}
 		cfg, err := borrower.LoadConfig(*cfgPath)
 		if err != nil {
@@ -102,6 +124,8 @@ func runBorrower(ctx context.Context, env *Env, args []string) error {
 		}
 		cfg.Ready = serviceNotify(ctx, env, "borrower")
 		return borrower.Serve(ctx, cfg, env.Log)
+	case "init":
+		return borrowerInit(env, rest)
 	case "image":
 		return borrowerImage(ctx, env, rest)
 	case "lease":
@@ -115,7 +139,7 @@ func borrowerImage(ctx context.Context, env *Env, args []string) error {
 		return usagef("image: want add or list")
 	}
 	fs := newFlags(env, "borrower image "+args[0], "borrower image add|list --dir DIR [NAME --kernel F --initrd F --cmdline S --modules DIR]")
-	dir := fs.String("dir", "", "borrower state directory")
+	dir := fs.String("dir", env.borrowerDir(), "borrower state directory (or $FERRY_BORROWER_DIR)")
 	kernel := fs.String("kernel", "", "image B kernel (bzImage)")
 	initrd := fs.String("initrd", "", "image B initramfs")
 	cmdline := fs.String("cmdline", "", "image B kernel command line")
@@ -162,7 +186,7 @@ func borrowerLease(ctx context.Context, env *Env, args []string) error {
 		return usagef("lease: want request, list, show, extend or return")
 	}
 	fs := newFlags(env, "borrower lease "+args[0], "borrower lease request|list|show|extend|return --dir DIR [--count N --image NAME --root TEMPLATE --key K] [--duration D] [ID]")
-	dir := fs.String("dir", "", "borrower state directory")
+	dir := fs.String("dir", env.borrowerDir(), "borrower state directory (or $FERRY_BORROWER_DIR)")
 	count := fs.Int("count", 1, "number of servers")
 	image := fs.String("image", "", "image B name in the catalogue")
 	root := fs.String("root", "", "NFS root template directory (default: config default_template)")
@@ -175,7 +199,7 @@ func borrowerLease(ctx context.Context, env *Env, args []string) error {
 	if *dir == "" {
 		return usagef("--dir is required")
 	}
-	c := api.UnixClient(borrower.AdminSocket(*dir))
+	c := borrowerAdminClient(*dir)
 	var l borrower.LeaseView // show fills the view's extras; the others answer the lease alone
 	switch args[0] {
 	case "request":

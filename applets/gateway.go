@@ -78,12 +78,10 @@ options:`
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "gateway", gatewayUsage)
-	path := fs.String("config", "", "JSON configuration (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
+	check := fs.Bool("check", false, "check the configuration, the key pair, the CA and the allow list, then exit: 0 ok, 1 problems (one per line)")
+	path := fs.String("config", env.gatewayConfig(), "JSON configuration, or $FERRY_GATEWAY_CONFIG (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if *path == "" {
-		return usagef("--config FILE is required")
 	}
 	b, err := os.ReadFile(*path)
 	if err != nil {
@@ -96,6 +94,12 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	r := &configfile.Report{Name: "gateway config " + *path}
 	configfile.Decode(r, b, &c)
 	cfg, g := c.check(env, r)
+	if *check {
+		if !r.Failed() {
+			c.checkSetup(r, time.Now())
+		}
+		return printCheck(env, r)
+	}
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -180,6 +184,33 @@ func (c gatewayFile) check(env *Env, r *configfile.Report) (ike.Config, *gateway
 	g.allow = authz.New(env.Log, nil)
 	cfg.Authorizer, cfg.ForceEncap, cfg.Log = g.allow, true, env.Log
 	return cfg, g
+}
+
+// checkSetup records what starting the gateway will need beyond its
+// file: the key pair, the CA, the allow list; certificates ending within
+// 30 days and keys others may read are warnings.
+func (c gatewayFile) checkSetup(r *configfile.Report, now time.Time) {
+	_, w, err := pki.CheckPair(c.Cert, c.Key, pki.UsageIKE, nil, now)
+	addChecked(r, "cert", c.Cert, err, w)
+	_, w, err = pki.CheckCAFile(c.CA, now)
+	addChecked(r, "ca", c.CA, err, w)
+	if _, err := os.Stat(c.Allow); err != nil {
+		r.Errorf("allow", c.Allow, "%v: the borrower's allow_file, which `ferry borrower init` makes", err)
+	}
+	if c.CRL != "" {
+		if _, err := os.Stat(c.CRL); err != nil {
+			r.Warnf("crl", c.CRL, "no CRL yet (the borrower fetches it from the lender every 30 s)")
+		}
+	}
+}
+
+func addChecked(r *configfile.Report, field, value string, err error, w []string) {
+	if err != nil {
+		r.Errorf(field, value, "%v", err)
+	}
+	for _, s := range w {
+		r.Warnf(field, value, "%s", s)
+	}
 }
 
 func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gatewayFile) error {

@@ -7,16 +7,27 @@ import (
 	"time"
 
 	"ferry/lender"
-	"ferry/lenderca"
-	"ferry/store"
 )
 
 const lenderHelp = `lender: the lender's manager (inventory, leases, lender CA, enrollment)
 
-workflow:
-  1. ferry lender init --dir /var/lib/ferry-lender --host 10.0.0.1
-       makes the lender CA (ECDSA P-256, key 0600), the agent listener's
-       certificate for --host, the store; prints the CA fingerprint
+workflow (paths: --dir, else $FERRY_LENDER_DIR, else /var/lib/ferry/lender;
+--config, else $FERRY_LENDER_CONFIG, else /etc/ferry/lender.json):
+  1. ferry lender init --name bigco --host 10.0.0.1 --m2m 203.0.113.5 --interface eth1
+       makes, all or nothing: the lender CA (one-time certificates of lent
+       servers; key 0600) and the agent listener's certificate for --host,
+       the organisation's CA (or yours: --ca-cert/--ca-key) and the m2m
+       listener's certificate for --m2m, the store, a commented lender.json,
+       and DIR/for-borrowers/ (what a borrower needs: copy it to the
+       borrower, whose 'ferry borrower init --from-lender' reads it);
+       prints the CA fingerprint and the borrower's next command
+     ferry lender borrower add acme borrower-ca.pem
+       admits borrower acme (its CA into borrowers_dir; reload to apply)
+     ferry lender serve --check
+       checks the file (every problem at once) and what a lease will need:
+       the CA and key pairs, borrowers' CAs, image A, the iPXE files, the
+       netboot interface; exit 0 ok, 1 problems, one per line
+     ferry pki ca|issue|show|check   the individual steps, for your own PKI
   2. ferry lender serve --config lender.json &
        {"dir": "/var/lib/ferry-lender", "agent_listen": "10.0.0.1:8443",
         "public_url": "https://10.0.0.1:8443", "m2m_listen": "203.0.113.5:9443",
@@ -83,37 +94,23 @@ workflow:
 
 func lenderApplet() Applet { return treeApplet(lenderTree()) }
 
-func lenderInit(env *Env, args []string) error {
-	fs := newFlags(env, "lender init", "lender init --dir DIR --host ADDR[,ADDR...]")
-	dir := fs.String("dir", "", "state directory (CA, store, admin socket)")
-	hosts := fs.String("host", "", "comma-separated IP addresses or names agents use to reach the lender")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *dir == "" || *hosts == "" {
-		return usagef("--dir and --host are required")
-	}
-	ca, err := lenderca.Init(*dir, strings.Split(*hosts, ","), time.Now())
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(lender.StorePath(*dir))
-	if err != nil {
-		return err
-	}
-	st.Close()
-	fmt.Fprintf(env.Stdout, "lender CA in %s\nca_sha256 %s\n", *dir, ca.Fingerprint())
-	return nil
-}
-
 func lenderServe(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "lender serve", "lender serve --config FILE")
-	cfgPath := fs.String("config", "", "JSON configuration (see 'ferry lender --help')")
+	fs := newFlags(env, "lender serve", "lender serve [--config FILE] [--check]")
+	cfgPath := fs.String("config", env.lenderConfig(), "JSON configuration (or $FERRY_LENDER_CONFIG; see 'ferry lender --help')")
+	check := fs.Bool("check", false, "check the configuration and what a lease will need, then exit: 0 ok, 1 problems (one per line)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cfgPath == "" {
-		return usagef("--config is required")
+	if *check {
+		cfg, r, err := lender.ReadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		if !r.Failed() {
+			r.Name = "lender " + *cfgPath
+			lender.CheckSetup(cfg, r, time.Now(), true)
+		}
+		return printCheck(env, r)
 	}
 	cfg, err := lender.LoadConfig(*cfgPath)
 	if err != nil {

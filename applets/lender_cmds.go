@@ -18,9 +18,13 @@ import (
 func lenderTree() Command {
 	return Command{Name: "lender", Summary: "lender manager: inventory, leases, one-time certificates", Help: lenderHelp,
 		Sub: []Command{
-			{Name: "init", Summary: "make the lender CA, the agent TLS certificate and the store", Args: "--dir DIR --host ADDR",
+			{Name: "init", Summary: "make every key, certificate and the configuration of a lender site", Args: "--host ADDR [--name ORG --m2m ADDR --interface IF]",
 				Raw: func(_ context.Context, env *Env, args []string) error { return lenderInit(env, args) }},
-			{Name: "serve", Summary: "run the lender manager", Args: "--config FILE", Raw: lenderServe},
+			{Name: "serve", Summary: "run the lender manager, or --check its configuration", Args: "[--config FILE] [--check]", Raw: lenderServe},
+			{Name: "borrower", Summary: "the borrower organisations the m2m listener admits", Sub: []Command{
+				{Name: "add", Summary: "admit a borrower: its CA into borrowers_dir (reload to apply)", Args: "NAME CA.pem",
+					Complete: []string{"", "file"}, Raw: func(_ context.Context, env *Env, args []string) error { return lenderBorrowerAdd(env, args) }},
+			}},
 			{Name: "server", Summary: "the inventory: servers, their power and their history", Sub: []Command{
 				{Name: "add", Summary: "add a server to a pool", Help: power.Help(), Setup: lenderServerAdd},
 				{Name: "list", Summary: "every server, its state and last error", Setup: lenderServerList},
@@ -61,13 +65,13 @@ func powerFor(env *Env) lender.PowerFunc {
 }
 
 // lenderAdmin declares --dir and returns the admin client maker.
-func lenderAdmin(fs *flag.FlagSet) func() (*api.Client, error) {
-	dir := fs.String("dir", "", "state directory of the running lender")
+func lenderAdmin(env *Env, fs *flag.FlagSet) func() (*api.Client, error) {
+	dir := fs.String("dir", env.lenderDir(), "state directory of the running lender (or $FERRY_LENDER_DIR)")
 	return func() (*api.Client, error) {
 		if *dir == "" {
 			return nil, usagef("--dir is required")
 		}
-		return api.UnixClient(lender.AdminSocket(*dir)), nil
+		return lenderAdminClient(*dir), nil
 	}
 }
 
@@ -80,7 +84,7 @@ func oneArg(pos []string, what string) (string, error) {
 }
 
 func lenderServerAdd(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	mac := fs.String("mac", "", "MAC address the server PXE boots from")
 	drv := fs.String("power", "", "power driver: "+strings.Join(power.Drivers(), ", ")+" (options below)")
 	pool := fs.String("pool", "default", "pool the server is lent from")
@@ -123,7 +127,7 @@ func serverRow(s lender.Server) []string {
 }
 
 func lenderServerList(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -155,7 +159,7 @@ type ServerDetail struct {
 }
 
 func lenderServerShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
 	return func(ctx context.Context, pos []string) error {
@@ -222,7 +226,7 @@ func lenderLeaseEvents(env *Env, fs *flag.FlagSet) func(context.Context, []strin
 }
 
 func eventsCmd(env *Env, fs *flag.FlagSet, what string, path func(string) string) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -249,7 +253,7 @@ func eventsCmd(env *Env, fs *flag.FlagSet, what string, path func(string) string
 
 func lenderServerMAC(action string) func(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
 	return func(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-		admin := lenderAdmin(fs)
+		admin := lenderAdmin(env, fs)
 		o := outputFlags(fs)
 		return func(ctx context.Context, pos []string) error {
 			c, err := admin()
@@ -288,7 +292,7 @@ func lenderServerMAC(action string) func(env *Env, fs *flag.FlagSet) func(contex
 }
 
 func lenderServerPower(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -341,7 +345,7 @@ func printPower(env *Env, o *output, rs []lender.PowerResult, v any) error {
 }
 
 func lenderServerValidate(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -360,7 +364,7 @@ func lenderServerValidate(env *Env, fs *flag.FlagSet) func(context.Context, []st
 }
 
 func lenderServerMaintenance(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	note := fs.String("note", "", "why (shown in server list and show)")
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
@@ -388,7 +392,7 @@ func lenderServerMaintenance(env *Env, fs *flag.FlagSet) func(context.Context, [
 }
 
 func lenderBootCmd(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
 		if err != nil {
@@ -420,7 +424,7 @@ func leaseRows(ls []api.Lease) [][]string {
 }
 
 func lenderLeaseList(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -448,7 +452,7 @@ type LenderLeaseDetail struct {
 }
 
 func lenderLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(fs)
+	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
 	return func(ctx context.Context, pos []string) error {

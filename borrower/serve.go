@@ -15,6 +15,7 @@ import (
 
 	"ferry/api"
 	"ferry/catalog"
+	"ferry/configfile"
 	"ferry/gatewayctl"
 	"ferry/rootprep"
 	"ferry/store"
@@ -116,6 +117,16 @@ func openGateway(cfg Config, log *slog.Logger) (Gateway, Tunnels, error) {
 
 // Serve runs the borrower manager until ctx ends.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// What a lease will need is checked before anything is served: an
+	// error refuses to start, a warning is logged before "serving".
+	r := &configfile.Report{Name: "borrower start-up check"}
+	CheckSetup(ctx, cfg, r, time.Now(), false)
+	for _, w := range r.Warnings() {
+		log.Warn("borrower: start-up check", "warning", w.String())
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
 	m, st, err := Open(cfg, log)
 	if err != nil {
 		return err

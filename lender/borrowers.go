@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -48,29 +50,45 @@ type Borrowers struct {
 	list []borrower
 }
 
-// borrowerConfigs is the configured list, with m2m_client_ca as the
-// borrower "default" in front.
+// borrowerConfigs is the configured list: m2m_client_ca as the borrower
+// "default" in front, then borrowers, then those of borrowers_dir.
 func (c Config) borrowerConfigs() []BorrowerConfig {
 	var out []BorrowerConfig
-	if c.M2MClientCA != "" {
-		out = append(out, BorrowerConfig{Name: DefaultBorrower, CA: c.M2MClientCA})
+	for _, f := range c.borrowerFields() {
+		out = append(out, f.b)
 	}
-	return append(out, c.Borrowers...)
+	return out
+}
+
+type borrowerField struct {
+	field string // where the operator set it
+	b     BorrowerConfig
+}
+
+func (c Config) borrowerFields() []borrowerField {
+	var out []borrowerField
+	if c.M2MClientCA != "" {
+		out = append(out, borrowerField{"m2m_client_ca", BorrowerConfig{Name: DefaultBorrower, CA: c.M2MClientCA}})
+	}
+	for i, b := range c.Borrowers {
+		out = append(out, borrowerField{fmt.Sprintf("borrowers[%d]", i), b})
+	}
+	for _, b := range c.dirBorrowers {
+		out = append(out, borrowerField{"borrowers_dir/" + filepath.Base(b.CA), b})
+	}
+	return out
 }
 
 // checkBorrowers records what can be checked without reading files.
 func (c Config) checkBorrowers(r *configfile.Report) {
-	bs := c.borrowerConfigs()
+	bs := c.borrowerFields()
 	if len(bs) == 0 {
-		r.Errorf("borrowers", nil, "no borrower: list the organisations the m2m listener admits (ferry lender borrower add NAME CA.pem), or set m2m_client_ca")
+		r.Errorf("borrowers", nil, "no borrower: add one with `ferry lender borrower add NAME CA.pem` (borrowers_dir), list them under borrowers, or set m2m_client_ca")
 		return
 	}
 	seen := map[string]bool{}
-	for i, b := range bs {
-		field := fmt.Sprintf("borrowers[%d]", i-len(bs)+len(c.Borrowers))
-		if c.M2MClientCA != "" && i == 0 {
-			field = "m2m_client_ca"
-		}
+	for _, bf := range bs {
+		field, b := bf.field, bf.b
 		if !borrowerName.MatchString(b.Name) {
 			r.Errorf(field+".name", b.Name, "want 1-63 of a-z 0-9 . _ - (starting with a letter or digit)")
 		} else if seen[b.Name] {
@@ -244,4 +262,42 @@ func (bs *Borrowers) borrowerOf(r *http.Request) (owner, error) {
 // forbidden answers a caller that is no borrower.
 func forbidden(w http.ResponseWriter, err error) {
 	api.WriteJSON(w, http.StatusForbidden, api.Error{Field: "certificate", Reason: err.Error()})
+}
+
+// AdmitBorrower writes ca (a PEM file of CA certificates) into dir as
+// NAME.pem, all or nothing, refusing to replace one unless force.
+func AdmitBorrower(dir, name, caFile string, force bool) (string, error) {
+	if !borrowerName.MatchString(name) {
+		return "", fmt.Errorf("borrower name %.80q: want 1-63 of a-z 0-9 . _ - (starting with a letter or digit)", name)
+	}
+	certs, err := pki.LoadCertsFile(caFile)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range certs {
+		if !c.IsCA {
+			return "", fmt.Errorf("%s: %q is not a CA certificate: give the borrower organisation's CA (for-lender/borrower-ca.pem)", caFile, c.Subject.CommonName)
+		}
+	}
+	path := filepath.Join(dir, name+".pem")
+	if _, err := os.Lstat(path); err == nil && !force {
+		return "", fmt.Errorf("%s exists: borrower %s is admitted already (--force replaces its CA)", path, name)
+	}
+	t, err := os.CreateTemp(dir, "."+name+".pem.tmp-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(t.Name())
+	if _, err := t.Write(pki.CertPEM(certs...)); err != nil {
+		t.Close()
+		return "", err
+	}
+	if err := t.Chmod(0o644); err != nil {
+		t.Close()
+		return "", err
+	}
+	if err := t.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(t.Name(), path)
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ferry/configfile"
@@ -26,6 +28,12 @@ type Config struct {
 	// Borrowers are the organisations the m2m listener admits; each owns
 	// the leases its managers make and sees no other's.
 	Borrowers []BorrowerConfig `json:"borrowers,omitempty"`
+	// BorrowersDir admits one borrower per NAME.pem in it: NAME, whose
+	// client certificates chain to that CA (`ferry lender borrower add`
+	// writes them; a reload picks them up).
+	BorrowersDir string `json:"borrowers_dir,omitempty"`
+	// dirBorrowers are those of BorrowersDir, read by ReadConfig.
+	dirBorrowers []BorrowerConfig
 	// M2MClientCA (older configurations) admits every client certificate
 	// of this CA as one borrower, DefaultBorrower.
 	M2MClientCA string `json:"m2m_client_ca,omitempty"`
@@ -74,8 +82,28 @@ func ReadConfig(path string) (Config, *configfile.Report, error) {
 	if err != nil {
 		return Config{}, r, err
 	}
+	c.readBorrowersDir(r)
 	c.check(r)
 	return c, r, nil
+}
+
+// readBorrowersDir lists the borrowers of borrowers_dir: NAME.pem each.
+func (c *Config) readBorrowersDir(r *configfile.Report) {
+	if c.BorrowersDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(c.BorrowersDir)
+	if err != nil {
+		r.Errorf("borrowers_dir", c.BorrowersDir, "want a directory of NAME.pem borrower CAs: %v", err)
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".pem")
+		if !ok || e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		c.dirBorrowers = append(c.dirBorrowers, BorrowerConfig{Name: name, CA: filepath.Join(c.BorrowersDir, e.Name())})
+	}
 }
 
 // check records every problem of c's values in r and fills defaults.

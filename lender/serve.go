@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/configfile"
 	"ferry/lenderca"
 	"ferry/store"
 )
@@ -21,6 +22,16 @@ import (
 // CA of cfg.Dir, resumes what was in flight and serves the three
 // listeners.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc) error {
+	// What a lease will need is checked before anything is served: an
+	// error refuses to start, a warning is logged before "serving".
+	r := &configfile.Report{Name: "lender start-up check"}
+	CheckSetup(cfg, r, time.Now(), false)
+	for _, w := range r.Warnings() {
+		log.Warn("lender: start-up check", "warning", w.String())
+	}
+	if err := r.Err(); err != nil {
+		return err
+	}
 	ca, err := lenderca.Load(cfg.Dir)
 	if err != nil {
 		return err

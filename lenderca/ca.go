@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/pki"
 )
 
 // Files in the CA directory.
@@ -47,9 +48,32 @@ func Init(dir string, hosts []string, now time.Time) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lenderca: make %s: %w", dir, err)
 	}
+	ca, files, err := Generate(hosts, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if err := writeNew(filepath.Join(dir, f.Name), f.PEM, f.Mode); err != nil {
+			return nil, err
+		}
+	}
+	return ca, nil
+}
+
+// File is one file of a CA directory, in memory.
+type File struct {
+	Name string // CACertFile, CAKeyFile, TLSCertFile or TLSKeyFile
+	PEM  []byte
+	Mode os.FileMode // 0600 for keys
+}
+
+// Generate makes a new CA and the agent listener's certificate in
+// memory, as the files Init would write: for a caller that writes them
+// all or none (ferry lender init).
+func Generate(hosts []string, now time.Time) (*CA, []File, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("lenderca: CA key: %w", err)
+		return nil, nil, fmt.Errorf("lenderca: CA key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
@@ -62,24 +86,31 @@ func Init(dir string, hosts []string, now time.Time) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("lenderca: self-sign: %w", err)
+		return nil, nil, fmt.Errorf("lenderca: self-sign: %w", err)
 	}
 	cert, _ := x509.ParseCertificate(der)
 	ca := &CA{Cert: cert, key: key}
-	if err := writeNew(filepath.Join(dir, CACertFile), "CERTIFICATE", der, 0o644); err != nil {
-		return nil, err
+	keyPEM, err := keyFile(key)
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := writeKey(filepath.Join(dir, CAKeyFile), key); err != nil {
-		return nil, err
+	tlsCert, tlsKey, err := ca.issueTLS(hosts, now)
+	if err != nil {
+		return nil, nil, err
 	}
-	return ca, ca.issueTLS(dir, hosts, now)
+	return ca, []File{
+		{CACertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644},
+		{CAKeyFile, keyPEM, 0o600},
+		{TLSCertFile, tlsCert, 0o644},
+		{TLSKeyFile, tlsKey, 0o600},
+	}, nil
 }
 
-// issueTLS makes the agent listener's key and certificate.
-func (ca *CA) issueTLS(dir string, hosts []string, now time.Time) error {
+// issueTLS makes the agent listener's key and certificate (PEM).
+func (ca *CA) issueTLS(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("lenderca: TLS key: %w", err)
+		return nil, nil, fmt.Errorf("lenderca: TLS key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randSerial(),
@@ -98,12 +129,13 @@ func (ca *CA) issueTLS(dir string, hosts []string, now time.Time) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return fmt.Errorf("lenderca: sign TLS certificate: %w", err)
+		return nil, nil, fmt.Errorf("lenderca: sign TLS certificate: %w", err)
 	}
-	if err := writeNew(filepath.Join(dir, TLSCertFile), "CERTIFICATE", der, 0o644); err != nil {
-		return err
+	keyPEM, err = keyFile(key)
+	if err != nil {
+		return nil, nil, err
 	}
-	return writeKey(filepath.Join(dir, TLSKeyFile), key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
 }
 
 // Load reads the CA of dir.
@@ -133,6 +165,9 @@ func Load(dir string) (*CA, error) {
 	if !ok {
 		return nil, fmt.Errorf("lenderca: %s: key of type %T cannot sign", CAKeyFile, key)
 	}
+	if !pki.KeyMatches(cert, signer) {
+		return nil, fmt.Errorf("lenderca: %s: %s is not the key of %s", dir, CAKeyFile, CACertFile)
+	}
 	return &CA{Cert: cert, key: signer}, nil
 }
 
@@ -152,16 +187,16 @@ func randSerial() *big.Int {
 	return n
 }
 
-func writeKey(path string, key crypto.Signer) error {
+func keyFile(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("lenderca: marshal key for %s: %w", path, err)
+		return nil, fmt.Errorf("lenderca: marshal key: %w", err)
 	}
-	return writeNew(path, "PRIVATE KEY", der, 0o600)
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// writeNew writes a PEM file that must not exist yet.
-func writeNew(path, typ string, der []byte, mode os.FileMode) error {
+// writeNew writes a file that must not exist yet.
+func writeNew(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("lenderca: %s exists: refusing to overwrite a CA", path)
@@ -169,7 +204,7 @@ func writeNew(path, typ string, der []byte, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("lenderca: %w", err)
 	}
-	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("lenderca: write %s: %w", path, err)
 	}

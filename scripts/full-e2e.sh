@@ -185,7 +185,7 @@ start_ganesha() {
 
 start_lender() {
 	local ca
-	ca=$("$FERRY" lender init --dir "$LDIR" --host "$LENDER" | awk '$1 == "ca_sha256" {print $2}')
+	ca=$("$FERRY" lender init --dir "$LDIR" --config "$LDIR/lender-init.json" --host "$LENDER" | awk '$1 == "ca_sha256" {print $2}')
 	[ -n "$ca" ] || fail "lender init printed no ca_sha256"
 	# No ip= in cmdline: the lender adds ip=dhcp, A asks the lender's DHCP
 	# server (pool 10.50.0.100-150, router = the lender) and B keeps A's

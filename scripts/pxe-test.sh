@@ -179,7 +179,7 @@ for _ in $(seq 50); do [ -S "$DIR/qmp.sock" ] && break; sleep 0.1; done
 
 log "ferry lender init, serve (netboot $MODE on $BR)"
 LDIR=$DIR/lender
-CA_SHA=$("$FERRY" lender init --dir "$LDIR" --host "$SERVER" | awk '$1 == "ca_sha256" {print $2}')
+CA_SHA=$("$FERRY" lender init --dir "$LDIR" --config "$LDIR/lender-init.json" --host "$SERVER" | awk '$1 == "ca_sha256" {print $2}')
 [ -n "$CA_SHA" ] || fail "lender init printed no ca_sha256"
 PKI=$DIR/pki
 POOL=

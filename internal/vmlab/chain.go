@@ -252,7 +252,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 }
 
 func (c *Chain) lenderUp() {
-	out, err := Run(c.Cfg.Ferry, "lender", "init", "--dir", c.ldir, "--host", LenderIP)
+	out, err := Run(c.Cfg.Ferry, "lender", "init", "--dir", c.ldir, "--config", filepath.Join(c.ldir, "lender-init.json"), "--host", LenderIP)
 	if err != nil || !strings.Contains(out, "ca_sha256") {
 		c.t.Fatalf("lender init: %v %s", err, out)
 	}

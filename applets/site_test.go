@@ -1,0 +1,225 @@
+package applets
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ferry/api"
+	"ferry/borrower"
+	"ferry/lender"
+)
+
+// site is a pair of sites in a temporary directory, their paths moved
+// there through the environment as an operator would.
+type site struct {
+	t    *testing.T
+	root string
+	vars map[string]string
+	mu   sync.Mutex
+}
+
+func newSite(t *testing.T) *site {
+	root := t.TempDir()
+	return &site{t: t, root: root, vars: map[string]string{
+		"FERRY_LENDER_DIR": filepath.Join(root, "lender"), "FERRY_LENDER_CONFIG": filepath.Join(root, "etc", "lender.json"),
+		"FERRY_BORROWER_DIR": filepath.Join(root, "borrower"), "FERRY_BORROWER_CONFIG": filepath.Join(root, "etc", "borrower.json"),
+		"FERRY_GATEWAY_CONFIG": filepath.Join(root, "etc", "gateway.json"),
+	}}
+}
+
+// run runs one ferry command line and returns its exit status and output.
+func (s *site) run(ctx context.Context, args ...string) (int, string) {
+	var out, errb syncBuffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Log: slog.New(slog.NewTextHandler(&errb, nil)),
+		Getenv: func(k string) string { return s.vars[k] }}
+	code := Main(ctx, env, append([]string{"ferry"}, args...))
+	return code, out.String() + errb.String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// loopback is an address of 127/8 of this test alone, so that the fixed
+// ports init writes do not meet another test's.
+func loopback(t *testing.T) string {
+	for range 20 {
+		a := fmt.Sprintf("127.%d.%d.%d", 20+rand.IntN(200), rand.IntN(250), 1+rand.IntN(250))
+		ln, err := net.Listen("tcp", a+":0")
+		if err == nil {
+			ln.Close()
+			return a
+		}
+	}
+	t.Skip("no free loopback address")
+	return ""
+}
+
+// The sequence a new pair of sites types: lender init, borrower init with
+// the lender's files, lender borrower add with the borrower's CA, the
+// checks; then a lender and a borrower serve those files and talk mutual
+// TLS with the certificates init made.
+func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
+	s := newSite(t)
+	ctx := t.Context()
+	lip, bip := loopback(t), loopback(t)
+
+	code, out := s.run(ctx, "lender", "init", "--name", "bigco", "--host", lip, "--m2m", lip+":9443")
+	if code != 0 || !strings.Contains(out, "ca_sha256 ") || !strings.Contains(out, "ferry borrower init --name BORROWER --from-lender for-borrowers") {
+		t.Fatalf("lender init: exit %d\n%s", code, out)
+	}
+	if code, again := s.run(ctx, "lender", "init", "--name", "bigco", "--host", lip); code != 1 || !strings.Contains(again, "refusing to replace existing files") {
+		t.Fatalf("second lender init: exit %d, want 1 and a refusal\n%s", code, again)
+	}
+	code, out = s.run(ctx, "lender", "serve", "--check")
+	if code != 1 || !strings.Contains(out, "error: borrowers: no borrower: add one with `ferry lender borrower add NAME CA.pem`") {
+		t.Fatalf("lender serve --check before any borrower: exit %d, want 1 naming the next step\n%s", code, out)
+	}
+
+	// The borrower's host receives the lender's for-borrowers directory.
+	forB := filepath.Join(s.root, "copied-from-lender")
+	copyDir(t, filepath.Join(s.vars["FERRY_LENDER_DIR"], "for-borrowers"), forB)
+	code, out = s.run(ctx, "borrower", "init", "--name", "acme", "--from-lender", forB, "--gateway", bip, "--lan", bip,
+		"--tunnel-pool", "10.8.1.0/24", "--nfs", "none")
+	if code != 0 || !strings.Contains(out, "ferry lender borrower add acme borrower-ca.pem") {
+		t.Fatalf("borrower init: exit %d\n%s", code, out)
+	}
+	bca := filepath.Join(s.root, "borrower-ca.pem")
+	copyFile(t, filepath.Join(s.vars["FERRY_BORROWER_DIR"], "for-lender", "borrower-ca.pem"), bca)
+	if code, out = s.run(ctx, "lender", "borrower", "add", "acme", bca); code != 0 {
+		t.Fatalf("lender borrower add: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"lender", "serve", "--check"}, {"gateway", "--check"}} {
+		if code, out = s.run(ctx, args...); code != 0 || strings.Contains(out, "error:") {
+			t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	// Every private key is the owner's alone.
+	filepath.Walk(s.root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".key") && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+
+	// The lender serves; the borrower's check now reaches it over mutual
+	// TLS, and so does the borrower manager itself.
+	lctx, stopLender := context.WithCancel(ctx)
+	lenderDone := make(chan string, 1)
+	go func() { _, out := s.run(lctx, "lender", "serve"); lenderDone <- out }()
+	waitSocket(t, lender.AdminSocket(s.vars["FERRY_LENDER_DIR"]), lenderDone)
+	code, out = s.run(ctx, "borrower", "serve", "--check")
+	if code != 0 || strings.Contains(out, "lender_url") {
+		t.Fatalf("borrower serve --check with the lender up: exit %d, want 0 and no word of lender_url\n%s", code, out)
+	}
+	bcfg, err := borrower.LoadConfig(s.vars["FERRY_BORROWER_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := api.ClientTLS(bcfg.M2MCert, bcfg.M2MKey, bcfg.M2MCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{Base: bcfg.LenderURL, HTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
+	var leases []api.Lease
+	if err := c.Call(ctx, "GET", api.PathLeases, nil, &leases); err != nil {
+		t.Fatalf("the borrower's m2m certificate at the lender: %v", err)
+	}
+
+	bctx, stopBorrower := context.WithCancel(ctx)
+	borrowerDone := make(chan string, 1)
+	go func() { _, out := s.run(bctx, "borrower", "serve"); borrowerDone <- out }()
+	waitSocket(t, borrower.AdminSocket(s.vars["FERRY_BORROWER_DIR"]), borrowerDone)
+	if code, out = s.run(ctx, "borrower", "lease", "list"); code != 0 || !strings.Contains(out, "LEASE") {
+		t.Fatalf("borrower lease list against the served borrower: exit %d\n%s", code, out)
+	}
+	stopBorrower()
+	stopLender()
+	for _, done := range []chan string{borrowerDone, lenderDone} {
+		select {
+		case out := <-done:
+			if strings.Contains(out, "level=ERROR") {
+				t.Errorf("a manager logged an error:\n%s", out)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a manager did not stop within 20 s of its context")
+		}
+	}
+	// With both gone, the client says what to do.
+	if code, out = s.run(ctx, "lender", "server", "list"); code != 1 || !strings.Contains(out, "is `ferry lender serve` running?") {
+		t.Fatalf("lender server list with no lender: exit %d\n%s", code, out)
+	}
+	if code, out = s.run(ctx, "borrower", "lease", "list"); code != 1 || !strings.Contains(out, "is `ferry borrower serve` running?") {
+		t.Fatalf("borrower lease list with no borrower: exit %d\n%s", code, out)
+	}
+}
+
+func waitSocket(t *testing.T, path string, done chan string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case out := <-done:
+			t.Fatalf("the manager ended before serving:\n%s", out)
+		default:
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no admin socket %s within 15 s", path)
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(to, 0o755)
+	for _, e := range ents {
+		copyFile(t, filepath.Join(from, e.Name()), filepath.Join(to, e.Name()))
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	io.Copy(out, in)
+}
