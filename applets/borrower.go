@@ -8,6 +8,7 @@ import (
 
 	"ferry/borrower"
 	"ferry/catalog"
+	"ferry/configfile"
 )
 
 const borrowerHelp = `borrower: the borrower's manager (image B, NFS roots, leases, gateway keys)
@@ -118,12 +119,20 @@ func runBorrower(ctx context.Context, env *Env, args []string) error {
 			}
 			return printCheck(env, r)
 		}
+		reload, stop := reloadOnHangup(ctx, env, "borrower", func() (borrower.Config, *configfile.Report, error) {
+			cfg, r, err := borrower.ReadConfig(*cfgPath)
+			if err == nil && !r.Failed() {
+				borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
+			}
+			return cfg, r, err
+		})
+		defer stop()
 		cfg, err := borrower.LoadConfig(*cfgPath)
 		if err != nil {
 			return err
 		}
 		cfg.Ready = serviceNotify(ctx, env, "borrower")
-		return borrower.Serve(ctx, cfg, env.Log)
+		return borrower.Serve(ctx, cfg, env.Log, reload)
 	case "init":
 		return borrowerInit(env, rest)
 	case "image":

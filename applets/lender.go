@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/configfile"
 	"ferry/lender"
 )
 
@@ -112,12 +113,22 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 		}
 		return printCheck(env, r)
 	}
+	reload, stop := reloadOnHangup(ctx, env, "lender", func() (lender.Config, *configfile.Report, error) {
+		cfg, r, err := lender.ReadConfig(*cfgPath)
+		if err == nil && !r.Failed() {
+			lender.CheckSetup(cfg, r, time.Now(), true)
+		}
+		return cfg, r, err
+	})
+	defer stop()
 	cfg, err := lender.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	cfg.Ready = serviceNotify(ctx, env, "lender")
-	return lender.Serve(ctx, cfg, env.Log, powerFor(env))
+	// Drivers are made from the inventory at each power action: nothing
+	// of theirs outlives one, so a reload needs nothing of them.
+	return lender.Serve(ctx, cfg, env.Log, powerFor(env), reload)
 }
 
 // kvFlag collects repeated k=v options.

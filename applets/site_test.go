@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,11 +42,15 @@ func newSite(t *testing.T) *site {
 
 // run runs one ferry command line and returns its exit status and output.
 func (s *site) run(ctx context.Context, args ...string) (int, string) {
-	var out, errb syncBuffer
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Log: slog.New(slog.NewTextHandler(&errb, nil)),
+	var out syncBuffer
+	code := s.runTo(ctx, &out, args...)
+	return code, out.String()
+}
+
+func (s *site) runTo(ctx context.Context, out *syncBuffer, args ...string) int {
+	env := &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Log: slog.New(slog.NewTextHandler(out, nil)),
 		Getenv: func(k string) string { return s.vars[k] }}
-	code := Main(ctx, env, append([]string{"ferry"}, args...))
-	return code, out.String() + errb.String()
+	return Main(ctx, env, append([]string{"ferry"}, args...))
 }
 
 type syncBuffer struct {
@@ -131,7 +136,8 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 	// TLS, and so does the borrower manager itself.
 	lctx, stopLender := context.WithCancel(ctx)
 	lenderDone := make(chan string, 1)
-	go func() { _, out := s.run(lctx, "lender", "serve"); lenderDone <- out }()
+	var lenderLog syncBuffer
+	go func() { s.runTo(lctx, &lenderLog, "lender", "serve"); lenderDone <- lenderLog.String() }()
 	waitSocket(t, lender.AdminSocket(s.vars["FERRY_LENDER_DIR"]), lenderDone)
 	code, out = s.run(ctx, "borrower", "serve", "--check")
 	if code != 0 || strings.Contains(out, "lender_url") {
@@ -150,6 +156,7 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 	if err := c.Call(ctx, "GET", api.PathLeases, nil, &leases); err != nil {
 		t.Fatalf("the borrower's m2m certificate at the lender: %v", err)
 	}
+	s.reloads(t, &lenderLog, bcfg)
 
 	bctx, stopBorrower := context.WithCancel(ctx)
 	borrowerDone := make(chan string, 1)
@@ -163,8 +170,8 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 	for _, done := range []chan string{borrowerDone, lenderDone} {
 		select {
 		case out := <-done:
-			if strings.Contains(out, "level=ERROR") {
-				t.Errorf("a manager logged an error:\n%s", out)
+			if !strings.Contains(out, "stopping: finishing requests in flight") || !strings.Contains(out, " stopped") {
+				t.Errorf("a manager did not say it was stopping:\n%s", out)
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("a manager did not stop within 20 s of its context")
@@ -222,4 +229,74 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	defer out.Close()
 	io.Copy(out, in)
+}
+
+// reloads proves SIGHUP at the lender: a broken file is refused with its
+// reason and the lender goes on with the running configuration; a
+// borrower added with `ferry lender borrower add` is admitted by the
+// next SIGHUP, not before.
+func (s *site) reloads(t *testing.T, lenderLog *syncBuffer, bcfg borrower.Config) {
+	ctx := t.Context()
+	cfgPath := s.vars["FERRY_LENDER_CONFIG"]
+	good, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), `"token_ttl"`, `"token_tll": "1m", "token_ttl"`, 1)), 0o640)
+	hangup(t)
+	waitLog(t, lenderLog, `reload refused, the running configuration stays`)
+	waitLog(t, lenderLog, `token_tll: unknown key (did you mean \"token_ttl\"?)`)
+	os.WriteFile(cfgPath, good, 0o640)
+
+	// A second borrower organisation, made with ferry pki.
+	dir := filepath.Join(s.root, "globex")
+	os.MkdirAll(dir, 0o700)
+	ca, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	if code, out := s.run(ctx, "pki", "ca", "--name", "globex", "--cert", ca, "--key", key); code != 0 {
+		t.Fatalf("pki ca: %d %s", code, out)
+	}
+	cert, ckey := filepath.Join(dir, "m2m.pem"), filepath.Join(dir, "m2m.key")
+	if code, out := s.run(ctx, "pki", "issue", "--ca-cert", ca, "--ca-key", key, "--cn", "globex-m2m", "--usage", "client",
+		"--cert", cert, "--key", ckey); code != 0 || strings.Contains(out, "PRIVATE KEY") {
+		t.Fatalf("pki issue: %d %s", code, out)
+	}
+	tlsCfg, err := api.ClientTLS(cert, ckey, bcfg.M2MCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	globex := &api.Client{Base: bcfg.LenderURL, HTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
+	var leases []api.Lease
+	if err := globex.Call(ctx, "GET", api.PathLeases, nil, &leases); err == nil {
+		t.Fatal("globex listed leases before it was admitted")
+	}
+	if code, out := s.run(ctx, "lender", "borrower", "add", "globex", ca); code != 0 {
+		t.Fatalf("lender borrower add globex: %d %s", code, out)
+	}
+	globex.HTTP.CloseIdleConnections()
+	if err := globex.Call(ctx, "GET", api.PathLeases, nil, &leases); err == nil {
+		t.Fatal("globex admitted before the reload")
+	}
+	hangup(t)
+	waitLog(t, lenderLog, `configuration reloaded`)
+	globex.HTTP.CloseIdleConnections()
+	if err := globex.Call(ctx, "GET", api.PathLeases, nil, &leases); err != nil {
+		t.Fatalf("globex after the reload: %v", err)
+	}
+}
+
+// hangup sends SIGHUP to this process, which the serving applets catch.
+func hangup(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitLog(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b.String(), want) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %q in the log within 10 s:\n%s", want, b.String())
 }

@@ -67,7 +67,7 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 		edit(bcfg)
 	}
 	writeJSON(t, l.bcfg, bcfg)
-	l.must(t, "lender", "init", "--dir", l.ldir, "--host", "127.0.0.1")
+	l.must(t, "lender", "init", "--dir", l.ldir, "--config", filepath.Join(l.ldir, "lender-init.json"), "--host", "127.0.0.1")
 	l.startLender(t)
 	for i := range 3 {
 		mac := fmt.Sprintf("52:54:00:41:00:%02x", i)

@@ -38,6 +38,7 @@ type Gateway interface {
 
 // Manager is the borrower's logic over its store.
 type Manager struct {
+	keys   *liveKeys // set by Open: the m2m and image key pairs a reload renews
 	cfg    Config
 	st     store.Store
 	images Images

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"ferry/api"
@@ -67,6 +68,12 @@ func Open(cfg Config, log *slog.Logger) (*Manager, store.Store, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("lender client: %w", err)
 	}
+	keys := &liveKeys{}
+	if err := keys.load(cfg); err != nil {
+		return nil, nil, err
+	}
+	// The key pair is asked for per connection, so that a reload renews it.
+	tlsCfg.Certificates, tlsCfg.GetClientCertificate = nil, keys.m2mCert
 	client := &api.Client{Base: cfg.LenderURL, HTTP: &http.Client{Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
 	gw, tunnels, err := openGateway(cfg, log)
@@ -82,6 +89,7 @@ func Open(cfg Config, log *slog.Logger) (*Manager, store.Store, error) {
 		st.Close()
 		return nil, nil, err
 	}
+	m.keys = keys
 	if m.exports, err = openExports(cfg); err != nil {
 		st.Close()
 		return nil, nil, err
@@ -115,8 +123,16 @@ func openGateway(cfg Config, log *slog.Logger) (Gateway, Tunnels, error) {
 	return gw, tunnels, nil
 }
 
-// Serve runs the borrower manager until ctx ends.
-func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+// StopGrace bounds how long a stopping manager waits for the requests
+// in flight to finish before it closes their connections.
+const StopGrace = 10 * time.Second
+
+// Serve runs the borrower manager until ctx ends. Each Config received
+// on reload (loaded and checked) renews the m2m and image key pairs, what
+// certificate renewal needs; a change of anything else is logged as
+// waiting for a restart. When ctx ends it logs "stopping" and lets
+// requests in flight finish (at most StopGrace).
+func Serve(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan Config) error {
 	// What a lease will need is checked before anything is served: an
 	// error refuses to start, a warning is logged before "serving".
 	r := &configfile.Report{Name: "borrower start-up check"}
@@ -136,15 +152,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.ImageCert, cfg.ImageKey)
-	if err != nil {
-		return fmt.Errorf("image listener key pair %s: %w", cfg.ImageCert, err)
-	}
 	ln, err := net.Listen("tcp", cfg.ImageListen)
 	if err != nil {
 		return fmt.Errorf("image listener %s: %w", cfg.ImageListen, err)
 	}
-	imgLn := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}})
+	imgLn := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: m.keys.imageCert})
 	adminSrv, imgSrv := m.adminServer(), m.imageServer()
 	errc := make(chan error, 2)
 	go func() { errc <- adminSrv.Serve(admin) }()
@@ -159,14 +171,76 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	running := cfg
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case next := <-reload:
+			running = m.reload(running, next, log)
+		}
 	}
-	adminSrv.Close()
-	imgSrv.Close()
+	log.Info("borrower stopping: finishing requests in flight", "grace", StopGrace)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
+	defer cancel()
+	for _, s := range []*http.Server{adminSrv, imgSrv} {
+		if err := s.Shutdown(stopCtx); err != nil {
+			log.Warn("borrower: requests still in flight at the end of the grace: cut", "err", err)
+			s.Close()
+		}
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	log.Info("borrower stopped")
 	return err
+}
+
+// reload renews the key pairs of next; every other change waits for a
+// restart, and says so.
+func (m *Manager) reload(old, next Config, log *slog.Logger) Config {
+	if err := m.keys.load(next); err != nil {
+		log.Error("borrower: reload refused, the running configuration stays", "err", err)
+		return old
+	}
+	a, b := old, next
+	for _, c := range []*Config{&a, &b} {
+		c.M2MCert, c.M2MKey, c.ImageCert, c.ImageKey = "", "", "", ""
+	}
+	if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", b) {
+		log.Warn("borrower: reload: settings other than m2m_cert, m2m_key, image_cert and image_key change only at restart")
+	}
+	log.Info("borrower: configuration reloaded: key pairs renewed", "m2m_cert", next.M2MCert, "image_cert", next.ImageCert)
+	old.M2MCert, old.M2MKey, old.ImageCert, old.ImageKey = next.M2MCert, next.M2MKey, next.ImageCert, next.ImageKey
+	return old
+}
+
+// liveKeys are the borrower's key pairs, asked for per connection.
+type liveKeys struct {
+	m2m, image atomic.Pointer[tls.Certificate]
+}
+
+func (k *liveKeys) load(cfg Config) error {
+	m2m, err := tls.LoadX509KeyPair(cfg.M2MCert, cfg.M2MKey)
+	if err != nil {
+		return fmt.Errorf("m2m key pair %s: %w", cfg.M2MCert, err)
+	}
+	img, err := tls.LoadX509KeyPair(cfg.ImageCert, cfg.ImageKey)
+	if err != nil {
+		return fmt.Errorf("image listener key pair %s: %w", cfg.ImageCert, err)
+	}
+	k.m2m.Store(&m2m)
+	k.image.Store(&img)
+	return nil
+}
+
+func (k *liveKeys) m2mCert(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return k.m2m.Load(), nil
+}
+
+func (k *liveKeys) imageCert(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return k.image.Load(), nil
 }

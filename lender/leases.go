@@ -193,7 +193,7 @@ func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, drop
 			b.ManagerURL, b.CAPin, b.Token, rec.ID, s.ID)
 		boots, hashes = append(boots, bootState{Boot: b, index: i, hash: hash}), append(hashes, hash)
 	}
-	expires := m.now().Add(m.tokenTTL).UTC()
+	expires := m.now().Add(m.tokenLife()).UTC()
 	err := m.st.Update(ctx, func(tx store.Tx) error {
 		for k, i := range idx {
 			if dropOld {
@@ -225,7 +225,7 @@ func (m *Manager) issueTokens(ctx context.Context, rec leaseRec, idx []int, drop
 	}
 	m.mu.Unlock()
 	for _, b := range boots {
-		m.watchBoot(rec.ID, b.index, b.MAC, b.hash, m.tokenTTL)
+		m.watchBoot(rec.ID, b.index, b.MAC, b.hash, m.tokenLife())
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ferry/lenderca"
@@ -35,7 +36,7 @@ type Manager struct {
 	ca       *lenderca.CA
 	log      *slog.Logger
 	url      string
-	tokenTTL time.Duration
+	tokenTTL atomic.Int64 // a time.Duration; a reload may change it
 	power    PowerFunc
 	now      func() time.Time
 	metrics  *metrics
@@ -65,9 +66,14 @@ func New(st store.Store, ca *lenderca.CA, log *slog.Logger, o Options) *Manager 
 	if o.TokenTTL == 0 {
 		o.TokenTTL = 10 * time.Minute
 	}
-	return &Manager{st: st, ca: ca, log: log, url: o.PublicURL, tokenTTL: o.TokenTTL,
+	m := &Manager{st: st, ca: ca, log: log, url: o.PublicURL,
 		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}}
+	m.tokenTTL.Store(int64(o.TokenTTL))
+	return m
 }
+
+// tokenLife is how long a boot's token lives (token_ttl).
+func (m *Manager) tokenLife() time.Duration { return time.Duration(m.tokenTTL.Load()) }
 
 func newID(prefix string) string {
 	var b [6]byte

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"ferry/api"
@@ -86,8 +87,16 @@ func (c NetbootConfig) leaseTime() time.Duration {
 // policy answers netboot for the lender: only servers with a pending
 // boot are admitted, and every iPXE script gets a fresh token.
 type policy struct {
-	m   *Manager
-	cfg NetbootConfig
+	m    *Manager
+	cfg  NetbootConfig
+	live *atomic.Pointer[NetbootConfig] // when set, replaces cfg: a reload may change image A's files and options
+}
+
+func (p policy) conf() NetbootConfig {
+	if p.live != nil {
+		return *p.live.Load()
+	}
+	return p.cfg
 }
 
 // Admit lets a MAC netboot only while a lease has a boot of it. A
@@ -124,12 +133,21 @@ func (p policy) Boot(ctx context.Context, f netboot.Fetch) (*netboot.BootSpec, e
 		// process; this fetch is the second of the boot.
 		return nil, fmt.Errorf("%w: token of this boot not held", netboot.ErrRefused)
 	}
-	return &netboot.BootSpec{Kernel: netboot.Artifact{Path: p.cfg.KernelA}, Initrd: netboot.Artifact{Path: p.cfg.InitrdA},
-		Cmdline: p.cfg.cmdlineFor(b.KernelParam)}, nil
+	c := p.conf()
+	return &netboot.BootSpec{Kernel: netboot.Artifact{Path: c.KernelA}, Initrd: netboot.Artifact{Path: c.InitrdA},
+		Cmdline: c.cmdlineFor(b.KernelParam)}, nil
 }
 
 // netbootServer builds netboot's server from the config section.
 func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
+	live := &atomic.Pointer[NetbootConfig]{}
+	live.Store(&c)
+	return netbootServerLive(m, live)
+}
+
+// netbootServerLive is netbootServer whose image A a reload may change.
+func netbootServerLive(m *Manager, live *atomic.Pointer[NetbootConfig]) (*netboot.Server, error) {
+	c := *live.Load()
 	ip, err := netip.ParseAddr(c.ServerIP)
 	if err != nil {
 		return nil, fmt.Errorf("netboot.server_ip: %w", err)
@@ -157,7 +175,7 @@ func netbootServer(m *Manager, c NetbootConfig) (*netboot.Server, error) {
 		}
 	}
 	m.netboot = true // tokens are bound at the script fetch: enrollment requires it
-	return netboot.New(cfg, policy{m: m, cfg: c})
+	return netboot.New(cfg, policy{m: m, live: live})
 }
 
 // check records every problem of the netboot section in r.

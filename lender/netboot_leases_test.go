@@ -45,7 +45,7 @@ func (f *fixture) restart(t *testing.T, path string) {
 	}
 	t.Cleanup(func() { st.Close() })
 	f.st = st
-	f.m = New(st, f.m.ca, f.m.log, Options{PublicURL: f.m.url, TokenTTL: f.m.tokenTTL, Now: f.m.now})
+	f.m = New(st, f.m.ca, f.m.log, Options{PublicURL: f.m.url, TokenTTL: f.m.tokenLife(), Now: f.m.now})
 	if err := f.m.Resume(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func TestPowerFailureShowsPowerErrorWithReason(t *testing.T) {
 
 func TestBootTimeoutWithdrawsTheBoot(t *testing.T) {
 	f := newFixture(t, 1)
-	f.m.tokenTTL = 150 * time.Millisecond
+	f.m.tokenTTL.Store(int64(150 * time.Millisecond))
 	ctx := context.Background()
 	l, err := f.m.RequestLease(ctx, leaseReq("k1", 1))
 	if err != nil {
