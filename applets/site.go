@@ -1,6 +1,7 @@
 package applets
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ printed. It prints the command to run on the borrower's side next.`
 func lenderInit(env *Env, args []string) error {
 	fs := newFlags(env, "lender init", lenderInitUsage)
 	dir := fs.String("dir", env.lenderDir(), "state directory (or $FERRY_LENDER_DIR)")
-	config := fs.String("config", env.lenderConfig(), "configuration file to write (or $FERRY_LENDER_CONFIG)")
+	config := fs.String("config", env.lenderConfig(), "configuration file to write (or $FERRY_LENDER_CONFIG; with --dir alone, DIR/lender.json)")
 	hosts := fs.String("host", "", "comma-separated addresses or names lent servers reach the lender at (its netboot network)")
 	name := fs.String("name", "lender", "the organisation's name, as borrowers know it")
 	m2m := fs.String("m2m", "", "ADDRESS[:PORT] borrower managers reach the m2m listener at (default: the first --host, port 9443)")
@@ -40,6 +41,7 @@ func lenderInit(env *Env, args []string) error {
 	if *hosts == "" {
 		return usagef("--host is required")
 	}
+	configBeside(env, fs, *dir, besideFile{"config", config, "FERRY_LENDER_CONFIG", "lender.json"})
 	org, err := importCA(env, *caCert, *caKey)
 	if err != nil {
 		return err
@@ -76,8 +78,8 @@ for-borrowers directory (ferry lender init made it), copied here. Keys are
 func borrowerInit(env *Env, args []string) error {
 	fs := newFlags(env, "borrower init", borrowerInitUsage)
 	dir := fs.String("dir", env.borrowerDir(), "state directory (or $FERRY_BORROWER_DIR)")
-	config := fs.String("config", env.borrowerConfig(), "configuration file to write (or $FERRY_BORROWER_CONFIG)")
-	gwConfig := fs.String("gateway-config", env.gatewayConfig(), "gateway configuration file to write (or $FERRY_GATEWAY_CONFIG)")
+	config := fs.String("config", env.borrowerConfig(), "configuration file to write (or $FERRY_BORROWER_CONFIG; with --dir alone, DIR/borrower.json)")
+	gwConfig := fs.String("gateway-config", env.gatewayConfig(), "gateway configuration file to write (or $FERRY_GATEWAY_CONFIG; with --dir alone, DIR/gateway.json)")
 	name := fs.String("name", "", "the organisation's name: the lender admits it under this name")
 	from := fs.String("from-lender", "", "the lender's for-borrowers directory, copied here")
 	gw := fs.String("gateway", "", "the gateway's address on the WAN, which lent servers reach")
@@ -93,6 +95,8 @@ func borrowerInit(env *Env, args []string) error {
 	if *name == "" || *from == "" || *gw == "" || *lan == "" || *pool == "" {
 		return usagef("--name, --from-lender, --gateway, --lan and --tunnel-pool are required")
 	}
+	configBeside(env, fs, *dir, besideFile{"config", config, "FERRY_BORROWER_CONFIG", "borrower.json"},
+		besideFile{"gateway-config", gwConfig, "FERRY_GATEWAY_CONFIG", "gateway.json"})
 	org, err := importCA(env, *caCert, *caKey)
 	if err != nil {
 		return err
@@ -136,6 +140,31 @@ func lenderBorrowerAdd(env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "borrower %s admitted: its m2m client certificates chain to %s\n", pos[0], path)
 	fmt.Fprintf(env.Stdout, "A running lender reads it at reload: systemctl reload ferry-lender (or kill -HUP its pid).\n")
 	return nil
+}
+
+// configBeside moves the configuration files into dir when --dir was
+// given and neither their flags nor the environment name them: a state
+// directory of its own (a test, a lab, a second instance) must not write
+// over the host's /etc/ferry.
+func configBeside(env *Env, fs *flag.FlagSet, dir string, files ...besideFile) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["dir"] {
+		return
+	}
+	for _, f := range files {
+		if !set[f.flag] && env.getenv(f.variable) == "" {
+			*f.path = filepath.Join(dir, f.name)
+		}
+	}
+}
+
+// besideFile is a configuration file's flag, value, variable and name.
+type besideFile struct {
+	flag     string
+	path     *string
+	variable string
+	name     string
 }
 
 // importCA reads a site's own CA, or returns nil (init makes one).
