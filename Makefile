@@ -4,7 +4,10 @@
 GO       ?= go
 BIN      ?= ferry
 DESTDIR  ?= /usr/local/bin
-LDFLAGS  := -s -w
+# The version `ferry --version` prints (the commit and its time come from
+# the toolchain's own VCS stamp); VERSION=... to set it for a release.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS  := -s -w -X ferry/buildinfo.version=$(VERSION)
 export CGO_ENABLED := 0
 
 .PHONY: all build links test e2e soak soak-short demo demo-kernel check bench fuzz deps clean

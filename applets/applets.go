@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ferry/buildinfo"
 )
 
 // Env is what an applet may touch of the process: its standard streams and
@@ -129,12 +131,21 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 			printHelp(env.Stdout)
 			return 0
 		}
+		if args[0] == "--version" {
+			fmt.Fprintln(env.Stdout, buildinfo.Read())
+			return 0
+		}
 		name, args = args[0], args[1:]
 		if a, ok = Lookup(name); !ok {
 			fmt.Fprintf(env.Stderr, "ferry: unknown applet %q\n", name)
 			printHelp(env.Stderr)
 			return 2
 		}
+	}
+	if len(args) > 0 && args[0] == "--version" {
+		// Every applet, by name or through its link: `lender --version`.
+		fmt.Fprintln(env.Stdout, buildinfo.Read())
+		return 0
 	}
 	args, err := applyLogOptions(env, args)
 	if err == nil {
@@ -169,7 +180,7 @@ func printHelp(w io.Writer) {
 	for _, a := range All() {
 		fmt.Fprintf(w, "  %-12s %s\n", a.Name, a.Summary)
 	}
-	fmt.Fprintln(w, "\nevery applet also takes --log-level debug|info|warn|error and --log-format text|json")
+	fmt.Fprintln(w, "\nevery applet also takes --version, --log-level debug|info|warn|error and --log-format text|json")
 	fmt.Fprintln(w, "(under journald, lines carry no time and start with their syslog priority)")
 	fmt.Fprintln(w, "\nRun 'ferry APPLET --help' for an applet's options.")
 }

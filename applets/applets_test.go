@@ -3,6 +3,8 @@ package applets
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -70,5 +72,18 @@ func TestInitRefusesWhenNotPID1(t *testing.T) {
 	code, _, errb := run("ferry", "init")
 	if code != 1 || !strings.Contains(errb, "PID 1") {
 		t.Fatalf("exit %d, stderr %q", code, errb)
+	}
+}
+
+// ferry --version and every applet's --version, by name or through a
+// link, print the one version line.
+func TestVersionOnFerryAndEveryApplet(t *testing.T) {
+	for _, argv := range [][]string{{"ferry", "--version"}, {"ferry", "lender", "--version"}, {"/usr/bin/kexec", "--version"},
+		{"borrower", "--version"}, {"ferry", "gateway", "--version"}} {
+		var out bytes.Buffer
+		env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: io.Discard, Log: slog.New(slog.DiscardHandler)}
+		if code := Main(context.Background(), env, argv); code != 0 || !strings.HasPrefix(out.String(), "ferry ") || strings.Count(out.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, %q", argv, code, out.String())
+		}
 	}
 }
