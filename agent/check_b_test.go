@@ -16,7 +16,7 @@ func debianModules(t *testing.T) (dir, release string) {
 	t.Helper()
 	root := os.Getenv("FERRY_KERNEL_ROOT")
 	if root == "" {
-		t.Skip("FERRY_KERNEL_ROOT not set (scripts/fetch-kernel.sh; see /work/cache/kernel.env)")
+		t.Skip("FERRY_KERNEL_ROOT not set (scripts/fetch-kernel.sh writes it into $FERRY_CACHE/kernel.env, default build/cache)")
 	}
 	m, _ := filepath.Glob(filepath.Join(root, "lib/modules/*/kernel"))
 	if len(m) == 0 {

@@ -133,7 +133,7 @@ func LenderPlan(o Lender) (*Result, error) {
 				"dhcp: ferry gives addresses too; then also set pool_first, pool_last, prefix and router.").
 			set("kernel_a", filepath.Join(imgA, "vmlinuz"), "Image A: a kernel with the NIC, tun and NFS drivers (a distribution kernel will do) ...").
 			set("initrd_a", filepath.Join(imgA, "initrd.img"), "... and its initramfs, made by ferry itself:",
-				"ferry initrd build -o "+filepath.Join(imgA, "initrd.img")+" --kernel-modules /lib/modules/RELEASE --esp",
+				"ferry initrd build -o "+filepath.Join(imgA, "initrd.img")+" --kernel-modules /lib/modules/RELEASE --module NIC_DRIVER --esp",
 				"The iPXE boot ROMs come from Debian's ipxe package (/usr/lib/ipxe; tftp_root to change).").
 			set("cmdline", "console=ttyS0,115200 console=tty0", "Image A's kernel options, before the lease's own (ip=dhcp is added unless you give ip=).")
 		cfg.set("netboot", nb, "Netboot: DHCP or ProxyDHCP, TFTP of iPXE and a per-boot iPXE script that admits only servers of a lease.")
