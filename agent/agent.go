@@ -113,29 +113,34 @@ func (a *Agent) managed() bool {
 // RunA is image A: the lender's generic in-RAM image.
 func (a *Agent) RunA(ctx context.Context) error {
 	a.booted(ctx, "boot-a")
-	steps := []step{
-		{"modules", a.loadModules},
-		{"disks-ro", a.disksReadOnly},
-		{"network", a.networkUp},
-	}
-	if a.managed() {
-		steps = append(steps,
-			step{"enroll", a.enroll},
-			step{"tunnel-a", a.tunnelA})
-	} else {
-		steps = append(steps, step{"settings", a.fetchSettings})
-	}
-	steps = append(steps,
-		step{"fetch-b", a.fetchB},
-		step{"patch-b", a.patchB},
-		step{"kexec", a.kexecLoad})
-	if err := a.runPhases(ctx, steps); err != nil {
+	if err := a.runPhases(ctx, a.stepsA(a.managed())); err != nil {
 		return err
 	}
 	// Nothing can be reported after the jump: say so first.
 	a.armed(ctx)
 	a.stopDiskWatch()
 	return a.jump()
+}
+
+// stepsA is A's phases after boot-a, managed (a lender booted it) or in
+// lab mode. It only names methods, so Phases calls it on a nil Agent.
+func (a *Agent) stepsA(managed bool) []step {
+	steps := []step{
+		{"modules", a.loadModules},
+		{"disks-ro", a.disksReadOnly},
+		{"network", a.networkUp},
+	}
+	if managed {
+		steps = append(steps,
+			step{"enroll", a.enroll},
+			step{"tunnel-a", a.tunnelA})
+	} else {
+		steps = append(steps, step{"settings", a.fetchSettings})
+	}
+	return append(steps,
+		step{"fetch-b", a.fetchB},
+		step{"patch-b", a.patchB},
+		step{"kexec", a.kexecLoad})
 }
 
 // RunB is image B's initramfs, with ferry as rdinit= from the appended
@@ -145,29 +150,56 @@ func (a *Agent) RunB(ctx context.Context) error {
 	if err := a.runPhases(ctx, []step{{"state", a.readState}}); err != nil {
 		return err
 	}
+	if err := a.runPhases(ctx, a.stepsB(a.lease != nil)); err != nil {
+		return err
+	}
+	return a.switchRoot(ctx)
+}
+
+// stepsB is B's phases between state and switch-root: with a lease
+// (managed) the keeper opens the tunnel before the root is mounted
+// through it, and moves into that root once it is there.
+func (a *Agent) stepsB(managed bool) []step {
 	steps := []step{
 		{"modules", a.loadModules},
 		{"disks-ro", a.disksReadOnly},
 		{"network", a.networkUp},
 	}
-	if a.lease != nil {
-		// The keeper opens the tunnel before the root is mounted through it,
-		// and moves into that root once it is there.
-		steps = append(steps,
+	if managed {
+		return append(steps,
 			step{"tunnel-b", a.tunnelB},
 			step{"mount-root", a.mountRoot},
 			step{"place-state", a.placeState},
 			step{"keeper", a.keeperIntoRoot})
-	} else {
-		steps = append(steps,
-			step{"mount-root", a.mountRoot},
-			step{"place-state", a.placeState},
-			step{"keeper", a.startKeeper})
 	}
-	if err := a.runPhases(ctx, steps); err != nil {
-		return err
+	return append(steps,
+		step{"mount-root", a.mountRoot},
+		step{"place-state", a.placeState},
+		step{"keeper", a.startKeeper})
+}
+
+// Phases is the order of the phases image "A" or "B" runs, each printed
+// as `ferry: phase NAME ok in D` (docs/CONTRACT.md), managed or in lab
+// mode: what the lab checks a console against, from the code that runs
+// them rather than a copy. Any other image has none.
+func Phases(image string, managed bool) []string {
+	var a *Agent
+	var names []string
+	add := func(steps []step) {
+		for _, s := range steps {
+			names = append(names, s.name)
+		}
 	}
-	return a.switchRoot(ctx)
+	switch image {
+	case "A":
+		names = []string{"boot-a"}
+		add(a.stepsA(managed))
+	case "B":
+		names = []string{"boot-b", "state"}
+		add(a.stepsB(managed))
+		names = append(names, "switch-root")
+	}
+	return names
 }
 
 func (a *Agent) runPhases(ctx context.Context, steps []step) error {
