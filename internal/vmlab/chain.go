@@ -22,6 +22,9 @@ const (
 	BorrowerIP  = "10.52.0.1"
 	TunnelPool  = "10.52.8.0/24"
 	ServerMAC   = "52:54:00:50:00:10"
+	// StrayClient is a tunnel address the borrower gives no server of a
+	// run: the stray root is exported to it alone.
+	StrayClient = "10.52.8.250"
 )
 
 // Timers are the IKE timers of the gateway.json keys (docs/CONTRACT.md,
@@ -57,6 +60,11 @@ type ChainConfig struct {
 	Soak      bool
 	BigFile   int
 	CopyPause time.Duration
+	// StrayRoot exports another lent server's root (to StrayClient alone,
+	// as the borrower does) and tells the root's checks
+	// (scripts/root-init.sh check_foreign) that it, and the directory above
+	// every root, must not mount.
+	StrayRoot bool
 	// ReadyTimeout bounds lease request -> "ferry-root: ready" (default 10 min).
 	ReadyTimeout time.Duration
 	// RootReady is the console line that says the root is up (default
@@ -111,6 +119,7 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 	}
 	c.certs()
 	c.soakRoot()
+	c.strayRoot()
 	c.topology()
 	c.WAN = StartCapture(t, c.W.Name, "wan", filepath.Join(cfg.Dir, "wan.pcap"))
 	c.LAN = StartCapture(t, c.L.Name, "lan", filepath.Join(cfg.Dir, "lan.pcap"))
@@ -186,6 +195,27 @@ func (c *Chain) soakRoot() {
 			c.t.Fatal(err)
 		}
 		c.BigSHA256 = sum
+	}
+}
+
+// strayRoot writes the stray root and the root's expectations about it.
+func (c *Chain) strayRoot() {
+	if !c.Cfg.StrayRoot {
+		return
+	}
+	d := c.path("stray-root")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(d, "SECRET"), []byte("another lent server's root\n"), 0o644)
+	conf := filepath.Join(c.Cfg.Images.Export, "etc", "ferry-lab.conf")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "foreign_root=%s:/srv/roots/stray\nroots_parent=%s:/srv/roots\n", BorrowerIP, BorrowerIP)
+		f.Close()
+	}
+	if err != nil {
+		c.t.Fatal(err)
 	}
 }
 
@@ -326,9 +356,10 @@ func (c *Chain) ganesha() {
                  Enable_RQUOTA = false; Enable_UDP = false; }
 NFSV4 { Graceless = true; Allow_Numeric_Owners = true; Only_Numeric_Owners = true;
         RecoveryBackend = fs; RecoveryRoot = %s; }
+%s
 %%include "%s"
 LOG { Default_Log_Level = WARN; }
-`, BorrowerIP, recov, c.path("ferry-exports.conf"))), 0o600)
+`, BorrowerIP, recov, c.strayExport(), c.path("ferry-exports.conf"))), 0o600)
 	// The borrower's exports, one per lent server (nfs_exports ganesha).
 	os.WriteFile(c.path("ferry-exports.conf"), []byte("# written by ferry borrower\n"), 0o644)
 	pidf := c.path("ganesha.pid")
@@ -347,6 +378,16 @@ LOG { Default_Log_Level = WARN; }
 		c.t.Fatalf("ganesha does not listen on %s:2049: %s", BorrowerIP, tailFile(c.path("ganesha.log"), 1000))
 	}
 	waitFor(10*time.Second, func() bool { _, err := os.Stat(pidf); return err == nil })
+}
+
+// strayExport is the stray root's ganesha export, or nothing.
+func (c *Chain) strayExport() string {
+	if !c.Cfg.StrayRoot {
+		return ""
+	}
+	return fmt.Sprintf(`EXPORT { Export_Id = 1; Path = %s; Pseudo = /srv/roots/stray; Access_Type = None;
+         Squash = Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL { Name = VFS; }
+         CLIENT { Clients = %s; Access_Type = RW; Squash = No_Root_Squash; } }`, c.path("stray-root"), StrayClient)
 }
 
 func (c *Chain) borrowerUp() {

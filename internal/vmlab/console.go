@@ -1,7 +1,9 @@
 package vmlab
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -17,12 +19,16 @@ type Console struct {
 // (SeaBIOS and iPXE paint with them), so lines match plainly.
 func (c *Console) Text() string {
 	b, _ := os.ReadFile(c.Path)
+	return clean(string(b))
+}
+
+func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r == '\r' || r == 0x1b {
 			return -1
 		}
 		return r
-	}, string(b))
+	}, s)
 }
 
 // Expect waits until re matches the console text and returns the first
@@ -69,4 +75,34 @@ func (c *Console) KernelTrouble() []string {
 		out = append(out, strings.TrimSpace(m))
 	}
 	return out
+}
+
+// Follow calls line with each console line as it appears, and the host
+// time since start, until ctx ends: the lab's event log, and the stream a
+// person watches (FERRY_STREAM).
+func (c *Console) Follow(ctx context.Context, start time.Time, line func(since time.Duration, l string)) {
+	var off int
+	var part string
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true // one last read: what came before the end
+		case <-time.After(200 * time.Millisecond):
+		}
+		b, _ := os.ReadFile(c.Path)
+		if len(b) > off {
+			lines := strings.Split(part+string(b[off:]), "\n")
+			off = len(b)
+			part = lines[len(lines)-1]
+			for _, l := range lines[:len(lines)-1] {
+				line(time.Since(start), clean(l))
+			}
+		}
+	}
+}
+
+// Stream prints each line to w stamped with the host time (Follow's
+// callback for a person watching).
+func Stream(w io.Writer) func(time.Duration, string) {
+	return func(since time.Duration, l string) { fmt.Fprintf(w, "[host %6.1fs] %s\n", since.Seconds(), l) }
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,35 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// labBinary is FERRY_BIN, or ferry built into a temporary directory.
-func labBinary(t *testing.T, repo string) string {
-	t.Helper()
-	if f := os.Getenv("FERRY_BIN"); f != "" {
-		return f
-	}
-	ferry := filepath.Join(t.TempDir(), "ferry")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", ferry, ".")
-	cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return ferry
-}
-
-// requireLab skips unless FERRY_LAB=1: the lab runs need root, QEMU,
-// nfs-ganesha, tcpdump and minutes of CPU each.
-func requireLab(t *testing.T, tools ...string) {
-	t.Helper()
-	if os.Getenv("FERRY_LAB") != "1" {
-		t.Skip("lab run: FERRY_LAB=1 (root, QEMU, nfs-ganesha, minutes)")
-	}
-	for _, c := range append([]string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft"}, tools...) {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("missing %s (scripts/ci-deps.sh)", c)
-		}
-	}
-}
 
 var reShutdownSeconds = regexp.MustCompile(`(?m)^shutdown \S+ +(\S+)\s.*?([0-9.]+)\s*s\b`)
 
@@ -53,9 +23,9 @@ var reShutdownSeconds = regexp.MustCompile(`(?m)^shutdown \S+ +(\S+)\s.*?([0-9.]
 // FERRY_ROOT_TEMPLATE with FERRY_ROOT_READY replaces the systemd root
 // with one's own.
 func TestRootsLab(t *testing.T) {
-	requireLab(t, "debootstrap")
+	requireLab(t, "debootstrap", "ganesha.nfsd", "tcpdump", "nft")
 	repo := Repo(t)
-	ferry := labBinary(t, repo)
+	ferry := labFerry(t, repo)
 	lab := filepath.Join(repo, "build", "roots-lab")
 	im := BuildImages(t, repo, ferry, lab)
 	roots := strings.Fields(os.Getenv("FERRY_LAB_ROOTS"))

@@ -93,15 +93,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	repo := Repo(t)
-	ferry := os.Getenv("FERRY_BIN")
-	if ferry == "" {
-		ferry = filepath.Join(t.TempDir(), "ferry")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", ferry, ".")
-		cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	ferry := labFerry(t, repo)
 	lab := filepath.Join(repo, "build", "soak-lab")
 	t0 := time.Now()
 	im := BuildImages(t, repo, ferry, lab)
