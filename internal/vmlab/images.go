@@ -44,17 +44,9 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "FERRY_LAB_DIR="+lab)
-	cache := os.Getenv("FERRY_CACHE")
-	if cache == "" {
-		cache = filepath.Join(repo, "build", "cache")
-	}
-	kenv := filepath.Join(cache, "kernel.env")
-	if _, err := os.Stat(kenv); err != nil {
-		runScript(t, env, filepath.Join(lab, "fetch-kernel.log"), filepath.Join(repo, "scripts", "fetch-kernel.sh"))
-	}
+	vmlinuz, moddir := KernelCache(t, repo, lab)
 	runScript(t, env, filepath.Join(lab, "build.log"), filepath.Join(repo, "scripts", "build-images.sh"), ferry)
-	kv := readEnvFile(t, kenv)
-	im := Images{Lab: lab, Vmlinuz: kv["VMLINUZ"], ModDir: kv["MODDIR"],
+	im := Images{Lab: lab, Vmlinuz: vmlinuz, ModDir: moddir,
 		InitrdA: filepath.Join(lab, "initrd-a-esp.img"), VmlinuzB: filepath.Join(lab, "www", "vmlinuz-b"),
 		InitrdB: filepath.Join(lab, "www", "initrd-b.img"), Export: filepath.Join(lab, "export"), Disk: filepath.Join(lab, "disk.raw")}
 	// Kernel ESP's modules (kmod.ESPModules, --esp), tun for user-space
@@ -67,6 +59,27 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 		t.Fatalf("image A: %v\n%s", err, out)
 	}
 	return im
+}
+
+// KernelCache is the Debian kernel the lab boots and its modules'
+// directory, fetched into the cache (FERRY_CACHE, default build/cache)
+// by scripts/fetch-kernel.sh if it is not there yet (its log in lab).
+func KernelCache(t testing.TB, repo, lab string) (vmlinuz, moddir string) {
+	t.Helper()
+	if err := os.MkdirAll(lab, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := os.Getenv("FERRY_CACHE")
+	if cache == "" {
+		cache = filepath.Join(repo, "build", "cache")
+	}
+	kenv := filepath.Join(cache, "kernel.env")
+	if _, err := os.Stat(kenv); err != nil {
+		runScript(t, append(os.Environ(), "FERRY_LAB_DIR="+lab), filepath.Join(lab, "fetch-kernel.log"),
+			filepath.Join(repo, "scripts", "fetch-kernel.sh"))
+	}
+	kv := readEnvFile(t, kenv)
+	return kv["VMLINUZ"], kv["MODDIR"]
 }
 
 func runScript(t testing.TB, env []string, logPath string, argv ...string) {
