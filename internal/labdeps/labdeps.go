@@ -42,6 +42,7 @@ func Packages() map[string]string {
 		"depmod":             "kmod",
 		"modprobe":           "kmod",
 		"dpkg-deb":           "dpkg",
+		"env":                "coreutils",
 		"ganesha.nfsd":       "nfs-ganesha",
 		"grep":               "grep",
 		"ip":                 "iproute2",

@@ -10,12 +10,13 @@ import (
 // requireLab skips t unless FERRY_LAB is set (make e2e, make demo): the
 // lab runs need root, QEMU, the lab's daemons and minutes of CPU each. It
 // fails t when a command the run needs is missing (scripts/ci-deps.sh
-// installs them all).
+// installs them all), and when a process the run started outlives it.
 func requireLab(t *testing.T, cmds ...string) {
 	t.Helper()
 	if os.Getenv("FERRY_LAB") == "" {
 		t.Skip("lab run under QEMU: set FERRY_LAB=1 (make e2e does; it needs root, QEMU and minutes; run it under flock /tmp/ferry-qemu.lock)")
 	}
+	NoSurvivors(t) // first: its check runs after every other cleanup
 	if os.Geteuid() != 0 {
 		t.Fatalf("FERRY_LAB is set but the lab needs root (network namespaces, taps)")
 	}
