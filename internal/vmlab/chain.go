@@ -14,7 +14,7 @@ import (
 	"ferry/internal/netnstest"
 )
 
-// The whole chain's addresses (docs/LAB.md, as scripts/full-e2e.sh).
+// The whole chain's addresses (docs/LAB.md).
 const (
 	LenderIP    = "10.50.0.1"
 	LenderWANIP = "10.51.0.1"

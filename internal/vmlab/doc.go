@@ -6,7 +6,8 @@
 // (SIGTERM, then SIGKILL), so a run ends everything it started whether it
 // passes, fails or times out.
 //
-// Only tests import it; the lab tests are gated (FERRY_SOAK) because they
+// Only tests import it; the lab tests are gated (FERRY_LAB for the four
+// runs of make e2e, FERRY_SOAK for the soak) because they
 // need root, QEMU, nfs-ganesha, tcpdump and minutes of CPU. Images are
 // still built by scripts/build-images.sh and scripts/fetch-kernel.sh (shell
 // fits there); docs/LAB.md describes the machine and the topology.
@@ -18,7 +19,7 @@
 //   - Console: a guest's serial log read as it grows; Expect waits for a
 //     regular expression with a deadline.
 //   - Capture: tcpdump into a pcap; Packets filters it afterwards.
-//   - Chain: the whole managed transfer of scripts/full-e2e.sh (three
+//   - Chain: the whole managed transfer of TestFullChain and TestSoak (three
 //     namespaces, lender, gateway, borrower, nfs-ganesha, a lent server).
 //   - Records: the guest root's soak workload read back and judged.
 package vmlab

@@ -51,8 +51,8 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 		InitrdB: filepath.Join(lab, "www", "initrd-b.img"), Export: filepath.Join(lab, "export"), Disk: filepath.Join(lab, "disk.raw")}
 	// Kernel ESP's modules (kmod.ESPModules, --esp), tun for user-space
 	// ESP and tcp_diag for the keeper's reset of stalled NFS connections
-	// (B runs A's release and loads what A carries), as
-	// scripts/full-e2e.sh builds image A.
+	// (B runs A's release and loads what A carries): image A of the
+	// managed chain.
 	if out, err := Run(ferry, "initrd", "build", "-o", im.InitrdA, "--kernel-modules", im.ModDir,
 		"--module", "virtio_net", "--module", "virtio_blk", "--module", "virtio_pci", "--module", "nfsv4",
 		"--module", "tun", "--module", "tcp_diag", "--esp", "--compress", "zstd"); err != nil {

@@ -107,6 +107,11 @@ func TestIPsecGuest(t *testing.T) {
 		}
 	}
 	want := strings.Fields(os.Getenv("FERRY_IPSEC_PEERS"))
+	for _, w := range want {
+		if w != "gateway" && w != "strongswan" {
+			t.Fatalf("FERRY_IPSEC_PEERS: %q is not gateway or strongswan", w)
+		}
+	}
 	for _, p := range ipsecPeers {
 		if len(want) > 0 && !containsKey(want, p.name) {
 			continue
