@@ -30,18 +30,19 @@ deps:
 test:
 	$(GO) test ./...
 
-# The whole chain A -> kexec -> B -> NFS root under QEMU, with assertions,
-# once with the root over NFSv4.1 and once over NFSv3 (one image build),
-# then the short soak (about 6 minutes). Each runs under no-survivors.sh:
-# a process it started that is still alive after it exits fails the run.
-# Like the scripts, the soak here takes no QEMU lock: whoever runs make
-# e2e holds it.
-NOSURV := scripts/no-survivors.sh
+# The lab runs under QEMU (internal/vmlab, docs/LAB.md), one after the
+# other in one go test: the kernel path A -> kexec -> B -> NFS root over
+# NFSv4.1 and NFSv3, kernel ESP in a guest against ferry gateway and
+# strongSwan, PXE from ferry lender and the whole managed chain; then the
+# short soak (about 6 minutes). A process a run started that outlives it
+# fails it (vmlab.NoSurvivors; no-survivors.sh around the soak's make).
+# make e2e takes no QEMU lock: whoever runs it holds the machine's
+# (flock /tmp/ferry-qemu.lock make e2e); demo and soak take it themselves.
+NOSURV      := scripts/no-survivors.sh
+LAB_TIMEOUT ?= 60m
+LAB_TEST     = env FERRY_LAB=1 FERRY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(LAB_TIMEOUT)
 e2e: build
-	$(NOSURV) scripts/e2e-all.sh ./$(BIN)
-	$(NOSURV) scripts/ipsec-guest.sh ./$(BIN)
-	$(NOSURV) scripts/pxe-test.sh ./$(BIN)
-	$(NOSURV) scripts/full-e2e.sh ./$(BIN)
+	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain)$$' ./internal/vmlab/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
 # The long-lease test (internal/vmlab, docs/LAB.md): the whole chain on
@@ -63,14 +64,14 @@ soak-short: build
 # The main job, for a person to watch: the whole transfer (lender netboot,
 # enrollment, IPsec tunnel, image B through it, kexec, NFS root through the
 # tunnel, return) with the lent server's console streamed and the timeline
-# at the end.
+# at the end (TestFullChain with FERRY_STREAM=1).
 demo: deps build
-	FERRY_STREAM=1 scripts/full-e2e.sh ./$(BIN)
+	FERRY_STREAM=1 $(QEMU_LOCK) $(LAB_TEST) -run '^TestFullChain$$' ./internal/vmlab/
 
-# The kernel path alone (A -> kexec -> B -> NFS root, settings over plain
-# HTTP on the lab network), console streamed.
+# The kernel path alone (A -> kexec -> B -> NFS root over NFSv4.1, settings
+# over plain HTTP on the lab network), console streamed.
 demo-kernel: deps build
-	FERRY_DEMO=1 scripts/e2e.sh ./$(BIN)
+	FERRY_STREAM=1 FERRY_NFS_VERSIONS=4.1 $(QEMU_LOCK) $(LAB_TEST) -run '^TestKernelPath$$' ./internal/vmlab/
 
 # What CI runs: unit, integration and end-to-end tests.
 check: deps

@@ -156,7 +156,7 @@ chmod 755 "$EXPORT/sbin/init"
 # ---------------------------------------------------------------- d) settings
 # transfer.json and the root's /etc/ferry-lab.conf for one NFS version
 # (FERRY_NFS_VERSION, default 4.1; root.options from FERRY_NFS_OPTIONS);
-# e2e.sh rewrites both per variant without rebuilding.
+# vmlab's TestKernelPath rewrites both per variant without rebuilding.
 write_variant "${FERRY_NFS_VERSION:-4.1}" "${FERRY_NFS_OPTIONS:-}"
 
 # ---------------------------------------------------------------- e) disk

@@ -14,14 +14,13 @@ PKGS=(
 	gzip xz-utils zstd lz4 bzip2
 	# network and HTTP from the host side
 	iproute2 curl ca-certificates procps coreutils openssl
-	tcpdump # full-e2e.sh: captures on the WAN and the lender LAN, the clear-text check
-	python3-minimal # pxe-test.sh: router advertisements, so iPXE stops waiting for IPv6
+	tcpdump # vmlab TestFullChain and the soak: captures on the WAN and the lender LAN, the clear-text check
 	# IPsec peer for the tunnel tests (userspace ESP: the host kernel has none)
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki
 	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
 	# building
 	make git
-	mawk # e2e.sh: awk (Priority required, not Essential)
+	mawk # lab scripts: awk (Priority required, not Essential)
 	apt # fetch-kernel.sh: apt-cache, apt-get download (Priority required, not Essential)
 	debootstrap # internal/vmlab: the systemd root template (Debian bookworm minbase + systemd, udev), made once into the cache
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS

@@ -100,7 +100,7 @@ lab_nfs_version() {
 # root.options) and $ROOT_CONF, which the root's /sbin/init
 # (scripts/root-init.sh) reads to know the file system type and version it
 # must find under "/". Needs build-images.sh's outputs (vmlinuz-b,
-# initrd-b.img, the export). Cheap: e2e.sh runs it before every boot.
+# initrd-b.img, the export). Cheap: TestKernelPath runs it before every boot.
 write_variant() {
 	local v=$1 opts=${2:-} fstype uniq
 	fstype=$(nfs_fstype "$v") || die "nfs version '$v': want 3, 4, 4.0, 4.1 or 4.2"

@@ -14,7 +14,7 @@ import (
 )
 
 // kernelPair is newLAN with a kernel plane on each side (real ESP states:
-// runs in the QEMU guest of scripts/ipsec-guest.sh, skips on hosts without
+// runs in the QEMU guest of internal/vmlab's TestIPsecGuest, skips on hosts without
 // ESP): a is the lent server (virtual IP 10.32.6.1), b the gateway with
 // 10.32.7.1 inside the remote selector, echoing UDP on port 7000.
 type kernelPair struct {

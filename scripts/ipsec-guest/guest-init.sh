@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # scripts/ipsec-guest/guest-init.sh — /init-test of the kernel-ESP guest
-# (booted with rdinit=/init-test by scripts/ipsec-guest.sh). Loads the
+# (booted with rdinit=/init-test by internal/vmlab's TestIPsecGuest). Loads the
 # modules the host listed in /etc/ipsec-guest/modules.order, configures
 # eth0, runs `ferry vpn up --dataplane kernel` (XFRM, UDP encapsulation)
 # against the peer on the tap network, then pings the peer's inner address
