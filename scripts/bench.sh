@@ -43,7 +43,7 @@ scripts/fetch-kernel.sh >/dev/null
 . "${FERRY_CACHE:-build/cache}/kernel.env"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# Image A as the lab builds it (scripts/full-e2e.sh): NIC, disk, NFS (for
+# Image A as the lab builds it (vmlab.BuildImages): NIC, disk, NFS (for
 # B), tun and kernel ESP's modules. Before: the binary twice (/init and
 # bin/ferry, two regular files), uncompressed: the uncompressed image of
 # today plus one more copy of the binary.
@@ -60,8 +60,9 @@ done
 # The whole transfer under QEMU (minutes, holds the machine's QEMU lock):
 # lease request -> root ready, and the timeline. FERRY_BENCH_CHAIN=1 runs it.
 if [ "${FERRY_BENCH_CHAIN:-}" = 1 ]; then
-	echo "== lease request -> root ready (scripts/full-e2e.sh under QEMU, TCG)"
-	out=$(flock /tmp/ferry-qemu.lock scripts/full-e2e.sh "$FERRY" 2>&1) || { tail -20 <<<"$out"; exit 1; }
-	sed -n '/^timeline/,/full-e2e: ok/p' <<<"$out"
+	echo "== lease request -> root ready (internal/vmlab TestFullChain under QEMU, TCG)"
+	out=$(flock /tmp/ferry-qemu.lock env FERRY_LAB=1 FERRY_BIN="$FERRY" \
+		go test -count=1 -v -timeout 30m -run '^TestFullChain$' ./internal/vmlab/ 2>&1) || { tail -20 <<<"$out"; exit 1; }
+	sed -n '/^timeline/,/full chain: ok/p' <<<"$out"
 	echo "baseline (main before image A lean, issue 10): lease request -> root ready 60 s, ~29 s before image A's kernel started"
 fi

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,11 @@ func TestFullChain(t *testing.T) {
 	if strings.Contains(con, "sysrq power off") {
 		how = "the sysrq fallback (poweroff -f did not act)"
 	}
+	// Before image A runs only the lender sees the boot (its netboot's
+	// DHCP, script and file fetches, recorded as pxe-* phases): lease
+	// show has every phase with its start counted from the lease request.
+	fmt.Fprintf(&b, "timeline from the lease request (lease show: the lender's netboot, then the agent's phases):\n")
+	fmt.Fprint(&b, requestTimeline(show))
 	refused := regexp.MustCompile(`ferry-root: check foreign-root ok (.*)`).FindStringSubmatch(con)
 	fmt.Fprintf(&b, "  lease request -> borrower root ready: %.1f s; return -> powered off: %.2f s; whole run %.1f s\n",
 		ready.Seconds(), off.Seconds(), time.Since(t0).Seconds())
@@ -224,5 +231,52 @@ func checkCRL(c *Chain, con, relayed string) {
 	re := regexp.MustCompile(`authz: CRL loaded.*revoked=[1-9]`)
 	if !waitFor(10*time.Second, func() bool { b, _ := os.ReadFile(c.path("gateway.log")); return re.Match(b) }) {
 		c.Fail("the gateway did not load the relayed CRL")
+	}
+}
+
+var reShowPhase = regexp.MustCompile(`(?m)^  ([a-z0-9-]+) +(\S+) +(ok|failed.*?) +(\d+) bytes +at \+([0-9.]+) s$`)
+
+// requestTimeline is lease show's phase rows ordered by their start
+// from the lease request: "+  12.3 s  phase  duration  [bytes]".
+func requestTimeline(show string) string {
+	type row struct {
+		at   float64
+		line string
+	}
+	var rows []row
+	for _, m := range reShowPhase.FindAllStringSubmatch(show, -1) {
+		at, _ := strconv.ParseFloat(m[5], 64)
+		bytes := ""
+		if m[4] != "0" {
+			bytes = m[4] + " bytes"
+		}
+		rows = append(rows, row{at, fmt.Sprintf("  +%6.1f s  %-18s %-12s %s\n", at, m[1], m[2], bytes)})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].at < rows[j].at })
+	var b strings.Builder
+	for _, r := range rows {
+		b.WriteString(r.line)
+	}
+	return b.String()
+}
+
+// TestRequestTimeline: lease show's phase rows, in start order, the
+// lender's pxe-* steps first.
+func TestRequestTimeline(t *testing.T) {
+	show := "lease B1  state active  key k  lender lease L1  expires 2026-12-06T05:00:00Z\n" +
+		"SERVER  MAC  PHASE  TUNNEL_ADDRESS  TUNNEL  SPKI_SHA256\n" +
+		"s1      m    done   10.52.8.1       up      ab\n" +
+		"  enroll        413ms     ok                  0 bytes        at +40.5 s\n" +
+		"  pxe-dhcp      1ms       ok                  0 bytes        at +3.0 s\n" +
+		"  fetch-b       4.0s      ok                  9000 bytes     at +42.0 s\n" +
+		"  mount-root    1s        failed: no route    0 bytes        at +60.0 s\n" +
+		"shutdown s1  clean  2.7 s  keeper\n"
+	got := requestTimeline(show)
+	want := "  +   3.0 s  pxe-dhcp           1ms          \n" +
+		"  +  40.5 s  enroll             413ms        \n" +
+		"  +  42.0 s  fetch-b            4.0s         9000 bytes\n" +
+		"  +  60.0 s  mount-root         1s           \n"
+	if got != want {
+		t.Errorf("requestTimeline:\n%q\nwant\n%q", got, want)
 	}
 }

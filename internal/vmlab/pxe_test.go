@@ -64,7 +64,7 @@ func TestPXE(t *testing.T) {
 	}
 
 	initrd := path("initrd-a.img")
-	if out, err := Run(ferry, "initrd", "build", "-o", initrd, "--kernel-modules", moddir, "--module", "virtio_net", "--module", "virtio_pci"); err != nil {
+	if out, err := Run(ferry, "initrd", "build", "-o", initrd, "--kernel-modules", moddir, "--module", "virtio_net", "--module", "virtio_pci", "--compress", "zstd"); err != nil {
 		t.Fatalf("image A: %v %s", err, out)
 	}
 	pki := map[string]string{}
