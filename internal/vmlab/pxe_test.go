@@ -107,7 +107,7 @@ func TestPXE(t *testing.T) {
 	vm := QEMU{Name: "ferry-pxe", Dir: dir, NetNS: ns.Name, Tap: "tap0", MAC: pxeMAC, Paused: true, MemMB: 512, Timeout: 5 * time.Minute}.Start(t)
 
 	ldir := path("lender")
-	out, err := Run(ferry, "lender", "init", "--dir", ldir, "--host", pxeServer)
+	out, err := Run(ferry, "lender", "init", "--dir", ldir, "--config", filepath.Join(ldir, "lender-init.json"), "--host", pxeServer)
 	caSHA := ""
 	if m := regexp.MustCompile(`(?m)^ca_sha256\s+(\S+)`).FindStringSubmatch(out); m != nil {
 		caSHA = m[1]
