@@ -5,7 +5,7 @@
 // configuration with each setting explained, and the files the other
 // site needs, with the exact command to run there.
 //
-// It is what scripts/full-e2e.sh does with some thirty openssl and shell
+// It is what the lab's old scripts/full-e2e.sh did with some thirty openssl and shell
 // steps, done with ferry's own pki package: keys are ECDSA P-256, written
 // 0600, never printed; all files of a run are written or none (each to a
 // temporary file beside it, renamed into place at the end), and an
