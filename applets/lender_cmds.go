@@ -417,7 +417,11 @@ func leaseRows(ls []api.Lease) [][]string {
 	var rows [][]string
 	for _, l := range ls {
 		for _, s := range l.Servers {
-			rows = append(rows, []string{l.ID, l.Borrower, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin, s.Error})
+			why := s.Error
+			if why == "" {
+				why = s.Conflict // stored before members had an error
+			}
+			rows = append(rows, []string{l.ID, l.Borrower, l.State, l.Expires.Format(time.RFC3339), s.ID, s.MAC, s.Phase, s.SPKIPin, why})
 		}
 	}
 	return rows

@@ -2,6 +2,7 @@ package borrower
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,13 @@ func (m *Manager) AdminHandler() http.Handler {
 			return
 		}
 		l, err := m.RequestLease(r.Context(), req)
+		var re *RetryingError
+		if errors.As(err, &re) {
+			// Accepted: recorded and retried, not refused. The CLI
+			// exits 3 on it.
+			api.WriteJSON(w, http.StatusAccepted, l)
+			return
+		}
 		api.Reply(w, l, err)
 	})
 	mux.HandleFunc("GET /admin/leases", func(w http.ResponseWriter, r *http.Request) {

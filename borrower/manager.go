@@ -99,6 +99,9 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 	if _, err := m.images.Get(ctx, r.Image); err != nil {
 		return Lease{}, &api.FieldError{Field: "image", Reason: err.Error()}
 	}
+	if r.DurationSeconds != 0 && (r.DurationSeconds < 60 || r.DurationSeconds > api.MaxDuration) {
+		return Lease{}, &api.FieldError{Field: "duration", Reason: fmt.Sprintf("%s is not between 1m and 90 days", time.Duration(r.DurationSeconds)*time.Second)}
+	}
 	if r.Key == "" {
 		r.Key = newID() + newID()
 	}
@@ -109,7 +112,7 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 			return tx.Get(store.Leases, id, &l)
 		}
 		l = Lease{ID: newID(), Key: r.Key, State: StateRequesting, Count: r.Count, Image: r.Image,
-			Template: r.Template, Created: time.Now().UTC()}
+			Template: r.Template, Created: time.Now().UTC(), Pool: r.Pool, DurationSeconds: r.DurationSeconds}
 		if err := assignAddrs(tx, m.cfg, &l); err != nil {
 			return &api.FieldError{Field: "count", Reason: err.Error()}
 		}
@@ -118,6 +121,10 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 		}
 		return tx.Put(store.Leases, l.ID, l)
 	})
+	if err == nil && l.State == StateFailed {
+		// A retry of a refused request: the refusal again, not a lease.
+		return l, &api.FieldError{Field: "idempotency_key", Reason: fmt.Sprintf("the request with this key was refused (lease %s failed): %s", l.ID, l.Error)}
+	}
 	if err != nil || l.State != StateRequesting {
 		return l, err
 	}
@@ -139,14 +146,19 @@ func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 	if err == nil {
 		var got api.Lease
 		if err = m.lender.Call(ctx, "POST", api.PathLeases, req, &got); err == nil {
-			l.State, l.Lender = StateActive, got
+			l.State, l.Lender, l.Error = StateActive, got, ""
 			m.log.Info("lease active", "lease", l.ID, "lender_lease", got.ID, "servers", len(got.Servers))
 			return l, m.put(ctx, l)
 		}
 	}
 	var fe *api.FieldError
 	if !errors.As(err, &fe) {
-		return l, fmt.Errorf("lease %s: %w (will retry with the same idempotency key)", l.ID, err)
+		err = &RetryingError{Lease: l.ID, Err: err}
+		l.Error = err.Error()
+		if perr := m.put(ctx, l); perr != nil {
+			m.log.Warn("lease: last error not stored", "lease", l.ID, "err", perr)
+		}
+		return l, err
 	}
 	m.log.Warn("lease refused", "lease", l.ID, "err", err)
 	for _, name := range l.Roots {
@@ -161,6 +173,20 @@ func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 	return l, err
 }
 
+// RetryingError is a lease request that was recorded but not yet made at
+// the lender (it did not answer, or answered with an error of its own):
+// the manager retries it with the same idempotency key.
+type RetryingError struct {
+	Lease string
+	Err   error
+}
+
+func (e *RetryingError) Error() string {
+	return fmt.Sprintf("lease %s: %v (will retry with the same idempotency key)", e.Lease, e.Err)
+}
+
+func (e *RetryingError) Unwrap() error { return e.Err }
+
 // lenderRequest builds the lender's request, preparing missing roots.
 func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest, error) {
 	img, err := m.images.Get(ctx, l.Image)
@@ -171,7 +197,10 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 	req := api.LeaseRequest{IdempotencyKey: l.Key, Count: l.Count, Gateway: m.cfg.Gateway, BorrowerCA: m.caPEM,
 		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
 			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
-		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second), Tunnel: m.cfg.Tunnel}
+		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second), Tunnel: m.cfg.Tunnel, Pool: l.Pool}
+	if l.DurationSeconds > 0 {
+		req.DurationSeconds = l.DurationSeconds
+	}
 	if img.Modules != nil {
 		req.Image.Modules = &api.Artifact{URL: base + "modules.cpio", SHA256: img.Modules.SHA256}
 	}

@@ -26,7 +26,13 @@ type Lease struct {
 	Template string    `json:"template"`
 	Roots    []string  `json:"roots"`
 	Created  time.Time `json:"created"`
-	Error    string    `json:"error,omitempty"`
+	// Pool and DurationSeconds are what the request asked the lender
+	// for (empty, 0: any pool, the configured lease length).
+	Pool            string `json:"pool,omitempty"`
+	DurationSeconds int64  `json:"duration_seconds,omitempty"`
+	// Error is why the lender refused the lease (state failed), or why
+	// the last attempt failed while it is still retried (requesting).
+	Error string `json:"error,omitempty"`
 	// Lender is the lender's last answer: its lease id, servers, phases
 	// and the pins the gateway was told.
 	Lender api.Lease `json:"lender"`
@@ -49,4 +55,8 @@ type Request struct {
 	Count    int    `json:"count"`
 	Image    string `json:"image"`
 	Template string `json:"template"`
+	// Pool is the lender's pool to lease from ("" any).
+	Pool string `json:"pool,omitempty"`
+	// DurationSeconds is the lease's length (0: the configured one).
+	DurationSeconds int64 `json:"duration_seconds,omitempty"`
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"ferry/api"
 )
 
 // LeaseView is what `lease show` gets: the stored lease, refreshed from
@@ -46,6 +48,21 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 	// client's whole timeout: an operator looking at a lease waits less.
 	rctx, cancel := context.WithTimeout(ctx, showRefreshTimeout)
 	defer cancel()
+	if l.State == StateReturned && poweringOff(l.Lender) {
+		// The lender powers the servers off after the return: show its
+		// progress (lease return --wait waits for it).
+		var got api.Lease
+		if err := m.lender.Call(rctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err == nil && got.ID == l.Lender.ID {
+			l.Lender = got
+			v.Lease = l
+			if err := m.put(ctx, l); err != nil {
+				return v, err
+			}
+		} else if err != nil {
+			v.Stale = err.Error()
+		}
+		return v, nil
+	}
 	if fresh, err := m.Refresh(rctx, l); err == nil {
 		v.Lease = fresh
 	} else if errors.Is(err, errLender) {
@@ -56,6 +73,17 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 	}
 	v.Tunnels = m.tunnelStates(ctx, v.Lease)
 	return v, nil
+}
+
+// poweringOff says whether the lender still has a server of a returned
+// lease to power off.
+func poweringOff(l api.Lease) bool {
+	for _, s := range l.Servers {
+		if s.Phase != "returned" {
+			return true
+		}
+	}
+	return false
 }
 
 // tunnelStates reads the gateway's status once and says, for each server
