@@ -136,6 +136,9 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 			return 0
 		}
 		name, args = args[0], args[1:]
+		if code, ok := builtin(ctx, env, name, args); ok {
+			return code
+		}
 		if a, ok = Lookup(name); !ok {
 			fmt.Fprintf(env.Stderr, "ferry: unknown applet %q\n", name)
 			printHelp(env.Stderr)
@@ -151,26 +154,32 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 	if err == nil {
 		err = a.Run(ctx, env, args)
 	}
+	return exitCode(env, a.Name, err)
+}
+
+// exitCode prints err as the applet's failure and says the exit status:
+// 0 done, 1 failed, 2 usage, or an ExitError's own.
+func exitCode(env *Env, name string, err error) int {
 	switch {
 	case err == nil:
-		return 0
+		return ExitOK
 	case errors.Is(err, flag.ErrHelp):
-		return 0
+		return ExitOK
 	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %v\n", a.Name, ee.Err)
+			fmt.Fprintf(env.Stderr, "%s: %v\n", name, ee.Err)
 		}
 		return ee.Code
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(env.Stderr, "%s: %v (see '%s --help')\n", a.Name, err, a.Name)
-		return 2
+		fmt.Fprintf(env.Stderr, "%s: %v (see '%s --help')\n", name, err, name)
+		return ExitUsage
 	}
-	fmt.Fprintf(env.Stderr, "%s: %v\n", a.Name, err)
-	return 1
+	fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
+	return ExitFailed
 }
 
 func printHelp(w io.Writer) {
@@ -183,6 +192,10 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "\nevery applet also takes --version, --log-level debug|info|warn|error and --log-format text|json")
 	fmt.Fprintln(w, "(under journald, lines carry no time and start with their syslog priority)")
 	fmt.Fprintln(w, "\nRun 'ferry APPLET --help' for an applet's options.")
+	fmt.Fprintln(w, "Also: ferry completion bash|zsh|fish (a shell's completion script),")
+	fmt.Fprintln(w, "ferry man DIR (writes the man pages).")
+	fmt.Fprintln(w, "\nexit status: 0 done, 1 failed, 2 usage error, 3 accepted and still")
+	fmt.Fprintln(w, "being retried (borrower lease request: the manager retries it).")
 }
 
 // newFlags makes a FlagSet that reports errors instead of exiting and prints
