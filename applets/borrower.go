@@ -104,10 +104,9 @@ func borrowerServe(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !r.Failed() {
-			r.Name = "borrower " + *cfgPath
-			borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
-		}
+		// Every problem at once: the file's and what a lease will need.
+		r.Name = "borrower " + *cfgPath
+		borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
 		return printCheck(env, r)
 	}
 	reload, stop := reloadOnHangup(ctx, env, "borrower", func() (borrower.Config, *configfile.Report, error) {

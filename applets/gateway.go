@@ -95,9 +95,7 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	configfile.Decode(r, b, &c)
 	cfg, g := c.check(env, r)
 	if *check {
-		if !r.Failed() {
-			c.checkSetup(r, time.Now())
-		}
+		c.checkSetup(r, time.Now())
 		return printCheck(env, r)
 	}
 	if err := r.Err(); err != nil {
@@ -190,10 +188,17 @@ func (c gatewayFile) check(env *Env, r *configfile.Report) (ike.Config, *gateway
 // file: the key pair, the CA, the allow list; certificates ending within
 // 30 days and keys others may read are warnings.
 func (c gatewayFile) checkSetup(r *configfile.Report, now time.Time) {
-	_, w, err := pki.CheckPair(c.Cert, c.Key, pki.UsageIKE, nil, now)
-	addChecked(r, "cert", c.Cert, err, w)
-	_, w, err = pki.CheckCAFile(c.CA, now)
-	addChecked(r, "ca", c.CA, err, w)
+	if c.Cert != "" && c.Key != "" {
+		_, w, err := pki.CheckPair(c.Cert, c.Key, pki.UsageIKE, nil, now)
+		addChecked(r, "cert", c.Cert, err, w)
+	}
+	if c.CA != "" {
+		_, w, err := pki.CheckCAFile(c.CA, now)
+		addChecked(r, "ca", c.CA, err, w)
+	}
+	if c.Allow == "" {
+		return
+	}
 	if _, err := os.Stat(c.Allow); err != nil {
 		r.Errorf("allow", c.Allow, "%v: the borrower's allow_file, which `ferry borrower init` makes", err)
 	}

@@ -107,10 +107,9 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if !r.Failed() {
-			r.Name = "lender " + *cfgPath
-			lender.CheckSetup(cfg, r, time.Now(), true)
-		}
+		// Every problem at once: the file's and what a lease will need.
+		r.Name = "lender " + *cfgPath
+		lender.CheckSetup(cfg, r, time.Now(), true)
 		return printCheck(env, r)
 	}
 	reload, stop := reloadOnHangup(ctx, env, "lender", func() (lender.Config, *configfile.Report, error) {

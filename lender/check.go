@@ -25,6 +25,9 @@ import (
 // for `serve --check` (a lender already serving the directory is then
 // worth a warning, not an error: a reload is what is being checked).
 func CheckSetup(cfg Config, r *configfile.Report, now time.Time, running bool) {
+	if cfg.Dir == "" {
+		return // reported by the file's own check
+	}
 	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
 		r.Errorf("dir", cfg.Dir, "not a directory: make it with `ferry lender init`")
 		return
@@ -53,7 +56,7 @@ func CheckSetup(cfg Config, r *configfile.Report, now time.Time, running bool) {
 		_, w, err := pki.CheckCAFile(bf.b.CA, now)
 		warnings(r, bf.field+".ca", bf.b.CA, err, w)
 	}
-	if _, err := LoadBorrowers(cfg, slog.New(slog.DiscardHandler)); err != nil && !r.Failed() {
+	if _, err := LoadBorrowers(cfg, slog.New(slog.DiscardHandler)); err != nil && !r.Failed() && len(cfg.borrowerConfigs()) > 0 {
 		r.Add("borrowers", err)
 	}
 	for _, f := range [][2]string{{"agent_listen", cfg.AgentListen}, {"m2m_listen", cfg.M2MListen}} {
