@@ -2,15 +2,28 @@ package applets
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 
+	"ferry/buildinfo"
 	"ferry/kexec"
 )
 
 const kexecUsage = `kexec -l KERNEL [--initrd=FILE] [--command-line=STRING | --append=STRING] [--reuse-cmdline] [-s | -c]
+       kexec -f KERNEL [same options]   load and reboot into it at once
        kexec -e
-       kexec -u [-s | -c]`
+       kexec -u [-s | -c]
+       kexec -v
+
+As kexec-tools: silent on success (-d prints what it does), exit status 0
+done, 1 a bad invocation or nothing loaded, 255 the kernel refused (as
+kexec-tools' EFAILED). -x and -y are accepted (ferry never takes
+interfaces down; -e always syncs). Not supported, refused with exit 1:
+-p (a crash kernel: use kexec-tools for kdump), and no action at all
+(kexec-tools would call shutdown(8): use -l then your shutdown, or -f).`
 
 func kexecApplet() Applet {
 	return Applet{
@@ -23,9 +36,11 @@ func kexecApplet() Applet {
 // kexecRequest is one parsed kexec invocation.
 type kexecRequest struct {
 	load, exec, unload bool
+	force, debug       bool
 	kernel, initrd     string
 	appendCmdline      string
 	reuseCmdline       bool
+	version            bool
 	opt                kexec.Options
 }
 
@@ -57,6 +72,19 @@ func parseKexecArgs(env *Env, args []string) (*kexecRequest, error) {
 	fs.Var(lf, "load", "same as -l")
 	fs.BoolVar(&r.exec, "e", false, "reboot into the loaded kernel now")
 	fs.BoolVar(&r.exec, "exec", false, "same as -e")
+	fs.BoolVar(&r.force, "f", false, "load KERNEL and reboot into it at once (no shutdown(8), as kexec-tools' -f)")
+	fs.BoolVar(&r.force, "force", false, "same as -f")
+	fs.BoolVar(&r.debug, "d", false, "print what is done, and u-root's debug output, on stderr")
+	fs.BoolVar(&r.debug, "debug", false, "same as -d")
+	var version, panicLoad, noIfdown, noSync bool
+	fs.BoolVar(&version, "v", false, "print the version and exit")
+	fs.BoolVar(&version, "version", false, "same as -v")
+	fs.BoolVar(&panicLoad, "p", false, "refused: crash kernels (kdump) need kexec-tools")
+	fs.BoolVar(&panicLoad, "load-panic", false, "same as -p")
+	fs.BoolVar(&noIfdown, "x", false, "accepted: ferry takes no interface down")
+	fs.BoolVar(&noIfdown, "no-ifdown", false, "same as -x")
+	fs.BoolVar(&noSync, "y", false, "accepted: -e syncs the filesystems anyway")
+	fs.BoolVar(&noSync, "no-sync", false, "same as -y")
 	fs.BoolVar(&r.unload, "u", false, "unload the loaded kernel")
 	fs.BoolVar(&r.unload, "unload", false, "same as -u")
 	fs.StringVar(&r.initrd, "initrd", "", "initramfs `FILE` for the new kernel")
@@ -72,23 +100,36 @@ func parseKexecArgs(env *Env, args []string) (*kexecRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case version:
+		return &kexecRequest{version: true}, nil
+	case panicLoad:
+		return nil, usagef("-p (--load-panic): crash kernels are not supported by ferry's kexec; use kexec-tools for kdump")
+	case r.force:
+		r.load, r.exec = true, true
+	case !r.load && !r.exec && !r.unload && len(pos) > 0:
+		return nil, usagef("no action: kexec-tools would load %s and call shutdown(8), which ferry's kexec does not; use -l (then shut down) or -f", pos[0])
+	}
 	n := 0
-	for _, b := range []bool{r.load, r.exec, r.unload} {
+	for _, b := range []bool{r.load && !r.force, r.exec && !r.force, r.unload, r.force} {
 		if b {
 			n++
 		}
 	}
 	switch {
 	case n != 1:
-		return nil, usagef("exactly one of -l, -e and -u is needed")
+		return nil, usagef("exactly one of -l, -f, -e and -u is needed")
 	case r.opt.ForceFile && r.opt.ForceLegacy:
 		return nil, usagef("-s and -c exclude each other")
 	case r.load && r.kernel == "" && len(pos) == 1:
 		r.kernel = pos[0]
 	case r.load && r.kernel == "" && len(pos) == 0:
-		return nil, usagef("-l needs a KERNEL")
+		return nil, usagef("-l and -f need a KERNEL")
 	case len(pos) > 0:
 		return nil, usagef("unexpected argument %q", pos[0])
+	}
+	if r.exec && !r.force && (r.initrd != "" || r.appendCmdline != "" || r.reuseCmdline) {
+		return nil, usagef("--initrd, --command-line and --reuse-cmdline go with -l or -f")
 	}
 	if !r.load && (r.initrd != "" || r.appendCmdline != "" || r.reuseCmdline) {
 		return nil, usagef("--initrd, --command-line and --reuse-cmdline go with -l")
@@ -109,33 +150,68 @@ func (r *kexecRequest) cmdline(proc func() (string, error)) (string, error) {
 	return kexec.AppendCmdline(base, r.appendCmdline), nil
 }
 
+// kexecFailed is kexec-tools' exit status when the kernel refuses
+// (EFAILED, -1, returned from main).
+const kexecFailed = 255
+
+// runKexec behaves as kexec-tools' kexec for the forms it takes: silent on
+// success, 1 for a bad invocation or nothing to reboot into, 255 when a
+// syscall fails. u-root's loader logs through the standard logger: that
+// is muted unless -d.
 func runKexec(ctx context.Context, env *Env, args []string) error {
 	r, err := parseKexecArgs(env, args)
 	if err != nil {
-		return err
-	}
-	switch {
-	case r.unload:
-		if err := kexec.Unload(r.opt); err != nil {
-			return err
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return &ExitError{Code: 1, Err: err}
 		}
-		fmt.Fprintln(env.Stdout, "kexec: unloaded")
+		return err
+	}
+	if r.version {
+		fmt.Fprintf(env.Stdout, "kexec (ferry %s), kexec-tools compatible\n", buildinfo.Read().Version)
 		return nil
-	case r.exec:
-		return kexec.Exec()
 	}
-	cmdline, err := r.cmdline(func() (string, error) {
-		b, err := os.ReadFile("/proc/cmdline")
-		return string(b), err
-	})
-	if err != nil {
-		return err
+	debug := func(format string, a ...any) {}
+	if r.debug {
+		log.SetOutput(env.Stderr)
+		debug = func(format string, a ...any) { fmt.Fprintf(env.Stderr, "kexec: "+format+"\n", a...) }
+	} else {
+		log.SetOutput(io.Discard)
 	}
-	env.Log.Info("kexec load", "kernel", r.kernel, "initrd", r.initrd, "cmdline", cmdline)
-	m, err := kexec.Load(r.kernel, r.initrd, cmdline, r.opt)
-	if err != nil {
-		return err
+	failed := func(err error) error { return &ExitError{Code: kexecFailed, Err: err} }
+	if r.unload {
+		if err := kexec.Unload(r.opt); err != nil {
+			return failed(err)
+		}
+		debug("unloaded")
+		return nil
 	}
-	fmt.Fprintf(env.Stdout, "kexec: %s loaded with %s\n", r.kernel, m)
-	return nil
+	if r.load {
+		cmdline, err := r.cmdline(func() (string, error) {
+			b, err := os.ReadFile("/proc/cmdline")
+			return string(b), err
+		})
+		if err != nil {
+			return &ExitError{Code: 1, Err: err}
+		}
+		for _, f := range []string{r.kernel, r.initrd} {
+			if _, err := os.Stat(f); f != "" && err != nil {
+				return &ExitError{Code: 1, Err: fmt.Errorf("cannot open %s: %w", f, err)} // kexec-tools dies: 1
+			}
+		}
+		debug("loading %s, initrd %q, command line %q", r.kernel, r.initrd, cmdline)
+		m, err := kexec.Load(r.kernel, r.initrd, cmdline, r.opt)
+		if err != nil {
+			return failed(err)
+		}
+		debug("%s loaded with %s", r.kernel, m)
+	}
+	if !r.exec {
+		return nil
+	}
+	if loaded, err := kexec.Loaded(); err != nil || !loaded {
+		return &ExitError{Code: 1, Err: fmt.Errorf("Nothing has been loaded! (load a kernel with -l first)")}
+	}
+	debug("rebooting into the loaded kernel")
+	return failed(kexec.Exec())
 }

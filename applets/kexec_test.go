@@ -2,9 +2,13 @@ package applets
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +109,68 @@ func TestKexecHelpIsNotAnError(t *testing.T) {
 	}
 	if !bytes.Contains(env.Stdout.(*bytes.Buffer).Bytes(), []byte("kexec -l KERNEL")) {
 		t.Errorf("usage not printed: %s", env.Stdout)
+	}
+}
+
+// runKexecArgs runs the kexec applet as its symlink would.
+func runKexecArgs(args ...string) (int, string, string) {
+	return run(append([]string{"/sbin/kexec"}, args...)...)
+}
+
+func TestKexecIsADropInForKexecTools(t *testing.T) {
+	defer log.SetOutput(os.Stderr)
+	code, out, errb := runKexecArgs("-v")
+	if code != 0 || !strings.Contains(out, "kexec") {
+		t.Errorf("-v: exit %d, %q %q", code, out, errb)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"-p", "/b/vmlinuz"}, 1, "kdump"},
+		{[]string{"/b/vmlinuz"}, 1, "shutdown(8)"},
+		{[]string{"-l", "k", "--bogus"}, 1, "bogus"},
+		{[]string{"-l", "/nonexistent/vmlinuz"}, 1, "cannot open /nonexistent/vmlinuz"},
+		{[]string{"-f", "/nonexistent/vmlinuz", "--append=quiet"}, 1, "cannot open"},
+	} {
+		code, out, errb := runKexecArgs(c.args...)
+		if code != c.code || !strings.Contains(errb, c.err) || out != "" {
+			t.Errorf("%q: exit %d (want %d), stdout %q, stderr %q (want %q)", c.args, code, c.code, out, errb, c.err)
+		}
+	}
+	// u-root's loader logs through the standard logger: muted, unless -d.
+	runKexecArgs("-l", "/nonexistent/vmlinuz")
+	if log.Writer() != io.Discard {
+		t.Error("the standard logger is not muted after kexec without -d")
+	}
+	var dbg bytes.Buffer
+	env := &Env{Stdin: &bytes.Buffer{}, Stdout: io.Discard, Stderr: &dbg}
+	runKexec(context.Background(), env, []string{"-d", "-l", "/nonexistent/vmlinuz"})
+	if log.Writer() != &dbg {
+		t.Error("-d does not send the standard logger to stderr")
+	}
+}
+
+func TestKexecForceLoadsAndExecs(t *testing.T) {
+	r, err := parseKexecArgs(testEnv(), []string{"-f", "/b/vmlinuz", "--initrd=/b/i", "-x", "-y"})
+	if err != nil || !r.load || !r.exec || r.kernel != "/b/vmlinuz" || r.initrd != "/b/i" {
+		t.Fatalf("-f: %+v %v", r, err)
+	}
+}
+
+func TestSwitchRootIsADropInForUtilLinux(t *testing.T) {
+	code, out, _ := run("/sbin/switch_root", "-V")
+	if code != 0 || !strings.Contains(out, "switch_root") {
+		t.Errorf("-V: exit %d %q", code, out)
+	}
+	// util-linux: "returns 1 on failure", a bad invocation included.
+	for _, args := range [][]string{{}, {"/newroot"}, {"--bogus", "/r", "/sbin/init"}} {
+		if code, out, _ := run(append([]string{"/sbin/switch_root"}, args...)...); code != 1 || out != "" {
+			t.Errorf("%q: exit %d, stdout %q; want 1 and nothing on stdout", args, code, out)
+		}
+	}
+	if code, _, errb := run("/sbin/switch_root", "/nonexistent-root", "/sbin/init"); code != 1 || errb == "" {
+		t.Errorf("missing root: exit %d, stderr %q", code, errb)
 	}
 }

@@ -2,7 +2,10 @@ package applets
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"ferry/buildinfo"
 	"ferry/nfsroot"
 )
 
@@ -15,16 +18,27 @@ func switchRootApplet() Applet {
 }
 
 // runSwitchRoot takes util-linux's and busybox's forms:
-// switch_root [-c CONSOLE] NEWROOT INIT [ARGS...]. Flags end at NEWROOT,
-// so INIT's own arguments may look like flags.
+// switch_root [-c CONSOLE] NEWROOT INIT [ARGS...], and -V. Flags end at
+// NEWROOT, so INIT's own arguments may look like flags. As util-linux's, it
+// prints nothing and never returns on success, and returns 1 on any
+// failure, a bad invocation included.
 func runSwitchRoot(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "switch_root", "switch_root [-c CONSOLE] NEWROOT INIT [ARGS...]")
+	fs := newFlags(env, "switch_root", "switch_root [-c CONSOLE] NEWROOT INIT [ARGS...]\n       switch_root -V")
 	console := fs.String("c", "", "reopen stdin, stdout and stderr on `CONSOLE` (e.g. /dev/console) before exec'ing INIT")
+	version := fs.Bool("V", false, "print the version and exit")
 	if err := parseFlags(fs, args); err != nil {
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return &ExitError{Code: 1, Err: err}
+		}
 		return err
 	}
+	if *version {
+		fmt.Fprintf(env.Stdout, "switch_root (ferry %s), util-linux compatible\n", buildinfo.Read().Version)
+		return nil
+	}
 	if fs.NArg() < 2 {
-		return usagef("need NEWROOT and INIT")
+		return &ExitError{Code: 1, Err: usagef("need NEWROOT and INIT (see 'switch_root --help')")}
 	}
 	newRoot, init := fs.Arg(0), fs.Arg(1)
 	// Refuse while stderr is still ours to complain on.
