@@ -77,6 +77,7 @@ type Agent struct {
 	tunnel     *keeper.Tunnel      // A's in-process tunnel
 	keeperCtl  net.Conn            // B: control channel to the keeper
 	diskWatch  *disks.Watcher      // marks disks that appear after disks-ro
+	disksRO    []string            // what disks-ro marked
 	phaseBytes int64               // bytes the running phase moved, for its report
 }
 

@@ -28,6 +28,9 @@ type State struct {
 	Lease *Lease `json:"lease,omitempty"`
 	// DataPlane is A's ferry.dataplane choice, which B's keeper follows.
 	DataPlane keeper.DataPlane `json:"dataplane,omitempty"`
+	// Disks are the block devices A marked read-only (disks-ro and
+	// after); B compares what it sees. Absent (nil) from an older A.
+	Disks []string `json:"disks"`
 }
 
 func (a *Agent) carriedState() *State {
@@ -37,7 +40,8 @@ func (a *Agent) carriedState() *State {
 	}
 	a.checkLeaseOutlastsLending()
 	plane, _ := a.dataPlane() // checked by tunnel-a in managed mode
-	return &State{Trace: a.trace, IP: ip, DHCP: a.dhcp, Settings: *a.settings, Lease: a.lease, DataPlane: plane}
+	return &State{Trace: a.trace, IP: ip, DHCP: a.dhcp, Settings: *a.settings, Lease: a.lease, DataPlane: plane,
+		Disks: a.disksMarked()}
 }
 
 // disksReadOnly marks every local disk read-only as soon as the drivers
@@ -54,12 +58,35 @@ func (a *Agent) disksReadOnly(ctx context.Context) error {
 	} else {
 		a.con.printf("ferry: disks read-only: %s", strings.Join(marked, " "))
 	}
+	a.disksRO = marked
+	if a.state != nil && a.state.Disks != nil && len(a.state.Disks) != len(marked) {
+		// B's kernel or initrd lacks a disk driver A had (or a disk came or
+		// went): the keeper marks what appears later, for the whole lease.
+		a.con.printf("ferry: warning: disks: A saw %d (%s), B sees %d (%s): a disk may appear later; the keeper marks it read-only then",
+			len(a.state.Disks), strings.Join(a.state.Disks, " "), len(marked), strings.Join(marked, " "))
+		a.log.Warn("disk count differs from A's", "a", a.state.Disks, "b", marked)
+	}
 	// A disk can show up later (a slow controller, a re-read partition
 	// table): the watcher marks it too, until kexec or switch_root.
 	a.diskWatch = disks.Watch(marked, a.log, func(name string) {
 		a.con.printf("ferry: disk read-only (appeared after disks-ro): %s", name)
 	})
 	return nil
+}
+
+// disksMarked is every disk marked read-only so far (never nil).
+func (a *Agent) disksMarked() []string {
+	out := append([]string{}, a.disksRO...)
+	if a.diskWatch != nil {
+		out = append(out, a.diskWatch.Late()...)
+	}
+	return out
+}
+
+// keeperDiskArgs hand the disk watch to the keeper, which keeps it for
+// the whole lease (the root's udev may load a disk driver B lacked).
+func (a *Agent) keeperDiskArgs() []string {
+	return []string{"--watch-disks", "--disks-ro", strings.Join(a.disksMarked(), ",")}
 }
 
 // stopDiskWatch ends the watcher before the hand-over (kexec, exec of

@@ -91,6 +91,7 @@ func (a *Agent) startTunnelKeeper(plane keeper.DataPlane) (net.Conn, error) {
 	defer theirs.Close()
 	cmd := exec.Command(BinPath, "keeper", "--trace", a.trace, "--listen", keeperListen,
 		"--tunnel", TunnelDir, "--control-fd", "3", "--dataplane", string(plane))
+	cmd.Args = append(cmd.Args, a.keeperDiskArgs()...)
 	if a.lease != nil {
 		// The keeper renews the one-time certificate at the lender when the
 		// lease is extended: URL and CA pin come from A's appended state.

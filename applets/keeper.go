@@ -3,6 +3,7 @@ package applets
 import (
 	"context"
 	"os"
+	"strings"
 
 	"ferry/ipsec/ike"
 	"ferry/keeper"
@@ -27,6 +28,8 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	plane := fs.String("dataplane", "auto", "ESP data plane of the tunnel: auto (kernel XFRM where the kernel has ESP, else user space), kernel or user")
 	lenderURL := fs.String("lender", "", "lender URL (https://HOST:PORT, ferry.lender=) to renew the one-time certificate at before it expires (lease extension); needs --tunnel and --lender-ca-pin. Asked hourly and from max(1h, 10% of the validity) before the end, over the lender network")
 	lenderPin := fs.String("lender-ca-pin", "", "SHA-256 (hex) of the lender CA certificate (ferry.ca=): the lender's TLS must present it and it must have signed a renewed certificate")
+	watchDisks := fs.Bool("watch-disks", false, "mark block devices read-only as they appear, for as long as the keeper runs (image B's hand-over of its disks-ro watch)")
+	disksRO := fs.String("disks-ro", "", "comma-separated block devices already marked read-only (with --watch-disks)")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -42,7 +45,10 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 		return usagef("--poweroff-signal: %v", err)
 	}
 	opt := keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state, ShutdownListen: *shutdown,
-		PowerOff: keeper.PowerOff{Signal: *sig}, DataPlane: dp}
+		PowerOff: keeper.PowerOff{Signal: *sig}, DataPlane: dp, WatchDisks: *watchDisks}
+	if *disksRO != "" {
+		opt.DisksReadOnly = strings.Split(*disksRO, ",")
+	}
 	if (*lenderURL == "") != (*lenderPin == "") || (*lenderURL != "" && *tunnel == "") {
 		return usagef("--lender and --lender-ca-pin go together, with --tunnel")
 	}

@@ -18,5 +18,8 @@ type Watcher struct{}
 // Watch is Linux-only; elsewhere it watches nothing.
 func Watch([]string, *slog.Logger, func(string)) *Watcher { return &Watcher{} }
 
+// Late returns nothing: nothing was watched.
+func (*Watcher) Late() []string { return nil }
+
 // Stop returns nothing: nothing was watched.
 func (*Watcher) Stop() []string { return nil }

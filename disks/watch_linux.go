@@ -76,6 +76,13 @@ func watch(sysBlock, devDir string, known []string, log *slog.Logger, report fun
 	return w
 }
 
+// Late returns the names the watcher has marked so far.
+func (w *Watcher) Late() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.late...)
+}
+
 // Stop ends the watcher (at most one pass in progress finishes) and
 // returns the names it marked.
 func (w *Watcher) Stop() []string {

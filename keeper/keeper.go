@@ -23,6 +23,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"ferry/disks"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +58,10 @@ type Options struct {
 	// Renewal, when set with a tunnel, renews the one-time certificate
 	// at the lender before it expires (renew.go).
 	Renewal *Renewal
+	// WatchDisks marks block devices read-only as they appear, for the
+	// whole lease (disks.go); DisksReadOnly are those B marked already.
+	WatchDisks    bool
+	DisksReadOnly []string
 }
 
 // Status is the keeper's answer to GET /status.
@@ -73,6 +78,9 @@ type Status struct {
 	Certificate *CertStatus `json:"certificate,omitempty"`
 	// ShutdownRequested: the borrower asked, and init was signalled.
 	ShutdownRequested bool `json:"shutdown_requested"`
+	// DisksMarkedLate are block devices that appeared while the keeper
+	// ran and that it marked read-only.
+	DisksMarkedLate []string `json:"disks_marked_late,omitempty"`
 }
 
 // Keeper serves status until its context ends.
@@ -89,6 +97,7 @@ type Keeper struct {
 	// then each renewed one.
 	serving atomic.Pointer[tls.Certificate]
 	renew   *renewer
+	disks   atomic.Pointer[disks.Watcher]
 }
 
 // New makes a keeper.
@@ -127,6 +136,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 	if k.opt.Control != nil {
 		go k.serveControl(ctx, k.opt.Control)
+	}
+	if k.opt.WatchDisks {
+		go k.watchDisks(ctx)
 	}
 	srv := k.newHTTPServer(k.Handler())
 	status, err := k.listen("status", k.opt.Listen, true, srv.Serve)
@@ -197,6 +209,7 @@ func (k *Keeper) Status() (*Status, error) {
 		UptimeSeconds: time.Since(k.start).Seconds(),
 
 		ShutdownRequested: k.shutdownAsked.Load(),
+		DisksMarkedLate:   k.disksLate(),
 	}, nil
 }
 
