@@ -300,3 +300,32 @@ func waitLog(t *testing.T, b *syncBuffer, want string) {
 	}
 	t.Fatalf("no %q in the log within 10 s:\n%s", want, b.String())
 }
+
+// A site that keeps its own PKI gives init its CA; the key comes on
+// stdin, never on the command line, and init writes no CA key of its own.
+func TestInitTakesTheSitesOwnCA(t *testing.T) {
+	s := newSite(t)
+	ca, key := filepath.Join(s.root, "own-ca.pem"), filepath.Join(s.root, "own-ca.key")
+	if code, out := s.run(t.Context(), "pki", "ca", "--name", "bigco-root", "--cert", ca, "--key", key); code != 0 {
+		t.Fatalf("pki ca: %d %s", code, out)
+	}
+	keyPEM, _ := os.ReadFile(key)
+	var out syncBuffer
+	env := &Env{Stdin: bytes.NewReader(keyPEM), Stdout: &out, Stderr: &out, Log: slog.New(slog.DiscardHandler),
+		Getenv: func(k string) string { return s.vars[k] }}
+	if code := Main(t.Context(), env, []string{"ferry", "lender", "init", "--host", "127.0.0.1", "--ca-cert", ca, "--ca-key", "-"}); code != 0 {
+		t.Fatalf("lender init with its own CA: %d %s", code, out.String())
+	}
+	if strings.Contains(out.String(), "PRIVATE KEY") || strings.Contains(out.String(), "offline") {
+		t.Fatalf("init printed a key or claims to have made the CA key:\n%s", out.String())
+	}
+	pki := filepath.Join(s.vars["FERRY_LENDER_DIR"], "pki")
+	if _, err := os.Stat(filepath.Join(pki, "org-ca.key")); err == nil {
+		t.Fatal("init wrote a CA key although the site gave its own CA")
+	}
+	code, check := s.run(t.Context(), "pki", "check", "--cert", filepath.Join(pki, "m2m.pem"), "--key", filepath.Join(pki, "m2m.key"),
+		"--ca", ca, "--usage", "server")
+	if code != 0 || !strings.Contains(check, "ok: ") {
+		t.Fatalf("the m2m certificate against the site's CA: %d %s", code, check)
+	}
+}
