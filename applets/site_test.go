@@ -3,6 +3,7 @@ package applets
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -160,8 +161,10 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 
 	bctx, stopBorrower := context.WithCancel(ctx)
 	borrowerDone := make(chan string, 1)
-	go func() { _, out := s.run(bctx, "borrower", "serve"); borrowerDone <- out }()
+	var borrowerLog syncBuffer
+	go func() { s.runTo(bctx, &borrowerLog, "borrower", "serve"); borrowerDone <- borrowerLog.String() }()
 	waitSocket(t, borrower.AdminSocket(s.vars["FERRY_BORROWER_DIR"]), borrowerDone)
+	s.renewsImageCertificate(t, &borrowerLog, bcfg)
 	if code, out = s.run(ctx, "borrower", "lease", "list"); code != 0 || !strings.Contains(out, "LEASE") {
 		t.Fatalf("borrower lease list against the served borrower: exit %d\n%s", code, out)
 	}
@@ -327,5 +330,34 @@ func TestInitTakesTheSitesOwnCA(t *testing.T) {
 		"--ca", ca, "--usage", "server")
 	if code != 0 || !strings.Contains(check, "ok: ") {
 		t.Fatalf("the m2m certificate against the site's CA: %d %s", code, check)
+	}
+}
+
+// renewsImageCertificate proves SIGHUP at the borrower: the images
+// server's certificate, reissued in place with ferry pki, is what the
+// next connection gets.
+func (s *site) renewsImageCertificate(t *testing.T, borrowerLog *syncBuffer, bcfg borrower.Config) {
+	serial := func() string {
+		c, err := tls.Dial("tcp", bcfg.ImageListen, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("images server: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	pkiDir := filepath.Join(s.vars["FERRY_BORROWER_DIR"], "pki")
+	host, _, _ := net.SplitHostPort(bcfg.ImageListen)
+	if code, out := s.run(t.Context(), "pki", "issue", "--ca-cert", filepath.Join(pkiDir, "org-ca.pem"), "--ca-key", filepath.Join(pkiDir, "org-ca.key"),
+		"--cn", "acme-images", "--usage", "server", "--host", host, "--cert", bcfg.ImageCert, "--key", bcfg.ImageKey, "--force"); code != 0 {
+		t.Fatalf("pki issue --force: %d %s", code, out)
+	}
+	if serial() != before {
+		t.Fatal("the new certificate was served before the reload")
+	}
+	hangup(t)
+	waitLog(t, borrowerLog, "borrower: configuration reloaded: key pairs renewed")
+	if serial() == before {
+		t.Fatal("the images server still presents the old certificate after SIGHUP")
 	}
 }
