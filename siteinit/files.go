@@ -65,10 +65,15 @@ func (p *Plan) Paths() []string {
 func (p *Plan) Commit() error {
 	if !p.Force {
 		var exist []error
+		onlyConfig := true
 		for _, f := range p.Files {
 			if _, err := os.Lstat(f.Path); err == nil {
 				exist = append(exist, fmt.Errorf("%s exists", f.Path))
+				onlyConfig = onlyConfig && filepath.Ext(f.Path) == ".json"
 			}
+		}
+		if len(exist) > 0 && onlyConfig {
+			return fmt.Errorf("siteinit: only the configuration exists, no key or certificate (a package's template?): --force replaces it:\n%w", errors.Join(exist...))
 		}
 		if len(exist) > 0 {
 			return fmt.Errorf("siteinit: refusing to replace existing files (--force replaces them; a new CA invalidates every certificate it signed):\n%w", errors.Join(exist...))
