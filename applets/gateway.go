@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ferry/configfile"
+	"ferry/internal/promreg"
 	"ferry/ipsec/authz"
 	"ferry/ipsec/ike"
 	"ferry/pki"
@@ -42,12 +43,16 @@ type gatewayFile struct {
 	// Addresses is the file keeping which key holds which pool address
 	// across restarts; default: the allow file's path + ".addresses".
 	Addresses string `json:"addresses,omitempty"`
+	// StatusListen serves /metrics (default 127.0.0.1:9733, loopback;
+	// "off": none).
+	StatusListen string `json:"status_listen,omitempty"`
 	// dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds,
 	// rekey_margin_seconds: the defaults match the servers' keepers.
 	ike.Timers
 }
 
 const gatewayUsage = `gateway --config FILE
+       gateway status [--status SOCKET] [-o json]   (the SAs, as swanctl --list-sas)
 
 The borrower's IKEv2 responder for lent servers. A peer gets in only if its
 certificate chains to "ca" AND its public key's pin is on the "allow" list
@@ -63,6 +68,8 @@ its tunnel torn down, even while its key is listed. Liveness and rekeys: "dpd_se
 "ike_lifetime_seconds" (14400), "child_lifetime_seconds" (3600) and
 "rekey_margin_seconds" (360: each end rekeys between 2 and 1 margins
 before the lifetime ends), the same defaults as the servers' keepers.
+"status_listen" (default 127.0.0.1:9733, "off": none) serves /metrics:
+SAs by state, ESP bytes and packets both ways, rekeys and refusals.
 Requests for IKE SAs the gateway does not know (a server still holding
 an SA from before a restart) get INVALID_IKE_SPI (at most 2 a second per
 address, 100 in all).
@@ -77,9 +84,12 @@ Example configuration:
 options:`
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 && args[0] == "status" {
+		return gatewayStatus(ctx, env, args[1:])
+	}
 	fs := newFlags(env, "gateway", gatewayUsage)
 	check := fs.Bool("check", false, "check the configuration, the key pair, the CA and the allow list, then exit: 0 ok, 1 problems (one per line)")
-	path := fs.String("config", env.gatewayConfig(), "JSON configuration, or $FERRY_GATEWAY_CONFIG (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
+	path := fs.String("config", env.gatewayConfig(), "JSON configuration, or $FERRY_GATEWAY_CONFIG (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, status_listen, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -267,8 +277,17 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	if c.Status != "" {
 		go d.ServeControl(ctx, c.Status, cancel)
 	}
+	statusLn, err := promreg.Listen(c.StatusListen, defaultGatewayStatusListen, env.Log)
+	if err != nil {
+		return err
+	}
+	if statusLn != nil {
+		srv := gatewayStatusServer(d)
+		go srv.Serve(statusLn)
+		defer srv.Close()
+	}
 	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "bound", cfg.Pool.Leased(), "addresses", addrs,
-		"subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()))
+		"subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()), "status", promreg.Addr(statusLn))
 	serviceNotify(ctx, env, "gateway")()
 	return d.Run(ctx)
 }

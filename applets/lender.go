@@ -53,7 +53,10 @@ workflow (paths: --dir, else $FERRY_LENDER_DIR, else /var/lib/ferry/lender;
        are per borrower. "m2m_client_ca": "FILE" (older configurations)
        is the borrower "default": every client of that CA; leases stored
        before owners existed are the default borrower's.
-       agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem, /metrics
+       agent side: POST /v1/enroll, /v1/phase; GET /v1/crl, /v1/ca.pem
+       status_listen (default 127.0.0.1:9731, "off": none; keep it off the
+       PXE side): GET /metrics (Prometheus), GET / (read-only status page:
+       servers, leases, each server's phase timeline, last errors)
        borrower side (mutual TLS): POST /v1/leases, GET /v1/leases (own),
        GET /v1/leases/ID, POST /v1/leases/ID/return
   3. ferry lender server add --dir DIR --mac 52:54:00:12:34:56 --power ipmitool \
@@ -71,7 +74,7 @@ workflow (paths: --dir, else $FERRY_LENDER_DIR, else /var/lib/ferry/lender;
      that address only (a lost answer may be asked again: same key, same
      certificate). A second script fetch, a script or an enrollment from
      another address, or a second key makes the server's phase "conflict"
-     (reason in lease list, ferry_lender_boot_conflicts_total in /metrics):
+     (reason in lease list, ferry_lender_boot_conflicts_total in the status listener's /metrics):
      tokens withdrawn, any certificate of that boot revoked, nothing more
      until an operator decides:
      ferry lender server clear --dir DIR MAC   a new boot: fresh token,

@@ -99,6 +99,9 @@ type Config struct {
 	// Tunnel is the IKE timers of the servers' tunnels, sent with each
 	// lease (api.TunnelTimers); keep them equal to the gateway's.
 	Tunnel *api.TunnelTimers `json:"tunnel,omitempty"`
+	// StatusListen serves /metrics (default DefaultStatusListen,
+	// loopback; "off": none).
+	StatusListen string `json:"status_listen,omitempty"`
 	// Ready, not from the file, is called once every listener serves
 	// (systemd's READY=1).
 	Ready func() `json:"-"`
@@ -134,6 +137,11 @@ func (c *Config) check(r *configfile.Report) {
 		"m2m_key": c.M2MKey, "m2m_ca": c.M2MCA, "borrower_ca": c.BorrowerCA, "gateway": c.Gateway,
 		"image_listen": c.ImageListen, "image_url": c.ImageURL, "image_cert": c.ImageCert,
 		"image_key": c.ImageKey, "tunnel_pool": c.TunnelPool, "nfs_server": c.NFSServer, "nfs_export": c.NFSExport})
+	if c.StatusListen != "" && c.StatusListen != "off" {
+		if _, _, err := net.SplitHostPort(c.StatusListen); err != nil {
+			r.Errorf("status_listen", c.StatusListen, "want ADDRESS:PORT for /metrics (default %s), or off", DefaultStatusListen)
+		}
+	}
 	if c.LenderURL != "" {
 		if u, err := url.Parse(c.LenderURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			r.Errorf("lender_url", c.LenderURL, "want https://ADDRESS:PORT, the lender's m2m_listen")

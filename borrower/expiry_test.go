@@ -1,8 +1,8 @@
 package borrower_test
 
 import (
+	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"ferry/api"
 	"ferry/borrower"
@@ -52,13 +54,20 @@ func (l *lab) activeLease(t *testing.T) (string, []*agent) {
 }
 
 func (l *lab) metrics(t *testing.T) string {
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := hc.Get("https://" + l.imageListen() + "/metrics")
+	resp, err := http.Get("http://" + l.statusListen() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	// Every scrape passes client_golang's linter (promtool's rules).
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
 	return string(body)
 }
 

@@ -48,6 +48,16 @@ func (g *gatewayStatus) set(sas ...ike.SAStatus) {
 	time.Sleep(300 * time.Millisecond) // past the borrower's minimum cache age
 }
 
+// statusListen is the borrower's status listener (/metrics).
+func (l *lab) statusListen() string {
+	var cfg struct {
+		StatusListen string `json:"status_listen"`
+	}
+	data, _ := os.ReadFile(l.bcfg)
+	json.Unmarshal(data, &cfg)
+	return cfg.StatusListen
+}
+
 func (l *lab) imageListen() string {
 	var cfg struct {
 		ImageListen string `json:"image_listen"`

@@ -65,11 +65,11 @@ func (m *Manager) AdminHandler() http.Handler {
 
 // ImageHandler serves image B: GET /NAME/{vmlinuz,initrd.img}, only to
 // the virtual IP the gateway gave a server of an active lease of image
-// NAME; and GET /metrics.
+// NAME. No /metrics: lent servers reach this listener through their
+// tunnels; the figures are on the status listener (StatusHandler).
 func (m *Manager) ImageHandler() http.Handler {
 	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", m.handleMetrics)
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.mayFetch(r, pool); err != nil {
 			m.events.imageRefused.Add(1)

@@ -41,11 +41,18 @@ func (m *Manager) adminServer() *http.Server {
 		})}
 }
 
-// imageServer serves image B and /metrics: GETs only, no request body
+// imageServer serves image B: GETs only, no request body
 // (so no ReadTimeout, which would also cancel a long download), and a
 // stall deadline per write.
 func (m *Manager) imageServer() *http.Server {
 	h, stall := m.ImageHandler(), m.cfg.imageStall()
 	return &http.Server{ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
 		Handler: httpstall.Handler(h, stall)}
+}
+
+// statusServer serves the local status listener: GETs of /metrics, small
+// and quick.
+func (m *Manager) statusServer() *http.Server {
+	return &http.Server{ReadHeaderTimeout: headerTimeout, ReadTimeout: adminReadTimout, WriteTimeout: time.Minute,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes, Handler: m.StatusHandler()}
 }

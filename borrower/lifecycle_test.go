@@ -62,7 +62,7 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 		"gateway": "127.0.0.1:500", "allow_file": filepath.Join(dir, "allow.jsonl"), "gateway_status": l.gw.path,
 		"image_listen": freePort(t), "image_url": "https://127.0.0.1:1/images", "image_cert": icert, "image_key": ikey,
 		"tunnel_pool": "127.44.0.0/16", "nfs_server": "10.44.0.2", "nfs_export": "/srv/roots", "nfs_exports": "none",
-		"default_template": tmpl, "poll_seconds": 1}
+		"default_template": tmpl, "poll_seconds": 1, "status_listen": freePort(t)}
 	if edit != nil {
 		edit(bcfg)
 	}
@@ -313,15 +313,12 @@ func (l *lab) checkImageServing(t *testing.T, pin string) {
 			t.Errorf("GET %s from %s: %d %q, want %d naming %q", c.path, c.from, code, body, c.code, c.why)
 		}
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := hc.Get("https://" + l.imageListen() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `ferry_borrower_leases{state="active"} 1`) {
+	if body := l.metrics(t); !strings.Contains(body, `ferry_borrower_leases{state="active"} 1`) {
 		t.Errorf("borrower /metrics lacks the active lease:\n%s", body)
+	}
+	// Lent servers reach the image listener: it serves no /metrics.
+	if code, body := l.imageGet(t, vip, "/metrics"); code != http.StatusNotFound && code != http.StatusForbidden || strings.Contains(body, "ferry_") {
+		t.Errorf("image listener GET /metrics from a lent server: %d %q, want no series", code, body)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"ferry/catalog"
 	"ferry/configfile"
 	"ferry/gatewayctl"
+	"ferry/internal/promreg"
 	"ferry/rootprep"
 	"ferry/store"
 )
@@ -157,17 +158,24 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan Conf
 		return fmt.Errorf("image listener %s: %w", cfg.ImageListen, err)
 	}
 	imgLn := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: m.keys.imageCert})
-	adminSrv, imgSrv := m.adminServer(), m.imageServer()
-	errc := make(chan error, 2)
+	statusLn, err := promreg.Listen(cfg.StatusListen, DefaultStatusListen, log)
+	if err != nil {
+		return err
+	}
+	adminSrv, imgSrv, statusSrv := m.adminServer(), m.imageServer(), m.statusServer()
+	errc := make(chan error, 3)
 	go func() { errc <- adminSrv.Serve(admin) }()
 	go func() { errc <- imgSrv.Serve(imgLn) }()
+	if statusLn != nil {
+		go func() { errc <- statusSrv.Serve(statusLn) }()
+	}
 	if g, ok := m.gw.(*swanGateway); ok {
 		if err := g.LoadPool(ctx, netip.MustParsePrefix(cfg.TunnelPool)); err != nil {
 			return err
 		}
 	}
 	go func() { m.Resume(ctx); m.Sync(ctx) }()
-	log.Info("borrower serving", "admin", AdminSocket(cfg.Dir), "images", cfg.ImageListen, "lender", cfg.LenderURL)
+	log.Info("borrower serving", "admin", AdminSocket(cfg.Dir), "images", cfg.ImageListen, "status", promreg.Addr(statusLn), "lender", cfg.LenderURL)
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
@@ -186,6 +194,7 @@ loop:
 	log.Info("borrower stopping: finishing requests in flight", "grace", StopGrace)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
 	defer cancel()
+	statusSrv.Close() // nothing in flight worth waiting for
 	for _, s := range []*http.Server{adminSrv, imgSrv} {
 		if err := s.Shutdown(stopCtx); err != nil {
 			log.Warn("borrower: requests still in flight at the end of the grace: cut", "err", err)

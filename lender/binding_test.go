@@ -308,7 +308,7 @@ func TestClearedConflictBootsAgain(t *testing.T) {
 		t.Fatalf("enrollment after clear: %d %s", code, body)
 	}
 	rec = httptest.NewRecorder()
-	p.f.m.AgentHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, api.PathMetric, nil))
+	p.f.m.StatusHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if !strings.Contains(rec.Body.String(), `ferry_lender_boot_conflicts_total{reason="script-address"} 1`) {
 		t.Errorf("/metrics lacks the conflict:\n%s", rec.Body)
 	}

@@ -17,7 +17,7 @@ import (
 type Config struct {
 	// Dir holds the CA (see lenderca), the store and the admin socket.
 	Dir string `json:"dir"`
-	// AgentListen serves enrollment, phases, the CRL and /metrics over
+	// AgentListen serves enrollment, phases and the CRL over
 	// HTTPS with the CA-signed tls.pem; PublicURL is how agents reach it.
 	AgentListen string `json:"agent_listen"`
 	PublicURL   string `json:"public_url"`
@@ -41,6 +41,10 @@ type Config struct {
 	TokenTTL Duration `json:"token_ttl"`
 	// Netboot, when set, serves DHCP/ProxyDHCP, TFTP and the iPXE script.
 	Netboot *NetbootConfig `json:"netboot,omitempty"`
+	// StatusListen serves /metrics and the read-only status page
+	// (default DefaultStatusListen, loopback; "off": none). Keep it off
+	// the PXE side: it shows every lease of every borrower.
+	StatusListen string `json:"status_listen,omitempty"`
 	// Ready, not from the file, is called once every listener serves
 	// (systemd's READY=1).
 	Ready func() `json:"-"`
@@ -113,6 +117,11 @@ func (c *Config) check(r *configfile.Report) {
 	}
 	r.Required(map[string]string{"dir": c.Dir, "agent_listen": c.AgentListen,
 		"public_url": c.PublicURL, "m2m_listen": c.M2MListen, "m2m_cert": c.M2MCert, "m2m_key": c.M2MKey})
+	if c.StatusListen != "" && c.StatusListen != "off" {
+		if _, _, err := net.SplitHostPort(c.StatusListen); err != nil {
+			r.Errorf("status_listen", c.StatusListen, "want ADDRESS:PORT for /metrics and the status page (default %s), or off", DefaultStatusListen)
+		}
+	}
 	for _, f := range [][2]string{{"agent_listen", c.AgentListen}, {"m2m_listen", c.M2MListen}} {
 		if f[1] != "" {
 			if _, _, err := net.SplitHostPort(f[1]); err != nil {

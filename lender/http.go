@@ -14,7 +14,9 @@ import (
 )
 
 // AgentHandler serves lent servers: enrollment (token, no client cert),
-// phase reports (one-time client cert), the CRL, the CA and /metrics.
+// phase reports (one-time client cert), the CRL and the CA. No /metrics:
+// this listener faces the PXE segment, and the figures are the whole
+// lender's; they are on the status listener (StatusHandler), loopback.
 func (m *Manager) AgentHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.PathEnroll, func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +43,6 @@ func (m *Manager) AgentHandler() http.Handler {
 	mux.HandleFunc("GET "+api.PathCert, m.handleCert)
 	mux.HandleFunc("GET "+api.PathCRL, m.serveCRL)
 	mux.HandleFunc("GET "+api.PathCA, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(m.ca.PEM())) })
-	mux.HandleFunc("GET "+api.PathMetric, m.handleMetrics)
 	mux.HandleFunc("GET "+api.PathHealth, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return mux
 }
@@ -77,22 +78,6 @@ func (m *Manager) handlePhase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (m *Manager) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	leases, err := m.Leases(r.Context())
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	active := 0
-	for _, l := range leases {
-		if l.State == api.LeaseActive {
-			active++
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	m.metrics.write(w, active)
 }
 
 // M2MHandler serves borrower managers (behind mutual TLS): each is
@@ -148,7 +133,7 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		api.Reply(w, l, err)
 	})
 	// No /metrics here: its figures are the whole lender's, every
-	// borrower's leases; monitoring reads the agent listener's.
+	// borrower's leases; monitoring reads the status listener's.
 	return mux
 }
 

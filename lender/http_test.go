@@ -1,7 +1,6 @@
 package lender
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,29 +8,6 @@ import (
 
 	"ferry/api"
 )
-
-func TestMetricsCountLeasesEnrollmentsAndRefusals(t *testing.T) {
-	f := newFixture(t, 1)
-	_, b := leaseAndBoot(t, f)
-	if _, err := enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t); err != nil {
-		t.Fatal(err)
-	}
-	enroll(f, b, b.MAC, b.LeaseID+"/"+b.ServerID, t) // reused with another key: a conflict
-	srv := httptest.NewServer(f.m.AgentHandler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + api.PathMetric)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"ferry_lender_leases_active 1", "ferry_lender_enrollments_total 1",
-		`ferry_lender_enrollment_failures_total{reason="conflict"} 1`, `ferry_lender_boot_conflicts_total{reason="second-enrollment"} 1`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, body)
-		}
-	}
-}
 
 func TestPhaseReportWithoutClientCertIsRefused(t *testing.T) {
 	f := newFixture(t, 1)

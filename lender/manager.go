@@ -69,6 +69,7 @@ func New(st store.Store, ca *lenderca.CA, log *slog.Logger, o Options) *Manager 
 	m := &Manager{st: st, ca: ca, log: log, url: o.PublicURL,
 		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}}
 	m.tokenTTL.Store(int64(o.TokenTTL))
+	m.metrics.reg.MustRegister(newStoreCollector(m))
 	return m
 }
 
@@ -99,6 +100,7 @@ func (m *Manager) powerSwitch(ctx context.Context, s Server, on bool) error {
 	} else {
 		err = d.Off(ctx)
 	}
+	m.metrics.powerAction(s.Power, action, err)
 	if err != nil {
 		return fmt.Errorf("power %s %s via %s: %w", action, s.MAC, s.Power, err)
 	}

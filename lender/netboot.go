@@ -157,7 +157,8 @@ func netbootServerLive(m *Manager, live *atomic.Pointer[NetbootConfig]) (*netboo
 		return nil, fmt.Errorf("netboot.mode: %w", err)
 	}
 	cfg := netboot.Config{Interface: c.Interface, ServerIP: ip, Mode: mode, HTTPAddr: c.HTTPAddr,
-		TFTPRoot: c.TFTPRoot, BIOSFile: c.BIOSFile, EFIFile: c.EFIFile, Log: m.log, Leases: dhcpLeases{st: m.st, log: m.log}}
+		TFTPRoot: c.TFTPRoot, BIOSFile: c.BIOSFile, EFIFile: c.EFIFile, Log: m.log, Leases: dhcpLeases{st: m.st, log: m.log},
+		Events: m.metrics}
 	if mode == netboot.ModeDHCP {
 		first, err1 := netip.ParseAddr(c.PoolFirst)
 		last, err2 := netip.ParseAddr(c.PoolLast)

@@ -16,6 +16,7 @@ import (
 
 	"ferry/api"
 	"ferry/configfile"
+	"ferry/internal/promreg"
 	"ferry/lenderca"
 	"ferry/store"
 )
@@ -86,6 +87,17 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 		}
 		servers[i].ln = tls.NewListener(ln, servers[i].srv.TLSConfig)
 	}
+	statusLn, err := promreg.Listen(cfg.StatusListen, DefaultStatusListen, log)
+	if err != nil {
+		return err
+	}
+	if statusLn != nil {
+		servers = append(servers, struct {
+			name string
+			srv  *http.Server
+			ln   net.Listener
+		}{"status", newHTTPServer(m.StatusHandler(), log, defaultTimeouts, maxRequestBody), statusLn})
+	}
 	errc := make(chan error, len(servers)+1)
 	nbCtx, stopNetboot := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNetboot()
@@ -103,7 +115,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 	for _, s := range servers {
 		go func() { errc <- s.srv.Serve(s.ln) }()
 	}
-	log.Info("lender serving", "agent", cfg.AgentListen, "m2m", cfg.M2MListen, "admin", AdminSocket(cfg.Dir), "ca_sha256", ca.Fingerprint())
+	log.Info("lender serving", "agent", cfg.AgentListen, "m2m", cfg.M2MListen, "admin", AdminSocket(cfg.Dir), "status", promreg.Addr(statusLn), "ca_sha256", ca.Fingerprint())
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}

@@ -237,6 +237,7 @@ func (m *Manager) powerState(ctx context.Context, s Server) (power.State, error)
 		return power.StateUnknown, fmt.Errorf("power driver %q of %s: %w", s.Power, s.MAC, err)
 	}
 	st, err := d.Status(ctx)
+	m.metrics.powerAction(s.Power, "status", err)
 	if err != nil {
 		return power.StateUnknown, fmt.Errorf("power status %s via %s: %w", s.MAC, s.Power, err)
 	}

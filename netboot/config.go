@@ -46,6 +46,8 @@ type Config struct {
 	// Leases keeps acknowledged leases across restarts (ModeDHCP; default
 	// NewMemLeases, which does not).
 	Leases Leases
+	// Events hears each DHCP request and transfer (metrics); nil: none.
+	Events Events
 	// HTTPAddr is where the HTTP server listens (default ServerIP:8080).
 	HTTPAddr string
 	// HTTPBase is the URL iPXE uses to reach HTTPAddr (default

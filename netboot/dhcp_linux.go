@@ -52,17 +52,21 @@ func (s *Server) handler(ctx context.Context, p port, sem chan struct{}) server4
 		resp, err := s.reply(ctx, req, p)
 		if errors.Is(err, errIgnore) {
 			log.Debug("netboot: dhcp silent", "why", err)
+			s.cfg.Events.DHCP("ignored", "")
 			return
 		}
 		if err != nil {
 			log.Error("netboot: dhcp reply", "err", err)
+			s.cfg.Events.DHCP("failed", "")
 			return
 		}
 		dst := replyAddr(peer, req)
 		if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil {
 			log.Error("netboot: dhcp send", "to", dst.String(), "err", err)
+			s.cfg.Events.DHCP("failed", resp.MessageType().String())
 			return
 		}
+		s.cfg.Events.DHCP("answered", resp.MessageType().String())
 		log.Info("netboot: dhcp answered", "reply", resp.MessageType().String(), "yiaddr", resp.YourIPAddr.String(), "file", resp.BootFileNameOption())
 	}
 }

@@ -50,6 +50,7 @@ func (s *Server) serveROM(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		log.Warn("netboot: EFI binary refused", "err", err)
+		s.cfg.Events.Transfer("http", "rom", "refused", 0)
 		http.NotFound(w, r)
 		return
 	}
@@ -70,8 +71,10 @@ func (s *Server) serveROM(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/efi")
 	w.Header().Set("Cache-Control", "no-store")
-	http.ServeContent(w, r, "", time.Time{}, f)
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, f)
 	log.Info("netboot: EFI binary served")
+	s.cfg.Events.Transfer("http", "rom", "served", cw.n)
 }
 
 func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +83,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	t, err := s.seal.open(r.PathValue("token"), kindScript)
 	if err != nil {
 		log.Warn("netboot: script refused", "err", err)
+		s.cfg.Events.Transfer("http", "script", "refused", 0)
 		http.NotFound(w, r)
 		return
 	}
@@ -87,6 +91,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	from, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		log.Warn("netboot: script refused: no source address", "err", err)
+		s.cfg.Events.Transfer("http", "script", "refused", 0)
 		http.NotFound(w, r)
 		return
 	}
@@ -96,6 +101,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		log.Warn("netboot: script refused by policy", "err", err)
+		s.cfg.Events.Transfer("http", "script", "refused", 0)
 		status := http.StatusInternalServerError
 		switch {
 		case errors.Is(err, ErrUnknownMachine):
@@ -111,6 +117,7 @@ func (s *Server) serveScript(w http.ResponseWriter, r *http.Request) {
 	k := s.seal.seal(&ticket{Kind: kindKernel, Expires: exp, Boot: id, MAC: t.MAC})
 	i := s.seal.seal(&ticket{Kind: kindInitrd, Expires: exp, Boot: id, MAC: t.MAC})
 	log.Info("netboot: script served")
+	s.cfg.Events.Transfer("http", "script", "served", 0)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	n, _ := io.WriteString(w, ipxeScript(s.cfg.HTTPBase+"/f/"+k, s.cfg.HTTPBase+"/f/"+i, spec.Cmdline))
@@ -138,12 +145,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	t, err := s.seal.open(r.PathValue("token"), kindKernel, kindInitrd)
 	if err != nil {
 		log.Warn("netboot: file refused", "err", err)
+		s.cfg.Events.Transfer("http", "file", "refused", 0)
 		http.NotFound(w, r)
 		return
 	}
 	b, ok := s.boots.get(t.Boot, s.now())
 	if !ok || b.mac.String() != t.MAC.String() {
 		log.Warn("netboot: file refused: boot no longer held", "mac", t.MAC.String())
+		s.cfg.Events.Transfer("http", "file", "refused", 0)
 		http.NotFound(w, r)
 		return
 	}
@@ -157,9 +166,11 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	s.observe(Event{MAC: t.MAC, Step: name, Start: start, End: s.now(), Bytes: cw.n, Err: err})
 	if err != nil {
 		log.Error("netboot: file failed", "err", err)
+		s.cfg.Events.Transfer("http", "file", "failed", cw.n)
 		return
 	}
 	log.Info("netboot: file served", "bytes", cw.n)
+	s.cfg.Events.Transfer("http", "file", "served", cw.n)
 }
 
 // serveArtifact streams a; a local file gets Range and HEAD support.

@@ -49,6 +49,9 @@ func (c *Config) fill() error {
 	if c.Log == nil {
 		c.Log = discard()
 	}
+	if c.Events == nil {
+		c.Events = noEvents{}
+	}
 	if !c.ServerIP.Is4() {
 		return fmt.Errorf("netboot: config ServerIP %v: want an IPv4 address", c.ServerIP)
 	}

@@ -51,11 +51,13 @@ func (t *tftpReader) read(name string, rf io.ReaderFrom) error {
 		defer func() { <-t.sem }()
 	default:
 		log.Warn("netboot: tftp busy")
+		t.s.cfg.Events.Transfer("tftp", "rom", "refused", 0)
 		return errors.New("busy")
 	}
 	f, size, err := t.open(name)
 	if err != nil {
 		log.Warn("netboot: tftp refused", "err", err)
+		t.s.cfg.Events.Transfer("tftp", "rom", "refused", 0)
 		return err
 	}
 	defer f.Close()
@@ -65,9 +67,11 @@ func (t *tftpReader) read(name string, rf io.ReaderFrom) error {
 	n, err := rf.ReadFrom(io.LimitReader(f, maxTFTPFile))
 	if err != nil {
 		log.Warn("netboot: tftp transfer", "bytes", n, "err", err)
+		t.s.cfg.Events.Transfer("tftp", "rom", "failed", n)
 		return err
 	}
 	log.Info("netboot: tftp served", "bytes", n)
+	t.s.cfg.Events.Transfer("tftp", "rom", "served", n)
 	return nil
 }
 

@@ -17,6 +17,7 @@ type Daemon struct {
 	cfg        Config
 	log        *slog.Logger
 	conn, natc *net.UDPConn
+	counts     counts
 
 	mu       sync.Mutex
 	sas      map[uint64]*ikeSA // by the SPI this side chose

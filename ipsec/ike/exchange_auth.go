@@ -150,6 +150,7 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 	out, r := d.authenticate(sa, m.Payloads)
 	if r != nil {
 		d.log.Info("ike: refused peer", "from", sa.remote, "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		d.counts.refusedPeers.Add(1)
 		d.reply(sa, ikev2.IKE_AUTH, []ikev2.Payload{&ikev2.Notify{Kind: r.kind}})
 		d.holdRefused(sa, r.reason.Error())
 		return
@@ -161,6 +162,7 @@ func (d *Daemon) respondAuth(sa *ikeSA, m *ikev2.Message) {
 	childOut, r := d.responderChild(sa, m.Payloads)
 	if r != nil {
 		d.log.Info("ike: refused CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		d.counts.refusedChildren.Add(1)
 		childOut = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
 	}
 	d.reply(sa, ikev2.IKE_AUTH, append(out, childOut...))

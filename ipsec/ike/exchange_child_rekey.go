@@ -75,6 +75,7 @@ func (d *Daemon) rekeyChild(sa *ikeSA, old *child) (bool, error) {
 		old.rival = nil
 		if err != nil {
 			d.log.Warn("ike: CHILD_SA rekey failed", "peer", peerName(sa), "spi", fmt.Sprintf("%08x", old.cfg.InSPI), "err", err)
+			d.counts.rekeyFailures.Add(1)
 		}
 	}, nil)
 	return err == nil, err
@@ -136,6 +137,7 @@ func (d *Daemon) rekeyChildReply(sa *ikeSA, old *child, m *ikev2.Message, dh *ik
 	}
 	d.retire(sa, old)
 	d.log.Info("ike: CHILD_SA rekeyed", "peer", peerName(sa), "old", fmt.Sprintf("%08x", old.cfg.InSPI), "new", fmt.Sprintf("%08x", in), "pfs", gir != nil)
+	d.counts.childRekeys.Add(1)
 	return d.deleteChild(sa, old)
 }
 
@@ -155,6 +157,7 @@ func (d *Daemon) respondCreateChild(sa *ikeSA, m *ikev2.Message) {
 	}
 	if r != nil {
 		d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", r.kind, "reason", r.reason)
+		d.counts.refusedChildren.Add(1)
 		out = []ikev2.Payload{&ikev2.Notify{Kind: r.kind}}
 	}
 	d.reply(sa, ikev2.CREATE_CHILD_SA, out)

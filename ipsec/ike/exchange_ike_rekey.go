@@ -58,6 +58,7 @@ func (d *Daemon) rekeyIKE(sa *ikeSA) (bool, error) {
 		sa.rekeyNi, sa.rival = nil, nil
 		if err != nil {
 			d.log.Warn("ike: IKE SA rekey failed", "peer", peerName(sa), "err", err)
+			d.counts.rekeyFailures.Add(1)
 		}
 	}, nil)
 	return err == nil, err
@@ -95,6 +96,7 @@ func (d *Daemon) rekeyIKEReply(sa *ikeSA, m *ikev2.Message, dh *ikev2.DH, ni []b
 		return d.settleIKECollision(sa, n, r, redundant(ni, nr.Data, r.nonce))
 	}
 	d.log.Info("ike: IKE SA rekeyed", "peer", peerName(n), "old", fmt.Sprintf("%016x", sa.localSPI()), "new", fmt.Sprintf("%016x", n.localSPI()))
+	d.counts.ikeRekeys.Add(1)
 	return d.deleteIKE(sa, "rekeyed")
 }
 

@@ -16,6 +16,7 @@ func (d *Daemon) receive(b []byte, from netip.AddrPort, nat bool) {
 		var ve *ikev2.VersionError
 		if errors.As(err, &ve) {
 			d.log.Info("ike: refused message", "from", from, "reason", err)
+			d.counts.refusedOthers.Add(1)
 		} else {
 			d.log.Debug("ike: dropped malformed header", "from", from, "err", err)
 		}
@@ -206,6 +207,7 @@ func (d *Daemon) handleRequest(sa *ikeSA, m *ikev2.Message) {
 			// RFC 7296 section 2.25: a rekey raced with our DELETE of
 			// this SA (we rekeyed it or are shutting it down).
 			d.log.Info("ike: refused CREATE_CHILD_SA", "peer", peerName(sa), "notify", ikev2.TEMPORARY_FAILURE, "reason", "the IKE SA is being deleted")
+			d.counts.refusedChildren.Add(1)
 			d.reply(sa, ikev2.CREATE_CHILD_SA, []ikev2.Payload{&ikev2.Notify{Kind: ikev2.TEMPORARY_FAILURE}})
 		}
 	}
