@@ -54,9 +54,9 @@ func newCollector(m *Manager) *collector {
 		servers:      d("ferry_borrower_servers", "Servers of active leases by their last reported phase, from the store.", "phase"),
 		phaseSecs:    d("ferry_borrower_phase_duration_seconds", "Duration of each phase reported by servers of active leases, from the store.", "phase"),
 		phaseBytes:   d("ferry_borrower_phase_bytes", "Bytes moved in each phase by servers of active leases, from the store.", "phase"),
-		imageServed:  d("ferry_borrower_image_requests_served_total", "Image B requests served since this borrower process started."),
-		imageRefused: d("ferry_borrower_image_requests_refused_total", "Image B requests refused (not the virtual IP of a server of an active lease of that image) since this borrower process started."),
-		expired:      d("ferry_borrower_leases_expired_total", "Leases returned because their end passed, since this borrower process started."),
+		imageServed:  d("ferry_borrower_image_requests_served_total", "Image B requests served since this borrower process started (restarts at 0)."),
+		imageRefused: d("ferry_borrower_image_requests_refused_total", "Image B requests refused (not the virtual IP of a server of an active lease of that image) since this borrower process started (restarts at 0)."),
+		expired:      d("ferry_borrower_leases_expired_total", "Leases returned because their end passed, since this borrower process started (restarts at 0)."),
 	}
 }
 
