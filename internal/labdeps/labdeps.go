@@ -43,6 +43,7 @@ func Packages() map[string]string {
 		"curl":               "curl",
 		"depmod":             "kmod",
 		"modprobe":           "kmod",
+		"dpkg":               "dpkg",
 		"dpkg-deb":           "dpkg",
 		"env":                "coreutils",
 		"ganesha.nfsd":       "nfs-ganesha",

@@ -19,7 +19,7 @@ func TestCIDepsInstallsEveryCommandTheLabNeeds(t *testing.T) {
 	if len(uses) < 20 {
 		t.Fatalf("found only %d need uses in scripts/: the parser lost them", len(uses))
 	}
-	for _, dir := range []string{"../vmlab", "../netnstest"} {
+	for _, dir := range []string{"../vmlab", "../netnstest", "../debtest"} {
 		g, err := GoRuns(dir)
 		if err != nil {
 			t.Fatal(err)
