@@ -22,10 +22,10 @@ func TestGatewayStatusListsSAsLikeSwanctl(t *testing.T) {
 	sa := ike.SAStatus{Role: "responder", State: "established", SPIi: "0123456789abcdef", SPIr: "fedcba9876543210",
 		Remote: "198.51.100.9:4500", Encap: true, Peer: "CN=lent-52:54:00:12:34:56", Pin: strings.Repeat("ab", 32),
 		Lease: "L7f3a", VirtualIP: "10.8.1.5", Suite: "AES_GCM_16_256/PRF_HMAC_SHA2_256/ECP_256", AgeSeconds: 754,
-		NextRekey: now.Add(3*time.Hour + 2*time.Second).UTC().Format(time.RFC3339), DataPath: "alive",
+		NextRekey: now.Add(3*time.Hour + 30*time.Second).UTC().Format(time.RFC3339), DataPath: "alive",
 		Children: []ike.ChildStatus{{InSPI: "c1a2b3c4", OutSPI: "d5e6f708", AgeSeconds: 300,
 			TSLocal: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}, TSRemote: []netip.Prefix{netip.MustParsePrefix("10.8.1.5/32")},
-			RekeyAt: now.Add(50 * time.Minute).UTC().Format(time.RFC3339), InBytes: 1234567, InPackets: 1500, OutBytes: 7654321, OutPackets: 5200}}}
+			RekeyAt: now.Add(50*time.Minute + 30*time.Second).UTC().Format(time.RFC3339), InBytes: 1234567, InPackets: 1500, OutBytes: 7654321, OutPackets: 5200}}}
 	sock := filepath.Join(t.TempDir(), "gw.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
