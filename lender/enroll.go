@@ -219,7 +219,7 @@ func consume(tx store.Tx, hash string, o Observed, now time.Time, iss lenderca.I
 	}
 	was := mem.Phase
 	mem.SPKIPin, mem.CertSerial, mem.Phase, mem.Error = iss.SPKIPin, iss.Serial, PhaseEnrolled, ""
-	if err := recordEvent(tx, Event{At: now, Kind: EventState, MAC: mem.MAC, Lease: tok.LeaseID, Source: "agent",
+	if err := recordServerEvent(tx, Event{At: now, Kind: EventState, MAC: mem.MAC, Lease: tok.LeaseID, Source: "agent",
 		What: fmt.Sprintf("%s -> enrolled from %s, key %s, certificate %s", was, o.Addr, iss.SPKIPin, iss.Serial)}); err != nil {
 		return err
 	}

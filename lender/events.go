@@ -2,7 +2,9 @@ package lender
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"ferry/store"
@@ -32,10 +34,19 @@ type Event struct {
 	Source string    `json:"source,omitempty"` // who caused it: lender, agent, operator
 }
 
-// Event history keys: "s/MAC/TIME" and "l/LEASE/TIME", TIME in
-// nanoseconds, zero-padded so that key order is time order.
+// Event history keys: "s/MAC/SEQ" and "l/LEASE/SEQ", SEQ zero-padded so
+// that key order is insertion order; "s/MAC" and "l/LEASE" (no slash:
+// outside the history's prefix) hold the history's window, so that
+// adding an event is a constant number of reads and writes however long
+// the history is (an enrollment records one).
 func serverEventsPrefix(mac string) string { return "s/" + mac + "/" }
 func leaseEventsPrefix(id string) string   { return "l/" + id + "/" }
+
+// eventWindow is the sequence numbers a history holds: [First, Next).
+type eventWindow struct {
+	First uint64 `json:"first"`
+	Next  uint64 `json:"next"`
+}
 
 // recordEvent stores e, inside tx, under its server and its lease (each
 // that is set), and drops the oldest beyond maxEvents.
@@ -54,30 +65,33 @@ func recordEvent(tx store.Tx, e Event) error {
 	return nil
 }
 
+// recordServerEvent stores e in its server's history only: for the one
+// event of every enrollment, where a second history would cost the
+// enrollment rate (the lease shows the member enrolled anyway).
+func recordServerEvent(tx store.Tx, e Event) error {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	return appendEvent(tx, serverEventsPrefix(e.MAC), e)
+}
+
 func appendEvent(tx store.Tx, prefix string, e Event) error {
-	var keys []string
-	err := tx.Each(store.Events, prefix, func(k string, _ func(any) error) error {
-		keys = append(keys, k)
-		return nil
-	})
-	if err != nil {
+	wkey := strings.TrimSuffix(prefix, "/")
+	var w eventWindow
+	if err := tx.Get(store.Events, wkey, &w); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	// Two events in one nanosecond (one transaction) keep their order.
-	ns := e.At.UnixNano()
-	key := fmt.Sprintf("%s%020d", prefix, ns)
-	if n := len(keys); n > 0 && keys[n-1] >= key {
-		var last int64
-		fmt.Sscanf(keys[n-1][len(prefix):], "%d", &last)
-		key = fmt.Sprintf("%s%020d", prefix, last+1)
+	if err := tx.Put(store.Events, fmt.Sprintf("%s%020d", prefix, w.Next), e); err != nil {
+		return err
 	}
-	for len(keys) >= maxEvents {
-		if err := tx.Delete(store.Events, keys[0]); err != nil {
+	w.Next++
+	for w.Next-w.First > maxEvents {
+		if err := tx.Delete(store.Events, fmt.Sprintf("%s%020d", prefix, w.First)); err != nil {
 			return err
 		}
-		keys = keys[1:]
+		w.First++
 	}
-	return tx.Put(store.Events, key, e)
+	return tx.Put(store.Events, wkey, w)
 }
 
 // eventsOf reads a history, oldest first.
