@@ -22,6 +22,7 @@ const (
 	PathLeases = "/v1/leases"      // POST LeaseRequest -> Lease; GET -> []Lease
 	PathReturn = "/return"         // POST PathLeases/ID/return -> Lease
 	PathExtend = "/extend"         // POST PathLeases/ID/extend ExtendRequest -> Lease
+	PathEvents = "/events"         // GET PathLeases/ID/events -> []Event: the lease's history at the lender
 	PathCert   = "/v1/certificate" // GET CertResponse: the newest certificate of the caller's key (agent, client cert)
 	PathEnroll = "/v1/enroll"      // POST EnrollRequest -> EnrollResponse (agent)
 	PathPhase  = "/v1/phase"       // POST PhaseReport (agent, client cert)
@@ -143,6 +144,18 @@ type LeaseServer struct {
 	// Certificate is the one-time certificate (PEM) the lender signed for
 	// the server's key: the borrower pins that key at a strongSwan gateway.
 	Certificate string `json:"certificate_pem,omitempty"`
+}
+
+// Event is one entry of a server's or a lease's history at the lender
+// (state changes, power actions, phases, errors), oldest first, bounded.
+type Event struct {
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"` // state, power, phase, error
+	MAC    string    `json:"mac,omitempty"`
+	Lease  string    `json:"lease,omitempty"`
+	What   string    `json:"what"`
+	Error  string    `json:"error,omitempty"`
+	Source string    `json:"source,omitempty"` // lender, agent, operator, borrower NAME
 }
 
 // EnrollRequest is the agent's first call: its one-time token, the MAC it

@@ -368,7 +368,16 @@ func printBorrowerLease(env *Env, o *output, l borrower.LeaseView) error {
 	for _, d := range l.Shutdown {
 		fmt.Fprintf(env.Stdout, "shutdown %s  %s  %.1f s  %s\n", d.Server, d.Outcome, d.Seconds, d.Detail)
 	}
-	return nil
+	if len(l.Events) == 0 {
+		return nil
+	}
+	const shown = 10
+	fmt.Fprintf(env.Stdout, "\nhistory at the lender (last %d of %d; -o json: all):\n", min(shown, len(l.Events)), len(l.Events))
+	var hist [][]string
+	for _, e := range l.Events[max(0, len(l.Events)-shown):] {
+		hist = append(hist, []string{e.At.Format(time.RFC3339), e.Kind, e.MAC, e.What, e.Error})
+	}
+	return o.table(env, []column{{name: "TIME"}, {name: "KIND"}, {name: "MAC"}, {name: "WHAT"}, {name: "ERROR"}}, hist)
 }
 
 // phaseLine is one phase as the console prints it.

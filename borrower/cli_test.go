@@ -160,4 +160,15 @@ func TestLeaseShowsPowerErrorToTheBorrower(t *testing.T) {
 	if s := v.Lender.Servers[0]; s.Phase != "power-error" || !strings.Contains(s.Error, missing) {
 		t.Errorf("borrower lease show: %+v", s)
 	}
+	var hist []string
+	for _, e := range v.Events {
+		hist = append(hist, e.Kind+": "+e.What+" "+e.Error)
+	}
+	if h := strings.Join(hist, "\n"); !strings.Contains(h, "power: power on via qmp: failed") || !strings.Contains(h, missing) ||
+		!strings.Contains(h, "booting -> power-error") {
+		t.Errorf("the lender's history, as the borrower shows it:\n%s", h)
+	}
+	if out := l.must(t, "borrower", "lease", "show", "--dir", l.bdir, ls[0].ID); !strings.Contains(out, "history at the lender") {
+		t.Errorf("lease show without the lender's history:\n%s", out)
+	}
 }

@@ -17,6 +17,9 @@ type LeaseView struct {
 	// lender down): the lease is shown as last stored, not refreshed.
 	Stale   string        `json:"stale,omitempty"`
 	Tunnels []TunnelState `json:"tunnels,omitempty"`
+	// Events is the lease's history at the lender (power actions, state
+	// changes, phases, errors), when the lender answers.
+	Events []api.Event `json:"lender_events,omitempty"`
 }
 
 // TunnelState is one server's tunnel at the gateway.
@@ -61,6 +64,9 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 		} else if err != nil {
 			v.Stale = err.Error()
 		}
+		if v.Stale == "" {
+			v.Events = m.lenderEvents(rctx, l)
+		}
 		return v, nil
 	}
 	if fresh, err := m.Refresh(rctx, l); err == nil {
@@ -72,7 +78,25 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 		return v, err
 	}
 	v.Tunnels = m.tunnelStates(ctx, v.Lease)
+	if v.Stale == "" {
+		v.Events = m.lenderEvents(rctx, v.Lease)
+	}
 	return v, nil
+}
+
+// lenderEvents is the lease's history at the lender; nil when it has
+// none or does not answer (an older lender, the WAN down): lease show
+// goes on without it.
+func (m *Manager) lenderEvents(ctx context.Context, l Lease) []api.Event {
+	if l.Lender.ID == "" {
+		return nil
+	}
+	var ev []api.Event
+	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID+api.PathEvents, nil, &ev); err != nil {
+		m.log.Debug("lease show: no history from the lender", "lease", l.ID, "err", err)
+		return nil
+	}
+	return ev
 }
 
 // poweringOff says whether the lender still has a server of a returned

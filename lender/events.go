@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/api"
 	"ferry/store"
 )
 
@@ -24,15 +25,7 @@ const maxEvents = 200
 
 // Event is one entry of a server's and its lease's history, as MAAS
 // events or Ironic node history: what happened, when, and why it failed.
-type Event struct {
-	At     time.Time `json:"at"`
-	Kind   string    `json:"kind"`
-	MAC    string    `json:"mac,omitempty"`
-	Lease  string    `json:"lease,omitempty"`
-	What   string    `json:"what"`
-	Error  string    `json:"error,omitempty"`
-	Source string    `json:"source,omitempty"` // who caused it: lender, agent, operator
-}
+type Event = api.Event
 
 // Event history keys: "s/MAC/SEQ" and "l/LEASE/SEQ", SEQ zero-padded so
 // that key order is insertion order; "s/MAC" and "l/LEASE" (no slash:

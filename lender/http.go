@@ -123,6 +123,14 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		l, err := m.returnLease(r.Context(), o, r.PathValue("id"))
 		api.Reply(w, l, err)
 	})
+	handle("GET "+api.PathLeases+"/{id}"+api.PathEvents, func(w http.ResponseWriter, r *http.Request, o owner) {
+		if _, err := m.leaseOf(r.Context(), o, r.PathValue("id")); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		ev, err := m.LeaseEvents(r.Context(), r.PathValue("id"))
+		api.Reply(w, ev, err)
+	})
 	handle("POST "+api.PathLeases+"/{id}"+api.PathExtend, func(w http.ResponseWriter, r *http.Request, o owner) {
 		var req api.ExtendRequest
 		if err := api.Decode(r.Body, api.MaxPhase, &req); err != nil {
