@@ -129,7 +129,7 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 			return
 		}
 		ev, err := m.LeaseEvents(r.Context(), r.PathValue("id"))
-		api.Reply(w, ev, err)
+		api.Reply(w, o.seesEvents(ev), err)
 	})
 	handle("POST "+api.PathLeases+"/{id}"+api.PathExtend, func(w http.ResponseWriter, r *http.Request, o owner) {
 		var req api.ExtendRequest

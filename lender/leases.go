@@ -288,7 +288,7 @@ func (m *Manager) leaseOf(ctx context.Context, o owner, id string) (api.Lease, e
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !o.owns(rec)) {
 		return api.Lease{}, noLease(id)
 	}
-	return rec.publicLease(), err
+	return o.sees(rec.publicLease()), err
 }
 
 // publicLease is the lease as its borrower and the operator read it.
@@ -320,7 +320,7 @@ func (m *Manager) leasesOf(ctx context.Context, o owner) ([]api.Lease, error) {
 				err = gerr
 			}
 			if gerr == nil && o.owns(rec) {
-				out = append(out, rec.publicLease())
+				out = append(out, o.sees(rec.publicLease()))
 			}
 		}
 		return err

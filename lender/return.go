@@ -64,7 +64,7 @@ func (m *Manager) returnLease(ctx context.Context, o owner, id string) (api.Leas
 			m.log.Error("return not finished; resumed at the next start", "lease", rec.ID, "err", err)
 		}
 	}()
-	return rec.publicLease(), nil
+	return o.sees(rec.publicLease()), nil
 }
 
 // retireMember drops a server's tokens, revokes its certificate and marks

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"ferry/api"
@@ -279,4 +280,40 @@ func (m *Manager) Validate(ctx context.Context, macs []string) ([]PowerResult, e
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// powerErrorForBorrower replaces a power driver's reason in what a
+// borrower reads: it names the lender's BMCs, sockets and secret files,
+// which are no business of another organisation. The lender's operator
+// reads the reason in server show, lease show and the history.
+const powerErrorForBorrower = "the lender could not switch the server's power; the lender's operator has the reason"
+
+// sees is l as o may read it: a borrower gets power errors without the
+// driver's reason.
+func (o owner) sees(l api.Lease) api.Lease {
+	if o.operator {
+		return l
+	}
+	servers := make([]api.LeaseServer, len(l.Servers))
+	for i, s := range l.Servers {
+		if s.Phase == PhasePowerError {
+			s.Error = powerErrorForBorrower
+		}
+		servers[i] = s
+	}
+	l.Servers = servers
+	return l
+}
+
+// seesEvents is a history as o may read it (see sees).
+func (o owner) seesEvents(ev []Event) []Event {
+	if o.operator {
+		return ev
+	}
+	for i := range ev {
+		if ev[i].Error != "" && (ev[i].Kind == EventPower || strings.HasSuffix(ev[i].What, "-> "+PhasePowerError)) {
+			ev[i].Error = powerErrorForBorrower
+		}
+	}
+	return ev
 }
