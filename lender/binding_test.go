@@ -153,6 +153,16 @@ func (p *pxeLab) wantConflict(t *testing.T, words ...string) {
 	if s.SPKIPin != "" {
 		t.Errorf("server in conflict still shows key %s for the borrower to allow", s.SPKIPin)
 	}
+	// The operator sees it in the inventory, with the reason and in the
+	// history.
+	inv, err := p.f.m.Server(context.Background(), s.MAC)
+	if err != nil || inv.State != PhaseConflict || inv.LastError != s.Conflict || s.Error != s.Conflict {
+		t.Errorf("server view %+v (%v), want state conflict with last error %q", inv, err, s.Conflict)
+	}
+	ev, _ := p.f.m.ServerEvents(context.Background(), s.MAC)
+	if n := len(ev); n == 0 || !strings.HasSuffix(ev[n-1].What, "-> conflict") || ev[n-1].Error != s.Conflict {
+		t.Errorf("history does not end with the conflict: %+v", ev)
+	}
 }
 
 func TestHonestPXEBootEnrollsFromItsDHCPAddress(t *testing.T) {
