@@ -181,6 +181,9 @@ func lenderServerShow(env *Env, fs *flag.FlagSet) func(context.Context, []string
 		if err := c.Call(ctx, "GET", "/admin/servers/"+url.PathEscape(mac)+"/events", nil, &d.Events); err != nil {
 			return err
 		}
+		if d.Events == nil {
+			d.Events = []lender.Event{}
+		}
 		if ok, err := o.json(env, d); ok {
 			return err
 		}
@@ -477,6 +480,9 @@ func lenderLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string)
 		}
 		if err := c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id)+"/events", nil, &d.Events); err != nil {
 			return err
+		}
+		if d.Events == nil {
+			d.Events = []lender.Event{}
 		}
 		if ok, err := o.json(env, d); ok {
 			return err

@@ -221,3 +221,24 @@ func TestManualDriverNamesTheServer(t *testing.T) {
 		t.Errorf("manual instructions do not name the server:\n%s", logs.String())
 	}
 }
+
+func TestEmptyListsAreEmptyJSONArrays(t *testing.T) {
+	dir, _ := runningLender(t, time.Minute)
+	for _, argv := range [][]string{
+		{"ferry", "lender", "server", "list", "--dir", dir, "-o", "json"},
+		{"ferry", "lender", "lease", "list", "--dir", dir, "-o", "json"},
+		{"ferry", "lender", "server", "validate", "--dir", dir, "-o", "json"},
+	} {
+		code, out, errb := run(argv...)
+		if code != 0 || strings.TrimSpace(out) != "[]" {
+			t.Errorf("%v: exit %d, %q %q; want []", argv[2:4], code, out, errb)
+		}
+	}
+	code, out, _ := run("ferry", "lender", "server", "list", "--dir", dir)
+	if code != 0 || !strings.HasPrefix(out, "MAC ") {
+		t.Errorf("empty table: exit %d %q, want the header alone", code, out)
+	}
+	if code, _, errb := run("ferry", "lender", "server", "list", "--dir", dir, "-o", "yaml"); code != 2 || !strings.Contains(errb, "want table, wide or json") {
+		t.Errorf("-o yaml: exit %d %q", code, errb)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 )
@@ -35,6 +36,9 @@ func (o *output) check() error {
 func (o *output) json(env *Env, v any) (bool, error) {
 	if o.format != "json" {
 		return false, nil
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = []any{} // an empty list is [], never null, for scripts
 	}
 	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
