@@ -31,6 +31,7 @@ type lab struct {
 	bin, dir, ldir, bdir string
 	lcfg, bcfg           string
 	agentURL             string
+	lenderStatus         string // the lender's status listener (/metrics, status page)
 	lenderP, borrowerP   *proc
 	qmp                  *fakeQMP
 	gw                   *gatewayStatus
@@ -49,10 +50,12 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 	bcert, bkey := borg.issue(t, dir, "borrower-m2m", false)
 	icert, ikey := borg.issue(t, dir, "borrower-images", true)
 	agent, m2m := freePort(t), freePort(t)
+	l.lenderStatus = freePort(t)
 	l.agentURL = "https://" + agent
 	l.lcfg, l.bcfg = filepath.Join(dir, "lender.json"), filepath.Join(dir, "borrower.json")
 	writeJSON(t, l.lcfg, map[string]any{"dir": l.ldir, "agent_listen": agent, "public_url": l.agentURL,
-		"m2m_listen": m2m, "m2m_cert": lcert, "m2m_key": lkey, "m2m_client_ca": borg.file, "token_ttl": "5m"})
+		"m2m_listen": m2m, "m2m_cert": lcert, "m2m_key": lkey, "m2m_client_ca": borg.file, "token_ttl": "5m",
+		"status_listen": l.lenderStatus})
 	tmpl := filepath.Join(dir, "template")
 	os.MkdirAll(filepath.Join(tmpl, "etc"), 0o755)
 	os.WriteFile(filepath.Join(tmpl, "etc", "hostname"), []byte("lent\n"), 0o644)
