@@ -56,6 +56,16 @@ func TestDebInstallsAndTheLenderUnitRuns(t *testing.T) {
 			t.Errorf("not installed: %v", err)
 		}
 	}
+	// Completions and man pages, which the binary generates (make package
+	// takes them when `ferry completion` and `ferry man` exist).
+	if err := exec.Command(filepath.Join(root, "usr/bin/ferry"), "completion", "bash").Run(); err == nil {
+		for _, f := range []string{"usr/share/bash-completion/completions/ferry", "usr/share/zsh/vendor-completions/_ferry",
+			"usr/share/fish/vendor_completions.d/ferry.fish", "usr/share/man/man1/ferry.1.gz", "usr/share/man/man1/ferry-lender.1.gz"} {
+			if fi, err := os.Stat(filepath.Join(root, f)); err != nil || fi.Size() == 0 {
+				t.Errorf("not packaged though the binary makes it: %s (%v)", f, err)
+			}
+		}
+	}
 	if l, err := os.Readlink(filepath.Join(root, "usr/lib/ferry/applets/gateway")); err != nil || l != "/usr/bin/ferry" {
 		t.Errorf("applet link gateway -> %q (%v), want /usr/bin/ferry", l, err)
 	}
