@@ -12,7 +12,8 @@ import (
 	"ferry/internal/promreg"
 )
 
-// DefaultStatusListen is where the borrower serves /metrics when
+// DefaultStatusListen is where the borrower serves /metrics and its
+// status page when
 // status_listen is not set: loopback only, never the image listener that
 // lent servers reach through their tunnels.
 const DefaultStatusListen = "127.0.0.1:9732"
@@ -27,12 +28,13 @@ type events struct {
 var phaseBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}
 
 // StatusHandler serves the status listener: GET /metrics in the
-// Prometheus exposition format.
+// Prometheus exposition format and GET / the read-only status page.
 func (m *Manager) StatusHandler() http.Handler {
 	reg := promreg.New("borrower")
 	reg.MustRegister(newCollector(m))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promreg.Handler(reg))
+	mux.HandleFunc("GET /{$}", m.handleStatusPage)
 	return mux
 }
 

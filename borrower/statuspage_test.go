@@ -24,13 +24,14 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// The lender's status page, rendered by a real headless browser, shows a
-// real lender's servers, its lease, each server's phase timeline and the
-// last errors, with what an agent reported shown as text, never markup.
-func TestLenderStatusPageInHeadlessBrowser(t *testing.T) {
+// The status pages, rendered by a real headless browser: a real lender's
+// servers, its lease, each server's phase timeline and the last errors,
+// then the real borrower's view of the same lease; what an agent reported
+// shows as text, never markup.
+func TestStatusPagesInHeadlessBrowser(t *testing.T) {
 	browser := chromium(t)
 	l := newLab(t, buildFerry(t))
-	_, agents := l.activeLease(t)
+	blease, agents := l.activeLease(t)
 	var ls []api.Lease
 	if err := api.UnixClient(lender.AdminSocket(l.ldir)).Call(t.Context(), "GET", "/admin/leases", nil, &ls); err != nil || len(ls) != 1 {
 		t.Fatalf("lender leases: %v %d", err, len(ls))
@@ -70,7 +71,7 @@ func TestLenderStatusPageInHeadlessBrowser(t *testing.T) {
 	}
 	title := text(chromedp.Title())
 	servers := text(chromedp.Text(chromedp.CSS("#servers")))
-	leases := text(chromedp.Text(chromedp.CSS("#lease-"+lease.ID)))
+	leases := text(chromedp.Text(chromedp.CSS("#lease-" + lease.ID)))
 	errs := text(chromedp.Text(chromedp.CSS("#errors")))
 	bold, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("b, script").length`))
 	if err != nil {
@@ -94,5 +95,32 @@ func TestLenderStatusPageInHeadlessBrowser(t *testing.T) {
 	}
 	if bold != 0 {
 		t.Errorf("%d <b>/<script> elements in the DOM: a reported error became markup", bold)
+	}
+
+	// The borrower's page: its lease, the lender's lease id, each server
+	// with its tunnel address and timeline, once the borrower has synced
+	// the phases from the lender.
+	var page string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := chromedp.Do(ctx, chromedp.Navigate("http://"+l.statusListen()+"/")); err != nil {
+			t.Fatalf("headless chromium on the borrower's status page: %v", err)
+		}
+		page = text(chromedp.Text(chromedp.CSS("#lease-" + blease)))
+		if strings.Contains(page, "nfs-mount") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, want := range []string{blease, "active", lease.ID, agents[0].mac, agents[1].mac, "127.44.", "fetch-b", "<b>mount refused</b> by 10.8.0.2"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("borrower's lease section lacks %q:\n%s", want, page)
+		}
+	}
+	if title := text(chromedp.Title()); title != "ferry borrower status" {
+		t.Errorf("borrower page title %q", title)
+	}
+	if bold, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("b, script").length`)); err != nil || bold != 0 {
+		t.Errorf("borrower page: %d <b>/<script> elements (%v)", bold, err)
 	}
 }
