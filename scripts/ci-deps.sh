@@ -25,6 +25,7 @@ PKGS=(
 	debootstrap # internal/vmlab: the systemd root template (Debian bookworm minbase + systemd, udev), made once into the cache
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
 	nftables conntrack # ipsec/ike NAT tests: a masquerading router namespace, mapping flushes
+	systemd # systemd-analyze: the units verified and their exposure checked (internal/debtest)
 	chromium chromium-driver # the lender's status page checked in a headless browser (borrower tests, chromedp)
 )
 

@@ -44,6 +44,7 @@ func Packages() map[string]string {
 		"depmod":             "kmod",
 		"modprobe":           "kmod",
 		"dpkg":               "dpkg",
+		"systemd-analyze":    "systemd",
 		"dpkg-deb":           "dpkg",
 		"env":                "coreutils",
 		"ganesha.nfsd":       "nfs-ganesha",
