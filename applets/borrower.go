@@ -54,6 +54,9 @@ workflow (paths: --dir, else $FERRY_BORROWER_DIR, else /var/lib/ferry/borrower;
      image B downloads are never cut for being slow, only for stalling:
      each write of an answer may take image_stall_seconds (60); the admin
      socket takes requests of at most 16 KiB.
+     status_listen (default 127.0.0.1:9732, "off": none; not the image
+     listener, which lent servers reach): GET /metrics (Prometheus), GET /
+     (read-only status page: leases, servers, timelines, last errors)
      image B is served only to the virtual IP that the gateway (its status
      socket) says a server of an active lease holds, and only that lease's
      image. With strongSwan as the gateway, replace allow_file and
