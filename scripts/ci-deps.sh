@@ -26,6 +26,7 @@ PKGS=(
 	xfsprogs # rootprep: the reflink test on a loop-mounted XFS
 	nftables conntrack # ipsec/ike NAT tests: a masquerading router namespace, mapping flushes
 	systemd # systemd-analyze: the units verified and their exposure checked (internal/debtest)
+	prometheus # promtool check metrics on the lender's exposition (lender tests); its server is disabled below
 	chromium chromium-driver # the lender's status page checked in a headless browser (borrower tests, chromedp)
 )
 
@@ -44,6 +45,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The packaged nfs-ganesha, rpcbind and strongSwan services are not used by the lab
 # (it runs its own in a network namespace); keep them from holding ports.
-for s in nfs-ganesha rpcbind rpcbind.socket strongswan-starter; do
+for s in nfs-ganesha rpcbind rpcbind.socket strongswan-starter prometheus; do
 	systemctl disable --now "$s" >/dev/null 2>&1 || true
 done

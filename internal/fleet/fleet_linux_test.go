@@ -244,6 +244,9 @@ func TestFleetInNamespace(t *testing.T) {
 	}
 	fmt.Printf("held %s with DPD every 10 s: %d of %d tunnels up throughout; %s RSS %.1f MB, CPU %.2f s in the hold (%.1f %% of a core)\n",
 		hold, len(servers)-down, len(servers), gw.name, float64(rss2)/(1<<20), (cpu2 - cpu1).Seconds(), 100*(cpu2-cpu1).Seconds()/hold.Seconds())
+	if gw.status != "" {
+		checkGatewayStatus(t, gw, len(servers))
+	}
 	if len(errs) > 0 || down > 0 {
 		t.Fatalf("%d servers failed, %d tunnels went down", len(errs), down)
 	}

@@ -1,12 +1,19 @@
 package fleet
 
 import (
+	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"ferry/applets"
 	"ferry/lender/lendertest"
 	"ferry/pki"
 )
@@ -23,6 +33,10 @@ type responder struct {
 	name  string
 	pid   int
 	allow string // ferry gateway's allow list file
+	// status and metrics: ferry gateway's status socket and the URL of
+	// its /metrics (its status listener on the veth, reachable from the
+	// fleet's namespace).
+	status, metrics string
 }
 
 // startGateway runs `ferry gateway` as a process of its own in namespace ns.
@@ -41,7 +55,7 @@ func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509
 	p := func(n string) string { return filepath.Join(dir, n) }
 	cfg, _ := json.Marshal(map[string]any{"listen": gatewayAddr.String(), "ca": p("lender-ca.pem"), "cert": p("gw.pem"), "key": p("gw.key"),
 		"pool": "10.90.0.0/20", "subnets": []string{"10.89.0.0/24"}, "inner": "10.89.0.1/32", "allow": p("allow.jsonl"),
-		"status": p("gw.sock"), "tun": "fleetgw0", "dpd_seconds": 10})
+		"status": p("gw.sock"), "status_listen": "10.88.0.2:9733", "tun": "fleetgw0", "dpd_seconds": 10})
 	if err := os.WriteFile(p("gateway.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +84,7 @@ func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509
 			t.Fatal("the gateway did not come up in 30 s (no status socket)")
 		}
 	}
-	return &responder{name: "ferry gateway", pid: cmd.Process.Pid, allow: p("allow.jsonl")}
+	return &responder{name: "ferry gateway", pid: cmd.Process.Pid, allow: p("allow.jsonl"), status: p("gw.sock"), metrics: "http://10.88.0.2:9733/metrics"}
 }
 
 // rss is the responder's resident memory in bytes.
@@ -117,3 +131,43 @@ func (m *runtimeMem) read() {
 	runtime.ReadMemStats(&ms)
 	m.heap, m.goroutines = ms.HeapInuse, runtime.NumGoroutine()
 }
+
+// checkGatewayStatus reads the running gateway as an operator would:
+// `ferry gateway status` lists every SA as swanctl --list-sas does, and
+// its /metrics counts them, linted.
+func checkGatewayStatus(t *testing.T, gw *responder, n int) {
+	t.Helper()
+	var out strings.Builder
+	env := &applets.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, Log: slog.New(slog.DiscardHandler)}
+	if code := applets.Main(context.Background(), env, []string{"ferry", "gateway", "status", "--status", gw.status}); code != 0 {
+		t.Fatalf("ferry gateway status: exit %d\n%s", code, out.String())
+	}
+	text := out.String()
+	if got := len(saLine.FindAllString(text, -1)); got != n {
+		t.Errorf("ferry gateway status lists %d established SAs, want %d:\n%.2000s", got, n, text)
+	}
+	for _, want := range []string{"lease L", "aes256gcm16", "rekeying in", "child #1, INSTALLED", "in  ", "out "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("ferry gateway status lacks %q:\n%.2000s", want, text)
+		}
+	}
+	resp, err := http.Get(gw.metrics)
+	if err != nil {
+		t.Fatalf("gateway /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`ferry_gateway_ike_sas{state="established"} %d`, n); !strings.Contains(string(body), want) {
+		t.Errorf("gateway /metrics lacks %q:\n%s", want, body)
+	}
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("gateway /metrics lint: %s: %s", p.Metric, p.Text)
+	}
+	fmt.Printf("ferry gateway status: %d SAs listed; /metrics: %d bytes, linted\n", n, len(body))
+}
+
+var saLine = regexp.MustCompile(`(?m)^\S.*: #\d+, ESTABLISHED, IKEv2, `)
