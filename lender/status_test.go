@@ -5,13 +5,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"ferry/api"
@@ -149,4 +153,42 @@ func (failingOff) On(context.Context) error  { return nil }
 func (failingOff) Off(context.Context) error { return errors.New("BMC unreachable") }
 func (failingOff) Status(context.Context) (power.State, error) {
 	return power.StateUnknown, errors.New("BMC unreachable")
+}
+
+// A netboot as the metrics see it: a stranger's DISCOVER ignored, the
+// lent server's DISCOVER and REQUEST answered, its script and kernel
+// served over HTTP with their bytes, a forged file URL refused.
+func TestNetbootCountsInMetrics(t *testing.T) {
+	p := newPXELab(t, "dhcp")
+	stranger, _ := net.ParseMAC("52:54:00:99:99:99")
+	d, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeDiscover), dhcpv4.WithHwAddr(stranger),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")))
+	if _, err := p.nb.Answer(context.Background(), d); err == nil {
+		t.Fatal("a stranger got an answer")
+	}
+	addr, path := p.ipxeDHCP(t, p.mac)
+	_, script := p.get(path, addr)
+	kernel := regexp.MustCompile(`kernel (http://\S+)`).FindStringSubmatch(script)
+	if kernel == nil {
+		t.Fatalf("script without a kernel URL:\n%s", script)
+	}
+	u, _ := url.Parse(kernel[1])
+	if code, body := p.get(u.Path, addr); code != http.StatusOK || body != "KERNEL" {
+		t.Fatalf("kernel: %d %q", code, body)
+	}
+	p.get("/f/forged", addr)
+	body := scrape(t, p.f.m.StatusHandler())
+	for _, want := range []string{
+		`ferry_lender_dhcp_requests_total{outcome="ignored",reply=""} 1`,
+		`ferry_lender_dhcp_requests_total{outcome="answered",reply="OFFER"} 1`,
+		`ferry_lender_dhcp_requests_total{outcome="answered",reply="ACK"} 1`,
+		`ferry_lender_netboot_transfers_total{outcome="served",proto="http",what="script"} 1`,
+		`ferry_lender_netboot_transfers_total{outcome="served",proto="http",what="file"} 1`,
+		`ferry_lender_netboot_transfers_total{outcome="refused",proto="http",what="file"} 1`,
+		`ferry_lender_netboot_bytes_total{proto="http",what="file"} 6`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

@@ -57,7 +57,16 @@ func describe(req *dhcpv4.DHCPv4) client {
 // why. It lets a caller (a relay, the lender's tests) drive the server
 // without a link.
 func (s *Server) Answer(ctx context.Context, req *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
-	return s.reply(ctx, req, portDHCP)
+	resp, err := s.reply(ctx, req, portDHCP)
+	switch {
+	case errors.Is(err, errIgnore):
+		s.cfg.Events.DHCP("ignored", "")
+	case err != nil:
+		s.cfg.Events.DHCP("failed", "")
+	default:
+		s.cfg.Events.DHCP("answered", resp.MessageType().String())
+	}
+	return resp, err
 }
 
 // reply answers req, or returns errIgnore (wrapped with the reason) for
