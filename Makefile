@@ -76,6 +76,7 @@ LAB_TIMEOUT ?= 60m
 LAB_TEST     = env FERRY_LAB=1 FERRY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(LAB_TIMEOUT)
 e2e: build
 	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain)$$' ./internal/vmlab/
+	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
 # The long-lease test (internal/vmlab, docs/LAB.md): the whole chain on
