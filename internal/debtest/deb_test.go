@@ -20,7 +20,8 @@ import (
 // nothing else), checks what it put where, then runs what an operator
 // runs on a new lender from the package: ferry lender init, the unit's
 // ExecStart with --check, and the unit's ExecStart itself until it tells
-// systemd READY=1, then SIGTERM until STOPPING=1 and a clean exit.
+// systemd READY=1, then SIGTERM until STOPPING=1 and a clean exit; then
+// borrower init and the gateway unit's ExecStart with --check.
 func TestDebInstallsAndTheLenderUnitRuns(t *testing.T) {
 	deb := os.Getenv("FERRY_DEB")
 	if deb == "" {
@@ -94,6 +95,15 @@ func TestDebInstallsAndTheLenderUnitRuns(t *testing.T) {
 		t.Errorf("%s --check:\n%s", strings.Join(exec, " "), out)
 	}
 	serveUnderNotify(t, root, exec)
+
+	// The borrower side on the same root (a second site's files): the
+	// gateway unit's command line checks what borrower init wrote.
+	chroot(t, root, "/usr/bin/ferry", "borrower", "init", "--name", "acme", "--from-lender", "/var/lib/ferry/lender/for-borrowers",
+		"--gateway", "198.51.100.5", "--lan", "192.0.2.1", "--tunnel-pool", "10.8.1.0/24", "--nfs", "none")
+	gw := execStart(t, filepath.Join(root, "lib/systemd/system/ferry-gateway.service"))
+	if out := chroot(t, root, append(gw, "--check")...); strings.Contains(out, "problem") {
+		t.Errorf("%s --check:\n%s", strings.Join(gw, " "), out)
+	}
 }
 
 // cleanRoot is an empty dpkg root: the database and /bin/sh (a static
