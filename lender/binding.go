@@ -313,6 +313,8 @@ func (m *Manager) resumeBoot(ctx context.Context, rec leaseRec, i int) (ok bool,
 	switch mem.Phase {
 	case PhaseConflict, PhaseReturning, PhaseReturned, PhaseBootTimeout:
 		return true, nil
+	case PhasePowerError:
+		return false, nil // a new boot: startBoots tries the power again
 	case PhaseBooting:
 		if tok.Binding == nil || tok.Binding.Via == ViaEnroll {
 			return false, nil

@@ -149,6 +149,14 @@ func (m *Manager) startBoots(ctx context.Context, rec leaseRec, resume bool) err
 				continue
 			}
 		}
+		if s.Phase == PhasePowerError && resume {
+			// A boot whose power on failed is tried again at a restart
+			// (the driver or its configuration may have been fixed).
+			if err := m.retryPowerError(ctx, rec.ID, i); err != nil {
+				return err
+			}
+			s.Phase = PhaseBooting
+		}
 		if s.Phase == PhaseBooting {
 			idx = append(idx, i)
 		}

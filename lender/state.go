@@ -61,6 +61,24 @@ func (m *Manager) memberFailed(ctx context.Context, leaseID string, i int, from,
 	}
 }
 
+// retryPowerError moves a member in power-error back to booting, for a
+// new boot at a restart.
+func (m *Manager) retryPowerError(ctx context.Context, leaseID string, i int) error {
+	now := m.now().UTC()
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		mem, err := getMember(tx, leaseID, i)
+		if err != nil || mem.Phase != PhasePowerError {
+			return err
+		}
+		mem.Phase, mem.Error = PhaseBooting, ""
+		if err := putMember(tx, leaseID, i, mem); err != nil {
+			return err
+		}
+		return recordEvent(tx, Event{At: now, Kind: EventState, MAC: mem.MAC, Lease: leaseID, Source: "lender",
+			What: "power-error -> booting: power on tried again at start"})
+	})
+}
+
 // watchBoot puts a boot that has not enrolled after ttl in boot-timeout.
 // The timer is cheap and fires once; a boot that enrolled, was cleared
 // or ended is left alone then.

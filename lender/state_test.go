@@ -162,3 +162,28 @@ func TestEventHistoryIsBounded(t *testing.T) {
 		t.Errorf("oldest kept %q, want entry 50", ev[0].What)
 	}
 }
+
+func TestRestartTriesAPowerErrorAgain(t *testing.T) {
+	f := newFixture(t, 1)
+	f.m.power = qmpMissing(t)
+	ctx := context.Background()
+	l, err := f.m.RequestLease(ctx, leaseReq("k1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, f.m, l.ID, PhasePowerError)
+	// A new manager on the same store, its driver fixed (none wired: the
+	// operator powers by hand), as after a restart.
+	m2 := New(f.st, f.m.ca, f.m.log, Options{PublicURL: f.m.url, TokenTTL: time.Minute})
+	if err := m2.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := m2.Lease(ctx, l.ID)
+	if s := got.Servers[0]; s.Phase != PhaseBooting || s.Error != "" {
+		t.Fatalf("after restart: %+v, want booting again", s)
+	}
+	b, ok := m2.BootFor(macOf(0))
+	if !ok || b.Token == "" {
+		t.Fatal("no fresh boot token after restart")
+	}
+}
