@@ -28,6 +28,9 @@ PKGS=(
 	systemd # systemd-analyze: the units verified and their exposure checked (internal/debtest)
 	prometheus # promtool check metrics on the lender's exposition (lender tests); its server is disabled below
 	chromium chromium-driver # the lender's status page checked in a headless browser (borrower tests, chromedp)
+	ovmf ipxe # UEFI lab run: OVMF firmware; iPXE's EFI build (ipxe.efi, snponly.efi) the lender serves over TFTP
+	openipmi ipmitool # IPMI power test: ipmi_sim as the guest's BMC, ipmitool as ferry's driver runs it
+	redfishtool # the Redfish lab service cross-checked with DMTF's own client
 )
 
 missing=()

@@ -65,6 +65,10 @@ type ChainConfig struct {
 	// (scripts/root-init.sh check_foreign) that it, and the directory above
 	// every root, must not mount.
 	StrayRoot bool
+	// Firmware is the lent server's: FirmwareBIOS (default) or FirmwareUEFI;
+	// NoNICROM makes the firmware's own PXE client boot (QEMU.NoNICROM).
+	Firmware string
+	NoNICROM bool
 	// ReadyTimeout bounds lease request -> "ferry-root: ready" (default 10 min).
 	ReadyTimeout time.Duration
 	// RootReady is the console line that says the root is up (default
@@ -128,7 +132,7 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 		t.Fatalf("%v %s", err, out)
 	}
 	c.VM = QEMU{Name: "ferry-lent-server", Dir: cfg.Dir, NetNS: c.L.Name, Tap: "tap0", MAC: ServerMAC,
-		Disk: disk, Paused: true}.Start(t)
+		Disk: disk, Paused: true, Firmware: cfg.Firmware, NoNICROM: cfg.NoNICROM}.Start(t)
 	c.lenderUp()
 	c.StartGateway()
 	c.ganesha()

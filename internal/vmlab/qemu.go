@@ -34,7 +34,29 @@ type QEMU struct {
 	// Timeout bounds QEMU's life (coreutils timeout), as a last resort
 	// behind the test's cleanup; default 2 h.
 	Timeout time.Duration
+
+	// Firmware is FirmwareBIOS (the default, SeaBIOS) or FirmwareUEFI
+	// (OVMF, with its variable store copied into Dir per run).
+	Firmware string
+	// NoNICROM leaves out the NIC's option ROM (QEMU's own iPXE): the
+	// firmware's PXE client boots, as on a server whose NIC has no iPXE.
+	NoNICROM bool
 }
+
+// The firmware a guest boots with (QEMU.Firmware, FERRY_FIRMWARE).
+const (
+	FirmwareBIOS = "bios"
+	FirmwareUEFI = "uefi"
+)
+
+// OVMF's firmware and its variable store template (Debian's ovmf, the 4 MB
+// build without Secure Boot). QEMU's virtio-net under OVMF uses its own
+// iPXE EFI driver ROM (ipxe-qemu's efi-virtio.rom) for the NIC; the PXE
+// client is OVMF's, so the lender's DHCP sees architecture 7.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
 
 // VM is a running guest.
 type VM struct {
@@ -76,14 +98,23 @@ func (q QEMU) Args() []string {
 	if q.Paused {
 		a = append(a, "-S")
 	}
+	if q.Firmware == FirmwareUEFI {
+		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(q.Dir, "OVMF_VARS.fd"))
+	}
+	nic := "virtio-net-pci,netdev=n0,mac=" + q.MAC
+	if q.NoNICROM {
+		nic += ",romfile="
+	}
 	if q.Kernel != "" {
 		a = append(a, "-kernel", q.Kernel, "-initrd", q.Initrd, "-append", q.Append)
+	} else if q.Firmware == FirmwareUEFI {
+		nic += ",bootindex=1" // OVMF takes its boot order from bootindex, not -boot
 	} else {
 		a = append(a, "-boot", "n")
 	}
 	if q.Tap != "" {
-		a = append(a, "-netdev", "tap,id=n0,ifname="+q.Tap+",script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=n0,mac="+q.MAC)
+		a = append(a, "-netdev", "tap,id=n0,ifname="+q.Tap+",script=no,downscript=no", "-device", nic)
 	}
 	if q.Disk != "" {
 		a = append(a, "-drive", "file="+q.Disk+",format=raw,if=virtio")
@@ -98,6 +129,16 @@ func (q QEMU) Start(t testing.TB) *VM {
 	con := filepath.Join(q.Dir, "console.log")
 	if err := os.WriteFile(con, nil, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	switch q.Firmware {
+	case "", FirmwareBIOS:
+	case FirmwareUEFI:
+		// Each run its own variable store: OVMF writes its boot entries there.
+		if out, err := Run("cp", OVMFVars, filepath.Join(q.Dir, "OVMF_VARS.fd")); err != nil {
+			t.Fatalf("OVMF variable store (Debian's ovmf, scripts/ci-deps.sh): %v %s", err, out)
+		}
+	default:
+		t.Fatalf("QEMU %s: firmware %q: want %s or %s", q.Name, q.Firmware, FirmwareBIOS, FirmwareUEFI)
 	}
 	p := Start(t, "qemu "+q.Name, filepath.Join(q.Dir, "qemu.log"), q.Args()...)
 	vm := &VM{Proc: p, Console: &Console{Path: con}, QMP: filepath.Join(q.Dir, "qmp.sock"), log: slog.Default()}
