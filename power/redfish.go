@@ -29,7 +29,9 @@ const maxRedfishBody = 1 << 20
 // service without them gets HTTP Basic on every request. On sets a
 // one-time network boot first (Boot.BootSourceOverrideTarget=Pxe,
 // BootSourceOverrideEnabled=Once, with If-Match of the system's ETag),
-// and On and Off read PowerState back until it is what was asked.
+// and On and Off read PowerState back until it is what was asked. The
+// session lives in the driver for one operation: one operation at a time
+// (the lender makes a driver per action).
 type Redfish struct {
 	Endpoint *url.URL
 	System   string // path of the ComputerSystem; found on first use if empty
