@@ -55,14 +55,7 @@ func (s *Server) serveROM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("mac", t.MAC.String(), "file", s.cfg.EFIFile)
-	root, err := os.OpenRoot(s.cfg.TFTPRoot)
-	if err != nil {
-		log.Error("netboot: EFI binary", "err", err)
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	defer root.Close()
-	f, _, err := openROM(root, []string{s.cfg.EFIFile}, s.cfg.EFIFile)
+	f, _, err := openROM(s.cfg.TFTPRoot, []string{s.cfg.EFIFile}, s.cfg.EFIFile)
 	if err != nil {
 		log.Error("netboot: EFI binary", "err", err)
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -75,6 +76,11 @@ func (c *Config) fill() error {
 	def(&c.TFTPRoot, DefaultTFTPRoot)
 	def(&c.BIOSFile, DefaultBIOSFile)
 	def(&c.EFIFile, DefaultEFIFile)
+	for _, f := range []string{c.BIOSFile, c.EFIFile} {
+		if !filepath.IsLocal(f) || strings.ContainsRune(f, '/') {
+			return fmt.Errorf("netboot: config iPXE file %q: want a file name in the TFTP root", f)
+		}
+	}
 	if c.URLLifetime <= 0 {
 		c.URLLifetime = 5 * time.Minute
 	}

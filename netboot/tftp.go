@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -20,22 +21,20 @@ const (
 	maxTFTPTransfers = 32
 )
 
-// tftpReader serves the iPXE binaries, read-only, from an os.Root so no
-// name escapes TFTPRoot, and only the configured names: a PXE network is
-// no place for a general file server.
+// tftpReader serves the iPXE binaries, read-only, and only the configured
+// names: a PXE network is no place for a general file server.
 type tftpReader struct {
-	root  *os.Root
+	dir   string
 	names []string
 	sem   chan struct{}
 	s     *Server
 }
 
 func (s *Server) newTFTPReader() (*tftpReader, error) {
-	root, err := os.OpenRoot(s.cfg.TFTPRoot)
-	if err != nil {
-		return nil, fmt.Errorf("netboot: tftp root: %w", err)
+	if st, err := os.Stat(s.cfg.TFTPRoot); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("netboot: tftp root %s: not a directory (%v)", s.cfg.TFTPRoot, err)
 	}
-	return &tftpReader{root: root, names: []string{s.cfg.BIOSFile, s.cfg.EFIFile},
+	return &tftpReader{dir: s.cfg.TFTPRoot, names: []string{s.cfg.BIOSFile, s.cfg.EFIFile},
 		sem: make(chan struct{}, maxTFTPTransfers), s: s}, nil
 }
 
@@ -76,16 +75,19 @@ func (t *tftpReader) read(name string, rf io.ReaderFrom) error {
 }
 
 func (t *tftpReader) open(name string) (*os.File, int64, error) {
-	return openROM(t.root, t.names, name)
+	return openROM(t.dir, t.names, name)
 }
 
-// openROM opens name under root if it is one of names, a regular file of
-// at most maxTFTPFile bytes: TFTP and the HTTP boot URL share it.
-func openROM(root *os.Root, names []string, name string) (*os.File, int64, error) {
+// openROM opens name in dir if it is one of names (local names, checked
+// by Config.fill), a regular file of at most maxTFTPFile bytes: TFTP and
+// the HTTP boot URL share it. Symlinks are followed wherever they lead:
+// Debian's ipxe installs ipxe.efi as a link to /boot/ipxe.efi, and only
+// the operator's names are ever opened, never a client's.
+func openROM(dir string, names []string, name string) (*os.File, int64, error) {
 	if !slices.Contains(names, name) {
 		return nil, 0, fmt.Errorf("%q is not served (only %v)", name, names)
 	}
-	f, err := root.Open(name)
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -120,7 +122,6 @@ func (s *Server) ServeTFTP(ctx context.Context, conn net.PacketConn) error {
 		conn.Close()
 		return err
 	}
-	defer r.root.Close()
 	ts := tftp.NewServer(r.read, nil)
 	ts.SetTimeout(5 * time.Second)
 	ts.SetRetries(5)

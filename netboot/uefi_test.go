@@ -146,3 +146,43 @@ func get(s *Server, path string) *httptest.ResponseRecorder {
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec
 }
+
+// Debian's ipxe package installs /usr/lib/ipxe/ipxe.efi as a symlink to
+// /boot/ipxe.efi, outside the TFTP root: the configured names are served
+// wherever their symlinks lead (only they: the client names nothing else).
+func TestEFIBuildBehindAnAbsoluteSymlink(t *testing.T) {
+	cfg := testConfig(ModeDHCP, nil)
+	cfg.TFTPRoot = t.TempDir()
+	boot := filepath.Join(t.TempDir(), "ipxe.efi")
+	os.WriteFile(boot, []byte("MZ-EFI-IPXE"), 0o644)
+	if err := os.Symlink(boot, filepath.Join(cfg.TFTPRoot, "ipxe.efi")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, testPolicy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(s.romURL(macKnown), s.cfg.HTTPBase)
+	if rec := get(s, path); rec.Code != http.StatusOK || rec.Body.String() != "MZ-EFI-IPXE" {
+		t.Fatalf("GET %s: %d %q", path, rec.Code, rec.Body.String())
+	}
+	r, err := s.newTFTPReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, size, err := r.open("ipxe.efi")
+	if err != nil || size != int64(len("MZ-EFI-IPXE")) {
+		t.Fatalf("tftp open ipxe.efi: %d, %v", size, err)
+	}
+	f.Close()
+}
+
+func TestIPXEFileNamesStayInTheTFTPRoot(t *testing.T) {
+	for _, bad := range []string{"../ipxe.efi", "/boot/ipxe.efi", "efi/ipxe.efi"} {
+		cfg := testConfig(ModeDHCP, nil)
+		cfg.EFIFile = bad
+		if _, err := New(cfg, testPolicy(t)); err == nil {
+			t.Errorf("EFIFile %q accepted", bad)
+		}
+	}
+}
