@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +21,10 @@ import (
 // power state back until the BMC reports what was asked.
 type IPMITool struct {
 	Path, Interface, Host, Port, User string
+	// Cipher is ipmitool's -C (the RMCP+ cipher suite ID); "" lets
+	// ipmitool discover the best suite, which costs a BMC that cannot
+	// list its suites (ipmi_sim) a 10 s timeout on every call.
+	Cipher string
 	// BootDev is what On sets for the next boot: "pxe" or "" (leave the
 	// boot order alone, for sites where the network boots first anyway).
 	BootDev string
@@ -46,6 +51,12 @@ func newIPMITool(o *options, log *slog.Logger) (*IPMITool, error) {
 	d := &IPMITool{
 		Path: o.get("path", "ipmitool"), Interface: o.get("interface", "lanplus"),
 		Host: host, Port: o.get("port", ""), User: user, password: pw, log: log, Poll: time.Second,
+		Cipher: o.get("cipher", ""),
+	}
+	if c := d.Cipher; c != "" {
+		if n, err := strconv.Atoi(c); err != nil || n < 0 || n > 255 || strconv.Itoa(n) != c {
+			return nil, o.errorf("cipher", "%q is not a cipher suite ID (0-255)", c)
+		}
 	}
 	switch v := o.get("bootdev", "pxe"); v {
 	case "pxe":
@@ -123,6 +134,9 @@ func (d *IPMITool) args(cmd []string) []string {
 	a := []string{"-I", d.Interface, "-H", d.Host}
 	if d.Port != "" {
 		a = append(a, "-p", d.Port)
+	}
+	if d.Cipher != "" {
+		a = append(a, "-C", d.Cipher)
 	}
 	return append(append(a, "-U", d.User, "-E"), cmd...)
 }

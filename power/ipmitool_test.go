@@ -64,7 +64,7 @@ func TestIPMIToolBootOptions(t *testing.T) {
 	t.Setenv("FERRY_TEST_BMC_PW", "pw")
 	for opt, first := range map[string]string{"uefi": "chassis bootdev pxe options=efiboot", "none": "chassis power on"} {
 		bin, rec := fakeIPMITool(t, "")
-		o := map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", "path": bin}
+		o := map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", "path": bin, "cipher": "3"}
 		if opt == "uefi" {
 			o["firmware"] = "uefi"
 		} else {
@@ -78,11 +78,12 @@ func TestIPMIToolBootOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(rec)
-		if l := strings.SplitN(string(got), "\n", 2)[0]; !strings.HasSuffix(l, " -E "+first) {
+		if l := strings.SplitN(string(got), "\n", 2)[0]; !strings.HasSuffix(l, " -C 3 -U u -E "+first) {
 			t.Errorf("%s: first command %q, want %q", opt, l, first)
 		}
 	}
-	for k, v := range map[string]string{"firmware": "coreboot", "bootdev": "disk"} {
+	for k, v := range map[string]string{"firmware": "coreboot", "bootdev": "disk", "cipher": "-1", "cipher ": "3 "} {
+		k = strings.TrimSpace(k)
 		if _, err := New("ipmitool", map[string]string{"host": "h", "user": "u", "password_env": "FERRY_TEST_BMC_PW", k: v}, nil); err == nil {
 			t.Errorf("%s=%s accepted", k, v)
 		}

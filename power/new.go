@@ -17,7 +17,8 @@ func Drivers() []string { return []string{"ipmitool", "manual", "qmp", "redfish"
 //
 //	ipmitool: host (required), user (required), password_env | password_file
 //	          (exactly one), interface (lanplus), port, path (ipmitool),
-//	          bootdev (pxe | none; pxe), firmware (bios | uefi; bios)
+//	          cipher (ipmitool -C; default: discovered), bootdev (pxe |
+//	          none; pxe), firmware (bios | uefi; bios)
 //	redfish:  endpoint (required, https://bmc), system (/redfish/v1/Systems/ID;
 //	          default: the only member of /redfish/v1/Systems), user,
 //	          password_env | password_file, ca_file, insecure (true|false),
