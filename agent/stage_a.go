@@ -200,7 +200,14 @@ func (a *Agent) kexecLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("kexec loaded", "method", method, "cmdline", cmdline)
+	// Under UEFI the kernel's kexec_file_load passes B the EFI runtime
+	// mappings (setup_data); u-root's kexec_load copies A's boot_params
+	// only and is untried under UEFI: the line says which case this is.
+	fw := "bios"
+	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
+		fw = "uefi"
+	}
+	a.log.Info("kexec loaded", "method", method, "firmware", fw, "cmdline", cmdline)
 	return nil
 }
 

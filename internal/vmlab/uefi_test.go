@@ -3,7 +3,6 @@ package vmlab
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,29 +18,14 @@ import (
 // run it under flock /tmp/ferry-qemu.lock. FERRY_BIN names the ferry
 // binary (else it is built), FERRY_CACHE the kernel cache.
 func TestUEFIChain(t *testing.T) {
-	if os.Getenv("FERRY_LAB") == "" {
-		t.Skip("lab run under QEMU: set FERRY_LAB=1 (root, QEMU with OVMF, minutes); run under flock /tmp/ferry-qemu.lock")
-	}
+	requireLab(t, "ganesha.nfsd", "tcpdump", "nft", "curl")
 	for _, f := range []string{OVMFCode, OVMFVars, "/usr/lib/ipxe/ipxe.efi", "/usr/lib/ipxe/qemu/efi-virtio.rom"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatalf("%v (Debian's ovmf, ipxe and ipxe-qemu: scripts/ci-deps.sh)", err)
 		}
 	}
-	for _, c := range []string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft", "curl", "busybox", "cpio", "zstd"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("missing %s (scripts/ci-deps.sh)", c)
-		}
-	}
 	repo := Repo(t)
-	ferry := os.Getenv("FERRY_BIN")
-	if ferry == "" {
-		ferry = filepath.Join(t.TempDir(), "ferry")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", ferry, ".")
-		cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	ferry := labFerry(t, repo)
 	lab := filepath.Join(repo, "build", "uefi-lab")
 	t0 := time.Now()
 	im := BuildImages(t, repo, ferry, lab)
@@ -52,7 +36,9 @@ func TestUEFIChain(t *testing.T) {
 	}{{"nic-rom", false}, {"firmware-pxe", true}} {
 		t.Run(v.name, func(t *testing.T) { uefiChain(t, ferry, im, filepath.Join(lab, "run-"+v.name), v.noROM) })
 	}
-	t.Logf("UEFI chain runs passed in %s", time.Since(t0).Round(time.Second))
+	if !t.Failed() {
+		t.Logf("UEFI chain runs passed in %s", time.Since(t0).Round(time.Second))
+	}
 }
 
 // uefiChain is one run: with noROM, OVMF's own PXE client asks (as
@@ -60,11 +46,7 @@ func TestUEFIChain(t *testing.T) {
 // ROM is the NIC's driver and asks as iPXE straight away.
 func uefiChain(t *testing.T, ferry string, im Images, dir string, noROM bool) {
 	os.RemoveAll(dir)
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		}
-	})
+	keepOnFailure(t, dir, "FERRY_LAB_KEEP")
 	c := NewChain(t, ChainConfig{Ferry: ferry, Images: im, Dir: dir, DataPlane: "kernel", Firmware: FirmwareUEFI,
 		NoNICROM: noROM, ReadyTimeout: 20 * time.Minute})
 	ready := c.Request()
@@ -82,7 +64,7 @@ func uefiChain(t *testing.T, ferry string, im Images, dir string, noROM bool) {
 	if !noROM && served {
 		c.Fail("ipxe.efi went over TFTP though the NIC's iPXE ROM should have asked for its script")
 	}
-	for _, m := range []string{"method=kexec_file_load", "ferry-root: ready"} {
+	for _, m := range []string{"method=kexec_file_load firmware=uefi", "ferry-root: ready"} {
 		if !strings.Contains(con, m) {
 			c.Fail("console lacks %q", m)
 		}
