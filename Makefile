@@ -75,7 +75,7 @@ NOSURV      := scripts/no-survivors.sh
 LAB_TIMEOUT ?= 60m
 LAB_TEST     = env FERRY_LAB=1 FERRY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(LAB_TIMEOUT)
 e2e: build
-	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain)$$' ./internal/vmlab/
+	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain|TestUEFIChain|TestIPMIPower|TestRedfishPower)$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
