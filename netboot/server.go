@@ -117,7 +117,8 @@ func (p *Pool) check(server netip.Addr) error {
 }
 
 // Serve loads the stored DHCP leases, then runs the DHCP, TFTP and HTTP
-// servers until ctx ends or one fails.
+// servers until ctx ends or one fails, and in ModeDHCP answers IPv6
+// router solicitations (ra_linux.go).
 func (s *Server) Serve(ctx context.Context) error {
 	if s.leases != nil {
 		if err := s.leases.load(ctx, s.now()); err != nil {
@@ -126,6 +127,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if s.cfg.Mode == ModeDHCP {
+		// Not fatal: without it iPXE only waits longer (ra_linux.go).
+		go func() {
+			if err := s.serveRA(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("netboot: no IPv6 router advertisements: iPXE waits about 16 s for IPv6 on a link without a router", "err", err)
+			}
+		}()
+	}
 	run := []func(context.Context) error{s.serveHTTP, s.serveTFTP, s.serveDHCP}
 	errc := make(chan error, len(run))
 	for _, f := range run {
