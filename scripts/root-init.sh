@@ -40,7 +40,7 @@ say "init started as pid $$ (uptime $(up) s)"
 # What this variant of the lab expects (root_fstype=nfs|nfs4, nfs_version=,
 # and, in the managed chain, foreign_root= and roots_parent=: NFS sources
 # this server must not be able to read, see check_foreign below).
-root_fstype=; nfs_version=; foreign_root=; roots_parent=
+root_fstype=; nfs_version=; foreign_root=; roots_parent=; sibling_roots=; peer_vips=
 [ -r /etc/ferry-lab.conf ] && . /etc/ferry-lab.conf
 
 # The file system type of the mount that is the root (last " / " entry wins),
@@ -168,6 +168,39 @@ check_foreign() {
 }
 [ -n "$foreign_root" ] && check_foreign
 
+# A lease of several servers (the lab's sibling_roots=N, peer_vips=): the
+# roots of one lease are LEASE-0 .. LEASE-(N-1) under the same directory,
+# and each server has its own tunnel address. Run when the host creates
+# /cross-check in this root, i.e. once every server of the lease is up and
+# exported: each sibling root must be refused, and nothing may answer at
+# another server's tunnel address (root's httpd :80, keeper :7070).
+check_cross() {
+	self=$(awk '$2 == "/" && $3 ~ /^nfs/ { s = $1 } END { print s }' /proc/mounts)
+	base=${self%-*} own=${self##*-} j=0
+	while [ "$j" -lt "${sibling_roots:-0}" ]; do
+		if [ "$j" != "$own" ]; then
+			if out=$(nfs_try "$base-$j" /tmp/ferry-sibling); then
+				check sibling-root FAIL "mounted $base-$j, another server's root: $(ls /tmp/ferry-sibling | head -5 | tr '\n' ' ')"
+				umount /tmp/ferry-sibling
+			else
+				check sibling-root ok "refused $base-$j: ${out:-mount failed} (own root $self)"
+			fi
+		fi
+		j=$((j + 1))
+	done
+	for v in $peer_vips; do
+		ip -o -4 addr show | grep -q " $v/" && continue
+		for port in 80 7070; do
+			out=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 nc -w 5 "$v" "$port" 2>&1)
+			case "$out" in
+			*HTTP*) check peer-address FAIL "$v:$port answered: $(echo "$out" | head -1)" ;;
+			*) check peer-address ok "$v:$port unreachable: ${out:-no answer}" ;;
+			esac
+		done
+	done
+	say "cross-checks done"
+}
+
 if httpd -p 80 -h /srv; then
 	say "httpd serving /srv on :80"
 else
@@ -251,8 +284,9 @@ trap clean_shutdown USR2 38
 
 # Wait for the host. Negative dentries of an NFS root are cached up to
 # acdirmax (60 s): drop them each round so a new file shows at once.
-i=0
+i=0 crossed=0
 while [ ! -e /poweroff-request ] && [ $i -lt $WAIT ]; do
+	if [ $crossed = 0 ] && [ -e /cross-check ]; then crossed=1; check_cross; fi
 	sleep 1
 	i=$((i + 1))
 	echo 2 > /proc/sys/vm/drop_caches 2>/dev/null

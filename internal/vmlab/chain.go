@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,26 +79,40 @@ type ChainConfig struct {
 	RootReady, RootDown *regexp.Regexp
 	// NetbootExtra are more keys for the lender's "netboot" section.
 	NetbootExtra map[string]any
+	// Servers is how many lent servers the lab has (default 1), all
+	// leased by one request: server i has tap i, MAC ServerMACs(i) and
+	// its own disk copy, console and QMP socket (in Dir for the first,
+	// Dir/server-i for the others). MemMB and SMP size each guest
+	// (default QEMU's).
+	Servers    int
+	MemMB, SMP int
 }
+
+// serverMAC is lent server i's MAC (the first is ServerMAC).
+func serverMAC(i int) string { return fmt.Sprintf("52:54:00:50:00:%02x", 0x10+i) }
 
 // Chain is the running lab: three namespaces (lender, WAN, borrower), the
 // managers, the gateway, nfs-ganesha, two captures and the lent server.
 type Chain struct {
-	Cfg          ChainConfig
-	L, W, B      *netnstest.NS
-	VM           *VM
-	WAN, LAN     *Capture
-	Lender       *Proc
-	Gateway      *Proc
-	Borrower     *Proc
-	Lease        string
-	ServerIP     string // from the lender's DHCP pool, read off the console
-	VIP          string // the tunnel address the keeper reported
-	BigSHA256    string // the digest of /soak/big.in
-	pki          map[string]string
-	ldir, bdir   string
-	lenderConfig string
-	t            testing.TB
+	Cfg      ChainConfig
+	L, W, B  *netnstest.NS
+	VM       *VM   // the first lent server (VMs[0])
+	VMs      []*VM // every lent server, in the order of ChainConfig.Servers
+	WAN, LAN *Capture
+	Lender   *Proc
+	Gateway  *Proc
+	Borrower *Proc
+	Lease    string
+	ServerIP string // from the lender's DHCP pool, read off the console
+	VIP      string // the tunnel address the keeper reported
+	// ServerIPs and VIPs are every server's, in the order of VMs
+	// (ServerIP and VIP are the first's).
+	ServerIPs, VIPs []string
+	BigSHA256       string // the digest of /soak/big.in
+	pki             map[string]string
+	ldir, bdir      string
+	lenderConfig    string
+	t               testing.TB
 }
 
 // NewChain brings the lab up to the point where a lease request would
@@ -115,6 +130,9 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 	if cfg.RootReady == nil {
 		cfg.RootReady = reReady
 	}
+	if cfg.Servers == 0 {
+		cfg.Servers = 1
+	}
 	c := &Chain{Cfg: cfg, t: t, ldir: filepath.Join(cfg.Dir, "lender"), bdir: filepath.Join(cfg.Dir, "borrower"), pki: map[string]string{}}
 	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, "pki")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -127,18 +145,30 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 	c.topology()
 	c.WAN = StartCapture(t, c.W.Name, "wan", filepath.Join(cfg.Dir, "wan.pcap"))
 	c.LAN = StartCapture(t, c.L.Name, "lan", filepath.Join(cfg.Dir, "lan.pcap"))
-	disk := filepath.Join(cfg.Dir, "disk.raw")
-	if out, err := Run("cp", "--sparse=always", cfg.Images.Disk, disk); err != nil {
-		t.Fatalf("%v %s", err, out)
+	for i := 0; i < cfg.Servers; i++ {
+		dir, name := cfg.Dir, "ferry-lent-server"
+		if i > 0 {
+			dir, name = filepath.Join(cfg.Dir, fmt.Sprintf("server-%d", i)), fmt.Sprintf("ferry-lent-server-%d", i)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		disk := filepath.Join(dir, "disk.raw")
+		if out, err := Run("cp", "--sparse=always", cfg.Images.Disk, disk); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		c.VMs = append(c.VMs, QEMU{Name: name, Dir: dir, NetNS: c.L.Name, Tap: fmt.Sprintf("tap%d", i), MAC: serverMAC(i),
+			Disk: disk, Paused: true, Firmware: cfg.Firmware, NoNICROM: cfg.NoNICROM, MemMB: cfg.MemMB, SMP: cfg.SMP}.Start(t))
 	}
-	c.VM = QEMU{Name: "ferry-lent-server", Dir: cfg.Dir, NetNS: c.L.Name, Tap: "tap0", MAC: ServerMAC,
-		Disk: disk, Paused: true, Firmware: cfg.Firmware, NoNICROM: cfg.NoNICROM}.Start(t)
+	c.VM = c.VMs[0]
 	c.lenderUp()
 	c.StartGateway()
 	c.ganesha()
 	c.borrowerUp()
-	if c.VM.Console.Text() != "" {
-		t.Fatalf("the guest printed before the lender powered it on: %s", c.VM.Console.Tail(500))
+	for _, vm := range c.VMs {
+		if vm.Console.Text() != "" {
+			t.Fatalf("a guest printed before the lender powered it on: %s", vm.Console.Tail(500))
+		}
 	}
 	return c
 }
@@ -248,8 +278,11 @@ func (c *Chain) topology() {
 	ip("-n", c.B.Name, "addr", "add", GatewayIP+"/24", "dev", "bw0")
 	ip("-n", c.B.Name, "link", "set", "bw0", "up")
 	ip("-n", c.L.Name, "link", "add", "lan", "type", "bridge")
-	ip("-n", c.L.Name, "tuntap", "add", "dev", "tap0", "mode", "tap")
-	ip("-n", c.L.Name, "link", "set", "tap0", "master", "lan", "up")
+	for i := 0; i < c.Cfg.Servers; i++ {
+		tap := fmt.Sprintf("tap%d", i)
+		ip("-n", c.L.Name, "tuntap", "add", "dev", tap, "mode", "tap")
+		ip("-n", c.L.Name, "link", "set", tap, "master", "lan", "up")
+	}
 	ip("-n", c.L.Name, "addr", "add", LenderIP+"/24", "dev", "lan")
 	ip("-n", c.L.Name, "link", "set", "lan", "up")
 	c.L.Run(c.t, "", "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -304,9 +337,11 @@ func (c *Chain) lenderUp() {
 		"m2m_listen": LenderWANIP + ":9443", "m2m_cert": c.pki["lender-m2m"], "m2m_key": c.pki["lender-m2m.key"],
 		"m2m_client_ca": c.pki["borrower-ca"], "token_ttl": "10m", "netboot": nb})
 	c.StartLender()
-	if out, err := Run(c.Cfg.Ferry, "lender", "server", "add", "--dir", c.ldir, "--mac", ServerMAC, "--power", "qmp",
-		"--power-opt", "socket="+c.VM.QMP, "--power-opt", "off=quit"); err != nil {
-		c.t.Fatalf("lender server add: %v %s", err, out)
+	for i, vm := range c.VMs {
+		if out, err := Run(c.Cfg.Ferry, "lender", "server", "add", "--dir", c.ldir, "--mac", serverMAC(i), "--power", "qmp",
+			"--power-opt", "socket="+vm.QMP, "--power-opt", "off=quit"); err != nil {
+			c.t.Fatalf("lender server add: %v %s", err, out)
+		}
 	}
 }
 
@@ -443,12 +478,12 @@ var (
 	reVIP     = regexp.MustCompile(`ferry: tunnel up gateway=[0-9.]+ vip=([0-9.]+) \(keeper\) via (kernel ESP|user-space ESP)`)
 )
 
-// Request asks the borrower for a lease of the one server and waits until
-// its root says ready; it records the lease, the server's address and the
-// keeper's tunnel address.
+// Request asks the borrower for one lease of every server and waits until
+// each root says ready (the time until the last); it records the lease,
+// the servers' addresses and the keepers' tunnel addresses.
 func (c *Chain) Request() time.Duration {
 	t0 := time.Now()
-	out, err := Run(c.Cfg.Ferry, "borrower", "lease", "request", "--dir", c.bdir, "--count", "1", "--image", "b1",
+	out, err := Run(c.Cfg.Ferry, "borrower", "lease", "request", "--dir", c.bdir, "--count", strconv.Itoa(len(c.VMs)), "--image", "b1",
 		"--key", fmt.Sprintf("soak-%d", time.Now().UnixNano()))
 	if err != nil {
 		c.t.Fatalf("lease request: %v", err)
@@ -458,21 +493,27 @@ func (c *Chain) Request() time.Duration {
 		c.t.Fatalf("lease request printed %q, want a lease id", out)
 	}
 	c.Lease = m[1]
-	if _, err := c.VM.Console.Expect(c.Cfg.RootReady, c.Cfg.ReadyTimeout, c.VM.Done()); err != nil {
-		c.Fail("the borrower's root never said ready: %v", err)
+	end := t0.Add(c.Cfg.ReadyTimeout)
+	c.ServerIPs, c.VIPs = nil, nil
+	for i, vm := range c.VMs {
+		if _, err := vm.Console.Expect(c.Cfg.RootReady, time.Until(end), vm.Done()); err != nil {
+			c.Fail("server %d: the borrower's root never said ready: %v", i, err)
+		}
 	}
 	ready := time.Since(t0)
-	con := c.VM.Console.Text()
-	if m := reAddress.FindStringSubmatch(con); m != nil {
-		c.ServerIP = m[1]
-	} else {
-		c.Fail("image A printed no address from the lender's DHCP pool")
+	for i, vm := range c.VMs {
+		con := vm.Console.Text()
+		m := reAddress.FindStringSubmatch(con)
+		if m == nil {
+			c.Fail("server %d: image A printed no address from the lender's DHCP pool", i)
+		}
+		v := reVIP.FindAllStringSubmatch(con, -1)
+		if v == nil {
+			c.Fail("server %d: the keeper never reported the tunnel up", i)
+		}
+		c.ServerIPs, c.VIPs = append(c.ServerIPs, m[1]), append(c.VIPs, v[len(v)-1][1])
 	}
-	if m := reVIP.FindAllStringSubmatch(con, -1); m != nil {
-		c.VIP = m[len(m)-1][1]
-	} else {
-		c.Fail("the keeper never reported the tunnel up")
-	}
+	c.ServerIP, c.VIP = c.ServerIPs[0], c.VIPs[0]
 	return ready
 }
 
@@ -483,7 +524,9 @@ func (c *Chain) Fail(format string, a ...any) {
 	for _, f := range []string{"lender.log", "borrower.log", "gateway.log", "ganesha.log"} {
 		fmt.Fprintf(&b, "--- %s (tail)\n%s\n", f, tailFile(c.path(f), 1200))
 	}
-	fmt.Fprintf(&b, "--- console (tail)\n%s\n", c.VM.Console.Tail(3000))
+	for i, vm := range c.VMs {
+		fmt.Fprintf(&b, "--- console of server %d (tail)\n%s\n", i, vm.Console.Tail(3000))
+	}
 	c.t.Fatalf("%s (files in %s)\n%s", fmt.Sprintf(format, a...), c.Cfg.Dir, b.String())
 }
 
@@ -545,31 +588,34 @@ func (c *Chain) WANUp() error {
 	return err
 }
 
-// Return runs `ferry borrower lease return` and waits for the guest to
+// Return runs `ferry borrower lease return` and waits for every guest to
 // power off by itself; it returns the outcome `lease show` recorded.
 func (c *Chain) Return(ctx context.Context) (string, error) {
 	if out, err := Run(c.Cfg.Ferry, "borrower", "lease", "return", "--dir", c.bdir, c.Lease); err != nil {
 		return out, err
 	}
-	if !c.VM.Wait(60 * time.Second) {
-		c.VM.Quit(ctx)
-		return "", fmt.Errorf("the guest did not power off by itself within 60 s of the return (QMP quit sent)")
-	}
 	down := c.Cfg.RootDown
 	if down == nil && c.Cfg.RootReady == reReady {
 		down = reDown
 	}
-	if down != nil && !down.MatchString(c.VM.Console.Text()) {
-		return "", fmt.Errorf("the root's init never got the keeper's power-off signal (no %q on the console)", down)
+	end := time.Now().Add(60 * time.Second)
+	for i, vm := range c.VMs {
+		if !vm.Wait(time.Until(end)) {
+			vm.Quit(ctx)
+			return "", fmt.Errorf("server %d did not power off by itself within 60 s of the return (QMP quit sent)", i)
+		}
+		if down != nil && !down.MatchString(vm.Console.Text()) {
+			return "", fmt.Errorf("server %d: the root's init never got the keeper's power-off signal (no %q on the console)", i, down)
+		}
 	}
 	show, _ := Run(c.Cfg.Ferry, "borrower", "lease", "show", "--dir", c.bdir, c.Lease)
-	if !regexp.MustCompile(`(?m)^shutdown \S+ +clean`).MatchString(show) {
-		return show, fmt.Errorf("lease show does not record a clean shutdown")
+	if n := len(regexp.MustCompile(`(?m)^shutdown \S+ +clean`).FindAllString(show, -1)); n != len(c.VMs) {
+		return show, fmt.Errorf("lease show records %d clean shutdowns, want %d", n, len(c.VMs))
 	}
 	return show, nil
 }
 
-// Leaks lists the lent server's packets seen in clear: on the WAN,
+// Leaks lists the lent servers' packets seen in clear: on the WAN,
 // anything of it that is not IKE/ESP (UDP 500/4500) and anything of the
 // borrower's networks towards it not inside ESP; on the lender LAN the
 // same, except what it says to the lender itself (DHCP, TFTP, HTTP(S),
@@ -589,10 +635,12 @@ func (c *Chain) Leaks() (wan, lan []string, err error) {
 		}
 		return l
 	}
-	wan = append(q(c.WAN, "src host "+c.ServerIP+" and not "+ike),
-		q(c.WAN, "src net 10.52.0.0/16 and dst host "+c.ServerIP+" and not "+ike)...)
-	lan = append(q(c.LAN, "src host "+c.ServerIP+" and not dst host "+LenderIP+" and not "+ike+" and not (udp port 67 or udp port 68) and not arp"),
-		q(c.LAN, "net 10.52.0.0/16 and not "+ike)...)
+	for _, srv := range c.ServerIPs {
+		wan = append(wan, q(c.WAN, "src host "+srv+" and not "+ike)...)
+		wan = append(wan, q(c.WAN, "src net 10.52.0.0/16 and dst host "+srv+" and not "+ike)...)
+		lan = append(lan, q(c.LAN, "src host "+srv+" and not dst host "+LenderIP+" and not "+ike+" and not (udp port 67 or udp port 68) and not arp")...)
+	}
+	lan = append(lan, q(c.LAN, "net 10.52.0.0/16 and not "+ike)...)
 	return wan, lan, err
 }
 
