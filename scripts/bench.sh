@@ -6,7 +6,8 @@
 # servers through the real managers to ferry's gateway and to strongSwan's
 # charon (handshakes/s, memory per SA, CPU), the binary's
 # size, initrd(A)'s size before/after, and (FERRY_BENCH_CHAIN=1) the
-# transfer's time under QEMU with its timeline.
+# transfer's time under QEMU with its timeline, and (FERRY_BENCH_ROOTS=1)
+# the transfer with a 200 MB and a 2 GB root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRY=$(realpath "${1:-./ferry}")
@@ -65,4 +66,15 @@ if [ "${FERRY_BENCH_CHAIN:-}" = 1 ]; then
 		go test -count=1 -v -timeout 30m -run '^TestFullChain$' ./internal/vmlab/ 2>&1) || { tail -20 <<<"$out"; exit 1; }
 	sed -n '/^timeline/,/full chain: ok/p' <<<"$out"
 	echo "baseline (main before image A lean, issue 10): lease request -> root ready 60 s, ~29 s before image A's kernel started"
+fi
+
+# Root size must not matter (issue 10): the chain once with a 200 MB root
+# template and once with a 2 GB one (a file of pseudo-random bytes, not
+# sparse), lease request -> root ready each and their ratio.
+# FERRY_BENCH_ROOTS=1 runs it (minutes, holds the machine's QEMU lock).
+if [ "${FERRY_BENCH_ROOTS:-}" = 1 ]; then
+	echo "== root size: lease request -> root ready with a 200 MB and a 2 GB root (internal/vmlab TestRootSizes, TCG)"
+	out=$(flock /tmp/ferry-qemu.lock env FERRY_LAB=1 FERRY_BIN="$FERRY" FERRY_ROOT_SIZES="200 2048" \
+		go test -count=1 -v -timeout 40m -run '^TestRootSizes$' ./internal/vmlab/ 2>&1) || { tail -20 <<<"$out"; exit 1; }
+	grep -E '^root ' <<<"$out"
 fi

@@ -495,9 +495,16 @@ func (c *Chain) Request() time.Duration {
 	c.Lease = m[1]
 	end := t0.Add(c.Cfg.ReadyTimeout)
 	c.ServerIPs, c.VIPs = nil, nil
+	// A panicked guest halts (-no-reboot) without exiting: stop waiting
+	// for it at once.
+	readyOrPanic := regexp.MustCompile(`(` + c.Cfg.RootReady.String() + `)|Kernel panic - not syncing.*`)
 	for i, vm := range c.VMs {
-		if _, err := vm.Console.Expect(c.Cfg.RootReady, time.Until(end), vm.Done()); err != nil {
+		m, err := vm.Console.Expect(readyOrPanic, time.Until(end), vm.Done())
+		if err != nil {
 			c.Fail("server %d: the borrower's root never said ready: %v", i, err)
+		}
+		if m[1] == "" {
+			c.Fail("server %d: %s", i, m[0])
 		}
 	}
 	ready := time.Since(t0)

@@ -19,12 +19,12 @@ import (
 // reaches its own root; then, from each, every other server's root is
 // refused and nothing answers at another server's tunnel address; one
 // return powers all three off cleanly and takes every export away.
-// FERRY_THREE_MEM sets each guest's memory in MB (default 256, the
+// FERRY_THREE_MEM sets each guest's memory in MB (default 384, the
 // smallest that worked here); FERRY_FULL_KEEP=1 keeps the work directory.
 func TestThreeServers(t *testing.T) {
 	requireLab(t, "ganesha.nfsd", "tcpdump", "curl", "unshare", "nft")
 	const n = 3
-	mem := 256
+	mem := 384
 	if v := os.Getenv("FERRY_THREE_MEM"); v != "" {
 		var err error
 		if mem, err = strconv.Atoi(v); err != nil || mem < 128 {
