@@ -66,7 +66,8 @@ test:
 # The lab runs under QEMU (internal/vmlab, docs/LAB.md), one after the
 # other in one go test: the kernel path A -> kexec -> B -> NFS root over
 # NFSv4.1 and NFSv3, kernel ESP in a guest against ferry gateway and
-# strongSwan, PXE from ferry lender and the whole managed chain; then the
+# strongSwan, PXE from ferry lender, the whole managed chain and one lease
+# of three lent servers (about 3 minutes); then the
 # short soak (about 6 minutes). A process a run started that outlives it
 # fails it (vmlab.NoSurvivors; no-survivors.sh around the soak's make).
 # make e2e takes no QEMU lock: whoever runs it holds the machine's
@@ -75,7 +76,7 @@ NOSURV      := scripts/no-survivors.sh
 LAB_TIMEOUT ?= 60m
 LAB_TEST     = env FERRY_LAB=1 FERRY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(LAB_TIMEOUT)
 e2e: build
-	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain|TestUEFIChain|TestIPMIPower|TestRedfishPower)$$' ./internal/vmlab/
+	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain|TestThreeServers|TestUEFIChain|TestIPMIPower|TestRedfishPower)$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
