@@ -13,6 +13,7 @@ import (
 
 	"ferry/api"
 	"ferry/gatewayctl"
+	"ferry/internal/atomicfile"
 )
 
 // Bounds of the CRL relay.
@@ -67,7 +68,7 @@ func (m *Manager) relayCRL(ctx context.Context) error {
 	if bytes.Equal(old, der) {
 		return nil
 	}
-	if err := writeFileAtomic(m.cfg.GatewayCRLFile, der, 0o644); err != nil {
+	if err := atomicfile.Write(m.cfg.GatewayCRLFile, der, 0o644); err != nil {
 		return fmt.Errorf("gateway_crl_file: %w", err)
 	}
 	m.log.Info("lender CRL relayed to the gateway", "path", m.cfg.GatewayCRLFile, "bytes", len(der))

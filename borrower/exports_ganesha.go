@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"ferry/internal/atomicfile"
 )
 
 // ganeshaExports is nfs-ganesha: ferry's exports are one generated file
@@ -38,7 +39,7 @@ func (g *ganeshaExports) Set(ctx context.Context, want []Export) error {
 		return fmt.Errorf("ganesha exports %s: %w", g.file, err)
 	}
 	if string(old) != text {
-		if err := writeFileAtomic(g.file, []byte(text), 0o644); err != nil {
+		if err := atomicfile.Write(g.file, []byte(text), 0o644); err != nil {
 			return fmt.Errorf("ganesha exports: %w", err)
 		}
 	}
@@ -94,41 +95,6 @@ func ganeshaConf(want []Export) string {
 		fmt.Fprintf(&b, "\tCLIENT { Clients = %s; Access_Type = RW; Squash = No_Root_Squash; }\n}\n", e.Client)
 	}
 	return b.String()
-}
-
-// writeFileAtomic replaces path with data through a synced temporary
-// file in the same directory: a reader sees the old file or the new one.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // ownFile takes an exclusive flock on path (created 0600) and keeps it

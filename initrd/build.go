@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"ferry/internal/atomicfile"
 )
 
 // BuildOptions tunes Build.
@@ -37,7 +39,7 @@ func Build(outPath string, files []File, opt BuildOptions) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(outPath, 0o644, func(f *os.File) error {
+	return atomicfile.WriteFunc(outPath, 0o644, func(f *os.File) error {
 		_, _, err := writeSegment(f, all, opt.Compression)
 		if err != nil {
 			return fmt.Errorf("build %s: %w", outPath, err)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+
+	"ferry/internal/atomicfile"
 )
 
 // PatchOptions tunes Patch.
@@ -70,7 +72,7 @@ func Patch(inPath, outPath string, files []File, opt PatchOptions) (*PatchReport
 		return nil, fmt.Errorf("new segment compression %s: want none, gzip or lz4", opt.Compression)
 	}
 	// 0600: the new segment carries the lease's private key.
-	err = writeAtomic(outPath, 0o600, func(out *os.File) error {
+	err = atomicfile.WriteFunc(outPath, 0o600, func(out *os.File) error {
 		return patchInto(out, in, layout, files, rep)
 	})
 	if err != nil {

@@ -2,11 +2,12 @@ package nfsroot
 
 import (
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ferry/internal/atomicfile"
 )
 
 // Mode says where PlaceState puts the state directory in the new root.
@@ -84,37 +85,11 @@ func copyTree(src, dst string) error {
 	})
 }
 
-func copyFileAtomic(src, dst string, perm fs.FileMode) (err error) {
+func copyFileAtomic(src, dst string, perm fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes it 0600: widen only after the contents are in.
-	if _, err = io.Copy(tmp, in); err != nil {
-		return fmt.Errorf("copy %s to %s: %w", src, tmp.Name(), err)
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync(%q) = %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	return nil
+	return atomicfile.Copy(dst, in, perm)
 }

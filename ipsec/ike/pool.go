@@ -10,9 +10,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
+
+	"ferry/internal/atomicfile"
 )
 
 // ErrPoolExhausted is returned when every address of a pool is bound.
@@ -247,31 +248,8 @@ func (p *Pool) save() error {
 	for _, b := range out {
 		enc.Encode(b)
 	}
-	if err := writeAtomic(p.path, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(p.path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("ike: pool file: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, synced, then renamed over it.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	return err
 }
