@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"ferry/internal/atomicfile"
 )
 
 // File names inside an image's directory.
@@ -116,7 +118,7 @@ func (d *Dir) bundle(tmp, modulesDir, release string, inInitrd map[string]bool) 
 func (d *Dir) commit(ctx context.Context, tmp string, im Image) (Image, error) {
 	dst := filepath.Join(d.Root, im.Name)
 	if err := os.Rename(tmp, dst); err == nil {
-		syncDir(d.Root)
+		atomicfile.SyncDir(d.Root)
 		d.Log.Info("image added", "image", im.Name, "release", im.Release,
 			"kernel_sha256", im.Kernel.SHA256, "initrd_sha256", im.Initrd.SHA256, "modules", bundleCount(im))
 		return d.Get(ctx, im.Name)
@@ -204,7 +206,7 @@ func (d *Dir) Remove(ctx context.Context, name string) error {
 		os.Remove(gone)
 		return fmt.Errorf("image %s: %w", name, err)
 	}
-	syncDir(d.Root)
+	atomicfile.SyncDir(d.Root)
 	d.Log.Info("image removed", "image", name)
 	if err := os.RemoveAll(gone); err != nil {
 		return fmt.Errorf("image %s: removed, but deleting its files: %w", name, err)
@@ -232,12 +234,4 @@ func writeManifest(p string, im Image) error {
 		return fmt.Errorf("manifest %s: %w", p, err)
 	}
 	return nil
-}
-
-// syncDir makes a rename durable; failure only weakens durability.
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
-	}
 }

@@ -8,9 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 
+	"ferry/internal/atomicfile"
 	"ferry/ipsec/authz"
 )
 
@@ -144,7 +144,7 @@ func readAllowFile(p string) ([]Entry, error) {
 
 // writeAllowFile replaces p with entries, sorted by lease then pin, through
 // a synced temporary file in the same directory.
-func writeAllowFile(p string, entries []Entry) (err error) {
+func writeAllowFile(p string, entries []Entry) error {
 	sort.SliceStable(entries, func(i, j int) bool {
 		if entries[i].Lease != entries[j].Lease {
 			return entries[i].Lease < entries[j].Lease
@@ -156,29 +156,7 @@ func writeAllowFile(p string, entries []Entry) (err error) {
 	for _, e := range entries {
 		buf.Write(line(e))
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("allow list %s: %w", p, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(buf.Bytes()); err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
+	if err := atomicfile.Write(p, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("allow list %s: write: %w", p, err)
 	}
 	return nil

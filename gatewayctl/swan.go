@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/strongswan/govici/vici"
+
+	"ferry/internal/atomicfile"
 )
 
 // Swan talks to a running charon through its VICI socket.
@@ -152,8 +154,8 @@ func WriteSnippet(dir string, c Conn) (string, error) {
 		if f.data == nil {
 			continue // no public key: the conn names the server's identity
 		}
-		if err := writeAtomic(f.p, f.data); err != nil {
-			return "", err
+		if err := atomicfile.Write(f.p, f.data, 0o644); err != nil {
+			return "", fmt.Errorf("snippet: %w", err)
 		}
 	}
 	return base + ".conf", nil
@@ -169,18 +171,6 @@ func RemoveSnippet(dir, lease, server string) error {
 		if err := os.Remove(base + ext); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("snippet: %w", err)
 		}
-	}
-	return nil
-}
-
-func writeAtomic(p string, data []byte) error {
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("snippet: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("snippet: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"ferry/api"
 	"ferry/configfile"
+	"ferry/internal/atomicfile"
 	"ferry/lenderca"
 	"ferry/pki"
 )
@@ -283,21 +284,8 @@ func AdmitBorrower(dir, name, caFile string, force bool) (string, error) {
 	if _, err := os.Lstat(path); err == nil && !force {
 		return "", fmt.Errorf("%s exists: borrower %s is admitted already (--force replaces its CA)", path, name)
 	}
-	t, err := os.CreateTemp(dir, "."+name+".pem.tmp-*")
-	if err != nil {
-		return "", err
+	if err := atomicfile.Write(path, pki.CertPEM(certs...), 0o644); err != nil {
+		return "", fmt.Errorf("admit borrower %s: %w", name, err)
 	}
-	defer os.Remove(t.Name())
-	if _, err := t.Write(pki.CertPEM(certs...)); err != nil {
-		t.Close()
-		return "", err
-	}
-	if err := t.Chmod(0o644); err != nil {
-		t.Close()
-		return "", err
-	}
-	if err := t.Close(); err != nil {
-		return "", err
-	}
-	return path, os.Rename(t.Name(), path)
+	return path, nil
 }

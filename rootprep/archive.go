@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"ferry/internal/atomicfile"
 )
 
 // Archive packs the root at dir (directly under Roots) into
@@ -34,7 +36,7 @@ func (p *Preparer) Archive(ctx context.Context, dir string) (string, Stats, erro
 		os.Remove(f.Name())
 		return "", st, fmt.Errorf("rootprep: archive %s: %w", dir, err)
 	}
-	syncDir(p.Archives)
+	atomicfile.SyncDir(p.Archives)
 	p.Log.Info("root archived", "root", dir, "archive", out, "files", st.Files, "bytes", st.Bytes)
 	return out, st, p.Delete(ctx, dir)
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ferry/internal/atomicfile"
 )
 
 // Stats counts what a copy or archive did.
@@ -126,7 +128,7 @@ func (p *Preparer) Prepare(ctx context.Context, template, name string) (string, 
 		os.RemoveAll(tmp)
 		return "", st, fmt.Errorf("rootprep: prepare %s from %s: %w", name, template, err)
 	}
-	syncDir(p.Roots)
+	atomicfile.SyncDir(p.Roots)
 	p.Log.Info("root prepared", "root", dst, "template", template, "files", st.Files, "bytes", st.Bytes, "reflinked_bytes", st.ReflinkBytes)
 	return dst, st, nil
 }
@@ -146,7 +148,7 @@ func (p *Preparer) Delete(ctx context.Context, dir string) error {
 		os.Remove(gone)
 		return fmt.Errorf("rootprep: delete %s: %w", dir, err)
 	}
-	syncDir(p.Roots)
+	atomicfile.SyncDir(p.Roots)
 	if err := os.RemoveAll(gone); err != nil {
 		return fmt.Errorf("rootprep: delete %s: renamed to %s, but: %w", dir, gone, err)
 	}
@@ -186,12 +188,5 @@ func (pr *progress) tick(s *Stats) {
 func (pr *progress) done(s *Stats) {
 	if pr.fn != nil {
 		pr.fn(*s)
-	}
-}
-
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
 	}
 }

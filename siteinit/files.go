@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"ferry/internal/atomicfile"
 )
 
 // File is one file a site needs.
@@ -110,7 +112,7 @@ func (p *Plan) Commit() error {
 		}
 	}
 	for _, d := range dirs {
-		syncDir(d)
+		atomicfile.SyncDir(d)
 	}
 	return nil
 }
@@ -146,11 +148,4 @@ func writeTemp(f File) (string, error) {
 		return "", fmt.Errorf("siteinit: write %s: %w", f.Path, err)
 	}
 	return name, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
