@@ -3,12 +3,12 @@ package borrower
 import (
 	"context"
 	"fmt"
-	"html/template"
 	"net/http"
 	"sort"
 	"time"
 
 	"ferry/api"
+	"ferry/internal/statuspage"
 )
 
 // handleStatusPage serves the status listener's GET /: a read-only HTML
@@ -22,10 +22,7 @@ func (m *Manager) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if err := borrowerStatusTemplate.Execute(w, newStatusPage(ls, time.Now())); err != nil {
+	if err := statuspage.Write(w, borrowerStatusTemplate, newStatusPage(ls, time.Now())); err != nil {
 		m.log.Warn("status page", "err", err)
 	}
 }
@@ -33,7 +30,7 @@ func (m *Manager) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 type statusPage struct {
 	Now    time.Time
 	Leases []statusLease
-	Errors []statusError
+	Errors []statuspage.Error
 }
 
 type statusLease struct {
@@ -52,18 +49,13 @@ type statusPhase struct {
 	Took time.Duration
 }
 
-type statusError struct {
-	When         time.Time
-	Where, Error string
-}
-
 func newStatusPage(ls []Lease, now time.Time) statusPage {
 	p := statusPage{Now: now.UTC()}
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Created.After(ls[j].Created) })
 	for _, l := range ls {
 		sl := statusLease{Lease: l}
 		if l.Error != "" {
-			p.Errors = append(p.Errors, statusError{When: l.Created, Where: "lease " + l.ID, Error: l.Error})
+			p.Errors = append(p.Errors, statuspage.Error{When: l.Created, Where: "lease " + l.ID, Error: l.Error})
 		}
 		for i, s := range l.Lender.Servers {
 			ss := statusServer{LeaseServer: s}
@@ -76,40 +68,21 @@ func newStatusPage(ls []Lease, now time.Time) statusPage {
 			for _, ph := range s.Phases {
 				ss.Timeline = append(ss.Timeline, statusPhase{PhaseReport: ph, Took: ph.End.Sub(ph.Start).Round(time.Millisecond)})
 				if ph.Error != "" {
-					p.Errors = append(p.Errors, statusError{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
+					p.Errors = append(p.Errors, statuspage.Error{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
 				}
 			}
 			if s.Error != "" {
-				p.Errors = append(p.Errors, statusError{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
+				p.Errors = append(p.Errors, statuspage.Error{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
 			}
 			sl.Servers = append(sl.Servers, ss)
 		}
 		p.Leases = append(p.Leases, sl)
 	}
-	sort.SliceStable(p.Errors, func(i, j int) bool { return p.Errors[i].When.After(p.Errors[j].When) })
-	if len(p.Errors) > 50 {
-		p.Errors = p.Errors[:50]
-	}
+	p.Errors = statuspage.Newest(p.Errors)
 	return p
 }
 
-var borrowerStatusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
-}).Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ferry borrower status</title>
-<style>
-body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;margin-bottom:1.5em}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#eee}
-.err{color:#a00}.ok{color:#070}small{color:#666}
-</style></head><body>
-<h1>ferry borrower</h1>
-<p><small>read-only, as of {{ts .Now}}; metrics at <a href="/metrics">/metrics</a></small></p>
-<h2>Leases ({{len .Leases}})</h2>
+var borrowerStatusTemplate = statuspage.New("borrower", `<h2>Leases ({{len .Leases}})</h2>
 {{range .Leases}}<section class="lease" id="lease-{{.ID}}">
 <h3>lease {{.ID}} <small>{{.State}}, image {{.Image}}, {{.Count}} server(s), created {{ts .Created}}{{if .Lender.ID}}, lender lease {{.Lender.ID}} ends {{ts .Lender.Expires}}{{end}}</small></h3>
 {{if .Error}}<p class="err">{{.Error}}</p>{{end}}
@@ -122,9 +95,4 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#eee
 {{end}}</table>{{end}}{{end}}
 </section>
 {{else}}<p>no leases</p>{{end}}
-<h2>Last errors</h2>
-<table id="errors"><tr><th>when</th><th>where</th><th>error</th></tr>
-{{range .Errors}}<tr><td>{{ts .When}}</td><td>{{.Where}}</td><td class="err">{{.Error}}</td></tr>
-{{else}}<tr><td colspan="3">none</td></tr>{{end}}</table>
-</body></html>
-`))
+`)

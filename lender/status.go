@@ -3,13 +3,13 @@ package lender
 import (
 	"context"
 	"fmt"
-	"html/template"
 	"net/http"
 	"sort"
 	"time"
 
 	"ferry/api"
 	"ferry/internal/promreg"
+	"ferry/internal/statuspage"
 )
 
 // DefaultStatusListen is where the lender serves /metrics and its status
@@ -32,7 +32,7 @@ type statusPage struct {
 	Now     time.Time
 	Servers []Server
 	Leases  []leaseView
-	Errors  []lastError
+	Errors  []statuspage.Error
 }
 
 type leaseView struct {
@@ -51,12 +51,6 @@ type phaseView struct {
 	Offset time.Duration // since the lease was created
 }
 
-type lastError struct {
-	When  time.Time
-	Where string
-	Error string
-}
-
 func (m *Manager) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -65,11 +59,7 @@ func (m *Manager) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	// The page loads nothing and runs nothing.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if err := statusTemplate.Execute(w, p); err != nil {
+	if err := statuspage.Write(w, statusTemplate, p); err != nil {
 		m.log.Warn("status page", "err", err)
 	}
 }
@@ -86,7 +76,7 @@ func (m *Manager) statusPage(ctx context.Context) (statusPage, error) {
 	}
 	for _, s := range p.Servers {
 		if s.LastError != "" {
-			p.Errors = append(p.Errors, lastError{When: s.LastErrorAt, Where: "server " + s.MAC, Error: s.LastError})
+			p.Errors = append(p.Errors, statuspage.Error{When: s.LastErrorAt, Where: "server " + s.MAC, Error: s.LastError})
 		}
 	}
 	// Newest lease first; active ones before returned ones.
@@ -104,41 +94,21 @@ func (m *Manager) statusPage(ctx context.Context) (statusPage, error) {
 				mv.Timeline = append(mv.Timeline, phaseView{PhaseReport: ph, Took: ph.End.Sub(ph.Start).Round(time.Millisecond),
 					Offset: ph.Start.Sub(l.Created).Round(time.Second)})
 				if ph.Error != "" {
-					p.Errors = append(p.Errors, lastError{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
+					p.Errors = append(p.Errors, statuspage.Error{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
 				}
 			}
 			if s.Error != "" {
-				p.Errors = append(p.Errors, lastError{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
+				p.Errors = append(p.Errors, statuspage.Error{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
 			}
 			lv.Members = append(lv.Members, mv)
 		}
 		p.Leases = append(p.Leases, lv)
 	}
-	sort.SliceStable(p.Errors, func(i, j int) bool { return p.Errors[i].When.After(p.Errors[j].When) })
-	if len(p.Errors) > 50 {
-		p.Errors = p.Errors[:50]
-	}
+	p.Errors = statuspage.Newest(p.Errors)
 	return p, nil
 }
 
-var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
-}).Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ferry lender status</title>
-<style>
-body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;margin-bottom:1.5em}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#eee}
-.err{color:#a00}.ok{color:#070}small{color:#666}
-</style></head><body>
-<h1>ferry lender</h1>
-<p><small>read-only, as of {{ts .Now}}; metrics at <a href="/metrics">/metrics</a></small></p>
-
-<h2>Servers ({{len .Servers}})</h2>
+var statusTemplate = statuspage.New("lender", `<h2>Servers ({{len .Servers}})</h2>
 <table id="servers"><tr><th>MAC</th><th>pool</th><th>state</th><th>lease</th><th>phase</th><th>power</th><th>last error</th></tr>
 {{range .Servers}}<tr><td>{{.MAC}}</td><td>{{.Pool}}</td><td>{{.State}}</td><td>{{.LeaseID}}</td><td>{{.Phase}}</td><td>{{.Power}}</td><td class="err">{{.LastError}}</td></tr>
 {{else}}<tr><td colspan="7">no servers: ferry lender server add</td></tr>{{end}}</table>
@@ -155,10 +125,4 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#eee
 {{end}}</table>{{end}}{{end}}
 </section>
 {{else}}<p>no leases</p>{{end}}
-
-<h2>Last errors</h2>
-<table id="errors"><tr><th>when</th><th>where</th><th>error</th></tr>
-{{range .Errors}}<tr><td>{{ts .When}}</td><td>{{.Where}}</td><td class="err">{{.Error}}</td></tr>
-{{else}}<tr><td colspan="3">none</td></tr>{{end}}</table>
-</body></html>
-`))
+`)
