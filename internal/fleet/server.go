@@ -19,6 +19,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"ferry/api"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/ipsec/ike"
 	"ferry/netboot"
 	"ferry/pki"
@@ -122,7 +123,7 @@ func (s *Server) Tunnel(ctx context.Context, g Gateway, rec *Recorder, log *slog
 	mac, cert, key := s.MAC, s.cert, s.key
 	var err error
 	if s.d, err = ike.New(ike.Config{Local: s.Addr, Certs: []*x509.Certificate{cert}, Key: key, CAs: g.CAs,
-		DataPlane: newNullPlane(), ForceEncap: true, DPD: g.DPD, Log: log}); err != nil {
+		DataPlane: dataplanetest.NewNull(), ForceEncap: true, DPD: g.DPD, Log: log}); err != nil {
 		return fmt.Errorf("%s: ike: %w", mac, err)
 	}
 	s.done = make(chan struct{})

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ferry/ipsec/dataplane/dataplanetest"
 )
 
 // BenchmarkResponderHandshakes runs full IKE_SA_INIT + IKE_AUTH
@@ -16,7 +18,7 @@ import (
 func BenchmarkResponderHandshakes(b *testing.B) {
 	l := newLab(b)
 	gw, ini := l.gwCfg, l.initCfg
-	gw.DataPlane, ini.DataPlane = nullPlane{}, nullPlane{}
+	gw.DataPlane, ini.DataPlane = dataplanetest.NewNull(), dataplanetest.NewNull()
 	gw.CookieThreshold, gw.HalfOpenMax = 1<<20, 1<<20
 	gw.Pool = nil
 	var gd, id *Daemon

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"ferry/ipsec/authz"
-	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/pki"
 )
 
@@ -39,11 +39,11 @@ func TestGatewayRefusesCertificateOnTheCRL(t *testing.T) {
 	g500, g4500 := udp(t), udp(t)
 	runDaemon(t, Config{Local: lo, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert}, Authorizer: allow,
 		LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.37.2.0/24")}, Log: testLog(t, "gw"), Backoff: fast,
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}, g500, g4500)
+		DataPlane: dataplanetest.NewNull()}, g500, g4500)
 	connect := func() error {
 		ini := runDaemon(t, Config{Local: lo, Certs: []*x509.Certificate{ic}, Key: ik, CAs: []*x509.Certificate{ca.Cert},
 			Port: port(g500), NATPort: port(g4500), Log: testLog(t, "init"), Backoff: fast,
-			DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}, udp(t), udp(t))
+			DataPlane: dataplanetest.NewNull()}, udp(t), udp(t))
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return ini.Connect(ctx, Target{Gateway: lo})

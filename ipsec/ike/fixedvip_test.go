@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"ferry/ipsec/authz"
-	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/pki"
 )
 
@@ -35,14 +35,14 @@ func TestAllowListAddressIsTheOneTheServerGets(t *testing.T) {
 	g500, g4500 := udp(t), udp(t)
 	gw := runDaemon(t, Config{Local: lo, Certs: []*x509.Certificate{gc}, Key: gk, CAs: []*x509.Certificate{ca.Cert}, Authorizer: allow,
 		Pool: pool, LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.38.2.0/24")}, Log: testLog(t, "gw"), Backoff: fast,
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}, g500, g4500)
+		DataPlane: dataplanetest.NewNull()}, g500, g4500)
 	server := func(cn string, vip netip.Addr) error {
 		k, c, _ := ca.Issue(pki.Identity{CommonName: cn}, pki.ECDSAP256, time.Hour)
 		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 		allow.Replace(context.Background(), append(allow.Entries(), authz.Entry{Pin: hex.EncodeToString(sum[:]), Lease: "L1", VirtualIP: vip}))
 		ini := runDaemon(t, Config{Local: lo, Certs: []*x509.Certificate{c}, Key: k, CAs: []*x509.Certificate{ca.Cert},
 			Port: port(g500), NATPort: port(g4500), Log: testLog(t, cn), Backoff: fast,
-			DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}, udp(t), udp(t))
+			DataPlane: dataplanetest.NewNull()}, udp(t), udp(t))
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		return ini.Connect(ctx, Target{Gateway: lo, VirtualIP: true})

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/ipsec/ikev2"
 	"ferry/pki"
 )
@@ -28,7 +28,7 @@ func fuzzResponder(f testing.TB) *Daemon {
 	lo := netip.MustParseAddr("127.0.0.1")
 	pool, _ := NewPool(netip.MustParsePrefix("10.33.250.0/24"))
 	cfg := Config{Local: lo, Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{ca.Cert}, Pool: pool,
-		LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.33.2.0/24")}, DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}
+		LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.33.2.0/24")}, DataPlane: dataplanetest.NewNull()}
 	if err := cfg.setDefaults(); err != nil {
 		f.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"ferry/ipsec/authz"
-	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/pki"
 )
 
@@ -47,7 +47,7 @@ func newLoopback(t *testing.T, mod func(*Config)) *loopback {
 	lb.gwCfg = Config{Local: netip.MustParseAddr("127.0.0.1"), Certs: gc, Key: gk, CAs: []*x509.Certificate{ca.Cert},
 		Authorizer: lb.allow, Pool: pool, ForceEncap: true, LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.37.2.0/24")},
 		Log: testLog(t, "gw"), Backoff: Backoff{Base: 200 * time.Millisecond, Max: time.Second, Tries: 6}, // patient: the machine may be loaded
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}
+		DataPlane: dataplanetest.NewNull()}
 	if mod != nil {
 		mod(&lb.gwCfg)
 	}
@@ -70,7 +70,7 @@ func (lb *loopback) initiator(t *testing.T, cn string, listed bool) (*Daemon, st
 	}
 	cfg := Config{Local: netip.MustParseAddr("127.0.0.1"), Port: lb.port, NATPort: lb.natP, Certs: c, Key: k,
 		CAs: []*x509.Certificate{lb.ca.Cert}, Log: testLog(t, cn), Backoff: lb.gwCfg.Backoff,
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}
+		DataPlane: dataplanetest.NewNull()}
 	return runDaemon(t, cfg, udp(t), udp(t)), pin
 }
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"ferry/ipsec/authz"
-	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/ipsec/ikev2"
 	"ferry/pki"
 )
@@ -164,10 +164,10 @@ func refusingPair(t *testing.T, relay *lossyRelay, gwLog *slog.Logger, hold time
 	gc, gk := issue("gw")
 	gcfg := Config{Local: lo, Certs: gc, Key: gk, CAs: []*x509.Certificate{ca.Cert}, Authorizer: authz.New(gwLog, nil),
 		LocalSubnets: []netip.Prefix{netip.MustParsePrefix("10.36.2.0/24")}, Log: gwLog, Backoff: fast, RefusalHold: hold,
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}
+		DataPlane: dataplanetest.NewNull()}
 	ic, ik := issue("lease-x")
 	icfg := Config{Local: lo, Certs: ic, Key: ik, CAs: []*x509.Certificate{ca.Cert}, Log: testLog(t, "init"), Backoff: fast,
-		DataPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}}
+		DataPlane: dataplanetest.NewNull()}
 	gc500, gc4500 := udp(t), udp(t)
 	gw = runDaemon(t, gcfg, gc500, gc4500)
 	f500 := relay.forward(t, netip.AddrPortFrom(lo, port(gc500)), false)

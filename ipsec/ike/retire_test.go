@@ -11,19 +11,20 @@ import (
 	"time"
 
 	"ferry/ipsec/dataplane"
+	"ferry/ipsec/dataplane/dataplanetest"
 	"ferry/ipsec/ikev2"
 )
 
 // installed is a data plane that moves nothing and tracks which inbound
 // SPIs are installed: what would still decrypt.
 type installed struct {
-	nullPlane
+	dataplanetest.Null
 	mu  sync.Mutex
 	spi map[uint32]bool
 }
 
 func newInstalled() *installed {
-	return &installed{nullPlane: nullPlane{ch: make(chan dataplane.ExpireEvent)}, spi: map[uint32]bool{}}
+	return &installed{Null: dataplanetest.NewNull(), spi: map[uint32]bool{}}
 }
 
 func (p *installed) Install(_ context.Context, sa dataplane.ChildSA) error {
