@@ -50,16 +50,6 @@ func (p *Plan) dir(path string, mode os.FileMode) {
 	p.Dirs[path] = mode
 }
 
-// Paths lists the files of the plan, sorted.
-func (p *Plan) Paths() []string {
-	var out []string
-	for _, f := range p.Files {
-		out = append(out, f.Path)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Commit writes every file of the plan or none: it refuses (before
 // writing anything) when a file exists and Force is not set, writes each
 // file to a temporary file in its directory with its mode, syncs it, and
