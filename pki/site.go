@@ -36,14 +36,10 @@ func ParseUsage(s string) (Usage, error) {
 	return "", fmt.Errorf("pki: usage %q: want server, client or ike", s)
 }
 
-// NewOrgCA makes an organisation's CA: ECDSA P-256, named "NAME CA" of
-// organisation NAME, valid for validity from an hour ago.
+// NewOrgCA makes an organisation's CA: ECDSA P-256, common name
+// "NAME CA", valid for validity from an hour ago.
 func NewOrgCA(name string, validity time.Duration) (*CA, error) {
-	ca, err := NewCA(name+" CA", validity)
-	if err != nil {
-		return nil, err
-	}
-	return ca, nil
+	return NewCA(name+" CA", validity)
 }
 
 // LoadCA reads a CA certificate and its key (PEM), as a site that keeps
