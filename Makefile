@@ -75,8 +75,10 @@ test:
 NOSURV      := scripts/no-survivors.sh
 LAB_TIMEOUT ?= 60m
 LAB_TEST     = env FERRY_LAB=1 FERRY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(LAB_TIMEOUT)
-e2e: build
+e2e: build package
 	$(LAB_TEST) -run '^(TestKernelPath|TestIPsecGuest|TestPXE|TestFullChain|TestThreeServers|TestUEFIChain|TestIPMIPower|TestRedfishPower)$$' ./internal/vmlab/
+	# The README's real-site quick start, from the .deb (about 2.5 min).
+	FERRY_DEB=$(CURDIR)/build/ferry_$(FERRY_VERSION)_amd64.deb $(LAB_TEST) -run '^TestQuickStart$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
