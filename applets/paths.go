@@ -1,12 +1,10 @@
 package applets
 
 import (
-	"io"
-	"os"
-
 	"ferry/api"
 	"ferry/borrower"
 	"ferry/lender"
+	"ferry/pki"
 )
 
 // Where a site keeps its state and configuration unless told otherwise:
@@ -56,7 +54,7 @@ func borrowerAdminClient(dir string) *api.Client {
 // key is never an argument (argv is visible to every user of the host).
 func readSecret(env *Env, path string) ([]byte, error) {
 	if path == "-" {
-		return io.ReadAll(io.LimitReader(env.Stdin, 64<<10))
+		return pki.ReadPEM(env.Stdin, "standard input")
 	}
-	return os.ReadFile(path)
+	return pki.ReadPEMFile(path)
 }

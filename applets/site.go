@@ -3,7 +3,6 @@ package applets
 import (
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -175,7 +174,7 @@ func importCA(env *Env, certFile, keyFile string) (*pki.CA, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, usagef("--ca-cert and --ca-key go together")
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := pki.ReadPEMFile(certFile)
 	if err != nil {
 		return nil, err
 	}

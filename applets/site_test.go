@@ -21,6 +21,7 @@ import (
 	"ferry/api"
 	"ferry/borrower"
 	"ferry/lender"
+	"ferry/pki"
 )
 
 // site is a pair of sites in a temporary directory, their paths moved
@@ -359,5 +360,20 @@ func (s *site) renewsImageCertificate(t *testing.T, borrowerLog *syncBuffer, bcf
 	waitLog(t, borrowerLog, "borrower: configuration reloaded: key pairs renewed")
 	if serial() == before {
 		t.Fatal("the images server still presents the old certificate after SIGHUP")
+	}
+}
+
+// A key file is read no further than a PEM key can be long: a wrong
+// path (a log, a device) is refused, not read whole into memory.
+func TestReadSecretIsBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.key")
+	if err := os.WriteFile(big, bytes.Repeat([]byte{'A'}, pki.MaxPEMSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Stdin: bytes.NewReader(bytes.Repeat([]byte{'A'}, pki.MaxPEMSize+1))}
+	for _, p := range []string{big, "-"} {
+		if b, err := readSecret(env, p); err == nil {
+			t.Errorf("readSecret(%s) read %d bytes without error, want a refusal over %d", p, len(b), pki.MaxPEMSize)
+		}
 	}
 }

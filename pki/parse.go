@@ -120,7 +120,7 @@ func Pin(pub crypto.PublicKey) (string, error) {
 
 // LoadCertsFile reads a PEM certificate file, bounded to MaxPEMSize.
 func LoadCertsFile(path string) ([]*x509.Certificate, error) {
-	data, err := readBounded(path)
+	data, err := ReadPEMFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func LoadCertsFile(path string) ([]*x509.Certificate, error) {
 
 // LoadKeyFile reads a PEM private key file, bounded to MaxPEMSize.
 func LoadKeyFile(path string) (crypto.Signer, error) {
-	data, err := readBounded(path)
+	data, err := ReadPEMFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -144,18 +144,26 @@ func LoadKeyFile(path string) (crypto.Signer, error) {
 	return k, nil
 }
 
-func readBounded(path string) ([]byte, error) {
+// ReadPEMFile reads a PEM file (a certificate, a key, a CSR) and refuses
+// one over MaxPEMSize without reading further: a wrong path (a log, a
+// device) is an error, not a file read whole into memory.
+func ReadPEMFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxPEMSize+1))
+	return ReadPEM(f, path)
+}
+
+// ReadPEM reads r, named name in errors, refusing more than MaxPEMSize.
+func ReadPEM(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxPEMSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("pki: read %s: %w", path, err)
+		return nil, fmt.Errorf("pki: read %s: %w", name, err)
 	}
 	if len(data) > MaxPEMSize {
-		return nil, fmt.Errorf("pki: %s is over the limit of %d bytes", path, MaxPEMSize)
+		return nil, fmt.Errorf("pki: %s is over the limit of %d bytes", name, MaxPEMSize)
 	}
 	return data, nil
 }
