@@ -60,7 +60,7 @@ func (a *Agent) placeState(ctx context.Context) error {
 // chrooted into the new root already, named "@ferry" so that systemd spares
 // it at shutdown like any root-storage daemon.
 func (a *Agent) startKeeper(ctx context.Context) error {
-	cmd := exec.Command(BinPath, "keeper", "--trace", a.trace, "--listen", keeperListen)
+	cmd := exec.Command(BinPath, append([]string{"keeper", "--trace", a.trace, "--listen", keeperListen}, a.keeperDiskArgs()...)...)
 	cmd.Args[0] = "@ferry"
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = a.con.w, a.con.w
@@ -89,8 +89,12 @@ func (a *Agent) handOff() error {
 	if name == "" {
 		name = cfg.Device
 	}
-	return nfsroot.HandOff("/run", nfsroot.RootLink{Name: name, MAC: mac, Addr: cfg.Client, Mask: cfg.Mask,
+	err = nfsroot.HandOff("/run", nfsroot.RootLink{Name: name, MAC: mac, Addr: cfg.Client, Mask: cfg.Mask,
 		Gateway: cfg.Gateway, Server: net.ParseIP(a.settings.Root.Server)})
+	if err != nil {
+		return err
+	}
+	return nfsroot.ShutdownHandOff("/run", BinPath)
 }
 
 // switchRoot hands the machine to the borrower's init on the NFS root. The

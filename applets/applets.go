@@ -95,6 +95,7 @@ func All() []Applet {
 		initrdApplet(),
 		kexecApplet(),
 		switchRootApplet(),
+		shutdownApplet(),
 		keeperApplet(),
 		keygenApplet(),
 		pkiApplet(),

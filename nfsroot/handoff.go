@@ -2,6 +2,7 @@ package nfsroot
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -83,4 +84,31 @@ func netConf(l RootLink) string {
 	return fmt.Sprintf("DEVICE='%s'\nPROTO='none'\nIPV4ADDR='%s'\nIPV4BROADCAST='%s'\nIPV4NETMASK='%s'\nIPV4GATEWAY='%s'\n"+
 		"IPV4DNS0='0.0.0.0'\nIPV4DNS1='0.0.0.0'\nHOSTNAME=''\nDNSDOMAIN=''\nNISDOMAIN=''\nROOTSERVER='%s'\nROOTPATH=''\nfilename=''\n",
 		l.Name, ip4(l.Addr), bcast, net.IP(l.Mask).String(), ip4(l.Gateway), ip4(l.Server))
+}
+
+// ShutdownHandOff copies the ferry binary bin to run/initramfs/shutdown:
+// systemd-shutdown, after remounting everything read-only, pivots into
+// /run/initramfs and execs it as PID 1 instead of powering off itself
+// (the keeper's last word, keeper/final.go). Other inits ignore it. A root
+// whose dracut-shutdown.service unpacks its own initramfs there replaces
+// it; the keeper then falls back to catching systemd-shutdown in the act.
+func ShutdownHandOff(run, bin string) error {
+	dir := filepath.Join(run, "initramfs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("shutdown hand-off: %w", err)
+	}
+	src, err := os.Open(bin)
+	if err != nil {
+		return fmt.Errorf("shutdown hand-off: %w", err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(filepath.Join(dir, "shutdown"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("shutdown hand-off: %w", err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return fmt.Errorf("shutdown hand-off: %w", err)
+	}
+	return dst.Close()
 }

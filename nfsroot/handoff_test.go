@@ -41,3 +41,16 @@ func TestHandOffTellsEachNetworkManagerWhichNICCarriesTheRoot(t *testing.T) {
 		t.Error("a NIC name with a slash was accepted")
 	}
 }
+
+// systemd-shutdown execs /run/initramfs/shutdown only if it is executable.
+func TestShutdownHandOffPlacesAnExecutableCopy(t *testing.T) {
+	run, bin := t.TempDir(), filepath.Join(t.TempDir(), "ferry")
+	os.WriteFile(bin, []byte("\x7fELF ferry"), 0o755)
+	if err := ShutdownHandOff(run, bin); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(run, "initramfs", "shutdown"))
+	if err != nil || fi.Mode().Perm()&0o111 == 0 || fi.Size() != 10 {
+		t.Fatalf("run/initramfs/shutdown: %v %v, want an executable copy of the binary", fi, err)
+	}
+}

@@ -86,6 +86,9 @@ type ChainConfig struct {
 	// (default QEMU's).
 	Servers    int
 	MemMB, SMP int
+	// VMExtra are more QEMU arguments for the first lent server (another
+	// disk).
+	VMExtra []string
 }
 
 // serverMAC is lent server i's MAC (the first is ServerMAC).
@@ -130,6 +133,9 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 	if cfg.RootReady == nil {
 		cfg.RootReady = reReady
 	}
+	if cfg.MemMB == 0 {
+		cfg.MemMB = vmMem(t) // FERRY_VM_MEM
+	}
 	if cfg.Servers == 0 {
 		cfg.Servers = 1
 	}
@@ -157,8 +163,12 @@ func NewChain(t testing.TB, cfg ChainConfig) *Chain {
 		if out, err := Run("cp", "--sparse=always", cfg.Images.Disk, disk); err != nil {
 			t.Fatalf("%v %s", err, out)
 		}
+		var extra []string
+		if i == 0 {
+			extra = cfg.VMExtra
+		}
 		c.VMs = append(c.VMs, QEMU{Name: name, Dir: dir, NetNS: c.L.Name, Tap: fmt.Sprintf("tap%d", i), MAC: serverMAC(i),
-			Disk: disk, Paused: true, Firmware: cfg.Firmware, NoNICROM: cfg.NoNICROM, MemMB: cfg.MemMB, SMP: cfg.SMP}.Start(t))
+			Disk: disk, Paused: true, Firmware: cfg.Firmware, NoNICROM: cfg.NoNICROM, MemMB: cfg.MemMB, SMP: cfg.SMP, Extra: extra}.Start(t))
 	}
 	c.VM = c.VMs[0]
 	c.lenderUp()
@@ -290,6 +300,19 @@ func (c *Chain) topology() {
 	ip("-n", c.B.Name, "link", "add", "lan", "type", "bridge")
 	ip("-n", c.B.Name, "addr", "add", BorrowerIP+"/24", "dev", "lan")
 	ip("-n", c.B.Name, "link", "set", "lan", "up")
+}
+
+// vmMem is FERRY_VM_MEM (MiB), else QEMU's default here (1024).
+func vmMem(t testing.TB) int {
+	s := os.Getenv("FERRY_VM_MEM")
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 256 {
+		t.Fatalf("FERRY_VM_MEM=%q: want MiB, at least 256", s)
+	}
+	return n
 }
 
 func (c *Chain) path(name string) string { return filepath.Join(c.Cfg.Dir, name) }

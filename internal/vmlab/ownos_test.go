@@ -2,6 +2,7 @@ package vmlab
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	dir := filepath.Join(im.Lab, "run-"+root)
 	os.RemoveAll(dir)
 	cfg := ChainConfig{Ferry: ferry, Images: im, Dir: dir}
-	dhcpLease := 0
+	dhcpLease, lateDisk := 0, ""
 	switch root {
 	case "busybox":
 	case "systemd":
@@ -56,6 +57,16 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 			}
 			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, cache), filepath.Join(im.Lab, "systemd-root"))
 			cfg.RootReady, cfg.RootDown = RootReadySystemd, RootDownSystemd
+			// A disk on virtio-scsi, whose driver neither A nor B carries:
+			// the root's udev loads it after switch_root, and the keeper
+			// must mark the disk read-only as it appears.
+			AddModules(t, ferry, im.ModDir, cfg.Images.Export, "virtio_scsi", "sd_mod")
+			lateDisk = filepath.Join(im.Lab, "late-disk.raw")
+			if err := writePattern(lateDisk, 16<<20); err != nil {
+				t.Fatal(err)
+			}
+			cfg.VMExtra = []string{"-device", "virtio-scsi-pci,id=scsi0", "-drive", "file=" + lateDisk + ",format=raw,if=none,id=late0",
+				"-device", "scsi-hd,drive=late0,bus=scsi0.0"}
 		}
 		// networkd renews at half the lease: a few renewals in the run.
 		dhcpLease = 60
@@ -92,10 +103,20 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 			c.Fail("no DHCP renewal of %s answered by the lender after ready: %d requests, %d answers", c.ServerIP, len(req), len(acks))
 		}
 	}
+	var lateSum string
+	if lateDisk != "" {
+		lateSum = fileSum(t, lateDisk)
+		if m := RootReadySystemd.FindString(con); !strings.Contains(m, " sda:ro=1") {
+			c.Fail("the late disk (virtio-scsi, loaded by the root's udev) is not read-only in the root: %q", m)
+		}
+	}
 	if st, err := c.KeeperStatus(); err != nil {
 		c.Fail("keeper status through the tunnel after %s: %v", ready, err)
 	} else {
 		t.Logf("keeper status: %v", st)
+		if late, _ := st["disks_marked_late"].([]any); lateDisk != "" && (len(late) == 0 || late[0] != "sda") {
+			c.Fail("the keeper reports disks marked late %v, want sda", st["disks_marked_late"])
+		}
 	}
 	tret := time.Now()
 	show, err := c.Return(context.Background())
@@ -111,8 +132,25 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 		}
 	}
 	t.Logf("lease show:\n%s", show)
+	if lateDisk != "" && fileSum(t, lateDisk) != lateSum {
+		t.Errorf("the late disk %s changed during the lease", lateDisk)
+	}
 	if trouble := c.VM.Console.KernelTrouble(); len(trouble) > 0 {
 		t.Errorf("kernel warnings on the console:\n%s", strings.Join(trouble, "\n"))
 	}
 	return fmt.Sprintf("%-15s %-7s %-14s %-21s %s\n", root, ready.Round(time.Second), renewals, secs, off.Round(100*time.Millisecond))
+}
+
+// writePattern writes n bytes of a non-zero pattern to path.
+func writePattern(path string, n int) error {
+	b := []byte(strings.Repeat("ferry-lab late disk: must never be written. ", n/44+1))[:n]
+	return os.WriteFile(path, b, 0o644)
+}
+
+func fileSum(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
 }

@@ -25,6 +25,39 @@ var RootReadySystemd = regexp.MustCompile(`ferry-root: ready \(systemd\)[^\n]*`)
 // power-off.
 var RootDownSystemd = regexp.MustCompile(`ferry-root: systemd is shutting down`)
 
+// AddModules puts the modules names (with their dependencies) of the
+// kernel tree modDir into root's /usr/lib/modules/RELEASE, indexed by
+// depmod, as a distribution's kernel package would: the root's udev then
+// loads what B's initrd lacked (the lab's late disk driver).
+func AddModules(t testing.TB, ferry, modDir, root string, names ...string) {
+	t.Helper()
+	tmp := t.TempDir()
+	args := []string{"initrd", "build", "-o", filepath.Join(tmp, "m.img"), "--kernel-modules", modDir}
+	for _, n := range names {
+		args = append(args, "--module", n)
+	}
+	if out, err := Run(append([]string{ferry}, args...)...); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := Run(ferry, "initrd", "extract", filepath.Join(tmp, "m.img"), filepath.Join(tmp, "x")); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	rel := filepath.Base(modDir)
+	dst := filepath.Join(root, "usr", "lib", "modules")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := Run("cp", "-a", filepath.Join(tmp, "x", "lib", "modules", rel), dst); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for _, f := range []string{"modules.builtin", "modules.builtin.modinfo", "modules.order"} {
+		Run("cp", filepath.Join(modDir, f), filepath.Join(dst, rel, f))
+	}
+	if out, err := Run("depmod", "-b", root, rel); err != nil {
+		t.Fatalf("depmod: %v %s", err, out)
+	}
+}
+
 // SystemdBase is a debootstrap'd Debian root with systemd and udev in the
 // cache (FERRY_CACHE/roots/bookworm-systemd), made once: debootstrap
 // needs Debian's mirror and minutes.
@@ -98,7 +131,16 @@ while [ $i -lt 600 ]; do
 			k=$(echo "$s" | sed -n 's/^ *Link File: //p')
 			st=$(echo "$s" | sed -n 's/^ *State: //p')
 			u=$(systemctl is-active systemd-udevd)
-			echo "ferry-root: ready (systemd) networkd $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm)" >/dev/console
+			# A disk whose driver udev loads from this root (the lab's
+			# virtio-scsi one) shows up within seconds: wait for it a little.
+			j=0
+			while [ $j -lt 20 ] && ! ls /sys/block | grep -q '^sd'; do j=$((j + 1)); sleep 1; done
+			d=
+			for b in /sys/block/*; do
+				case ${b##*/} in loop*|ram*|zram*) continue ;; esac
+				d="$d ${b##*/}:ro=$(cat $b/ro)"
+			done
+			echo "ferry-root: ready (systemd) networkd $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
 			exit 0
 		;; esac
 	done
