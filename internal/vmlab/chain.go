@@ -472,8 +472,12 @@ func (c *Chain) borrowerUp() {
 		m[k] = v
 	}
 	c.writeJSON("borrower.json", m)
-	if out, err := Run(c.Cfg.Ferry, "borrower", "image", "add", "--dir", c.bdir, "b1", "--kernel", c.Cfg.Images.VmlinuzB,
-		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", fmt.Sprintf("console=ttyS0 quiet nfs.nfs4_unique_id=ferry-soak-%d", time.Now().UnixNano())); err != nil {
+	add := []string{c.Cfg.Ferry, "borrower", "image", "add", "--dir", c.bdir, "b1", "--kernel", c.Cfg.Images.VmlinuzB,
+		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", fmt.Sprintf("console=ttyS0 quiet nfs.nfs4_unique_id=ferry-soak-%d", time.Now().UnixNano())}
+	if c.Cfg.Images.ModulesB != "" {
+		add = append(add, "--modules", c.Cfg.Images.ModulesB)
+	}
+	if out, err := Run(add...); err != nil {
 		c.t.Fatalf("borrower image add: %v %s", err, out)
 	}
 	c.StartBorrower()

@@ -22,6 +22,7 @@ type Images struct {
 	InitrdB  string
 	Export   string // the root template (scripts/root-init.sh as /sbin/init)
 	Disk     string // the lent server's local disk
+	ModulesB string // `image add --modules` for B (B's release); "" none
 }
 
 // Repo is the ferry repository the test runs in (the directory holding
@@ -49,15 +50,7 @@ func BuildImages(t testing.TB, repo, ferry, lab string) Images {
 	im := Images{Lab: lab, Vmlinuz: vmlinuz, ModDir: moddir,
 		InitrdA: filepath.Join(lab, "initrd-a-esp.img"), VmlinuzB: filepath.Join(lab, "www", "vmlinuz-b"),
 		InitrdB: filepath.Join(lab, "www", "initrd-b.img"), Export: filepath.Join(lab, "export"), Disk: filepath.Join(lab, "disk.raw")}
-	// Kernel ESP's modules (kmod.ESPModules, --esp), tun for user-space
-	// ESP and tcp_diag for the keeper's reset of stalled NFS connections
-	// (B runs A's release and loads what A carries): image A of the
-	// managed chain.
-	if out, err := Run(ferry, "initrd", "build", "-o", im.InitrdA, "--kernel-modules", im.ModDir,
-		"--module", "virtio_net", "--module", "virtio_blk", "--module", "virtio_pci", "--module", "nfsv4",
-		"--module", "tun", "--module", "tcp_diag", "--esp", "--compress", "zstd"); err != nil {
-		t.Fatalf("image A: %v\n%s", err, out)
-	}
+	buildInitrdA(t, ferry, im)
 	return im
 }
 
@@ -120,4 +113,18 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// buildInitrdA makes image A's initrd for im.ModDir.
+func buildInitrdA(t testing.TB, ferry string, im Images) {
+	t.Helper()
+	// Kernel ESP's modules (kmod.ESPModules, --esp), tun for user-space
+	// ESP and tcp_diag for the keeper's reset of stalled NFS connections
+	// (B runs A's release and loads what A carries): image A of the
+	// managed chain.
+	if out, err := Run(ferry, "initrd", "build", "-o", im.InitrdA, "--kernel-modules", im.ModDir,
+		"--module", "virtio_net", "--module", "virtio_blk", "--module", "virtio_pci", "--module", "nfsv4",
+		"--module", "tun", "--module", "tcp_diag", "--esp", "--compress", "zstd"); err != nil {
+		t.Fatalf("image A: %v\n%s", err, out)
+	}
 }

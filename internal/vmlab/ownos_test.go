@@ -28,7 +28,7 @@ func TestRootsLab(t *testing.T) {
 	repo := Repo(t)
 	ferry := labFerry(t, repo)
 	lab := filepath.Join(repo, "build", "roots-lab")
-	im := BuildImages(t, repo, ferry, lab)
+	im := OwnParts(t, ferry, labCache(t), BuildImages(t, repo, ferry, lab))
 	roots := strings.Fields(os.Getenv("FERRY_LAB_ROOTS"))
 	if len(roots) == 0 {
 		roots = []string{"busybox", "systemd"}
@@ -37,7 +37,53 @@ func TestRootsLab(t *testing.T) {
 	for _, root := range roots {
 		t.Run(root, func(t *testing.T) { lines = append(lines, runRoot(t, ferry, im, root)) })
 	}
-	fmt.Printf("\nroot            ready   dhcp-renewals  return(keeper->gone)  guest off after return\n%s", strings.Join(lines, ""))
+	fmt.Printf("\n%s%s", tableHead, strings.Join(lines, ""))
+}
+
+const tableHead = "root            ready   dhcp-renewals  return(keeper->gone)  guest off after return\n"
+
+// TestDistroImageBLab boots image B as Debian makes it, on Debian's cloud
+// kernel (another release than A's): the initrd written by
+// initramfs-tools' kernel hook, with the systemd root (networkd, udev, a
+// disk driver loaded by the root), and the one written by dracut's, with
+// the busybox root. ferry's init runs instead of theirs; their own must
+// never run. FERRY_LAB_DISTROS picks (default "initramfs-tools dracut").
+func TestDistroImageBLab(t *testing.T) {
+	requireLab(t, "debootstrap", "ganesha.nfsd", "tcpdump", "nft")
+	repo := Repo(t)
+	ferry := labFerry(t, repo)
+	cache := labCache(t)
+	im := BuildImages(t, repo, ferry, filepath.Join(repo, "build", "distro-lab"))
+	gens := strings.Fields(os.Getenv("FERRY_LAB_DISTROS"))
+	if len(gens) == 0 {
+		gens = []string{"initramfs-tools", "dracut"}
+	}
+	var lines []string
+	for _, gen := range gens {
+		t.Run(gen, func(t *testing.T) {
+			d := DistroImageB(t, cache, SystemdBase(t, cache), gen)
+			b := im
+			b.VmlinuzB, b.InitrdB, b.ModulesB = d.Vmlinuz, d.Initrd, d.Modules
+			root := "busybox"
+			if gen == "initramfs-tools" {
+				root = "systemd"
+			}
+			line := runRoot(t, ferry, b, root)
+			lines = append(lines, fmt.Sprintf("%-15s B %s, %s", root, d.Release, gen)+line[15:])
+		})
+	}
+	fmt.Printf("\n%s%s", tableHead, strings.Join(lines, ""))
+}
+
+// theirInit are lines a distribution initrd's own init prints: ferry's
+// rdinit= must keep it from ever running.
+var theirInit = regexp.MustCompile(`Loading, please wait|Begin: Loading essential drivers|dracut-pre-udev|dracut: |initrd-b: original /init ran`)
+
+func labCache(t *testing.T) string {
+	if c := os.Getenv("FERRY_CACHE"); c != "" {
+		return c
+	}
+	return filepath.Join(Repo(t), "build", "cache")
 }
 
 func runRoot(t *testing.T, ferry string, im Images, root string) string {
@@ -51,16 +97,16 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 		if own := os.Getenv("FERRY_ROOT_TEMPLATE"); own != "" {
 			cfg.Images.Export = own
 		} else {
-			cache := os.Getenv("FERRY_CACHE")
-			if cache == "" {
-				cache = filepath.Join(Repo(t), "build", "cache")
-			}
-			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, cache), filepath.Join(im.Lab, "systemd-root"))
+			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, labCache(t)), filepath.Join(im.Lab, "systemd-root"))
 			cfg.RootReady, cfg.RootDown = RootReadySystemd, RootDownSystemd
 			// A disk on virtio-scsi, whose driver neither A nor B carries:
 			// the root's udev loads it after switch_root, and the keeper
 			// must mark the disk read-only as it appears.
-			AddModules(t, ferry, im.ModDir, cfg.Images.Export, "virtio_scsi", "sd_mod")
+			modDir := im.ModDir // B's release: A's, or the one B's modules come from
+			if im.ModulesB != "" {
+				modDir = im.ModulesB
+			}
+			AddModules(t, ferry, modDir, cfg.Images.Export, "virtio_scsi", "sd_mod")
 			lateDisk = filepath.Join(im.Lab, "late-disk.raw")
 			if err := writePattern(lateDisk, 16<<20); err != nil {
 				t.Fatal(err)
@@ -81,6 +127,9 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	c := NewChain(t, cfg)
 	ready := c.Request()
 	con := c.VM.Console.Text()
+	if m := theirInit.FindString(con); m != "" {
+		c.Fail("image B's own init ran (%q on the console)", m)
+	}
 	if root == "systemd" {
 		m := cfg.RootReady.FindString(con)
 		t.Logf("systemd root: %s", m)
