@@ -39,6 +39,13 @@ load_kernel_env() {
 	[ -r "$VMLINUZ" ] && [ -d "$MODDIR" ] || die "kernel cache incomplete ($KERNEL_ENV)"
 }
 
+# kernel_trouble FILE: print the console lines that report a kernel warning,
+# oops, bug or panic (as internal/vmlab's Console.KernelTrouble); status 0
+# when there are any. Every lab run fails on them.
+kernel_trouble() {
+	tr -d '\r\033' <"$1" | grep -aE 'WARNING: |Oops|BUG: |Call Trace:|Kernel panic'
+}
+
 in_ns() { ip netns exec "$NETNS" "$@"; }
 
 # Wait (at most $1 seconds) until TCP port $2 listens inside the netns.

@@ -623,7 +623,8 @@ func (c *Chain) WANUp() error {
 }
 
 // Return runs `ferry borrower lease return` and waits for every guest to
-// power off by itself; it returns the outcome `lease show` recorded.
+// power off by itself; it returns the outcome `lease show` recorded. A
+// kernel warning, oops or bug on any console fails it.
 func (c *Chain) Return(ctx context.Context) (string, error) {
 	if out, err := Run(c.Cfg.Ferry, "borrower", "lease", "return", "--dir", c.bdir, c.Lease); err != nil {
 		return out, err
@@ -640,6 +641,11 @@ func (c *Chain) Return(ctx context.Context) (string, error) {
 		}
 		if down != nil && !down.MatchString(vm.Console.Text()) {
 			return "", fmt.Errorf("server %d: the root's init never got the keeper's power-off signal (no %q on the console)", i, down)
+		}
+	}
+	for i, vm := range c.VMs {
+		if trouble := vm.Console.KernelTrouble(); len(trouble) > 0 {
+			return "", fmt.Errorf("server %d: kernel warnings on the console (A, B or the root):\n%s", i, strings.Join(trouble, "\n"))
 		}
 	}
 	show, _ := Run(c.Cfg.Ferry, "borrower", "lease", "show", "--dir", c.bdir, c.Lease)
