@@ -40,6 +40,12 @@ type RootLink struct {
 //     initramfs brought a NIC up.
 //   - NetworkManager: conf.d/10-ferry-root.conf lists the NIC as
 //     unmanaged, NetworkManager's word for "someone else owns it".
+//   - ifupdown under systemd: drop-ins for networking.service, whose
+//     ExecStop then leaves the NIC out of `ifdown -a`, and for
+//     ifup@NAME.service (allow-hotplug), which then runs no ifdown at
+//     stop: ifdown would release the DHCP lease and flush the addresses
+//     before the root is read-only. `ifup` with `inet dhcp` may still run
+//     its DHCP client on the NIC.
 func HandOff(run string, link RootLink) error {
 	if link.Name == "" || strings.ContainsAny(link.Name, "/\n\x00") || len(link.MAC) != 6 || link.Addr.To4() == nil || len(link.Mask) != 4 {
 		return fmt.Errorf("hand-off: want a NIC name, a MAC and an IPv4 address with mask, got %q %v %v %v", link.Name, link.MAC, link.Addr, link.Mask)
@@ -55,6 +61,9 @@ func HandOff(run string, link RootLink) error {
 		"systemd/networkd.conf.d/10-ferry-root.conf": head + "[Network]\nManageForeignRoutes=no\nManageForeignRoutingPolicyRules=no\n",
 		"net-" + link.Name + ".conf":                 netConf(link),
 		"NetworkManager/conf.d/10-ferry-root.conf":   head + "[keyfile]\nunmanaged-devices=mac:" + mac + "\n",
+		"systemd/system/networking.service.d/10-ferry-root.conf": head + "[Service]\nExecStop=\nExecStop=/sbin/ifdown -a --read-environment --exclude=lo --exclude=" +
+			link.Name + "\n",
+		"systemd/system/ifup@" + link.Name + ".service.d/10-ferry-root.conf": head + "[Service]\nExecStop=\n",
 	}
 	for rel, text := range files {
 		p := filepath.Join(run, rel)

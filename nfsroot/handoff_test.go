@@ -25,7 +25,9 @@ func TestHandOffTellsEachNetworkManagerWhichNICCarriesTheRoot(t *testing.T) {
 		"systemd/network/10-ferry-root-eth0.link":    {"MACAddress=52:54:00:50:00:10", "Name=eth0"},
 		"systemd/networkd.conf.d/10-ferry-root.conf": {"ManageForeignRoutes=no"},
 		"net-eth0.conf": {"DEVICE='eth0'", "IPV4ADDR='10.50.0.100'", "IPV4BROADCAST='10.50.0.255'", "IPV4NETMASK='255.255.255.0'", "IPV4GATEWAY='10.50.0.1'", "ROOTSERVER='10.52.0.1'"},
-		"NetworkManager/conf.d/10-ferry-root.conf": {"unmanaged-devices=mac:52:54:00:50:00:10"},
+		"NetworkManager/conf.d/10-ferry-root.conf":               {"unmanaged-devices=mac:52:54:00:50:00:10"},
+		"systemd/system/networking.service.d/10-ferry-root.conf": {"ExecStop=\n", "--exclude=eth0"},
+		"systemd/system/ifup@eth0.service.d/10-ferry-root.conf":  {"ExecStop=\n"},
 	} {
 		b, err := os.ReadFile(filepath.Join(run, rel))
 		if err != nil {

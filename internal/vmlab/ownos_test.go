@@ -93,11 +93,11 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	dhcpLease, lateDisk := 0, ""
 	switch root {
 	case "busybox":
-	case "systemd":
+	case "systemd", "ifupdown":
 		if own := os.Getenv("FERRY_ROOT_TEMPLATE"); own != "" {
 			cfg.Images.Export = own
 		} else {
-			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, labCache(t)), filepath.Join(im.Lab, "systemd-root"))
+			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, labCache(t)), filepath.Join(im.Lab, root+"-root"), map[string]string{"systemd": "networkd", "ifupdown": "ifupdown"}[root])
 			cfg.RootReady, cfg.RootDown = RootReadySystemd, RootDownSystemd
 			// A disk on virtio-scsi, whose driver neither A nor B carries:
 			// the root's udev loads it after switch_root, and the keeper
@@ -118,7 +118,7 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 		dhcpLease = 60
 		cfg.NetbootExtra = map[string]any{"dhcp_lease_time": fmt.Sprintf("%ds", dhcpLease)}
 	default:
-		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd)", root)
+		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd, ifupdown)", root)
 	}
 	if re := os.Getenv("FERRY_ROOT_READY"); re != "" {
 		cfg.RootReady = regexp.MustCompile(re)
@@ -130,11 +130,11 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	if m := theirInit.FindString(con); m != "" {
 		c.Fail("image B's own init ran (%q on the console)", m)
 	}
-	if root == "systemd" {
+	if root != "busybox" {
 		m := cfg.RootReady.FindString(con)
-		t.Logf("systemd root: %s", m)
+		t.Logf("%s root: %s", root, m)
 		if cfg.RootReady == RootReadySystemd && (!strings.Contains(m, "dhcp4="+c.ServerIP+" ") ||
-			!strings.Contains(m, "10-ferry-root-") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd")) {
+			root == "systemd" && !strings.Contains(m, "10-ferry-root-") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd")) {
 			c.Fail("the systemd root's networkd did not take the NIC with ferry's hand-off and A's address %s by DHCP: %q", c.ServerIP, m)
 		}
 	}

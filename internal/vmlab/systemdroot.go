@@ -84,12 +84,13 @@ func SystemdBase(t testing.TB, cache string) string {
 }
 
 // SystemdTemplate makes dir, a root template for the borrower, from the
-// cached base: systemd as init, udev, and systemd-networkd with the
-// borrower's own DHCP configuration for every Ethernet NIC (ferry's
-// hand-off in /run takes the NIC that carries the root). A unit prints
-// RootReadySystemd, with what networkd says of the NIC, once networkd has
-// configured it by DHCP, and RootDownSystemd when it is stopped.
-func SystemdTemplate(t testing.TB, base, dir string) string {
+// cached base: systemd as init, udev, and manager ("networkd" or
+// "ifupdown") with the borrower's own DHCP configuration for the
+// Ethernet NICs (ferry's hand-off in /run tells it which one carries the
+// root). A unit prints RootReadySystemd, with what the manager says of
+// the NIC, once it has configured it by DHCP, and RootDownSystemd when it
+// is stopped.
+func SystemdTemplate(t testing.TB, base, dir, manager string) string {
 	t.Helper()
 	os.RemoveAll(dir)
 	if out, err := Run("cp", "-a", "--reflink=auto", base, dir); err != nil {
@@ -116,20 +117,30 @@ ExecStop=/bin/sh -c 'echo "ferry-root: systemd is shutting down" >/dev/console'
 [Install]
 WantedBy=multi-user.target
 `,
+		"etc/ferry-lab-manager": manager + "\n",
 		"usr/local/sbin/ferry-lab-ready": `#!/bin/sh
 # The lab's check that the root's own network manager took the NIC over:
-# networkd configured it by DHCP (the lender's answer) with ferry's
-# hand-off file, under systemd with udev.
+# networkd (with ferry's hand-off file) or ifupdown's dhclient configured
+# it by DHCP (the lender's answer), under systemd with udev.
+m=$(cat /etc/ferry-lab-manager)
 i=0
 while [ $i -lt 600 ]; do
 	for l in /sys/class/net/e*; do
 		n=${l##*/}
-		s=$(networkctl status --no-pager "$n" 2>/dev/null)
-		case $s in *"(DHCP4"*)
-			a=$(echo "$s" | sed -n 's/^ *Address: \([0-9.]*\) (DHCP4.*/\1/p' | head -1)
-			f=$(echo "$s" | sed -n 's/^ *Network File: //p')
-			k=$(echo "$s" | sed -n 's/^ *Link File: //p')
-			st=$(echo "$s" | sed -n 's/^ *State: //p')
+		a= f= k= st=
+		if [ "$m" = networkd ]; then
+			s=$(networkctl status --no-pager "$n" 2>/dev/null)
+			case $s in *"(DHCP4"*)
+				a=$(echo "$s" | sed -n 's/^ *Address: \([0-9.]*\) (DHCP4.*/\1/p' | head -1)
+				f=$(echo "$s" | sed -n 's/^ *Network File: //p')
+				k=$(echo "$s" | sed -n 's/^ *Link File: //p')
+				st=$(echo "$s" | sed -n 's/^ *State: //p') ;;
+			esac
+		elif [ -s /var/lib/dhcp/dhclient.$n.leases ] && kill -0 "$(cat /run/dhclient.$n.pid 2>/dev/null)" 2>/dev/null; then
+			a=$(sed -n 's/^ *fixed-address \([0-9.]*\);/\1/p' /var/lib/dhcp/dhclient.$n.leases | tail -1)
+			st="dhclient $(cat /run/dhclient.$n.pid)"
+		fi
+		case $a in ?*)
 			u=$(systemctl is-active systemd-udevd)
 			# A disk whose driver udev loads from this root (the lab's
 			# virtio-scsi one) shows up within seconds: wait for it a little.
@@ -140,14 +151,14 @@ while [ $i -lt 600 ]; do
 				case ${b##*/} in loop*|ram*|zram*) continue ;; esac
 				d="$d ${b##*/}:ro=$(cat $b/ro)"
 			done
-			echo "ferry-root: ready (systemd) networkd $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
+			echo "ferry-root: ready (systemd) $m $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
 			exit 0
 		;; esac
 	done
 	i=$((i + 1))
 	sleep 1
 done
-echo "ferry-root: networkd never configured a NIC by DHCP: $(networkctl list --no-pager 2>&1 | tr '\n' ' ')" >/dev/console
+echo "ferry-root: $m never configured a NIC by DHCP: $(ip -4 addr 2>&1 | tr '\n' ' ')" >/dev/console
 exit 1
 `,
 	}
@@ -167,12 +178,24 @@ exit 1
 	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	if out, err := Run("chroot", dir, "systemctl", "enable", "systemd-networkd.service", "ferry-lab-ready.service"); err != nil {
+	// One manager owns the NICs.
+	enable, mask := []string{"systemd-networkd.service"}, "networking.service"
+	switch manager {
+	case "networkd":
+	case "ifupdown":
+		enable, mask = []string{"networking.service"}, "systemd-networkd.service"
+		if err := os.WriteFile(filepath.Join(dir, "etc/network/interfaces"),
+			[]byte("auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(dir, "etc/systemd/network/80-borrower-dhcp.network"))
+	default:
+		t.Fatalf("SystemdTemplate: manager %q: want networkd or ifupdown", manager)
+	}
+	if out, err := Run(append([]string{"chroot", dir, "systemctl", "enable", "ferry-lab-ready.service"}, enable...)...); err != nil {
 		t.Fatalf("systemctl enable in the template: %v %s", err, out)
 	}
-	// ifupdown's networking.service would only bring lo up here (its
-	// interfaces file names no NIC); masked so that one manager owns the NIC.
-	if out, err := Run("chroot", dir, "systemctl", "mask", "networking.service"); err != nil {
+	if out, err := Run("chroot", dir, "systemctl", "mask", mask); err != nil {
 		t.Fatalf("systemctl mask: %v %s", err, out)
 	}
 	return dir
