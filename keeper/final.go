@@ -17,8 +17,10 @@ import (
 // keeper, spared as "@ferry", has milliseconds between the read-only
 // remount and reboot(2) to send its IKE DELETE and loses the race: the
 // gateway and the borrower's return then wait for dead-peer detection.
-// As /shutdown, ferry tells the keeper to stop (SIGTERM: it deletes the
-// tunnel, the NFS root being read-only), waits for it, then powers off.
+// systemd-shutdown also leaves network file systems writable (it skips
+// their read-only remount). As /shutdown, ferry syncs, remounts them
+// read-only, tells the keeper to stop (SIGTERM: it deletes the tunnel, the
+// NFS root being read-only), waits for it, then powers off.
 
 // RebootVerbs are the verbs systemd-shutdown passes.
 var RebootVerbs = []string{"poweroff", "reboot", "halt", "kexec"}

@@ -27,6 +27,11 @@ func FinalShutdown(verb string, log *slog.Logger) error {
 		log.Error("final shutdown: powering off", "err", err)
 		verb = "poweroff"
 	}
+	// systemd-shutdown leaves network file systems writable (it skips
+	// their read-only remount, which could hang without a network); the
+	// keeper deletes its tunnel only once they are read-only, hence synced.
+	unix.Sync()
+	remountNetworkFSReadOnly(log)
 	pids := Keepers("/proc", 1)
 	for _, pid := range pids {
 		unix.Kill(pid, unix.SIGTERM)
@@ -52,5 +57,34 @@ func FinalShutdown(verb string, log *slog.Logger) error {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	for {
 		time.Sleep(time.Hour)
+	}
+}
+
+// remountNetworkFSReadOnly remounts every nfs/nfs4 mount read-only, the
+// deepest first (the old root is at /oldroot here). Nothing but the
+// keepers runs any more, so none should be busy; a failure is logged,
+// and the keeper then keeps its tunnel (the gateway learns by DPD).
+func remountNetworkFSReadOnly(log *slog.Logger) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		log.Warn("final shutdown: mount table", "err", err)
+		return
+	}
+	mounts, err := Mounts(f)
+	f.Close()
+	if err != nil {
+		log.Warn("final shutdown: mount table", "err", err)
+		return
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		if !networkFS[m.FSType] || m.SuperReadOnly {
+			continue
+		}
+		if err := unix.Mount("", m.MountPoint, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			log.Warn("final shutdown: remount read-only", "mount", m.MountPoint, "fstype", m.FSType, "err", err)
+			continue
+		}
+		log.Info("final shutdown: read-only", "mount", m.MountPoint, "fstype", m.FSType)
 	}
 }
