@@ -23,6 +23,10 @@ start=$SECONDS
 while kill -0 "$QEMU" 2>/dev/null; do
 	if grep -aq 'initrd-b: original /init ran' "$LOGF"; then
 		grep -a -A1 'initrd-b: original /init ran' "$LOGF" | tr -d '\r'
+		if trouble=$(kernel_trouble "$LOGF"); then
+			echo "smoke-b: FAIL: kernel warnings on the console: $trouble" >&2
+			exit 1
+		fi
 		echo "smoke-b: PASS: image B's own /init ran after $((SECONDS - start)) s"
 		exit 0
 	fi

@@ -69,9 +69,11 @@ var reKernelTrouble = regexp.MustCompile(`(?m)^.*(WARNING: |Oops|BUG: |Call Trac
 
 // KernelTrouble lists the console lines that report a kernel warning, oops,
 // bug or panic (each with the line that starts it).
-func (c *Console) KernelTrouble() []string {
+func (c *Console) KernelTrouble() []string { return kernelTrouble(c.Text()) }
+
+func kernelTrouble(text string) []string {
 	var out []string
-	for _, m := range reKernelTrouble.FindAllString(c.Text(), -1) {
+	for _, m := range reKernelTrouble.FindAllString(text, -1) {
 		out = append(out, strings.TrimSpace(m))
 	}
 	return out

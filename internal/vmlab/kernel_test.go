@@ -266,6 +266,9 @@ func judgeKernelPath(t *testing.T, con string, evs []event, fstype string) {
 	if strings.Contains(con, "initrd-b: original /init ran") {
 		t.Errorf("initrd(B)'s own /init ran (rdinit= not honoured)")
 	}
+	if trouble := kernelTrouble(con); len(trouble) > 0 {
+		t.Errorf("kernel warnings on the console:\n%s", strings.Join(trouble, "\n"))
+	}
 }
 
 // kernelLab brings up the namespace with the guest's tap, nfs-ganesha
