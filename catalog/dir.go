@@ -103,7 +103,7 @@ func (d *Dir) bundle(tmp, modulesDir, release string, inInitrd map[string]bool) 
 	if want == nil {
 		want = TransferModules()
 	}
-	mods, present, err := planBundle(modulesDir, release, want, inInitrd)
+	mods, present, err := planBundle(modulesDir, release, want, inInitrd, d.Modules == nil)
 	if err != nil {
 		return nil, err
 	}

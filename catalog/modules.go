@@ -36,10 +36,26 @@ const bundleDir = "ferry/modules"
 // planBundle resolves want under modulesDir, refuses modules built for
 // another release than the kernel's, and splits the result into the modules
 // to bundle and those initrd(B) already has.
-func planBundle(modulesDir, release string, want []string, inInitrd map[string]bool) (bundle []kmod.Module, present []string, err error) {
-	mods, err := kmod.Resolve(modulesDir, want)
+//
+// With lenient (the default TransferModules list), a wanted module the
+// tree lacks is skipped (a flavour without some NIC drivers: Debian's
+// cloud kernel has no e1000 or igb), except the NFS client, without which
+// B cannot mount the root; a list the operator gave is strict.
+func planBundle(modulesDir, release string, want []string, inInitrd map[string]bool, lenient bool) (bundle []kmod.Module, present []string, err error) {
+	var mods []kmod.Module
+	var missing []string
+	if lenient {
+		mods, missing, err = kmod.ResolveAvailable(modulesDir, want)
+	} else {
+		mods, err = kmod.Resolve(modulesDir, want)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("modules %s: %w", modulesDir, err)
+	}
+	for _, m := range missing {
+		if m == "nfs" || m == "nfsv4" {
+			return nil, nil, fmt.Errorf("modules %s: no %s module (nor built in): B could not mount its root", modulesDir, m)
+		}
 	}
 	for _, m := range mods {
 		info, err := kmod.ReadInfoFile(m.Path)
