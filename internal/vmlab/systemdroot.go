@@ -39,6 +39,9 @@ func AddModules(t testing.TB, ferry, modDir, root string, names ...string) {
 	if out, err := Run(append([]string{ferry}, args...)...); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
+	if err := os.MkdirAll(filepath.Join(tmp, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := Run(ferry, "initrd", "extract", filepath.Join(tmp, "m.img"), filepath.Join(tmp, "x")); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
