@@ -56,6 +56,9 @@ type Applet struct {
 	// Tree, when set, is the applet's command tree (Run dispatches it):
 	// completion and man pages read its subcommands and flags.
 	Tree *Command
+	// RawArgs: the arguments are another program's (systemd-shutdown's
+	// flags to /shutdown); no --log-level or --log-format is taken out.
+	RawArgs bool
 }
 
 // UsageError marks a bad invocation: main prints it with a hint and exits 2.
@@ -151,7 +154,10 @@ func Main(ctx context.Context, env *Env, argv []string) int {
 		fmt.Fprintln(env.Stdout, buildinfo.Read())
 		return 0
 	}
-	args, err := applyLogOptions(env, args)
+	var err error
+	if !a.RawArgs {
+		args, err = applyLogOptions(env, args)
+	}
 	if err == nil {
 		err = a.Run(ctx, env, args)
 	}

@@ -13,6 +13,7 @@ func shutdownApplet() Applet {
 		Name:    "shutdown",
 		Summary: "systemd-shutdown's hand-off (/run/initramfs/shutdown, PID 1 only): stop the keepers, then power off",
 		Run:     runShutdown,
+		RawArgs: true,
 	}
 }
 
