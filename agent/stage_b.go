@@ -3,10 +3,14 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"ferry/netcfg"
@@ -43,7 +47,34 @@ func (a *Agent) readState(ctx context.Context) error {
 func (a *Agent) mountRoot(ctx context.Context) error {
 	r := a.settings.Root
 	spec := nfsroot.Spec{Server: r.Server, Path: r.Path, Version: r.NFSVersion, Options: r.Options}
+	if err := nfsClientID("/sys", a.trace); err != nil {
+		return err
+	}
 	return nfsroot.Mount(ctx, spec, NewRoot, a.log)
+}
+
+// nfsClientID gives this server's NFSv4 client its own identity, the
+// trace (lease and server), unless the command line set one
+// (nfs.nfs4_unique_id=). Without it the client owner is built from the
+// host name, the same on every lent server booting one image B: the NFS
+// server then takes the servers of a lease for one client, and each
+// one's session state ends another's (a second mount fails with EIO).
+func nfsClientID(sys, trace string) error {
+	p := filepath.Join(sys, "module", "nfs", "parameters", "nfs4_unique_id")
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // NFS built into the kernel without the parameter, or no NFS: Mount says which
+	}
+	if err != nil {
+		return fmt.Errorf("nfs client id: %w", err)
+	}
+	if strings.TrimSpace(string(cur)) != "" || trace == "" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(trace), 0); err != nil {
+		return fmt.Errorf("nfs client id %s: %w", p, err)
+	}
+	return nil
 }
 
 // placeState puts ferry's state directory at the same path inside the new

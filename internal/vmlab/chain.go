@@ -472,8 +472,10 @@ func (c *Chain) borrowerUp() {
 		m[k] = v
 	}
 	c.writeJSON("borrower.json", m)
+	// No nfs.nfs4_unique_id=: one image B serves every server of a lease,
+	// and B gives each its own NFSv4 client identity (its trace).
 	add := []string{c.Cfg.Ferry, "borrower", "image", "add", "--dir", c.bdir, "b1", "--kernel", c.Cfg.Images.VmlinuzB,
-		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", fmt.Sprintf("console=ttyS0 quiet nfs.nfs4_unique_id=ferry-soak-%d", time.Now().UnixNano())}
+		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", "console=ttyS0 quiet"}
 	if c.Cfg.Images.ModulesB != "" {
 		add = append(add, "--modules", c.Cfg.Images.ModulesB)
 	}
