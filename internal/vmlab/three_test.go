@@ -19,8 +19,9 @@ import (
 // reaches its own root; then, from each, every other server's root is
 // refused and nothing answers at another server's tunnel address; one
 // return powers all three off cleanly and takes every export away.
-// FERRY_THREE_MEM sets each guest's memory in MB (default 384, the
-// smallest that worked here); FERRY_FULL_KEEP=1 keeps the work directory.
+// FERRY_THREE_MEM sets each guest's memory in MB (default 384, with a
+// margin: 320 passed once, 256 panics in image A); FERRY_FULL_KEEP=1
+// keeps the work directory.
 func TestThreeServers(t *testing.T) {
 	requireLab(t, "ganesha.nfsd", "tcpdump", "curl", "unshare", "nft")
 	const n = 3
