@@ -93,11 +93,15 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	dhcpLease, lateDisk := 0, ""
 	switch root {
 	case "busybox":
-	case "systemd", "ifupdown":
+	case "systemd", "ifupdown", "networkmanager":
 		if own := os.Getenv("FERRY_ROOT_TEMPLATE"); own != "" {
 			cfg.Images.Export = own
 		} else {
-			cfg.Images.Export = SystemdTemplate(t, SystemdBase(t, labCache(t)), filepath.Join(im.Lab, root+"-root"), map[string]string{"systemd": "networkd", "ifupdown": "ifupdown"}[root])
+			base := SystemdBase(t, labCache(t))
+			if root == "networkmanager" {
+				base = NetworkManagerBase(t, labCache(t), base)
+			}
+			cfg.Images.Export = SystemdTemplate(t, base, filepath.Join(im.Lab, root+"-root"), map[string]string{"systemd": "networkd", "ifupdown": "ifupdown", "networkmanager": "networkmanager"}[root])
 			cfg.RootReady, cfg.RootDown = RootReadySystemd, RootDownSystemd
 			// A disk on virtio-scsi, whose driver neither A nor B carries:
 			// the root's udev loads it after switch_root, and the keeper
@@ -115,10 +119,14 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 				"-device", "scsi-hd,drive=late0,bus=scsi0.0"}
 		}
 		// networkd renews at half the lease: a few renewals in the run.
-		dhcpLease = 60
-		cfg.NetbootExtra = map[string]any{"dhcp_lease_time": fmt.Sprintf("%ds", dhcpLease)}
+		// NetworkManager, kept off the NIC by ferry's hand-off, runs no
+		// DHCP client on it: nothing to renew.
+		if root != "networkmanager" {
+			dhcpLease = 60
+			cfg.NetbootExtra = map[string]any{"dhcp_lease_time": fmt.Sprintf("%ds", dhcpLease)}
+		}
 	default:
-		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd, ifupdown)", root)
+		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd, ifupdown, networkmanager)", root)
 	}
 	if re := os.Getenv("FERRY_ROOT_READY"); re != "" {
 		cfg.RootReady = regexp.MustCompile(re)
@@ -133,10 +141,20 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	if root != "busybox" {
 		m := cfg.RootReady.FindString(con)
 		t.Logf("%s root: %s", root, m)
-		if cfg.RootReady == RootReadySystemd && (!strings.Contains(m, "dhcp4="+c.ServerIP+" ") ||
+		if root == "networkmanager" && cfg.RootReady == RootReadySystemd {
+			if !strings.Contains(m, "nm_state=unmanaged addr="+c.ServerIP+" ") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd") {
+				c.Fail("NetworkManager did not leave the root's NIC with A's address %s unmanaged (ferry's hand-off): %q", c.ServerIP, m)
+			}
+		} else if cfg.RootReady == RootReadySystemd && (!strings.Contains(m, "dhcp4="+c.ServerIP+" ") ||
 			root == "systemd" && !strings.Contains(m, "10-ferry-root-") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd")) {
 			c.Fail("the systemd root's networkd did not take the NIC with ferry's hand-off and A's address %s by DHCP: %q", c.ServerIP, m)
 		}
+	}
+	if root == "networkmanager" {
+		// NetworkManager's own timers (a DHCP attempt gives up after 45 s)
+		// run past its start: the root must still answer through the
+		// tunnel (the keeper's status below) after them.
+		time.Sleep(50 * time.Second)
 	}
 	renewals := "-"
 	if dhcpLease > 0 {

@@ -87,8 +87,8 @@ func SystemdBase(t testing.TB, cache string) string {
 }
 
 // SystemdTemplate makes dir, a root template for the borrower, from the
-// cached base: systemd as init, udev, and manager ("networkd" or
-// "ifupdown") with the borrower's own DHCP configuration for the
+// cached base: systemd as init, udev, and manager ("networkd",
+// "ifupdown" or, on NetworkManagerBase, "networkmanager") with the borrower's own DHCP configuration for the
 // Ethernet NICs (ferry's hand-off in /run tells it which one carries the
 // root). A unit prints RootReadySystemd, with what the manager says of
 // the NIC, once it has configured it by DHCP, and RootDownSystemd when it
@@ -139,6 +139,15 @@ while [ $i -lt 600 ]; do
 				k=$(echo "$s" | sed -n 's/^ *Link File: //p')
 				st=$(echo "$s" | sed -n 's/^ *State: //p') ;;
 			esac
+		elif [ "$m" = networkmanager ]; then
+			# NetworkManager runs and has finished starting (nm-online -s);
+			# the NIC keeps B's address and, with ferry's hand-off,
+			# NetworkManager leaves it alone: "unmanaged".
+			if systemctl -q is-active NetworkManager && nm-online -s -q -t 5; then
+				st=$(nmcli -g GENERAL.STATE device show "$n" 2>/dev/null | sed 's/^[0-9]* (\(.*\))$/\1/')
+				a=$(ip -4 -o addr show dev "$n" | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -1)
+				k=$(nmcli -g NAME,DEVICE connection show --active 2>/dev/null | tr '\n' ' ')
+			fi
 		elif [ -s /var/lib/dhcp/dhclient.$n.leases ] && kill -0 "$(cat /run/dhclient.$n.pid 2>/dev/null)" 2>/dev/null; then
 			a=$(sed -n 's/^ *fixed-address \([0-9.]*\);/\1/p' /var/lib/dhcp/dhclient.$n.leases | tail -1)
 			st="dhclient $(cat /run/dhclient.$n.pid)"
@@ -154,7 +163,11 @@ while [ $i -lt 600 ]; do
 				case ${b##*/} in loop*|ram*|zram*) continue ;; esac
 				d="$d ${b##*/}:ro=$(cat $b/ro)"
 			done
-			echo "ferry-root: ready (systemd) $m $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
+			if [ "$m" = networkmanager ]; then
+				echo "ferry-root: ready (systemd) $m $n nm_state=$st addr=$a nm_active=[$k] udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
+			else
+				echo "ferry-root: ready (systemd) $m $n state=$st dhcp4=$a network_file=$f link_file=$k udevd=$u init=$(cat /proc/1/comm) disks=[$d ]" >/dev/console
+			fi
 			exit 0
 		;; esac
 	done
@@ -192,8 +205,21 @@ exit 1
 			t.Fatal(err)
 		}
 		os.Remove(filepath.Join(dir, "etc/systemd/network/80-borrower-dhcp.network"))
+	case "networkmanager":
+		// Debian's own NetworkManager.conf (ifupdown plugin with
+		// managed=false, no eth0 in interfaces) plus the installer's
+		// profile: NetworkManager manages eth0 unless told otherwise.
+		enable, mask = []string{"NetworkManager.service"}, "systemd-networkd.service"
+		os.Remove(filepath.Join(dir, "etc/systemd/network/80-borrower-dhcp.network"))
+		p := filepath.Join(dir, "etc/NetworkManager/system-connections/eth0.nmconnection")
+		if err := os.WriteFile(p, []byte(nmProfile), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := Run("chroot", dir, "systemctl", "mask", "networking.service"); err != nil {
+			t.Fatalf("systemctl mask: %v %s", err, out)
+		}
 	default:
-		t.Fatalf("SystemdTemplate: manager %q: want networkd or ifupdown", manager)
+		t.Fatalf("SystemdTemplate: manager %q: want networkd, ifupdown or networkmanager", manager)
 	}
 	if out, err := Run(append([]string{"chroot", dir, "systemctl", "enable", "ferry-lab-ready.service"}, enable...)...); err != nil {
 		t.Fatalf("systemctl enable in the template: %v %s", err, out)
