@@ -202,31 +202,16 @@ func leaseExit(l borrower.LeaseView) error {
 }
 
 func borrowerLeaseList(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := borrowerAdmin(env, fs)
-	o := outputFlags(fs)
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
-		ls := []borrower.Lease{}
-		if err := c.Call(ctx, "GET", "/admin/leases", nil, &ls); err != nil {
-			return err
-		}
-		if ok, err := o.json(env, ls); ok {
-			return err
-		}
-		var rows [][]string
-		for _, l := range ls {
-			rows = append(rows, []string{l.ID, l.State, fmt.Sprint(l.Count), l.Image, l.Pool, l.Lender.ID,
-				l.Created.Format(time.RFC3339), expires(l.Lender), l.Key, l.Error})
-		}
-		return o.table(env, []column{{name: "LEASE"}, {name: "STATE"}, {name: "SERVERS"}, {name: "IMAGE"}, {name: "POOL", wide: true},
-			{name: "LENDER_LEASE"}, {name: "CREATED"}, {name: "EXPIRES", wide: true}, {name: "KEY", wide: true}, {name: "ERROR"}}, rows)
-	}
+	return adminList(env, fs, borrowerAdmin(env, fs), "/admin/leases", []column{{name: "LEASE"}, {name: "STATE"}, {name: "SERVERS"},
+		{name: "IMAGE"}, {name: "POOL", wide: true}, {name: "LENDER_LEASE"}, {name: "CREATED"}, {name: "EXPIRES", wide: true},
+		{name: "KEY", wide: true}, {name: "ERROR"}},
+		func(ls []borrower.Lease) (rows [][]string) {
+			for _, l := range ls {
+				rows = append(rows, []string{l.ID, l.State, fmt.Sprint(l.Count), l.Image, l.Pool, l.Lender.ID,
+					l.Created.Format(time.RFC3339), expires(l.Lender), l.Key, l.Error})
+			}
+			return rows
+		})
 }
 
 func expires(l api.Lease) string {

@@ -127,29 +127,12 @@ func serverRow(s lender.Server) []string {
 }
 
 func lenderServerList(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(env, fs)
-	o := outputFlags(fs)
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
-		ss := []lender.Server{}
-		if err := c.Call(ctx, "GET", "/admin/servers", nil, &ss); err != nil {
-			return err
-		}
-		if ok, err := o.json(env, ss); ok {
-			return err
-		}
-		var rows [][]string
+	return adminList(env, fs, lenderAdmin(env, fs), "/admin/servers", serverColumns, func(ss []lender.Server) (rows [][]string) {
 		for _, s := range ss {
 			rows = append(rows, serverRow(s))
 		}
-		return o.table(env, serverColumns, rows)
-	}
+		return rows
+	})
 }
 
 // ServerDetail is `server show -o json`: the server and its history.
@@ -431,25 +414,7 @@ func leaseRows(ls []api.Lease) [][]string {
 }
 
 func lenderLeaseList(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(env, fs)
-	o := outputFlags(fs)
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
-		ls := []api.Lease{}
-		if err := c.Call(ctx, "GET", "/admin/leases", nil, &ls); err != nil {
-			return err
-		}
-		if ok, err := o.json(env, ls); ok {
-			return err
-		}
-		return o.table(env, leaseColumns, leaseRows(ls))
-	}
+	return adminList(env, fs, lenderAdmin(env, fs), "/admin/leases", leaseColumns, leaseRows)
 }
 
 // LenderLeaseDetail is the lender's `lease show -o json`.

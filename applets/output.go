@@ -1,12 +1,15 @@
 package applets
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"reflect"
 	"strings"
 	"text/tabwriter"
+
+	"ferry/api"
 )
 
 // output is a list's or a show's format: -o table|wide|json and
@@ -83,4 +86,29 @@ func (o *output) table(env *Env, cols []column, rows [][]string) error {
 		fmt.Fprintln(tw, pick(r))
 	}
 	return tw.Flush()
+}
+
+// adminList is a list command over a manager's admin socket: GET path
+// into a []T, printed as -o json or as rows(items) under cols. The order
+// of its checks (socket, then -o) is every list command's.
+func adminList[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, error), path string,
+	cols []column, rows func([]T) [][]string) func(context.Context, []string) error {
+	o := outputFlags(fs)
+	return func(ctx context.Context, pos []string) error {
+		c, err := admin()
+		if err != nil {
+			return err
+		}
+		if err := o.check(); err != nil {
+			return err
+		}
+		items := []T{}
+		if err := c.Call(ctx, "GET", path, nil, &items); err != nil {
+			return err
+		}
+		if ok, err := o.json(env, items); ok {
+			return err
+		}
+		return o.table(env, cols, rows(items))
+	}
 }
