@@ -11,21 +11,6 @@ import (
 	"slices"
 )
 
-// ServerTLS is the manager-to-manager server side: TLS 1.3 and a client
-// certificate that chains to caFile, required.
-func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	cert, pool, err := loadPair(certFile, keyFile, caFile)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}, nil
-}
-
 // ClientTLS is the manager-to-manager client side: TLS 1.3, our
 // certificate, and the server verified against caFile.
 func ClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
