@@ -337,9 +337,6 @@ func OpenTree(dirs ...string) (*Tree, error) {
 	return &Tree{ix: ix, table: table}, nil
 }
 
-// Dir is the tree's directory.
-func (t *Tree) Dir() string { return t.ix.dir }
-
 // Aliases is the tree's alias table.
 func (t *Tree) Aliases() []Alias { return t.table }
 

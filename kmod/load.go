@@ -31,12 +31,6 @@ type LoadError struct {
 func (e *LoadError) Error() string { return fmt.Sprintf("module %s (%s): %v", e.Module, e.Path, e.Err) }
 func (e *LoadError) Unwrap() error { return e.Err }
 
-// LoadAll loads every module under dir, dependencies first, with a Loader
-// that goes on past failures. See Loader.LoadAll.
-func LoadAll(ctx context.Context, dir string, log *slog.Logger) (loaded []string, err error) {
-	return Loader{Log: log}.LoadAll(ctx, dir)
-}
-
 // LoadAll indexes every module under dir, orders them by their depends=
 // fields and loads each with finit_module(2). A module that is already
 // loaded counts as loaded. Failures are collected, one error per module with
