@@ -13,8 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
-	"time"
 )
 
 // Paths of the Debian packages (scripts/ci-deps.sh installs them).
@@ -91,21 +89,6 @@ func writeCreds(o Options) error {
 // Swanctl runs `swanctl OP ARGS...` against this charon.
 func (c *Charon) Swanctl(ctx context.Context, op string, args ...string) (string, error) {
 	return script(ctx, append([]string{"swanctl", c.dir, op}, args...)...)
-}
-
-// WaitSA polls --list-sas until its output contains want or ctx ends.
-func (c *Charon) WaitSA(ctx context.Context, want string) (string, error) {
-	for {
-		out, _ := c.Swanctl(ctx, "--list-sas")
-		if strings.Contains(out, want) {
-			return out, nil
-		}
-		select {
-		case <-ctx.Done():
-			return out, fmt.Errorf("strongswan: no SA showing %q: %w", want, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // Log is charon's log so far, for test failures.
