@@ -173,9 +173,6 @@ func (t *Tunnel) openPlane(ctx context.Context, cfg *ike.Config, choice DataPlan
 	return nil
 }
 
-// DataPlane is the ESP data plane the tunnel runs on.
-func (t *Tunnel) DataPlane() DataPlane { return t.kind }
-
 // Connect brings the tunnel up once, within ConnectTimeout.
 func (t *Tunnel) Connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
