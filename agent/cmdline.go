@@ -8,7 +8,6 @@ import (
 // Cmdline is the kernel command line split into parameters. Later
 // occurrences of a key win, as they do for the kernel's own __setup params.
 type Cmdline struct {
-	raw    string
 	params map[string]string
 }
 
@@ -18,8 +17,8 @@ func ParseCmdline(s string) (*Cmdline, error) {
 	if len(s) > 64<<10 {
 		return nil, fmt.Errorf("kernel command line: %d bytes is more than any kernel accepts", len(s))
 	}
-	c := &Cmdline{raw: strings.TrimSpace(s), params: map[string]string{}}
-	for _, f := range splitQuoted(c.raw) {
+	c := &Cmdline{params: map[string]string{}}
+	for _, f := range splitQuoted(strings.TrimSpace(s)) {
 		k, v, _ := strings.Cut(f, "=")
 		c.params[k] = v
 	}
@@ -31,9 +30,6 @@ func (c *Cmdline) Get(key string) (string, bool) {
 	v, ok := c.params[key]
 	return v, ok
 }
-
-// String is the command line as the kernel gave it.
-func (c *Cmdline) String() string { return c.raw }
 
 func splitQuoted(s string) []string {
 	var out []string
