@@ -30,7 +30,6 @@ type site struct {
 	t    *testing.T
 	root string
 	vars map[string]string
-	mu   sync.Mutex
 }
 
 func newSite(t *testing.T) *site {
