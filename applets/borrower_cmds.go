@@ -222,26 +222,9 @@ func expires(l api.Lease) string {
 }
 
 func borrowerLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := borrowerAdmin(env, fs)
-	o := outputFlags(fs)
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		id, err := oneArg(pos, "lease ID")
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
-		var l borrower.LeaseView
-		if err := c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id), nil, &l); err != nil {
-			return err
-		}
-		return printBorrowerLease(env, o, l)
-	}
+	return adminShow(env, fs, borrowerAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (l borrower.LeaseView, err error) {
+		return l, c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id), nil, &l)
+	}, func(o *output, l borrower.LeaseView) error { return printBorrowerLease(env, o, l) })
 }
 
 func borrowerLeaseExtend(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {

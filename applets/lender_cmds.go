@@ -142,34 +142,16 @@ type ServerDetail struct {
 }
 
 func lenderServerShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(env, fs)
-	o := outputFlags(fs)
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		mac, err := oneArg(pos, "MAC")
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
+	return adminShow(env, fs, lenderAdmin(env, fs), "MAC", func(ctx context.Context, c *api.Client, mac string) (ServerDetail, error) {
 		var d ServerDetail
 		if err := c.Call(ctx, "GET", "/admin/servers/"+url.PathEscape(mac), nil, &d.Server); err != nil {
-			return err
+			return d, err
 		}
-		if err := c.Call(ctx, "GET", "/admin/servers/"+url.PathEscape(mac)+"/events", nil, &d.Events); err != nil {
-			return err
-		}
-		if d.Events == nil {
-			d.Events = []lender.Event{}
-		}
-		if ok, err := o.json(env, d); ok {
-			return err
-		}
+		var err error
+		d.Events, err = getEvents(ctx, c, "/admin/servers/"+url.PathEscape(mac)+"/events")
+		return d, err
+	}, func(o *output, d ServerDetail) error {
 		s := d.Server
 		fmt.Fprintf(env.Stdout, "server %s  id %s  pool %s  power %s  state %s\n", s.MAC, s.ID, s.Pool, s.Power, s.State)
 		if s.LeaseID != "" {
@@ -183,7 +165,20 @@ func lenderServerShow(env *Env, fs *flag.FlagSet) func(context.Context, []string
 		}
 		fmt.Fprintln(env.Stdout)
 		return printEvents(env, o, lastN(d.Events, *n))
+	})
+}
+
+// getEvents is a history from the admin socket, [] (never null) when
+// there is none.
+func getEvents(ctx context.Context, c *api.Client, path string) ([]lender.Event, error) {
+	ev := []lender.Event{}
+	if err := c.Call(ctx, "GET", path, nil, &ev); err != nil {
+		return nil, err
 	}
+	if ev == nil {
+		ev = []lender.Event{}
+	}
+	return ev, nil
 }
 
 func lastN(ev []lender.Event, n int) []lender.Event {
@@ -212,29 +207,9 @@ func lenderLeaseEvents(env *Env, fs *flag.FlagSet) func(context.Context, []strin
 }
 
 func eventsCmd(env *Env, fs *flag.FlagSet, what string, path func(string) string) func(context.Context, []string) error {
-	admin := lenderAdmin(env, fs)
-	o := outputFlags(fs)
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		arg, err := oneArg(pos, what)
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
-		ev := []lender.Event{}
-		if err := c.Call(ctx, "GET", path(arg), nil, &ev); err != nil {
-			return err
-		}
-		if ok, err := o.json(env, ev); ok {
-			return err
-		}
-		return printEvents(env, o, ev)
-	}
+	return adminShow(env, fs, lenderAdmin(env, fs), what, func(ctx context.Context, c *api.Client, arg string) ([]lender.Event, error) {
+		return getEvents(ctx, c, path(arg))
+	}, func(o *output, ev []lender.Event) error { return printEvents(env, o, ev) })
 }
 
 func lenderServerMAC(action string) func(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
@@ -424,34 +399,16 @@ type LenderLeaseDetail struct {
 }
 
 func lenderLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	admin := lenderAdmin(env, fs)
-	o := outputFlags(fs)
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
-	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
-		if err != nil {
-			return err
-		}
-		id, err := oneArg(pos, "lease ID")
-		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
-			return err
-		}
+	return adminShow(env, fs, lenderAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (LenderLeaseDetail, error) {
 		var d LenderLeaseDetail
 		if err := c.Call(ctx, "GET", api.PathLeases+"/"+url.PathEscape(id), nil, &d.Lease); err != nil {
-			return err
+			return d, err
 		}
-		if err := c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id)+"/events", nil, &d.Events); err != nil {
-			return err
-		}
-		if d.Events == nil {
-			d.Events = []lender.Event{}
-		}
-		if ok, err := o.json(env, d); ok {
-			return err
-		}
+		var err error
+		d.Events, err = getEvents(ctx, c, "/admin/leases/"+url.PathEscape(id)+"/events")
+		return d, err
+	}, func(o *output, d LenderLeaseDetail) error {
 		l := d.Lease
 		fmt.Fprintf(env.Stdout, "lease %s  borrower %s  state %s  created %s  expires %s\n\n", l.ID, l.Borrower, l.State,
 			l.Created.Format(time.RFC3339), l.Expires.Format(time.RFC3339))
@@ -460,5 +417,5 @@ func lenderLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string)
 		}
 		fmt.Fprintln(env.Stdout)
 		return printEvents(env, o, lastN(d.Events, *n))
-	}
+	})
 }

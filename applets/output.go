@@ -112,3 +112,33 @@ func adminList[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, err
 		return o.table(env, cols, rows(items))
 	}
 }
+
+// adminShow is a show command over a manager's admin socket: one
+// argument (what: "MAC", "lease ID"), fetched with get, printed as -o
+// json or by print. The order of its checks (socket, argument, then -o)
+// is every show command's.
+func adminShow[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, error), what string,
+	get func(ctx context.Context, c *api.Client, arg string) (T, error), print func(o *output, v T) error) func(context.Context, []string) error {
+	o := outputFlags(fs)
+	return func(ctx context.Context, pos []string) error {
+		c, err := admin()
+		if err != nil {
+			return err
+		}
+		arg, err := oneArg(pos, what)
+		if err != nil {
+			return err
+		}
+		if err := o.check(); err != nil {
+			return err
+		}
+		v, err := get(ctx, c, arg)
+		if err != nil {
+			return err
+		}
+		if ok, err := o.json(env, v); ok {
+			return err
+		}
+		return print(o, v)
+	}
+}
