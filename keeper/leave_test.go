@@ -143,6 +143,13 @@ func TestWatchLeaveDeletesOnceSystemdShutdownHasTheRootReadOnly(t *testing.T) {
 	k, proc, mip := leaveKeeper(t, miNFSRootRW)
 	var closed atomic.Int32
 	k.leaving.close = func(context.Context) { closed.Add(1) }
+	looks := make(chan string, 64)
+	k.leaving.kept = func(why string) {
+		select {
+		case looks <- why:
+		default: // the test reads only the first few
+		}
+	}
 	fakeProc(t, proc, "/usr/lib/systemd/systemd", "systemd")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -150,8 +157,23 @@ func TestWatchLeaveDeletesOnceSystemdShutdownHasTheRootReadOnly(t *testing.T) {
 	go func() { k.watchLeave(ctx); close(done) }()
 
 	fakeProc(t, proc, "/usr/lib/systemd/systemd-shutdown", "systemd-shutdow")
-	// Several rounds of the watch see a writable root.
-	time.Sleep(4 * leaveEvery)
+	// Several rounds of the watch see systemd-shutdown with a writable
+	// root, and keep the tunnel.
+	for seen := 0; seen < 3; {
+		select {
+		case why := <-looks:
+			if strings.Contains(why, "systemd-shutdown") {
+				if !strings.Contains(why, "still writable") {
+					t.Fatalf("the watch kept the tunnel under systemd-shutdown for another reason: %s", why)
+				}
+				seen++
+			}
+		case <-done:
+			t.Fatalf("the watch ended (tunnel deleted %d times) while the NFS root was writable", closed.Load())
+		case <-time.After(30 * time.Second):
+			t.Fatal("the watch did not look at PID 1 and the mount table again within 30 s")
+		}
+	}
 	if n := closed.Load(); n != 0 {
 		t.Fatalf("tunnel deleted %d times while the NFS root was writable", n)
 	}

@@ -21,6 +21,9 @@ type leaver struct {
 	done chan struct{}
 	// close deletes the tunnel; tests count the calls instead.
 	close func(context.Context)
+	// kept, when set, hears why each look of watchLeave kept the tunnel:
+	// tests wait for looks, not for time.
+	kept func(why string)
 }
 
 func newLeaver() *leaver { return &leaver{done: make(chan struct{})} }
@@ -47,9 +50,13 @@ func (k *Keeper) watchLeave(ctx context.Context) {
 	w := newMountWatch(k.opt.Mountinfo, k.log)
 	defer w.close()
 	for {
-		if ok, why := k.leaveDue(false); ok {
+		ok, why := k.leaveDue(false)
+		if ok {
 			k.leave(why)
 			return
+		}
+		if k.leaving.kept != nil {
+			k.leaving.kept(why)
 		}
 		if !w.wait(ctx, leaveEvery) {
 			return
