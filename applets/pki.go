@@ -2,6 +2,7 @@ package applets
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"fmt"
 	"strings"
@@ -74,17 +75,23 @@ func pkiCA(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	kp, err := pki.MarshalKeyPEM(ca.Key)
+	return writeCertKey(env, *cert, *key, ca.Cert, ca.Key, *force)
+}
+
+// writeCertKey writes a certificate and its key (0600), both or neither,
+// and prints what the certificate is.
+func writeCertKey(env *Env, certFile, keyFile string, cert *x509.Certificate, key crypto.Signer, force bool) error {
+	kp, err := pki.MarshalKeyPEM(key)
 	if err != nil {
 		return err
 	}
-	p := siteinit.Plan{Force: *force}
-	p.Add(*cert, ca.CertPEM(), 0o644)
-	p.Add(*key, kp, 0o600)
+	p := siteinit.Plan{Force: force}
+	p.Add(certFile, pki.CertPEM(cert), 0o644)
+	p.Add(keyFile, kp, 0o600)
 	if err := p.Commit(); err != nil {
 		return err
 	}
-	fmt.Fprint(env.Stdout, pki.Describe(ca.Cert))
+	fmt.Fprint(env.Stdout, pki.Describe(cert))
 	return nil
 }
 
@@ -124,18 +131,7 @@ func pkiIssue(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	kp, err := pki.MarshalKeyPEM(k)
-	if err != nil {
-		return err
-	}
-	p := siteinit.Plan{Force: *force}
-	p.Add(*cert, pki.CertPEM(c), 0o644)
-	p.Add(*key, kp, 0o600)
-	if err := p.Commit(); err != nil {
-		return err
-	}
-	fmt.Fprint(env.Stdout, pki.Describe(c))
-	return nil
+	return writeCertKey(env, *cert, *key, c, k, *force)
 }
 
 func pkiShow(env *Env, args []string) error {
