@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -171,24 +173,36 @@ func (c *copier) data(in *os.File, dfd int, name, rel string, size int64) error 
 		c.st.ReflinkBytes += size
 		return out.Close()
 	}
-	n, err := copyRange(in, out)
+	// Bytes count as they go: a large file shows progress, and a
+	// cancelled copy stops within one chunk, not at the file's end.
+	_, err = copyRange(c.ctx, in, out, func(n int64) {
+		c.st.Bytes += n
+		c.pr.bytes(&c.st)
+	})
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", rel, err)
 	}
-	c.st.Bytes += n
 	return out.Close()
 }
 
+// copyChunk is how much copyRange moves between two looks at ctx: small
+// enough that a cancelled copy of a 50 GB file stops within a second or
+// so, large enough that the system calls cost nothing.
+const copyChunk = 64 << 20
+
 // copyRange copies with copy_file_range until EOF, falling back to a plain
 // copy when the kernel refuses (cross-device on old kernels, special file
-// systems).
-func copyRange(in, out *os.File) (int64, error) {
+// systems); copied is told each chunk's bytes.
+func copyRange(ctx context.Context, in, out *os.File, copied func(int64)) (int64, error) {
 	var total int64
 	for {
-		n, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, 1<<30, 0)
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, copyChunk, 0)
 		if err != nil {
 			if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-				m, err := io.Copy(out, in)
+				m, err := io.Copy(&ctxWriter{ctx: ctx, w: out, copied: copied}, in)
 				return total + m, err
 			}
 			return total, err
@@ -197,7 +211,25 @@ func copyRange(in, out *os.File) (int64, error) {
 			return total, nil
 		}
 		total += int64(n)
+		copied(int64(n))
 	}
+}
+
+// ctxWriter is the read-and-write fallback's destination: it stops at
+// ctx's end and counts what it wrote.
+type ctxWriter struct {
+	ctx    context.Context
+	w      io.Writer
+	copied func(int64)
+}
+
+func (w *ctxWriter) Write(b []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := w.w.Write(b)
+	w.copied(int64(n))
+	return n, err
 }
 
 func (c *copier) symlink(sfd, dfd int, name, src string, st *unix.Stat_t) error {
@@ -264,4 +296,14 @@ func renameNoReplace(src, dst string) error {
 		return fmt.Errorf("renameat2(%s, %s, RENAME_NOREPLACE) = %w", src, dst, err)
 	}
 	return nil
+}
+
+// sameDevice reports whether a and b are on one file system.
+func sameDevice(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return sa.Dev == sb.Dev
 }

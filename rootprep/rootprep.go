@@ -3,6 +3,7 @@ package rootprep
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -105,6 +106,13 @@ func (p *Preparer) root(dir string) (string, error) {
 // Prepare copies template into Roots/NAME and returns that path. An
 // existing root of that name is refused; on failure nothing is left behind.
 func (p *Preparer) Prepare(ctx context.Context, template, name string) (string, Stats, error) {
+	return p.PrepareWith(ctx, template, name, p.Progress)
+}
+
+// PrepareWith is Prepare telling fn (instead of p.Progress) how the copy
+// goes: every ProgressEvery entries and every 64 MiB of file data, so
+// that several copies at once each report their own.
+func (p *Preparer) PrepareWith(ctx context.Context, template, name string, fn Progress) (string, Stats, error) {
 	if err := ValidateName(name); err != nil {
 		return "", Stats{}, err
 	}
@@ -120,7 +128,7 @@ func (p *Preparer) Prepare(ctx context.Context, template, name string) (string, 
 	if err != nil {
 		return "", Stats{}, fmt.Errorf("rootprep: %w", err)
 	}
-	st, err := copyTree(ctx, src, tmp, p.progress())
+	st, err := copyTree(ctx, src, tmp, p.progressTo(fn))
 	if err == nil {
 		err = renameNoReplace(tmp, dst)
 	}
@@ -156,12 +164,71 @@ func (p *Preparer) Delete(ctx context.Context, dir string) error {
 	return nil
 }
 
-func (p *Preparer) progress() *progress {
+func (p *Preparer) progress() *progress { return p.progressTo(p.Progress) }
+
+func (p *Preparer) progressTo(fn Progress) *progress {
 	every := p.ProgressEvery
 	if every <= 0 {
 		every = 1000
 	}
-	return &progress{fn: p.Progress, every: every, beforeOpen: p.beforeOpen}
+	return &progress{fn: fn, every: every, beforeOpen: p.beforeOpen}
+}
+
+// RemovePartial removes what a copy into Roots/NAME left behind when the
+// process died in the middle of it (Prepare removes its own on failure,
+// but not after a kill): the hidden temporary directories of that name.
+// The root itself, renamed into place only whole, is never touched. Call
+// it only while no Prepare of name runs.
+func (p *Preparer) RemovePartial(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	left, err := filepath.Glob(filepath.Join(p.Roots, "."+name+".tmp-*"))
+	if err != nil {
+		return err
+	}
+	for _, d := range left {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("rootprep: remove the partial copy %s: %w", d, err)
+		}
+		p.Log.Info("partial root copy removed", "dir", d)
+	}
+	return nil
+}
+
+// TemplateBytes is the bytes of regular file data under template (on its
+// own file system, as Prepare copies it): what a copy's progress is
+// measured against. It reads metadata only.
+func TemplateBytes(template string) (int64, error) {
+	src, err := filepath.EvalSymlinks(template)
+	if err != nil {
+		return 0, fmt.Errorf("rootprep: template: %w", err)
+	}
+	top, err := os.Lstat(src)
+	if err != nil {
+		return 0, fmt.Errorf("rootprep: template: %w", err)
+	}
+	var n int64
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != src && !sameDevice(top, fi) {
+			return filepath.SkipDir
+		}
+		if fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rootprep: template %s: %w", template, err)
+	}
+	return n, nil
 }
 
 // progress calls fn every so many entries.
@@ -181,6 +248,13 @@ func (pr *progress) opening(path string) {
 func (pr *progress) tick(s *Stats) {
 	pr.n++
 	if pr.fn != nil && pr.n%pr.every == 0 {
+		pr.fn(*s)
+	}
+}
+
+// bytes is called after each chunk of file data.
+func (pr *progress) bytes(s *Stats) {
+	if pr.fn != nil {
 		pr.fn(*s)
 	}
 }
