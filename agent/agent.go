@@ -134,7 +134,8 @@ func (a *Agent) stepsA(managed bool) []step {
 	if managed {
 		steps = append(steps,
 			step{"enroll", a.enroll},
-			step{"tunnel-a", a.tunnelA})
+			step{"tunnel-a", a.tunnelA},
+			step{"wait-root", a.waitRoot})
 	} else {
 		steps = append(steps, step{"settings", a.fetchSettings})
 	}

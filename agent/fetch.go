@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
+
+	"ferry/api"
 )
 
 // fetcher downloads image B's pieces into RAM-backed files, checking size
@@ -136,4 +139,57 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// waitReady asks u (HEAD) until the borrower answers 200: a 503 means
+// the server's root is not ready yet (its state in api.HeaderRootState),
+// to be asked again after Retry-After (clamped to 1-30 s). It waits as
+// long as the borrower says so: the copy of a large root takes minutes,
+// and the borrower ends the wait by its answer or by the lease's return.
+// say is told the root's state the first time and when it changes, at
+// most every 10 s.
+func (f *fetcher) waitReady(ctx context.Context, u *url.URL, say func(state string)) (waited bool, err error) {
+	var last string
+	var lastAt time.Time
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
+		if err != nil {
+			return waited, err
+		}
+		resp, err := f.client.Do(req)
+		if err != nil {
+			return waited, err
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return waited, nil
+		case http.StatusServiceUnavailable:
+		default:
+			return waited, fmt.Errorf("HEAD %s: %s", u, resp.Status)
+		}
+		waited = true
+		state := resp.Header.Get(api.HeaderRootState)
+		if len(state) > 200 {
+			state = state[:200]
+		}
+		if state == "" {
+			state = "not ready"
+		}
+		if state != last && time.Since(lastAt) >= 10*time.Second || last == "" {
+			say(state)
+			last, lastAt = state, time.Now()
+		}
+		wait := time.Second
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			wait = time.Duration(min(max(n, 1), 30)) * time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return waited, ctx.Err()
+		case <-t.C:
+		}
+	}
 }

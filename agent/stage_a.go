@@ -41,6 +41,27 @@ func (a *Agent) fetchSettings(ctx context.Context) error {
 	return nil
 }
 
+// waitRoot waits until the borrower has this server's root ready (copied
+// and exported): it copies the root while the server boots, and answers
+// image B's URL with 503 until then. Image B is fetched and booted only
+// after it, so B never reaches its NFS mount before its root is there,
+// however long the copy takes.
+func (a *Agent) waitRoot(ctx context.Context) error {
+	u, err := resolve(&url.URL{}, a.settings.Kernel.URL)
+	if err != nil {
+		return err
+	}
+	f := newFetcher(nil, a.imageTLS)
+	waited, err := f.waitReady(ctx, u, func(state string) {
+		a.con.printf("ferry: waiting for the borrower's root: %s", state)
+		a.log.Info("waiting for the borrower's root", "state", state)
+	})
+	if err == nil && waited {
+		a.con.printf("ferry: the borrower's root is ready")
+	}
+	return err
+}
+
 // fetchB downloads vmlinuz(B) and initrd(B) into RAM, digests checked.
 func (a *Agent) fetchB(ctx context.Context) error {
 	if err := os.MkdirAll(workDir, 0o700); err != nil {

@@ -32,6 +32,11 @@ const (
 	PathMetric = "/metrics"        // GET Prometheus text format
 )
 
+// HeaderRootState is set on the borrower's 503 answer to an image B
+// request of a server whose root is not ready yet: the root's state
+// ("copying 37%"), which image A's wait-root prints on the console.
+const HeaderRootState = "X-Ferry-Root"
+
 // Size limits of request bodies, before any parsing.
 const (
 	MaxLeaseRequest = 256 << 10

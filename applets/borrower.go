@@ -33,7 +33,7 @@ workflow (paths: --dir, else $FERRY_BORROWER_DIR, else /var/lib/ferry/borrower;
         "nfs_server": "10.8.0.2", "nfs_export": "/srv/ferry/roots",
         "nfs_exports": "ganesha", "ganesha_exports_file": "/etc/ganesha/ferry-exports.conf",
         "keeper_client_cert": "keeper-client.pem", "keeper_client_key": "keeper-client.key",
-        "default_template": "/srv/ferry/template", "archive": false}
+        "default_template": "/srv/ferry/template", "archive": false, "root_copies": 2}
      (unknown keys are refused.) Each server of a lease gets its own
      tunnel address of tunnel_pool (the gateway hands its key that address
      alone) and its root DIR/roots/NAME is exported as nfs_export/NAME to
@@ -68,7 +68,9 @@ workflow (paths: --dir, else $FERRY_BORROWER_DIR, else /var/lib/ferry/borrower;
      ferry borrower image list --dir DIR
   3. ferry borrower lease request --dir DIR --count N --image NAME [--root TEMPLATE] [--key K]
          [--pool POOL] [--duration 72h] [--wait[=30m]] [-o json]
-       prepares one NFS root per server from TEMPLATE, asks the lender;
+       asks the lender, then copies one NFS root per server from TEMPLATE
+       while the servers boot (root_copies at once, default 2; lease show's
+       ROOT: "copying 37%", then ready; image A waits for it in wait-root);
        retrying with the same --key never leases twice (a refused request
        stays refused: exit 1); --wait prints each phase as it happens
        until every server has switched to its root

@@ -305,9 +305,13 @@ func printBorrowerLease(env *Env, o *output, l borrower.LeaseView) error {
 		if i < len(l.Tunnels) && l.Tunnels[i].Server == s.ID {
 			tunnel = tunnelText(l.Tunnels[i])
 		}
-		rows = append(rows, []string{s.ID, s.MAC, s.Phase, addr, tunnel, s.SPKIPin, s.Error})
+		root := ""
+		if i < len(l.RootStates) {
+			root = l.RootStates[i].Text()
+		}
+		rows = append(rows, []string{s.ID, s.MAC, s.Phase, root, addr, tunnel, s.SPKIPin, s.Error})
 	}
-	err := o.table(env, []column{{name: "SERVER"}, {name: "MAC"}, {name: "PHASE"}, {name: "TUNNEL_ADDRESS"}, {name: "TUNNEL"},
+	err := o.table(env, []column{{name: "SERVER"}, {name: "MAC"}, {name: "PHASE"}, {name: "ROOT"}, {name: "TUNNEL_ADDRESS"}, {name: "TUNNEL"},
 		{name: "SPKI_SHA256"}, {name: "ERROR"}}, rows)
 	if err != nil || o.noHeaders {
 		return err
@@ -315,7 +319,7 @@ func printBorrowerLease(env *Env, o *output, l borrower.LeaseView) error {
 	// Each phase with its start counted from the lease request: the
 	// transfer's timeline (scripts/full-e2e.sh reads these lines).
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	for _, s := range l.Lender.Servers {
+	for i, s := range l.Lender.Servers {
 		if len(s.Phases) > 0 {
 			fmt.Fprintf(tw, "\n%s phases:\n", s.ID)
 		}
@@ -325,6 +329,13 @@ func printBorrowerLease(env *Env, o *output, l borrower.LeaseView) error {
 				status = "failed: " + p.Error
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d bytes\t%s\n", p.Phase, p.End.Sub(p.Start), status, p.Bytes, sinceRequest(l.Lender.Created, p.Start))
+		}
+		if i < len(l.RootStates) && !l.RootStates[i].Ready.IsZero() && len(s.Phases) > 0 {
+			// The borrower's own event among the server's phases: its
+			// copy of the root (how long it took, ready at +T s).
+			r := l.RootStates[i]
+			fmt.Fprintf(tw, "  root-ready\t%s\tok\t%d bytes\t%s\n", r.Ready.Sub(r.Started).Round(time.Millisecond),
+				r.Copied, sinceRequest(l.Lender.Created, r.Ready))
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -80,8 +80,12 @@ type Config struct {
 	GaneshaExportIDBase int    `json:"ganesha_export_id_base"`
 	KernelExportOptions string `json:"kernel_export_options"`
 	DefaultTemplate     string `json:"default_template"`
-	Archive             bool   `json:"archive"`     // archive roots at return, else delete
-	KeeperPort          int    `json:"keeper_port"` // the keepers' plain-HTTP GET /status
+	Archive             bool   `json:"archive"` // archive roots at return, else delete
+	// RootCopies (DefaultRootCopies, 2) is how many roots are copied at
+	// once: a lease of many servers gets its first roots ready soon
+	// instead of all of them late (rootcopy.go says why).
+	RootCopies int `json:"root_copies"`
+	KeeperPort int `json:"keeper_port"` // the keepers' plain-HTTP GET /status
 	// At return each server's keeper is asked to shut it down, over HTTPS
 	// on KeeperTLSPort (7071) with KeeperClientCert/Key, a client
 	// certificate of the borrower CA; unset: servers are not asked, the
@@ -165,6 +169,9 @@ func (c *Config) check(r *configfile.Report) {
 	}
 	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
 		r.Errorf("keeper_client_key", c.KeeperClientKey, "set both keeper_client_cert and keeper_client_key, or neither (keeper_client_cert is %q)", c.KeeperClientCert)
+	}
+	if c.RootCopies < 0 || c.RootCopies > 64 {
+		r.Errorf("root_copies", c.RootCopies, "want 0 (the default, %d) to 64", DefaultRootCopies)
 	}
 	if c.ImageStallSeconds < 0 {
 		r.Errorf("image_stall_seconds", c.ImageStallSeconds, "want 0 (the default, 60) or more")

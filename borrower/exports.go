@@ -50,7 +50,8 @@ func openExports(cfg Config) (Exports, error) {
 }
 
 // wantExports is, from the store, one export per enrolled server of every
-// lease whose servers are not cut off yet.
+// lease whose servers are not cut off yet, once its root is whole (a
+// root being copied has a hidden temporary name until then).
 func (m *Manager) wantExports(ctx context.Context) ([]Export, error) {
 	ls, err := m.Leases(ctx)
 	if err != nil {
@@ -63,8 +64,8 @@ func (m *Manager) wantExports(ctx context.Context) ([]Export, error) {
 			continue
 		}
 		for i, s := range l.Lender.Servers {
-			if s.SPKIPin == "" || i >= len(l.Roots) || i >= len(l.Addrs) {
-				continue
+			if s.SPKIPin == "" || i >= len(l.Roots) || i >= len(l.Addrs) || !m.roots.Ready(l.Roots[i]) {
+				continue // not enrolled, or its root not whole yet
 			}
 			if !pool.Contains(l.Addrs[i]) {
 				// tunnel_pool changed under a live lease: its export id

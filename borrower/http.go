@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"ferry/api"
@@ -71,10 +72,14 @@ func (m *Manager) ImageHandler() http.Handler {
 	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
-		if err := m.mayFetch(r, pool); err != nil {
+		root, err := m.mayFetch(r, pool)
+		if err != nil {
 			m.events.imageRefused.Add(1)
 			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		if root != "" && !m.rootOpen(w, r, root) {
 			return
 		}
 		m.events.imageServed.Add(1)
@@ -111,56 +116,85 @@ func (m *Manager) ImageHandler() http.Handler {
 	return mux
 }
 
+// rootOpen lets a server past the gate of its root: image B only once
+// its root is ready, so that B never mounts a root still being copied.
+// Otherwise it answers 503 with Retry-After and the root's state (the
+// agent's wait-root prints it) and returns false.
+func (m *Manager) rootOpen(w http.ResponseWriter, r *http.Request, root string) bool {
+	st, err := m.rootGate(r.Context(), root)
+	switch {
+	case err != nil:
+		http.Error(w, "root "+root+": "+err.Error(), http.StatusInternalServerError)
+		return false
+	case st.State == RootReady:
+		return true
+	case st.State == RootFailed:
+		http.Error(w, "the borrower could not prepare root "+root+": "+st.Error, http.StatusInternalServerError)
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set(api.HeaderRootState, st.Text())
+	http.Error(w, "waiting for the borrower's root "+root+": "+st.Text(), http.StatusServiceUnavailable)
+	return false
+}
+
 // mayFetch allows r only from a virtual IP that the gateway reports held
-// by a server of an active lease whose image r asks for.
-func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) error {
+// by a server of an active lease whose image r asks for, and names that
+// server's root.
+func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !pool.Contains(ip.Unmap()) {
-		return fmt.Errorf("%s is not a tunnel address (pool %s)", host, pool)
+		return "", fmt.Errorf("%s is not a tunnel address (pool %s)", host, pool)
 	}
 	ip = ip.Unmap()
 	if m.vips == nil {
-		return fmt.Errorf("%s: no gateway_status configured, so no address can be tied to a lease", ip)
+		return "", fmt.Errorf("%s: no gateway_status configured, so no address can be tied to a lease", ip)
 	}
 	peer, ok, err := m.vips.lookup(r.Context(), ip)
 	if err != nil {
-		return fmt.Errorf("%s: asking the gateway who holds it: %w", ip, err)
+		return "", fmt.Errorf("%s: asking the gateway who holds it: %w", ip, err)
 	}
 	if !ok {
-		return fmt.Errorf("%s is held by no server connected to the gateway", ip)
+		return "", fmt.Errorf("%s is held by no server connected to the gateway", ip)
 	}
 	ls, err := m.Leases(r.Context())
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, l := range ls {
-		if l.State == StateActive && holds(l, peer) {
+		if i, ok := holds(l, peer); l.State == StateActive && ok {
 			if l.Image != r.PathValue("name") {
-				return fmt.Errorf("%s is a server of lease %s, whose image is %q, not %q", ip, l.ID, l.Image, r.PathValue("name"))
+				return "", fmt.Errorf("%s is a server of lease %s, whose image is %q, not %q", ip, l.ID, l.Image, r.PathValue("name"))
 			}
-			return nil
+			if i < len(l.Roots) {
+				return l.Roots[i], nil
+			}
+			return "", nil
 		}
 	}
-	return fmt.Errorf("%s is held by no server of an active lease", ip)
+	return "", fmt.Errorf("%s is held by no server of an active lease", ip)
 }
 
-// holds reports whether peer is one of l's servers: its allowed pin, or
-// its strongSwan connection.
-func holds(l Lease, peer Peer) bool {
-	for _, k := range allowed(l) {
-		if k.VIP.IsValid() && peer.VIP != k.VIP {
+// holds reports whether peer is one of l's servers, and which: its
+// allowed pin, or its strongSwan connection.
+func holds(l Lease, peer Peer) (int, bool) {
+	for i, s := range l.Lender.Servers {
+		if s.SPKIPin == "" || !slices.Contains(l.Pins, s.SPKIPin) {
+			continue
+		}
+		if i < len(l.Addrs) && l.Addrs[i].IsValid() && peer.VIP != l.Addrs[i] {
 			continue // the gateway gives the key this address alone
 		}
-		if peer.Pin != "" && peer.Pin == k.Pin {
-			return true
+		if peer.Pin != "" && peer.Pin == s.SPKIPin {
+			return i, true
 		}
-		if peer.Conn != "" && peer.Conn == (gatewayctl.Conn{Lease: k.Lease, Server: k.Server}).Name() {
-			return true
+		if peer.Conn != "" && peer.Conn == (gatewayctl.Conn{Lease: l.Lender.ID, Server: s.ID}).Name() {
+			return i, true
 		}
 	}
-	return false
+	return 0, false
 }

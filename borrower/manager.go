@@ -25,7 +25,12 @@ type Images interface {
 
 // Roots is what the manager needs of rootprep.
 type Roots interface {
-	Prepare(ctx context.Context, template, name string) (string, error)
+	// Prepare copies template into root name, telling progress the
+	// bytes done of the template's total now and then; cancelled or
+	// failed, it leaves no partial copy. A root already whole is kept.
+	Prepare(ctx context.Context, template, name string, progress func(done, total int64)) (string, error)
+	// Ready reports whether root name is there, whole.
+	Ready(name string) bool
 	Retire(ctx context.Context, name string) error
 }
 
@@ -54,6 +59,7 @@ type Manager struct {
 	tunnels    Tunnels
 	keeperCert *tls.Certificate
 	lender     *api.Client
+	copies     *rootCopies // the roots being copied (rootcopy.go)
 	events     events
 	caPEM      string
 	log        *slog.Logger
@@ -71,7 +77,7 @@ func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, tun
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log,
-		tunnels: tunnels, keeperCert: kc}
+		tunnels: tunnels, keeperCert: kc, copies: newRootCopies(cfg.RootCopies)}
 	if tunnels != nil {
 		m.vips = newVIPCache(tunnels)
 	}
@@ -84,8 +90,13 @@ func newID() string {
 	return "B" + hex.EncodeToString(b[:])
 }
 
+// Close stops the root copies in flight (each removes its partial copy;
+// Resume starts them again).
+func (m *Manager) Close() { m.copies.Close() }
+
 // RequestLease records the request (once per idempotency key) and drives
-// it: roots, then the lender. A retry returns the lease the first made.
+// it: the lender, then the roots while the servers boot. A retry returns
+// the lease the first made.
 func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 	if r.Template == "" {
 		r.Template = m.cfg.DefaultTemplate
@@ -131,7 +142,10 @@ func (m *Manager) RequestLease(ctx context.Context, r Request) (Lease, error) {
 	return m.drive(ctx, l)
 }
 
-// drive prepares the roots and asks the lender, recording each result.
+// drive asks the lender, recording each result, and once it has made the
+// lease starts copying the roots: a refused request copies nothing, and
+// the copies run while the servers power on and boot image A, which
+// waits (wait-root) only if its root is not ready by then.
 func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 	err := m.st.Update(ctx, func(tx store.Tx) error { // a lease recorded before tunnel addresses existed
 		if err := assignAddrs(tx, m.cfg, &l); err != nil {
@@ -147,8 +161,12 @@ func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 		var got api.Lease
 		if err = m.lender.Call(ctx, "POST", api.PathLeases, req, &got); err == nil {
 			l.State, l.Lender, l.Error = StateActive, got, ""
-			m.log.Info("lease active", "lease", l.ID, "lender_lease", got.ID, "servers", len(got.Servers))
-			return l, m.put(ctx, l)
+			m.log.Info("lease active; copying its roots", "lease", l.ID, "lender_lease", got.ID, "servers", len(got.Servers))
+			if err := m.put(ctx, l); err != nil {
+				return l, err
+			}
+			m.startRoots(l)
+			return l, nil
 		}
 	}
 	var fe *api.FieldError
@@ -161,6 +179,8 @@ func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 		return l, err
 	}
 	m.log.Warn("lease refused", "lease", l.ID, "err", err)
+	// Nothing was copied; a lease recorded by an older borrower, which
+	// copied first, may have roots to remove.
 	for _, name := range l.Roots {
 		if rerr := m.roots.Retire(ctx, name); rerr != nil {
 			m.log.Error("remove root of refused lease", "root", name, "err", rerr)
@@ -187,7 +207,9 @@ func (e *RetryingError) Error() string {
 
 func (e *RetryingError) Unwrap() error { return e.Err }
 
-// lenderRequest builds the lender's request, preparing missing roots.
+// lenderRequest builds the lender's request. Each root's name is fixed
+// (LEASE-i), so the request carries its NFS path before the root exists:
+// it is copied once the lender said yes, and exported only once whole.
 func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest, error) {
 	img, err := m.images.Get(ctx, l.Image)
 	if err != nil {
@@ -204,12 +226,17 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 	if img.Modules != nil {
 		req.Image.Modules = &api.Artifact{URL: base + "modules.cpio", SHA256: img.Modules.SHA256}
 	}
-	for i := len(l.Roots); i < l.Count; i++ {
-		name := fmt.Sprintf("%s-%d", l.ID, i)
-		if _, err := m.roots.Prepare(ctx, l.Template, name); err != nil {
-			return req, &api.FieldError{Field: "root", Reason: err.Error()}
+	if len(l.Roots) < l.Count {
+		// Refused before the lender is asked: no lease for roots that
+		// cannot be made.
+		if fi, err := os.Stat(l.Template); err != nil {
+			return req, &api.FieldError{Field: "root", Reason: fmt.Sprintf("template: %v", err)}
+		} else if !fi.IsDir() {
+			return req, &api.FieldError{Field: "root", Reason: fmt.Sprintf("template %s is not a directory", l.Template)}
 		}
-		l.Roots = append(l.Roots, name)
+		for i := len(l.Roots); i < l.Count; i++ {
+			l.Roots = append(l.Roots, fmt.Sprintf("%s-%d", l.ID, i))
+		}
 		if err := m.put(ctx, *l); err != nil {
 			return req, err
 		}

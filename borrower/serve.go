@@ -30,13 +30,29 @@ type preparer struct {
 	archive bool
 }
 
-func (r preparer) Prepare(ctx context.Context, template, name string) (string, error) {
+func (r preparer) Prepare(ctx context.Context, template, name string, progress func(done, total int64)) (string, error) {
 	dir := filepath.Join(r.p.Roots, name)
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil // made before a crash: rootprep renames whole roots into place
 	}
-	dir, _, err := r.p.Prepare(ctx, template, name)
+	// A copy a killed borrower left half done starts again from nothing.
+	if err := r.p.RemovePartial(name); err != nil {
+		return "", err
+	}
+	total, err := rootprep.TemplateBytes(template)
+	if err != nil {
+		return "", err
+	}
+	dir, _, err = r.p.PrepareWith(ctx, template, name, func(s rootprep.Stats) { progress(s.Bytes, total) })
 	return dir, err
+}
+
+func (r preparer) Ready(name string) bool {
+	if rootprep.ValidateName(name) != nil {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(r.p.Roots, name))
+	return err == nil && st.IsDir()
 }
 
 func (r preparer) Retire(ctx context.Context, name string) error {
@@ -149,6 +165,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan Conf
 		return err
 	}
 	defer st.Close()
+	defer m.Close() // before the store closes: copies record their end
 	admin, err := api.ListenUnix(AdminSocket(cfg.Dir))
 	if err != nil {
 		return err

@@ -133,6 +133,9 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (Lease, error) {
 }
 
 func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
+	// A copy still running stops now and removes what it copied; none of
+	// this lease's starts again.
+	m.cancelRoots(l)
 	if l.Shutdown == nil {
 		// Recorded once: a resumed return goes straight on to the gateway.
 		l.Shutdown = m.shutdownServers(ctx, l)
@@ -248,6 +251,10 @@ func (m *Manager) Resume(ctx context.Context) error {
 		case l.State == StateActive && m.gw != nil && len(allowed(l)) > 0:
 			// The gateway may have restarted (charon forgets loaded conns).
 			err = m.gw.Allow(ctx, allowed(l)...)
+		}
+		if l.State == StateActive && !expired(l, time.Now()) {
+			// Copies a stop or a crash cut start again from nothing.
+			m.startRoots(l)
 		}
 		if err != nil {
 			m.log.Error("resume", "lease", l.ID, "state", l.State, "err", err)

@@ -20,6 +20,9 @@ type LeaseView struct {
 	// Events is the lease's history at the lender (power actions, state
 	// changes, phases, errors), when the lender answers.
 	Events []api.Event `json:"lender_events,omitempty"`
+	// RootStates[i] is the preparation of Roots[i]: its copy's progress,
+	// when it was ready, and how long its server waited for it.
+	RootStates []RootState `json:"root_states,omitempty"`
 }
 
 // TunnelState is one server's tunnel at the gateway.
@@ -67,7 +70,8 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 		if v.Stale == "" {
 			v.Events = m.lenderEvents(rctx, l)
 		}
-		return v, nil
+		v.RootStates, err = m.rootStates(ctx, l)
+		return v, err
 	}
 	if fresh, err := m.Refresh(rctx, l); err == nil {
 		v.Lease = fresh
@@ -80,6 +84,9 @@ func (m *Manager) View(ctx context.Context, id string) (LeaseView, error) {
 	v.Tunnels = m.tunnelStates(ctx, v.Lease)
 	if v.Stale == "" {
 		v.Events = m.lenderEvents(rctx, v.Lease)
+	}
+	if v.RootStates, err = m.rootStates(ctx, v.Lease); err != nil {
+		return v, err
 	}
 	return v, nil
 }

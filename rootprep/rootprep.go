@@ -130,6 +130,11 @@ func (p *Preparer) PrepareWith(ctx context.Context, template, name string, fn Pr
 	}
 	st, err := copyTree(ctx, src, tmp, p.progressTo(fn))
 	if err == nil {
+		// A copy cancelled after its last file (a reflinked one ends
+		// in one call) is never put in place.
+		err = ctx.Err()
+	}
+	if err == nil {
 		err = renameNoReplace(tmp, dst)
 	}
 	if err != nil {

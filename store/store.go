@@ -27,11 +27,15 @@ const (
 	Events  Table = "events"
 	Images  Table = "images"
 	Members Table = "members"
+	// Roots is the borrower's preparation of each lent server's root,
+	// by root name: apart from the lease records, which other steps
+	// rewrite from copies read earlier.
+	Roots Table = "roots"
 )
 
 // allTables lists the tables Open creates.
 func allTables() []Table {
-	return []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images, Members}
+	return []Table{Leases, Servers, Tokens, Certs, Idem, Events, Images, Members, Roots}
 }
 
 // ErrNotFound is returned by Tx.Get for a missing key.
