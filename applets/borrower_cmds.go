@@ -24,7 +24,7 @@ func borrowerTree() Command {
 				{Name: "list", Summary: "every image B", Setup: borrowerImageList},
 			}},
 			{Name: "lease", Summary: "leases of lent servers", Sub: []Command{
-				{Name: "request", Summary: "prepare roots and ask the lender for servers", Setup: borrowerLeaseRequest, Help: exitCodesHelp},
+				{Name: "request", Summary: "ask the lender for servers, then copy their roots while they boot", Setup: borrowerLeaseRequest, Help: exitCodesHelp},
 				{Name: "list", Summary: "every lease", Setup: borrowerLeaseList},
 				{Name: "show", Summary: "a lease: every server, its phase, error, tunnel and timings", Args: "ID", Setup: borrowerLeaseShow},
 				{Name: "extend", Summary: "lengthen a lease", Args: "ID", Setup: borrowerLeaseExtend},

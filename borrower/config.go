@@ -1,6 +1,6 @@
 // Package borrower is the borrower's manager: it keeps image B (through
-// catalog), asks a lender for servers, prepares one NFS root per server
-// (through rootprep), tells the gateway which one-time keys may connect
+// catalog), asks a lender for servers, then prepares one NFS root per
+// server while they boot (through rootprep), tells the gateway which one-time keys may connect
 // (through gatewayctl), serves image B to lent servers and returns them.
 //
 // Every lease is first recorded locally with its idempotency key, then

@@ -9,11 +9,11 @@ import (
 
 // Local lease states, in order.
 const (
-	StateRequesting = "requesting" // recorded, roots being prepared, lender asked
+	StateRequesting = "requesting" // recorded, the lender being asked (roots are copied once it said yes)
 	StateActive     = "active"     // the lender made the lease
 	StateReturning  = "returning"  // return started
 	StateReturned   = "returned"
-	StateFailed     = "failed" // refused; roots removed, nothing leased
+	StateFailed     = "failed" // refused; no root copied, nothing leased
 )
 
 // Lease is the borrower's record of one lease.

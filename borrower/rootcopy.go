@@ -113,7 +113,9 @@ func (c *rootCopies) running(name string) *rootJob {
 // Close cancels every copy and waits for them: each removes its partial
 // copy, and the next start resumes them (Resume).
 func (c *rootCopies) Close() {
+	c.mu.Lock() // no start between the end of ctx and Wait (startRoots checks it)
 	c.stop()
+	c.mu.Unlock()
 	c.wg.Wait()
 }
 

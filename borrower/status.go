@@ -22,7 +22,18 @@ func (m *Manager) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if err := statuspage.Write(w, borrowerStatusTemplate, newStatusPage(ls, time.Now())); err != nil {
+	roots := map[string]string{}
+	for _, l := range ls {
+		if l.State != StateActive {
+			continue
+		}
+		if rs, err := m.rootStates(ctx, l); err == nil {
+			for _, r := range rs {
+				roots[r.Root] = r.Text()
+			}
+		}
+	}
+	if err := statuspage.Write(w, borrowerStatusTemplate, newStatusPage(ls, roots, time.Now())); err != nil {
 		m.log.Warn("status page", "err", err)
 	}
 }
@@ -49,7 +60,9 @@ type statusPhase struct {
 	Took time.Duration
 }
 
-func newStatusPage(ls []Lease, now time.Time) statusPage {
+// newStatusPage is the page of leases ls; roots is the state of each
+// root being prepared or ready, by name ("copying 37%").
+func newStatusPage(ls []Lease, roots map[string]string, now time.Time) statusPage {
 	p := statusPage{Now: now.UTC()}
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Created.After(ls[j].Created) })
 	for _, l := range ls {
@@ -61,6 +74,9 @@ func newStatusPage(ls []Lease, now time.Time) statusPage {
 			ss := statusServer{LeaseServer: s}
 			if i < len(l.Roots) {
 				ss.Root = l.Roots[i]
+				if st := roots[l.Roots[i]]; st != "" {
+					ss.Root += " (" + st + ")"
+				}
 			}
 			if i < len(l.Addrs) {
 				ss.Addr = l.Addrs[i].String()
