@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/lender"
 )
 
 // showSite is a lender with one server whose lease failed at power on
@@ -130,5 +132,47 @@ func TestBorrowerShowChecksBeforeAsking(t *testing.T) {
 		if code != 2 || out != "" || errb != c.errb {
 			t.Errorf("borrower lease show %v: exit %d, stdout %q, stderr %q; want 2 and %q", c.argv, code, out, errb, c.errb)
 		}
+	}
+}
+
+// TestServerRemoveAndClearOutput pins what server remove and clear print
+// and the order of their checks.
+func TestServerRemoveAndClearOutput(t *testing.T) {
+	dir, mac, _ := showSite(t)
+	const spare, other = "52:54:00:aa:00:06", "52:54:00:aa:00:07"
+	for _, m := range []string{spare, other} {
+		if code, _, errb := run("ferry", "lender", "server", "add", "--dir", dir, "--mac", m, "--power", "manual",
+			"--power-opt", "confirm_file="+filepath.Join(dir, "confirm")); code != 0 {
+			t.Fatal(errb)
+		}
+	}
+	for _, c := range []struct {
+		argv      []string
+		code      int
+		out, errb string
+	}{
+		{[]string{"clear"}, 2, "", "lender: want one MAC, got 0 arguments (see 'lender --help')\n"},
+		{[]string{"remove", mac, "-o", "yaml"}, 2, "", "lender: -o \"yaml\": want table, wide or json (see 'lender --help')\n"},
+		{[]string{"remove", "52:54:00:aa:00:99", "-o", "yaml"}, 2, "", "lender: -o \"yaml\": want table, wide or json (see 'lender --help')\n"},
+		{[]string{"clear", spare}, 1, "", "lender: mac: 52:54:00:aa:00:06 is not lent\n"},
+		{[]string{"clear", mac, "-o", "json"}, 0, "{\n  \"id\": \"s525400aa0005\",\n  \"mac\": \"52:54:00:aa:00:05\",\n  \"phase\": \"booting\"\n}\n", ""},
+		{[]string{"remove", spare, "-o", "json"}, 0, "{\n  \"mac\": \"52:54:00:aa:00:06\",\n  \"removed\": \"true\"\n}\n", ""},
+		{[]string{"remove", other}, 0, "removed 52:54:00:aa:00:07\n", ""},
+		{[]string{"remove", spare}, 1, "", "lender: mac: 52:54:00:aa:00:06 is not in the inventory\n"},
+	} {
+		code, out, errb := run(append([]string{"ferry", "lender", "server", c.argv[0], "--dir", dir}, c.argv[1:]...)...)
+		if code != c.code || out != c.out || errb != c.errb {
+			t.Errorf("lender server %s: exit %d, want %d\nstdout %q\n  want %q\nstderr %q\n  want %q", strings.Join(c.argv, " "),
+				code, c.code, out, c.out, errb, c.errb)
+		}
+	}
+	// The new boot fails at power on again; clear it once more, as a table.
+	eventually(t, "power-error after the clear", func() bool {
+		var ss []lender.Server
+		jsonOut(t, 0, &ss, "ferry", "lender", "server", "list", "--dir", dir, "-o", "json")
+		return len(ss) == 1 && ss[0].State == "power-error"
+	})
+	if code, out, errb := run("ferry", "lender", "server", "clear", "--dir", dir, mac); code != 0 || out != "cleared 52:54:00:aa:00:05 (s525400aa0005): phase booting\n" {
+		t.Errorf("lender server clear: exit %d, stdout %q, stderr %q", code, out, errb)
 	}
 }
