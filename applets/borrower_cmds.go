@@ -222,8 +222,10 @@ func expires(l api.Lease) string {
 }
 
 func borrowerLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-	return adminShow(env, fs, borrowerAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (l borrower.LeaseView, err error) {
-		return l, c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id), nil, &l)
+	return adminOne(env, fs, borrowerAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (borrower.LeaseView, error) {
+		var l borrower.LeaseView
+		err := c.Call(ctx, "GET", "/admin/leases/"+url.PathEscape(id), nil, &l)
+		return l, err
 	}, func(o *output, l borrower.LeaseView) error { return printBorrowerLease(env, o, l) })
 }
 

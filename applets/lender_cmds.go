@@ -143,7 +143,7 @@ type ServerDetail struct {
 
 func lenderServerShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
-	return adminShow(env, fs, lenderAdmin(env, fs), "MAC", func(ctx context.Context, c *api.Client, mac string) (ServerDetail, error) {
+	return adminOne(env, fs, lenderAdmin(env, fs), "MAC", func(ctx context.Context, c *api.Client, mac string) (ServerDetail, error) {
 		var d ServerDetail
 		if err := c.Call(ctx, "GET", "/admin/servers/"+url.PathEscape(mac), nil, &d.Server); err != nil {
 			return d, err
@@ -207,48 +207,29 @@ func lenderLeaseEvents(env *Env, fs *flag.FlagSet) func(context.Context, []strin
 }
 
 func eventsCmd(env *Env, fs *flag.FlagSet, what string, path func(string) string) func(context.Context, []string) error {
-	return adminShow(env, fs, lenderAdmin(env, fs), what, func(ctx context.Context, c *api.Client, arg string) ([]lender.Event, error) {
+	return adminOne(env, fs, lenderAdmin(env, fs), what, func(ctx context.Context, c *api.Client, arg string) ([]lender.Event, error) {
 		return getEvents(ctx, c, path(arg))
 	}, func(o *output, ev []lender.Event) error { return printEvents(env, o, ev) })
 }
 
 func lenderServerMAC(action string) func(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
 	return func(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
-		admin := lenderAdmin(env, fs)
-		o := outputFlags(fs)
-		return func(ctx context.Context, pos []string) error {
-			c, err := admin()
-			if err != nil {
-				return err
-			}
-			mac, err := oneArg(pos, "MAC")
-			if err != nil {
-				return err
-			}
-			if err := o.check(); err != nil {
-				return err
-			}
-			p := "/admin/servers/" + url.PathEscape(mac)
-			if action == "remove" {
-				if err := c.Call(ctx, "DELETE", p, nil, nil); err != nil {
-					return err
-				}
-				if ok, err := o.json(env, map[string]string{"mac": mac, "removed": "true"}); ok {
-					return err
-				}
-				fmt.Fprintf(env.Stdout, "removed %s\n", mac)
+		if action == "remove" {
+			return adminOne(env, fs, lenderAdmin(env, fs), "MAC", func(ctx context.Context, c *api.Client, mac string) (map[string]string, error) {
+				return map[string]string{"mac": mac, "removed": "true"}, c.Call(ctx, "DELETE", "/admin/servers/"+url.PathEscape(mac), nil, nil)
+			}, func(_ *output, r map[string]string) error {
+				fmt.Fprintf(env.Stdout, "removed %s\n", r["mac"])
 				return nil
-			}
+			})
+		}
+		return adminOne(env, fs, lenderAdmin(env, fs), "MAC", func(ctx context.Context, c *api.Client, mac string) (api.LeaseServer, error) {
 			var s api.LeaseServer
-			if err := c.Call(ctx, "POST", p+"/clear", nil, &s); err != nil {
-				return err
-			}
-			if ok, err := o.json(env, s); ok {
-				return err
-			}
+			err := c.Call(ctx, "POST", "/admin/servers/"+url.PathEscape(mac)+"/clear", nil, &s)
+			return s, err
+		}, func(_ *output, s api.LeaseServer) error {
 			fmt.Fprintf(env.Stdout, "cleared %s (%s): phase %s\n", s.MAC, s.ID, s.Phase)
 			return nil
-		}
+		})
 	}
 }
 
@@ -400,7 +381,7 @@ type LenderLeaseDetail struct {
 
 func lenderLeaseShow(env *Env, fs *flag.FlagSet) func(context.Context, []string) error {
 	n := fs.Int("events", 20, "how many of the latest events the table shows (json: all)")
-	return adminShow(env, fs, lenderAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (LenderLeaseDetail, error) {
+	return adminOne(env, fs, lenderAdmin(env, fs), "lease ID", func(ctx context.Context, c *api.Client, id string) (LenderLeaseDetail, error) {
 		var d LenderLeaseDetail
 		if err := c.Call(ctx, "GET", api.PathLeases+"/"+url.PathEscape(id), nil, &d.Lease); err != nil {
 			return d, err

@@ -113,12 +113,12 @@ func adminList[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, err
 	}
 }
 
-// adminShow is a show command over a manager's admin socket: one
-// argument (what: "MAC", "lease ID"), fetched with get, printed as -o
-// json or by print. The order of its checks (socket, argument, then -o)
-// is every show command's.
-func adminShow[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, error), what string,
-	get func(ctx context.Context, c *api.Client, arg string) (T, error), print func(o *output, v T) error) func(context.Context, []string) error {
+// adminOne is a command on one thing over a manager's admin socket (show,
+// events, remove, clear): one argument (what: "MAC", "lease ID"), sent
+// with do, its answer printed as -o json or by print. The order of its
+// checks (socket, argument, then -o) is every such command's.
+func adminOne[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, error), what string,
+	do func(ctx context.Context, c *api.Client, arg string) (T, error), print func(o *output, v T) error) func(context.Context, []string) error {
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
 		c, err := admin()
@@ -132,7 +132,7 @@ func adminShow[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, err
 		if err := o.check(); err != nil {
 			return err
 		}
-		v, err := get(ctx, c, arg)
+		v, err := do(ctx, c, arg)
 		if err != nil {
 			return err
 		}
