@@ -317,17 +317,9 @@ func (m *Manager) LeasesOf(ctx context.Context, borrower string) ([]api.Lease, e
 func (m *Manager) leasesOf(ctx context.Context, o owner) ([]api.Lease, error) {
 	out := []api.Lease{}
 	err := m.st.View(ctx, func(tx store.Tx) error {
-		var ids []string
-		err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
-			ids = append(ids, id)
-			return nil
-		})
-		for _, id := range ids {
-			rec, _, gerr := getLease(tx, id)
-			if err == nil {
-				err = gerr
-			}
-			if gerr == nil && o.owns(rec) {
+		recs, err := allLeases(tx)
+		for _, rec := range recs {
+			if o.owns(rec) {
 				out = append(out, o.sees(rec.publicLease()))
 			}
 		}

@@ -93,19 +93,8 @@ func (m *Manager) CRL(ctx context.Context) ([]byte, error) {
 // tokens: the old ones lived only in the dead process's memory).
 func (m *Manager) Resume(ctx context.Context) error {
 	var recs []leaseRec
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		var ids []string
-		err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
-			ids = append(ids, id)
-			return nil
-		})
-		for _, id := range ids {
-			rec, _, gerr := getLease(tx, id)
-			if err == nil {
-				err = gerr
-			}
-			recs = append(recs, rec)
-		}
+	err := m.st.View(ctx, func(tx store.Tx) (err error) {
+		recs, err = allLeases(tx)
 		return err
 	})
 	if err != nil {

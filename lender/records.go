@@ -24,6 +24,27 @@ type member struct {
 func memberKey(leaseID string, i int) string { return fmt.Sprintf("%s/%05d", leaseID, i) }
 
 // getLease reads a lease with its servers.
+// allLeases reads every lease record: those that read, and the first
+// error of any that does not (the others are still returned).
+func allLeases(tx store.Tx) ([]leaseRec, error) {
+	var ids []string
+	err := tx.Each(store.Leases, "", func(id string, _ func(any) error) error {
+		ids = append(ids, id)
+		return nil
+	})
+	var recs []leaseRec
+	for _, id := range ids {
+		rec, _, gerr := getLease(tx, id)
+		if err == nil {
+			err = gerr
+		}
+		if gerr == nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs, err
+}
+
 func getLease(tx store.Tx, id string) (leaseRec, []member, error) {
 	var rec leaseRec
 	if err := tx.Get(store.Leases, id, &rec); err != nil {
