@@ -2,7 +2,6 @@ package borrower
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -83,13 +82,8 @@ func newStatusPage(ls []Lease, roots map[string]string, now time.Time) statusPag
 			}
 			for _, ph := range s.Phases {
 				ss.Timeline = append(ss.Timeline, statusPhase{PhaseReport: ph, Took: ph.End.Sub(ph.Start).Round(time.Millisecond)})
-				if ph.Error != "" {
-					p.Errors = append(p.Errors, statuspage.Error{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
-				}
 			}
-			if s.Error != "" {
-				p.Errors = append(p.Errors, statuspage.Error{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
-			}
+			p.Errors = append(p.Errors, statuspage.ServerErrors(l.ID, s)...)
 			sl.Servers = append(sl.Servers, ss)
 		}
 		p.Leases = append(p.Leases, sl)

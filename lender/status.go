@@ -2,7 +2,6 @@ package lender
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -93,13 +92,8 @@ func (m *Manager) statusPage(ctx context.Context) (statusPage, error) {
 			for _, ph := range s.Phases {
 				mv.Timeline = append(mv.Timeline, phaseView{PhaseReport: ph, Took: ph.End.Sub(ph.Start).Round(time.Millisecond),
 					Offset: ph.Start.Sub(l.Created).Round(time.Second)})
-				if ph.Error != "" {
-					p.Errors = append(p.Errors, statuspage.Error{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", l.ID, s.MAC, ph.Phase), Error: ph.Error})
-				}
 			}
-			if s.Error != "" {
-				p.Errors = append(p.Errors, statuspage.Error{Where: fmt.Sprintf("lease %s server %s", l.ID, s.MAC), Error: s.Error})
-			}
+			p.Errors = append(p.Errors, statuspage.ServerErrors(l.ID, s)...)
 			lv.Members = append(lv.Members, mv)
 		}
 		p.Leases = append(p.Leases, lv)

@@ -5,10 +5,13 @@
 package statuspage
 
 import (
+	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
 	"time"
+
+	"ferry/api"
 )
 
 // MaxErrors is how many of the latest errors a page lists.
@@ -25,6 +28,21 @@ func Newest(errs []Error) []Error {
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].When.After(errs[j].When) })
 	if len(errs) > MaxErrors {
 		errs = errs[:MaxErrors]
+	}
+	return errs
+}
+
+// ServerErrors are the "Last errors" rows of one server of lease: each
+// failed phase's, then the server's own.
+func ServerErrors(lease string, s api.LeaseServer) []Error {
+	var errs []Error
+	for _, ph := range s.Phases {
+		if ph.Error != "" {
+			errs = append(errs, Error{When: ph.End, Where: fmt.Sprintf("lease %s server %s phase %s", lease, s.MAC, ph.Phase), Error: ph.Error})
+		}
+	}
+	if s.Error != "" {
+		errs = append(errs, Error{Where: fmt.Sprintf("lease %s server %s", lease, s.MAC), Error: s.Error})
 	}
 	return errs
 }

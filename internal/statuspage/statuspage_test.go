@@ -2,9 +2,12 @@ package statuspage
 
 import (
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/api"
 )
 
 func TestPageEscapesErrorsAndForbidsScripts(t *testing.T) {
@@ -39,5 +42,23 @@ func TestNewestKeepsTheLatest(t *testing.T) {
 	got := Newest(errs)
 	if len(got) != MaxErrors || got[0].When.Unix() != MaxErrors+9 || got[MaxErrors-1].When.Unix() != 10 {
 		t.Fatalf("kept %d, first %v last %v", len(got), got[0].When.Unix(), got[len(got)-1].When.Unix())
+	}
+}
+
+func TestServerErrorsAreEachFailedPhaseThenTheServers(t *testing.T) {
+	end := time.Unix(300, 0)
+	s := api.LeaseServer{MAC: "52:54:00:00:00:01", Error: "boot-timeout: no enrollment", Phases: []api.PhaseReport{
+		{Phase: "fetch-b", End: time.Unix(200, 0)},
+		{Phase: "nfs-mount", End: end, Error: "mount refused"},
+	}}
+	want := []Error{
+		{When: end, Where: "lease L1 server 52:54:00:00:00:01 phase nfs-mount", Error: "mount refused"},
+		{Where: "lease L1 server 52:54:00:00:00:01", Error: "boot-timeout: no enrollment"},
+	}
+	if got := ServerErrors("L1", s); !reflect.DeepEqual(got, want) {
+		t.Errorf("ServerErrors:\n%+v\nwant\n%+v", got, want)
+	}
+	if got := ServerErrors("L1", api.LeaseServer{MAC: "m", Phases: []api.PhaseReport{{Phase: "kexec"}}}); got != nil {
+		t.Errorf("a server without errors has rows %+v", got)
 	}
 }
