@@ -3,8 +3,6 @@ package gatewayctl
 import (
 	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -43,8 +41,7 @@ func (c Conn) Name() string { return "ferry-" + c.Lease + "-" + c.Server }
 // maxField bounds every string the conn carries into charon.
 const maxField = 255
 
-// validateIDs checks the lease and server ids that name a connection and
-// its snippet files.
+// validateIDs checks the lease and server ids that name a connection.
 func validateIDs(lease, server string) error {
 	for _, f := range []struct{ name, v string }{{"lease", lease}, {"server", server}} {
 		if f.v == "" || len(f.v) > 64 || f.v[0] == '.' || strings.Trim(f.v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
@@ -93,8 +90,9 @@ func (c Conn) validate() error {
 	return nil
 }
 
-// checkValue refuses what could break out of a swanctl.conf value; '#'
-// is allowed (asn1dn:#HEX identities) and quoteAll quotes it.
+// checkValue refuses what could break out of a swanctl setting's value
+// (quotes, backslashes, braces, control characters); '#' is allowed
+// (asn1dn:#HEX identities).
 func checkValue(v string) error {
 	if len(v) > maxField {
 		return fmt.Errorf("%d bytes, over %d", len(v), maxField)
@@ -140,16 +138,6 @@ func (c Conn) remoteID() string {
 // given DER encoding (x509.Certificate.RawSubject): "asn1dn:#HEX", which,
 // unlike the text form, keeps a '/' inside a CN ("LEASE/SERVER") intact.
 func DNID(rawSubject []byte) string { return "asn1dn:#" + hex.EncodeToString(rawSubject) }
-
-// LeaseServerID is the strongSwan identity of the certificate the lender
-// signs for server of lease: the subject CN "LEASE/SERVER" (lenderca).
-func LeaseServerID(lease, server string) (string, error) {
-	raw, err := asn1.Marshal(pkix.Name{CommonName: lease + "/" + server}.ToRDNSequence())
-	if err != nil {
-		return "", fmt.Errorf("subject of lease %s server %s: %w", lease, server, err)
-	}
-	return DNID(raw), nil
-}
 
 // pemFiles returns the PEM texts of the CA certificate and the public key
 // (pub is nil without one).

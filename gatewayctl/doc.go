@@ -4,6 +4,5 @@
 // Two gateways are supported. ferry's own gateway reads an allow list of
 // JSON lines (AllowFile edits it, in the exact format of ipsec/authz, which
 // the gateway watches). strongSwan is told through VICI (Swan loads and
-// unloads one connection per lease and server, and Snippet writes the same
-// connection as a swanctl.conf file for operators who load it themselves).
+// unloads one connection per lease and server).
 package gatewayctl

@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/strongswan/govici/vici"
-
-	"ferry/internal/atomicfile"
 )
 
 // Swan talks to a running charon through its VICI socket.
@@ -113,64 +109,6 @@ func (s *Swan) call(ctx context.Context, cmd string, in *vici.Message) error {
 	}
 	if out != nil && out.Get("success") == "no" {
 		return fmt.Errorf("%v", out.Get("errmsg"))
-	}
-	return nil
-}
-
-// WriteSnippet writes c as a swanctl.conf snippet, dir/NAME.conf, one
-// setting a line, with the CA certificate and public key beside it
-// (NAME.ca.pem, NAME.pub.pem) and named by absolute path. An operator
-// includes it from swanctl.conf or loads it with
-// `swanctl --load-conns --file dir/NAME.conf`. It returns the .conf path.
-func WriteSnippet(dir string, c Conn) (string, error) {
-	if err := c.validate(); err != nil {
-		return "", err
-	}
-	ca, pub, err := c.pemFiles()
-	if err != nil {
-		return "", err
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	base := filepath.Join(abs, c.Name())
-	if err := checkValue(base); err != nil {
-		return "", fmt.Errorf("snippet directory %s: %w", dir, err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# ferry: lease %s, server %s\nconnections {\n", c.Lease, c.Server)
-	c.tree(base+".ca.pem", base+".pub.pem").writeConf(&b, 1)
-	b.WriteString("}\n")
-	if c.VIP.IsValid() {
-		b.WriteString("pools {\n")
-		sect(c.Name(), set("addrs", netip.PrefixFrom(c.VIP, 32).String())).writeConf(&b, 1)
-		b.WriteString("}\n")
-	}
-	for _, f := range []struct {
-		p    string
-		data []byte
-	}{{base + ".ca.pem", ca}, {base + ".pub.pem", pub}, {base + ".conf", []byte(b.String())}} {
-		if f.data == nil {
-			continue // no public key: the conn names the server's identity
-		}
-		if err := atomicfile.Write(f.p, f.data, 0o644); err != nil {
-			return "", fmt.Errorf("snippet: %w", err)
-		}
-	}
-	return base + ".conf", nil
-}
-
-// RemoveSnippet deletes what WriteSnippet wrote for lease's server.
-func RemoveSnippet(dir, lease, server string) error {
-	if err := validateIDs(lease, server); err != nil {
-		return err
-	}
-	base := filepath.Join(dir, Conn{Lease: lease, Server: server}.Name())
-	for _, ext := range []string{".conf", ".ca.pem", ".pub.pem"} {
-		if err := os.Remove(base + ext); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("snippet: %w", err)
-		}
 	}
 	return nil
 }

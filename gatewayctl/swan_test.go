@@ -142,28 +142,3 @@ func TestSwanLoadListUnloadAgainstCharon(t *testing.T) {
 		t.Errorf("the pool of an unloaded conn is still there: %v\n%s", err, pools)
 	}
 }
-
-func TestSnippetLoadsWithSwanctl(t *testing.T) {
-	dir, socket := startCharon(t)
-	if _, err := exec.LookPath("swanctl"); err != nil {
-		t.Skip("swanctl not installed (strongswan-swanctl)")
-	}
-	p, err := WriteSnippet(dir, testConn(t, "l2", "srv-c"))
-	must(t, err)
-	out, err := exec.Command("swanctl", "--load-conns", "--file", p, "--uri", "unix://"+socket).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "loaded connection 'ferry-l2-srv-c'") {
-		snippet, _ := os.ReadFile(p)
-		t.Fatalf("swanctl --load-conns: %v\n%s\nsnippet:\n%s", err, out, snippet)
-	}
-	list, err := exec.Command("swanctl", "--list-conns", "--uri", "unix://"+socket).CombinedOutput()
-	must(t, err)
-	for _, want := range []string{"cacerts: CN=ferry test lender CA", "certs: CN=srv-c, O=ferry lease l2", "local:  10.43.8.0/24"} {
-		if !strings.Contains(string(list), want) {
-			t.Errorf("swanctl --list-conns lacks %q:\n%s", want, list)
-		}
-	}
-	must(t, RemoveSnippet(dir, "l2", "srv-c"))
-	if _, err := os.Stat(p); !os.IsNotExist(err) {
-		t.Errorf("snippet still there after RemoveSnippet: %v", err)
-	}
-}

@@ -2,14 +2,12 @@ package gatewayctl
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/strongswan/govici/vici"
 )
 
-// node is one swanctl setting or section, in order: the one description of
-// a connection that both the swanctl.conf snippet and the VICI message are
-// made from, so the two cannot drift apart.
+// node is one swanctl setting or section, in order: a connection as the
+// VICI message describes it.
 type node struct {
 	key  string
 	val  []string // a setting: one value or a list
@@ -19,8 +17,8 @@ type node struct {
 func set(key string, vals ...string) node { return node{key: key, val: vals} }
 func sect(key string, kids ...node) node  { return node{key: key, kids: kids} }
 
-// tree describes c; ca and pub are how the CA certificate and the public
-// key are given: file paths in a snippet, PEM text over VICI.
+// tree describes c; ca and pub are the CA certificate and the public key
+// in PEM.
 func (c Conn) tree(ca, pub string) node {
 	conn := []node{set("version", "2")}
 	if len(c.LocalAddrs) > 0 {
@@ -43,33 +41,6 @@ func (c Conn) tree(ca, pub string) node {
 		sect("remote", remote...),
 		sect("children", sect("ferry", set("local_ts", c.LocalTS...), set("esp_proposals", c.espProposals()...))))
 	return sect(c.Name(), conn...)
-}
-
-// writeConf renders n as swanctl.conf, one setting a line.
-func (n node) writeConf(b *strings.Builder, depth int) {
-	ind := strings.Repeat("    ", depth)
-	if n.kids == nil {
-		fmt.Fprintf(b, "%s%s = %s\n", ind, n.key, strings.Join(quoteAll(n.val), ","))
-		return
-	}
-	fmt.Fprintf(b, "%s%s {\n", ind, n.key)
-	for _, k := range n.kids {
-		k.writeConf(b, depth+1)
-	}
-	fmt.Fprintf(b, "%s}\n", ind)
-}
-
-// quoteAll quotes values that hold spaces, commas, '=' or '#'; checkValue
-// has already refused quotes, backslashes, braces and control characters.
-func quoteAll(vals []string) []string {
-	out := make([]string, len(vals))
-	for i, v := range vals {
-		if strings.ContainsAny(v, " ,=#") {
-			v = `"` + v + `"`
-		}
-		out[i] = v
-	}
-	return out
 }
 
 // message turns n's children into a VICI message.
