@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"ferry/initrd"
+	"ferry/kexec/kexectest"
 )
 
 // TestMain builds the multicall binary once for every test here, and
@@ -143,18 +143,7 @@ func writeJSON(t *testing.T, path string, v any) {
 // imageB writes a bzImage header-only kernel and a newc initrd that
 // catalog's checks accept.
 func imageB(t *testing.T, dir string) (string, string) {
-	b := make([]byte, 5*512)
-	le := binary.LittleEndian
-	b[0x1f1] = 4
-	le.PutUint16(b[0x1fe:], 0xaa55)
-	copy(b[0x202:], "HdrS")
-	le.PutUint16(b[0x206:], 0x020f)
-	b[0x211] = 1
-	b[0x234] = 1
-	le.PutUint16(b[0x236:], 3)
-	le.PutUint32(b[0x238:], 2047)
-	le.PutUint16(b[0x20e:], 0x100)
-	copy(b[0x300:], "6.1.0-56-amd64 (test) #1 SMP\x00")
+	b := kexectest.BzImage(0x020f, "6.1.0-56-amd64 (test) #1 SMP")
 	k := filepath.Join(dir, "vmlinuz-b")
 	if err := os.WriteFile(k, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"ferry/initrd"
+	"ferry/kexec/kexectest"
 )
 
 const testRelease = "6.1.0-56-amd64"
@@ -18,18 +19,7 @@ const testRelease = "6.1.0-56-amd64"
 // starts with release.
 func fakeKernel(t *testing.T, dir, release string) string {
 	t.Helper()
-	b := make([]byte, 5*512)
-	le := binary.LittleEndian
-	b[0x1f1] = 4
-	le.PutUint16(b[0x1fe:], 0xaa55)
-	copy(b[0x202:], "HdrS")
-	le.PutUint16(b[0x206:], 0x020f)
-	b[0x211] = 1
-	b[0x234] = 1
-	le.PutUint16(b[0x236:], 3)
-	le.PutUint32(b[0x238:], 2047)
-	le.PutUint16(b[0x20e:], 0x100)
-	copy(b[0x300:], release+" (debian-kernel@lists.debian.org) #1 SMP\x00")
+	b := kexectest.BzImage(0x020f, release+" (debian-kernel@lists.debian.org) #1 SMP")
 	p := filepath.Join(dir, "vmlinuz-"+release)
 	writeFile(t, p, b)
 	return p

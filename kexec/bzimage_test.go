@@ -7,29 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ferry/kexec/kexectest"
 )
 
-// fakeBzImage builds the first setup sectors of a bzImage with the given
-// protocol and version string, laid out as a Debian kernel's are.
-func fakeBzImage(protocol uint16, version string) []byte {
-	b := make([]byte, 5*512)
-	le := binary.LittleEndian
-	b[offSetupSects] = 4
-	le.PutUint16(b[offBootFlag:], bootFlag)
-	copy(b[offHeader:], headerMagic)
-	le.PutUint16(b[offVersion:], protocol)
-	b[offLoadFlags] = loadedHigh
-	b[offRelocatable] = 1
-	le.PutUint16(b[offXLoadFlags:], xlfKernel64|xlfAbove4G)
-	le.PutUint32(b[offCmdlineSize:], 2047)
-	const verAt = 0x300
-	le.PutUint16(b[offKernelVer:], verAt-0x200)
-	copy(b[verAt:], version+"\x00")
-	return b
-}
-
 func TestParseBzImageReadsHeader(t *testing.T) {
-	bz, err := ParseBzImage(bytes.NewReader(fakeBzImage(0x020f, "6.1.0-48-amd64 (debian-kernel@lists.debian.org) #1 SMP")))
+	bz, err := ParseBzImage(bytes.NewReader(kexectest.BzImage(0x020f, "6.1.0-48-amd64 (debian-kernel@lists.debian.org) #1 SMP")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +25,7 @@ func TestParseBzImageReadsHeader(t *testing.T) {
 }
 
 func TestParseBzImageSaysWhatIsWrongAndWhere(t *testing.T) {
-	good := fakeBzImage(0x020f, "6.1.0")
+	good := kexectest.BzImage(0x020f, "6.1.0")
 	mod := func(f func(b []byte)) []byte { b := bytes.Clone(good); f(b); return b }
 	for _, tc := range []struct {
 		name string
@@ -67,7 +50,7 @@ func TestParseBzImageSaysWhatIsWrongAndWhere(t *testing.T) {
 }
 
 func TestFileLoadableExplainsWhatKexecFileLoadNeeds(t *testing.T) {
-	bz, err := ParseBzImage(bytes.NewReader(fakeBzImage(0x020a, "old")))
+	bz, err := ParseBzImage(bytes.NewReader(kexectest.BzImage(0x020a, "old")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +108,8 @@ func TestParseBzImageReadsRealDebianKernel(t *testing.T) {
 }
 
 func FuzzParseBzImage(f *testing.F) {
-	f.Add(fakeBzImage(0x020f, "6.1.0-48-amd64 (debian) #1"))
-	f.Add(fakeBzImage(0x0206, ""))
+	f.Add(kexectest.BzImage(0x020f, "6.1.0-48-amd64 (debian) #1"))
+	f.Add(kexectest.BzImage(0x0206, ""))
 	f.Add([]byte("MZ"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		bz, err := ParseBzImage(bytes.NewReader(data))

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"ferry/kexec/kexectest"
 )
 
 // fakeKernel answers the two load syscalls and records which were made.
@@ -36,7 +38,7 @@ func (k *fakeKernel) syscalls() syscalls {
 func images(t *testing.T) (kernel, initrd string) {
 	dir := t.TempDir()
 	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
-	os.WriteFile(kernel, fakeBzImage(0x020f, "6.1.0-48-amd64 #1"), 0o644)
+	os.WriteFile(kernel, kexectest.BzImage(0x020f, "6.1.0-48-amd64 #1"), 0o644)
 	os.WriteFile(initrd, []byte("070701"), 0o644)
 	return kernel, initrd
 }
