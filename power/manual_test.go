@@ -1,7 +1,6 @@
 package power
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -11,23 +10,35 @@ import (
 	"time"
 )
 
+// lines hands each log record to the test as it is written.
+type lines chan string
+
+func (l lines) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
+}
+
 func TestManualWaitsForConfirmation(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "confirm")
-	var log bytes.Buffer
-	d, err := New("manual", map[string]string{"confirm_file": f, "name": "rack 4 slot 2"}, slog.New(slog.NewTextHandler(&log, nil)))
+	log := make(lines, 16)
+	d, err := New("manual", map[string]string{"confirm_file": f, "name": "rack 4 slot 2"}, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.(*Manual).Poll = 5 * time.Millisecond
 	done := make(chan error, 1)
 	go func() { done <- d.On(context.Background()) }()
+	// The instruction comes first, then the wait for the file: the test
+	// confirms only once it has read it, as the person would.
 	select {
 	case err := <-done:
 		t.Fatalf("On returned before confirmation: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	if !strings.Contains(log.String(), "switch it ON") || !strings.Contains(log.String(), "rack 4 slot 2") || !strings.Contains(log.String(), "touch "+f) {
-		t.Fatalf("instruction not shown:\n%s", log.String())
+	case line := <-log:
+		if !strings.Contains(line, "switch it ON") || !strings.Contains(line, "rack 4 slot 2") || !strings.Contains(line, "touch "+f) {
+			t.Fatalf("instruction not shown:\n%s", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no instruction within 10 s")
 	}
 	os.WriteFile(f, nil, 0o600)
 	if err := <-done; err != nil {
