@@ -14,7 +14,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -103,34 +102,6 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePorts picks free loopback ports below the kernel's ephemeral range
-// (32768 and up by default), each once. A manager killed and restarted
-// listens on the same port again, so its port goes into its configuration
-// rather than a listener on :0 (the managers are processes of their own
-// and take no listener); a port from the ephemeral range could meanwhile
-// be taken by any outgoing connection of the tests running beside this
-// one. Between the check and the manager's bind the port is free again,
-// and the next pick could land on it: taken remembers what this lab
-// handed out, so two of its listeners never get the same port.
-type freePorts map[string]bool
-
-func (taken freePorts) pick(t *testing.T) string {
-	for range 200 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
-		if taken[addr] {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err == nil {
-			ln.Close()
-			taken[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("no free port in 20000-31999")
-	return ""
 }
 
 func writeJSON(t *testing.T, path string, v any) {

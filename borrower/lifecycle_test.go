@@ -49,9 +49,9 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 	lcert, lkey := lorg.issue(t, dir, "lender-m2m", true)
 	bcert, bkey := borg.issue(t, dir, "borrower-m2m", false)
 	icert, ikey := borg.issue(t, dir, "borrower-images", true)
-	ports := freePorts{}
-	agent, m2m := ports.pick(t), ports.pick(t)
-	l.lenderStatus = ports.pick(t)
+	ports := borrower.FreePorts{}
+	agent, m2m := ports.Pick(t), ports.Pick(t)
+	l.lenderStatus = ports.Pick(t)
 	l.agentURL = "https://" + agent
 	l.lcfg, l.bcfg = filepath.Join(dir, "lender.json"), filepath.Join(dir, "borrower.json")
 	writeJSON(t, l.lcfg, map[string]any{"dir": l.ldir, "agent_listen": agent, "public_url": l.agentURL,
@@ -64,9 +64,9 @@ func newLabWith(t *testing.T, bin string, edit func(cfg map[string]any)) *lab {
 	bcfg := map[string]any{"dir": l.bdir, "lender_url": "https://" + m2m,
 		"m2m_cert": bcert, "m2m_key": bkey, "m2m_ca": lorg.file, "borrower_ca": borg.file,
 		"gateway": "127.0.0.1:500", "allow_file": filepath.Join(dir, "allow.jsonl"), "gateway_status": l.gw.path,
-		"image_listen": ports.pick(t), "image_url": "https://127.0.0.1:1/images", "image_cert": icert, "image_key": ikey,
+		"image_listen": ports.Pick(t), "image_url": "https://127.0.0.1:1/images", "image_cert": icert, "image_key": ikey,
 		"tunnel_pool": "127.44.0.0/16", "nfs_server": "10.44.0.2", "nfs_export": "/srv/roots", "nfs_exports": "none",
-		"default_template": tmpl, "poll_seconds": 1, "status_listen": ports.pick(t)}
+		"default_template": tmpl, "poll_seconds": 1, "status_listen": ports.Pick(t)}
 	if edit != nil {
 		edit(bcfg)
 	}

@@ -81,7 +81,10 @@ func startLentServer(t *testing.T, keeperCA *shutCA, initScript string) *lentSer
 	s := &lentServer{pin: hex.EncodeToString(sum[:]), init: init, exited: make(chan struct{})}
 	go func() { init.Wait(); close(s.exited) }()
 	t.Cleanup(func() { init.Process.Kill() })
-	s.port = freeTCPPort(t)
+	// A port below the ephemeral range: one from :0, closed again, could
+	// be any outgoing connection's before the keeper binds it.
+	_, port, _ := net.SplitHostPort(FreePorts{}.Pick(t))
+	s.port, _ = strconv.Atoi(port)
 	mi := filepath.Join(t.TempDir(), "mountinfo")
 	os.WriteFile(mi, []byte("40 1 0:33 / / rw - nfs4 10.9.0.1:/ rw,vers=4.1\n"), 0o644)
 	k := keeper.New(keeper.Options{Listen: "127.0.0.1:0", ShutdownListen: "127.0.0.1:" + strconv.Itoa(s.port),
@@ -93,15 +96,6 @@ func startLentServer(t *testing.T, keeperCA *shutCA, initScript string) *lentSer
 	go k.Run(ctx)
 	waitListening(t, s.port)
 	return s
-}
-
-func freeTCPPort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func waitListening(t *testing.T, port int) {
