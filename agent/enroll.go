@@ -63,7 +63,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 	a.lease = &Lease{LenderURL: lenderURL, CAPin: pin, LeaseID: leaseID, ServerID: serverID, Gateway: e.gateway.String()}
 	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true, Timers: e.timers,
 		Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
-	a.imageTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: certPool(e.borrowerCA)}
+	a.imageTLS = borrowerTLS(e.borrowerCA)
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
 	a.con.printf("ferry: enrolled lease=%s server=%s serial=%x gateway=%s until %s",
 		leaseID, serverID, e.cert.SerialNumber, e.gateway, e.cert.NotAfter.UTC().Format(time.RFC3339))
@@ -134,6 +134,12 @@ func sameKey(cert *x509.Certificate, pub any) error {
 		return fmt.Errorf("enrollment answer: certificate serial %x is for key %s, not ours (%s)", cert.SerialNumber, got, want)
 	}
 	return nil
+}
+
+// borrowerTLS verifies image B's server: the borrower CA from the
+// enrollment answer is its only trust.
+func borrowerTLS(cas []*x509.Certificate) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: certPool(cas)}
 }
 
 func certPool(certs []*x509.Certificate) *x509.CertPool {

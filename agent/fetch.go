@@ -78,9 +78,16 @@ func (f *fetcher) download(ctx context.Context, u *url.URL, wantHex, path string
 			os.Remove(path)
 		}
 	}()
+	return f.copyChecked(body, u, wantHex, out, limit)
+}
+
+// copyChecked copies body into w, refusing more than limit bytes and a
+// SHA-256 other than wantHex (which a caller learns only at the end: w
+// must not be trusted before copyChecked returned nil).
+func (f *fetcher) copyChecked(body *sizedBody, u *url.URL, wantHex string, w io.Writer, limit int64) (int64, error) {
 	h := sha256.New()
 	p := &progressWriter{w: f.progress, name: u.Path, total: body.size, last: time.Now()}
-	n, err = io.Copy(io.MultiWriter(out, h, p), io.LimitReader(body, limit+1))
+	n, err := io.Copy(io.MultiWriter(w, h, p), io.LimitReader(body, limit+1))
 	if err != nil {
 		return n, fmt.Errorf("GET %s: after %d bytes: %w", u, n, err)
 	}

@@ -4,8 +4,12 @@
 // from that address, enrolls at the lender's agent API over TLS with a
 // fresh one-time key, and opens an IKEv2 tunnel with its one-time
 // certificate to a gateway (ferry's or strongSwan's), which it then holds
-// with DPD. It measures each step (rate, latency percentiles) so the
-// managers' limits show without a rack of machines. The data plane is not
-// played: the servers' CHILD_SAs are negotiated and held, not carried
-// (ipsec/esp's benchmarks measure user-space ESP).
+// with DPD. With ferry's gateway the lease comes from the real borrower
+// manager (which asks the lender, allows the enrolled keys at the gateway
+// and serves image B), and each tunnel carries data: a user-space ESP
+// plane per server (esp.Plane, as image A runs it) on one shared TUN
+// device (Ports), through which the server fetches image B over HTTPS
+// with the agent's own fetch code (agent.FetchImageB). It measures each
+// step (rate, latency percentiles) so the managers' limits show without a
+// rack of machines.
 package fleet

@@ -2,15 +2,16 @@ package fleet
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -28,12 +29,13 @@ import (
 	"ferry/pki"
 )
 
-// The fleet runs in a namespace of its own (the gateway's TUN, routes and
-// port 500 stay there), in a child process of this test binary, which in
-// turn runs the gateway as a process of its own, so that the gateway's
-// memory and CPU are its own. FERRY_FLEET_N (50), FERRY_FLEET_HOLD (15s)
-// and FERRY_FLEET_CONCURRENCY (32) size it; scripts/bench.sh runs 1,000
-// for 10 minutes.
+// The fleet runs in a namespace of its own (the servers' addresses, their
+// data TUN and the lender), in a child process of this test binary, which
+// in turn runs the gateway and the borrower manager as processes of their
+// own in a second namespace, so that their memory and CPU are their own.
+// FERRY_FLEET_N (50), FERRY_FLEET_HOLD (15s), FERRY_FLEET_CONCURRENCY (32)
+// and FERRY_FLEET_IMAGE_KB (3072, image B's kernel + initrd) size it;
+// scripts/bench.sh runs 1,000 for 10 minutes.
 const (
 	envChild     = "FERRY_FLEET_CHILD"
 	envGateway   = "FERRY_FLEET_GATEWAY"
@@ -47,9 +49,11 @@ var (
 	gatewayAddr = netip.MustParseAddr("10.88.0.2")
 )
 
-// TestFleet: N lent servers take an address, fetch image A, enroll and
-// hold a tunnel to ferry's gateway with DPD for the hold time, every one
-// of them, with no error and no reconnect.
+// TestFleet: the borrower manager leases N lent servers from the lender;
+// each takes an address, fetches image A, enrolls, opens a tunnel to
+// ferry's gateway, fetches image B through it from the borrower (every
+// byte sealed by the gateway) and holds it with DPD for the hold time,
+// every one of them, with no error and no reconnect.
 func TestFleet(t *testing.T) { runFleet(t, "ferry") }
 
 // TestFleetCharon is the same load with strongSwan's charon as the
@@ -127,6 +131,7 @@ func TestFleetInNamespace(t *testing.T) {
 	}
 	n, conc := envInt("FERRY_FLEET_N", 50), envInt("FERRY_FLEET_CONCURRENCY", 32)
 	hold := envDuration("FERRY_FLEET_HOLD", 15*time.Second)
+	imageBytes := envInt("FERRY_FLEET_IMAGE_KB", 3<<10) << 10 // image B, kernel + initrd
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
@@ -166,44 +171,59 @@ func TestFleetInNamespace(t *testing.T) {
 	go hs.Serve(ln)
 	defer hs.Close()
 
-	// The responder: `ferry gateway` in a process of its own, or
-	// strongSwan's charon (FERRY_FLEET_RESPONDER=charon) for comparison.
+	// The responder: `ferry gateway` in a process of its own, with the
+	// borrower manager (`ferry borrower serve`, another process) asking
+	// the lender for the servers, allowing their keys and serving image
+	// B through the tunnels; or strongSwan's charon
+	// (FERRY_FLEET_RESPONDER=charon) for comparison of the handshakes,
+	// the lease then asked of the lender directly and no data carried.
+	g := Gateway{Addr: gatewayAddr, CAs: []*x509.Certificate{bca.Cert},
+		RemoteSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}, DPD: 10 * time.Second}
 	var gw *responder
-	allow := func(pin, lease string) error { return nil } // charon: any key the lender CA signed
+	var bw *borrowerProc
 	if os.Getenv("FERRY_FLEET_RESPONDER") == "charon" {
 		gw = startCharon(t, dir, os.Getenv(envGatewayNS), la, gwCert, gwKey)
+		g.Allow = func(pin, lease string) error { return nil } // charon: any key the lender CA signed
 	} else {
 		gw = startGateway(t, dir, os.Getenv(envGatewayNS), la, gwCert, gwKey)
-		allow = (&allowFile{path: gw.allow}).add
-	}
-
-	// One lease request per api.MaxServers servers.
-	t0 := time.Now()
-	for first := 0; first < n; first += api.MaxServers {
-		count := min(api.MaxServers, n-first)
-		req := api.LeaseRequest{IdempotencyKey: fmt.Sprintf("fleet-%08d", first), Count: count, Gateway: gatewayAddr.String() + ":500",
-			BorrowerCA: string(bca.CertPEM()),
-			Image: api.Image{Kernel: api.Artifact{URL: "https://127.0.0.2/k", SHA256: fmt.Sprintf("%064x", 1)},
-				Initrd: api.Artifact{URL: "https://127.0.0.2/i", SHA256: fmt.Sprintf("%064x", 2)}, Cmdline: "console=ttyS0"},
-			DurationSeconds: 3600}
-		for range count {
-			req.Roots = append(req.Roots, api.NFSRoot{Server: "10.89.0.2", Path: "/roots/x"})
-		}
-		if _, err := la.M.RequestLease(ctx, req); err != nil {
+		bw = startBorrower(t, dir, os.Getenv(envGatewayNS), la, bca, gw, imageBytes)
+		// The servers' data path: one TUN for all, the gateway's subnet
+		// routed into it, the virtual IP pool local (data_linux.go).
+		if g.Data, err = OpenPorts("fltdata0", 1400); err != nil {
 			t.Fatal(err)
 		}
+		go g.Data.Run(ctx)
+		for _, args := range [][]string{{"route", "add", "10.89.0.0/24", "dev", "fltdata0"}, {"route", "add", "local", "10.90.0.0/20", "dev", "lo"}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	}
+
+	t0 := time.Now()
+	var reqs int
+	if bw != nil {
+		reqs, err = bw.requestLeases(ctx, n)
+	} else {
+		reqs, err = leaseDirect(ctx, la, bca, n)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	leaseTime := time.Since(t0)
 
 	rec := NewRecorder()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	l := Lender{Netboot: nb, CA: la.CA.Cert}
-	g := Gateway{Addr: gatewayAddr, CAs: []*x509.Certificate{bca.Cert},
-		RemoteSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")}, Allow: allow, DPD: 10 * time.Second}
 	// Every server up to its enrollment, then (once the gateway's allow
-	// list had time to load every key) every tunnel: the handshakes are
-	// measured apart, without refusals.
+	// list holds every key: the borrower polls the lender for them) every
+	// tunnel: the handshakes are measured apart, without refusals.
 	ready, errs := prepareAll(ctx, macs, conc, l, g, rec)
+	if bw != nil {
+		if err := waitAllowed(gw.allow, ready, 60*time.Second); err != nil {
+			t.Error(err)
+		}
+	}
 	time.Sleep(2 * time.Second)
 	rss0, cpu0, t1 := gw.rss(t), gw.cpu(t), time.Now()
 	servers, terrs := tunnelAll(ctx, ready, conc, g, rec, log)
@@ -213,8 +233,27 @@ func TestFleetInNamespace(t *testing.T) {
 	for _, s := range servers {
 		retries += s.Retries
 	}
-	fmt.Printf("fleet: %d lent servers, %d at a time, %d lease request(s) (%.0f ms); %d tunnels up %.1f s after, %d failed; %d IKE attempts refused (allow list not yet loaded)\n",
-		n, conc, (n+api.MaxServers-1)/api.MaxServers, leaseTime.Seconds()*1000, len(servers), time.Since(t0).Seconds(), len(errs), retries)
+	via := "to the borrower manager, which asked the lender"
+	if bw == nil {
+		via = "straight to the lender"
+	}
+	fmt.Printf("fleet: %d lent servers, %d at a time, %d lease request(s) %s (%.0f ms); %d tunnels up %.1f s after, %d failed; %d IKE attempts refused (allow list not yet loaded)\n",
+		n, conc, reqs, via, leaseTime.Seconds()*1000, len(servers), time.Since(t0).Seconds(), len(errs), retries)
+	var fetched int64
+	var fwall, fcpu, bcpu time.Duration
+	if g.Data != nil {
+		// Image B through every tunnel, conc at a time.
+		esp0, gcpu0, bcpu0, t2 := gw.espOutBytes(t), gw.cpu(t), procCPU(t, bw.pid), time.Now()
+		var ferrs []error
+		fetched, ferrs = fetchAll(ctx, servers, conc, rec)
+		fwall, fcpu, bcpu = time.Since(t2), gw.cpu(t)-gcpu0, procCPU(t, bw.pid)-bcpu0
+		errs = append(errs, ferrs...)
+		// Every byte of image B came through the gateway's ESP (the
+		// virtual IPs have no other way to the image server).
+		if esp := gw.espOutBytes(t) - esp0; esp < float64(fetched) {
+			t.Errorf("the gateway sealed %.0f ESP payload bytes towards the servers while they fetched %d bytes of image B", esp, fetched)
+		}
+	}
 	fmt.Print(Table(rec.Stats()))
 	for i, err := range errs {
 		if i < 5 {
@@ -224,6 +263,13 @@ func TestFleetInNamespace(t *testing.T) {
 	fmt.Printf("responder %s: %d handshakes in %.1f s: %.1f/s; its CPU %.2f ms per handshake (%.0f %% of a core); RSS %.1f MB -> %.1f MB: %.1f KB per SA\n",
 		gw.name, len(servers), wall.Seconds(), float64(len(servers))/wall.Seconds(), (cpu1-cpu0).Seconds()*1000/float64(max(len(servers), 1)),
 		100*(cpu1-cpu0).Seconds()/wall.Seconds(), float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss1-rss0)/1024/float64(max(len(servers), 1)))
+	if g.Data != nil {
+		mb := float64(fetched) / 1e6
+		fmt.Printf("image B (%.1f MB a server, HTTPS from the borrower through each tunnel): %.0f MB in %.1f s: %.1f MB/s through the gateway; gateway CPU %.1f s (%.0f %% of a core, %.1f ms per MB), borrower CPU %.1f s; %d packets no plane took\n",
+			float64(imageBytes)/1e6, mb, fwall.Seconds(), mb/fwall.Seconds(), fcpu.Seconds(), 100*fcpu.Seconds()/fwall.Seconds(),
+			fcpu.Seconds()*1000/max(mb, 1e-9), bcpu.Seconds(), g.Data.Dropped())
+		fmt.Printf("borrower manager (its own process): RSS %.1f MB\n", float64(procRSS(t, bw.pid))/(1<<20))
+	}
 	var ms runtimeMem
 	ms.read()
 	fmt.Printf("lender + %d played servers (this process): Go heap %.1f MB, %d goroutines\n", len(servers), float64(ms.heap)/(1<<20), ms.goroutines)
@@ -312,22 +358,64 @@ func parallel[T any](items []T, conc int, f func(T)) {
 	wg.Wait()
 }
 
-// allowFile is the borrower's part: enrolled keys onto the gateway's
-// allow list (JSON lines, which the gateway reloads on change).
-type allowFile struct {
-	mu   sync.Mutex
-	path string
+// leaseDirect asks the lender for n servers itself, api.MaxServers per
+// request, with a made-up image B (the charon comparison carries no data).
+func leaseDirect(ctx context.Context, la *lendertest.Agent, bca *pki.CA, n int) (int, error) {
+	reqs := 0
+	for first := 0; first < n; first += api.MaxServers {
+		count := min(api.MaxServers, n-first)
+		req := api.LeaseRequest{IdempotencyKey: fmt.Sprintf("fleet-%08d", first), Count: count, Gateway: gatewayAddr.String() + ":500",
+			BorrowerCA: string(bca.CertPEM()),
+			Image: api.Image{Kernel: api.Artifact{URL: "https://127.0.0.2/k", SHA256: fmt.Sprintf("%064x", 1)},
+				Initrd: api.Artifact{URL: "https://127.0.0.2/i", SHA256: fmt.Sprintf("%064x", 2)}, Cmdline: "console=ttyS0"},
+			DurationSeconds: 3600}
+		for range count {
+			req.Roots = append(req.Roots, api.NFSRoot{Server: "10.89.0.2", Path: "/roots/x"})
+		}
+		if _, err := la.M.RequestLease(ctx, req); err != nil {
+			return reqs, err
+		}
+		reqs++
+	}
+	return reqs, nil
 }
 
-func (a *allowFile) add(pin, lease string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
+// waitAllowed waits until the gateway's allow list (which the borrower
+// writes) names every server's key.
+func waitAllowed(path string, servers []*Server, limit time.Duration) error {
+	missing := len(servers)
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		missing = 0
+		for _, s := range servers {
+			if !bytes.Contains(b, []byte(s.Pin)) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
 	}
-	defer f.Close()
-	line, _ := json.Marshal(map[string]string{"pin": pin, "lease": lease})
-	_, err = f.Write(append(line, '\n'))
-	return err
+	return fmt.Errorf("after %s the gateway's allow list still lacks %d of %d enrolled keys", limit, missing, len(servers))
+}
+
+// fetchAll fetches image B through every server's tunnel, conc at a time,
+// and returns the bytes fetched.
+func fetchAll(ctx context.Context, servers []*Server, conc int, rec *Recorder) (int64, []error) {
+	var mu sync.Mutex
+	var total int64
+	var errs []error
+	parallel(servers, conc, func(s *Server) {
+		n, err := s.FetchImageB(ctx, rec)
+		mu.Lock()
+		defer mu.Unlock()
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	})
+	return total, errs
 }

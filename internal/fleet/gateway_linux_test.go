@@ -17,7 +17,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -65,17 +64,7 @@ func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd) })
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(p("gw.sock")); err == nil {
 			break
@@ -88,8 +77,11 @@ func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509
 }
 
 // rss is the responder's resident memory in bytes.
-func (g *responder) rss(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.pid) + "/status")
+func (g *responder) rss(t *testing.T) int64 { return procRSS(t, g.pid) }
+
+// procRSS is process pid's resident memory in bytes.
+func procRSS(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,3 +163,27 @@ func checkGatewayStatus(t *testing.T, gw *responder, n int) {
 }
 
 var saLine = regexp.MustCompile(`(?m)^\S.*: #\d+, ESTABLISHED, IKEv2, `)
+
+// espOutBytes is the ESP payload the gateway sealed towards the servers
+// so far, from its /metrics: what crossed the tunnels downstream.
+func (g *responder) espOutBytes(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get(g.metrics)
+	if err != nil {
+		t.Fatalf("gateway /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	const name = `ferry_gateway_esp_bytes{direction="out"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("gateway /metrics: %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("gateway /metrics lacks %s", name)
+	return 0
+}

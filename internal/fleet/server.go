@@ -1,3 +1,5 @@
+//go:build linux
+
 package fleet
 
 import (
@@ -18,8 +20,11 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"ferry/agent"
 	"ferry/api"
+	"ferry/ipsec/dataplane"
 	"ferry/ipsec/dataplane/dataplanetest"
+	"ferry/ipsec/esp"
 	"ferry/ipsec/ike"
 	"ferry/netboot"
 	"ferry/pki"
@@ -39,8 +44,15 @@ type Gateway struct {
 	Addr          netip.Addr
 	CAs           []*x509.Certificate // the borrower CA the gateway's certificate chains to
 	RemoteSubnets []netip.Prefix
-	Allow         func(pin, lease string) error
-	DPD           time.Duration
+	// Allow puts an enrolled key on the gateway's allow list; nil: the
+	// borrower manager does (it polls the lender for enrolled keys).
+	Allow func(pin, lease string) error
+	DPD   time.Duration
+	// Data, when set, carries the servers' inner packets: each tunnel
+	// gets a user-space ESP plane on it (as image A's agent runs one),
+	// and image B can be fetched through it. Nil: the CHILD_SAs are
+	// negotiated and held, not carried.
+	Data *Ports
 	// NoVirtualIP asks for no inner address (a responder configured
 	// without a pool).
 	NoVirtualIP bool
@@ -54,7 +66,9 @@ type Server struct {
 	Retries int // IKE attempts refused before the allow list had the key
 	cert    *x509.Certificate
 	key     crypto.Signer
+	enr     *api.EnrollResponse // the lender's answer: image B, borrower CA
 	d       *ike.Daemon
+	port    *port // on Gateway.Data, when the tunnel carries data
 	done    chan struct{}
 }
 
@@ -103,15 +117,16 @@ func Prepare(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec
 	}
 	var cert *x509.Certificate
 	var key crypto.Signer
-	var lease string
-	if err := step(StepEnroll, func() (err error) { cert, key, lease, err = enroll(ctx, s.Addr, l.CA, mac, params); return err }); err != nil {
+	if err := step(StepEnroll, func() (err error) { cert, key, s.enr, err = enroll(ctx, s.Addr, l.CA, mac, params); return err }); err != nil {
 		return nil, err
 	}
 	if s.Pin, err = pki.Pin(cert.PublicKey); err != nil {
 		return nil, err
 	}
-	if err := g.Allow(s.Pin, lease); err != nil {
-		return nil, err
+	if g.Allow != nil {
+		if err := g.Allow(s.Pin, s.enr.LeaseID); err != nil {
+			return nil, err
+		}
 	}
 	s.cert, s.key = cert, key
 	return s, nil
@@ -122,12 +137,35 @@ func Prepare(ctx context.Context, mac net.HardwareAddr, l Lender, g Gateway, rec
 func (s *Server) Tunnel(ctx context.Context, g Gateway, rec *Recorder, log *slog.Logger) error {
 	mac, cert, key := s.MAC, s.cert, s.key
 	var err error
-	if s.d, err = ike.New(ike.Config{Local: s.Addr, Certs: []*x509.Certificate{cert}, Key: key, CAs: g.CAs,
-		DataPlane: dataplanetest.NewNull(), ForceEncap: true, DPD: g.DPD, Log: log}); err != nil {
+	var dp dataplane.DataPlane = dataplanetest.NewNull()
+	var natc *net.UDPConn
+	if g.Data != nil {
+		// Image A's user-space plane, on its own port-4500 socket shared
+		// with the daemon, its TUN a port of the shared device.
+		if natc, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.Addr, dataplane.NATTPort))); err != nil {
+			return fmt.Errorf("%s: %w", mac, err)
+		}
+		s.port = g.Data.newPort()
+		plane := esp.New(esp.Config{TUN: s.port, Conn: natc, Router: s.port, MTU: g.Data.mtu, Log: log})
+		go plane.Run(ctx)
+		dp = plane
+	}
+	if s.d, err = ike.New(ike.Config{Local: s.Addr, NATSocket: natc, Certs: []*x509.Certificate{cert}, Key: key, CAs: g.CAs,
+		DataPlane: dp, ForceEncap: true, DPD: g.DPD, Log: log}); err != nil {
+		if natc != nil {
+			natc.Close()
+			s.port.close()
+		}
 		return fmt.Errorf("%s: ike: %w", mac, err)
 	}
 	s.done = make(chan struct{})
-	go func() { s.d.Run(ctx); close(s.done) }()
+	go func() {
+		s.d.Run(ctx)
+		if s.port != nil {
+			s.port.close()
+		}
+		close(s.done)
+	}()
 	t := ike.Target{Gateway: g.Addr, RemoteSubnets: g.RemoteSubnets, VirtualIP: !g.NoVirtualIP}
 	// The borrower's allow list reaches the gateway a moment after the
 	// enrollment (a file it reloads): a refusal before that is retried,
@@ -150,6 +188,32 @@ func (s *Server) Tunnel(ctx context.Context, g Gateway, rec *Recorder, log *slog
 		case <-time.After(time.Duration(s.Retries) * 250 * time.Millisecond):
 		}
 	}
+}
+
+// FetchImageB fetches image B (kernel and initrd, each checked against
+// the SHA-256 of the enrollment answer) as image A's agent does, with its
+// code, from the server's virtual IP: through its tunnel, to the
+// borrower's image server. It records the step and returns the bytes.
+func (s *Server) FetchImageB(ctx context.Context, rec *Recorder) (int64, error) {
+	start := time.Now()
+	n, err := s.fetchImageB(ctx)
+	rec.Add(StepImageB, start, time.Now(), err)
+	if err != nil {
+		return n, fmt.Errorf("%s %s: %w", s.MAC, StepImageB, err)
+	}
+	return n, nil
+}
+
+func (s *Server) fetchImageB(ctx context.Context) (int64, error) {
+	if s.port == nil {
+		return 0, errors.New("the tunnel carries no data (Gateway.Data unset)")
+	}
+	vip, err := s.port.VIP()
+	if err != nil {
+		return 0, err
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: vip.AsSlice()}, Timeout: 20 * time.Second}
+	return agent.FetchImageB(ctx, s.enr, d.DialContext)
 }
 
 // dhcp takes an address from the lender's DHCP handler as iPXE does
@@ -234,30 +298,30 @@ func parseScript(s string) (kernel, initrd string, params map[string]string, err
 
 // enroll is image A's enrollment: a one-time key, its CSR with the token
 // to the lender's agent API from the server's own address.
-func enroll(ctx context.Context, from netip.Addr, ca *x509.Certificate, mac net.HardwareAddr, params map[string]string) (*x509.Certificate, crypto.Signer, string, error) {
+func enroll(ctx context.Context, from netip.Addr, ca *x509.Certificate, mac net.HardwareAddr, params map[string]string) (*x509.Certificate, crypto.Signer, *api.EnrollResponse, error) {
 	u, err := url.Parse(params["ferry.lender"])
 	if err != nil || u.Scheme != "https" {
-		return nil, nil, "", fmt.Errorf("ferry.lender=%q: want https", params["ferry.lender"])
+		return nil, nil, nil, fmt.Errorf("ferry.lender=%q: want https", params["ferry.lender"])
 	}
 	leaseID, serverID, _ := strings.Cut(params["ferry.trace"], "-")
 	key, err := pki.GenerateKey(pki.ECDSAP256)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	csr, err := pki.CreateCSR(key, pki.Identity{CommonName: leaseID + "/" + serverID})
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	c := &api.Client{Base: strings.TrimRight(u.String(), "/"), HTTP: httpFrom(from, roots)}
 	var resp api.EnrollResponse
 	if err := c.Call(ctx, http.MethodPost, api.PathEnroll, api.EnrollRequest{Token: params["ferry.token"], MAC: mac.String(), CSR: string(csr)}, &resp); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, err
 	}
 	certs, err := pki.ParseCertsPEM([]byte(resp.Certificate))
 	if err != nil || len(certs) == 0 {
-		return nil, nil, "", fmt.Errorf("enrollment answer: certificate: %v", err)
+		return nil, nil, nil, fmt.Errorf("enrollment answer: certificate: %v", err)
 	}
-	return certs[0], key, resp.LeaseID, nil
+	return certs[0], key, &resp, nil
 }

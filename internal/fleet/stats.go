@@ -15,10 +15,11 @@ const (
 	StepImageA = "image-a" // kernel and initrd
 	StepEnroll = "enroll"  // CSR with the one-time token -> certificate
 	StepIKE    = "ike"     // IKE_SA_INIT + IKE_AUTH, until the CHILD_SA is up
+	StepImageB = "image-b" // kernel and initrd of image B, HTTPS through the tunnel
 )
 
 // Steps lists them in order.
-var Steps = []string{StepDHCP, StepScript, StepImageA, StepEnroll, StepIKE}
+var Steps = []string{StepDHCP, StepScript, StepImageA, StepEnroll, StepIKE, StepImageB}
 
 // Recorder collects the durations of each step, concurrently.
 type Recorder struct {
