@@ -60,7 +60,14 @@ func (d *Daemon) control(ctx context.Context, c net.Conn, down func()) {
 	}
 }
 
-// Control sends cmd to the daemon listening at path and returns its answer.
+// MaxControlAnswer bounds what Control reads: a status answer is about
+// 1 KB per SA, so 64 MiB holds the 65,536 SAs a borrower accepts. (It was
+// 1 MiB, which a gateway of about a thousand SAs outgrew: the borrower's
+// image gate then read a truncated list and refused image B to everyone.)
+const MaxControlAnswer = 64 << 20
+
+// Control sends cmd to the daemon listening at path and returns its
+// answer, refusing one over MaxControlAnswer bytes.
 func Control(ctx context.Context, path, cmd string) ([]byte, error) {
 	var dl net.Dialer
 	c, err := dl.DialContext(ctx, "unix", path)
@@ -72,7 +79,10 @@ func Control(ctx context.Context, path, cmd string) ([]byte, error) {
 	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
 		return nil, err
 	}
-	out, err := io.ReadAll(io.LimitReader(c, 1<<20))
+	out, err := io.ReadAll(io.LimitReader(c, MaxControlAnswer+1))
+	if err == nil && len(out) > MaxControlAnswer {
+		return nil, fmt.Errorf("ike: %s answered %q with more than %d bytes", path, cmd, MaxControlAnswer)
+	}
 	if err == nil && strings.HasPrefix(string(out), "error:") {
 		err = errors.New(strings.TrimSpace(string(out)))
 	}
