@@ -56,7 +56,7 @@ func TestFleetBorrowerProcess(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	env := &applets.Env{Stdin: strings.NewReader(""), Stdout: os.Stdout, Stderr: os.Stderr,
-		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if code := applets.Main(ctx, env, []string{"ferry", "borrower", "serve", "--config", cfg}); code != 0 && ctx.Err() == nil {
 		t.Fatalf("borrower exited %d", code)
 	}
@@ -131,7 +131,7 @@ func startBorrower(t *testing.T, dir, ns string, la *lendertest.Agent, bca *pki.
 		// the borrower would restrict are not what is measured.
 		"nfs_exports": "none", "default_template": tmpl, "poll_seconds": 1, "status_listen": "off"})
 	cfgFile := write("borrower.json", cfg)
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestFleetBorrowerProcess$", "-test.timeout=60m")
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestFleetBorrowerProcess$", "-test.timeout=60m"}, profileFlag("borrower")...)...)
 	cmd.Env = append(os.Environ(), envBorrower+"="+cfgFile, envChild+"=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -148,6 +148,16 @@ func startBorrower(t *testing.T, dir, ns string, la *lendertest.Agent, bca *pki.
 		}
 	}
 	return b
+}
+
+// profileFlag asks a helper process for a CPU profile in
+// $FERRY_FLEET_PROFILE/NAME.pprof (written when it stops), to see what
+// limits it: `go tool pprof -top fleet.test NAME.pprof`.
+func profileFlag(name string) []string {
+	if dir := os.Getenv("FERRY_FLEET_PROFILE"); dir != "" {
+		return []string{"-test.cpuprofile=" + filepath.Join(dir, name+".pprof")}
+	}
+	return nil
 }
 
 // stopProcess ends cmd: SIGTERM, then SIGKILL after 10 s.

@@ -265,9 +265,13 @@ func TestFleetInNamespace(t *testing.T) {
 		100*(cpu1-cpu0).Seconds()/wall.Seconds(), float64(rss0)/(1<<20), float64(rss1)/(1<<20), float64(rss1-rss0)/1024/float64(max(len(servers), 1)))
 	if g.Data != nil {
 		mb := float64(fetched) / 1e6
-		fmt.Printf("image B (%.1f MB a server, HTTPS from the borrower through each tunnel): %.0f MB in %.1f s: %.1f MB/s through the gateway; gateway CPU %.1f s (%.0f %% of a core, %.1f ms per MB), borrower CPU %.1f s; %d packets no plane took\n",
+		perMB := "no MB"
+		if mb > 0 {
+			perMB = fmt.Sprintf("%.1f ms per MB", fcpu.Seconds()*1000/mb)
+		}
+		fmt.Printf("image B (%.1f MB a server, HTTPS from the borrower through each tunnel): %.0f MB in %.1f s: %.1f MB/s through the gateway; gateway CPU %.1f s (%.0f %% of a core, %s), borrower CPU %.1f s; %d packets no plane took\n",
 			float64(imageBytes)/1e6, mb, fwall.Seconds(), mb/fwall.Seconds(), fcpu.Seconds(), 100*fcpu.Seconds()/fwall.Seconds(),
-			fcpu.Seconds()*1000/max(mb, 1e-9), bcpu.Seconds(), g.Data.Dropped())
+			perMB, bcpu.Seconds(), g.Data.Dropped())
 		fmt.Printf("borrower manager (its own process): RSS %.1f MB\n", float64(procRSS(t, bw.pid))/(1<<20))
 	}
 	var ms runtimeMem

@@ -58,7 +58,7 @@ func startGateway(t *testing.T, dir, ns string, la *lendertest.Agent, cert *x509
 	if err := os.WriteFile(p("gateway.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestFleetGatewayProcess$", "-test.timeout=60m")
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestFleetGatewayProcess$", "-test.timeout=60m"}, profileFlag("gateway")...)...)
 	cmd.Env = append(os.Environ(), envGateway+"="+p("gateway.json"), envChild+"=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
