@@ -24,15 +24,17 @@ go test -run '^$' -bench 'BulkTCPUserspaceESPvsPlain' -benchtime 2x ./ipsec/esp/
 echo "== lender: enrollments/s and a 100-server lease request"
 go test -run '^$' -bench 'Enroll|LeaseRequest100' ./lender/ | grep -E '^Benchmark|FAIL'
 
-# Many lent servers at once (internal/fleet, needs root): the real lender
-# (DHCP handler, netboot HTTP, enrollment), then tunnels with one-time
-# certificates held with DPD, to ferry's gateway and, with the same load,
-# to strongSwan's charon. FERRY_BENCH_SERVERS (1000), FERRY_BENCH_HOLD (10m).
+# Many lent servers at once (internal/fleet, needs root): the borrower
+# manager leases them from the real lender (DHCP handler, netboot HTTP,
+# enrollment); tunnels with one-time certificates to ferry's gateway, image
+# B (3 MB) fetched from the borrower through each tunnel, then held with
+# DPD; and the same handshake load to strongSwan's charon (no data).
+# FERRY_BENCH_SERVERS (1000), FERRY_BENCH_HOLD (10m).
 fleet() {
 	FERRY_FLEET_N=${FERRY_BENCH_SERVERS:-1000} FERRY_FLEET_HOLD=$2 \
 		go test -count=1 -timeout 60m -run "^$1\$" -v ./internal/fleet/ | grep -Ev '^(=== |--- |PASS|ok )'
 }
-echo "== ${FERRY_BENCH_SERVERS:-1000} lent servers through the real lender to ferry's gateway, held ${FERRY_BENCH_HOLD:-10m} with DPD"
+echo "== ${FERRY_BENCH_SERVERS:-1000} lent servers leased by the borrower from the real lender, image B through each tunnel to ferry's gateway, held ${FERRY_BENCH_HOLD:-10m} with DPD"
 fleet TestFleet "${FERRY_BENCH_HOLD:-10m}"
 echo "== the same load against strongSwan charon as the responder (held 1m)"
 fleet TestFleetCharon 1m

@@ -279,6 +279,8 @@ func TestFleetInNamespace(t *testing.T) {
 	fmt.Printf("lender + %d played servers (this process): Go heap %.1f MB, %d goroutines\n", len(servers), float64(ms.heap)/(1<<20), ms.goroutines)
 
 	// Hold: DPD both ways on every tunnel; no SA may go down.
+	// The hold's CPU counts from its start: image B's is not in it.
+	cpu1 = gw.cpu(t)
 	time.Sleep(hold)
 	rss2, cpu2 := gw.rss(t), gw.cpu(t)
 	down := 0
