@@ -3,7 +3,6 @@ package fleet
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"ferry/api"
 	"ferry/applets"
 	"ferry/initrd"
+	"ferry/kexec/kexectest"
 	"ferry/lender"
 	"ferry/lender/lendertest"
 	"ferry/pki"
@@ -213,22 +213,10 @@ func (b *borrowerProc) requestLeases(ctx context.Context, n int) (int, error) {
 func writeImageB(t *testing.T, dir string, size int) (string, string) {
 	t.Helper()
 	rnd := rand.NewChaCha8([32]byte{1})
-	k := make([]byte, max(size/4, 8<<10))
+	hdr := kexectest.BzImage(0x020f, "6.1.0-56-amd64 (fleet) #1 SMP")
+	k := make([]byte, max(size/4, len(hdr)))
 	rnd.Read(k)
-	for i := range 5 * 512 {
-		k[i] = 0
-	}
-	le := binary.LittleEndian
-	k[0x1f1] = 4
-	le.PutUint16(k[0x1fe:], 0xaa55)
-	copy(k[0x202:], "HdrS")
-	le.PutUint16(k[0x206:], 0x020f)
-	k[0x211] = 1
-	k[0x234] = 1
-	le.PutUint16(k[0x236:], 3)
-	le.PutUint32(k[0x238:], 2047)
-	le.PutUint16(k[0x20e:], 0x100)
-	copy(k[0x300:], "6.1.0-56-amd64 (fleet) #1 SMP\x00")
+	copy(k, hdr)
 	kernel := filepath.Join(dir, "vmlinuz-b")
 	if err := os.WriteFile(kernel, k, 0o644); err != nil {
 		t.Fatal(err)
