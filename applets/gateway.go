@@ -214,7 +214,9 @@ func (c gatewayFile) checkSetup(r *configfile.Report, now time.Time) {
 	}
 	if c.CRL != "" {
 		if _, err := os.Stat(c.CRL); err != nil {
-			r.Warnf("crl", c.CRL, "no CRL yet (the borrower fetches it from the lender every 30 s)")
+			// The borrower writes it once it serves (gateway_crl_file): on
+			// a site just set up, the gateway is checked before that.
+			r.Infof("crl", c.CRL, "not there yet: ferry borrower serve writes it from the lender's CRL within 30 s of starting; the gateway loads it when it appears (until then it refuses no certificate as revoked)")
 		}
 	}
 }

@@ -38,6 +38,9 @@ func reloadOnHangup[C any](ctx context.Context, env *Env, what string, load func
 			for _, w := range r.Warnings() {
 				env.Log.Warn(what+": reload check", "warning", w.String())
 			}
+			for _, n := range r.Infos() {
+				env.Log.Info(what+": reload check", "note", n.String())
+			}
 			select {
 			case out <- c:
 			case <-ctx.Done():

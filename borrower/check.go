@@ -3,7 +3,9 @@ package borrower
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -82,7 +84,15 @@ func CheckSetup(ctx context.Context, cfg Config, r *configfile.Report, now time.
 		}
 	}
 	if cfg.GatewayStatus != "" {
-		if _, err := (ferryStatus{path: cfg.GatewayStatus}).Peers(ctx); err != nil {
+		_, err := (ferryStatus{path: cfg.GatewayStatus}).Peers(ctx)
+		_, statErr := os.Stat(cfg.GatewayStatus)
+		switch {
+		case err == nil:
+		case running && errors.Is(statErr, fs.ErrNotExist):
+			// --check on a site set up a moment ago: the gateway makes
+			// its socket when it starts, after this check.
+			r.Infof("gateway_status", cfg.GatewayStatus, "no gateway running yet: the socket appears when ferry gateway starts (systemctl start ferry-gateway); image B is served once it answers")
+		default:
 			r.Warnf("gateway_status", cfg.GatewayStatus, "the gateway does not answer (%v): start ferry gateway; until then image B is refused to every server", err)
 		}
 	}

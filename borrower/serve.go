@@ -157,6 +157,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, reload <-chan Conf
 	for _, w := range r.Warnings() {
 		log.Warn("borrower: start-up check", "warning", w.String())
 	}
+	for _, n := range r.Infos() {
+		log.Info("borrower: start-up check", "note", n.String())
+	}
 	if err := r.Err(); err != nil {
 		return err
 	}

@@ -30,11 +30,20 @@ type Problem struct {
 	Value   string // what was given, as the operator wrote it (bounded)
 	Want    string // what is wanted, or what is wrong
 	Warning bool   // true: worth knowing, not a reason to refuse
+	// Info: how things stand, nothing wrong: what appears only once
+	// the services run (a CRL, a socket) on a site set up a moment ago.
+	Info bool
 }
+
+// IsError says whether p refuses the file.
+func (p Problem) IsError() bool { return !p.Warning && !p.Info }
 
 func (p Problem) String() string {
 	var b strings.Builder
-	if p.Warning {
+	switch {
+	case p.Info:
+		b.WriteString("info: ")
+	case p.Warning:
 		b.WriteString("warning: ")
 	}
 	if p.Field != "" {
@@ -84,6 +93,12 @@ func (r *Report) Warnf(field string, value any, format string, a ...any) {
 	r.Problems = append(r.Problems, Problem{Field: field, Value: Value(value), Want: fmt.Sprintf(format, a...), Warning: true})
 }
 
+// Infof records how something stands that is not a problem yet, as on
+// a fresh site before its services run.
+func (r *Report) Infof(field string, value any, format string, a ...any) {
+	r.Problems = append(r.Problems, Problem{Field: field, Value: Value(value), Want: fmt.Sprintf(format, a...), Info: true})
+}
+
 // Add records err against field, unless err is nil.
 func (r *Report) Add(field string, err error) {
 	if err != nil {
@@ -103,7 +118,7 @@ func (r *Report) Required(fields map[string]string) {
 // Failed reports whether any problem is an error.
 func (r *Report) Failed() bool {
 	for _, p := range r.Problems {
-		if !p.Warning {
+		if p.IsError() {
 			return true
 		}
 	}
@@ -114,7 +129,18 @@ func (r *Report) Failed() bool {
 func (r *Report) Warnings() []Problem {
 	var out []Problem
 	for _, p := range r.Problems {
-		if p.Warning {
+		if p.Warning && !p.Info {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Infos are the notes of Infof.
+func (r *Report) Infos() []Problem {
+	var out []Problem
+	for _, p := range r.Problems {
+		if p.Info {
 			out = append(out, p)
 		}
 	}
@@ -125,7 +151,7 @@ func (r *Report) Warnings() []Problem {
 func (r *Report) Err() error {
 	e := &Error{Name: r.Name}
 	for _, p := range r.Problems {
-		if !p.Warning {
+		if p.IsError() {
 			e.Problems = append(e.Problems, p)
 		}
 	}

@@ -104,6 +104,18 @@ func TestErrorListsEachProblemOnItsOwnLine(t *testing.T) {
 	}
 }
 
+// A note neither refuses the file nor counts as a warning.
+func TestInfoIsNeitherErrorNorWarning(t *testing.T) {
+	r := &Report{Name: "gateway config g.json"}
+	r.Infof("crl", "/x.crl", "not there yet")
+	if r.Failed() || r.Err() != nil || len(r.Warnings()) != 0 {
+		t.Fatalf("a note failed the file or warned: %v %v", r.Err(), r.Warnings())
+	}
+	if n := r.Infos(); len(n) != 1 || n[0].String() != `info: crl "/x.crl": not there yet` {
+		t.Fatalf("infos %v", n)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"dir": "/d", "list": [{"name": "a"}], "net": {"ca": "x"}}`))
 	f.Add([]byte(`{"//": ["c"], "ttl": "1m", "dpd_seconds": 1}`))

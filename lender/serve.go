@@ -41,6 +41,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 	for _, w := range r.Warnings() {
 		log.Warn("lender: start-up check", "warning", w.String())
 	}
+	for _, n := range r.Infos() {
+		log.Info("lender: start-up check", "note", n.String())
+	}
 	if err := r.Err(); err != nil {
 		return err
 	}
