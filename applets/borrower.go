@@ -114,7 +114,8 @@ func borrowerServe(ctx context.Context, env *Env, args []string) error {
 		borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
 		return printCheck(env, r)
 	}
-	reload, stop := reloadOnHangup(ctx, env, "borrower", func() (borrower.Config, *configfile.Report, error) {
+	svc := serviceNotify(ctx, env, "borrower")
+	reload, stop := reloadOnHangup(ctx, env, svc, "borrower", func() (borrower.Config, *configfile.Report, error) {
 		cfg, r, err := borrower.ReadConfig(*cfgPath)
 		if err == nil && !r.Failed() {
 			borrower.CheckSetup(ctx, cfg, r, time.Now(), true)
@@ -126,6 +127,6 @@ func borrowerServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Ready = serviceNotify(ctx, env, "borrower")
+	cfg.Ready = svc.Ready
 	return borrower.Serve(ctx, cfg, env.Log, reload)
 }

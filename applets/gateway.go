@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"ferry/configfile"
@@ -73,6 +71,13 @@ SAs by state, ESP bytes and packets both ways, rekeys and refusals.
 Requests for IKE SAs the gateway does not know (a server still holding
 an SA from before a restart) get INVALID_IKE_SPI (at most 2 a second per
 address, 100 in all).
+SIGHUP (systemctl reload) re-reads and re-checks this file as --check
+does: cert, key, ca, crl, subnets, dns and the timers apply at once, to
+the next IKE_AUTH, liveness check and rekey (established tunnels stay up
+as they are); listen, pool, inner, tun, status, status_listen, addresses
+and allow are named in one log line as changing only at restart. A file
+that fails its checks changes nothing: the error names the file, the
+setting and why. Under systemd: RELOADING=1, then READY=1.
 Example configuration:
 
   {"listen": "198.51.100.7", "ca": "lender-ca.pem",
@@ -89,29 +94,60 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	}
 	fs := newFlags(env, "gateway", gatewayUsage)
 	check := fs.Bool("check", false, "check the configuration, the key pair, the CA and the allow list, then exit: 0 ok, 1 problems (one per line)")
-	path := fs.String("config", env.gatewayConfig(), "JSON configuration, or $FERRY_GATEWAY_CONFIG (listen, ca, cert, key, pool, subnets, inner, allow, addresses, status, status_listen, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds)")
+	path := fs.String("config", env.gatewayConfig(), "JSON configuration, or $FERRY_GATEWAY_CONFIG (listen, ca, cert, key, pool, subnets, inner, allow, addresses, crl, status, status_listen, tun, dns, dpd_seconds, ike_lifetime_seconds, child_lifetime_seconds, rekey_margin_seconds); SIGHUP re-reads it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(*path)
+	if *check {
+		l, r, err := loadGateway(env, *path, false)
+		if err != nil {
+			return err
+		}
+		l.file.checkSetup(r, time.Now())
+		return printCheck(env, r)
+	}
+	svc := serviceNotify(ctx, env, "gateway")
+	reload, stop := reloadOnHangup(ctx, env, svc, "gateway", func() (gatewayLoaded, *configfile.Report, error) {
+		return loadGateway(env, *path, true)
+	})
+	defer stop()
+	l, r, err := loadGateway(env, *path, false)
 	if err != nil {
 		return err
-	}
-	if len(b) > 1<<20 {
-		return fmt.Errorf("gateway config %s: %d bytes, over 1 MiB", *path, len(b))
-	}
-	var c gatewayFile
-	r := &configfile.Report{Name: "gateway config " + *path}
-	configfile.Decode(r, b, &c)
-	cfg, g := c.check(env, r)
-	if *check {
-		c.checkSetup(r, time.Now())
-		return printCheck(env, r)
 	}
 	if err := r.Err(); err != nil {
 		return err
 	}
-	return g.run(ctx, env, cfg, c)
+	return l.parts.run(ctx, env, svc, l, reload)
+}
+
+// gatewayLoaded is a gateway configuration read and checked.
+type gatewayLoaded struct {
+	path  string
+	file  gatewayFile
+	cfg   ike.Config
+	parts *gatewayParts
+}
+
+// loadGateway reads and checks the file at path, every problem in the
+// report; with setup, also what serving needs beyond the file
+// (checkSetup), as a reload does before it replaces anything.
+func loadGateway(env *Env, path string, setup bool) (gatewayLoaded, *configfile.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return gatewayLoaded{}, nil, fmt.Errorf("gateway config: %w", err)
+	}
+	if len(b) > 1<<20 {
+		return gatewayLoaded{}, nil, fmt.Errorf("gateway config %s: %d bytes, over 1 MiB", path, len(b))
+	}
+	l := gatewayLoaded{path: path}
+	r := &configfile.Report{Name: "gateway config " + path}
+	configfile.Decode(r, b, &l.file)
+	l.cfg, l.parts = l.file.check(env, r)
+	if setup && !r.Failed() {
+		l.file.checkSetup(r, time.Now())
+	}
+	return l, r, nil
 }
 
 type gatewayParts struct {
@@ -230,7 +266,8 @@ func addChecked(r *configfile.Report, field, value string, err error, w []string
 	}
 }
 
-func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gatewayFile) error {
+func (g *gatewayParts) run(ctx context.Context, env *Env, svc *service, l gatewayLoaded, reload <-chan gatewayLoaded) error {
+	cfg, c := l.cfg, l.file
 	if err := g.allow.Load(ctx, c.Allow); err != nil {
 		return err
 	}
@@ -272,10 +309,9 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	defer cancel()
 	go us.Run(ctx)
 	go g.allow.Watch(ctx, c.Allow, 2*time.Second)
-	if c.CRL != "" {
-		go g.allow.WatchCRL(ctx, c.CRL, cfg.CAs[0], 2*time.Second)
-	}
-	go reloadOnHUP(ctx, env, g.allow, c.Allow)
+	crl := &crlWatch{allow: g.allow}
+	crl.start(ctx, c.CRL, cfg.CAs[0])
+	defer crl.stop()
 	if c.Status != "" {
 		go d.ServeControl(ctx, c.Status, cancel)
 	}
@@ -290,22 +326,17 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, cfg ike.Config, c gate
 	}
 	env.Log.Info("gateway: serving", "listen", cfg.Local, "pool", cfg.Pool.Prefix(), "bound", cfg.Pool.Leased(), "addresses", addrs,
 		"subnets", cfg.LocalSubnets, "allowed", len(g.allow.Entries()), "status", promreg.Addr(statusLn))
-	serviceNotify(ctx, env, "gateway")()
-	return d.Run(ctx)
-}
-
-func reloadOnHUP(ctx context.Context, env *Env, allow *authz.List, path string) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	svc.Ready()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	running := l
 	for {
 		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if err := allow.Load(ctx, path); err != nil {
-				env.Log.Warn("gateway: SIGHUP: allow list not reloaded", "err", err)
-			}
+		case err := <-done:
+			return err
+		case next := <-reload:
+			running = g.reload(ctx, env, d, crl, running, next)
+			svc.Ready()
 		}
 	}
 }

@@ -115,7 +115,8 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 		lender.CheckSetup(cfg, r, time.Now(), true)
 		return printCheck(env, r)
 	}
-	reload, stop := reloadOnHangup(ctx, env, "lender", func() (lender.Config, *configfile.Report, error) {
+	svc := serviceNotify(ctx, env, "lender")
+	reload, stop := reloadOnHangup(ctx, env, svc, "lender", func() (lender.Config, *configfile.Report, error) {
 		cfg, r, err := lender.ReadConfig(*cfgPath)
 		if err == nil && !r.Failed() {
 			lender.CheckSetup(cfg, r, time.Now(), true)
@@ -127,7 +128,7 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Ready = serviceNotify(ctx, env, "lender")
+	cfg.Ready = svc.Ready
 	// Drivers are made from the inventory at each power action: nothing
 	// of theirs outlives one, so a reload needs nothing of them.
 	return lender.Serve(ctx, cfg, env.Log, powerFor(env), reload)

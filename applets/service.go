@@ -7,20 +7,36 @@ import (
 	"ferry/internal/sdnotify"
 )
 
-// serviceNotify tells systemd (Type=notify, $NOTIFY_SOCKET) how a server
-// applet is doing: the returned ready sends READY=1 once every listener is
-// up, and STOPPING=1 goes out as soon as ctx ends (SIGTERM), before the
-// server finishes what is in flight. Outside systemd both do nothing.
-func serviceNotify(ctx context.Context, env *Env, what string) (ready func()) {
+// service tells systemd (Type=notify, $NOTIFY_SOCKET) how a server
+// applet is doing. Outside systemd its methods do nothing.
+type service struct {
+	send func(lines ...string)
+}
+
+// serviceNotify is the service of a server applet: STOPPING=1 goes out
+// as soon as ctx ends (SIGTERM), before the server finishes what is in
+// flight.
+func serviceNotify(ctx context.Context, env *Env, what string) *service {
 	n := sdnotify.FromEnv(os.Getenv)
 	if !n.Enabled() {
-		return func() {}
+		return &service{send: func(...string) {}}
 	}
-	send := func(lines ...string) {
+	s := &service{send: func(lines ...string) {
 		if err := n.Notify(lines...); err != nil {
 			env.Log.Warn(what+": telling systemd", "err", err)
 		}
-	}
-	context.AfterFunc(ctx, func() { send(sdnotify.Stopping, "STATUS=stopping") })
-	return func() { send(sdnotify.Ready, "STATUS=serving") }
+	}}
+	context.AfterFunc(ctx, func() { s.send(sdnotify.Stopping, "STATUS=stopping") })
+	return s
+}
+
+// Ready sends READY=1: once every listener serves, and again when a
+// reload is over (applied or refused), which ends systemd's "reloading".
+func (s *service) Ready() { s.send(sdnotify.Ready, "STATUS=serving") }
+
+// Reloading sends RELOADING=1 with MONOTONIC_USEC as a reload starts:
+// `systemctl reload` and `systemctl status` show the unit reloading
+// until the next Ready.
+func (s *service) Reloading() {
+	s.send(append(sdnotify.ReloadingNow(), "STATUS=reloading the configuration")...)
 }

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -209,6 +211,9 @@ loop:
 			break loop
 		case next := <-reload:
 			running = m.reload(running, next, log)
+			if cfg.Ready != nil {
+				cfg.Ready()
+			}
 		}
 	}
 	log.Info("borrower stopping: finishing requests in flight", "grace", StopGrace)
@@ -229,22 +234,37 @@ loop:
 }
 
 // reload renews the key pairs of next; every other change waits for a
-// restart, and says so.
+// restart, and is named.
 func (m *Manager) reload(old, next Config, log *slog.Logger) Config {
 	if err := m.keys.load(next); err != nil {
 		log.Error("borrower: reload refused, the running configuration stays", "err", err)
 		return old
 	}
-	a, b := old, next
-	for _, c := range []*Config{&a, &b} {
-		c.M2MCert, c.M2MKey, c.ImageCert, c.ImageKey = "", "", "", ""
-	}
-	if fmt.Sprintf("%+v", a) != fmt.Sprintf("%+v", b) {
-		log.Warn("borrower: reload: settings other than m2m_cert, m2m_key, image_cert and image_key change only at restart")
+	if restart := restartOnly(old, next); len(restart) > 0 {
+		log.Warn("borrower: reload: these settings change only at restart", "settings", restart)
 	}
 	log.Info("borrower: configuration reloaded: key pairs renewed", "m2m_cert", next.M2MCert, "image_cert", next.ImageCert)
 	old.M2MCert, old.M2MKey, old.ImageCert, old.ImageKey = next.M2MCert, next.M2MKey, next.ImageCert, next.ImageKey
 	return old
+}
+
+// restartOnly names the settings (JSON keys) that differ between old and
+// next, other than the key pairs a reload renews. Fields not from the
+// file (Ready) are not settings.
+func restartOnly(old, next Config) []string {
+	live := map[string]bool{"m2m_cert": true, "m2m_key": true, "image_cert": true, "image_key": true}
+	var out []string
+	a, b := reflect.ValueOf(old), reflect.ValueOf(next)
+	for i := range a.NumField() {
+		name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
+		if name == "" || name == "-" || live[name] {
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // liveKeys are the borrower's key pairs, asked for per connection.

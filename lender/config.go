@@ -46,7 +46,8 @@ type Config struct {
 	// the PXE side: it shows every lease of every borrower.
 	StatusListen string `json:"status_listen,omitempty"`
 	// Ready, not from the file, is called once every listener serves
-	// (systemd's READY=1).
+	// and again after each reload is applied (systemd's READY=1, which
+	// ends the RELOADING=1 a reload starts with).
 	Ready func() `json:"-"`
 }
 

@@ -132,6 +132,9 @@ loop:
 			break loop
 		case next := <-reload:
 			running = m.reload(running, next, live, nbLive, log)
+			if cfg.Ready != nil {
+				cfg.Ready()
+			}
 		}
 	}
 	log.Info("lender stopping: finishing requests in flight", "grace", StopGrace)

@@ -8,7 +8,10 @@ package sdnotify
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // States ferry sends.
@@ -17,6 +20,18 @@ const (
 	Stopping  = "STOPPING=1"
 	Reloading = "RELOADING=1"
 )
+
+// ReloadingNow is what a service sends as a reload starts: RELOADING=1
+// and MONOTONIC_USEC, the CLOCK_MONOTONIC time in microseconds, by which
+// systemd (Type=notify-reload, 253 and later) tells this reload from an
+// earlier one; READY=1 ends it. Older systemd ignores MONOTONIC_USEC.
+func ReloadingNow() []string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return []string{Reloading} // cannot happen on Linux
+	}
+	return []string{Reloading, "MONOTONIC_USEC=" + strconv.FormatInt(ts.Nano()/1000, 10)}
+}
 
 // Notifier sends to one socket. The zero Notifier (no $NOTIFY_SOCKET: not
 // started by systemd, or Type=simple) sends nothing.

@@ -1,7 +1,9 @@
 package sdnotify
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,5 +73,38 @@ func TestNotifyWithoutSocket(t *testing.T) {
 	}
 	if err := (Notifier{Socket: filepath.Join(t.TempDir(), "gone")}).Notify(Ready); err == nil {
 		t.Fatal("a missing socket did not fail")
+	}
+}
+
+// A reload starts with RELOADING=1 and the monotonic clock in
+// microseconds, as sd_notify(3) asks for Type=notify-reload: close to
+// CLOCK_MONOTONIC now (which /proc/uptime approximates: it counts the
+// same clock, suspended time aside), and rising from one reload to the next.
+func TestReloadingCarriesMonotonicUsec(t *testing.T) {
+	usec := func() int64 {
+		l := ReloadingNow()
+		if len(l) != 2 || l[0] != "RELOADING=1" || !strings.HasPrefix(l[1], "MONOTONIC_USEC=") {
+			t.Fatalf("ReloadingNow() = %q", l)
+		}
+		var n int64
+		if _, err := fmt.Sscan(strings.TrimPrefix(l[1], "MONOTONIC_USEC="), &n); err != nil {
+			t.Fatalf("%q: %v", l[1], err)
+		}
+		return n
+	}
+	a := usec()
+	time.Sleep(2 * time.Millisecond)
+	b := usec()
+	if b <= a {
+		t.Fatalf("MONOTONIC_USEC went from %d to %d", a, b)
+	}
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Skip(err)
+	}
+	var secs float64
+	fmt.Sscan(string(up), &secs)
+	if d := float64(b)/1e6 - secs; d < -5 || d > 5 {
+		t.Fatalf("MONOTONIC_USEC %d is %.1f s from the uptime %.2f s: not CLOCK_MONOTONIC in microseconds", b, d, secs)
 	}
 }

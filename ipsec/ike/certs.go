@@ -23,7 +23,10 @@ func (d *Daemon) SetCerts(chain []*x509.Certificate) error {
 	if len(chain) == 0 || chain[0] == nil {
 		return errors.New("ike: set certificates: empty chain")
 	}
-	own, err := x509.MarshalPKIXPublicKey(d.cfg.Key.Public())
+	d.mu.Lock() // Reconfigure may replace the key
+	key := d.cfg.Key
+	d.mu.Unlock()
+	own, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
 		return fmt.Errorf("ike: set certificates: our key: %w", err)
 	}
