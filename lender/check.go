@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"ferry/configfile"
@@ -39,7 +41,22 @@ func CheckSetup(cfg Config, r *configfile.Report, now time.Time, running bool) {
 		warnings(r, "dir", cfg.Dir, nil, mustValidity(r, "dir", ca.Cert, now))
 		pool := x509.NewCertPool()
 		pool.AddCert(ca.Cert)
-		_, w, err := pki.CheckPair(filepath.Join(cfg.Dir, lenderca.TLSCertFile), filepath.Join(cfg.Dir, lenderca.TLSKeyFile), pki.UsageServer, pool, now)
+		certFile := filepath.Join(cfg.Dir, lenderca.TLSCertFile)
+		at, renewing := now, false
+		// serve renews this certificate itself (agentCert): its end is
+		// a note, and the rest is checked as of a moment it is valid.
+		if c, err := pki.LoadCertsFile(certFile); err == nil && c[0].NotAfter.Sub(now) < lenderca.TLSRenewBefore {
+			renewing = true
+			r.Infof("dir", cfg.Dir, "%s ends %s: ferry lender serve renews it (same key and names, two more years) when it starts, on reload, or while serving",
+				certFile, c[0].NotAfter.UTC().Format(time.RFC3339))
+			if end := c[0].NotAfter.Add(-time.Second); end.Before(now) {
+				at = end
+			}
+		}
+		_, w, err := pki.CheckPair(certFile, filepath.Join(cfg.Dir, lenderca.TLSKeyFile), pki.UsageServer, pool, at)
+		if renewing {
+			w = slices.DeleteFunc(w, func(s string) bool { return strings.Contains(s, " expires on ") })
+		}
 		warnings(r, "dir", cfg.Dir, err, w)
 	}
 	if cfg.M2MCert != "" && cfg.M2MKey != "" {

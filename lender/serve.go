@@ -3,13 +3,11 @@ package lender
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +28,19 @@ const StopGrace = 10 * time.Second
 // listeners. Each Config received on reload (already loaded and checked,
 // see ReadConfig and CheckSetup) replaces what can change while serving:
 // the borrowers, the m2m key pair, token_ttl and image A's files and
-// options; a change of anything else is logged as waiting for a restart.
+// options, and the agent listener's key pair is read again; a change of
+// anything else is logged as waiting for a restart. The agent listener's
+// certificate is renewed before it ends (agentCert).
 // When ctx ends it logs "stopping" and lets requests in flight finish
 // (at most StopGrace).
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, reload <-chan Config) error {
+	// The agent listener's certificate is renewed when near or past its
+	// end before the checks, which would refuse an expired one.
+	if ca, err := lenderca.Load(cfg.Dir); err == nil {
+		if a, err := newAgentCert(cfg.Dir, ca, log); err == nil {
+			a.renewIfDue(time.Now())
+		}
+	}
 	// What a lease will need is checked before anything is served: an
 	// error refuses to start, a warning is logged before "serving".
 	r := &configfile.Report{Name: "lender start-up check"}
@@ -60,7 +67,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 	if err := m.Resume(ctx); err != nil {
 		return err
 	}
-	agentTLS, err := agentTLS(cfg.Dir, ca)
+	agentCert, err := newAgentCert(cfg.Dir, ca, log)
 	if err != nil {
 		return err
 	}
@@ -81,7 +88,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 		{"m2m", newHTTPServer(m.leaseAPI(live.borrowerOf), log, defaultTimeouts, maxRequestBody), nil},
 		{"admin", newHTTPServer(m.AdminHandler(), log, defaultTimeouts, maxRequestBody), admin},
 	}
-	servers[0].srv.TLSConfig = agentTLS
+	servers[0].srv.TLSConfig = agentCert.config()
 	servers[1].srv.TLSConfig = &tls.Config{GetConfigForClient: live.tlsConfig}
 	for i, addr := range []string{cfg.AgentListen, cfg.M2MListen} {
 		ln, err := net.Listen("tcp", addr)
@@ -122,6 +129,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, power PowerFunc, r
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
+	renewCtx, stopRenewing := context.WithCancel(ctx)
+	defer stopRenewing()
+	go agentCert.keepRenewed(renewCtx)
 	running := cfg
 loop:
 	for {
@@ -132,6 +142,7 @@ loop:
 			break loop
 		case next := <-reload:
 			running = m.reload(running, next, live, nbLive, log)
+			agentCert.reload(time.Now())
 			if cfg.Ready != nil {
 				cfg.Ready()
 			}
@@ -228,17 +239,3 @@ func (l *liveM2M) apply(cfg Config, log *slog.Logger) error {
 func (l *liveM2M) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) { return l.tls.Load(), nil }
 
 func (l *liveM2M) borrowerOf(r *http.Request) (owner, error) { return l.borrowers.Load().borrowerOf(r) }
-
-// agentTLS presents tls.pem plus the CA (agents pin the CA) and verifies
-// client certificates against the CA when sent (phase reports).
-func agentTLS(dir string, ca *lenderca.CA) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, lenderca.TLSCertFile), filepath.Join(dir, lenderca.TLSKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("agent listener key pair in %s: %w", dir, err)
-	}
-	cert.Certificate = append(cert.Certificate, ca.Cert.Raw)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert},
-		ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}, nil
-}

@@ -13,6 +13,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"ferry/api"
+	"ferry/internal/atomicfile"
 	"ferry/pki"
 )
 
@@ -106,28 +108,42 @@ func Generate(hosts []string, now time.Time) (*CA, []File, error) {
 	}, nil
 }
 
+// TLSRenewBefore is how long before its end `ferry lender serve` renews
+// the agent listener's certificate (RenewTLS): the time ExpirySoon
+// warnings start, so a lender that serves never gets to them.
+const TLSRenewBefore = pki.ExpirySoon
+
+// tlsTemplate is the agent listener's certificate from now: two years,
+// for the names in ips and dns.
+func tlsTemplate(subject pkix.Name, ips []net.IP, dns []string, now time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber: randSerial(),
+		Subject:      subject,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  ips,
+		DNSNames:     dns,
+	}
+}
+
 // issueTLS makes the agent listener's key and certificate (PEM).
 func (ca *CA) issueTLS(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lenderca: TLS key: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: randSerial(),
-		Subject:      pkix.Name{CommonName: "ferry lender"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
+	var ips []net.IP
+	var dns []string
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			ips = append(ips, ip)
 		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
+			dns = append(dns, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tlsTemplate(pkix.Name{CommonName: "ferry lender"}, ips, dns, now), ca.Cert, key.Public(), ca.key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lenderca: sign TLS certificate: %w", err)
 	}
@@ -136,6 +152,37 @@ func (ca *CA) issueTLS(hosts []string, now time.Time) (certPEM, keyPEM []byte, e
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, nil
+}
+
+// RenewTLS replaces the agent listener's certificate in dir (tls.pem)
+// by one for the same key, subject and names, valid two years from now,
+// and returns it. Only tls.pem changes, atomically, so a crash leaves
+// the old pair or the new one, never a certificate without its key.
+// Agents pin the CA, not this certificate: they take the new one at
+// their next connection.
+func (ca *CA) RenewTLS(dir string, now time.Time) (*x509.Certificate, error) {
+	certFile, keyFile := filepath.Join(dir, TLSCertFile), filepath.Join(dir, TLSKeyFile)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: renew %s: %w", certFile, err)
+	}
+	old := pair.Leaf
+	signer, ok := pair.PrivateKey.(crypto.Signer)
+	if old == nil || !ok {
+		return nil, fmt.Errorf("lenderca: renew %s: no certificate or no signing key in %s", certFile, keyFile)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tlsTemplate(old.Subject, old.IPAddresses, old.DNSNames, now), ca.Cert, signer.Public(), ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: renew %s: sign: %w", certFile, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("lenderca: renew %s: %w", certFile, err)
+	}
+	if err := atomicfile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, fmt.Errorf("lenderca: renew %s: %w", certFile, err)
+	}
+	return cert, nil
 }
 
 // Load reads the CA of dir.
