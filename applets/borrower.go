@@ -115,6 +115,7 @@ func borrowerServe(ctx context.Context, env *Env, args []string) error {
 		return printCheck(env, r)
 	}
 	svc := serviceNotify(ctx, env, "borrower")
+	defer svc.Close(ctx)
 	reload, stop := reloadOnHangup(ctx, env, svc, "borrower", func() (borrower.Config, *configfile.Report, error) {
 		cfg, r, err := borrower.ReadConfig(*cfgPath)
 		if err == nil && !r.Failed() {

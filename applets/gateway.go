@@ -107,6 +107,7 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 		return printCheck(env, r)
 	}
 	svc := serviceNotify(ctx, env, "gateway")
+	defer svc.Close(ctx)
 	reload, stop := reloadOnHangup(ctx, env, svc, "gateway", func() (gatewayLoaded, *configfile.Report, error) {
 		return loadGateway(env, *path, true)
 	})

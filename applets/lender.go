@@ -116,6 +116,7 @@ func lenderServe(ctx context.Context, env *Env, args []string) error {
 		return printCheck(env, r)
 	}
 	svc := serviceNotify(ctx, env, "lender")
+	defer svc.Close(ctx)
 	reload, stop := reloadOnHangup(ctx, env, svc, "lender", func() (lender.Config, *configfile.Report, error) {
 		cfg, r, err := lender.ReadConfig(*cfgPath)
 		if err == nil && !r.Failed() {

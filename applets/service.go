@@ -3,6 +3,7 @@ package applets
 import (
 	"context"
 	"os"
+	"time"
 
 	"ferry/internal/sdnotify"
 )
@@ -10,7 +11,8 @@ import (
 // service tells systemd (Type=notify, $NOTIFY_SOCKET) how a server
 // applet is doing. Outside systemd its methods do nothing.
 type service struct {
-	send func(lines ...string)
+	send    func(lines ...string)
+	stopped chan struct{} // closed once STOPPING=1 is sent
 }
 
 // serviceNotify is the service of a server applet: STOPPING=1 goes out
@@ -25,9 +27,24 @@ func serviceNotify(ctx context.Context, env *Env, what string) *service {
 		if err := n.Notify(lines...); err != nil {
 			env.Log.Warn(what+": telling systemd", "err", err)
 		}
-	}}
-	context.AfterFunc(ctx, func() { s.send(sdnotify.Stopping, "STATUS=stopping") })
+	}, stopped: make(chan struct{})}
+	context.AfterFunc(ctx, func() { s.send(sdnotify.Stopping, "STATUS=stopping"); close(s.stopped) })
 	return s
+}
+
+// Close, deferred by the applet, lets STOPPING=1 out before the process
+// exits: AfterFunc sends it from a goroutine of its own, which a server
+// with nothing in flight would otherwise outrun. It waits only when the
+// context has ended (a server that failed on its own sends nothing),
+// and a second at most.
+func (s *service) Close(ctx context.Context) {
+	if s.stopped == nil || ctx.Err() == nil {
+		return
+	}
+	select {
+	case <-s.stopped:
+	case <-time.After(time.Second):
+	}
 }
 
 // Ready sends READY=1: once every listener serves, and again when a
