@@ -16,8 +16,9 @@ workflow (paths: --dir, else $FERRY_LENDER_DIR, else /var/lib/ferry/lender;
 --config, else $FERRY_LENDER_CONFIG, else /etc/ferry/lender.json):
   1. ferry lender init --name bigco --host 10.0.0.1 --m2m 203.0.113.5 --interface eth1
        makes, all or nothing: the lender CA (one-time certificates of lent
-       servers; key 0600) and the agent listener's certificate for --host,
-       the organisation's CA (or yours: --ca-cert/--ca-key) and the m2m
+       servers; key 0600) and the agent listener's certificate for --host
+       (two years; serve renews it 30 days before its end, logging the new
+       end), the organisation's CA (or yours: --ca-cert/--ca-key) and the m2m
        listener's certificate for --m2m, the store, a commented lender.json,
        and DIR/for-borrowers/ (what a borrower needs: copy it to the
        borrower, whose 'ferry borrower init --from-lender' reads it);
