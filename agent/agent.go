@@ -69,16 +69,19 @@ type Agent struct {
 	patchedPath string
 
 	// Managed mode: the lease, the one-time identity and its tunnel.
-	rep        *reporter
-	mac        string
-	lease      *Lease
-	ident      *ike.InitiatorState // gateway, key, certificate, borrower CA
-	imageTLS   *tls.Config         // image B's server, verified by the borrower CA
-	tunnel     *keeper.Tunnel      // A's in-process tunnel
-	keeperCtl  net.Conn            // B: control channel to the keeper
-	diskWatch  *disks.Watcher      // marks disks that appear after disks-ro
-	disksRO    []string            // what disks-ro marked
-	phaseBytes int64               // bytes the running phase moved, for its report
+	rep      *reporter
+	mac      string
+	lease    *Lease
+	ident    *ike.InitiatorState // gateway, key, certificate, borrower CA
+	imageTLS *tls.Config         // image B's server, verified by the borrower CA
+	// imageFetch is wait-root's client, kept for fetch-b: one TLS
+	// handshake through the tunnel instead of two.
+	imageFetch *fetcher
+	tunnel     *keeper.Tunnel // A's in-process tunnel
+	keeperCtl  net.Conn       // B: control channel to the keeper
+	diskWatch  *disks.Watcher // marks disks that appear after disks-ro
+	disksRO    []string       // what disks-ro marked
+	phaseBytes int64          // bytes the running phase moved, for its report
 }
 
 // step is one phase of the chain.

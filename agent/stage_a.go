@@ -51,8 +51,8 @@ func (a *Agent) waitRoot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := newFetcher(nil, a.imageTLS)
-	waited, err := f.waitReady(ctx, u, func(state string) {
+	a.imageFetch = newFetcher(a.con.w, a.imageTLS)
+	waited, err := a.imageFetch.waitReady(ctx, u, func(state string) {
 		a.con.printf("ferry: waiting for the borrower's root: %s", state)
 		a.log.Info("waiting for the borrower's root", "state", state)
 	})
@@ -67,7 +67,10 @@ func (a *Agent) fetchB(ctx context.Context) error {
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return err
 	}
-	f := newFetcher(a.con.w, a.imageTLS)
+	f := a.imageFetch
+	if f == nil {
+		f = newFetcher(a.con.w, a.imageTLS)
+	}
 	// Managed mode has absolute https URLs and no settings URL.
 	base := a.settingsURL
 	if base == nil {
