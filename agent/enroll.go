@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -59,10 +60,17 @@ func (a *Agent) enroll(ctx context.Context) error {
 	if err := sameKey(e.cert, key.Public()); err != nil {
 		return err
 	}
+	if e.pool.IsValid() {
+		if err := api.CheckTunnelPool(e.pool, api.PathAddr{Name: "the lender", Addr: urlAddr(lenderURL)}); err != nil {
+			return fmt.Errorf("enrollment answer: tunnel_pool: %w", err)
+		}
+	} else {
+		a.con.printf("ferry: warning: the lease names no tunnel_pool (an older borrower): packets to other lent servers' tunnel addresses are not guarded")
+	}
 	a.settings = e.settings
 	a.lease = &Lease{LenderURL: lenderURL, CAPin: pin, LeaseID: leaseID, ServerID: serverID, Gateway: e.gateway.String()}
 	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true, Timers: e.timers,
-		Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
+		TunnelPool: e.pool, Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
 	a.imageTLS = borrowerTLS(e.borrowerCA)
 	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
 	a.con.printf("ferry: enrolled lease=%s server=%s serial=%x gateway=%s until %s",
@@ -101,6 +109,16 @@ func lenderTLS(pin, lenderURL string, client *tls.Certificate) *tls.Config {
 		host = u.Hostname()
 	}
 	return api.PinnedClientTLS(pin, host, client)
+}
+
+// urlAddr is the address of an URL's host; the zero Addr for a name.
+func urlAddr(rawURL string) netip.Addr {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(u.Hostname())
+	return a
 }
 
 // callRetrying retries fn while the lender is unreachable (a network

@@ -32,6 +32,7 @@ type enrolled struct {
 	gateway    netip.Addr
 	settings   *Settings
 	timers     ike.Timers
+	pool       netip.Prefix // the lease's tunnel_pool; zero when the lender sent none
 }
 
 // checkEnrollment validates the lender's answer: it comes from the
@@ -84,6 +85,14 @@ func checkEnrollment(r *api.EnrollResponse, leaseID, serverID string) (*enrolled
 		e.timers = ike.Timers(*r.Tunnel)
 		if err := e.timers.Apply(&ike.Config{}); err != nil {
 			return nil, fmt.Errorf("enrollment answer: tunnel: %w", err)
+		}
+	}
+	if r.TunnelPool != "" {
+		if e.pool, err = api.ParseTunnelPool(r.TunnelPool); err != nil {
+			return nil, fmt.Errorf("enrollment answer: tunnel_pool: %w", err)
+		}
+		if err := api.CheckTunnelPool(e.pool, api.PathAddr{Name: "the gateway", Addr: e.gateway}); err != nil {
+			return nil, fmt.Errorf("enrollment answer: tunnel_pool: %w", err)
 		}
 	}
 	e.settings = s

@@ -81,6 +81,10 @@ func FuzzCheckEnrollment(f *testing.F) {
 	good, _ := json.Marshal(goodAnswer(f))
 	f.Add(good, "L1-s1")
 	f.Add([]byte(`{"certificate_pem":"x","gateway":"::1"}`), "L1-s1")
+	pooled := goodAnswer(f)
+	pooled.TunnelPool = "10.50.0.0/23"
+	withPool, _ := json.Marshal(pooled)
+	f.Add(withPool, "L1-s1")
 	f.Fuzz(func(t *testing.T, body []byte, trace string) {
 		var r api.EnrollResponse
 		if json.Unmarshal(body, &r) != nil {
@@ -92,6 +96,44 @@ func FuzzCheckEnrollment(f *testing.F) {
 		}
 		if e, err := checkEnrollment(&r, l, s); err == nil && (e.cert == nil || !e.gateway.IsValid()) {
 			t.Fatalf("accepted an answer without certificate or gateway: %+v", e)
+		} else if err == nil && e.pool.IsValid() && (e.pool.Contains(e.gateway) || !e.pool.Addr().Is4()) {
+			t.Fatalf("accepted tunnel_pool %v with gateway %v", e.pool, e.gateway)
 		}
 	})
+}
+
+func TestEnrollmentAnswerCarriesTheTunnelPool(t *testing.T) {
+	r := goodAnswer(t)
+	r.TunnelPool = "10.52.8.9/24"
+	e, err := checkEnrollment(&r, "L1", "s1")
+	if err != nil || e.pool.String() != "10.52.8.0/24" {
+		t.Fatalf("tunnel_pool 10.52.8.9/24: pool %v, %v; want 10.52.8.0/24", e.pool, err)
+	}
+	r.TunnelPool = ""
+	if e, err := checkEnrollment(&r, "L1", "s1"); err != nil || e.pool.IsValid() {
+		t.Fatalf("no tunnel_pool (an older lender or borrower): pool %v, %v; want none, accepted", e.pool, err)
+	}
+}
+
+func TestEnrollmentAnswerRefusesAPoolThatWouldCutTheTunnel(t *testing.T) {
+	for pool, want := range map[string]string{
+		"10.50.0.0/16": "holds the gateway (10.50.1.1)", // the gateway is 10.50.1.1
+		"0.0.0.0/0":    "holds the gateway",
+		"fd00::/64":    "IPv4",
+		"10.52.8.0":    "want an IPv4 prefix",
+	} {
+		r := goodAnswer(t)
+		r.TunnelPool = pool
+		if _, err := checkEnrollment(&r, "L1", "s1"); err == nil || !strings.Contains(err.Error(), "tunnel_pool") || !strings.Contains(err.Error(), want) {
+			t.Errorf("tunnel_pool %q: %v, want a refusal naming tunnel_pool and %q", pool, err, want)
+		}
+	}
+}
+
+func TestURLAddrIsTheLendersAddress(t *testing.T) {
+	for u, want := range map[string]string{"https://10.51.0.1:8443/": "10.51.0.1", "https://[fd00::1]/": "fd00::1", "https://lender.example/": "invalid IP", "%": "invalid IP"} {
+		if got := urlAddr(u).String(); got != want {
+			t.Errorf("urlAddr(%q) = %s, want %s", u, got, want)
+		}
+	}
 }

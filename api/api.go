@@ -87,6 +87,12 @@ type LeaseRequest struct {
 	// Tunnel, when set, is the IKE timers the servers' tunnels use;
 	// omitted: ferry's defaults, which its gateway shares.
 	Tunnel *TunnelTimers `json:"tunnel,omitempty"`
+	// TunnelPool is the IPv4 prefix the gateway gives the servers'
+	// virtual IPs from (ParseTunnelPool). Each server guards it fail
+	// closed: a packet to another lent server's virtual IP never leaves
+	// in clear. It must not hold the gateway. Omitted (an older
+	// borrower): not guarded, and A says so on its console.
+	TunnelPool string `json:"tunnel_pool,omitempty"`
 }
 
 // TunnelTimers are a lease's IKE timers, the keys of the gateway's
@@ -185,6 +191,8 @@ type EnrollResponse struct {
 	NotAfter    time.Time `json:"not_after"`
 	// Tunnel is the lease request's, passed through.
 	Tunnel *TunnelTimers `json:"tunnel,omitempty"`
+	// TunnelPool is the lease request's, passed through.
+	TunnelPool string `json:"tunnel_pool,omitempty"`
 }
 
 // PhaseReport is one finished (or failed) phase of the transfer.

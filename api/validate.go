@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"unicode"
@@ -55,9 +56,30 @@ func (r *LeaseRequest) Validate() error {
 		return fieldf("duration_seconds", "%d is not between 60 and %d", r.DurationSeconds, MaxDuration)
 	}
 	if r.Tunnel != nil {
-		return r.Tunnel.Validate("tunnel")
+		if err := r.Tunnel.Validate("tunnel"); err != nil {
+			return err
+		}
+	}
+	if r.TunnelPool != "" {
+		pool, err := ParseTunnelPool(r.TunnelPool)
+		if err != nil {
+			return fieldf("tunnel_pool", "%v", err)
+		}
+		if err := CheckTunnelPool(pool, PathAddr{Name: "the gateway", Addr: hostAddr(r.Gateway)}); err != nil {
+			return fieldf("tunnel_pool", "%v", err)
+		}
 	}
 	return nil
+}
+
+// hostAddr is the address of "ADDR" or "ADDR:PORT" (checkHostPort's
+// syntax); the zero Addr if it is neither.
+func hostAddr(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr()
+	}
+	a, _ := netip.ParseAddr(s)
+	return a
 }
 
 // maxTimer bounds each tunnel timer: a year.

@@ -168,6 +168,15 @@ func (c *Config) check(r *configfile.Report) {
 	if c.TunnelPool != "" && poolErr != nil {
 		r.Errorf("tunnel_pool", c.TunnelPool, "want an IPv4 prefix, e.g. 10.8.1.0/24: %v", poolErr)
 	}
+	if poolErr == nil {
+		// Every lent server guards the pool (the other servers' virtual
+		// IPs) fail closed: it must not hold the gateway's outer address.
+		if gw, err := netip.ParseAddrPort(c.Gateway); err == nil {
+			if err := api.CheckTunnelPool(pool.Masked(), api.PathAddr{Name: "the gateway", Addr: gw.Addr()}); err != nil {
+				r.Errorf("tunnel_pool", c.TunnelPool, "%v", err)
+			}
+		}
+	}
 	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
 		r.Errorf("keeper_client_key", c.KeeperClientKey, "set both keeper_client_cert and keeper_client_key, or neither (keeper_client_cert is %q)", c.KeeperClientCert)
 	}

@@ -32,6 +32,7 @@ func TestConfigExportSettingsAreChecked(t *testing.T) {
 		{"quote in path", func(m map[string]any) { m["ganesha_exports_file"] = `/etc/x"; } EXPORT {` }, "not allowed"},
 		{"relative dir", func(m map[string]any) { m["dir"] = "state" }, "absolute"},
 		{"ids past 65535", func(m map[string]any) { m["tunnel_pool"] = "10.8.0.0/16" }, "export ids"},
+		{"pool holding the gateway", func(m map[string]any) { m["tunnel_pool"] = "198.51.100.0/24" }, "tunnel pool 198.51.100.0/24 holds the gateway (198.51.100.7)"},
 		{"kernel with a pseudo path", func(m map[string]any) {
 			m["nfs_exports"] = "kernel"
 			delete(m, "ganesha_exports_file")

@@ -220,6 +220,11 @@ func (m *Manager) lenderRequest(ctx context.Context, l *Lease) (api.LeaseRequest
 		Image: api.Image{Kernel: api.Artifact{URL: base + "vmlinuz", SHA256: img.Kernel.SHA256},
 			Initrd: api.Artifact{URL: base + "initrd.img", SHA256: img.Initrd.SHA256}, Cmdline: img.Cmdline},
 		DurationSeconds: int64(m.cfg.leaseDuration() / time.Second), Tunnel: m.cfg.Tunnel, Pool: l.Pool}
+	// The servers guard the pool fail closed (the other servers' virtual
+	// IPs); the configuration check has parsed it.
+	if pool, err := api.ParseTunnelPool(m.cfg.TunnelPool); err == nil {
+		req.TunnelPool = pool.String()
+	}
 	if l.DurationSeconds > 0 {
 		req.DurationSeconds = l.DurationSeconds
 	}

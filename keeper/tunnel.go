@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
+	"ferry/api"
 	"ferry/ipsec/dataplane"
 	"ferry/ipsec/ike"
 )
@@ -119,6 +121,13 @@ func OpenTunnel(ctx context.Context, st *ike.InitiatorState, choice DataPlane, l
 		}
 		local = a
 	}
+	if st.TunnelPool.IsValid() {
+		// A pool holding the gateway or this server would have its guard
+		// cut the tunnel's own path: refused before anything is set up.
+		if err := api.CheckTunnelPool(st.TunnelPool, api.PathAddr{Name: "the gateway", Addr: st.Gateway}, api.PathAddr{Name: "this server's address", Addr: local}); err != nil {
+			return nil, fmt.Errorf("tunnel to %s: %s: %w", st.Gateway, "vpn.json", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Tunnel{target: st.Target(), cancel: cancel, log: log}
 	cfg := ike.Config{Local: local, Certs: st.Certs, Key: st.Key, CAs: st.CAs,
@@ -134,7 +143,18 @@ func OpenTunnel(ctx context.Context, st *ike.InitiatorState, choice DataPlane, l
 	// Fail closed before anything is sent: until the first CHILD_SA, and
 	// whenever none is up, packets to the gateway's subnets are blocked
 	// rather than routed in clear (B's kernel starts with nothing of A's).
-	if err := t.plane.Guard(ctx, t.target.RemoteSubnets, st.Gateway); err != nil {
+	// The tunnel pool too: the other lent servers' virtual IPs are no
+	// selector of ours (the gateway narrows to the borrower's subnets),
+	// so without a guard a packet to one would take the default route
+	// onto the lender LAN. With it, it goes through the tunnel where a
+	// selector covers it (the SA's policy or route wins over the guard)
+	// and is dropped everywhere else.
+	guarded := t.target.RemoteSubnets
+	if st.TunnelPool.IsValid() {
+		guarded = append(slices.Clip(guarded), st.TunnelPool)
+		log.Info("guarding the tunnel pool: other lent servers' addresses only through the tunnel, else dropped", "pool", st.TunnelPool)
+	}
+	if err := t.plane.Guard(ctx, guarded, st.Gateway); err != nil {
 		t.plane.Close()
 		cancel()
 		return nil, fmt.Errorf("tunnel to %s (%s): %w", st.Gateway, t.kind.Describe(), err)

@@ -244,6 +244,7 @@ func (m *Manager) enrollResponse(rec leaseRec, mem member, iss lenderca.Issued) 
 		LeaseID:     rec.ID, ServerID: mem.ID,
 		Gateway: rec.Request.Gateway, BorrowerCA: rec.Request.BorrowerCA,
 		Image: rec.Request.Image, Root: root, NotAfter: rec.Expires, Tunnel: rec.Request.Tunnel,
+		TunnelPool: rec.Request.TunnelPool,
 	}
 }
 

@@ -176,11 +176,13 @@ func TestReturnRevokesAndFrees(t *testing.T) {
 	}
 }
 
-// The lease request's tunnel timers reach the server with its enrollment.
-func TestEnrollPassesTheLeasesTunnelTimers(t *testing.T) {
+// The lease request's tunnel timers and tunnel pool (which the server
+// guards) reach the server with its enrollment.
+func TestEnrollPassesTheLeasesTunnelTimersAndPool(t *testing.T) {
 	f := newFixture(t, 1)
 	req := leaseReq("key-00000002", 1)
 	req.Tunnel = &api.TunnelTimers{DPDSeconds: 5}
+	req.TunnelPool = "10.52.8.0/24"
 	l, err := f.m.RequestLease(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -195,5 +197,8 @@ func TestEnrollPassesTheLeasesTunnelTimers(t *testing.T) {
 	}
 	if resp.Tunnel == nil || *resp.Tunnel != *req.Tunnel {
 		t.Fatalf("enrollment answer tunnel %+v; want the lease's %+v", resp.Tunnel, req.Tunnel)
+	}
+	if resp.TunnelPool != req.TunnelPool {
+		t.Fatalf("enrollment answer tunnel_pool %q; want the lease's %q", resp.TunnelPool, req.TunnelPool)
 	}
 }

@@ -108,28 +108,28 @@ func TestThreeServers(t *testing.T) {
 	if exports, _ := os.ReadFile(c.path("ferry-exports.conf")); strings.Contains(string(exports), "EXPORT {") {
 		c.Fail("exports left after the return: %s", exports)
 	}
-	// A server's packets to another's tunnel address are not in its
-	// tunnel (the gateway narrows it to the borrower's subnets): they go
-	// to the lender's router, which has no route for them. None may
-	// reach the WAN; on the lender LAN they are the probes, nothing else.
+	// A server's packets to another's tunnel address (the cross-checks'
+	// probes) are not in its tunnel (the gateway narrows it to the
+	// borrower's subnets), and every server guards the tunnel pool: they
+	// are refused on the server, so none may appear in clear, neither on
+	// the WAN nor on the lender LAN (docs/SECURITY.md, hole 9).
 	wan, lan, err := c.Leaks()
-	probe := regexp.MustCompile(`> 10\.52\.8\.[0-9]+\.(80|7070):`)
-	var probes, other []string
-	for _, l := range lan {
-		if probe.MatchString(l) {
-			probes = append(probes, l)
-		} else {
-			other = append(other, l)
+	var probes []string
+	for _, cp := range []*Capture{c.LAN, c.WAN} {
+		p, perr := cp.Packets("dst net " + TunnelPool)
+		probes = append(probes, p...)
+		if err == nil {
+			err = perr
 		}
 	}
-	if err != nil || len(wan) > 0 || len(other) > 0 {
-		c.Fail("in clear on the WAN %d, on the lender LAN %d besides the probes (%v):\n%s", len(wan), len(other), err,
-			strings.Join(append(wan, other...), "\n"))
+	if err != nil || len(probes) > 0 || len(wan) > 0 || len(lan) > 0 {
+		c.Fail("in clear: %d packets to the tunnel pool %s; of the servers' on the WAN %d, on the lender LAN %d (%v):\n%s",
+			len(probes), TunnelPool, len(wan), len(lan), err, strings.Join(append(append(probes, wan...), lan...), "\n"))
 	}
 	fmt.Printf("three servers: lease request -> all %d roots ready %.1f s; return -> all powered off %.1f s; whole run %.1f s (%d MB, 1 vCPU each)\n",
 		n, ready.Seconds(), off.Seconds(), time.Since(t0).Seconds(), mem)
-	fmt.Printf("  tunnel addresses %v, servers %v; each refused %d sibling roots; %d probes to other servers' addresses on the lender LAN, none on the WAN\n",
-		c.VIPs, c.ServerIPs, n-1, len(probes))
+	fmt.Printf("  tunnel addresses %v, servers %v; each refused %d sibling roots and was refused %d probes to other servers' addresses; %d packets in clear to the pool\n",
+		c.VIPs, c.ServerIPs, n-1, 2*(n-1), len(probes))
 	fmt.Printf("three servers: ok (lease %s)\n", c.Lease)
 }
 

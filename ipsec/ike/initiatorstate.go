@@ -23,6 +23,12 @@ type InitiatorState struct {
 	RemoteSubnets []netip.Prefix `json:"remote_subnets,omitempty"`
 	VirtualIP     bool           `json:"virtual_ip"`
 	ForceEncap    bool           `json:"force_encap"`
+	// TunnelPool is the prefix the gateway gives the lent servers their
+	// virtual IPs from (the lease's tunnel_pool): the peers' addresses.
+	// It is guarded like the remote subnets (keeper.OpenTunnel), so a
+	// packet to another server's virtual IP goes through the tunnel when
+	// a selector covers it and is dropped otherwise, never sent in clear.
+	TunnelPool netip.Prefix `json:"tunnel_pool,omitzero"`
 	// Timers are the DPD interval, lifetimes and rekey margin; zero
 	// fields take DefaultTimers' values, the gateway's defaults too.
 	Timers
