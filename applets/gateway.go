@@ -300,6 +300,9 @@ func (g *gatewayParts) run(ctx context.Context, env *Env, svc *service, l gatewa
 	if err := us.Guard(ctx, []netip.Prefix{cfg.Pool.Prefix()}, netip.Addr{}); err != nil {
 		return err
 	}
+	// A lent server has no business with another: what one sends to the
+	// pool is dropped here, even where the subnets cover the pool.
+	us.Isolate([]netip.Prefix{cfg.Pool.Prefix()})
 	cfg.DataPlane, cfg.NATSocket = us, us.Socket
 	d, err := ike.New(cfg)
 	if err != nil {

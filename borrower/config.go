@@ -334,9 +334,15 @@ func (c *Config) checkGateway(r *configfile.Report) {
 	if len(c.SwanLocalTS) == 0 {
 		r.Errorf("swan_local_ts", nil, "empty: gateway_kind strongswan needs it, or lent servers could reach nothing")
 	}
+	pool, poolErr := netip.ParsePrefix(c.TunnelPool)
 	for i, ts := range c.SwanLocalTS {
-		if _, err := netip.ParsePrefix(ts); err != nil {
+		p, err := netip.ParsePrefix(ts)
+		if err != nil {
 			r.Errorf(fmt.Sprintf("swan_local_ts[%d]", i), ts, "%v", err)
+		} else if poolErr == nil && p.Overlaps(pool) {
+			// ferry gateway drops server-to-server packets itself
+			// (esp.Plane.Isolate); charon forwards what its policies allow.
+			r.Warnf(fmt.Sprintf("swan_local_ts[%d]", i), ts, "overlaps tunnel_pool %s: charon's policies let one lent server reach another through the gateway; keep the pool out of it (or drop forwarding between pool addresses on the gateway host)", pool.Masked())
 		}
 	}
 }

@@ -86,3 +86,30 @@ func TestBorrowerConfigReportsEveryProblemAtOnce(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// With strongSwan as the gateway, a local_ts over the tunnel pool lets
+// charon forward one lent server's packets to another: warned about.
+func TestSwanLocalTSOverThePoolIsWarnedAbout(t *testing.T) {
+	dir := t.TempDir()
+	for ts, warned := range map[string]bool{"10.8.0.0/24": false, "10.8.0.0/16": true, "0.0.0.0/0": true} {
+		m := map[string]any{"dir": "/var/lib/ferry-borrower", "lender_url": "https://l:9443", "m2m_cert": "c", "m2m_key": "k",
+			"m2m_ca": "ca", "borrower_ca": "bca", "gateway": "198.51.100.7:500", "image_listen": "10.8.0.1:8444",
+			"image_url": "https://10.8.0.1:8444", "image_cert": "ic", "image_key": "ik", "tunnel_pool": "10.8.1.0/24",
+			"nfs_server": "10.8.0.2", "nfs_export": "/srv/roots", "nfs_exports": "none",
+			"gateway_kind": "strongswan", "vici_socket": "/run/charon.vici", "lender_ca": "lca", "swan_local_ts": []string{ts}}
+		data, _ := json.Marshal(m)
+		p := filepath.Join(dir, "borrower.json")
+		os.WriteFile(p, data, 0o600)
+		_, r, err := ReadConfig(p)
+		if err != nil || r.Err() != nil {
+			t.Fatalf("swan_local_ts %s: %v %v", ts, err, r.Err())
+		}
+		got := false
+		for _, w := range r.Warnings() {
+			got = got || strings.Contains(w.String(), "overlaps tunnel_pool 10.8.1.0/24")
+		}
+		if got != warned {
+			t.Errorf("swan_local_ts %s: warned %v, want %v (%v)", ts, got, warned, r.Warnings())
+		}
+	}
+}

@@ -287,6 +287,11 @@ func (p *Plane) open(pkt []byte, from netip.AddrPort) ([]byte, error) {
 	if err := in.permits(inner); err != nil {
 		return nil, err
 	}
+	if iso := p.isolated.Load(); iso != nil {
+		if _, dst, _ := innerAddrs(inner); containsAny(*iso, dst) {
+			return nil, fmt.Errorf("SPI %#x: inner destination %v is isolated (%v): %w", spi, dst, *iso, ErrPolicy)
+		}
+	}
 	if newest && from.IsValid() && *in.out.remote.Load() != from {
 		p.follow(in.out, from)
 	}

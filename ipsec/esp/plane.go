@@ -97,6 +97,18 @@ type Plane struct {
 	gone      bool // Teardown ran
 
 	noGSO atomic.Bool // the socket refused UDP GSO once
+
+	isolated atomic.Pointer[[]netip.Prefix] // Isolate
+}
+
+// Isolate makes the plane drop every inner packet a peer sends to an
+// address of ps, whatever its selectors allow (counted as DropPolicy).
+// The gateway isolates its pool: a lent server has no business with
+// another, so none reaches another through the gateway, even where the
+// gateway's subnets (0.0.0.0/0, or a prefix around the pool) cover it.
+func (p *Plane) Isolate(ps []netip.Prefix) {
+	ps = slices.Clone(ps)
+	p.isolated.Store(&ps)
 }
 
 var _ dataplane.DataPlane = (*Plane)(nil)

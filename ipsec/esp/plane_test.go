@@ -196,6 +196,22 @@ func TestInputRefusesInnerPacketOutsideSelectors(t *testing.T) {
 	}
 }
 
+// A gateway isolates its pool: a packet from one lent server to another's
+// virtual IP is dropped even where the selectors cover the destination.
+func TestInputDropsPacketsToAnIsolatedPrefix(t *testing.T) {
+	r := newRig(t, nil)
+	r.b.Isolate([]netip.Prefix{netip.MustParsePrefix("10.32.2.0/28")})
+	if err := r.deliver(r.seal(t, ipv4("10.32.1.5", "10.32.2.7", nil))); !errors.Is(err, ErrPolicy) {
+		t.Fatalf("to an isolated address: Input = %v, want ErrPolicy", err)
+	}
+	if err := r.deliver(r.seal(t, ipv4("10.32.1.5", "10.32.2.100", nil))); err != nil {
+		t.Fatalf("to an address beside the isolated prefix: %v", err)
+	}
+	if st := r.b.Stats(); st.DropPolicy != 1 || len(r.tunB.got) != 1 {
+		t.Errorf("stats = %+v, delivered %d; want one drop, one delivered", st, len(r.tunB.got))
+	}
+}
+
 func TestInputDropsSequenceLeftOfWindow(t *testing.T) {
 	r := newRig(t, func(sa *dataplane.ChildSA) { sa.ReplayWindow = 32 })
 	inner := ipv4("10.32.1.5", "10.32.2.7", nil)
