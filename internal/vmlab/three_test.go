@@ -63,6 +63,12 @@ func TestThreeServers(t *testing.T) {
 		if m := regexp.MustCompile(`ferry: phase .* failed.*|ferry-root: check .* FAIL.*`).FindString(con); m != "" {
 			c.Fail("server %d: %s", i, m)
 		}
+		// auto picks kernel ESP on the lab's kernel: the pool's guard
+		// below is then XFRM block policies (the namespace tests cover
+		// the user-space plane's prohibit routes).
+		if !strings.Contains(con, "(keeper) via kernel ESP") {
+			c.Fail("server %d: the keeper's tunnel is not on kernel ESP", i)
+		}
 		for _, chk := range []string{"foreign-root", "roots-parent", "keeper-status", "root-fstype"} {
 			if !strings.Contains(con, "ferry-root: check "+chk+" ok") {
 				c.Fail("server %d: check %s did not pass", i, chk)
