@@ -90,16 +90,24 @@ mode == "table" && $1 == "row" {
 	at[side, k] += $4; took[side, k] += $5; cnt[side, k]++
 }
 mode == "table" && $1 == "fig" {
-	fsum[side, $2] += $3; fcnt[side, $2]++; flist[side, $2] = flist[side, $2] " " $3
+	fsum[side, $2] += $3; fv[side, $2, ++fcnt[side, $2]] = $3
 }
 function mean(s, k) { return cnt[s, k] ? sprintf("%+6.1f s %6.2f s", at[s, k] / cnt[s, k], took[s, k] / cnt[s, k]) : sprintf("%17s", "-") }
 function fmean(s, k) { return fcnt[s, k] ? fsum[s, k] / fcnt[s, k] : "" }
-function fig(label, k, unit, fmt,   b, a, r) {
+# fcell: a side's mean, then each run's value when they differ.
+function fcell(s, k, unit, fmt,   i, l, same) {
+	if (!fcnt[s, k]) return "-"
+	same = 1
+	for (i = 1; i <= fcnt[s, k]; i++) {
+		l = l (i > 1 ? " " : "") sprintf(fmt, fv[s, k, i])
+		if (fv[s, k, i] != fv[s, k, 1]) same = 0
+	}
+	return sprintf(fmt, fmean(s, k)) unit (same ? "" : " (" l ")")
+}
+function fig(label, k, unit, fmt,   b, a) {
 	b = fmean("before", k); a = fmean("after", k)
-	r = (b != "" && a != "" && b > 0) ? sprintf("%.2f", a / b) : "-"
-	printf "  %-40s %-26s %-26s %s\n", label,
-		(b == "" ? "-" : sprintf(fmt, b) unit (fcnt["before", k] > 1 ? " (" substr(flist["before", k], 2) ")" : "")),
-		(a == "" ? "-" : sprintf(fmt, a) unit (fcnt["after", k] > 1 ? " (" substr(flist["after", k], 2) ")" : "")), r
+	printf "  %-32s %-26s %-26s %s\n", label, fcell("before", k, unit, fmt), fcell("after", k, unit, fmt),
+		(b != "" && a != "" && b > 0) ? sprintf("%.2f", a / b) : "-"
 }
 function table(   i, j, t) {
 	# keys in the timeline's order (insertion sort on their sequence)
@@ -109,7 +117,7 @@ function table(   i, j, t) {
 	printf "  %-58s %-17s   %-17s\n", "", "before: at   took", "after: at   took"
 	for (i = 1; i <= nk; i++)
 		printf "  %-58s %s | %s\n", label[keys[i]], mean("before", keys[i]), mean("after", keys[i])
-	printf "  %-40s %-26s %-26s %s\n", "", "before", "after", "after/before"
+	printf "  %-32s %-26s %-26s %s\n", "", "before", "after", "after/before"
 	fig("lease request -> root ready", "total", " s", "%.1f")
 	fig("image A as the lender served it", "image-a", " bytes", "%d")
 	fig("agent's own time in A", "own-A", " s", "%.2f")

@@ -127,4 +127,4 @@ for ((i = 1; i <= RUNS; i++)); do
 done
 files=()
 for f in "$TMP"/before-*.kv "$TMP"/after-*.kv; do [ -e "$f" ] && files+=("$f"); done
-table "${files[@]}"
+[ ${#files[@]} -eq 0 ] || table "${files[@]}"
