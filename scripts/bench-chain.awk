@@ -46,13 +46,14 @@ mode != "table" && /lease request -> borrower root ready: [0-9.]+ s/ {
 
 # A's and B's agent phases (after boot-X), the gaps between them, and the
 # agent's own time: its span minus the phases that wait on the wire or a
-# peer (A: DHCP, enrollment, IKE, B's download; B: IKE, the NFS mount).
+# peer (A: DHCP, enrollment, IKE, the wait for the borrower's root, B's
+# download; B: IKE, the NFS mount).
 function agent(img, from, to,   i, sum, wait, nm) {
 	for (i = 2; i <= n[img]; i++) {
 		nm = ph[img, i]
 		row(img "." nm, end[img, i] - dur[img, i] - t0, dur[img, i], img " " nm)
 		sum += dur[img, i]
-		if (nm ~ /^(network|enroll|tunnel-a|fetch-b)$/ && img == "A") wait += dur[img, i]
+		if (nm ~ /^(network|enroll|tunnel-a|wait-root|fetch-b)$/ && img == "A") wait += dur[img, i]
 		if (nm ~ /^(tunnel-b|mount-root)$/ && img == "B") wait += dur[img, i]
 	}
 	row(img ".between", from - t0, to - from - sum, img " between phases (logging, reports)")

@@ -18,9 +18,10 @@ const benchRun = `100.0 full-e2e.sh: borrower lease request (drives everything; 
 129.1 ferry: phase network ok in 1s
 129.4 ferry: phase enroll ok in 300ms
 131.4 ferry: phase tunnel-a ok in 2s
-133.4 ferry: phase fetch-b ok in 2s
-134.0 ferry: phase patch-b ok in 500ms
-136.0 ferry: phase kexec ok in 2s
+131.9 ferry: phase wait-root ok in 500ms
+133.9 ferry: phase fetch-b ok in 2s
+134.5 ferry: phase patch-b ok in 500ms
+136.5 ferry: phase kexec ok in 2s
 150.0 ferry: phase boot-b ok in 4s
 150.1 ferry: phase state ok in 100ms
 154.1 ferry: phase modules ok in 4s
@@ -46,12 +47,12 @@ func TestBenchChainAwk(t *testing.T) {
 		"row\t3\tipxe-script\t2.400\t16.200\tDHCP -> iPXE fetched its script",
 		"row\t5\tkernel-a\t20.000\t4.000\t",           // boot-a's line at 126 s, 2 s after the kernel's start
 		"row\t7\tA.modules\t26.500\t1.500\tA modules", // stamped at its end
-		"row\t15\tA.between\t26.000\t0.650\t",         // 10 s of span, 9.35 s of phases
-		"fig\town-A\t4.700\n",                         // 10 s minus network, enroll, tunnel-a, fetch-b
-		"row\t16\tkexec-b\t36.000\t10.000\t",          // kexec at 136 s, kernel B at 146 s
-		"row\t18\tB.state\t50.000\t0.100\tB state",
+		"row\t16\tA.between\t26.000\t0.650\t",         // 10.5 s of span, 9.85 s of phases
+		"fig\town-A\t4.700\n",                         // 10.5 s minus network, enroll, tunnel-a, wait-root, fetch-b
+		"row\t17\tkexec-b\t36.500\t9.500\t",           // kexec at 136.5 s, kernel B at 146 s
+		"row\t19\tB.state\t50.000\t0.100\tB state",
 		"fig\town-B\t4.500\n", // 6 s minus tunnel-b and mount-root
-		"row\t24\troot\t56.000\t2.000\t",
+		"row\t25\troot\t56.000\t2.000\t",
 		"fig\ttotal\t58.1\n",
 	} {
 		if !strings.Contains(string(out), want) {
