@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -394,5 +396,67 @@ func TestRootGateRecordsTheAskAndOpensWhenReady(t *testing.T) {
 	st, err = r.m.rootGate(context.Background(), name)
 	if err != nil || st.State != RootReady || !st.Asked.Equal(asked.Asked) || st.Waited() < 300*time.Millisecond {
 		t.Fatalf("gate after the copy = %+v, %v; want ready, the first ask kept, a wait of at least 300ms", st, err)
+	}
+}
+
+// What image A's wait-root gets: 503, Retry-After and the root's state
+// while it is copied (after a hold shorter than image_stall_seconds),
+// then 200; a root whose copy failed gets 500 naming why.
+func TestImageGateAnswers503WhileCopyingAnd500WhenTheCopyFailed(t *testing.T) {
+	r := newRig(t)
+	r.m.cfg.ImageStallSeconds = 1 // the hold is half of it
+	r.hold(true)
+	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.roots.started
+	// head is the gate's answer; Code 0 when it let the request through
+	// to image B (it wrote nothing).
+	head := func(name string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		if r.m.rootOpen(w, httptest.NewRequest("HEAD", "/b1/vmlinuz", nil), name) {
+			if w.Body.Len() != 0 || len(w.Header()) != 0 {
+				t.Fatalf("the gate let the request through and still answered %d %q", w.Code, w.Body.String())
+			}
+			w.Code = 0
+		}
+		return w
+	}
+	start := time.Now()
+	w := head(l.Roots[0])
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" ||
+		!strings.HasPrefix(w.Header().Get(api.HeaderRootState), "copying ") {
+		t.Fatalf("while copying: %d, Retry-After %q, %s %q; want 503, 1, copying N%%", w.Code, w.Header().Get("Retry-After"),
+			api.HeaderRootState, w.Header().Get(api.HeaderRootState))
+	}
+	if held := time.Since(start); held < 400*time.Millisecond || held > 5*time.Second {
+		t.Fatalf("held %s, want about half of image_stall_seconds (1 s)", held)
+	}
+	close(r.roots.release)
+	r.waitRoot(t, l.Roots[0], RootReady)
+	if w := head(l.Roots[0]); w.Code != 0 {
+		t.Fatalf("a ready root: status %d, want the request let through", w.Code)
+	}
+
+	// A template the copy refuses (a socket in it): the root fails, and
+	// its server is told so instead of waiting for ever.
+	sock := filepath.Join(r.tmpl, "run.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r.hold(false)
+	l2, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.waitRoot(t, l2.Roots[0], RootFailed)
+	if w := head(l2.Roots[0]); w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "socket") {
+		t.Fatalf("a failed root: %d %q, want 500 naming the socket (record: %s)", w.Code, w.Body.String(), st.Error)
+	}
+	if got := r.entries(t); len(got) != 1 || got[0] != l.Roots[0] {
+		t.Fatalf("the failed copy left %v in the roots directory", got)
 	}
 }
