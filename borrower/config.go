@@ -180,6 +180,17 @@ func (c *Config) check(r *configfile.Report) {
 	if (c.KeeperClientCert == "") != (c.KeeperClientKey == "") {
 		r.Errorf("keeper_client_key", c.KeeperClientKey, "set both keeper_client_cert and keeper_client_key, or neither (keeper_client_cert is %q)", c.KeeperClientCert)
 	}
+	// A lease the lender would refuse (api.MaxDuration) is refused here,
+	// where the operator can read which setting is wrong.
+	if c.LeaseSeconds != 0 && (c.LeaseSeconds < 60 || c.LeaseSeconds > api.MaxDuration) {
+		r.Errorf("lease_seconds", c.LeaseSeconds, "want 0 (use lease_hours) or 60 to %d (90 days)", api.MaxDuration)
+	}
+	if c.LeaseSeconds == 0 && (c.LeaseHours < 1 || c.LeaseHours > api.MaxDuration/3600) {
+		r.Errorf("lease_hours", c.LeaseHours, "want 1 to %d (90 days)", api.MaxDuration/3600)
+	}
+	if c.PollSeconds < 1 || c.PollSeconds > 3600 {
+		r.Errorf("poll_seconds", c.PollSeconds, "want 1 to 3600 (how often leases are refreshed from the lender)")
+	}
 	if c.RootCopies < 0 || c.RootCopies > 64 {
 		r.Errorf("root_copies", c.RootCopies, "want 0 (the default, %d) to 64", DefaultRootCopies)
 	}

@@ -46,6 +46,10 @@ func TestConfigExportSettingsAreChecked(t *testing.T) {
 			delete(m, "ganesha_exports_file")
 		}, "kernel_export_options"},
 		{"none with ganesha settings", func(m map[string]any) { m["nfs_exports"] = "none" }, "nfs_exports is none"},
+		{"negative lease_hours", func(m map[string]any) { m["lease_hours"] = -1 }, "lease_hours -1: want 1 to 2160"},
+		{"lease_seconds too short", func(m map[string]any) { m["lease_seconds"] = 30 }, "lease_seconds 30: want 0"},
+		{"lease_seconds overrides lease_hours", func(m map[string]any) { m["lease_hours"], m["lease_seconds"] = 0, 3600 }, ""},
+		{"poll_seconds zero", func(m map[string]any) { m["poll_seconds"] = 0 }, "poll_seconds 0: want 1 to 3600"},
 	} {
 		m := base()
 		c.edit(m)

@@ -39,10 +39,16 @@ func TestLenderSideReturnTakesKeysOffTheGateway(t *testing.T) {
 		}
 		return nil
 	})
-	out := l.must(t, "borrower", "lease", "show", "--dir", l.bdir, id)
-	if m := leaseLine.FindStringSubmatch(out); m == nil || m[2] != "returned" {
-		t.Errorf("lease show after the lender's return:\n%s\nwant state returned", out)
-	}
+	// The keys leave the gateway before the return is recorded (the
+	// return's last step), so the state is waited for, not read once.
+	var out string
+	waitFor(t, "lease show to say returned", func() error {
+		out = l.must(t, "borrower", "lease", "show", "--dir", l.bdir, id)
+		if m := leaseLine.FindStringSubmatch(out); m == nil || m[2] != "returned" {
+			return fmt.Errorf("lease show after the lender's return:\n%s\nwant state returned", out)
+		}
+		return nil
+	})
 	if !strings.Contains(out, "returned at the lender") {
 		t.Errorf("lease show does not say the lender ended the lease:\n%s", out)
 	}
