@@ -19,9 +19,6 @@ func Mount(context.Context, Spec, string, *slog.Logger) error { return errNotLin
 // PlaceState is Linux-only.
 func PlaceState(string, string, Mode) error { return errNotLinux("PlaceState") }
 
-// MountRunTmpfs is Linux-only.
-func MountRunTmpfs(string) error { return errNotLinux("MountRunTmpfs") }
-
 // SwitchRoot is Linux-only.
 func SwitchRoot(string, string, []string) error { return errNotLinux("SwitchRoot") }
 

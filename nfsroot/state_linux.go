@@ -54,31 +54,3 @@ func PlaceState(newRoot, stateDir string, mode Mode) error {
 	}
 	return fmt.Errorf("place state: unknown mode %q", mode)
 }
-
-// MountRunTmpfs mounts a tmpfs (mode 0755, nosuid, nodev) on root/run
-// unless one is there already. systemd's initrd interface expects /run to
-// be a tmpfs that switch_root moves into the new root, carrying what the
-// initramfs left for the real system.
-func MountRunTmpfs(root string) error {
-	run := filepath.Join(root, "run")
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return err
-	}
-	if mp, err := isMountPoint(run); err != nil {
-		return err
-	} else if mp {
-		var st unix.Statfs_t
-		if err := unix.Statfs(run, &st); err != nil {
-			return fmt.Errorf("statfs(%q) = %w", run, err)
-		}
-		if st.Type != tmpfsMagic {
-			return fmt.Errorf("%s is mounted but not a tmpfs (magic %#x)", run, st.Type)
-		}
-		return nil
-	}
-	const flags = unix.MS_NOSUID | unix.MS_NODEV
-	if err := unix.Mount("tmpfs", run, "tmpfs", flags, "mode=0755"); err != nil {
-		return fmt.Errorf("mount(%q, %q, %q, %#x, %q) = %w", "tmpfs", run, "tmpfs", flags, "mode=0755", err)
-	}
-	return nil
-}

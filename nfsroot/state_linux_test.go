@@ -72,29 +72,3 @@ func TestPlaceStateRefusesRelativeOrRoot(t *testing.T) {
 		}
 	}
 }
-
-func TestMountRunTmpfsIsIdempotent(t *testing.T) {
-	var out string
-	if !inChild(t, &out) {
-		return
-	}
-	root := t.TempDir()
-	for i := 0; i < 2; i++ {
-		if err := MountRunTmpfs(root); err != nil {
-			t.Fatalf("call %d: %v", i+1, err)
-		}
-	}
-	run := filepath.Join(root, "run")
-	t.Cleanup(func() { unix.Unmount(run, unix.MNT_DETACH); unix.Unmount(run, unix.MNT_DETACH) })
-	var st unix.Statfs_t
-	if err := unix.Statfs(run, &st); err != nil || st.Type != tmpfsMagic {
-		t.Fatalf("statfs(%s) = %#x, %v; want tmpfs", run, st.Type, err)
-	}
-	// Exactly one tmpfs: unmounting once leaves the plain directory.
-	if err := unix.Unmount(run, 0); err != nil {
-		t.Fatal(err)
-	}
-	if mp, _ := isMountPoint(run); mp {
-		t.Error("MountRunTmpfs stacked a second tmpfs on /run")
-	}
-}
