@@ -126,5 +126,7 @@ for ((i = 1; i <= RUNS; i++)); do
 	run_side after "$i"
 done
 files=()
-for f in "$TMP"/before-*.kv "$TMP"/after-*.kv; do [ -e "$f" ] && files+=("$f"); done
+# Today's runs first: the timeline's rows take their order from the first
+# run read, and a phase the baseline lacks then sits in its place.
+for f in "$TMP"/after-*.kv "$TMP"/before-*.kv; do [ -e "$f" ] && files+=("$f"); done
 [ ${#files[@]} -eq 0 ] || table "${files[@]}"
