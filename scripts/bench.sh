@@ -26,8 +26,8 @@ ike_handshakes() {
 }
 
 esp_vs_tcp() {
-	echo "== user-space ESP vs plain TCP over the same veth pair"
-	go test -run '^$' -bench 'BulkTCPUserspaceESPvsPlain' -benchtime 2x ./ipsec/esp/ | grep -E '^Benchmark|FAIL'
+	echo "== user-space ESP vs plain TCP over the same veth pair (the daemon's own socket loop, ike.OpenUserspace)"
+	go test -run '^$' -bench 'BulkTCPUserspaceESPvsPlain' -benchtime 2x ./ipsec/ike/ | grep -E '^Benchmark|FAIL'
 }
 
 lender_rates() {

@@ -65,7 +65,7 @@ func (h hardAfter) Install(ctx context.Context, sa dataplane.ChildSA) error {
 func TestHardExpiryDeletesChildOnBothEnds(t *testing.T) {
 	l := newLabOn(t, 36)
 	l.startGateway(t)
-	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, func(u *Userspace) dataplane.DataPlane { return hardAfter{u, 20} })
+	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, 1400, func(u *Userspace) dataplane.DataPlane { return hardAfter{u, 20} })
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := ini.d.Connect(ctx, Target{Gateway: l.n.gwOuter, RemoteSubnets: []netip.Prefix{l.n.gwSubnet}, VirtualIP: true}); err != nil {

@@ -100,18 +100,19 @@ func testLog(t testing.TB, who string) *slog.Logger {
 // address).
 func startEndpoint(t testing.TB, ns *netnstest.NS, cfg Config, innerAddr netip.Prefix) *endpoint {
 	t.Helper()
-	return startWrapped(t, ns, cfg, innerAddr, func(u *Userspace) dataplane.DataPlane { return u })
+	return startWrapped(t, ns, cfg, innerAddr, 1400, func(u *Userspace) dataplane.DataPlane { return u })
 }
 
-// startWrapped is startEndpoint with the daemon seeing wrap(plane) as its
-// data plane (it must still take ESP input, as *Userspace does).
-func startWrapped(t testing.TB, ns *netnstest.NS, cfg Config, innerAddr netip.Prefix, wrap func(*Userspace) dataplane.DataPlane) *endpoint {
+// startWrapped is startEndpoint with a TUN device of mtu bytes (the
+// product's is 1400) and the daemon seeing wrap(plane) as its data plane
+// (it must still take ESP input, as *Userspace does).
+func startWrapped(t testing.TB, ns *netnstest.NS, cfg Config, innerAddr netip.Prefix, mtu int, wrap func(*Userspace) dataplane.DataPlane) *endpoint {
 	t.Helper()
 	e := &endpoint{ns: ns, done: make(chan error, 1)}
 	var err error
 	ns.Do(t, func() {
 		var us *Userspace
-		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", 1400, innerAddr, cfg.Log); err != nil {
+		if us, err = OpenUserspace(cfg.Local, 4500, "ike0", mtu, innerAddr, cfg.Log); err != nil {
 			return
 		}
 		e.plane = us

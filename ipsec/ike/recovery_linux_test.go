@@ -179,7 +179,7 @@ func TestKeepReconnectsWhenTheCHILDSAIsGone(t *testing.T) {
 	l := newLabOn(t, 39)
 	l.startGateway(t)
 	var once atomic.Bool
-	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, func(u *Userspace) dataplane.DataPlane { return hardOnce{u, &once} })
+	ini := startWrapped(t, l.p.a, l.initCfg, netip.Prefix{}, 1400, func(u *Userspace) dataplane.DataPlane { return hardOnce{u, &once} })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	keepUp(ctx, t, l, ini)
