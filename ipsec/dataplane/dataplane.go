@@ -21,8 +21,9 @@
 //     UDP_ENCAP_ESPINUDP option; the daemon calls BypassSocket(fd) so that
 //     its own IKE packets are not caught by the tunnel policy.
 //   - ipsec/esp: the daemon gives the data plane the socket (esp.Config.Conn)
-//     to send on, and calls Input(datagram, from) for each ESP datagram it
-//     reads. BypassSocket is a no-op there (user space sends IKE directly).
+//     to send on, and lets the plane's ServeUDP read it (batched, with
+//     UDP_GRO), which hands the IKE messages back to the daemon.
+//     BypassSocket is a no-op there (user space sends IKE directly).
 package dataplane
 
 import (

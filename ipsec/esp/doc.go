@@ -7,9 +7,17 @@
 // Outbound: packets the kernel routes into the TUN device are matched by
 // inner destination against the remote traffic selectors of the installed
 // SAs (longest prefix wins), sealed and sent on the owner's UDP socket.
-// Inbound: the IKE daemon reads UDP port 4500, classifies each datagram
-// with dataplane.Classify and passes ESP datagrams to Plane.Input (or lets
-// ServeUDP do that loop), which authenticates, checks the anti-replay
-// window, checks the inner addresses against the traffic selectors and
-// writes the inner packet to the TUN device.
+// Inbound: Plane.ServeUDP reads the port-4500 socket the IKE daemon owns
+// (ipsec/ike runs it in place of its own read loop there), classifies each
+// datagram with dataplane.Classify and hands IKE messages back to the
+// daemon; each ESP datagram is authenticated, checked against the
+// anti-replay window and the inner addresses against the traffic
+// selectors. This is the only inbound path.
+//
+// Offloads carry the bulk: outbound, the TUN device hands over a TCP
+// flow's 64 KB super-segment, cut and sealed here and sent as one UDP GSO
+// sendmsg; inbound, UDP_GRO brings such a run in one read and a flow's
+// decrypted segments go to the TUN device as one super-segment. Without
+// them (an old kernel, a device without offloads) the same code runs a
+// packet at a time.
 package esp

@@ -2,8 +2,7 @@ package esp
 
 import "errors"
 
-// Reasons an inbound packet is dropped; Plane.Input wraps one of them, and
-// Stats counts each separately.
+// Reasons an inbound packet is dropped, each counted separately in Stats.
 var (
 	ErrMalformed = errors.New("malformed ESP packet")
 	ErrNoSA      = errors.New("no inbound SA for SPI")

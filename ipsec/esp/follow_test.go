@@ -11,7 +11,7 @@ func TestPeerAddressFollowsNewestAuthenticatedPacket(t *testing.T) {
 	first, second, third := r.seal(t, inner), r.seal(t, inner), r.seal(t, inner)
 	negotiated := r.saB.Remote
 	moved := netip.MustParseAddrPort("10.32.0.9:31000")
-	if err := r.b.Input(append([]byte(nil), second...), moved); err != nil {
+	if err := r.b.inputOne(append([]byte(nil), second...), moved); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := r.b.Remote(r.saB.OutSPI); got != moved {
@@ -19,7 +19,7 @@ func TestPeerAddressFollowsNewestAuthenticatedPacket(t *testing.T) {
 	}
 	// An older packet (delayed in the network) from the old mapping is
 	// accepted but must not move the peer back.
-	if err := r.b.Input(append([]byte(nil), first...), negotiated); err != nil {
+	if err := r.b.inputOne(append([]byte(nil), first...), negotiated); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := r.b.Remote(r.saB.OutSPI); got != moved {
@@ -28,7 +28,7 @@ func TestPeerAddressFollowsNewestAuthenticatedPacket(t *testing.T) {
 	// A forged packet (bad ICV) from elsewhere is dropped and moves nothing.
 	forged := append([]byte(nil), third...)
 	forged[len(forged)-1] ^= 1
-	if err := r.b.Input(forged, netip.MustParseAddrPort("10.32.0.66:4500")); err == nil {
+	if err := r.b.inputOne(forged, netip.MustParseAddrPort("10.32.0.66:4500")); err == nil {
 		t.Fatal("forged packet accepted")
 	}
 	if got, _ := r.b.Remote(r.saB.OutSPI); got != moved {

@@ -22,7 +22,7 @@ func FuzzInput(f *testing.F) {
 		if err := p.Install(context.Background(), sa); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Input(pkt, netip.AddrPort{}); err != nil {
+		if err := p.inputOne(pkt, netip.AddrPort{}); err != nil {
 			return
 		}
 		for _, got := range tun.got {

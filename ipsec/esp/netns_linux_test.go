@@ -79,6 +79,6 @@ func (e *end) start(t testing.TB, ctx context.Context, mtu int) {
 	e.conn.SetWriteBuffer(4 << 20)
 	e.plane = New(Config{TUN: e.tun, Conn: e.conn, Router: r, MTU: mtu})
 	go e.plane.Run(ctx)
-	go ServeUDP(ctx, e.conn, e.plane, nil)
+	go e.plane.ServeUDP(e.conn, nil)
 	t.Cleanup(func() { e.plane.Close(); e.tun.Close(); e.conn.Close(); r.H.Close() })
 }

@@ -186,28 +186,6 @@ func (p *Plane) account(m *meter, spi uint32, inbound bool, n int) {
 	}
 }
 
-// Input takes one ESP datagram received on the shared socket (after
-// dataplane.Classify said ESP), decrypts it in place and writes the inner
-// packet to the TUN device. A non-nil error says why the packet was dropped
-// (it wraps one of the Err values) and is already counted in Stats.
-func (p *Plane) Input(pkt []byte, from netip.AddrPort) error {
-	inner, err := p.open(pkt, from)
-	if err != nil {
-		p.cnt.drop(err)
-		return fmt.Errorf("esp: from %v: %w", from, err)
-	}
-	if inner == nil {
-		return nil // dummy packet
-	}
-	if _, err := p.cfg.TUN.Write(inner); err != nil {
-		p.cnt.other.Add(1)
-		return fmt.Errorf("esp: from %v: writing TUN: %w", from, err)
-	}
-	p.cnt.rxPackets.Add(1)
-	p.cnt.rxBytes.Add(uint64(len(inner)))
-	return nil
-}
-
 // rxBatch holds the inner packets of one socket read (one UDP GRO run),
 // decrypted in place and checked, until flush writes them to the TUN.
 type rxBatch struct {
@@ -215,9 +193,12 @@ type rxBatch struct {
 	iov  [][]byte
 }
 
-// inputBatched is Input for ServeUDP: the inner packet is only queued in
-// b, so that flush can merge a flow's segments into one TUN write.
-func (p *Plane) inputBatched(b *rxBatch, pkt []byte, from netip.AddrPort) error {
+// input takes one ESP datagram read by ServeUDP (dataplane.Classify said
+// ESP), decrypts it in place and checks it; the inner packet is only
+// queued in b, so that flush can merge a flow's segments into one TUN
+// write. A non-nil error says why the packet was dropped (it wraps one of
+// the Err values) and is already counted in Stats.
+func (p *Plane) input(b *rxBatch, pkt []byte, from netip.AddrPort) error {
 	inner, err := p.open(pkt, from)
 	if err != nil {
 		p.cnt.drop(err)

@@ -114,7 +114,7 @@ func (p *Plane) Isolate(ps []netip.Prefix) {
 var _ dataplane.DataPlane = (*Plane)(nil)
 
 // New makes a Plane over an open TUN device and socket. Call Run to start
-// the outbound path and Input (or ServeUDP) for the inbound one.
+// the outbound path and ServeUDP on the socket for the inbound one.
 func New(cfg Config) *Plane {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1400

@@ -112,8 +112,17 @@ func (r *rig) seal(t testing.TB, inner []byte) []byte {
 	return r.conn.sent[n]
 }
 
+// inputOne takes pkt through the inbound path as ServeUDP does for a read
+// of one datagram: input, then flush to the TUN device.
+func (p *Plane) inputOne(pkt []byte, from netip.AddrPort) error {
+	var b rxBatch
+	err := p.input(&b, pkt, from)
+	p.flush(&b)
+	return err
+}
+
 func (r *rig) deliver(pkt []byte) error {
-	return r.b.Input(append([]byte(nil), pkt...), r.saA.Local)
+	return r.b.inputOne(append([]byte(nil), pkt...), r.saA.Local)
 }
 
 func TestSealedPacketMatchesIndependentRFC4106Construction(t *testing.T) {

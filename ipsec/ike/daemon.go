@@ -62,7 +62,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := newDaemon(cfg, conn, natc)
-	if _, user := cfg.DataPlane.(espInput); !user {
+	if _, user := cfg.DataPlane.(espServer); !user {
 		if err := d.prepareKernelSockets(); err != nil {
 			conn.Close()
 			natc.Close()

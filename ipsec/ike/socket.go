@@ -13,11 +13,13 @@ import (
 // The IKE sockets, ports 500 and 4500 (RFC 3948: a non-ESP marker of
 // four zero octets before IKE on port 4500, ESP without it).
 
-// espInput is implemented by data planes that take ESP datagrams from the
-// daemon's port-4500 socket (ipsec/esp); the kernel demultiplexes by
-// itself.
-type espInput interface {
-	Input(pkt []byte, from netip.AddrPort) error
+// espServer is implemented by data planes that read ESP off the daemon's
+// port-4500 socket themselves (ipsec/esp's Plane.ServeUDP, batched, with
+// UDP_GRO) and hand the IKE messages they find there back to the daemon;
+// a kernel data plane takes its ESP off the socket by itself
+// (UDP_ENCAP_ESPINUDP).
+type espServer interface {
+	ServeUDP(conn *net.UDPConn, ike func(msg []byte, from netip.AddrPort)) error
 }
 
 // listen opens a UDP socket on a and port with a 1 MiB receive buffer.
@@ -33,35 +35,45 @@ func listen(a netip.Addr, port uint16) (*net.UDPConn, error) {
 // NATConn is the port-4500 socket; a user-space ESP data plane sends on it.
 func (d *Daemon) NATConn() *net.UDPConn { return d.natc }
 
-// serve reads c until it is closed, handing IKE messages to receive and,
-// on port 4500 (nat), ESP to a user-space data plane.
+// serve reads c until it is closed (shutdown closes it, after the
+// DELETEs have left on it), handing IKE messages to receive in the order
+// they came. Port 4500 (nat) carries ESP too: with a user-space plane the
+// plane's inbound path reads the socket and gives the IKE messages back;
+// with a kernel plane the kernel took the ESP and what is left here is
+// IKE with its non-ESP marker and NAT-T keepalives.
 func (d *Daemon) serve(ctx context.Context, c *net.UDPConn, nat bool) error {
+	ike := func(msg []byte, from netip.AddrPort) { d.receive(msg, from, nat) }
+	var err error
+	if s, ok := d.cfg.DataPlane.(espServer); ok && nat {
+		err = s.ServeUDP(c, ike)
+	} else {
+		err = readIKE(c, nat, ike)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("ike: read %s: %w", c.LocalAddr(), err)
+}
+
+// readIKE reads c until it fails, giving each IKE message (a copy, the
+// non-ESP marker stripped on port 4500) to ike.
+func readIKE(c *net.UDPConn, nat bool, ike func(msg []byte, from netip.AddrPort)) error {
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ike: read %s: %w", c.LocalAddr(), err)
+			return err
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := buf[:n]
+		msg := buf[:n]
 		if nat {
-			kind, msg := dataplane.Classify(pkt)
-			switch kind {
-			case dataplane.ESP:
-				if in, ok := d.cfg.DataPlane.(espInput); ok {
-					in.Input(pkt, from)
-				}
-				continue
-			case dataplane.IKE:
-				pkt = msg
-			default:
+			kind, m := dataplane.Classify(msg)
+			if kind != dataplane.IKE {
 				continue
 			}
+			msg = m
 		}
-		d.receive(append([]byte(nil), pkt...), from, nat)
+		ike(append([]byte(nil), msg...), from)
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 // Userspace is a user-space ESP data plane ready for a daemon: a TUN
 // device, its router and the port-4500 socket the daemon and the plane
 // share. Its embedded esp.Plane is the dataplane.DataPlane to give the
-// daemon (it keeps a virtual IP while any CHILD_SA still uses it).
+// daemon (it keeps a virtual IP while any CHILD_SA still uses it), with
+// Socket as Config.NATSocket: the daemon owns and closes the socket, and
+// its read loop there is the plane's ServeUDP.
 type Userspace struct {
 	*esp.Plane
 	Socket *net.UDPConn
