@@ -139,8 +139,8 @@ func (m *Manager) rootOpen(w http.ResponseWriter, r *http.Request, root string) 
 }
 
 // mayFetch allows r only from a virtual IP that the gateway reports held
-// by a server of an active lease whose image r asks for, and names that
-// server's root.
+// by a server of an active lease, before its end, whose image r asks
+// for, and names that server's root.
 func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -165,8 +165,11 @@ func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	now := time.Now()
 	for _, l := range ls {
-		if i, ok := holds(l, peer); l.State == StateActive && ok {
+		// A lease past its end lets nobody in, whether or not a poll
+		// returned it yet.
+		if i, ok := holds(l, peer); l.State == StateActive && !expired(l, now) && ok {
 			if l.Image != r.PathValue("name") {
 				return "", fmt.Errorf("%s is a server of lease %s, whose image is %q, not %q", ip, l.ID, l.Image, r.PathValue("name"))
 			}
