@@ -9,12 +9,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"slices"
 	"time"
 
 	"ferry/api"
 	"ferry/catalog"
-	"ferry/gatewayctl"
 )
 
 // AdminHandler serves the local CLI over the admin socket.
@@ -140,7 +138,8 @@ func (m *Manager) rootOpen(w http.ResponseWriter, r *http.Request, root string) 
 
 // mayFetch allows r only from a virtual IP that the gateway reports held
 // by a server of an active lease, before its end, whose image r asks
-// for, and names that server's root.
+// for, and names that server's root. The leases come from the fetch
+// index (fetchindex.go), not a decode of the store per request.
 func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -161,43 +160,9 @@ func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%s is held by no server connected to the gateway", ip)
 	}
-	ls, err := m.Leases(r.Context())
+	x, err := m.fetch.index(r.Context())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: reading the leases: %w", ip, err)
 	}
-	now := time.Now()
-	for _, l := range ls {
-		// A lease past its end lets nobody in, whether or not a poll
-		// returned it yet.
-		if i, ok := holds(l, peer); l.State == StateActive && !expired(l, now) && ok {
-			if l.Image != r.PathValue("name") {
-				return "", fmt.Errorf("%s is a server of lease %s, whose image is %q, not %q", ip, l.ID, l.Image, r.PathValue("name"))
-			}
-			if i < len(l.Roots) {
-				return l.Roots[i], nil
-			}
-			return "", nil
-		}
-	}
-	return "", fmt.Errorf("%s is held by no server of an active lease", ip)
-}
-
-// holds reports whether peer is one of l's servers, and which: its
-// allowed pin, or its strongSwan connection.
-func holds(l Lease, peer Peer) (int, bool) {
-	for i, s := range l.Lender.Servers {
-		if s.SPKIPin == "" || !slices.Contains(l.Pins, s.SPKIPin) {
-			continue
-		}
-		if i < len(l.Addrs) && l.Addrs[i].IsValid() && peer.VIP != l.Addrs[i] {
-			continue // the gateway gives the key this address alone
-		}
-		if peer.Pin != "" && peer.Pin == s.SPKIPin {
-			return i, true
-		}
-		if peer.Conn != "" && peer.Conn == (gatewayctl.Conn{Lease: l.Lender.ID, Server: s.ID}).Name() {
-			return i, true
-		}
-	}
-	return 0, false
+	return x.decide(peer, r.PathValue("name"), time.Now())
 }

@@ -45,7 +45,8 @@ type Gateway interface {
 type Manager struct {
 	keys   *liveKeys // set by Open: the m2m and image key pairs a reload renews
 	cfg    Config
-	st     store.Store
+	st     store.Store // fetch: every write of a lease goes through it
+	fetch  *leaseIndexer
 	images Images
 	roots  Roots
 	gw     Gateway // nil: no gateway configured
@@ -76,7 +77,8 @@ func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, tun
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, st: st, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log,
+	fetch := &leaseIndexer{Store: st}
+	m := &Manager{cfg: cfg, st: fetch, fetch: fetch, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log,
 		tunnels: tunnels, keeperCert: kc, copies: newRootCopies(cfg.RootCopies)}
 	if tunnels != nil {
 		m.vips = newVIPCache(tunnels)
@@ -269,16 +271,5 @@ func (m *Manager) Lease(ctx context.Context, id string) (Lease, error) {
 
 // Leases lists local lease records.
 func (m *Manager) Leases(ctx context.Context) ([]Lease, error) {
-	var out []Lease
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		return tx.Each(store.Leases, "", func(_ string, dec func(any) error) error {
-			var l Lease
-			if err := dec(&l); err != nil {
-				return err
-			}
-			out = append(out, l)
-			return nil
-		})
-	})
-	return out, err
+	return readLeases(ctx, m.st)
 }

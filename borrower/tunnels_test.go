@@ -2,11 +2,9 @@ package borrower
 
 import (
 	"encoding/json"
-	"net/netip"
 	"strings"
 	"testing"
 
-	"ferry/api"
 	"ferry/ipsec/ike"
 )
 
@@ -45,28 +43,3 @@ func TestStatusRefusesBadVirtualIPAndSkipsUnestablished(t *testing.T) {
 		t.Fatalf("an SA the gateway rekeyed gave peers %v (%v), want the server", peers, err)
 	}
 }
-
-func TestStrongSwanPeerHoldsOnlyItsOwnServersConn(t *testing.T) {
-	l := Lease{State: StateActive, Pins: []string{"pin-a"}, Lender: api.Lease{ID: "L1", Servers: []api.LeaseServer{
-		{ID: "s1", SPKIPin: "pin-a"}, {ID: "s2", SPKIPin: "pin-b"}}}}
-	vip := netip.MustParseAddr("10.44.8.1")
-	if !held(l, Peer{VIP: vip, Conn: "ferry-L1-s1"}) {
-		t.Error("the conn of an allowed server does not hold the lease")
-	}
-	l.Addrs = []netip.Addr{netip.MustParseAddr("10.44.8.2"), netip.MustParseAddr("10.44.8.3")}
-	if held(l, Peer{VIP: vip, Conn: "ferry-L1-s1"}) {
-		t.Error("the allowed server's conn holds the lease from an address that is not the server's")
-	}
-	if !held(l, Peer{VIP: l.Addrs[0], Conn: "ferry-L1-s1"}) {
-		t.Error("the conn of an allowed server at its own address does not hold the lease")
-	}
-	l.Addrs = nil
-	if held(l, Peer{VIP: vip, Conn: "ferry-L1-s2"}) {
-		t.Error("the conn of a server whose key was never allowed holds the lease")
-	}
-	if held(l, Peer{VIP: vip, Conn: "ferry-L2-s1"}) {
-		t.Error("another lease's conn holds the lease")
-	}
-}
-
-func held(l Lease, p Peer) bool { _, ok := holds(l, p); return ok }
