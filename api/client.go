@@ -58,12 +58,22 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		if c.Unreachable != "" && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
-			return errors.New(c.Unreachable)
-		}
-		return fmt.Errorf("%s %s: %w", method, c.Base+path, err)
+		return c.failed(method, path, err)
 	}
 	defer resp.Body.Close()
+	return c.answer(method, path, resp, out)
+}
+
+// failed is the error of a request that got no answer.
+func (c *Client) failed(method, path string, err error) error {
+	if c.Unreachable != "" && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+		return errors.New(c.Unreachable)
+	}
+	return fmt.Errorf("%s %s: %w", method, c.Base+path, err)
+}
+
+// answer reads resp (bounded) into out: a refusal as *FieldError.
+func (c *Client) answer(method, path string, resp *http.Response, out any) error {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse))
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, c.Base+path, err)

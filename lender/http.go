@@ -115,9 +115,14 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		ls, err := m.leasesOf(r.Context(), o)
 		api.Reply(w, ls, err)
 	})
+	// Tagged: a borrower polling an unchanged lease gets 304, no body.
 	handle("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request, o owner) {
 		l, err := m.leaseOf(r.Context(), o, r.PathValue("id"))
-		api.Reply(w, l, err)
+		if err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		api.WriteTagged(w, r, l)
 	})
 	handle("POST "+api.PathLeases+"/{id}"+api.PathReturn, func(w http.ResponseWriter, r *http.Request, o owner) {
 		l, err := m.returnLease(r.Context(), o, r.PathValue("id"))
