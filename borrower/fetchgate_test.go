@@ -28,9 +28,20 @@ import (
 // request makes lease L<n> of enrolled servers with pins; GET answers
 // the lease as it stands, extend and return change it.
 type scriptLender struct {
-	mu     sync.Mutex
-	leases map[string]*api.Lease
-	end    time.Time // the end of the next lease
+	mu      sync.Mutex
+	leases  map[string]*api.Lease
+	end     time.Time   // the end of the next lease
+	answers map[int]int // GET's answers by status
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func pinOf(lease string, i int) string {
@@ -57,7 +68,9 @@ func (f *scriptLender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case l == nil:
 		http.Error(w, "no lease", http.StatusNotFound)
 	case r.Method == "GET" && rest == "":
-		api.WriteJSON(w, http.StatusOK, l)
+		rec := &statusRecorder{ResponseWriter: w}
+		api.WriteTagged(rec, r, l) // as the lender does
+		f.answers[rec.status]++
 	case r.Method == "POST" && "/"+rest == api.PathExtend:
 		var req api.ExtendRequest
 		json.NewDecoder(r.Body).Decode(&req)
@@ -125,7 +138,7 @@ func newGateRig(t *testing.T) *gateRig {
 	os.WriteFile(filepath.Join(dir, "initrd.img"), []byte("initrd"), 0o644)
 	ca := filepath.Join(dir, "ca.pem")
 	os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), 0o644)
-	fl := &scriptLender{leases: map[string]*api.Lease{}, end: time.Now().Add(time.Hour)}
+	fl := &scriptLender{leases: map[string]*api.Lease{}, end: time.Now().Add(time.Hour), answers: map[int]int{}}
 	srv := httptest.NewServer(fl)
 	t.Cleanup(srv.Close)
 	cfg := Config{Dir: filepath.Join(dir, "borrower"), BorrowerCA: ca, TunnelPool: "10.9.8.0/24", NFSServer: "10.9.0.1",
@@ -258,4 +271,82 @@ func TestImageGateFollowsEveryLeaseChangeAtOnce(t *testing.T) {
 	if cl, _ := g.m.Lease(ctx, c.ID); cl.State != StateActive {
 		t.Fatalf("lease %s is %s: the test wanted it refused while still active in the store", c.ID, cl.State)
 	}
+}
+
+// TestRefreshWritesOnlyWhatChanged: a poll that finds the lease as the
+// lender last said writes nothing (before, each poll rewrote every
+// lease, 1.5 MB of JSON at 1,000 servers); a change at the lender is
+// written.
+func TestRefreshWritesOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	g := newGateRig(t)
+	a := g.lease(t, 2)
+	commits := func() uint64 { return g.m.fetch.commits.Load() }
+	before := commits()
+	for range 3 {
+		if _, err := g.m.Refresh(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := commits() - before; n != 0 {
+		t.Errorf("3 polls of an unchanged lease wrote %d times, want 0", n)
+	}
+	g.lender.change(a.Lender.ID, func(l *api.Lease) { l.Servers[0].Phase = "booted" })
+	before = commits()
+	if _, err := g.m.Refresh(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits() - before; n != 1 {
+		t.Errorf("a poll after the lender changed a server's phase wrote %d times, want 1", n)
+	}
+	if got, _ := g.m.Lease(ctx, a.ID); got.Lender.Servers[0].Phase != "booted" {
+		t.Errorf("stored phase %q after the poll, want booted", got.Lender.Servers[0].Phase)
+	}
+}
+
+// TestSyncAsksTheLenderWithTheStoredLeasesETag: Sync's polls of a lease
+// the lender has not changed are answered 304 and write nothing; a change
+// at the lender is stored at the next poll, and a return there ends the
+// servers' access to image B.
+func TestSyncAsksTheLenderWithTheStoredLeasesETag(t *testing.T) {
+	g := newGateRig(t)
+	a := g.lease(t, 2)
+	g.m.cfg.PollSeconds = 1
+	answers := func(code int) int {
+		g.lender.mu.Lock()
+		defer g.lender.mu.Unlock()
+		return g.lender.answers[code]
+	}
+	waitUntil := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !f(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 15 s (lender answered %v)", what, g.lender.answers)
+			}
+		}
+	}
+	commits, full := g.m.fetch.commits.Load(), answers(http.StatusOK) // the requests' own refresh
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.m.Sync(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitUntil("two polls answered 304", func() bool { return answers(http.StatusNotModified) >= 2 })
+	if n := g.m.fetch.commits.Load() - commits; n != 0 {
+		t.Errorf("polls answered 304 wrote %d times, want 0", n)
+	}
+	if n := answers(http.StatusOK) - full; n != 0 {
+		t.Errorf("the lender answered %d polls of an unchanged lease in full, want 0", n)
+	}
+	g.lender.change(a.Lender.ID, func(l *api.Lease) { l.Servers[0].Phase = "booted" })
+	waitUntil("the new phase stored", func() bool {
+		l, _ := g.m.Lease(context.Background(), a.ID)
+		return l.Lender.Servers[0].Phase == "booted"
+	})
+	g.want(t, "a phase later", a, 0, 200)
+	g.lender.change(a.Lender.ID, func(l *api.Lease) { l.State = api.LeaseReturned })
+	waitUntil("the lease returned after the lender's return", func() bool {
+		l, _ := g.m.Lease(context.Background(), a.ID)
+		return l.State == StateReturned
+	})
+	g.want(t, "returned at the lender", a, 0, 403)
 }

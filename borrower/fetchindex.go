@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"ferry/api"
 	"ferry/gatewayctl"
 	"ferry/store"
 )
@@ -82,11 +84,51 @@ type fetchIndex struct {
 	byLease map[string][]fetchEntry
 	byAddr  map[netip.Addr][]fetchEntry
 	anyAddr []fetchEntry // entries without a tunnel address
+	// heads is every lease's state and end, what Sync and the root
+	// copies ask, so they need not decode whole leases.
+	heads map[string]leaseHead
+}
+
+// leaseHead is what Sync needs of a stored lease to poll the lender.
+type leaseHead struct {
+	ID, State, LenderID string
+	Expires             time.Time // the lender's end
+	// LenderTag is the api.ETag of the lender's answer as stored ("":
+	// none; ask in full): the lender answers 304 while it is the same.
+	LenderTag string
+}
+
+func headOf(l Lease) leaseHead {
+	h := leaseHead{ID: l.ID, State: l.State, LenderID: l.Lender.ID, Expires: l.Lender.Expires}
+	// A full answer each poll while the lease has work left that only a
+	// refresh does: tunnel addresses to assign, or a key the gateway has
+	// not taken yet (its Allow failed): a 304 would skip the retry.
+	if l.State == StateActive && l.Lender.ID != "" && len(l.Addrs) >= l.Count && !keysPending(l) {
+		h.LenderTag, _ = api.ETag(l.Lender)
+	}
+	return h
+}
+
+// keysPending reports whether a server of l shows a key the gateway was
+// not told about.
+func keysPending(l Lease) bool {
+	for _, s := range l.Lender.Servers {
+		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
+			return true
+		}
+	}
+	return false
+}
+
+// expired is expired(l, now) for the lease h heads.
+func (h leaseHead) expired(now time.Time) bool {
+	return h.State == StateActive && !h.Expires.IsZero() && !now.Before(h.Expires)
 }
 
 func newFetchIndex(ls []Lease) *fetchIndex {
-	x := &fetchIndex{byLease: map[string][]fetchEntry{}}
+	x := &fetchIndex{byLease: map[string][]fetchEntry{}, heads: make(map[string]leaseHead, len(ls))}
 	for _, l := range ls {
+		x.heads[l.ID] = headOf(l)
 		if es := fetchEntries(l); len(es) > 0 {
 			x.byLease[l.ID] = es
 		}
@@ -98,22 +140,41 @@ func newFetchIndex(ls []Lease) *fetchIndex {
 // with is x after the committed changes: each lease of changed replaced
 // (a nil value: deleted).
 func (x *fetchIndex) with(changed map[string]*Lease) *fetchIndex {
-	n := &fetchIndex{byLease: make(map[string][]fetchEntry, len(x.byLease)+len(changed))}
+	n := &fetchIndex{byLease: make(map[string][]fetchEntry, len(x.byLease)+len(changed)),
+		heads: make(map[string]leaseHead, len(x.heads)+len(changed))}
 	for id, es := range x.byLease {
 		if _, ok := changed[id]; !ok {
 			n.byLease[id] = es
+		}
+	}
+	for id, h := range x.heads {
+		if _, ok := changed[id]; !ok {
+			n.heads[id] = h
 		}
 	}
 	for id, l := range changed {
 		if l == nil {
 			continue
 		}
+		n.heads[id] = headOf(*l)
 		if es := fetchEntries(*l); len(es) > 0 {
 			n.byLease[id] = es
 		}
 	}
 	n.derive()
 	return n
+}
+
+// active is the heads of the active leases, by id.
+func (x *fetchIndex) active() []leaseHead {
+	var out []leaseHead
+	for _, h := range x.heads {
+		if h.State == StateActive {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b leaseHead) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 func (x *fetchIndex) derive() {
@@ -158,6 +219,8 @@ type leaseIndexer struct {
 	store.Store
 	mu  sync.Mutex
 	idx atomic.Pointer[fetchIndex] // nil: built from the store at next use
+	// commits counts the committed transactions that wrote leases.
+	commits atomic.Uint64
 }
 
 // index is the current snapshot, built from the store when there is none.
@@ -192,6 +255,7 @@ func (s *leaseIndexer) Update(ctx context.Context, fn func(store.Tx) error) erro
 	})
 	switch {
 	case rec == nil || !rec.touched():
+		return err
 	case err != nil && !ran:
 		// fn failed: rolled back, nothing changed.
 	case err != nil || rec.unknown:
@@ -202,6 +266,9 @@ func (s *leaseIndexer) Update(ctx context.Context, fn func(store.Tx) error) erro
 		if x := s.idx.Load(); x != nil {
 			s.idx.Store(x.with(rec.leases))
 		}
+	}
+	if err == nil {
+		s.commits.Add(1)
 	}
 	return err
 }

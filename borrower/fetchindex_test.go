@@ -233,3 +233,22 @@ func held(l Lease, p Peer) bool {
 	_, err := newFetchIndex([]Lease{l}).decide(p, l.Image, time.Now())
 	return err == nil
 }
+
+// TestPollAsksInFullWhileARefreshHasWorkLeft: the lease's tag (a 304
+// from the lender skips the refresh) only once its keys are all on the
+// gateway and its tunnel addresses assigned.
+func TestPollAsksInFullWhileARefreshHasWorkLeft(t *testing.T) {
+	l := Lease{ID: "B1", State: StateActive, Count: 1, Addrs: []netip.Addr{netip.MustParseAddr("10.9.8.1")},
+		Lender: api.Lease{ID: "L1", Servers: []api.LeaseServer{{ID: "s0", SPKIPin: "pa"}}}}
+	if h := headOf(l); h.LenderTag != "" {
+		t.Errorf("a lease whose key the gateway has not taken is tagged: a 304 would skip the retry of its Allow")
+	}
+	l.Pins = []string{"pa"}
+	if h := headOf(l); h.LenderTag == "" {
+		t.Errorf("a lease with nothing left to do is not tagged: every poll is answered in full")
+	}
+	l.Count = 2
+	if h := headOf(l); h.LenderTag != "" {
+		t.Errorf("a lease short of tunnel addresses is tagged: a 304 would skip their assignment")
+	}
+}

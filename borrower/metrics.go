@@ -22,6 +22,9 @@ const DefaultStatusListen = "127.0.0.1:9732"
 // are derived from the store at every scrape and survive restarts.
 type events struct {
 	imageServed, imageRefused, expired atomic.Int64
+	// Sync's polls of the lender: answered 304 (the lease as stored) or
+	// in full.
+	pollsUnchanged, pollsChanged atomic.Int64
 }
 
 // phaseBuckets: a lent server's phases, from under a second to minutes.
@@ -45,6 +48,7 @@ type collector struct {
 	m                                      *Manager
 	leases, servers, phaseSecs, phaseBytes *prometheus.Desc
 	imageServed, imageRefused, expired     *prometheus.Desc
+	polls                                  *prometheus.Desc
 }
 
 func newCollector(m *Manager) *collector {
@@ -59,11 +63,12 @@ func newCollector(m *Manager) *collector {
 		imageServed:  d("ferry_borrower_image_requests_served_total", "Image B requests served since this borrower process started (restarts at 0)."),
 		imageRefused: d("ferry_borrower_image_requests_refused_total", "Image B requests refused (not the virtual IP of a server of an active lease of that image) since this borrower process started (restarts at 0)."),
 		expired:      d("ferry_borrower_leases_expired_total", "Leases returned because their end passed, since this borrower process started (restarts at 0)."),
+		polls:        d("ferry_borrower_lender_polls_total", "Polls of an active lease at the lender by answer: unchanged (304, the lease as stored) or changed, since this borrower process started (restarts at 0).", "answer"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.leases, c.servers, c.phaseSecs, c.phaseBytes, c.imageServed, c.imageRefused, c.expired} {
+	for _, d := range []*prometheus.Desc{c.leases, c.servers, c.phaseSecs, c.phaseBytes, c.imageServed, c.imageRefused, c.expired, c.polls} {
 		ch <- d
 	}
 }
@@ -73,6 +78,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.imageServed, prometheus.CounterValue, float64(ev.imageServed.Load()))
 	ch <- prometheus.MustNewConstMetric(c.imageRefused, prometheus.CounterValue, float64(ev.imageRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(ev.expired.Load()))
+	ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(ev.pollsUnchanged.Load()), "unchanged")
+	ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(ev.pollsChanged.Load()), "changed")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ls, err := c.m.Leases(ctx)

@@ -225,8 +225,11 @@ func (m *Manager) copyRoot(ctx context.Context, lease, template, name string, jo
 		return
 	}
 	defer func() { <-m.copies.slots }()
-	l, err := m.Lease(ctx, lease)
-	if err != nil || l.State != StateActive {
+	// The lease's state from the fetch index: decoding the whole lease
+	// (1.5 MB at 1,000 servers) per root was a third of the borrower's
+	// CPU while a fleet booted.
+	x, err := m.fetch.index(ctx)
+	if err != nil || x.heads[lease].State != StateActive {
 		return // returned (or unreadable) while it waited for a slot
 	}
 	start := time.Now()

@@ -1,7 +1,9 @@
 package borrower
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -22,6 +24,14 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	var got api.Lease
 	if err := m.lender.Call(ctx, "GET", api.PathLeases+"/"+l.Lender.ID, nil, &got); err != nil {
 		return l, fmt.Errorf("refresh lease %s (lender %s): %w: %w", l.ID, l.Lender.ID, errLender, err)
+	}
+	return m.refreshWith(ctx, l, got)
+}
+
+// refreshWith is Refresh with got, the lender's answer for l.
+func (m *Manager) refreshWith(ctx context.Context, l Lease, got api.Lease) (Lease, error) {
+	if l.State != StateActive {
+		return l, nil
 	}
 	if got.ID != l.Lender.ID {
 		return l, fmt.Errorf("refresh lease %s: the lender answered for lease %.80q, not %s", l.ID, got.ID, l.Lender.ID)
@@ -44,6 +54,7 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 	if ended := endedAtLender(got, time.Now()); ended != "" {
 		return m.endAtLender(ctx, l, got, ended)
 	}
+	pins := len(l.Pins)
 	l, err := m.dropConflicted(ctx, l, got)
 	if err != nil {
 		return l, err
@@ -53,6 +64,12 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 		if s.SPKIPin != "" && !slices.Contains(l.Pins, s.SPKIPin) {
 			add = append(add, Key{Lease: got.ID, Server: s.ID, Pin: s.SPKIPin, Expires: got.Expires, VIP: l.Addrs[i], CertPEM: s.Certificate})
 		}
+	}
+	if len(add) == 0 && len(l.Pins) == pins && sameLease(l.Lender, got) {
+		// Nothing changed: no write (at 1,000 servers a lease is 1.5 MB
+		// of JSON, rewritten every poll before), and the exports, which
+		// follow the store, stay as they are (Sync keeps them anyway).
+		return l, nil
 	}
 	l.Lender = got
 	if err := m.put(ctx, l); err != nil {
@@ -77,6 +94,17 @@ func (m *Manager) Refresh(ctx context.Context, l Lease) (Lease, error) {
 		m.log.Info("key allowed at the gateway, root exported to its tunnel address", "lease", l.ID, "server", e.Server, "pin", e.Pin, "address", e.VIP)
 	}
 	return l, m.put(ctx, l)
+}
+
+// sameLease reports whether the lender's answer a and b say the same:
+// their JSON is what the store would hold.
+func sameLease(a, b api.Lease) bool {
+	ea, err := json.Marshal(a)
+	if err != nil {
+		return false
+	}
+	eb, err := json.Marshal(b)
+	return err == nil && bytes.Equal(ea, eb)
 }
 
 // endedAtLender says why the lender's view of a lease means it is over
@@ -218,13 +246,34 @@ func (m *Manager) expire(ctx context.Context, l Lease) error {
 	return nil
 }
 
-// tend is one pass of Sync over a lease: return it if its end passed,
-// else refresh it from the lender.
-func (m *Manager) tend(ctx context.Context, l Lease) error {
-	if expired(l, time.Now()) {
+// tend is one pass of Sync over an active lease: return it if its end
+// passed, else refresh it from the lender. The lender is asked with the
+// ETag of what the store holds: an unchanged lease (a 304, no body) is
+// neither decoded nor written here, which at 1,000 servers saves 1.5 MB
+// of JSON read, decoded and compared per lease and poll.
+func (m *Manager) tend(ctx context.Context, h leaseHead) error {
+	if h.expired(time.Now()) {
+		l, err := m.Lease(ctx, h.ID)
+		if err != nil || !expired(l, time.Now()) {
+			return err
+		}
 		return m.expire(ctx, l)
 	}
-	_, err := m.Refresh(ctx, l)
+	var got api.Lease
+	changed, err := m.lender.GetIfChanged(ctx, api.PathLeases+"/"+h.LenderID, h.LenderTag, &got)
+	if err != nil {
+		return fmt.Errorf("refresh lease %s (lender %s): %w: %w", h.ID, h.LenderID, errLender, err)
+	}
+	if !changed {
+		m.events.pollsUnchanged.Add(1)
+		return nil
+	}
+	m.events.pollsChanged.Add(1)
+	l, err := m.Lease(ctx, h.ID)
+	if err != nil {
+		return err
+	}
+	_, err = m.refreshWith(ctx, l, got)
 	return err
 }
 
@@ -275,7 +324,7 @@ func (m *Manager) Sync(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		ls, err := m.Leases(ctx)
+		x, err := m.fetch.index(ctx)
 		if err != nil {
 			m.log.Error("sync", "err", err)
 			continue
@@ -289,9 +338,9 @@ func (m *Manager) Sync(ctx context.Context) {
 				m.log.Warn("sync: lender CRL not relayed to the gateway", "err", err)
 			}
 		}
-		for _, l := range ls {
-			if err := m.tend(ctx, l); err != nil {
-				m.log.Warn("sync", "lease", l.ID, "err", err)
+		for _, h := range x.active() {
+			if err := m.tend(ctx, h); err != nil {
+				m.log.Warn("sync", "lease", h.ID, "err", err)
 			}
 		}
 	}
