@@ -80,6 +80,10 @@ type rootCopies struct {
 	// ended holds the leases whose copies a return cancelled: a copy of
 	// theirs never starts again, whatever stale record asks for it.
 	ended map[string]bool
+	// holds counts the image requests held in rootGate per root: a
+	// server's requests cost the borrower a goroutine and a store read
+	// every 100 ms each while held, so only maxRootHolds of them wait.
+	holds map[string]int
 }
 
 type rootJob struct {
@@ -100,7 +104,40 @@ func newRootCopies(n int) *rootCopies {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &rootCopies{slots: make(chan struct{}, n), ctx: ctx, stop: stop,
-		jobs: map[string]*rootJob{}, ended: map[string]bool{}}
+		jobs: map[string]*rootJob{}, ended: map[string]bool{}, holds: map[string]int{}}
+}
+
+// maxRootHolds is how many image requests of one root rootGate holds at
+// once. Image A's wait-root asks one at a time; a second covers its retry
+// arriving while the borrower still holds a request whose connection
+// broke. Any more are answered at once: a caller (image A is the
+// lender's code) cannot pin the borrower with thousands of HEADs that
+// cost it nothing.
+const maxRootHolds = 2
+
+// hold takes one of root name's hold slots; ok is false when all are
+// taken. release gives it back.
+func (c *rootCopies) hold(name string) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holds[name] >= maxRootHolds {
+		return nil, false
+	}
+	c.holds[name]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.holds[name]--; c.holds[name] <= 0 {
+			delete(c.holds, name)
+		}
+	}, true
+}
+
+// holding is how many requests of root name rootGate holds now.
+func (c *rootCopies) holding(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holds[name]
 }
 
 // running is the copy of root name in progress, or nil.
@@ -319,6 +356,14 @@ func (m *Manager) rootGate(ctx context.Context, name string) (RootState, error) 
 			return r, err
 		}
 	}
+	if r.State == RootReady || r.State == RootFailed {
+		return r, nil
+	}
+	release, ok := m.copies.hold(name)
+	if !ok {
+		return m.rootStateNow(ctx, name)
+	}
+	defer release()
 	// Within image_stall_seconds too: the answer's first write must come
 	// before it (httpstall).
 	hold := time.NewTimer(min(rootHold, m.cfg.imageStall()/2))
@@ -332,11 +377,7 @@ func (m *Manager) rootGate(ctx context.Context, name string) (RootState, error) 
 		case <-m.copies.ctx.Done():
 			return r, nil
 		case <-hold.C:
-			rs, err := m.rootStates(ctx, Lease{Roots: []string{name}})
-			if err != nil {
-				return r, err
-			}
-			return rs[0], nil
+			return m.rootStateNow(ctx, name)
 		case <-tick.C:
 		}
 		if r, err = m.rootState(ctx, name); err != nil {
@@ -344,4 +385,13 @@ func (m *Manager) rootGate(ctx context.Context, name string) (RootState, error) 
 		}
 	}
 	return r, nil
+}
+
+// rootStateNow is root name's record with its running copy's progress.
+func (m *Manager) rootStateNow(ctx context.Context, name string) (RootState, error) {
+	rs, err := m.rootStates(ctx, Lease{Roots: []string{name}})
+	if err != nil {
+		return RootState{Root: name}, err
+	}
+	return rs[0], nil
 }

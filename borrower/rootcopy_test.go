@@ -460,3 +460,44 @@ func TestImageGateAnswers503WhileCopyingAnd500WhenTheCopyFailed(t *testing.T) {
 		t.Fatalf("the failed copy left %v in the roots directory", got)
 	}
 }
+
+// An authorised caller cannot pin the borrower with held requests: past
+// maxRootHolds held at once for one root, the gate answers at once (503
+// with the state) instead of holding each for up to 10 s.
+func TestRootGateHoldsOnlyAFewRequestsOfARoot(t *testing.T) {
+	r := newRig(t)
+	r.m.cfg.ImageStallSeconds = 60 // a hold of rootHold (10 s)
+	r.hold(true)
+	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := l.Roots[0]
+	<-r.roots.started
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{}, maxRootHolds)
+	for range maxRootHolds {
+		go func() { r.m.rootGate(ctx, name); done <- struct{}{} }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.m.copies.holding(name) < maxRootHolds; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held, want %d", r.m.copies.holding(name), maxRootHolds)
+		}
+	}
+	// A hold of 10 s against a request that gives up after 5 s: held, it
+	// ends in the request's deadline; answered at once, it does not.
+	extra, cancelExtra := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelExtra()
+	st, err := r.m.rootGate(extra, name)
+	if err != nil || st.State != RootCopying {
+		t.Fatalf("request past %d held ones: %+v, %v; want the copying state at once", maxRootHolds, st, err)
+	}
+	cancel()
+	for range maxRootHolds {
+		<-done
+	}
+	if n := r.m.copies.holding(name); n != 0 {
+		t.Fatalf("%d holds left after their requests ended", n)
+	}
+}
