@@ -76,6 +76,12 @@ func (w *crlWatch) start(ctx context.Context, path string, ca *x509.Certificate)
 	if path == "" {
 		return
 	}
+	// The first load before returning: the daemon may already verify
+	// peers against ca (a reload's Reconfigure), and a certificate this
+	// CRL lists must not pass IKE_AUTH while the watch is being
+	// scheduled. An unreadable file keeps the CRL loaded before; the
+	// watch says why and retries.
+	w.allow.LoadCRL(ctx, path, ca)
 	ctx, w.cancel = context.WithCancel(ctx)
 	go w.allow.WatchCRL(ctx, path, ca, 2*time.Second)
 }
