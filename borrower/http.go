@@ -70,15 +70,26 @@ func (m *Manager) ImageHandler() http.Handler {
 	pool := netip.MustParsePrefix(m.cfg.TunnelPool)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
-		root, err := m.mayFetch(r, pool)
-		if err != nil {
+		refuse := func(err error) {
 			m.events.imageRefused.Add(1)
 			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
+		}
+		root, err := m.mayFetch(r, pool)
+		if err != nil {
+			refuse(err)
 			return
 		}
-		if root != "" && !m.rootOpen(w, r, root) {
-			return
+		if root != "" {
+			if !m.rootOpen(w, r, root) {
+				return
+			}
+			// The gate may have held the request for seconds, in which
+			// the lease can have ended: asked again, as if it came now.
+			if _, err := m.mayFetch(r, pool); err != nil {
+				refuse(err)
+				return
+			}
 		}
 		m.events.imageServed.Add(1)
 		img, err := m.images.Get(r.Context(), r.PathValue("name"))
