@@ -16,9 +16,10 @@ type Loader struct {
 	// with the modules that do not depend on it.
 	StopOnError bool
 
-	// finit and release replace the syscalls in tests.
+	// finit, release and live replace the syscalls and sysfs in tests.
 	finit   func(path string) (already bool, err error)
 	release func() (string, error)
+	live    func(name string) bool
 }
 
 // LoadError is the failure of one module.
@@ -68,9 +69,15 @@ func (l Loader) load(ctx context.Context, mods []Module, info func(string) Info)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	finit, release := l.finit, l.release
+	finit, release, live := l.finit, l.release, l.live
 	if finit == nil {
 		finit = finitModule
+		if live == nil {
+			live = moduleLive
+		}
+	}
+	if live == nil {
+		live = func(string) bool { return false }
 	}
 	if release == nil {
 		release = Release
@@ -87,6 +94,15 @@ func (l Loader) load(ctx context.Context, mods []Module, info func(string) Info)
 		if dep := firstFailed(m.Depends, failed); dep != "" {
 			failed[NormalizeName(m.Name)] = true
 			errs = append(errs, &LoadError{Module: m.Name, Path: m.Path, Err: fmt.Errorf("not loaded: dependency %s failed", dep)})
+			continue
+		}
+		// A module already live (B loading what A carried after its
+		// coldplug loaded most of it) needs no finit_module: the kernel
+		// would read and check the whole file only to answer EEXIST,
+		// 37 of them 0.5 s under TCG.
+		if live(m.Name) {
+			log.Debug("module loaded", "module", m.Name, "path", m.Path, "already", true)
+			loaded = append(loaded, m.Name)
 			continue
 		}
 		already, err := finit(m.Path)

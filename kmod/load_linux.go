@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +40,14 @@ func moduleErr(call, path string, err error) (already bool, _ error) {
 	default:
 		return false, fmt.Errorf("%s(%q): %w", call, path, err)
 	}
+}
+
+// moduleLive reports whether the kernel has the module loaded and
+// initialised (/sys/module/NAME/initstate is "live"; built-in modules have
+// no initstate and are left to finit_module's answer).
+func moduleLive(name string) bool {
+	b, err := os.ReadFile("/sys/module/" + NormalizeName(name) + "/initstate")
+	return err == nil && strings.TrimSpace(string(b)) == "live"
 }
 
 // Release returns the running kernel's release (uname -r), which

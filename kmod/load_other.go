@@ -10,3 +10,5 @@ func finitModule(path string) (bool, error) {
 
 // Release is only known on Linux.
 func Release() (string, error) { return "", errors.ErrUnsupported }
+
+func moduleLive(string) bool { return false }

@@ -106,3 +106,19 @@ func TestLoadLoadsResolvedModulesInOrder(t *testing.T) {
 		t.Fatalf("loaded %v err %v", loaded, err)
 	}
 }
+
+func TestLoadSkipsLiveModulesWithoutFinit(t *testing.T) {
+	k := &fakeKernel{}
+	l := k.loader()
+	l.live = func(name string) bool { return name == "virtio" || name == "virtio_ring" }
+	loaded, err := l.LoadAll(context.Background(), tree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"failover", "net-failover", "virtio_blk", "virtio_net"}; !reflect.DeepEqual(k.calls, want) {
+		t.Errorf("finit calls %v, want %v (live modules skipped)", k.calls, want)
+	}
+	if want := []string{"failover", "net-failover", "virtio", "virtio_ring", "virtio_blk", "virtio_net"}; !reflect.DeepEqual(loaded, want) {
+		t.Errorf("loaded %v, want %v (live modules count as loaded)", loaded, want)
+	}
+}
