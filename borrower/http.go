@@ -138,7 +138,10 @@ func (m *Manager) rootOpen(w http.ResponseWriter, r *http.Request, root string) 
 	case st.State == RootReady:
 		return true
 	case st.State == RootFailed:
-		http.Error(w, "the borrower could not prepare root "+root+": "+st.Error, http.StatusInternalServerError)
+		// The reason stays with the borrower (lease show, its log): it
+		// names the template and its files, and the caller is image A,
+		// the lender's code, which only needs to stop waiting.
+		http.Error(w, "the borrower's copy of root "+root+" failed; the borrower's lease show says why", http.StatusInternalServerError)
 		return false
 	}
 	w.Header().Set("Retry-After", "1")
