@@ -3,6 +3,7 @@ package borrower
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +40,26 @@ func TestHeldRequestIsRefusedWhenItsLeaseEndedMeanwhile(t *testing.T) {
 	}
 	if code := <-got; code != http.StatusForbidden {
 		t.Fatalf("held request of a lease returned meanwhile, root now ready: %d, want 403", code)
+	}
+}
+
+// Each server is gated by its own root, chosen by who it is (its tunnel
+// address and key), never by what it asks: a server whose root is ready
+// gets image B while another server's root of the same lease is still
+// copied, and only that other server is told its root's state.
+func TestEachServerWaitsOnItsOwnRootAlone(t *testing.T) {
+	ctx := context.Background()
+	g := newGateRig(t)
+	g.m.cfg.ImageStallSeconds = 1 // a hold of half a second
+	l := g.lease(t, 2)
+	if _, err := g.m.updateRoot(ctx, l.Roots[0], func(r *RootState) { r.State = RootCopying }); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := g.get(l, 1); code != http.StatusOK {
+		t.Fatalf("server 1, its root ready, server 0's copying: %d %q, want image B", code, body)
+	}
+	code, body := g.get(l, 0)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, l.Roots[0]) || strings.Contains(body, l.Roots[1]) {
+		t.Fatalf("server 0, its root copying: %d %q, want 503 naming its root %s alone", code, body, l.Roots[0])
 	}
 }
