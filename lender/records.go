@@ -23,7 +23,6 @@ type member struct {
 
 func memberKey(leaseID string, i int) string { return fmt.Sprintf("%s/%05d", leaseID, i) }
 
-// getLease reads a lease with its servers.
 // allLeases reads every lease record: those that read, and the first
 // error of any that does not (the others are still returned).
 func allLeases(tx store.Tx) ([]leaseRec, error) {
@@ -45,6 +44,7 @@ func allLeases(tx store.Tx) ([]leaseRec, error) {
 	return recs, err
 }
 
+// getLease reads a lease with its servers.
 func getLease(tx store.Tx, id string) (leaseRec, []member, error) {
 	var rec leaseRec
 	if err := tx.Get(store.Leases, id, &rec); err != nil {
