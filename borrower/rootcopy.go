@@ -17,6 +17,9 @@ const (
 	RootCopying = "copying"
 	RootReady   = "ready"  // whole, renamed into place and exported (once its server enrolled)
 	RootFailed  = "failed" // the copy failed; the server is refused image B
+	// RootCancelled: the lease ended before the copy finished; nothing of
+	// the partial copy is left.
+	RootCancelled = "cancelled"
 )
 
 // DefaultRootCopies is how many roots the borrower copies at once when
@@ -226,8 +229,10 @@ func (m *Manager) startRoots(l Lease) {
 }
 
 // cancelRoots stops every copy of lease l and waits until each has
-// removed its partial copy; none of l's starts again.
-func (m *Manager) cancelRoots(l Lease) {
+// removed its partial copy; none of l's starts again. A root that was not
+// whole by then is recorded cancelled, so lease show does not go on
+// saying "copying" or "pending" of a returned lease.
+func (m *Manager) cancelRoots(ctx context.Context, l Lease) {
 	c := m.copies
 	c.mu.Lock()
 	c.ended[l.ID] = true
@@ -241,6 +246,15 @@ func (m *Manager) cancelRoots(l Lease) {
 	c.mu.Unlock()
 	for _, j := range wait {
 		<-j.done
+	}
+	for _, name := range l.Roots {
+		if _, err := m.updateRoot(ctx, name, func(r *RootState) {
+			if r.State != RootReady && r.State != RootFailed {
+				r.State = RootCancelled
+			}
+		}); err != nil {
+			m.log.Warn("root copy: cancellation not stored", "lease", l.ID, "root", name, "err", err)
+		}
 	}
 }
 

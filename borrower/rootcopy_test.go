@@ -323,6 +323,9 @@ func TestReturnCancelsACopyAndRemovesThePartialRoot(t *testing.T) {
 		t.Fatalf("after the return the roots directory holds %v, want nothing", got)
 	}
 	l, _ = r.m.Lease(context.Background(), l.ID)
+	if rs, err := r.m.rootStates(context.Background(), l); err != nil || len(rs) != 1 || rs[0].Text() != RootCancelled {
+		t.Fatalf("after the return lease show's roots are %+v (%v), want one cancelled", rs, err)
+	}
 	r.m.startRoots(Lease{ID: l.ID, State: StateActive, Roots: l.Roots, Template: r.tmpl}) // a stale record
 	time.Sleep(200 * time.Millisecond)
 	if got := r.entries(t); l.State != StateReturned || len(got) != 0 {

@@ -163,7 +163,7 @@ func (m *Manager) ReturnLease(ctx context.Context, id string) (Lease, error) {
 func (m *Manager) finishReturn(ctx context.Context, l Lease) (Lease, error) {
 	// A copy still running stops now and removes what it copied; none of
 	// this lease's starts again.
-	m.cancelRoots(l)
+	m.cancelRoots(ctx, l)
 	if l.Shutdown == nil {
 		// Recorded once: a resumed return goes straight on to the gateway.
 		l.Shutdown = m.shutdownServers(ctx, l)
