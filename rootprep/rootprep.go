@@ -128,7 +128,11 @@ func (p *Preparer) PrepareWith(ctx context.Context, template, name string, fn Pr
 	if err != nil {
 		return "", Stats{}, fmt.Errorf("rootprep: %w", err)
 	}
-	st, err := copyTree(ctx, src, tmp, p.progressTo(fn))
+	var st Stats
+	err = lowPriority(func() (err error) {
+		st, err = copyTree(ctx, src, tmp, p.progressTo(fn))
+		return err
+	})
 	if err == nil {
 		// A copy cancelled after its last file (a reflinked one ends
 		// in one call) is never put in place.
