@@ -222,6 +222,10 @@ func (a *Agent) phase(ctx context.Context, name string, fn func(context.Context)
 	start := time.Now()
 	err := a.con.phase(name, func() error { return fn(ctx) })
 	a.rep.add(ctx, name, start, time.Now(), a.phaseBytes, err)
+	if err != nil {
+		// The failure handling (a reboot, by default) comes next.
+		a.rep.drain()
+	}
 	return err
 }
 

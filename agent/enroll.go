@@ -72,7 +72,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 	a.ident = &ike.InitiatorState{Gateway: e.gateway, VirtualIP: true, ForceEncap: true, Timers: e.timers,
 		TunnelPool: e.pool, Key: key, Certs: []*x509.Certificate{e.cert}, CAs: e.borrowerCA}
 	a.imageTLS = borrowerTLS(e.borrowerCA)
-	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
+	a.rep.connect(ctx, a.lease, tls.Certificate{Certificate: [][]byte{e.cert.Raw}, PrivateKey: key, Leaf: e.cert})
 	a.con.printf("ferry: enrolled lease=%s server=%s serial=%x gateway=%s until %s",
 		leaseID, serverID, e.cert.SerialNumber, e.gateway, e.cert.NotAfter.UTC().Format(time.RFC3339))
 	return nil
@@ -237,4 +237,5 @@ func (a *Agent) armed(ctx context.Context) {
 	now := time.Now()
 	a.con.printf("ferry: kexec armed trace=%s", a.trace)
 	a.rep.add(ctx, "kexec-armed", now, now, 0, nil)
+	a.rep.drain()
 }

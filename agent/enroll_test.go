@@ -85,6 +85,7 @@ func TestEnrollGetsOneTimeCertificateAndReportsEveryPhase(t *testing.T) {
 	if err := a.phase(ctx, "enroll", a.enroll); err != nil {
 		t.Fatal(err)
 	}
+	a.rep.drain() // reports go out in the background; the hand-over drains them
 	s := l.server(t)
 	pin, _ := pki.Pin(a.ident.Key.Public())
 	if s.SPKIPin != pin {

@@ -143,6 +143,8 @@ func (a *Agent) switchRoot(ctx context.Context) error {
 		return err
 	}
 	a.stopDiskWatch()
+	// The root's init replaces this process: the last reports go now.
+	a.rep.drain()
 	a.log.Info("switching root", "init", init, "root", a.settings.Root.Server+":"+a.settings.Root.Path, "trace", a.trace)
 	err = nfsroot.SwitchRoot(NewRoot, init, nil)
 	a.con.printf("ferry: switch_root failed after the checks: %s", oneLine(err.Error()))

@@ -43,7 +43,7 @@ func (a *Agent) tunnelB(ctx context.Context) error {
 		return err
 	}
 	a.con.printf("ferry: tunnel up gateway=%s vip=%s (keeper) via %s", id.Gateway, vip, plane.Describe())
-	a.rep.connect(a.lease, tls.Certificate{Certificate: [][]byte{id.Certs[0].Raw}, PrivateKey: id.Key, Leaf: id.Certs[0]})
+	a.rep.connect(ctx, a.lease, tls.Certificate{Certificate: [][]byte{id.Certs[0].Raw}, PrivateKey: id.Key, Leaf: id.Certs[0]})
 	return nil
 }
 
