@@ -84,8 +84,8 @@ type rootCopies struct {
 	// theirs never starts again, whatever stale record asks for it.
 	ended map[string]bool
 	// holds counts the image requests held in rootGate per root: a
-	// server's requests cost the borrower a goroutine and a store read
-	// every 100 ms each while held, so only maxRootHolds of them wait.
+	// server's requests cost the borrower a goroutine each while held,
+	// so only maxRootHolds of them wait.
 	holds map[string]int
 }
 
@@ -382,9 +382,16 @@ func (m *Manager) rootGate(ctx context.Context, name string) (RootState, error) 
 	// before it (httpstall).
 	hold := time.NewTimer(min(rootHold, m.cfg.imageStall()/2))
 	defer hold.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
+	// The end of the root's copy wakes the wait (its record is written
+	// before done closes); with no copy running (not started yet, as after
+	// a restart before Resume) the record is read again each second.
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for r.State != RootReady && r.State != RootFailed {
+		var done <-chan struct{}
+		if j := m.copies.running(name); j != nil {
+			done = j.done
+		}
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
@@ -392,6 +399,7 @@ func (m *Manager) rootGate(ctx context.Context, name string) (RootState, error) 
 			return r, nil
 		case <-hold.C:
 			return m.rootStateNow(ctx, name)
+		case <-done:
 		case <-tick.C:
 		}
 		if r, err = m.rootState(ctx, name); err != nil {
