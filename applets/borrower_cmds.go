@@ -161,11 +161,8 @@ func borrowerLeaseRequest(env *Env, fs *flag.FlagSet) func(context.Context, []st
 	fs.Var(wait, "wait", "wait until every server has its root (switch-root), printing each phase; --wait=TIMEOUT (default 30m)")
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
+		c, err := o.connect(admin)
 		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
 			return err
 		}
 		if len(pos) != 0 {

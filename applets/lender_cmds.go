@@ -92,11 +92,8 @@ func lenderServerAdd(env *Env, fs *flag.FlagSet) func(context.Context, []string)
 	fs.Var(opts, "power-opt", "power driver option `KEY=VALUE` (repeatable)")
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
+		c, err := o.connect(admin)
 		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
 			return err
 		}
 		var s lender.Server
@@ -290,11 +287,8 @@ func lenderServerValidate(env *Env, fs *flag.FlagSet) func(context.Context, []st
 	admin := lenderAdmin(env, fs)
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
+		c, err := o.connect(admin)
 		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
 			return err
 		}
 		rs := []lender.PowerResult{}

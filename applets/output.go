@@ -34,6 +34,16 @@ func (o *output) check() error {
 	return usagef("-o %q: want table, wide or json", o.format)
 }
 
+// connect opens a command over a manager's admin socket: the socket,
+// then -o, the order of checks every such command keeps.
+func (o *output) connect(admin func() (*api.Client, error)) (*api.Client, error) {
+	c, err := admin()
+	if err != nil {
+		return nil, err
+	}
+	return c, o.check()
+}
+
 // json prints v as indented JSON when -o json was asked; it says whether
 // it did.
 func (o *output) json(env *Env, v any) (bool, error) {
@@ -95,11 +105,8 @@ func adminList[T any](env *Env, fs *flag.FlagSet, admin func() (*api.Client, err
 	cols []column, rows func([]T) [][]string) func(context.Context, []string) error {
 	o := outputFlags(fs)
 	return func(ctx context.Context, pos []string) error {
-		c, err := admin()
+		c, err := o.connect(admin)
 		if err != nil {
-			return err
-		}
-		if err := o.check(); err != nil {
 			return err
 		}
 		items := []T{}
