@@ -25,34 +25,16 @@ import (
 	"time"
 
 	"ferry/initrd"
+	"ferry/internal/testbin"
 	"ferry/kexec/kexectest"
 )
 
-// TestMain builds the multicall binary once for every test here, and
-// hands its path on through the environment.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ferry-borrower-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "ferry")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	os.Setenv("FERRY_TEST_BIN", bin)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 // buildFerry returns the binary TestMain built.
 func buildFerry(t *testing.T) string {
 	t.Helper()
-	return os.Getenv("FERRY_TEST_BIN")
+	return testbin.Path()
 }
 
 // orgCA is one organisation's CA for the managers' mutual TLS.

@@ -12,29 +12,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ferry/internal/testbin"
 )
 
-// TestMain builds the multicall binary once, as `make build` does.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ferry-svctest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "ferry")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	os.Setenv("FERRY_TEST_BIN", bin)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m) }
 
-func ferryBin() string { return os.Getenv("FERRY_TEST_BIN") }
+func ferryBin() string { return testbin.Path() }
 
 // notifySocket is systemd's end of sd_notify: a unixgram socket.
 type notifySocket struct {
