@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,27 +47,8 @@ func lenderConfig(t *testing.T) string {
 	return path
 }
 
-// lockedBuffer is a Buffer a server's goroutines may write while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func bufEnv() (*Env, *lockedBuffer, *lockedBuffer) {
-	out, errb := &lockedBuffer{}, &lockedBuffer{}
+func bufEnv() (*Env, *syncBuffer, *syncBuffer) {
+	out, errb := &syncBuffer{}, &syncBuffer{}
 	return &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errb, Log: slog.New(slog.NewTextHandler(errb, nil))}, out, errb
 }
 

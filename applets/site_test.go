@@ -54,6 +54,8 @@ func (s *site) runTo(ctx context.Context, out *syncBuffer, args ...string) int {
 	return Main(ctx, env, append([]string{"ferry"}, args...))
 }
 
+// syncBuffer is a Buffer a command's or server's goroutines may write
+// while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
