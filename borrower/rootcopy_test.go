@@ -33,13 +33,13 @@ func (oneImage) Get(_ context.Context, name string) (catalog.Image, error) {
 }
 
 // heldRoots is the real rootprep, with a hook in its progress: a copy can be
-// heldRoots in the middle (after its first chunk, its partial copy on disk)
+// held in the middle (after its first chunk, its partial copy on disk)
 // until release or its context ends.
 type heldRoots struct {
 	preparer
 	mu      sync.Mutex
 	hold    bool
-	started chan string // a heldRoots copy is in the middle
+	started chan string // a held copy is in the middle
 	release chan struct{}
 }
 
@@ -174,6 +174,19 @@ func (r *rig) hold(on bool) {
 	r.roots.mu.Unlock()
 }
 
+// midCopy requests a lease of one server and returns once its root's
+// copy is held in the middle.
+func (r *rig) midCopy(t *testing.T) Lease {
+	t.Helper()
+	r.hold(true)
+	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.roots.started
+	return l
+}
+
 // entries is what the roots directory holds, hidden temporary copies too.
 func (r *rig) entries(t *testing.T) []string {
 	t.Helper()
@@ -231,7 +244,7 @@ func TestLenderIsAskedBeforeAnyRootIsCopied(t *testing.T) {
 		t.Fatalf("RequestLease = %s, %v; want active", l.State, err)
 	}
 	if r.lender.asked != 1 || len(r.lender.rootsSeen) != 0 {
-		t.Fatalf("when the lender was asked (%d times) the roots directory heldRoots %v: want nothing copied yet", r.lender.asked, r.lender.rootsSeen)
+		t.Fatalf("when the lender was asked (%d times) the roots directory held %v: want nothing copied yet", r.lender.asked, r.lender.rootsSeen)
 	}
 	if len(l.Roots) != 2 || l.Roots[0] != l.ID+"-0" || l.Roots[1] != l.ID+"-1" {
 		t.Fatalf("roots %v, want %s-0 and %s-1", l.Roots, l.ID, l.ID)
@@ -300,12 +313,7 @@ func TestMissingTemplateIsRefusedBeforeTheLender(t *testing.T) {
 // partial copy; no copy of the lease starts again.
 func TestReturnCancelsACopyAndRemovesThePartialRoot(t *testing.T) {
 	r := newRig(t)
-	r.hold(true)
-	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-r.roots.started
+	l := r.midCopy(t)
 	if got := r.entries(t); len(got) != 1 || got[0][0] != '.' {
 		t.Fatalf("mid-copy the roots directory holds %v, want one hidden partial copy", got)
 	}
@@ -317,7 +325,7 @@ func TestReturnCancelsACopyAndRemovesThePartialRoot(t *testing.T) {
 			t.Fatalf("return: %v", err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("return did not end while a copy was heldRoots: not cancelled")
+		t.Fatal("return did not end while a copy was held: not cancelled")
 	}
 	if got := r.entries(t); len(got) != 0 {
 		t.Fatalf("after the return the roots directory holds %v, want nothing", got)
@@ -327,7 +335,9 @@ func TestReturnCancelsACopyAndRemovesThePartialRoot(t *testing.T) {
 		t.Fatalf("after the return lease show's roots are %+v (%v), want one cancelled", rs, err)
 	}
 	r.m.startRoots(Lease{ID: l.ID, State: StateActive, Roots: l.Roots, Template: r.tmpl}) // a stale record
-	time.Sleep(200 * time.Millisecond)
+	if j := r.m.copies.running(l.Roots[0]); j != nil {
+		t.Fatal("a stale start of a returned lease started its copy again")
+	}
 	if got := r.entries(t); l.State != StateReturned || len(got) != 0 {
 		t.Fatalf("lease %s, roots directory %v after a stale start: want returned, nothing copied", l.State, got)
 	}
@@ -338,13 +348,8 @@ func TestReturnCancelsACopyAndRemovesThePartialRoot(t *testing.T) {
 // root is never exported before it is whole, and ends up the template's.
 func TestRestartMidCopyStartsTheCopyAgain(t *testing.T) {
 	r := newRig(t)
-	r.hold(true)
-	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := r.midCopy(t)
 	name := l.Roots[0]
-	<-r.roots.started
 	r.m.Close() // the manager stops mid-copy
 	if st, _ := r.m.rootState(context.Background(), name); st.State != RootCopying {
 		t.Fatalf("after a stop mid-copy the root's record says %q, want copying", st.State)
@@ -374,22 +379,17 @@ func TestRestartMidCopyStartsTheCopyAgain(t *testing.T) {
 	}
 }
 
-// The gate: a server asking while its root is copied is heldRoots and told
+// The gate: a server asking while its root is copied is held and told
 // the state; the first ask is recorded, and a ready root opens at once.
 func TestRootGateRecordsTheAskAndOpensWhenReady(t *testing.T) {
 	r := newRig(t)
-	r.hold(true)
-	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := r.midCopy(t)
 	name := l.Roots[0]
-	<-r.roots.started
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	st, err := r.m.rootGate(ctx, name)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) || st.State == RootReady {
-		t.Fatalf("gate while copying = %+v, %v; want heldRoots until the request's end", st, err)
+		t.Fatalf("gate while copying = %+v, %v; want held until the request's end", st, err)
 	}
 	asked, _ := r.m.rootState(context.Background(), name)
 	if asked.Asked.IsZero() {
@@ -408,12 +408,7 @@ func TestRootGateRecordsTheAskAndOpensWhenReady(t *testing.T) {
 func TestImageGateAnswers503WhileCopyingAnd500WhenTheCopyFailed(t *testing.T) {
 	r := newRig(t)
 	r.m.cfg.ImageStallSeconds = 1 // the hold is half of it
-	r.hold(true)
-	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-r.roots.started
+	l := r.midCopy(t)
 	// head is the gate's answer; Code 0 when it let the request through
 	// to image B (it wrote nothing).
 	head := func(name string) *httptest.ResponseRecorder {
@@ -474,13 +469,8 @@ func TestImageGateAnswers503WhileCopyingAnd500WhenTheCopyFailed(t *testing.T) {
 func TestRootGateHoldsOnlyAFewRequestsOfARoot(t *testing.T) {
 	r := newRig(t)
 	r.m.cfg.ImageStallSeconds = 60 // a hold of rootHold (10 s)
-	r.hold(true)
-	l, err := r.m.RequestLease(context.Background(), Request{Count: 1, Image: "b1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := r.midCopy(t)
 	name := l.Roots[0]
-	<-r.roots.started
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{}, maxRootHolds)
