@@ -190,6 +190,18 @@ func (x *fetchIndex) derive() {
 	}
 }
 
+// awaits reports whether ip is the address of a server whose key the
+// gateway took, of an active lease before its end: a tunnel the gateway
+// does not list yet may be that server's, just connected.
+func (x *fetchIndex) awaits(ip netip.Addr, now time.Time) bool {
+	for _, e := range x.byAddr[ip] {
+		if e.expires.IsZero() || now.Before(e.expires) {
+			return true
+		}
+	}
+	return false
+}
+
 // decide is the gate's answer for peer asking for image: the first
 // entry in (lease, server) order that admits peer decides, as the scan
 // of the store in key order did. It names peer's root.

@@ -71,6 +71,16 @@ func (m *Manager) ImageHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{name}/{file}", func(w http.ResponseWriter, r *http.Request) {
 		refuse := func(err error) {
+			if errors.Is(err, errNotListed) {
+				// A tunnel address's request came through the gateway,
+				// which lists the new tunnel a moment after its IKE_AUTH
+				// answer: "ask again", not a refusal image A gives up on.
+				m.log.Info("image B: tunnel not listed by the gateway yet", "remote", r.RemoteAddr, "path", r.URL.Path)
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set(api.HeaderRootState, "tunnel not listed by the gateway yet")
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 			m.events.imageRefused.Add(1)
 			m.log.Warn("image B refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
@@ -150,6 +160,11 @@ func (m *Manager) rootOpen(w http.ResponseWriter, r *http.Request, root string) 
 	return false
 }
 
+// errNotListed: the gateway's list of tunnels does not hold the
+// caller's tunnel address yet, though an active lease's server whose key
+// the gateway took has it.
+var errNotListed = errors.New("not listed by the gateway yet; a server of an active lease has this address")
+
 // mayFetch allows r only from a virtual IP that the gateway reports held
 // by a server of an active lease, before its end, whose image r asks
 // for, and names that server's root. The leases come from the fetch
@@ -171,12 +186,15 @@ func (m *Manager) mayFetch(r *http.Request, pool netip.Prefix) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: asking the gateway who holds it: %w", ip, err)
 	}
-	if !ok {
-		return "", fmt.Errorf("%s is held by no server connected to the gateway", ip)
-	}
 	x, err := m.fetch.index(r.Context())
 	if err != nil {
 		return "", fmt.Errorf("%s: reading the leases: %w", ip, err)
+	}
+	if !ok {
+		if x.awaits(ip, time.Now()) {
+			return "", fmt.Errorf("%s: %w", ip, errNotListed)
+		}
+		return "", fmt.Errorf("%s is held by no server connected to the gateway", ip)
 	}
 	return x.decide(peer, r.PathValue("name"), time.Now())
 }

@@ -297,8 +297,22 @@ func (l *lab) crl(t *testing.T, a *agent) map[string]bool {
 // image; /metrics shows the active lease.
 func (l *lab) checkImageServing(t *testing.T, pin string) {
 	vip := l.tunnelAddr(t, pin)
+	// Just connected, not listed by the gateway yet: ask again, not a
+	// refusal (the gateway lists a tunnel a moment after its IKE_AUTH).
+	l.gw.set()
+	if code, body := l.imageGet(t, vip, "/b1/vmlinuz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not listed by the gateway yet") {
+		t.Errorf("GET from %s before the gateway lists it: %d %q, want 503 saying not listed yet", vip, code, body)
+	}
 	l.gw.set(ike.SAStatus{Role: "responder", State: "established", Pin: pin, VirtualIP: vip},
 		ike.SAStatus{Role: "responder", State: "established", Pin: strings.Repeat("0", 64), VirtualIP: "127.44.0.12"})
+	// The borrower keeps a miss up to a quarter second before asking the
+	// gateway again.
+	waitFor(t, "the gateway's new list to reach the image gate", func() error {
+		if code, body := l.imageGet(t, vip, "/b1/vmlinuz"); code != http.StatusOK {
+			return fmt.Errorf("%d %q", code, body)
+		}
+		return nil
+	})
 	for _, c := range []struct {
 		from, path string
 		code       int
