@@ -178,6 +178,7 @@ func apply(l netlink.Link, cfg *Config) error {
 // carrier waits for link's carrier and records it; a *NoCarrierError when
 // wait runs out.
 func carrier(ctx context.Context, link *Link, wait time.Duration, log *slog.Logger) error {
+	start := time.Now()
 	state, err := waitCarrier(ctx, link.Index, wait)
 	if err != nil {
 		return err
@@ -187,6 +188,7 @@ func carrier(ctx context.Context, link *Link, wait time.Duration, log *slog.Logg
 		return &NoCarrierError{Link: link.Name, State: state, Wait: wait}
 	}
 	link.Carrier = true
+	log.Info("netcfg: carrier", "link", link.Name, "waited", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -277,8 +279,35 @@ func isEthernet(l netlink.Link) bool {
 	return false
 }
 
-// waitCarrier polls the link until it has carrier; it returns "" then, or
-// the last operational state when wait runs out.
+// carrierPollEvery is how often waitCarrier looks: a NIC's carrier is
+// the last thing before the DHCP exchange, and a look is one netlink
+// request.
+const carrierPollEvery = 20 * time.Millisecond
+
+// hasCarrier reports whether a link with this operational state and these
+// flags has carrier. IFF_LOWER_UP is the driver's carrier bit as the
+// kernel reads it at each request; the operational state follows it
+// through the kernel's linkwatch, which holds a carrier that came while
+// the link was down (the NIC's driver had just probed it) for up to a
+// second: linkwatch handles such events in one batch a second. That cost
+// image A 0.93 s under TCG on Debian's 6.1 (virtio_net's carrier came
+// before ferry set the link up, which the operational state said a second
+// later). Packets go out at once: setting a link up whose carrier is
+// there activates its queue, and a carrier that comes while the link is
+// up is an urgent linkwatch event, handled without the wait. A link that
+// reports dormant (waiting for 802.1X, say) has no usable carrier.
+func hasCarrier(oper netlink.LinkOperState, rawFlags uint32) bool {
+	if oper == netlink.OperUp {
+		return true
+	}
+	if rawFlags&unix.IFF_LOWER_UP == 0 || rawFlags&unix.IFF_DORMANT != 0 {
+		return false
+	}
+	return oper != netlink.OperDormant && oper != netlink.OperTesting
+}
+
+// waitCarrier polls the link until it has carrier (hasCarrier); it returns
+// "" then, or the last operational state when wait runs out.
 func waitCarrier(ctx context.Context, index int, wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -287,13 +316,13 @@ func waitCarrier(ctx context.Context, index int, wait time.Duration) (string, er
 			return "", fmt.Errorf("netlink: link %d: %w", index, err)
 		}
 		a := l.Attrs()
-		if a.OperState == netlink.OperUp || (a.OperState == netlink.OperUnknown && a.RawFlags&unix.IFF_LOWER_UP != 0) {
+		if hasCarrier(a.OperState, a.RawFlags) {
 			return "", nil
 		}
 		if time.Now().After(deadline) {
 			return a.OperState.String(), nil
 		}
-		if err := sleep(ctx, pollEvery); err != nil {
+		if err := sleep(ctx, carrierPollEvery); err != nil {
 			return "", fmt.Errorf("waiting for carrier on %s: %w", a.Name, err)
 		}
 	}
