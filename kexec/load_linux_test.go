@@ -199,3 +199,43 @@ func TestLoadUnderLockdownSaysSo(t *testing.T) {
 		t.Errorf("lockdown none: err %v", err)
 	}
 }
+
+// On a BIOS machine without lockdown kexec_load goes first (no hashing);
+// any failure of it falls back to kexec_file_load, and says why.
+func TestLoadTriesKexecLoadFirstWhereItApplies(t *testing.T) {
+	kernel, initrd := images(t)
+	first := func(k *fakeKernel, mode string, why error) syscalls {
+		sc := k.syscalls()
+		sc.lockdown = func() (string, error) { return mode, nil }
+		sc.legacyFirst = func() error { return why }
+		return sc
+	}
+	k := &fakeKernel{}
+	if m, err := load(kernel, initrd, "", Options{}, first(k, "none", nil)); err != nil || m.String() != "kexec_load" || strings.Join(k.calls, ",") != "legacy" {
+		t.Errorf("BIOS, no lockdown: method %v err %v calls %v", m, err, k.calls)
+	}
+	k = &fakeKernel{legacyErr: errors.New("no room for the kernel")}
+	m, err := load(kernel, initrd, "", Options{}, first(k, "none", nil))
+	if err != nil || m.Syscall != FileLoad || strings.Join(k.calls, ",") != "legacy,file" ||
+		!strings.Contains(m.String(), "kexec_file_load (fallback: kexec_load(kernel=") || !strings.Contains(m.String(), "no room for the kernel") {
+		t.Errorf("kexec_load failing: method %v err %v calls %v", m, err, k.calls)
+	}
+	k = &fakeKernel{legacyErr: errors.New("no room"), fileErr: unix.ENOMEM}
+	if _, err := load(kernel, initrd, "", Options{}, first(k, "none", nil)); !errors.Is(err, unix.ENOMEM) || !strings.Contains(err.Error(), "(after kexec_load(") {
+		t.Errorf("both failing: %v", err)
+	}
+	for _, tc := range []struct {
+		mode string
+		why  error
+		opt  Options
+	}{
+		{"integrity", nil, Options{}},
+		{"none", errors.New("booted through EFI"), Options{}},
+		{"none", nil, Options{ForceFile: true}},
+	} {
+		k := &fakeKernel{}
+		if m, err := load(kernel, initrd, "", tc.opt, first(k, tc.mode, tc.why)); err != nil || m.Syscall != FileLoad || strings.Join(k.calls, ",") != "file" {
+			t.Errorf("%+v: method %v err %v calls %v", tc, m, err, k.calls)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func TestFullChain(t *testing.T) {
 }
 
 // checkManagedConsole: every managed phase of A and B (the agent's own
-// lists) ok on the console, none failed, the root's checks passed
+// lists) ok on the console, none failed, B loaded by kexec_load, the root's checks passed
 // (among them the stray root and the parent of all roots refused), A's
 // address from the lender's DHCP pool kept by B, both tunnels on want.
 func checkManagedConsole(c *Chain, con, want string, labRoot bool) {
@@ -173,6 +173,11 @@ func checkManagedConsole(c *Chain, con, want string, labRoot bool) {
 	}
 	if m := regexp.MustCompile(`ferry: phase .* failed.*`).FindString(con); m != "" {
 		c.Fail("a phase failed: %s", m)
+	}
+	// The lab boots through SeaBIOS without lockdown: B's bzImage goes in
+	// by kexec_load as it is, not by kexec_file_load (kexec/bzplan.go).
+	if !strings.Contains(con, "method=kexec_load firmware=bios") {
+		c.Fail("image B was not loaded by kexec_load on this BIOS machine: %q", regexp.MustCompile(`kexec loaded.*`).FindString(con))
 	}
 	if m := regexp.MustCompile(`ferry-root: check .* FAIL.*`).FindString(con); m != "" {
 		c.Fail("the root's checks failed: %s", m)

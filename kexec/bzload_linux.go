@@ -1,0 +1,206 @@
+//go:build linux && amd64
+
+package kexec
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/u-root/u-root/pkg/boot/linux"
+	"github.com/u-root/u-root/pkg/boot/purgatory"
+	"golang.org/x/sys/unix"
+)
+
+// Where the running kernel shows what planBzImage needs.
+const (
+	bootParamsFile = "/sys/kernel/boot_params/data"
+	firmwareMemmap = "/sys/firmware/memmap"
+	efiDir         = "/sys/firmware/efi"
+)
+
+// kexecSegment is struct kexec_segment of <linux/kexec.h>.
+type kexecSegment struct {
+	buf   unsafe.Pointer
+	bufsz uintptr
+	mem   uintptr
+	memsz uintptr
+}
+
+// loadLegacy is kexec_load: of the bzImage as it is where bzLoadable
+// allows, else through u-root, which decompresses the kernel first and
+// copies the running kernel's boot_params (EFI pointers included).
+func loadLegacy(kernel, initrd *os.File, cmdline string) error {
+	if bzLoadable() == nil {
+		return loadBzImage64(kernel, initrd, cmdline)
+	}
+	return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
+}
+
+// legacyFirst: kexec_load goes first where the bzImage path applies.
+func legacyFirst() error { return bzLoadable() }
+
+// bzLoadable says why the 64-bit bzImage kexec_load path does not apply
+// on this machine, or nil: it hands the new kernel no EFI, so it is for
+// machines that booted without it.
+func bzLoadable() error {
+	if _, err := os.Stat(efiDir); err == nil {
+		return fmt.Errorf("%s exists: the machine booted through EFI, which only kexec_file_load passes on", efiDir)
+	}
+	return nil
+}
+
+// loadBzImage64 loads kernel (a bzImage with the 64-bit entry) and initrd
+// with kexec_load, placed by planBzImage, entered through u-root's 64-bit
+// purgatory (it sets %rsi to the zero page and jumps). The initrd is
+// mapped, not read: the kernel copies it from the page cache once.
+func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
+	kb, err := io.ReadAll(io.LimitReader(kernel, maxKernelSize+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", kernel.Name(), err)
+	}
+	var rd []byte
+	if initrd != nil {
+		st, err := initrd.Stat()
+		if err != nil {
+			return err
+		}
+		if st.Size() > 0 {
+			if rd, err = unix.Mmap(int(initrd.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+				return fmt.Errorf("mapping %s: %w", initrd.Name(), err)
+			}
+			defer unix.Munmap(rd)
+		}
+	}
+	params, err := os.ReadFile(bootParamsFile)
+	if err != nil {
+		return err
+	}
+	ram, err := readRAM(firmwareMemmap)
+	if err != nil {
+		return err
+	}
+	purg, purgAt, err := purgatoryCode()
+	if err != nil {
+		return err
+	}
+	purgRange := memRange{purgAt, purgAt + alignUp(uint64(len(purg)), pageSize)}
+	if err := reserve(&ram, purgRange); err != nil {
+		return fmt.Errorf("purgatory at %#x: %w", purgAt, err)
+	}
+	l, err := planBzImage(kb, len(rd), cmdline, params, ram)
+	if err != nil {
+		return err
+	}
+	// The purgatory jumps to the quadword at +8 with %rsi from +16.
+	binary.LittleEndian.PutUint64(purg[8:], l.Entry)
+	binary.LittleEndian.PutUint64(purg[16:], l.Params.Start)
+	cl := []byte(cmdline + "\x00")
+	segs := []kexecSegment{
+		segment(purg, purgRange),
+		segment(l.Code, l.Kernel),
+		segment(cl, l.Cmdline),
+		segment(l.BootParams, l.Params),
+	}
+	if len(rd) > 0 {
+		segs = append(segs, segment(rd, l.Initrd))
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, uintptr(purgAt), uintptr(len(segs)),
+		uintptr(unsafe.Pointer(&segs[0])), 0, 0, 0)
+	runtime.KeepAlive(purg)
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(cl)
+	runtime.KeepAlive(rd)
+	if errno != 0 {
+		return fmt.Errorf("kexec_load(kernel %#x+%#x, initrd %#x+%#x, entry %#x) = %s: %w",
+			l.Kernel.Start, l.Kernel.size(), l.Initrd.Start, l.Initrd.size(), l.Entry, unix.ErrnoName(errno), errno)
+	}
+	return nil
+}
+
+// segment is b at r, r rounded up to whole pages (the kernel zeroes the
+// rest).
+func segment(b []byte, r memRange) kexecSegment {
+	return kexecSegment{
+		buf:   unsafe.Pointer(unsafe.SliceData(b)),
+		bufsz: uintptr(len(b)),
+		mem:   uintptr(r.Start),
+		memsz: uintptr(alignUp(r.End, pageSize) - r.Start),
+	}
+}
+
+// purgatoryCode is a copy of u-root's 64-bit purgatory's one loadable
+// segment and the address it runs at.
+func purgatoryCode() ([]byte, uint64, error) {
+	p, ok := purgatory.Purgatories["default"]
+	if !ok {
+		return nil, 0, errors.New("u-root has no \"default\" purgatory")
+	}
+	f, err := elf.NewFile(bytes.NewReader(p.Code))
+	if err != nil {
+		return nil, 0, fmt.Errorf("purgatory: %w", err)
+	}
+	if len(f.Progs) != 1 || f.Progs[0].Type != elf.PT_LOAD || f.Progs[0].Filesz < 24 {
+		return nil, 0, errors.New("purgatory: want one loadable segment of at least 24 bytes")
+	}
+	pr := f.Progs[0]
+	b := make([]byte, pr.Filesz)
+	if _, err := pr.ReadAt(b, 0); err != nil {
+		return nil, 0, fmt.Errorf("purgatory: %w", err)
+	}
+	if f.Entry != pr.Paddr || pr.Paddr%pageSize != 0 {
+		return nil, 0, fmt.Errorf("purgatory: entry %#x, segment at %#x", f.Entry, pr.Paddr)
+	}
+	return b, pr.Paddr, nil
+}
+
+// readRAM reads the firmware's memory map (dir/N/{start,end,type}, end
+// inclusive) and returns its "System RAM" ranges in whole pages.
+func readRAM(dir string) ([]memRange, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ram []memRange
+	for _, e := range ents {
+		read := func(name string) (string, error) {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name(), name))
+			return strings.TrimSpace(string(b)), err
+		}
+		typ, err := read("type")
+		if err != nil {
+			return nil, err
+		}
+		if typ != "System RAM" {
+			continue
+		}
+		var se [2]uint64
+		for i, name := range []string{"start", "end"} {
+			s, err := read(name)
+			if err != nil {
+				return nil, err
+			}
+			if se[i], err = strconv.ParseUint(s, 0, 64); err != nil {
+				return nil, fmt.Errorf("%s/%s/%s: %w", dir, e.Name(), name, err)
+			}
+		}
+		if se[1] < se[0] {
+			return nil, fmt.Errorf("%s/%s: end %#x before start %#x", dir, e.Name(), se[1], se[0])
+		}
+		ram = append(ram, memRange{se[0], se[1] + 1})
+	}
+	ram = pageAligned(ram)
+	if len(ram) == 0 {
+		return nil, fmt.Errorf("%s lists no System RAM", dir)
+	}
+	return ram, nil
+}
