@@ -16,12 +16,14 @@ import (
 // decodes to other JSON (fields it does not know), the tags differ and
 // it gets the whole answer, never a wrong 304.
 func ETag(v any) (string, error) {
-	data, err := json.Marshal(v)
+	data, err := jsonOf(v)
 	if err != nil {
 		return "", err
 	}
 	return etagOf(data), nil
 }
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
 
 func etagOf(data []byte) string {
 	h := sha256.Sum256(data)
@@ -32,20 +34,12 @@ func etagOf(data []byte) string {
 // body when r's If-None-Match names that tag: a poll of an unchanged
 // lease costs neither side a body.
 func WriteTagged(w http.ResponseWriter, r *http.Request, v any) {
-	data, err := json.Marshal(v)
+	data, tag, err := Tagged(v)
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	tag := etagOf(data)
-	w.Header().Set("ETag", tag)
-	if noneMatch(r.Header.Get("If-None-Match"), tag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(append(data, '\n')) // as WriteJSON's encoder writes it
+	WriteTaggedData(w, r, data, tag)
 }
 
 // noneMatch reports whether an If-None-Match header names tag (weak

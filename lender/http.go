@@ -115,8 +115,14 @@ func (m *Manager) leaseAPI(who func(*http.Request) (owner, error)) http.Handler 
 		ls, err := m.leasesOf(r.Context(), o)
 		api.Reply(w, ls, err)
 	})
-	// Tagged: a borrower polling an unchanged lease gets 304, no body.
+	// Tagged: a borrower polling an unchanged lease gets 304, no body;
+	// one that asks to wait (Prefer: wait=N) is held until the lease
+	// changes, N seconds at most (heldLease).
 	handle("GET "+api.PathLeases+"/{id}", func(w http.ResponseWriter, r *http.Request, o owner) {
+		if wait, ok := api.PreferWait(r.Header); ok && r.Header.Get("If-None-Match") != "" {
+			m.heldLease(w, r, o, r.PathValue("id"), wait)
+			return
+		}
 		l, err := m.leaseOf(r.Context(), o, r.PathValue("id"))
 		if err != nil {
 			api.WriteError(w, err)

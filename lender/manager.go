@@ -40,6 +40,9 @@ type Manager struct {
 	power    PowerFunc
 	now      func() time.Time
 	metrics  *metrics
+	// waits holds borrowers' polls of unchanged leases until they
+	// change (leasewait.go); st tells it of every committed change.
+	waits *leaseWaits
 
 	// netboot: tokens are bound when netboot serves their script, and an
 	// enrollment needs that binding.
@@ -66,8 +69,9 @@ func New(st store.Store, ca *lenderca.CA, log *slog.Logger, o Options) *Manager 
 	if o.TokenTTL == 0 {
 		o.TokenTTL = 10 * time.Minute
 	}
-	m := &Manager{st: st, ca: ca, log: log, url: o.PublicURL,
-		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}}
+	waits := newLeaseWaits(maxHeldPerBorrower, maxHeldTotal)
+	m := &Manager{st: watchedStore{Store: st, waits: waits}, ca: ca, log: log, url: o.PublicURL,
+		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}, waits: waits}
 	m.tokenTTL.Store(int64(o.TokenTTL))
 	m.metrics.reg.MustRegister(newStoreCollector(m))
 	return m

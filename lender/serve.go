@@ -149,6 +149,9 @@ loop:
 		}
 	}
 	log.Info("lender stopping: finishing requests in flight", "grace", StopGrace)
+	// Held polls answer now (304: the borrower asks again, with its tag,
+	// whichever lender answers next), rather than hold the grace.
+	m.StopWaits()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
 	defer cancel()
 	var wg sync.WaitGroup
