@@ -96,10 +96,14 @@ type leaseHead struct {
 	// LenderTag is the api.ETag of the lender's answer as stored ("":
 	// none; ask in full): the lender answers 304 while it is the same.
 	LenderTag string
+	// Booting: a server of the lease has no key yet; its enrollment is
+	// awaited, and the gateway should learn its key at once (watch.go).
+	Booting bool
 }
 
 func headOf(l Lease) leaseHead {
-	h := leaseHead{ID: l.ID, State: l.State, LenderID: l.Lender.ID, Expires: l.Lender.Expires}
+	h := leaseHead{ID: l.ID, State: l.State, LenderID: l.Lender.ID, Expires: l.Lender.Expires,
+		Booting: l.State == StateActive && booting(l)}
 	// A full answer each poll while the lease has work left that only a
 	// refresh does: tunnel addresses to assign, or a key the gateway has
 	// not taken yet (its Allow failed): a 304 would skip the retry.
@@ -107,6 +111,19 @@ func headOf(l Lease) leaseHead {
 		h.LenderTag, _ = api.ETag(l.Lender)
 	}
 	return h
+}
+
+// booting reports whether a server of l has not enrolled yet.
+func booting(l Lease) bool {
+	if len(l.Lender.Servers) < l.Count {
+		return true
+	}
+	for _, s := range l.Lender.Servers {
+		if s.SPKIPin == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // keysPending reports whether a server of l shows a key the gateway was

@@ -62,8 +62,13 @@ type Manager struct {
 	lender     *api.Client
 	copies     *rootCopies // the roots being copied (rootcopy.go)
 	events     events
-	caPEM      string
-	log        *slog.Logger
+	// watches are the booting leases whose polls the lender holds
+	// (watch.go); refreshMu applies one lender answer at a time.
+	watches   leaseWatches
+	refreshMu sync.Mutex
+	syncNow   chan struct{} // asks Sync for a pass now (buffered: one pending is enough)
+	caPEM     string
+	log       *slog.Logger
 }
 
 // New makes a Manager. gw and tunnels may be nil: no gateway is told, and
@@ -79,7 +84,8 @@ func New(cfg Config, st store.Store, images Images, roots Roots, gw Gateway, tun
 	}
 	fetch := &leaseIndexer{Store: st}
 	m := &Manager{cfg: cfg, st: fetch, fetch: fetch, images: images, roots: roots, gw: gw, lender: lender, caPEM: string(ca), log: log,
-		tunnels: tunnels, keeperCert: kc, copies: newRootCopies(cfg.RootCopies)}
+		tunnels: tunnels, keeperCert: kc, copies: newRootCopies(cfg.RootCopies),
+		watches: leaseWatches{held: map[string]bool{}}, syncNow: make(chan struct{}, 1)}
 	if tunnels != nil {
 		m.vips = newVIPCache(tunnels)
 	}
@@ -168,6 +174,10 @@ func (m *Manager) drive(ctx context.Context, l Lease) (Lease, error) {
 				return l, err
 			}
 			m.startRoots(l)
+			select { // Sync watches it from now, not from its next tick
+			case m.syncNow <- struct{}{}:
+			default:
+			}
 			return l, nil
 		}
 	}

@@ -269,12 +269,7 @@ func (m *Manager) tend(ctx context.Context, h leaseHead) error {
 		return nil
 	}
 	m.events.pollsChanged.Add(1)
-	l, err := m.Lease(ctx, h.ID)
-	if err != nil {
-		return err
-	}
-	_, err = m.refreshWith(ctx, l, got)
-	return err
+	return m.refreshLatest(ctx, h.ID, got)
 }
 
 // Resume drives what a killed borrower left in flight, then keeps active
@@ -313,16 +308,20 @@ func (m *Manager) Resume(ctx context.Context) error {
 }
 
 // Sync refreshes every active lease, and returns those whose end passed,
-// each poll interval until ctx ends.
+// at once and then each poll interval until ctx ends; it watches booting
+// leases (watch.go), one that just became active at once.
 func (m *Manager) Sync(ctx context.Context) {
 	t := time.NewTicker(m.cfg.poll())
 	defer t.Stop()
 	var crlAt time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-m.syncNow: // a lease just became active: watch it now
+			}
 		}
 		x, err := m.fetch.index(ctx)
 		if err != nil {
@@ -338,7 +337,12 @@ func (m *Manager) Sync(ctx context.Context) {
 				m.log.Warn("sync: lender CRL not relayed to the gateway", "err", err)
 			}
 		}
-		for _, h := range x.active() {
+		active := x.active()
+		m.watchBooting(ctx, active)
+		for _, h := range active {
+			if m.watchHeld(h.ID) && !h.expired(time.Now()) {
+				continue // the lender answers its watch when it changes
+			}
 			if err := m.tend(ctx, h); err != nil {
 				m.log.Warn("sync", "lease", h.ID, "err", err)
 			}
