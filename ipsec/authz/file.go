@@ -121,13 +121,20 @@ func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, er
 }
 
 // Watch reloads path whenever its content changes and expires entries,
-// checking every interval, until ctx ends. A bad file is logged once per
-// change and the previous list kept.
+// checking every interval and, where inotify tells of a write or a
+// rename onto path, at once (the borrower adds a key while the server
+// it belongs to retries IKE: a 2 s interval alone kept it waiting about
+// a second), until ctx ends. A bad file is logged once per change and
+// the previous list kept.
 func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
+	changes, err := fileChanges(ctx, path)
+	if err != nil {
+		l.log.Warn("authz: allow list checked every interval only", "path", path, "interval", interval, "err", err)
+	}
 	l.mu.Lock()
 	prev := l.loaded // a Load just before Watch need not be repeated
 	l.mu.Unlock()
-	prev, err := l.loadIfChanged(ctx, path, prev)
+	prev, err = l.loadIfChanged(ctx, path, prev)
 	lastErr := ""
 	report := func(err error) {
 		if err != nil && err.Error() != lastErr {
@@ -145,6 +152,10 @@ func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changes: // nil without inotify: never
+			prev, err = l.loadIfChanged(ctx, path, prev)
+			report(err)
+			continue
 		case <-t.C:
 		}
 		prev, err = l.loadIfChanged(ctx, path, prev)

@@ -1,0 +1,80 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileChanges sends on the returned channel (coalescing) whenever the
+// file at path is written and closed, created or renamed into place,
+// until ctx ends: inotify on its directory, so that a writer that
+// replaces the file by rename (as the borrower does) is seen too. The
+// caller keeps its periodic check: inotify says nothing for a network
+// file system changed on another host, or when the directory is
+// replaced.
+func fileChanges(ctx context.Context, path string) (<-chan struct{}, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("authz: inotify: %w", err)
+	}
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("authz: inotify watch of %s: %w", dir, err)
+	}
+	// Non-blocking, so the runtime's poller waits for it and Close
+	// interrupts a read in progress.
+	f := os.NewFile(uintptr(fd), "inotify:"+dir)
+	out := make(chan struct{}, 1)
+	go func() {
+		<-ctx.Done()
+		f.Close()
+	}()
+	go func() {
+		buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return // closed at ctx's end, or broken: the periodic check stays
+			}
+			if namesFile(buf[:n], name) {
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// namesFile reports whether a read of inotify events names the file.
+func namesFile(buf []byte, name string) bool {
+	for len(buf) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+		end := unix.SizeofInotifyEvent + int(ev.Len)
+		if end > len(buf) {
+			return false
+		}
+		raw := buf[unix.SizeofInotifyEvent:end]
+		for i, c := range raw {
+			if c == 0 {
+				raw = raw[:i]
+				break
+			}
+		}
+		if string(raw) == name || ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			return true
+		}
+		buf = buf[end:]
+	}
+	return false
+}
