@@ -197,14 +197,19 @@ func (a *Agent) tunnelA(ctx context.Context) error {
 const tunnelWait = 2 * time.Minute
 
 // tunnelRetryDelay is the pause after the try'th refused attempt. The
-// key normally reaches the gateway's allow list within a second of
-// enrollment (the borrower writes it, the gateway reloads the file), so
-// the first tries come every 0.5 s: a fixed 2 s after the first refusal
-// held the chain 1-1.5 s past the moment the gateway would have said yes.
-// After that, 2 s, so that a key that never comes costs the gateway one
+// borrower's poll of a booting lease is held at the lender and answered
+// at the enrollment, and the gateway reloads its allow list when the
+// borrower replaces it, so the key is normally accepted a few hundred
+// milliseconds after enrollment: the first tries come every 0.2 s (a
+// refused try costs A and the gateway one handshake, tens of
+// milliseconds), then every 0.5 s for a lender or borrower that polls,
+// then 2 s, so that a key that never comes costs the gateway one
 // refused handshake per 2 s, as before.
 func tunnelRetryDelay(try int) time.Duration {
-	if try <= 4 {
+	switch {
+	case try <= 5:
+		return 200 * time.Millisecond
+	case try <= 9:
 		return 500 * time.Millisecond
 	}
 	return 2 * time.Second
