@@ -32,6 +32,11 @@ type scriptLender struct {
 	leases  map[string]*api.Lease
 	end     time.Time   // the end of the next lease
 	answers map[int]int // GET's answers by status
+	// booting: new leases' servers have not enrolled (no pin yet).
+	booting bool
+	// waits counts GETs that asked to be held (Prefer), never held here:
+	// this lender is one from before held polls.
+	waits int
 }
 
 type statusRecorder struct {
@@ -61,13 +66,20 @@ func (f *scriptLender) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id := fmt.Sprintf("L%d", len(f.leases)+1)
 		l := &api.Lease{ID: id, State: api.LeaseActive, Created: time.Now(), Expires: f.end}
 		for i := range req.Roots {
-			l.Servers = append(l.Servers, api.LeaseServer{ID: fmt.Sprintf("s%d", i), Phase: "enrolled", SPKIPin: pinOf(id, i)})
+			sv := api.LeaseServer{ID: fmt.Sprintf("s%d", i), Phase: "enrolled", SPKIPin: pinOf(id, i)}
+			if f.booting {
+				sv.Phase, sv.SPKIPin = "booting", ""
+			}
+			l.Servers = append(l.Servers, sv)
 		}
 		f.leases[id] = l
 		api.WriteJSON(w, http.StatusOK, l)
 	case l == nil:
 		http.Error(w, "no lease", http.StatusNotFound)
 	case r.Method == "GET" && rest == "":
+		if _, ok := api.PreferWait(r.Header); ok {
+			f.waits++
+		}
 		rec := &statusRecorder{ResponseWriter: w}
 		api.WriteTagged(rec, r, l) // as the lender does
 		f.answers[rec.status]++
