@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"ferry/api"
 	"ferry/store"
 )
@@ -38,6 +40,7 @@ type leaseWaits struct {
 	max       int
 	stopped   chan struct{}
 	closeOnce sync.Once
+	refused   prometheus.Counter
 }
 
 // leaseWake is closed at its lease's next committed change.
@@ -48,7 +51,22 @@ type leaseWake struct {
 
 func newLeaseWaits(perOwner, max int) *leaseWaits {
 	return &leaseWaits{next: map[string]*leaseWake{}, held: map[string]int{},
-		perOwner: perOwner, max: max, stopped: make(chan struct{})}
+		perOwner: perOwner, max: max, stopped: make(chan struct{}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_lender_held_polls_refused_total",
+			Help: "Borrowers' polls the lender refused to hold (429): a borrower or the lender at its bound."})}
+}
+
+// collectors are the held polls' series: how many are held now, and the
+// refusals (a borrower that meets the bound polls instead: slower, not
+// broken).
+func (w *leaseWaits) collectors() []prometheus.Collector {
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ferry_lender_held_polls",
+		Help: "Borrowers' polls of unchanged leases held until the lease changes, now."}, func() float64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return float64(w.total)
+	})
+	return []prometheus.Collector{held, w.refused}
 }
 
 // hold counts one more held poll of who, or refuses it when who or the
@@ -58,8 +76,10 @@ func (w *leaseWaits) hold(who string) (release func(), err error) {
 	defer w.mu.Unlock()
 	switch {
 	case w.held[who] >= w.perOwner:
+		w.refused.Inc()
 		return nil, fmt.Errorf("%d held polls of borrower %q already, the most one borrower may have", w.held[who], who)
 	case w.total >= w.max:
+		w.refused.Inc()
 		return nil, fmt.Errorf("%d held polls already, the most the lender holds", w.total)
 	}
 	w.held[who]++

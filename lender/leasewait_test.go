@@ -3,6 +3,8 @@ package lender
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +144,12 @@ func TestHeldPollsAreBoundedPerBorrower(t *testing.T) {
 	}
 	if changed, err := h.c.GetIfChanged(h.ctx, h.path, h.tag, &api.Lease{}); err != nil || changed {
 		t.Fatalf("plain poll at the bound = changed %v, %v; want 304", changed, err)
+	}
+	body := scrape(t, h.f.m.StatusHandler())
+	for _, want := range []string{fmt.Sprintf("ferry_lender_held_polls %d", maxHeldPerBorrower), "ferry_lender_held_polls_refused_total 1"} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics at the bound lacks %q", want)
+		}
 	}
 	h.enroll(t) // wakes them all
 	for _, p := range polls {

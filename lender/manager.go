@@ -73,7 +73,7 @@ func New(st store.Store, ca *lenderca.CA, log *slog.Logger, o Options) *Manager 
 	m := &Manager{st: watchedStore{Store: st, waits: waits}, ca: ca, log: log, url: o.PublicURL,
 		power: o.Power, now: o.Now, metrics: newMetrics(), boots: map[string]bootState{}, waits: waits}
 	m.tokenTTL.Store(int64(o.TokenTTL))
-	m.metrics.reg.MustRegister(newStoreCollector(m))
+	m.metrics.reg.MustRegister(append(waits.collectors(), newStoreCollector(m))...)
 	return m
 }
 
