@@ -351,7 +351,7 @@ func (c *Chain) lenderUp() {
 	nb := map[string]any{"interface": "lan", "server_ip": LenderIP, "mode": "dhcp",
 		"pool_first": "10.50.0.100", "pool_last": "10.50.0.150", "prefix": "10.50.0.0/24", "router": LenderIP,
 		"http_addr": LenderIP + ":8080", "kernel_a": c.Cfg.Images.Vmlinuz, "initrd_a": c.Cfg.Images.InitrdA,
-		"cmdline": "console=ttyS0 quiet ferry.dataplane=" + c.Cfg.DataPlane}
+		"cmdline": "console=ttyS0 quiet sysrq_always_enabled nokaslr ferry.dataplane=" + c.Cfg.DataPlane}
 	for k, v := range c.Cfg.NetbootExtra {
 		nb[k] = v
 	}
@@ -475,7 +475,7 @@ func (c *Chain) borrowerUp() {
 	// No nfs.nfs4_unique_id=: one image B serves every server of a lease,
 	// and B gives each its own NFSv4 client identity (its trace).
 	add := []string{c.Cfg.Ferry, "borrower", "image", "add", "--dir", c.bdir, "b1", "--kernel", c.Cfg.Images.VmlinuzB,
-		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", "console=ttyS0 quiet"}
+		"--initrd", c.Cfg.Images.InitrdB, "--cmdline", "console=ttyS0 quiet sysrq_always_enabled nokaslr"}
 	if c.Cfg.Images.ModulesB != "" {
 		add = append(add, "--modules", c.Cfg.Images.ModulesB)
 	}
@@ -526,11 +526,16 @@ func (c *Chain) Request() time.Duration {
 	c.ServerIPs, c.VIPs = nil, nil
 	// A panicked guest halts (-no-reboot) without exiting: stop waiting
 	// for it at once.
-	readyOrPanic := regexp.MustCompile(`(` + c.Cfg.RootReady.String() + `)|Kernel panic - not syncing.*`)
+	// A stalled one (soft lockup, RCU stall) never recovers in the lab:
+	// record where its CPUs are (StallDump) and stop waiting.
+	readyOrPanic := regexp.MustCompile(`(` + c.Cfg.RootReady.String() + `)|Kernel panic - not syncing.*|(` + reStall.String() + `)`)
 	for i, vm := range c.VMs {
 		m, err := vm.Console.Expect(readyOrPanic, time.Until(end), vm.Done())
 		if err != nil {
 			c.Fail("server %d: the borrower's root never said ready: %v", i, err)
+		}
+		if m[len(m)-1] != "" {
+			c.Fail("server %d: the guest's kernel stalled: %q", i, m[0])
 		}
 		if m[1] == "" {
 			c.Fail("server %d: %s", i, m[0])
@@ -557,6 +562,15 @@ func (c *Chain) Request() time.Duration {
 func (c *Chain) Fail(format string, a ...any) {
 	c.t.Helper()
 	var b strings.Builder
+	for i, vm := range c.VMs {
+		// A stalled guest (any failure may come from one): where its CPUs
+		// are, before the tails below are taken.
+		if vm.Running() && reStall.MatchString(vm.Console.Text()) {
+			err := vm.StallDump()
+			fmt.Fprintf(&b, "--- server %d stalled: vCPU registers in %s, SysRq backtraces on its console (dump errors: %v)\n",
+				i, filepath.Join(filepath.Dir(vm.Console.Path), "stall-registers.txt"), err)
+		}
+	}
 	for _, f := range []string{"lender.log", "borrower.log", "gateway.log", "ganesha.log"} {
 		fmt.Fprintf(&b, "--- %s (tail)\n%s\n", f, tailFile(c.path(f), 1200))
 	}
