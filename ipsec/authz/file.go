@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,7 +82,7 @@ func Parse(r io.Reader) ([]Entry, error) {
 // Load replaces the list with the file at path. On error the list is
 // unchanged.
 func (l *List) Load(ctx context.Context, path string) error {
-	h, err := l.loadIfChanged(ctx, path, "")
+	h, err := l.loadIfChanged(ctx, path, "", settle)
 	if err == nil {
 		l.mu.Lock()
 		l.loaded = h
@@ -90,7 +91,10 @@ func (l *List) Load(ctx context.Context, path string) error {
 	return err
 }
 
-func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, error) {
+// loadIfChanged loads path unless its content hashes to prev. A change
+// is applied only if a second read wait later agrees (wait 0: the file
+// was renamed into place, hence whole).
+func (l *List) loadIfChanged(ctx context.Context, path, prev string, wait time.Duration) (string, error) {
 	data, err := readBounded(path)
 	if err != nil {
 		return prev, err
@@ -102,14 +106,18 @@ func (l *List) loadIfChanged(ctx context.Context, path, prev string) (string, er
 	}
 	// A writer that truncates and rewrites in place (not rename) can be
 	// caught half way, and an empty or cut list would revoke every lease:
-	// apply a change only once two reads a moment apart agree.
-	time.Sleep(settle)
-	again, err := readBounded(path)
-	if err != nil {
-		return prev, err
-	}
-	if !bytes.Equal(again, data) {
-		return prev, nil // still changing: the next check takes it
+	// apply a change only once two reads a moment apart agree. A file
+	// renamed into place was whole when it appeared (the borrower writes
+	// it so): no wait, the key's server may be retrying IKE.
+	if wait > 0 {
+		time.Sleep(wait)
+		again, err := readBounded(path)
+		if err != nil {
+			return prev, err
+		}
+		if !bytes.Equal(again, data) {
+			return prev, nil // still changing: the next check takes it
+		}
 	}
 	entries, err := Parse(bytes.NewReader(data))
 	if err != nil {
@@ -134,7 +142,7 @@ func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
 	l.mu.Lock()
 	prev := l.loaded // a Load just before Watch need not be repeated
 	l.mu.Unlock()
-	prev, err = l.loadIfChanged(ctx, path, prev)
+	prev, err = l.loadIfChanged(ctx, path, prev, settle)
 	lastErr := ""
 	report := func(err error) {
 		if err != nil && err.Error() != lastErr {
@@ -152,16 +160,36 @@ func (l *List) Watch(ctx context.Context, path string, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changes: // nil without inotify: never
-			prev, err = l.loadIfChanged(ctx, path, prev)
+		case <-changes.signal(): // nil without inotify: never
+			wait := time.Duration(0)
+			if changes.inPlace.Swap(false) {
+				wait = settle
+			}
+			prev, err = l.loadIfChanged(ctx, path, prev, wait)
 			report(err)
 			continue
 		case <-t.C:
 		}
-		prev, err = l.loadIfChanged(ctx, path, prev)
+		prev, err = l.loadIfChanged(ctx, path, prev, settle)
 		report(err)
 		l.ExpireNow(ctx)
 	}
+}
+
+// changes are fileChanges' signals: c says the file changed since the
+// last signal, inPlace whether it was written in place since then (or
+// events were lost), rather than only renamed onto.
+type changes struct {
+	c       chan struct{}
+	inPlace atomic.Bool
+}
+
+// signal is c, nil (never ready) for no changes at all.
+func (c *changes) signal() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c.c
 }
 
 func readBounded(path string) ([]byte, error) {

@@ -8,6 +8,6 @@ import (
 )
 
 // fileChanges has no inotify here: the periodic check alone reloads.
-func fileChanges(ctx context.Context, path string) (<-chan struct{}, error) {
+func fileChanges(ctx context.Context, path string) (*changes, error) {
 	return nil, errors.New("authz: no inotify on this system")
 }
