@@ -25,9 +25,10 @@ var reStall = regexp.MustCompile(`watchdog: BUG: soft lockup - CPU#\d+ stuck|rcu
 // prints from now on reach the console), SysRq l (a backtrace of every
 // CPU, by NMI) and SysRq w (the blocked tasks). It needs
 // sysrq_always_enabled on the guest's command line; the lab's A and B
-// have it, and nokaslr, so that the registers' addresses read directly
-// against the kernel's System.map. It waits long enough for the next watchdog report and
-// returns what went wrong talking to QEMU, if anything.
+// have it, and nokaslr, so that a RIP is the same address in every boot
+// of the kernel (Debian's System.map is a placeholder: read it against
+// the -dbg package or a healthy guest's /proc/kallsyms). It waits for the
+// next watchdog report and returns what went wrong talking to QEMU.
 func (vm *VM) StallDump() error {
 	regs, err := vm.hmp("info registers -a")
 	if err == nil {
