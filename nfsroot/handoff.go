@@ -2,7 +2,6 @@ package nfsroot
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,9 +114,10 @@ func ShutdownHandOff(run, bin string) error {
 	if err != nil {
 		return fmt.Errorf("shutdown hand-off: %w", err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	if err := copyContents(dst, src); err != nil {
 		dst.Close()
-		return fmt.Errorf("shutdown hand-off: %w", err)
+		os.Remove(dst.Name())
+		return fmt.Errorf("shutdown hand-off: copy %s to %s: %w", bin, dst.Name(), err)
 	}
 	return dst.Close()
 }

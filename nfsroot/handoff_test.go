@@ -1,6 +1,8 @@
 package nfsroot
 
 import (
+	"bytes"
+	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,5 +56,29 @@ func TestShutdownHandOffPlacesAnExecutableCopy(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(run, "initramfs", "shutdown"))
 	if err != nil || fi.Mode().Perm()&0o111 == 0 || fi.Size() != 10 {
 		t.Fatalf("run/initramfs/shutdown: %v %v, want an executable copy of the binary", fi, err)
+	}
+}
+
+// The binary is copied whole (sendfile in a loop), whatever its size.
+func TestShutdownHandOffCopiesTheWholeBinary(t *testing.T) {
+	run, bin := t.TempDir(), filepath.Join(t.TempDir(), "ferry")
+	want := make([]byte, 3<<20+12345)
+	rand.Read(want)
+	if err := os.WriteFile(bin, want, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ShutdownHandOff(run, bin); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(run, "initramfs", "shutdown"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("run/initramfs/shutdown: %d bytes (%v), want the %d bytes of the binary", len(got), err, len(want))
+	}
+	// A second hand-off refuses to overwrite (O_EXCL) and leaves the copy.
+	if err := ShutdownHandOff(run, bin); err == nil {
+		t.Error("second hand-off succeeded over an existing file")
+	}
+	if got, _ := os.ReadFile(filepath.Join(run, "initramfs", "shutdown")); !bytes.Equal(got, want) {
+		t.Error("second hand-off changed the first copy")
 	}
 }

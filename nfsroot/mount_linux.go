@@ -88,8 +88,13 @@ func mountOnce(spec Spec, target string, log *slog.Logger) error {
 	log.Debug("nfsroot: mount", "source", source, "target", target, "fstype", fstype, "data", data)
 	if err := unix.Mount(source, target, fstype, 0, data); err != nil {
 		err = fmt.Errorf("mount(%q, %q, %q, %#x, %q) = %w", source, target, fstype, 0, data, err)
-		if errors.Is(err, unix.ENODEV) {
+		switch {
+		case errors.Is(err, unix.ENODEV):
 			err = fmt.Errorf("%w (kernel has no %s file system: load the nfs/nfsv4 modules)", err, fstype)
+		case errors.Is(err, unix.EPROTONOSUPPORT) && spec.Version == "3":
+			// nfs asks for nfsv3 when the mount names version 3, and no
+			// modprobe answers in an initramfs whose init is ferry.
+			err = fmt.Errorf("%w (kernel has no NFSv3 client: load the nfsv3 module)", err)
 		}
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"ferry/internal/atomicfile"
@@ -44,8 +45,9 @@ func isKey(name string) bool {
 // directories and files keep their permission bits, except that key files
 // get 0600; symlinks are recreated as they are. Each file is written to a
 // temporary name, synced and renamed, so a reader (or a crash) never sees
-// half a key. Devices, FIFOs and sockets are refused.
-func copyTree(src, dst string) error {
+// half a key. Devices, FIFOs and sockets are refused. The paths in skip
+// (relative to src, files or whole directories) are left out.
+func copyTree(src, dst string, skip []string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -53,6 +55,12 @@ func copyTree(src, dst string) error {
 		rel, err := filepath.Rel(src, p)
 		if err != nil {
 			return err
+		}
+		if slices.Contains(skip, rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		to := filepath.Join(dst, rel)
 		fi, err := d.Info()

@@ -72,3 +72,27 @@ func TestPlaceStateRefusesRelativeOrRoot(t *testing.T) {
 		}
 	}
 }
+
+// Image B leaves the binary out when the keeper already runs: the root
+// gets the state, not a second 20 MB copy of ferry.
+func TestPlaceStateLeavesSkippedPathsOut(t *testing.T) {
+	src := stateTree(t)
+	newRoot := t.TempDir()
+	if err := PlaceState(newRoot, src, ModeCopy, "bin"); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(newRoot, src)
+	if _, err := os.Lstat(filepath.Join(dst, "bin")); err == nil {
+		t.Error("bin/ was placed although skipped")
+	}
+	for _, p := range []string{"state/settings.json", "state/key.pem", "state/cert.pem"} {
+		if b, err := os.ReadFile(filepath.Join(dst, p)); err != nil || string(b) != "contents of "+p {
+			t.Errorf("%s: %q, %v; want it placed", p, b, err)
+		}
+	}
+	for _, bad := range []string{"/bin", "..", "../x", "."} {
+		if err := PlaceState(t.TempDir(), src, ModeCopy, bad); err == nil {
+			t.Errorf("skip %q accepted", bad)
+		}
+	}
+}

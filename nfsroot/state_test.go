@@ -71,12 +71,12 @@ func checkState(t *testing.T, dst string) {
 func TestCopyTreeKeepsModesAndLocksKeys(t *testing.T) {
 	src := stateTree(t)
 	dst := filepath.Join(t.TempDir(), "out")
-	if err := copyTree(src, dst); err != nil {
+	if err := copyTree(src, dst, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkState(t, dst)
 	// Copying again over the first copy works (symlinks replaced, files renamed over).
-	if err := copyTree(src, dst); err != nil {
+	if err := copyTree(src, dst, nil); err != nil {
 		t.Fatalf("second copy: %v", err)
 	}
 	checkState(t, dst)
@@ -87,7 +87,7 @@ func TestCopyTreeRefusesSpecialFiles(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	err := copyTree(src, filepath.Join(t.TempDir(), "out"))
+	err := copyTree(src, filepath.Join(t.TempDir(), "out"), nil)
 	if err == nil || !strings.Contains(err.Error(), "unsupported file type") {
 		t.Fatalf("copyTree with a FIFO = %v, want a refusal", err)
 	}
