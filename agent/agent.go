@@ -82,6 +82,10 @@ type Agent struct {
 	diskWatch  *disks.Watcher // marks disks that appear after disks-ro
 	disksRO    []string       // what disks-ro marked
 	phaseBytes int64          // bytes the running phase moved, for its report
+
+	// B's work beside the phases: the NFS client's module loads
+	// (modules_b.go) and the shutdown hand-off's copy of ferry.
+	nfsLoad, shutdownCopy *background
 }
 
 // step is one phase of the chain.
@@ -173,11 +177,13 @@ func (a *Agent) stepsB(managed bool) []step {
 	if managed {
 		return append(steps,
 			step{"tunnel-b", a.tunnelB},
+			step{"nfs-client", a.nfsClientReady},
 			step{"mount-root", a.mountRoot},
 			step{"place-state", a.placeState},
 			step{"keeper", a.keeperIntoRoot})
 	}
 	return append(steps,
+		step{"nfs-client", a.nfsClientReady},
 		step{"mount-root", a.mountRoot},
 		step{"place-state", a.placeState},
 		step{"keeper", a.startKeeper})

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"ferry/kmod"
+	"ferry/nfsroot"
 )
 
 // B's kernel is the borrower's: its release is in general not A's, and
@@ -24,13 +26,26 @@ import (
 // the initrd's kernel, merged-/usr first.
 var ownModuleDirs = []string{"/usr/lib/modules", "/lib/modules"}
 
-// nfsModules are loaded from B's tree when it has them: the root is
-// mounted through them, and nothing answers the kernel's module requests
-// once ferry is init (no udev, perhaps no modprobe). tcp_diag (with
-// inet_diag) is sock_diag for TCP: the keeper resets through it the NFS
-// client's connection that still backs off when the tunnel comes back
-// (keeper/stalled.go).
-var nfsModules = []string{"af_packet", "sunrpc", "nfs", "nfsv4", "nfsv3", "tcp_diag"}
+// nfsClientModules are the modules the root's mount needs, loaded from
+// B's tree when it has them: nothing answers the kernel's module requests
+// once ferry is init (no udev, perhaps no modprobe). Only the version the
+// root is mounted with (nfsroot.MountOptions: "3" is NFSv3, anything
+// else NFSv4): nfsv3 (with nfs_acl) would be loaded for nothing
+// otherwise. tcp_diag (with inet_diag) is sock_diag for TCP: the keeper
+// resets through it the NFS client's connection that still backs off
+// when the tunnel comes back (keeper/stalled.go).
+func nfsClientModules(version string) []string {
+	return append(append([]string{"af_packet"}, nfsMountModules(version)...), "tcp_diag")
+}
+
+// nfsMountModules are those of nfsClientModules without which the mount
+// fails.
+func nfsMountModules(version string) []string {
+	if version == "3" {
+		return []string{"sunrpc", "nfs", "nfsv3"}
+	}
+	return []string{"sunrpc", "nfs", "nfsv4"}
+}
 
 // coldplugRounds bounds the rounds: a bus driver (virtio_pci) loaded in
 // one round makes the devices (virtio0) whose drivers the next loads.
@@ -59,6 +74,12 @@ func ownModuleDir(root, release string) string {
 // its own message. initrd(B)'s tree and ModuleDir are one index: the
 // bundle holds only what initrd(B) lacks (catalog), so its modules'
 // dependencies may be in initrd(B)'s tree.
+//
+// What network and tunnel-b need loads here: ESP, the devices' drivers
+// (the NIC), what A carried (tun, ...). The NFS client (1.2 s of module
+// loads under TCG, 0.6 s of it nfsv4's) is needed only by mount-root: it
+// loads beside network and tunnel-b, and the nfs-client phase waits for
+// it (nfsClientReady).
 func (a *Agent) loadModulesB(ctx context.Context) error {
 	rel, err := kmod.Release()
 	if err != nil {
@@ -89,35 +110,201 @@ func (a *Agent) loadModulesB(ctx context.Context) error {
 	mods, missing, err := tree.ResolveAvailable(kmod.ESPModules())
 	loadESP(ctx, mods, missing, err, a.log)
 	useFirmwareDir("/", a.log)
-	n, err := coldplug(ctx, tree, "/sys", nfsModules, a.log)
-	if err != nil {
+	cp := &coldplugger{tree: tree, sysfs: "/sys", log: a.log, done: map[string]bool{}}
+	if err := cp.devices(ctx); err != nil {
 		a.log.Warn("coldplug incomplete", "dirs", dirs, "err", err)
 	}
-	a.log.Info("modules loaded for the devices present", "dirs", dirs, "count", n)
+	a.log.Info("modules loaded for the devices present", "dirs", dirs, "count", len(cp.done))
+	nfsMods, _ := tree.Resolve(nil, nfsClientModules(a.settings.Root.NFSVersion)) // errors: the background load reports them
+	var later []kmod.Module
+	if carried {
+		// What A appended, all of it: A's own modules (B runs A's
+		// release) or the borrower's bundle; what is or needs the NFS
+		// client loads after it, in the background.
+		mods, err = tree.Resolve(nil, tree.NamesIn(ModuleDir))
+		if err != nil {
+			a.log.Warn("carried modules: cannot resolve some", "err", err)
+		}
+		var now []kmod.Module
+		now, later = splitAfter(mods, nfsMods)
+		loaded, err := kmod.Loader{Log: a.log}.Load(ctx, now)
+		if err != nil {
+			a.log.Warn("carried modules: some failed", "err", err)
+		}
+		a.log.Info("carried modules loaded", "count", len(loaded), "after the nfs client", len(later))
+	}
+	version := a.settings.Root.NFSVersion
+	a.nfsLoad = startBackground(func() error {
+		return a.loadNFSClient(ctx, cp, version, later, carried)
+	})
+	return nil
+}
+
+// loadNFSClient is the modules phase's background part: the NFS client,
+// a last look for devices probed asynchronously meanwhile, then the
+// carried modules that needed the client. A module the mount needs that
+// no tree has is named here; the mount's own error names it again.
+func (a *Agent) loadNFSClient(ctx context.Context, cp *coldplugger, version string, later []kmod.Module, carried bool) error {
+	start := time.Now()
+	n := len(cp.done)
+	if _, missing, _ := cp.tree.ResolveAvailable(nfsMountModules(version)); len(missing) > 0 {
+		a.log.Warn("NFS client modules in no module tree and not built in: the root's mount fails unless the kernel has them", "missing", missing)
+	}
+	if !cp.named(ctx, nfsClientModules(version)) {
+		// Nothing loaded (built in): give asynchronous probes their moment.
+		select {
+		case <-ctx.Done():
+		case <-time.After(coldplugSettle):
+		}
+	}
+	if err := cp.devices(ctx); err != nil {
+		a.log.Warn("NFS client or late devices: some modules failed", "err", err)
+	}
+	if len(later) > 0 {
+		if _, err := (kmod.Loader{Log: a.log}).Load(ctx, later); err != nil {
+			a.log.Warn("carried modules after the nfs client: some failed", "err", err)
+		}
+	}
+	a.log.Info("NFS client modules loaded", "count", len(cp.done)-n, "carried_after", len(later), "took", time.Since(start).Round(time.Millisecond))
 	if !carried {
 		return nil
 	}
-	// What A appended, all of it: A's own modules (B runs A's release) or
-	// the borrower's bundle.
-	mods, err = tree.Resolve(nil, tree.NamesIn(ModuleDir))
-	if err != nil {
-		a.log.Warn("carried modules: cannot resolve some", "err", err)
-	}
-	loaded, err := kmod.Loader{Log: a.log}.Load(ctx, mods)
-	if err != nil {
-		a.log.Warn("carried modules: some failed", "err", err)
-	}
-	a.log.Info("carried modules loaded", "count", len(loaded))
 	// Loaded modules live in kernel memory: free the RAM the files hold.
 	return os.RemoveAll(ModuleDir)
+}
+
+// nfsClientReady waits for the modules phase's background loads (the NFS
+// client): mount-root needs them, and place-state must not find the
+// carried modules under StateDir. Meanwhile the other vCPU copies ferry
+// to /run/initramfs/shutdown for switch-root's shutdown hand-off (20 MB,
+// 0.1 s under TCG), which then only waits for it: the copy overlaps this
+// wait and mount-root's on the NFS server instead of adding to
+// switch-root.
+func (a *Agent) nfsClientReady(ctx context.Context) error {
+	a.shutdownCopy = startBackground(func() error { return nfsroot.ShutdownHandOff("/run", BinPath) })
+	if a.nfsLoad == nil {
+		return nil
+	}
+	return a.nfsLoad.wait(ctx)
+}
+
+// background is work one goroutine does while the phases go on.
+type background struct {
+	done chan struct{}
+	err  error
+}
+
+func startBackground(fn func() error) *background {
+	b := &background{done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.err = fn()
+	}()
+	return b
+}
+
+// wait returns the work's error once it is done.
+func (b *background) wait(ctx context.Context) error {
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// splitAfter splits mods (in load order) into those that can load now
+// and those that are one of first or depend on one that is, directly or
+// through another module of mods: those load after first.
+func splitAfter(mods, first []kmod.Module) (now, after []kmod.Module) {
+	deferred := map[string]bool{}
+	for _, m := range first {
+		deferred[kmod.NormalizeName(m.Name)] = true
+	}
+	for _, m := range mods {
+		name := kmod.NormalizeName(m.Name)
+		if !deferred[name] && !slices.ContainsFunc(m.Depends, func(d string) bool { return deferred[kmod.NormalizeName(d)] }) {
+			now = append(now, m)
+			continue
+		}
+		deferred[name] = true
+		if !slices.ContainsFunc(first, func(f kmod.Module) bool { return kmod.NormalizeName(f.Name) == name }) {
+			after = append(after, m)
+		}
+	}
+	return now, after
+}
+
+// coldplugger loads, from tree, the drivers of the devices under sysfs
+// (udev's coldplug) and named modules, each once.
+type coldplugger struct {
+	tree  *kmod.Tree
+	sysfs string
+	log   *slog.Logger
+	done  map[string]bool // normalized names asked for already
+}
+
+// fresh is mods without those asked for already.
+func (c *coldplugger) fresh(mods []kmod.Module) []kmod.Module {
+	return slices.DeleteFunc(mods, func(m kmod.Module) bool { return c.done[kmod.NormalizeName(m.Name)] })
+}
+
+func (c *coldplugger) load(ctx context.Context, what string, mods []kmod.Module) error {
+	for _, m := range mods {
+		c.done[kmod.NormalizeName(m.Name)] = true
+	}
+	loaded, err := kmod.Loader{Log: c.log}.Load(ctx, mods)
+	c.log.Debug("coldplug", "what", what, "modules", len(mods), "loaded", len(loaded))
+	return err
+}
+
+// devices loads the drivers of the devices present in rounds until no
+// new device needs one: a bus driver (virtio_pci) loaded in one round
+// makes the devices (virtio0) whose drivers the next loads. Devices
+// probed synchronously (PCI, virtio) are there when the load returns;
+// the caller gives asynchronous probes time before looking again.
+func (c *coldplugger) devices(ctx context.Context) error {
+	var errs []error
+	for round := 0; round < coldplugRounds && ctx.Err() == nil; round++ {
+		mas, err := kmod.DeviceModaliases(c.sysfs)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		mods, err := c.tree.Resolve(mas, nil)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if mods = c.fresh(mods); len(mods) == 0 {
+			break
+		}
+		if err := c.load(ctx, fmt.Sprintf("devices, round %d", round), mods); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// named loads the named modules the tree has, with their dependencies,
+// and reports whether it loaded any.
+func (c *coldplugger) named(ctx context.Context, names []string) bool {
+	mods, err := c.tree.Resolve(nil, names)
+	if err != nil {
+		c.log.Warn("modules: cannot resolve some", "names", names, "err", err)
+	}
+	mods = c.fresh(mods)
+	if err := c.load(ctx, "named", mods); err != nil {
+		c.log.Warn("modules: some failed", "names", names, "err", err)
+	}
+	return len(mods) > 0
 }
 
 // coldplug loads, from tree, the drivers of the devices under sysfs, in
 // rounds until no new device needs one, and the named modules (those the
 // tree has) once the devices' rounds found nothing new: the NIC's driver
 // is then in early, and its carrier (which the kernel's linkwatch reports
-// up to 1 s after the device registers) comes while the named ones (B's
-// NFS client, 1.5 s under TCG) load, instead of during the network phase.
+// up to 1 s after the device registers) comes while the named ones load,
+// instead of during the network phase. A's; B's modules phase uses a
+// coldplugger, which leaves the NFS client to the background.
 func coldplug(ctx context.Context, tree *kmod.Tree, sysfs string, names []string, log *slog.Logger) (int, error) {
 	done := map[string]bool{}
 	var errs []error

@@ -135,7 +135,10 @@ func (a *Agent) handOff() error {
 	if err != nil {
 		return err
 	}
-	return nfsroot.ShutdownHandOff("/run", BinPath)
+	if a.shutdownCopy == nil {
+		return nfsroot.ShutdownHandOff("/run", BinPath)
+	}
+	return a.shutdownCopy.wait(context.Background())
 }
 
 // switchRoot hands the machine to the borrower's init on the NFS root. The
