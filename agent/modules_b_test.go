@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -84,5 +86,22 @@ func TestSplitAfterDefersWhatNeedsTheNFSClient(t *testing.T) {
 	}
 	if got, want := names(after), "auth_rpcgss rpcsec_gss_krb5"; got != want {
 		t.Errorf("after: %s, want %s", got, want)
+	}
+}
+
+// A phase that waits for background work gets its error, or its own
+// context's when that ends first (the agent then stops anyway).
+func TestBackgroundWaitGivesTheWorksError(t *testing.T) {
+	boom := errors.New("module nfsv4 failed")
+	if err := startBackground(func() error { return boom }).wait(context.Background()); !errors.Is(err, boom) {
+		t.Errorf("wait = %v, want %v", err, boom)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	b := startBackground(func() error { <-release; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("wait with a cancelled context = %v, want context.Canceled", err)
 	}
 }
