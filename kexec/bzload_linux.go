@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -61,25 +60,20 @@ func bzLoadable() error {
 
 // loadBzImage64 loads kernel (a bzImage with the 64-bit entry) and initrd
 // with kexec_load, placed by planBzImage, entered through u-root's 64-bit
-// purgatory (it sets %rsi to the zero page and jumps). The initrd is
-// mapped, not read: the kernel copies it from the page cache once.
+// purgatory (it sets %rsi to the zero page and jumps). Both files are
+// mapped, not read: the kernel copies them from the page cache once.
 func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
-	kb, err := io.ReadAll(io.LimitReader(kernel, maxKernelSize+1))
+	kb, err := mapFile(kernel, maxKernelSize)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", kernel.Name(), err)
+		return err
 	}
+	defer unmap(kb)
 	var rd []byte
 	if initrd != nil {
-		st, err := initrd.Stat()
-		if err != nil {
+		if rd, err = mapFile(initrd, 1<<40); err != nil {
 			return err
 		}
-		if st.Size() > 0 {
-			if rd, err = unix.Mmap(int(initrd.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED); err != nil {
-				return fmt.Errorf("mapping %s: %w", initrd.Name(), err)
-			}
-			defer unix.Munmap(rd)
-		}
+		defer unmap(rd)
 	}
 	params, err := os.ReadFile(bootParamsFile)
 	if err != nil {
@@ -125,6 +119,35 @@ func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
 			l.Kernel.Start, l.Kernel.size(), l.Initrd.Start, l.Initrd.size(), l.Entry, unix.ErrnoName(errno), errno)
 	}
 	return nil
+}
+
+// mapFile maps f read-only (nil for an empty file), refusing one over
+// limit bytes: the kernel copies the segments from the page cache, and
+// nothing is read into our heap first.
+func mapFile(f *os.File, limit int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: not a regular file", f.Name())
+	case st.Size() > limit:
+		return nil, fmt.Errorf("%s: %d bytes, more than %d", f.Name(), st.Size(), limit)
+	case st.Size() == 0:
+		return nil, nil
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", f.Name(), err)
+	}
+	return b, nil
+}
+
+func unmap(b []byte) {
+	if b != nil {
+		unix.Munmap(b)
+	}
 }
 
 // segment is b at r, r rounded up to whole pages (the kernel zeroes the
