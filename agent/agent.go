@@ -67,6 +67,7 @@ type Agent struct {
 	bundlePath  string // the borrower's module bundle, when the image has one
 	linkName    string // the NIC the network phase brought up
 	patchedPath string
+	inPlace     *inPlaceInitrd // initrd(B) patched in memory, for kexec_load
 
 	// Managed mode: the lease, the one-time identity and its tunnel.
 	rep      *reporter

@@ -146,6 +146,20 @@ func (a *Agent) patchB(ctx context.Context) error {
 			return err
 		}
 	}
+	if why := kexec.InitrdPartsApply(); why != nil {
+		a.log.Debug("initrd(B) patched into a file", "why", why)
+		return a.writePatched(files)
+	}
+	if err := a.patchInPlace(files); err != nil {
+		a.log.Warn("initrd(B) not patched in memory; writing the patched file", "err", err)
+		return a.writePatched(files)
+	}
+	return nil
+}
+
+// writePatched writes initrd(B) with files appended to a file, for
+// kexec_file_load (and kexec_load where the in-memory parts failed).
+func (a *Agent) writePatched(files []initrd.File) error {
 	a.patchedPath = filepath.Join(workDir, "initrd-patched.img")
 	rep, err := initrd.Patch(a.initrdPath, a.patchedPath, files, initrd.PatchOptions{})
 	if err != nil {
@@ -220,6 +234,19 @@ func (a *Agent) modulesForB() (_ []initrd.File, same bool, bRelease string, _ er
 // kexecLoad loads B's kernel and the patched initrd with B's command line.
 func (a *Agent) kexecLoad(ctx context.Context) error {
 	cmdline := bCmdline(a.settings.Cmdline, a.trace)
+	if p := a.inPlace; p != nil {
+		a.inPlace = nil
+		method, err := kexec.LoadInitrdParts(a.kernelPath, p.parts, cmdline)
+		p.release()
+		if err == nil {
+			a.log.Info("kexec loaded", "method", method, "firmware", "bios", "initrd", "memory", "cmdline", cmdline)
+			return nil
+		}
+		a.log.Warn("kexec_load of the initrd in memory failed; writing it to a file", "err", err)
+		if err := a.writePatched(p.files); err != nil {
+			return err
+		}
+	}
 	method, err := kexec.Load(a.kernelPath, a.patchedPath, cmdline, kexec.Options{})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ const (
 	bootParamsFile = "/sys/kernel/boot_params/data"
 	firmwareMemmap = "/sys/firmware/memmap"
 	efiDir         = "/sys/firmware/efi"
+	maxSegments    = 16 // KEXEC_SEGMENT_MAX
 )
 
 // kexecSegment is struct kexec_segment of <linux/kexec.h>.
@@ -45,6 +46,14 @@ func loadLegacy(kernel, initrd *os.File, cmdline string) error {
 	return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
 }
 
+// loadParts is kexec_load of the bzImage with an initrd in parts.
+func loadParts(kernel *os.File, parts [][]byte, cmdline string) error {
+	if err := bzLoadable(); err != nil {
+		return err
+	}
+	return loadBzImage64Parts(kernel, parts, cmdline)
+}
+
 // legacyFirst: kexec_load goes first where the bzImage path applies.
 func legacyFirst() error { return bzLoadable() }
 
@@ -63,18 +72,27 @@ func bzLoadable() error {
 // purgatory (it sets %rsi to the zero page and jumps). Both files are
 // mapped, not read: the kernel copies them from the page cache once.
 func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
+	var parts [][]byte
+	if initrd != nil {
+		rd, err := mapFile(initrd, 1<<40)
+		if err != nil {
+			return err
+		}
+		defer unmap(rd)
+		parts = [][]byte{rd}
+	}
+	return loadBzImage64Parts(kernel, parts, cmdline)
+}
+
+// loadBzImage64Parts is loadBzImage64 with the initrd made of parts, each
+// on a page boundary after the one before (initrd.PatchInPlace): one
+// kexec segment each, adjacent, one initrd range for the new kernel.
+func loadBzImage64Parts(kernel *os.File, parts [][]byte, cmdline string) error {
 	kb, err := mapFile(kernel, maxKernelSize)
 	if err != nil {
 		return err
 	}
 	defer unmap(kb)
-	var rd []byte
-	if initrd != nil {
-		if rd, err = mapFile(initrd, 1<<40); err != nil {
-			return err
-		}
-		defer unmap(rd)
-	}
 	params, err := os.ReadFile(bootParamsFile)
 	if err != nil {
 		return err
@@ -91,7 +109,7 @@ func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
 	if err := reserve(&ram, purgRange); err != nil {
 		return fmt.Errorf("purgatory at %#x: %w", purgAt, err)
 	}
-	l, err := planBzImage(kb, len(rd), cmdline, params, ram)
+	l, err := planBzImage(kb, int(partsLen(parts)), cmdline, params, ram)
 	if err != nil {
 		return err
 	}
@@ -105,15 +123,22 @@ func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
 		segment(cl, l.Cmdline),
 		segment(l.BootParams, l.Params),
 	}
-	if len(rd) > 0 {
-		segs = append(segs, segment(rd, l.Initrd))
+	at := l.Initrd.Start
+	for _, p := range parts {
+		if len(p) > 0 {
+			segs = append(segs, segment(p, memRange{at, at + uint64(len(p))}))
+		}
+		at += alignUp(uint64(len(p)), pageSize)
+	}
+	if len(segs) > maxSegments {
+		return fmt.Errorf("kexec_load takes at most %d segments, this load has %d", maxSegments, len(segs))
 	}
 	_, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, uintptr(purgAt), uintptr(len(segs)),
 		uintptr(unsafe.Pointer(&segs[0])), 0, 0, 0)
 	runtime.KeepAlive(purg)
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(cl)
-	runtime.KeepAlive(rd)
+	runtime.KeepAlive(parts)
 	if errno != 0 {
 		return fmt.Errorf("kexec_load(kernel %#x+%#x, initrd %#x+%#x, entry %#x) = %s: %w",
 			l.Kernel.Start, l.Kernel.size(), l.Initrd.Start, l.Initrd.size(), l.Entry, unix.ErrnoName(errno), errno)

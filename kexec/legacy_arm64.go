@@ -16,3 +16,8 @@ func loadLegacy(kernel, initrd *os.File, cmdline string) error {
 
 // legacyFirst: on arm64 kexec_file_load always goes first.
 func legacyFirst() error { return errors.New("arm64: kexec_file_load goes first") }
+
+// loadParts: the in-memory initrd is for the x86-64 bzImage path only.
+func loadParts(kernel *os.File, parts [][]byte, cmdline string) error {
+	return errors.New("arm64: no kexec_load of an initrd in parts")
+}

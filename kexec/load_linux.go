@@ -159,3 +159,44 @@ func legacyErrno(err error) unix.Errno {
 	}
 	return errnoOf(err)
 }
+
+// InitrdPartsApply says why LoadInitrdParts cannot load on this machine,
+// or nil: it is kexec_load's bzImage path (bzplan.go), for x86-64 booted
+// without EFI and without lockdown.
+func InitrdPartsApply() error {
+	mode, err := LockdownMode()
+	if err != nil {
+		return fmt.Errorf("lockdown mode unknown: %w", err)
+	}
+	if mode != "none" {
+		return fmt.Errorf("kernel locked down [%s]: only kexec_file_load may load", mode)
+	}
+	return legacyFirst()
+}
+
+// LoadInitrdParts loads kernel with cmdline and an initrd that is parts
+// laid end to end, each on a page boundary (initrd.PatchInPlace), by
+// kexec_load, without writing that initrd to a file first. Where
+// InitrdPartsApply refuses, or the load fails, the caller writes the
+// initrd to a file for Load, which can also use kexec_file_load.
+func LoadInitrdParts(kernel string, parts [][]byte, cmdline string) (Method, error) {
+	if err := InitrdPartsApply(); err != nil {
+		return Method{}, err
+	}
+	kf, err := os.Open(kernel)
+	if err != nil {
+		return Method{}, fmt.Errorf("kexec: %w", err)
+	}
+	defer kf.Close()
+	bz, err := ParseBzImage(kf)
+	if err != nil {
+		return Method{}, fmt.Errorf("%s: %w", kernel, err)
+	}
+	if err := bz.CheckCmdline(cmdline); err != nil {
+		return Method{}, fmt.Errorf("%s: %w", kernel, err)
+	}
+	if err := loadParts(kf, parts, cmdline); err != nil {
+		return Method{}, (realSyscalls()).refusal(&SyscallError{Call: LegacyLoad, Kernel: kernel, Initrd: "(in memory)", Cmdline: cmdline, Errno: legacyErrno(err), Err: err})
+	}
+	return Method{Syscall: LegacyLoad}, nil
+}

@@ -25,3 +25,11 @@ func Exec() error { return unsupported() }
 
 // Loaded is only implemented on Linux amd64 and arm64.
 func Loaded() (bool, error) { return false, unsupported() }
+
+// InitrdPartsApply is only implemented on Linux amd64.
+func InitrdPartsApply() error { return unsupported() }
+
+// LoadInitrdParts is only implemented on Linux amd64.
+func LoadInitrdParts(kernel string, parts [][]byte, cmdline string) (Method, error) {
+	return Method{}, unsupported()
+}

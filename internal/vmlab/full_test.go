@@ -175,8 +175,9 @@ func checkManagedConsole(c *Chain, con, want string, labRoot bool) {
 		c.Fail("a phase failed: %s", m)
 	}
 	// The lab boots through SeaBIOS without lockdown: B's bzImage goes in
-	// by kexec_load as it is, not by kexec_file_load (kexec/bzplan.go).
-	if !strings.Contains(con, "method=kexec_load firmware=bios") {
+	// by kexec_load as it is, not by kexec_file_load (kexec/bzplan.go), with
+	// its initrd patched in memory (initrd.PatchInPlace), not in a file.
+	if !strings.Contains(con, "method=kexec_load firmware=bios initrd=memory") {
 		c.Fail("image B was not loaded by kexec_load on this BIOS machine: %q", regexp.MustCompile(`kexec loaded.*`).FindString(con))
 	}
 	if m := regexp.MustCompile(`ferry-root: check .* FAIL.*`).FindString(con); m != "" {
