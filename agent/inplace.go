@@ -56,7 +56,8 @@ func (a *Agent) patchInPlace(files []initrd.File) error {
 	return nil
 }
 
-// mapRead maps the file at p read-only; the returned func unmaps it.
+// mapRead maps the file at p read-only and populated (see kexec.mapFile);
+// the returned func unmaps it.
 func mapRead(p string) ([]byte, func(), error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -70,7 +71,7 @@ func mapRead(p string) ([]byte, func(), error) {
 	if st.Size() == 0 || !st.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("%s: not a regular file with contents", p)
 	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mapping %s: %w", p, err)
 	}

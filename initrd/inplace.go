@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 )
@@ -53,17 +54,18 @@ func PatchInPlace(in []byte, name string, files []File, big File, bigData []byte
 	if dir := path.Dir(bigName); dir != "." && !hasPath(files, dir) {
 		withParent = append(slices.Clip(files), File{Path: dir, Mode: fs.ModeDir | 0o755})
 	}
-	var small bytes.Buffer
-	_, entries, err := writeArchive(&small, withParent)
+	// The head is written once into a buffer of about its final size:
+	// under TCG, growing it by doubling (fresh pages faulted in and
+	// copied each time) cost more than the copy it saves.
+	var head bytes.Buffer
+	head.Grow(archiveSizeHint(withParent) + PageSize)
+	_, entries, err := writeArchive(&head, withParent)
 	if err != nil {
 		return nil, nil, err
 	}
-
 	hdr := newcHeader(uint32(entries+1), uint32(fileModeToLinux(big.Mode)), uint32(max(big.MTime, 0)), uint32(len(bigData)), bigName)
-	headLen := alignUpInt(small.Len()+len(hdr), PageSize)
-	head := make([]byte, headLen)
-	copy(head, small.Bytes())
-	copy(head[headLen-len(hdr):], hdr)
+	head.Write(make([]byte, alignUpInt(head.Len()+len(hdr), PageSize)-len(hdr)-head.Len()))
+	head.Write(hdr)
 
 	whole := len(bigData) &^ (PageSize - 1)
 	var tail bytes.Buffer
@@ -71,7 +73,7 @@ func PatchInPlace(in []byte, name string, files []File, big File, bigData []byte
 	tail.Write(make([]byte, alignUpInt(len(bigData), 4)-len(bigData)))
 	tail.Write(newcHeader(0, 0, 0, 0, trailer))
 
-	ours := [][]byte{head, bigData[:whole], tail.Bytes()}
+	ours := [][]byte{head.Bytes(), bigData[:whole], tail.Bytes()}
 	rep := &PatchReport{InSize: int64(len(in)), Compression: None, Entries: entries}
 	before, after := in, []byte(nil)
 	if layout.LZ4After {
@@ -94,6 +96,21 @@ func PartsLen(parts [][]byte) int64 {
 			n += int64(len(p))
 		} else {
 			n += int64(alignUpInt(len(p), PageSize))
+		}
+	}
+	return n
+}
+
+// archiveSizeHint is about the size of the archive of files: their
+// contents (Src files by their size now) and a header's room each.
+func archiveSizeHint(files []File) int {
+	n := 2 * headerLen
+	for _, f := range files {
+		n += headerLen + len(f.Path) + 8 + len(f.Data) + len(f.Link)
+		if f.Src != "" {
+			if st, err := os.Stat(f.Src); err == nil {
+				n += int(st.Size())
+			}
 		}
 	}
 	return n

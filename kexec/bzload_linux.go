@@ -148,7 +148,8 @@ func loadBzImage64Parts(kernel *os.File, parts [][]byte, cmdline string) error {
 
 // mapFile maps f read-only (nil for an empty file), refusing one over
 // limit bytes: the kernel copies the segments from the page cache, and
-// nothing is read into our heap first.
+// nothing is read into our heap first. MAP_POPULATE faults the whole
+// file in at once rather than page by page as the kernel copies it.
 func mapFile(f *os.File, limit int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -162,7 +163,7 @@ func mapFile(f *os.File, limit int64) ([]byte, error) {
 	case st.Size() == 0:
 		return nil, nil
 	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", f.Name(), err)
 	}
