@@ -83,7 +83,7 @@ e2e: build package
 	# DHCP, a disk only its udev loads), and Debian's cloud kernel with its
 	# own initramfs-tools and dracut initrds as image B. (The NetworkManager
 	# root, FERRY_LAB_ROOTS=networkmanager, is not here: its guest's kernel
-	# stalled after switch_root in one of two runs, not in the 5 since, and
+	# stalled after switch_root in one of two runs, not in the 7 since, and
 	# the traces that would say why were not kept; docs/LAB.md.)
 	FERRY_LAB_ROOTS=systemd $(LAB_TEST) -run '^(TestRootsLab|TestDistroImageBLab)$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
