@@ -2,11 +2,9 @@ package agent
 
 import (
 	"fmt"
-	"os"
-
-	"golang.org/x/sys/unix"
 
 	"ferry/initrd"
+	"ferry/internal/mapfile"
 )
 
 // inPlaceInitrd is initrd(B) patched without writing it: its own bytes
@@ -35,16 +33,16 @@ func (a *Agent) patchInPlace(files []initrd.File) error {
 	if big == nil {
 		return fmt.Errorf("no %s among the files to append", BinPath)
 	}
-	bin, unmapBin, err := mapRead(big.Src)
+	bin, err := mapfile.MapPath(big.Src, 1<<32-1)
 	if err != nil {
 		return err
 	}
-	in, unmapIn, err := mapRead(a.initrdPath)
+	in, err := mapfile.MapPath(a.initrdPath, maxInitrd)
 	if err != nil {
-		unmapBin()
+		mapfile.Unmap(bin)
 		return err
 	}
-	release := func() { unmapBin(); unmapIn() }
+	release := func() { mapfile.Unmap(bin); mapfile.Unmap(in) }
 	parts, rep, err := initrd.PatchInPlace(in, a.initrdPath, small, initrd.File{Path: BinPath, Mode: big.Mode}, bin)
 	if err != nil {
 		release()
@@ -54,26 +52,4 @@ func (a *Agent) patchInPlace(files []initrd.File) error {
 	a.phaseBytes = rep.OutSize
 	a.log.Info("patched initrd(B) in memory", "report", rep.String(), "parts", len(parts))
 	return nil
-}
-
-// mapRead maps the file at p read-only and populated (see kexec.mapFile);
-// the returned func unmaps it.
-func mapRead(p string) ([]byte, func(), error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if st.Size() == 0 || !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file with contents", p)
-	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mapping %s: %w", p, err)
-	}
-	return b, func() { unix.Munmap(b) }, nil
 }

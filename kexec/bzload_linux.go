@@ -18,6 +18,8 @@ import (
 	"github.com/u-root/u-root/pkg/boot/linux"
 	"github.com/u-root/u-root/pkg/boot/purgatory"
 	"golang.org/x/sys/unix"
+
+	"ferry/internal/mapfile"
 )
 
 // Where the running kernel shows what planBzImage needs.
@@ -74,11 +76,11 @@ func bzLoadable() error {
 func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
 	var parts [][]byte
 	if initrd != nil {
-		rd, err := mapFile(initrd, 1<<40)
+		rd, err := mapfile.Map(initrd, 1<<40)
 		if err != nil {
 			return err
 		}
-		defer unmap(rd)
+		defer mapfile.Unmap(rd)
 		parts = [][]byte{rd}
 	}
 	return loadBzImage64Parts(kernel, parts, cmdline)
@@ -88,11 +90,11 @@ func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
 // on a page boundary after the one before (initrd.PatchInPlace): one
 // kexec segment each, adjacent, one initrd range for the new kernel.
 func loadBzImage64Parts(kernel *os.File, parts [][]byte, cmdline string) error {
-	kb, err := mapFile(kernel, maxKernelSize)
+	kb, err := mapfile.Map(kernel, maxKernelSize)
 	if err != nil {
 		return err
 	}
-	defer unmap(kb)
+	defer mapfile.Unmap(kb)
 	params, err := os.ReadFile(bootParamsFile)
 	if err != nil {
 		return err
@@ -144,36 +146,6 @@ func loadBzImage64Parts(kernel *os.File, parts [][]byte, cmdline string) error {
 			l.Kernel.Start, l.Kernel.size(), l.Initrd.Start, l.Initrd.size(), l.Entry, unix.ErrnoName(errno), errno)
 	}
 	return nil
-}
-
-// mapFile maps f read-only (nil for an empty file), refusing one over
-// limit bytes: the kernel copies the segments from the page cache, and
-// nothing is read into our heap first. MAP_POPULATE faults the whole
-// file in at once rather than page by page as the kernel copies it.
-func mapFile(f *os.File, limit int64) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("%s: not a regular file", f.Name())
-	case st.Size() > limit:
-		return nil, fmt.Errorf("%s: %d bytes, more than %d", f.Name(), st.Size(), limit)
-	case st.Size() == 0:
-		return nil, nil
-	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("mapping %s: %w", f.Name(), err)
-	}
-	return b, nil
-}
-
-func unmap(b []byte) {
-	if b != nil {
-		unix.Munmap(b)
-	}
 }
 
 // segment is b at r, r rounded up to whole pages (the kernel zeroes the
