@@ -321,6 +321,8 @@ func matchClass(pattern string, i int, b byte) (ok bool, next int, valid bool) {
 type Tree struct {
 	ix    *index
 	table []Alias
+	// except, when set (Except), leaves modules out of Has and Resolve.
+	except *exceptSet
 }
 
 // OpenTree indexes the module directories of one kernel as one (see
@@ -343,15 +345,59 @@ func (t *Tree) Aliases() []Alias { return t.table }
 // Has reports whether the tree holds the named module.
 func (t *Tree) Has(name string) bool {
 	_, ok := t.ix.files[NormalizeName(name)]
-	return ok
+	return ok && !t.except.excludes(name)
+}
+
+// Except is the tree without the named modules and without every module
+// that needs one of them through depends=, directly or not: Has says no
+// to them and Resolve leaves them out, whether an alias or a name asks
+// for them. A module whose .modinfo cannot be read, or that sits in a
+// dependency cycle, is not left out here: Resolve reports it as before.
+// Image A's agent loads its devices' drivers from such a tree before the
+// ESP modules (ESPModules), so that no part of ESP loads out of its order.
+func (t *Tree) Except(names []string) *Tree {
+	e := &exceptSet{ix: t.ix, needs: map[string]bool{}}
+	for _, n := range names {
+		e.needs[NormalizeName(n)] = true
+	}
+	return &Tree{ix: t.ix, table: t.table, except: e}
+}
+
+// exceptSet answers, once per module, whether it needs a left-out one.
+type exceptSet struct {
+	ix    *index
+	needs map[string]bool // normalised name -> left out
+}
+
+func (e *exceptSet) excludes(name string) bool {
+	if e == nil {
+		return false
+	}
+	key := NormalizeName(name)
+	if v, ok := e.needs[key]; ok {
+		return v
+	}
+	e.needs[key] = false // in a cycle: not left out (Resolve reports it)
+	m, found, err := e.ix.module(name)
+	if !found || err != nil {
+		return false
+	}
+	for _, d := range m.Depends {
+		if e.excludes(d) {
+			e.needs[key] = true
+			return true
+		}
+	}
+	return false
 }
 
 // Resolve returns the modules matching modaliases plus the named ones
-// (those the tree lacks are left out), with dependencies, in load order.
+// (those the tree lacks, or Except left out, are left out), with
+// dependencies, in load order.
 func (t *Tree) Resolve(modaliases, names []string) ([]Module, error) {
 	o := newOrderer(t.ix)
 	var errs []error
-	want := MatchAliases(t.table, modaliases)
+	want := slices.DeleteFunc(MatchAliases(t.table, modaliases), t.except.excludes)
 	for _, n := range names {
 		if t.Has(n) {
 			want = append(want, n)
