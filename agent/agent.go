@@ -87,6 +87,9 @@ type Agent struct {
 	// B's work beside the phases: the NFS client's module loads
 	// (modules_b.go) and the shutdown hand-off's copy of ferry.
 	nfsLoad, shutdownCopy *background
+	// A's work beside the phases: ESP's module loads (modules_a.go),
+	// which tunnel-a and the jump wait for.
+	espLoad *background
 }
 
 // step is one phase of the chain.
@@ -123,6 +126,11 @@ func (a *Agent) managed() bool {
 func (a *Agent) RunA(ctx context.Context) error {
 	a.booted(ctx, "boot-a")
 	if err := a.runPhases(ctx, a.stepsA(a.managed())); err != nil {
+		return err
+	}
+	// Nothing may still be loading at the jump (lab mode has no tunnel-a
+	// to wait for ESP's modules).
+	if err := a.waitModules(ctx); err != nil {
 		return err
 	}
 	// Nothing can be reported after the jump: say so first.

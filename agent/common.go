@@ -3,14 +3,12 @@ package agent
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"ferry/disks"
 	"ferry/keeper"
-	"ferry/kmod"
 )
 
 // State is what A hands to B inside the appended segment.
@@ -101,37 +99,18 @@ func (a *Agent) stopDiskWatch() {
 	a.diskWatch = nil
 }
 
-// loadModules loads the kernel modules this image needs: in A, ESP's in
-// their order, the drivers of the devices present (coldplug, as B does)
-// and aModules; in B, its own initrd's for its devices and those that A
-// appended under ModuleDir (modules_b.go). A carries more than it loads:
-// the NFS client rides along for B when B runs A's release (stage_a.go
-// modulesForB), and loading it in A cost seconds for nothing.
+// loadModules loads the kernel modules this image needs: in A, the
+// drivers of the devices present (coldplug, as B does) and aModules, then
+// ESP's in their order in the background (modules_a.go); in B, its own
+// initrd's for its devices and those that A appended under ModuleDir
+// (modules_b.go). A carries more than it loads: the NFS client rides along
+// for B when B runs A's release (stage_a.go modulesForB), and loading it
+// in A cost seconds for nothing.
 func (a *Agent) loadModules(ctx context.Context) error {
 	if a.settings != nil {
 		return a.loadModulesB(ctx)
 	}
-	rel, err := kmod.Release()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join("/lib/modules", rel)
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		a.log.Warn("no modules to load", "dir", dir)
-		return nil
-	}
-	tree, err := kmod.OpenTree(dir)
-	if err != nil {
-		return err
-	}
-	mods, missing, err := tree.ResolveAvailable(kmod.ESPModules())
-	loadESP(ctx, mods, missing, err, a.log)
-	n, err := coldplug(ctx, tree, "/sys", aModules, a.log)
-	if err != nil {
-		a.log.Warn("coldplug incomplete", "dir", dir, "err", err)
-	}
-	a.log.Info("modules loaded for the devices present", "count", n)
-	return nil
+	return a.loadModulesA(ctx)
 }
 
 // aModules are what A loads besides device drivers and ESP: tun for

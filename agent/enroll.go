@@ -177,6 +177,11 @@ func (a *Agent) tunnelA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Kernel ESP (and the auto plane's probe of it) needs ESP's modules,
+	// which have been loading since the modules phase.
+	if err := a.waitModules(ctx); err != nil {
+		return err
+	}
 	t, err := keeper.OpenTunnel(ctx, a.ident, plane, a.log)
 	if err != nil {
 		return err

@@ -33,7 +33,9 @@ func (a *Agent) dataPlane() (keeper.DataPlane, error) {
 }
 
 // loadESP loads the ESP modules resolved from a tree (kmod.ESPModules, in
-// that order with their dependencies) before anything else. A module
+// that order with their dependencies) before anything else that could
+// need part of them (B: first; A: after the drivers that need none,
+// modules_a.go). A module
 // missing is skipped: it may be built in, and the tunnel falls back to
 // user-space ESP when the kernel lacks it.
 func loadESP(ctx context.Context, mods []kmod.Module, missing []string, err error, log *slog.Logger) {
@@ -50,5 +52,5 @@ func loadESP(ctx context.Context, mods []kmod.Module, missing []string, err erro
 	if err != nil {
 		log.Warn("ESP modules: some failed to load (the tunnel may fall back to user-space ESP)", "err", err)
 	}
-	log.Info("ESP modules loaded first", "count", len(loaded))
+	log.Info("ESP modules loaded", "count", len(loaded))
 }
