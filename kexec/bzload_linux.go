@@ -19,6 +19,7 @@ import (
 	"github.com/u-root/u-root/pkg/boot/purgatory"
 	"golang.org/x/sys/unix"
 
+	"ferry/initrd"
 	"ferry/internal/mapfile"
 )
 
@@ -29,6 +30,10 @@ const (
 	efiDir         = "/sys/firmware/efi"
 	maxSegments    = 16 // KEXEC_SEGMENT_MAX
 )
+
+// The parts' layout is initrd's (PatchInPlace, PartsLen): its page must
+// be the page the segments are placed in.
+var _ = [1]struct{}{}[pageSize-initrd.PageSize]
 
 // kexecSegment is struct kexec_segment of <linux/kexec.h>.
 type kexecSegment struct {
@@ -41,11 +46,11 @@ type kexecSegment struct {
 // loadLegacy is kexec_load: of the bzImage as it is where bzLoadable
 // allows, else through u-root, which decompresses the kernel first and
 // copies the running kernel's boot_params (EFI pointers included).
-func loadLegacy(kernel, initrd *os.File, cmdline string) error {
+func loadLegacy(kernel, ramfs *os.File, cmdline string) error {
 	if bzLoadable() == nil {
-		return loadBzImage64(kernel, initrd, cmdline)
+		return loadBzImage64(kernel, ramfs, cmdline)
 	}
-	return linux.KexecLoad(kernel, initrd, cmdline, nil, nil)
+	return linux.KexecLoad(kernel, ramfs, cmdline, nil, nil)
 }
 
 // loadParts is kexec_load of the bzImage with an initrd in parts.
@@ -69,14 +74,14 @@ func bzLoadable() error {
 	return nil
 }
 
-// loadBzImage64 loads kernel (a bzImage with the 64-bit entry) and initrd
+// loadBzImage64 loads kernel (a bzImage with the 64-bit entry) and ramfs
 // with kexec_load, placed by planBzImage, entered through u-root's 64-bit
 // purgatory (it sets %rsi to the zero page and jumps). Both files are
 // mapped, not read: the kernel copies them from the page cache once.
-func loadBzImage64(kernel, initrd *os.File, cmdline string) error {
+func loadBzImage64(kernel, ramfs *os.File, cmdline string) error {
 	var parts [][]byte
-	if initrd != nil {
-		rd, err := mapfile.Map(initrd, 1<<40)
+	if ramfs != nil {
+		rd, err := mapfile.Map(ramfs, 1<<40)
 		if err != nil {
 			return err
 		}
@@ -111,7 +116,7 @@ func loadBzImage64Parts(kernel *os.File, parts [][]byte, cmdline string) error {
 	if err := reserve(&ram, purgRange); err != nil {
 		return fmt.Errorf("purgatory at %#x: %w", purgAt, err)
 	}
-	l, err := planBzImage(kb, int(partsLen(parts)), cmdline, params, ram)
+	l, err := planBzImage(kb, int(initrd.PartsLen(parts)), cmdline, params, ram)
 	if err != nil {
 		return err
 	}

@@ -268,19 +268,5 @@ func pageAligned(rs []memRange) []memRange {
 	return out
 }
 
-// partsLen is the initrd's length with parts laid end to end, each but
-// the last rounded up to whole pages.
-func partsLen(parts [][]byte) uint64 {
-	var n uint64
-	for i, p := range parts {
-		if i == len(parts)-1 {
-			n += uint64(len(p))
-		} else {
-			n += alignUp(uint64(len(p)), pageSize)
-		}
-	}
-	return n
-}
-
 func alignUp(v, a uint64) uint64   { return (v + a - 1) &^ (a - 1) }
 func alignDown(v, a uint64) uint64 { return v &^ (a - 1) }
