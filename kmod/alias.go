@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Coldplug, as udev does it at boot: every device on every bus exports its
@@ -318,6 +319,7 @@ func matchClass(pattern string, i int, b byte) (ok bool, next int, valid bool) {
 
 // Tree is one module directory, indexed once, for repeated coldplug
 // rounds (a bus driver loaded in one round shows devices for the next).
+// It is safe for concurrent use, and so is a tree Except makes of it.
 type Tree struct {
 	ix    *index
 	table []Alias
@@ -364,8 +366,10 @@ func (t *Tree) Except(names []string) *Tree {
 }
 
 // exceptSet answers, once per module, whether it needs a left-out one.
+// Like the tree, it is asked from several goroutines: mu guards needs.
 type exceptSet struct {
 	ix    *index
+	mu    sync.Mutex
 	needs map[string]bool // normalised name -> left out
 }
 
@@ -373,6 +377,12 @@ func (e *exceptSet) excludes(name string) bool {
 	if e == nil {
 		return false
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.excludesLocked(name)
+}
+
+func (e *exceptSet) excludesLocked(name string) bool {
 	key := NormalizeName(name)
 	if v, ok := e.needs[key]; ok {
 		return v
@@ -383,7 +393,7 @@ func (e *exceptSet) excludes(name string) bool {
 		return false
 	}
 	for _, d := range m.Depends {
-		if e.excludes(d) {
+		if e.excludesLocked(d) {
 			e.needs[key] = true
 			return true
 		}

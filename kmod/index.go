@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Module is one kernel module file and what it needs.
@@ -32,7 +33,12 @@ type index struct {
 	present map[string][]string // dir -> the module names found in it, shadowed or not
 	files   map[string]Module
 	builtin map[string]bool
-	infos   map[string]Info // read lazily, by normalised name
+
+	// The .modinfo of each module is read when first asked for, and a
+	// tree is resolved from on several goroutines at once (B's NFS
+	// client loads beside its devices' drivers): mu guards infos.
+	mu    sync.Mutex
+	infos map[string]Info // by normalised name
 }
 
 // maxModules bounds the walk: a full distribution kernel has about 4000.
@@ -175,17 +181,27 @@ func (ix *index) module(name string) (Module, bool, error) {
 	if !ok {
 		return Module{}, false, nil
 	}
+	ix.mu.Lock()
 	info, cached := ix.infos[key]
+	ix.mu.Unlock()
 	if !cached {
+		// Read outside the lock: two goroutines may both read a module
+		// first, and both get the same Info.
 		var err error
 		if info, err = ReadInfoFile(m.Path); err != nil {
 			return m, true, err
 		}
+		ix.mu.Lock()
 		ix.infos[key] = info
+		ix.mu.Unlock()
 	}
 	m.Depends = info.Depends
 	return m, true, nil
 }
 
 // info returns the cached .modinfo of an indexed module.
-func (ix *index) info(name string) Info { return ix.infos[NormalizeName(name)] }
+func (ix *index) info(name string) Info {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.infos[NormalizeName(name)]
+}
