@@ -3,6 +3,7 @@ package lender
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"ferry/api"
@@ -99,8 +100,11 @@ func revoke(tx store.Tx, serial string, at time.Time) error {
 }
 
 // finishReturn powers off every returning server and frees it, one
-// transaction per server, so a crash resumes where it stopped.
+// transaction per server, so a crash resumes where it stopped. It runs
+// beside the request that returned the lease, whose answer is made of the
+// same record: the servers it marks returned are its own copy.
 func (m *Manager) finishReturn(ctx context.Context, rec leaseRec) (api.Lease, error) {
+	rec.Servers = slices.Clone(rec.Servers)
 	for i := range rec.Servers {
 		s := rec.Servers[i]
 		if s.Phase != PhaseReturning && s.Phase != PhasePowerError {
