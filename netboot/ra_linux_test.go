@@ -20,7 +20,15 @@ func TestNamespaceRouterSolicitationGetsAnEmptyAdvertisement(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			l := newLab(t)
 			log := l.serve(mode)
-			ra, err := l.solicit(3 * time.Second)
+			// Both ends' link-local addresses pass DAD (1-2 s) before
+			// a solicitation goes out and an answer comes back; a
+			// loaded machine (go test -race) takes longer. An answer
+			// ends the wait; ProxyDHCP mode's silence is waited out.
+			wait := 8 * time.Second
+			if mode == ModeProxyDHCP {
+				wait = 3 * time.Second
+			}
+			ra, err := l.solicit(wait)
 			if mode == ModeProxyDHCP {
 				if err == nil {
 					t.Fatalf("ProxyDHCP mode advertised % x", ra)

@@ -20,6 +20,7 @@ PKGS=(
 	libstrongswan-standard-plugins # openssl (ECDSA, ecp256) and gcm plugins: without them charon and pki cannot do aes256gcm16-ecp256
 	# building
 	make git
+	gcc libc6-dev # make check runs go test -race: the race detector needs cgo (ferry itself is built with CGO_ENABLED=0)
 	mawk # lab scripts: awk (Priority required, not Essential)
 	apt # fetch-kernel.sh: apt-cache, apt-get download (Priority required, not Essential)
 	debootstrap # internal/vmlab: the systemd root template (Debian bookworm minbase + systemd, udev), made once into the cache
