@@ -60,8 +60,28 @@ func (c *Console) All(re *regexp.Regexp) [][]string {
 	return re.FindAllStringSubmatch(c.Text(), -1)
 }
 
-// Tail is the console's last n bytes.
-func (c *Console) Tail(n int) string { return tail(c.Text(), n) }
+// Tail is the console's last n bytes, after the start of a Go crash
+// when one is earlier on the console: ferry dying as PID 1 is followed
+// by the kernel's panic and its register dump, which fill a plain tail.
+func (c *Console) Tail(n int) string { return crashAndTail(c.Text(), n) }
+
+// reGoCrash matches the first line Go's runtime prints when a program
+// dies of a panic or a fatal error (a data race on a map, say).
+var reGoCrash = regexp.MustCompile(`(?m)^(panic: |fatal error: ).*$`)
+
+// crashMax bounds the crash's excerpt: its first lines and the goroutine
+// that crashed.
+const crashMax = 2000
+
+func crashAndTail(text string, n int) string {
+	t := tail(text, n)
+	loc := reGoCrash.FindStringIndex(text)
+	if loc == nil || loc[0] >= len(text)-len(t) {
+		return t
+	}
+	crash := text[loc[0]:min(len(text), loc[0]+crashMax, len(text)-len(t))]
+	return "--- a Go program crashed on the console:\n" + crash + "\n--- ...\n" + t
+}
 
 // reKernelTrouble matches what the kernel prints for a warning, an oops or
 // a bug, with the line it starts on: a lab run fails on any of them.
