@@ -122,7 +122,7 @@ demo-kernel: deps build
 # beside background work (B's NFS client loads beside its drivers) and a
 # data race there is a fatal error in PID 1, a kernel panic.
 check: deps
-	$(GO) test -race ./...
+	CGO_ENABLED=1 $(GO) test -race ./...
 	$(MAKE) package-test
 	$(MAKE) e2e
 

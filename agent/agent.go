@@ -90,6 +90,9 @@ type Agent struct {
 	// A's work beside the phases: ESP's module loads (modules_a.go),
 	// which tunnel-a and the jump wait for.
 	espLoad *background
+	// panicRestore puts back the kernel's panic timeout before the
+	// root's init runs (ArmPanicReboot).
+	panicRestore func()
 }
 
 // step is one phase of the chain.

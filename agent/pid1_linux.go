@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -73,4 +75,51 @@ func Halt(how string) {
 func (a *Agent) OnFailure() string {
 	v, _ := a.cmd.Get("ferry.on_failure")
 	return v
+}
+
+// panicRebootAfter is how long a panicked kernel waits before it reboots
+// when ferry.on_failure=reboot: long enough to read the console.
+const panicRebootAfter = 10 * time.Second
+
+// ArmPanicReboot makes a kernel panic reboot the machine, as a failure
+// does (Halt), while ferry is PID 1 and on_failure is reboot. PID 1
+// returning is handled, but a Go runtime fatal error (a data race on a
+// map, running out of memory) cannot be recovered: the process dies, the
+// kernel panics, and its default is to hang there for ever, a lent
+// server nobody reaches until an operator power-cycles it. A timeout
+// the command line set (panic=N) is left alone. procPanic is
+// /proc/sys/kernel/panic. switch-root puts the old value back: after it
+// the machine is the borrower's OS's, which sets its own.
+func (a *Agent) ArmPanicReboot(procPanic string) {
+	how := a.OnFailure()
+	if how != "" && how != "reboot" {
+		return
+	}
+	cur, err := os.ReadFile(procPanic)
+	if err != nil {
+		a.log.Warn("kernel panic timeout unreadable: a crash of PID 1 may hang the machine", "err", err)
+		return
+	}
+	old := strings.TrimSpace(string(cur))
+	if old != "0" {
+		return
+	}
+	secs := strconv.Itoa(int(panicRebootAfter / time.Second))
+	if err := os.WriteFile(procPanic, []byte(secs), 0); err != nil {
+		a.log.Warn("kernel panic timeout not set: a crash of PID 1 may hang the machine", "err", err)
+		return
+	}
+	a.panicRestore = func() {
+		if err := os.WriteFile(procPanic, []byte(old), 0); err != nil {
+			a.log.Warn("kernel panic timeout not restored for the root's init", "want", old, "err", err)
+		}
+	}
+}
+
+// disarmPanicReboot puts back the panic timeout ArmPanicReboot changed.
+func (a *Agent) disarmPanicReboot() {
+	if a.panicRestore != nil {
+		a.panicRestore()
+		a.panicRestore = nil
+	}
 }

@@ -156,6 +156,7 @@ func (a *Agent) switchRoot(ctx context.Context) error {
 		return err
 	}
 	a.stopDiskWatch()
+	a.disarmPanicReboot()
 	// The root's init replaces this process: the last reports go now.
 	a.rep.drain()
 	a.log.Info("switching root", "init", init, "root", a.settings.Root.Server+":"+a.settings.Root.Path, "trace", a.trace)

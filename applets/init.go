@@ -42,6 +42,7 @@ func runInit(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	a.ArmPanicReboot("/proc/sys/kernel/panic")
 	err = a.Run(ctx)
 	// Run returns only on failure; the phase line has said what failed.
 	fmt.Fprintf(out, "ferry: transfer stopped: %v\n", err)
