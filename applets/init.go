@@ -3,6 +3,7 @@ package applets
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -36,16 +37,25 @@ func runInit(ctx context.Context, env *Env, args []string) error {
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
-		return err
+		return haltEarly(out, fmt.Errorf("kernel command line: %w", err))
 	}
 	a, err := agent.New(out, log, string(cmdline))
 	if err != nil {
-		return err
+		return haltEarly(out, fmt.Errorf("kernel command line: %w", err))
 	}
 	a.ArmPanicReboot("/proc/sys/kernel/panic")
 	err = a.Run(ctx)
 	// Run returns only on failure; the phase line has said what failed.
 	fmt.Fprintf(out, "ferry: transfer stopped: %v\n", err)
 	agent.Halt(a.OnFailure())
+	return err
+}
+
+// haltEarly ends PID 1 when the command line that says how to end it
+// cannot be read: as on_failure's default does, by a reboot (PID 1
+// returning would panic the kernel, which then hangs).
+func haltEarly(out io.Writer, err error) error {
+	fmt.Fprintf(out, "ferry: transfer stopped: %v\n", err)
+	agent.Halt("reboot")
 	return err
 }
