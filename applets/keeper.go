@@ -31,6 +31,7 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	watchDisks := fs.Bool("watch-disks", false, "mark block devices read-only as they appear, for as long as the keeper runs (image B's hand-over of its disks-ro watch)")
 	disksRO := fs.String("disks-ro", "", "comma-separated block devices already marked read-only (with --watch-disks)")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
+	hold := fs.Bool("hold-memory", true, "with --tunnel: never be the OOM killer's choice (oom_score_adj -1000) and lock this process's memory in RAM (mlockall), as a root-storage daemon does: the root goes through the tunnel")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +62,11 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		opt.Tunnel = st
+		if *hold {
+			if err := keeper.HoldInMemory("/proc"); err != nil {
+				env.Log.Warn("keeper: not held in memory: the OOM killer or swap can take the tunnel under memory pressure", "err", err)
+			}
+		}
 	}
 	if *control >= 0 {
 		if *control < 3 {

@@ -81,6 +81,8 @@ type Status struct {
 	// DisksMarkedLate are block devices that appeared while the keeper
 	// ran and that it marked read-only.
 	DisksMarkedLate []string `json:"disks_marked_late,omitempty"`
+	// Memory is the keeper's hold on RAM (HoldInMemory), read now.
+	Memory *MemoryHold `json:"memory,omitempty"`
 }
 
 // Keeper serves status until its context ends.
@@ -197,7 +199,12 @@ func (k *Keeper) Status() (*Status, error) {
 		c := k.renew.Status()
 		cs = &c
 	}
+	var mem *MemoryHold
+	if h, err := readMemoryHold(k.opt.Proc); err == nil {
+		mem = &h
+	}
 	return &Status{
+		Memory:        mem,
 		Tunnel:        ts,
 		Certificate:   cs,
 		Trace:         k.opt.Trace,

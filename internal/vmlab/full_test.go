@@ -96,6 +96,13 @@ func TestFullChain(t *testing.T) {
 	if status["root_fstype"] != "nfs4" || tun["up"] != true || tun["dataplane"] != wantPlane {
 		c.Fail("keeper status: want root_fstype nfs4, the tunnel up, data plane %s: %v", wantPlane, status)
 	}
+	// The root goes through the keeper: neither the OOM killer nor swap
+	// may take it (keeper.HoldInMemory).
+	mem, _ := status["memory"].(map[string]any)
+	if mem["oom_score_adj"] != float64(-1000) || mem["locked"] != true {
+		c.Fail("keeper status: want oom_score_adj -1000 and its memory locked: %v", mem)
+	}
+	t.Logf("keeper held in RAM: %.0f kB resident", mem["resident_kb"])
 	exports, _ := os.ReadFile(c.path("ferry-exports.conf"))
 	if !strings.Contains(string(exports), "Clients = "+c.VIP+";") || strings.Count(string(exports), "EXPORT {") != 1 {
 		c.Fail("the borrower's ganesha exports must hold one export, to %s alone: %s", c.VIP, exports)
