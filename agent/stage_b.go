@@ -131,7 +131,7 @@ func (a *Agent) handOff() error {
 		name = cfg.Device
 	}
 	err = nfsroot.HandOff("/run", nfsroot.RootLink{Name: name, MAC: mac, Addr: cfg.Client, Mask: cfg.Mask,
-		Gateway: cfg.Gateway, Server: net.ParseIP(a.settings.Root.Server)})
+		Gateway: cfg.Gateway, Server: net.ParseIP(a.settings.Root.Server)}, nfsroot.InitIsSystemd(NewRoot, a.settings.Root.Init))
 	if err != nil {
 		return err
 	}

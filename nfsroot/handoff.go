@@ -44,8 +44,13 @@ type RootLink struct {
 //     ifup@NAME.service (allow-hotplug), which then runs no ifdown at
 //     stop: ifdown would release the DHCP lease and flush the addresses
 //     before the root is read-only. `ifup` with `inet dhcp` may still run
-//     its DHCP client on the NIC.
-func HandOff(run string, link RootLink) error {
+//     its DHCP client on the NIC. Only when systemd is the root's init
+//     (systemd): /run/systemd/system existing is how every program tells
+//     that systemd booted (sd_booted(3)), and under sysvinit Debian's rc
+//     scripts would hand each start to systemctl, which fails. sysvinit's
+//     own networking script leaves the NICs up while a network file
+//     system is mounted.
+func HandOff(run string, link RootLink, systemd bool) error {
 	if link.Name == "" || strings.ContainsAny(link.Name, "/\n\x00") || len(link.MAC) != 6 || link.Addr.To4() == nil || len(link.Mask) != 4 {
 		return fmt.Errorf("hand-off: want a NIC name, a MAC and an IPv4 address with mask, got %q %v %v %v", link.Name, link.MAC, link.Addr, link.Mask)
 	}
@@ -65,6 +70,9 @@ func HandOff(run string, link RootLink) error {
 		"systemd/system/ifup@" + link.Name + ".service.d/10-ferry-root.conf": head + "[Service]\nExecStop=\n",
 	}
 	for rel, text := range files {
+		if !systemd && strings.HasPrefix(rel, "systemd/system/") {
+			continue
+		}
 		p := filepath.Join(run, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("hand-off: %w", err)
@@ -120,4 +128,11 @@ func ShutdownHandOff(run, bin string) error {
 		return fmt.Errorf("shutdown hand-off: copy %s to %s: %w", bin, dst.Name(), err)
 	}
 	return dst.Close()
+}
+
+// InitIsSystemd reports whether init, as a path in root, resolves (inside
+// root) to systemd: /sbin/init -> /lib/systemd/systemd.
+func InitIsSystemd(root, init string) bool {
+	p, err := resolveIn(root, init)
+	return err == nil && strings.HasPrefix(filepath.Base(p), "systemd")
 }

@@ -18,7 +18,7 @@ func TestHandOffTellsEachNetworkManagerWhichNICCarriesTheRoot(t *testing.T) {
 	run := t.TempDir()
 	mac, _ := net.ParseMAC("52:54:00:50:00:10")
 	err := HandOff(run, RootLink{Name: "eth0", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32),
-		Gateway: net.ParseIP("10.50.0.1"), Server: net.ParseIP("10.52.0.1")})
+		Gateway: net.ParseIP("10.50.0.1"), Server: net.ParseIP("10.52.0.1")}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +41,43 @@ func TestHandOffTellsEachNetworkManagerWhichNICCarriesTheRoot(t *testing.T) {
 			}
 		}
 	}
-	if err := HandOff(run, RootLink{Name: "../x", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32)}); err == nil {
+	if err := HandOff(run, RootLink{Name: "../x", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32)}, true); err == nil {
 		t.Error("a NIC name with a slash was accepted")
+	}
+}
+
+// Under another init, /run/systemd/system must not exist: Debian's rc
+// scripts (lsb init-functions) and sd_booted(3) take it to mean that
+// systemd booted, and hand every start to systemctl, which fails.
+func TestHandOffWritesNoSystemdUnitsForAnotherInit(t *testing.T) {
+	run := t.TempDir()
+	mac, _ := net.ParseMAC("52:54:00:50:00:10")
+	if err := HandOff(run, RootLink{Name: "eth0", MAC: mac, Addr: net.ParseIP("10.50.0.100"), Mask: net.CIDRMask(24, 32)}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "systemd", "system")); !os.IsNotExist(err) {
+		t.Fatalf("/run/systemd/system made for a root whose init is not systemd (%v)", err)
+	}
+	for _, rel := range []string{"net-eth0.conf", "NetworkManager/conf.d/10-ferry-root.conf", "systemd/network/10-ferry-root-eth0.network"} {
+		if _, err := os.Stat(filepath.Join(run, rel)); err != nil {
+			t.Errorf("%s: %v", rel, err)
+		}
+	}
+}
+
+func TestInitIsSystemdResolvesInTheRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"sbin", "lib/systemd", "usr/sbin"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "lib/systemd/systemd"), nil, 0o755)
+	os.WriteFile(filepath.Join(root, "usr/sbin/init"), nil, 0o755) // sysvinit's
+	os.Symlink("/lib/systemd/systemd", filepath.Join(root, "sbin/init"))
+	os.Symlink("../usr/sbin/init", filepath.Join(root, "sbin/sysv"))
+	for init, want := range map[string]bool{"/sbin/init": true, "/lib/systemd/systemd": true, "/sbin/sysv": false, "/usr/sbin/init": false, "/sbin/none": false} {
+		if got := InitIsSystemd(root, init); got != want {
+			t.Errorf("InitIsSystemd(%s) = %v, want %v", init, got, want)
+		}
 	}
 }
 
