@@ -110,6 +110,9 @@ func (a *Agent) startKeeper(ctx context.Context) error {
 		return fmt.Errorf("start keeper %s in %s: %w", BinPath, NewRoot, err)
 	}
 	a.log.Info("keeper started", "pid", cmd.Process.Pid)
+	if err := nfsroot.SpareKeeper("/run", cmd.Process.Pid); err != nil {
+		a.log.Warn("keeper not spared from a sysvinit root's sendsigs: it may be killed before the root is read-only", "err", err)
+	}
 	// PID 1 is about to exec the borrower's init, which inherits the keeper
 	// as its child: nothing here waits for it.
 	return cmd.Process.Release()

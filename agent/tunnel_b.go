@@ -17,6 +17,7 @@ import (
 
 	"ferry/ipsec/ike"
 	"ferry/keeper"
+	"ferry/nfsroot"
 )
 
 // tunnelB starts the tunnel keeper in the initramfs, before the root is
@@ -107,6 +108,9 @@ func (a *Agent) startTunnelKeeper(plane keeper.DataPlane) (net.Conn, error) {
 		return nil, fmt.Errorf("start keeper %s: %w", BinPath, err)
 	}
 	a.log.Info("keeper started", "pid", cmd.Process.Pid)
+	if err := nfsroot.SpareKeeper("/run", cmd.Process.Pid); err != nil {
+		a.log.Warn("keeper not spared from a sysvinit root's sendsigs: it may be killed before the root is read-only", "err", err)
+	}
 	// The borrower's init inherits the keeper as its child.
 	cmd.Process.Release()
 	c, err := net.FileConn(ours)

@@ -6,13 +6,16 @@ package api
 // share these; neither imports the other.
 const (
 	// PathShutdown is POST with no body, answered 202 with a
-	// ShutdownAnswer once the root's init was signalled.
+	// ShutdownAnswer once the root's init was asked: signalled, or its
+	// own power-off command ran and succeeded.
 	PathShutdown = "/v1/shutdown"
 )
 
 // ShutdownAnswer is the body of the keeper's 202.
 type ShutdownAnswer struct {
-	Signal string `json:"signal"` // the signal sent, by name (SIGUSR2, SIGRTMIN+4, ...)
-	PID    int    `json:"pid"`    // the process told: 1
-	Client string `json:"client"` // subject of the client certificate
+	Signal  string `json:"signal,omitempty"`  // the signal sent, by name (SIGUSR2, SIGRTMIN+4, ...)
+	Command string `json:"command,omitempty"` // or the root's power-off command that ran (/sbin/poweroff)
+	PID     int    `json:"pid"`               // the init asked: 1
+	Client  string `json:"client"`            // subject of the client certificate
+	Note    string `json:"note,omitempty"`    // why a fallback was taken
 }

@@ -18,13 +18,13 @@ func keeperApplet() Applet {
 }
 
 func runKeeper(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal SIG] [--lender URL --lender-ca-pin HEX]")
+	fs := newFlags(env, "keeper", "keeper [--listen ADDR] [--trace ID] [--state DIR] [--tunnel DIR] [--control-fd N] [--dataplane auto|kernel|user] [--shutdown-listen ADDR] [--poweroff-signal auto|command|SIG] [--lender URL --lender-ca-pin HEX]")
 	listen := fs.String("listen", ":7070", "address for GET /status; with --tunnel and no host, 127.0.0.1 and the tunnel's virtual IP only")
 	trace := fs.String("trace", "", "trace id of this transfer")
 	state := fs.String("state", "/ferry/state", "state directory to report on")
 	tunnel := fs.String("tunnel", "", "tunnel state directory (vpn.json, cert, key, CA) to keep a tunnel with; read once at start")
 	shutdown := fs.String("shutdown-listen", ":7071", "address for HTTPS POST /v1/shutdown from the borrower manager (client certificate of the borrower CA; needs --tunnel); without a host, the tunnel's virtual IP only")
-	sig := fs.String("poweroff-signal", keeper.SignalAuto, "signal that asks PID 1 to power off: auto (systemd: SIGRTMIN+4, else SIGUSR2 as busybox init), a name or a number")
+	sig := fs.String("poweroff-signal", keeper.SignalAuto, "how PID 1 is asked to power off at the borrower's request: auto (systemd: SIGRTMIN+4; busybox init: SIGUSR2; any other init: the root's own poweroff from /sbin, /usr/sbin, /bin or /usr/bin, run without a shell for at most 5 s, SIGUSR2 if there is none), command (always the root's poweroff), or a signal: a name (SIGUSR2, SIGRTMIN+4) or a number")
 	plane := fs.String("dataplane", "auto", "ESP data plane of the tunnel: auto (kernel XFRM where the kernel has ESP, else user space), kernel or user")
 	lenderURL := fs.String("lender", "", "lender URL (https://HOST:PORT, ferry.lender=) to renew the one-time certificate at before it expires (lease extension); needs --tunnel and --lender-ca-pin. Asked hourly and from max(1h, 10% of the validity) before the end, over the lender network")
 	lenderPin := fs.String("lender-ca-pin", "", "SHA-256 (hex) of the lender CA certificate (ferry.ca=): the lender's TLS must present it and it must have signed a renewed certificate")
@@ -42,7 +42,7 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return usagef("--dataplane: %v", err)
 	}
-	if _, err := keeper.ParseSignal(*sig); err != nil {
+	if err := keeper.ParsePowerOff(*sig); err != nil {
 		return usagef("--poweroff-signal: %v", err)
 	}
 	opt := keeper.Options{Trace: *trace, Listen: *listen, StateDir: *state, ShutdownListen: *shutdown,

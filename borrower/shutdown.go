@@ -179,7 +179,7 @@ func (m *Manager) askKeeper(ctx context.Context, vip netip.Addr, pin string) err
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return fmt.Errorf("keeper %s: answer: %w", url, err)
 	}
-	m.log.Info("keeper accepted the shutdown", "vip", vip, "signal", ans.Signal, "pid", ans.PID)
+	m.log.Info("keeper accepted the shutdown", "vip", vip, "signal", ans.Signal, "command", ans.Command, "pid", ans.PID, "note", ans.Note)
 	return nil
 }
 

@@ -9,7 +9,8 @@
 //
 // At return the borrower manager asks it, over HTTPS with a client
 // certificate of the borrower CA, to shut the server down: the keeper
-// signals the root's init to power off (PowerOff) and stays to the very
+// asks the root's init to power off (PowerOff: a signal, or the root's
+// own poweroff command) and stays to the very
 // end, since the root it carries to the NFS server is unmounted last.
 // It deletes the tunnel (IKE DELETE, so the gateway sees the server leave
 // at once) only when the root no longer needs it: the system is going
@@ -265,7 +266,7 @@ func (k *Keeper) listenShutdown(ctx context.Context) (*endpoint, error) {
 	}
 	cfg.Certificates = nil
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.serving.Load(), nil }
-	if _, err := ParseSignal(k.opt.PowerOff.Signal); err != nil {
+	if err := ParsePowerOff(k.opt.PowerOff.Signal); err != nil {
 		return nil, fmt.Errorf("keeper: %w", err)
 	}
 	srv := k.newHTTPServer(k.ShutdownHandler())

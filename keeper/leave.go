@@ -95,17 +95,26 @@ func (k *Keeper) leaveDue(termed bool) (bool, string) {
 	default:
 		return false, "the system is not shutting down"
 	}
+	ok, why := k.networkFSReleased()
+	if !ok {
+		return false, going + ", but " + why
+	}
+	return true, going + " and " + why
+}
+
+// networkFSReleased is NetworkFSReleased of the keeper's mount table now;
+// a table that cannot be read counts as not released.
+func (k *Keeper) networkFSReleased() (bool, string) {
 	f, err := os.Open(k.opt.Mountinfo)
 	if err != nil {
-		return false, going + ", but the mount table cannot be read: " + err.Error()
+		return false, "the mount table cannot be read: " + err.Error()
 	}
 	defer f.Close()
 	mounts, err := Mounts(f)
 	if err != nil {
-		return false, going + ", but " + err.Error()
+		return false, err.Error()
 	}
-	ok, why := NetworkFSReleased(mounts)
-	return ok, going + " and " + why
+	return NetworkFSReleased(mounts)
 }
 
 func (k *Keeper) proc1() string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,5 +217,74 @@ func TestLeaveOnExitDeletesWhenTheRootIsReadOnly(t *testing.T) {
 	k.leaveOnExit()
 	if n := closed.Load(); n != 1 {
 		t.Fatalf("tunnel deleted %d times on SIGTERM with the root read-only, want 1", n)
+	}
+}
+
+// syncBuffer is a log destination the watch writes to while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWatchLeaveUnderSysvinitSaysTheRootIsReadOnlyAndKeepsTheTunnel plays
+// sysvinit's rc 0 after the keeper ran the root's poweroff: PID 1 stays
+// init, sendsigs spares the keeper, umountroot makes / read-only, and halt
+// (read from the root) runs after that. The keeper says once that the
+// root is read-only, and does not delete the tunnel.
+func TestWatchLeaveUnderSysvinitSaysTheRootIsReadOnlyAndKeepsTheTunnel(t *testing.T) {
+	k, proc, mip := leaveKeeper(t, miNFSRootRW)
+	var logs syncBuffer
+	k.log = slog.New(slog.NewTextHandler(&logs, nil))
+	var closed atomic.Int32
+	k.leaving.close = func(context.Context) { closed.Add(1) }
+	looks := make(chan string, 256)
+	k.leaving.kept = func(why string) {
+		select {
+		case looks <- why:
+		default:
+		}
+	}
+	fakeProc(t, proc, "/sbin/init", "init")
+	k.shutdownAsked.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { k.watchLeave(ctx); close(done) }()
+	<-looks
+	if strings.Contains(logs.String(), "read-only") {
+		t.Fatalf("said read-only while the root is writable: %s", logs.String())
+	}
+	os.WriteFile(mip+".new", []byte(miNFSRootRO), 0o644)
+	os.Rename(mip+".new", mip)
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(logs.String(), "the network root is read-only after the shutdown request") {
+		select {
+		case <-looks:
+		case <-deadline:
+			t.Fatalf("the keeper never said the root is read-only: %s", logs.String())
+		}
+	}
+	for i := 0; i < 3; i++ {
+		<-looks
+	}
+	cancel()
+	<-done
+	if n := closed.Load(); n != 0 {
+		t.Fatalf("tunnel deleted %d times under a running sysvinit: halt is still read from the root", n)
+	}
+	if n := strings.Count(logs.String(), "read-only after the shutdown request"); n != 1 {
+		t.Fatalf("said it %d times, want once:\n%s", n, logs.String())
 	}
 }

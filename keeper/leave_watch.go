@@ -49,6 +49,7 @@ func (k *Keeper) leave(why string) {
 func (k *Keeper) watchLeave(ctx context.Context) {
 	w := newMountWatch(k.opt.Mountinfo, k.log)
 	defer w.close()
+	saidRO := false
 	for {
 		ok, why := k.leaveDue(false)
 		if ok {
@@ -57,6 +58,17 @@ func (k *Keeper) watchLeave(ctx context.Context) {
 		}
 		if k.leaving.kept != nil {
 			k.leaving.kept(why)
+		}
+		// An init that is not systemd never says it is going down (sysvinit
+		// stays PID 1; sendsigs spares the keeper): say when the root's data
+		// is safe, so that a log shows the shutdown got that far even if the
+		// power goes before any DELETE (the gateway then learns by DPD).
+		if !saidRO && k.shutdownAsked.Load() {
+			if ro, what := k.networkFSReleased(); ro {
+				saidRO = true
+				k.log.Info("the network root is read-only after the shutdown request (synced); the tunnel stays while init may still read it",
+					"mounts", what)
+			}
 		}
 		if !w.wait(ctx, leaveEvery) {
 			return

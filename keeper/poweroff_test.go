@@ -25,13 +25,28 @@ func TestParseSignalRefusesWhatNoInitCanHandle(t *testing.T) {
 	}
 }
 
-func TestAutoSignalIsSystemdsOrBusyboxs(t *testing.T) {
+func TestAutoAsksSystemdAndBusyboxBySignalAnyOtherInitByCommand(t *testing.T) {
 	for exe, want := range map[string]syscall.Signal{
 		"/usr/lib/systemd/systemd": 38, "/lib/systemd/systemd (deleted)": 38,
-		"/bin/busybox": syscall.SIGUSR2, "/sbin/init": syscall.SIGUSR2,
+		"/bin/busybox": syscall.SIGUSR2, "/usr/bin/busybox.static": syscall.SIGUSR2,
+		// sysvinit, runit, openrc-init, s6-svscan, dinit: the root's poweroff.
+		"/sbin/init": 0, "/usr/sbin/runit": 0, "/sbin/openrc-init": 0, "/usr/bin/s6-svscan": 0, "/sbin/dinit": 0,
 	} {
-		if got := signalFor(exe); got != want {
-			t.Errorf("signalFor(%q) = %v, want %v", exe, got, want)
+		if got := methodFor(exe); got != want {
+			t.Errorf("methodFor(%q) = %v, want %v", exe, got, want)
+		}
+	}
+}
+
+func TestParsePowerOffTakesCommandAndSignals(t *testing.T) {
+	for _, in := range []string{"auto", "command", "SIGUSR2", "RTMIN+4"} {
+		if err := ParsePowerOff(in); err != nil {
+			t.Errorf("ParsePowerOff(%q) = %v", in, err)
+		}
+	}
+	for _, in := range []string{"Command", "/sbin/poweroff", "SIGKILL"} {
+		if err := ParsePowerOff(in); err == nil {
+			t.Errorf("ParsePowerOff(%q) took it", in)
 		}
 	}
 }

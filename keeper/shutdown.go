@@ -1,6 +1,7 @@
 package keeper
 
 import (
+	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,8 +40,8 @@ func (id *Identity) TLSConfig() (*tls.Config, error) {
 }
 
 // ShutdownHandler serves POST api.PathShutdown and GET /status to clients
-// the TLS layer verified. A repeated request signals the init again: a
-// borrower that crashed mid-return retries, and an init signalled twice
+// the TLS layer verified. A repeated request asks the init again: a
+// borrower that crashed mid-return retries, and an init asked twice
 // powers off once.
 func (k *Keeper) ShutdownHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -54,16 +55,27 @@ func (k *Keeper) shutdown(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		client = r.TLS.VerifiedChains[0][0].Subject.String()
 	}
-	sig, pid, err := k.opt.PowerOff.signalInit()
+	// A client that hangs up must not cut the power-off command short.
+	a, err := k.opt.PowerOff.ask(context.WithoutCancel(r.Context()))
+	if a.Output != "" {
+		k.log.Info("the root's power-off command said", "command", a.Command, "output", a.Output)
+	}
 	if err != nil {
 		k.log.Error("shutdown requested, init not told", "client", client, "remote", r.RemoteAddr, "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	k.shutdownAsked.Store(true)
-	k.log.Info("shutdown requested: init told to power off; the keeper stays until the end",
-		"client", client, "remote", r.RemoteAddr, "signal", signalName(sig), "pid", pid)
+	ans := api.ShutdownAnswer{Command: a.Command, PID: a.PID, Client: client, Note: a.Note}
+	if a.Command != "" {
+		k.log.Info("shutdown requested: the root's own power-off command ran; the keeper stays until the end",
+			"client", client, "remote", r.RemoteAddr, "command", a.Command, "pid", a.PID)
+	} else {
+		ans.Signal = signalName(a.Signal)
+		k.log.Info("shutdown requested: init told to power off; the keeper stays until the end",
+			"client", client, "remote", r.RemoteAddr, "signal", ans.Signal, "pid", a.PID, "note", a.Note)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(w).Encode(api.ShutdownAnswer{Signal: signalName(sig), PID: pid, Client: client})
+	json.NewEncoder(w).Encode(ans)
 }

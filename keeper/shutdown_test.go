@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,12 @@ type shutdownLab struct {
 }
 
 func newShutdownLab(t *testing.T) *shutdownLab {
+	return newShutdownLabWith(t, PowerOff{Signal: "SIGUSR2"})
+}
+
+// newShutdownLabWith takes the power-off setting po (its InitPID is the
+// stand-in init's).
+func newShutdownLabWith(t *testing.T, po PowerOff) *shutdownLab {
 	lender, borrower := newTestCA(t, "lender-org"), newTestCA(t, "borrower-org")
 	cert, key := lender.leaf(t, "L1/s1")
 	init := exec.Command("sleep", "60")
@@ -69,7 +76,8 @@ func newShutdownLab(t *testing.T) *shutdownLab {
 	t.Cleanup(func() { init.Process.Kill() })
 	k := New(Options{Trace: "L1-s1", StateDir: t.TempDir(), Mountinfo: filepath.Join("testdata", "mountinfo-nfs"),
 		Identity: &Identity{Certs: []*x509.Certificate{cert}, Key: key, CAs: []*x509.Certificate{borrower.Cert}},
-		PowerOff: PowerOff{Signal: "SIGUSR2", InitPID: init.Process.Pid}}, slog.New(slog.DiscardHandler))
+		PowerOff: po}, slog.New(slog.DiscardHandler))
+	k.opt.PowerOff.InitPID = init.Process.Pid
 	k.opt.ShutdownListen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -150,6 +158,49 @@ func TestShutdownSignalsInitForTheBorrowerAndAnswers202(t *testing.T) {
 	}
 	if st, err := l.k.Status(); err != nil || !st.ShutdownRequested {
 		t.Fatalf("status %+v (%v), want shutdown_requested", st, err)
+	}
+}
+
+func TestShutdownRunsTheRootsPoweroffForAnotherInitAndAnswers202(t *testing.T) {
+	// The stand-in init is sleep: neither systemd nor busybox.
+	root := fakeRoot(t, map[string]string{"/usr/sbin/poweroff": `echo "telinit 0" >"$(dirname "$0")/../../ran"`})
+	l := newShutdownLabWith(t, PowerOff{Signal: "auto", Root: root})
+	resp, err := l.post(l.borrower.client(t, "borrower-manager"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans api.ShutdownAnswer
+	json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&ans)
+	if resp.StatusCode != http.StatusAccepted || ans.Command != "/usr/sbin/poweroff" || ans.Signal != "" || ans.PID != l.init.Process.Pid {
+		t.Fatalf("answer %s %+v, want 202 naming /usr/sbin/poweroff and no signal", resp.Status, ans)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "ran")); err != nil || string(b) != "telinit 0\n" {
+		t.Fatalf("the root's poweroff did not run: %q %v", b, err)
+	}
+	if !l.initAlive() {
+		t.Fatal("the init was signalled as well")
+	}
+	if st, err := l.k.Status(); err != nil || !st.ShutdownRequested {
+		t.Fatalf("status %+v (%v), want shutdown_requested", st, err)
+	}
+}
+
+func TestShutdownReportsAFailedPoweroff(t *testing.T) {
+	root := fakeRoot(t, map[string]string{"/sbin/poweroff": `echo "init: timeout opening/writing control channel /run/initctl"; exit 1`})
+	l := newShutdownLabWith(t, PowerOff{Signal: "auto", Root: root})
+	resp, err := l.post(l.borrower.client(t, "borrower-manager"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "/sbin/poweroff: exit status 1") ||
+		!strings.Contains(string(body), "control channel /run/initctl") {
+		t.Fatalf("answer %s %q, want 500 naming the command, its exit and its output", resp.Status, body)
+	}
+	if st, err := l.k.Status(); err != nil || st.ShutdownRequested {
+		t.Fatalf("status %+v (%v), want no shutdown_requested after a failed poweroff", st, err)
 	}
 }
 

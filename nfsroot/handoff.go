@@ -130,6 +130,24 @@ func ShutdownHandOff(run, bin string) error {
 	return dst.Close()
 }
 
+// SpareKeeper lists pid (the keeper) in run/sendsigs.omit.d/ferry-keeper,
+// where Debian's sysvinit rc (sendsigs), and Devuan's after it, look for
+// the processes that a root on the network needs until the end (iscsid,
+// nbd-client and multipathd register there): its killall5 of every other
+// process comes before the root is read-only, and a keeper killed then
+// takes the root's tunnel with it. systemd spares it by its "@" argv[0]
+// instead; other inits ignore the file.
+func SpareKeeper(run string, pid int) error {
+	dir := filepath.Join(run, "sendsigs.omit.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("sendsigs hand-off: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ferry-keeper"), []byte(fmt.Sprintf("%d\n", pid)), 0o644); err != nil {
+		return fmt.Errorf("sendsigs hand-off: %w", err)
+	}
+	return nil
+}
+
 // InitIsSystemd reports whether init, as a path in root, resolves (inside
 // root) to systemd: /sbin/init -> /lib/systemd/systemd.
 func InitIsSystemd(root, init string) bool {

@@ -117,3 +117,19 @@ func TestShutdownHandOffCopiesTheWholeBinary(t *testing.T) {
 		t.Error("second hand-off changed the first copy")
 	}
 }
+
+// Debian's /etc/init.d/sendsigs reads every file in /run/sendsigs.omit.d
+// as PIDs to pass to killall5 -o.
+func TestSpareKeeperListsItsPIDForSendsigs(t *testing.T) {
+	run := t.TempDir()
+	if err := SpareKeeper(run, 4242); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(run, "sendsigs.omit.d", "ferry-keeper"))
+	if err != nil || string(b) != "4242\n" {
+		t.Fatalf("sendsigs.omit.d/ferry-keeper = %q, %v; want the PID alone on a line", b, err)
+	}
+	if err := SpareKeeper(filepath.Join(run, "sendsigs.omit.d", "ferry-keeper"), 1); err == nil {
+		t.Fatal("no error for a run directory that is a file")
+	}
+}

@@ -12,7 +12,8 @@
 #
 # A clean shutdown asked by the borrower arrives as a signal from the keeper
 # (SIGUSR2, busybox init's power-off signal, which the keeper's "auto" picks
-# for a non-systemd init; 38 = SIGRTMIN+4, systemd's, is trapped as well).
+# when PID 1's executable is busybox, as this script's sh is; 38 =
+# SIGRTMIN+4, systemd's, is trapped as well).
 # The root then goes down in the order of docs/ARCHITECTURE.md step 14: sync,
 # unmount what can be unmounted, / read-only, and only then the keeper ends
 # (it deletes its IKE SA, so the gateway and the borrower see the server
