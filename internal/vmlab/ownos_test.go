@@ -22,7 +22,7 @@ var reShutdownSeconds = regexp.MustCompile(`(?m)^shutdown \S+ +(\S+)\s.*?([0-9.]
 // within seconds (the keeper's IKE DELETE once systemd-shutdown has the
 // root read-only). FERRY_LAB_ROOTS picks roots (default "busybox systemd");
 // FERRY_ROOT_TEMPLATE with FERRY_ROOT_READY replaces the systemd root
-// with one's own.
+// with one's own; FERRY_DATAPLANE picks the ESP plane (default auto).
 func TestRootsLab(t *testing.T) {
 	requireLab(t, "debootstrap", "ganesha.nfsd", "tcpdump", "nft")
 	repo := Repo(t)
@@ -89,7 +89,9 @@ func labCache(t *testing.T) string {
 func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	dir := filepath.Join(im.Lab, "run-"+root)
 	os.RemoveAll(dir)
-	cfg := ChainConfig{Ferry: ferry, Images: im, Dir: dir}
+	// FERRY_DATAPLANE as TestFullChain: the user-space plane dies with
+	// the keeper, so a root's shutdown that kills it cannot finish.
+	cfg := ChainConfig{Ferry: ferry, Images: im, Dir: dir, DataPlane: os.Getenv("FERRY_DATAPLANE")}
 	dhcpLease, lateDisk := 0, ""
 	switch root {
 	case "busybox":
@@ -125,8 +127,14 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 			dhcpLease = 60
 			cfg.NetbootExtra = map[string]any{"dhcp_lease_time": fmt.Sprintf("%ds", dhcpLease)}
 		}
+	case "sysvinit":
+		// Debian's sysvinit-core: PID 1 is neither systemd nor busybox, so
+		// the keeper runs the root's own poweroff and sysvinit's rc 0
+		// takes the root down (sendsigs, umountroot, halt).
+		cfg.Images.Export = SysvinitTemplate(t, SysvinitBase(t, labCache(t), SystemdBase(t, labCache(t))), filepath.Join(im.Lab, root+"-root"))
+		cfg.RootReady, cfg.RootDown = RootReadySysvinit, RootDownSysvinit
 	default:
-		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd, ifupdown, networkmanager)", root)
+		t.Fatalf("FERRY_LAB_ROOTS: unknown root %q (busybox, systemd, ifupdown, networkmanager, sysvinit)", root)
 	}
 	if re := os.Getenv("FERRY_ROOT_READY"); re != "" {
 		cfg.RootReady = regexp.MustCompile(re)
@@ -148,6 +156,11 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 		} else if cfg.RootReady == RootReadySystemd && (!strings.Contains(m, "dhcp4="+c.ServerIP+" ") ||
 			root == "systemd" && !strings.Contains(m, "10-ferry-root-") || !strings.Contains(m, "udevd=active") || !strings.Contains(m, "init=systemd")) {
 			c.Fail("the systemd root's networkd did not take the NIC with ferry's hand-off and A's address %s by DHCP: %q", c.ServerIP, m)
+		}
+	}
+	if root == "sysvinit" && cfg.RootReady == RootReadySysvinit {
+		if m := cfg.RootReady.FindString(con); !strings.Contains(m, "dhcp4="+c.ServerIP+" ") || !regexp.MustCompile(` init=init exe=(/usr)?/sbin/init `).MatchString(m) {
+			c.Fail("the sysvinit root's ifupdown did not take the NIC with A's address %s by DHCP, or PID 1 is not sysvinit: %q", c.ServerIP, m)
 		}
 	}
 	if root == "networkmanager" {
@@ -202,11 +215,18 @@ func runRoot(t *testing.T, ferry string, im Images, root string) string {
 	secs := "?"
 	if m := reShutdownSeconds.FindStringSubmatch(show); m != nil {
 		secs = m[2] + " s"
-		if f, _ := strconv.ParseFloat(m[2], 64); f > 15 {
+		// sysvinit has no step after the root's last read where the keeper
+		// could delete the tunnel (halt's own script and binary are read
+		// from the read-only root): the gateway learns by DPD, within the
+		// borrower's shutdown_wait ("clean" above).
+		if f, _ := strconv.ParseFloat(m[2], 64); f > 15 && root != "sysvinit" {
 			t.Errorf("the server left the gateway %s after the keeper was asked: the keeper's IKE DELETE did not go at shutdown", secs)
 		}
 	}
 	t.Logf("lease show:\n%s", show)
+	if root == "sysvinit" && cfg.RootDown == RootDownSysvinit {
+		checkSysvinitDown(t, c.VM.Console.Text())
+	}
 	if lateDisk != "" && fileSum(t, lateDisk) != lateSum {
 		t.Errorf("the late disk %s changed during the lease", lateDisk)
 	}
@@ -225,4 +245,35 @@ func fileSum(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// The keeper's and sysvinit's console lines at a return, in the order a
+// clean power-off through the root's own rc 0 prints them.
+var sysvinitDown = []*regexp.Regexp{
+	regexp.MustCompile(`shutdown requested: the root's own power-off command ran.*command=/sbin/poweroff`),
+	RootDownSysvinit,
+	regexp.MustCompile(`the network root is read-only after the shutdown request`),
+	regexp.MustCompile(`Will now halt`),
+}
+
+// checkSysvinitDown asserts that the keeper ran the root's poweroff, that
+// sysvinit's rc 0 ran (the lab's rc script stopped, the keeper saw the
+// NFS root turn read-only, halt ran) in that order, and that sendsigs
+// spared the keeper (/run/sendsigs.omit.d): a keeper that gets SIGTERM
+// while the root is writable says it stops without deleting the tunnel.
+func checkSysvinitDown(t *testing.T, con string) {
+	t.Helper()
+	at := 0
+	for _, re := range sysvinitDown {
+		loc := re.FindStringIndex(con[at:])
+		if loc == nil {
+			t.Errorf("no %q on the console after offset %d (sysvinit's shutdown through the root's poweroff):\n%s", re, at, tail(con, 4000))
+			return
+		}
+		t.Logf("console: %s", strings.TrimSpace(con[at+loc[0]:at+loc[0]+strings.IndexByte(con[at+loc[0]:]+"\n", '\n')]))
+		at += loc[1]
+	}
+	if strings.Contains(con, "stopping without deleting the tunnel") {
+		t.Errorf("sendsigs killed the keeper while the root was writable (not spared by /run/sendsigs.omit.d)")
+	}
 }
