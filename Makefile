@@ -80,12 +80,13 @@ e2e: build package
 	# The README's real-site quick start, from the .deb (about 2.5 min).
 	FERRY_DEB=$(CURDIR)/build/ferry_$(FERRY_VERSION)_amd64.deb $(LAB_TEST) -run '^TestQuickStart$$' ./internal/vmlab/
 	# The borrower's own OS: a debootstrap'd systemd root (udev, networkd
-	# DHCP, a disk only its udev loads), and Debian's cloud kernel with its
+	# DHCP, a disk only its udev loads), a sysvinit one powered off by its
+	# own poweroff and rc 0 (1m42s), and Debian's cloud kernel with its
 	# own initramfs-tools and dracut initrds as image B. (The NetworkManager
 	# root, FERRY_LAB_ROOTS=networkmanager, is not here: its guest's kernel
 	# stalled after switch_root in one of two runs, not in the 7 since, and
 	# the traces that would say why were not kept; docs/LAB.md.)
-	FERRY_LAB_ROOTS=systemd $(LAB_TEST) -run '^(TestRootsLab|TestDistroImageBLab)$$' ./internal/vmlab/
+	FERRY_LAB_ROOTS="systemd sysvinit" $(LAB_TEST) -run '^(TestRootsLab|TestDistroImageBLab)$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
 	$(NOSURV) $(MAKE) soak-short QEMU_LOCK=
 
