@@ -121,7 +121,12 @@ func New(opt Options, log *slog.Logger) *Keeper {
 // is done.
 func (k *Keeper) Run(ctx context.Context) error {
 	if k.opt.Tunnel != nil {
-		t, err := OpenTunnel(ctx, k.opt.Tunnel, k.opt.DataPlane, k.log)
+		// The tunnel does not end with ctx: SIGTERM ends ctx, and an IKE
+		// daemon that stops deletes its SAs, under a root that may still
+		// be writable. leaveOnExit decides: a DELETE once the root is
+		// read-only (k.leave closes the tunnel), or none, and the SAs go
+		// with the process (kernel states outlive it).
+		t, err := OpenTunnel(context.WithoutCancel(ctx), k.opt.Tunnel, k.opt.DataPlane, k.log)
 		if err != nil {
 			return err
 		}
