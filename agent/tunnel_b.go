@@ -129,14 +129,23 @@ func (a *Agent) keeperIntoRoot(ctx context.Context) error {
 	if _, err := fmt.Fprintf(a.keeperCtl, "chroot %s\n", NewRoot); err != nil {
 		return fmt.Errorf("keeper control: %w", err)
 	}
-	line, err := readLine(a.keeperCtl, 10*time.Second)
-	if err != nil {
-		return fmt.Errorf("keeper: chroot %s: %w", NewRoot, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		line, err := readLine(a.keeperCtl, time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("keeper: chroot %s: %w", NewRoot, err)
+		}
+		// A keeper its supervisor restarted before the chroot reports its
+		// tunnel again: not the answer.
+		if strings.HasPrefix(line, "tunnel ") {
+			a.log.Info("keeper event while moving it into the root", "event", line)
+			continue
+		}
+		if line != "chrooted "+NewRoot {
+			return fmt.Errorf("keeper: chroot %s: %s", NewRoot, line)
+		}
+		return nil
 	}
-	if line != "chrooted "+NewRoot {
-		return fmt.Errorf("keeper: chroot %s: %s", NewRoot, line)
-	}
-	return nil
 }
 
 // readLine reads one line from the keeper within d, byte by byte so that

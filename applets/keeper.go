@@ -3,7 +3,9 @@ package applets
 import (
 	"context"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"ferry/ipsec/ike"
 	"ferry/keeper"
@@ -31,6 +33,8 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	watchDisks := fs.Bool("watch-disks", false, "mark block devices read-only as they appear, for as long as the keeper runs (image B's hand-over of its disks-ro watch)")
 	disksRO := fs.String("disks-ro", "", "comma-separated block devices already marked read-only (with --watch-disks)")
 	control := fs.Int("control-fd", -1, "file descriptor of the control socket from PID 1 (tunnel up events, chroot)")
+	supervise := fs.Bool("supervise", true, "run the keeper proper as a child and restart it when it ends abnormally (a crash, a signal), with the tunnel state held in RAM; false: one process, not restarted")
+	child := fs.Bool("child", false, "internal: the keeper proper, started by its supervisor (state on fd 3, never the command line)")
 	hold := fs.Bool("hold-memory", true, "with --tunnel: never be the OOM killer's choice (oom_score_adj -1000) and lock this process's memory in RAM (mlockall), as a root-storage daemon does: the root goes through the tunnel")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -56,23 +60,74 @@ func runKeeper(ctx context.Context, env *Env, args []string) error {
 	if *lenderURL != "" {
 		opt.Renewal = &keeper.Renewal{LenderURL: *lenderURL, Pin: *lenderPin}
 	}
+	if *control >= 0 && *control < 3 {
+		return usagef("--control-fd %d: want 3 or more (0-2 are stdio)", *control)
+	}
+	if *child {
+		return runKeeperChild(ctx, env, opt, *hold)
+	}
+	h := keeper.Handover{DisksReadOnly: opt.DisksReadOnly}
 	if *tunnel != "" {
 		st, err := ike.LoadState(*tunnel)
 		if err != nil {
 			return err
 		}
 		opt.Tunnel = st
-		if *hold {
-			if err := keeper.HoldInMemory("/proc"); err != nil {
-				env.Log.Warn("keeper: not held in memory: the OOM killer or swap can take the tunnel under memory pressure", "err", err)
-			}
+		holdMemory(env, *hold)
+		if h.Tunnel, err = keeper.NewHandoverTunnel(st); err != nil {
+			return err
 		}
 	}
+	var ctl *os.File
 	if *control >= 0 {
-		if *control < 3 {
-			return usagef("--control-fd %d: want 3 or more (0-2 are stdio)", *control)
-		}
-		opt.Control = os.NewFile(uintptr(*control), "control")
+		ctl = os.NewFile(uintptr(*control), "control")
+		opt.Control = ctl
 	}
+	if !*supervise {
+		return keeper.New(opt, env.Log).Run(ctx)
+	}
+	// The same command line, as the keeper proper: the state goes over the
+	// hand-over link, PID 1's control channel to fd keeper.ControlFD.
+	sup := &keeper.Supervisor{Exe: "/proc/self/exe", Args: append([]string{"@ferry", "keeper", "--child"}, args...),
+		Stdout: env.Stdout, Stderr: env.Stderr, Control: ctl, Backoff: keeper.RestartBackoff, Log: env.Log}
+	return sup.Run(ctx, h)
+}
+
+// runKeeperChild is the keeper proper under its supervisor: what
+// --tunnel and --control-fd gave the supervisor comes from its hand-over.
+func runKeeperChild(ctx context.Context, env *Env, opt keeper.Options, hold bool) error {
+	// Its stderr is a pipe to the supervisor: should the supervisor be
+	// gone, a log line must not end the keeper with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
+	parent, h, err := keeper.OpenParent(keeper.OpenLinkFD(), env.Log)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	if h.Tunnel != nil {
+		if opt.Tunnel, err = h.Tunnel.InitiatorState(); err != nil {
+			return err
+		}
+		h.Tunnel = nil
+		holdMemory(env, hold)
+	}
+	if h.Control {
+		opt.Control = os.NewFile(keeper.ControlFD, "control")
+	}
+	if h.Root {
+		syscall.CloseOnExec(keeper.RootFD)
+		opt.Root, opt.RootDir = os.NewFile(keeper.RootFD, h.Chrooted), h.Chrooted
+	}
+	opt.Parent, opt.Restarts, opt.LastRestartReason, opt.LastRestart = parent, h.Restarts, h.LastRestartReason, h.LastRestart
+	opt.DisksReadOnly, opt.DisksLate = append(h.DisksReadOnly, h.DisksLate...), h.DisksLate
 	return keeper.New(opt, env.Log).Run(ctx)
+}
+
+func holdMemory(env *Env, hold bool) {
+	if !hold {
+		return
+	}
+	if err := keeper.HoldInMemory("/proc"); err != nil {
+		env.Log.Warn("keeper: not held in memory: the OOM killer or swap can take the tunnel under memory pressure", "err", err)
+	}
 }

@@ -40,6 +40,11 @@ func (k *Keeper) command(line string) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
+	// The supervisor takes hold of the root first: once PID 1 has the
+	// answer, switch_root moves the root away from dir.
+	if err := k.opt.Parent.Chroot(dir); err != nil {
+		return "error: " + err.Error()
+	}
 	if err := chroot(dir); err != nil {
 		return "error: " + err.Error()
 	}

@@ -3,6 +3,7 @@ package keeper
 import (
 	"context"
 	"os"
+	"slices"
 	"time"
 
 	"ferry/disks"
@@ -28,6 +29,7 @@ func (k *Keeper) watchDisks(ctx context.Context) {
 	}
 	w := disks.Watch(k.opt.DisksReadOnly, k.log, func(name string) {
 		k.log.Warn("disk appeared while the root runs: marked read-only", "device", name)
+		k.opt.Parent.DiskMarked(name)
 	})
 	k.disks.Store(w)
 	k.log.Info("watching for disks for the whole lease", "read_only_already", k.opt.DisksReadOnly)
@@ -37,8 +39,9 @@ func (k *Keeper) watchDisks(ctx context.Context) {
 
 // disksLate lists the disks the keeper's watch marked.
 func (k *Keeper) disksLate() []string {
+	late := k.opt.DisksLate // marked by the keepers before this one
 	if w := k.disks.Load(); w != nil {
-		return w.Late()
+		late = merge(slices.Clip(late), w.Late()...)
 	}
-	return nil
+	return late
 }

@@ -31,10 +31,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"ferry/ipsec/ike"
+	"ferry/nfsroot"
 )
 
 // Options configure a keeper.
@@ -63,6 +66,19 @@ type Options struct {
 	// whole lease (disks.go); DisksReadOnly are those B marked already.
 	WatchDisks    bool
 	DisksReadOnly []string
+	// Parent is the supervisor that restarts this keeper (supervisor.go),
+	// nil when it runs alone. From its hand-over: how often the keeper
+	// was restarted and why last, and the disks earlier keepers marked.
+	Parent *Parent
+	// Root, for a keeper restarted after the first one moved into the
+	// root (RootDir), is that root's directory: the keeper starts outside
+	// it and moves in once its tunnel is up (supervisor.go says why).
+	Root              *os.File
+	RootDir           string
+	Restarts          int
+	LastRestartReason string
+	LastRestart       time.Time
+	DisksLate         []string
 }
 
 // Status is the keeper's answer to GET /status.
@@ -84,6 +100,21 @@ type Status struct {
 	DisksMarkedLate []string `json:"disks_marked_late,omitempty"`
 	// Memory is the keeper's hold on RAM (HoldInMemory), read now.
 	Memory *MemoryHold `json:"memory,omitempty"`
+	// Restarts counts the keeper's restarts by its supervisor;
+	// LastRestartReason is why the last keeper before this one ended
+	// ("exit status 2: SIGABRT: abort"), LastRestart when.
+	Restarts          int    `json:"restarts"`
+	LastRestartReason string `json:"last_restart_reason,omitempty"`
+	LastRestart       string `json:"last_restart,omitempty"`
+	// Supervisor is the process that restarts the keeper (it holds the
+	// key too) and its hold on RAM.
+	Supervisor *SupervisorStatus `json:"supervisor,omitempty"`
+}
+
+// SupervisorStatus is the supervisor part of GET /status.
+type SupervisorStatus struct {
+	PID    int         `json:"pid"`
+	Memory *MemoryHold `json:"memory,omitempty"`
 }
 
 // Keeper serves status until its context ends.
@@ -101,6 +132,8 @@ type Keeper struct {
 	serving atomic.Pointer[tls.Certificate]
 	renew   *renewer
 	disks   atomic.Pointer[disks.Watcher]
+	// up is closed when the tunnel is first up.
+	up chan struct{}
 }
 
 // New makes a keeper.
@@ -114,7 +147,7 @@ func New(opt Options, log *slog.Logger) *Keeper {
 	if opt.Identity == nil && opt.Tunnel != nil {
 		opt.Identity = &Identity{Certs: opt.Tunnel.Certs, Key: opt.Tunnel.Key, CAs: opt.Tunnel.CAs}
 	}
-	return &Keeper{opt: opt, log: log, start: time.Now(), limits: defaultLimits, leaving: newLeaver()}
+	return &Keeper{opt: opt, log: log, start: time.Now(), limits: defaultLimits, leaving: newLeaver(), up: make(chan struct{})}
 }
 
 // Run opens the tunnel (when configured), listens and serves until ctx
@@ -144,6 +177,11 @@ func (k *Keeper) Run(ctx context.Context) error {
 	}
 	if k.opt.Control != nil {
 		go k.serveControl(ctx, k.opt.Control)
+	}
+	if k.opt.Root != nil {
+		go k.moveIntoRoot(ctx)
+	} else {
+		k.spare()
 	}
 	if k.opt.WatchDisks {
 		go k.watchDisks(ctx)
@@ -209,17 +247,32 @@ func (k *Keeper) Status() (*Status, error) {
 	if h, err := readMemoryHold(k.opt.Proc); err == nil {
 		mem = &h
 	}
+	var last string
+	if !k.opt.LastRestart.IsZero() {
+		last = k.opt.LastRestart.UTC().Format(time.RFC3339)
+	}
+	var sup *SupervisorStatus
+	if k.opt.Parent != nil {
+		sup = &SupervisorStatus{PID: os.Getppid()}
+		if h, err := readMemoryHoldOf(filepath.Join(k.opt.Proc, strconv.Itoa(sup.PID))); err == nil {
+			sup.Memory = &h
+		}
+	}
 	return &Status{
-		Memory:        mem,
-		Tunnel:        ts,
-		Certificate:   cs,
-		Trace:         k.opt.Trace,
-		PID:           os.Getpid(),
-		RootFSType:    root.FSType,
-		RootSource:    root.Source,
-		StateDir:      k.opt.StateDir,
-		StatePresent:  serr == nil,
-		UptimeSeconds: time.Since(k.start).Seconds(),
+		Restarts:          k.opt.Restarts,
+		Supervisor:        sup,
+		LastRestartReason: k.opt.LastRestartReason,
+		LastRestart:       last,
+		Memory:            mem,
+		Tunnel:            ts,
+		Certificate:       cs,
+		Trace:             k.opt.Trace,
+		PID:               os.Getpid(),
+		RootFSType:        root.FSType,
+		RootSource:        root.Source,
+		StateDir:          k.opt.StateDir,
+		StatePresent:      serr == nil,
+		UptimeSeconds:     time.Since(k.start).Seconds(),
 
 		ShutdownRequested: k.shutdownAsked.Load(),
 		DisksMarkedLate:   k.disksLate(),
@@ -235,6 +288,7 @@ func (k *Keeper) keepTunnel(ctx context.Context) {
 			st := k.tunnel.Status()
 			k.log.Info("tunnel up", "gateway", st.Gateway, "virtual_ip", st.VirtualIP, "dataplane", st.DataPlane)
 			k.event("tunnel up " + st.VirtualIP + " " + string(st.DataPlane))
+			close(k.up)
 			break
 		}
 		k.log.Warn("tunnel not up, retrying", "err", err)
@@ -245,6 +299,42 @@ func (k *Keeper) keepTunnel(ctx context.Context) {
 		}
 	}
 	k.tunnel.Keep(ctx)
+}
+
+// moveIntoRoot moves a restarted keeper into the root once the tunnel,
+// which carries the root, is up: until then the root's paths would wait.
+func (k *Keeper) moveIntoRoot(ctx context.Context) {
+	if k.opt.Tunnel != nil {
+		select {
+		case <-k.up:
+		case <-ctx.Done():
+			return
+		}
+	}
+	if err := moveInto(k.opt.Root); err != nil {
+		k.log.Error("restarted keeper: not moved into the root", "dir", k.opt.RootDir, "err", err)
+		return
+	}
+	k.opt.Root.Close()
+	k.log.Info("restarted keeper moved into the root", "dir", k.opt.RootDir)
+	k.spare()
+}
+
+// spare lists a supervised keeper beside its supervisor (which PID 1
+// lists, nfsroot.SpareKeeper) in /run/sendsigs.omit.d: a sysvinit root's
+// rc 0 kills every process not listed there before its root is
+// read-only, and the keeper proper has a PID of its own, a new one at
+// each restart. /run is the initramfs's tmpfs, the root's once moved
+// there: the first keeper writes before its chroot, a restarted one once
+// it is in the root. Lab mode (no tunnel, started inside the NFS root)
+// needs no tunnel to the end and is not listed.
+func (k *Keeper) spare() {
+	if k.opt.Parent == nil || k.opt.Tunnel == nil {
+		return
+	}
+	if err := nfsroot.SpareProcess("/run", "ferry-keeper-proper", os.Getpid()); err != nil {
+		k.log.Warn("keeper not spared from a sysvinit root's sendsigs: it may be killed before the root is read-only", "err", err)
+	}
 }
 
 func (k *Keeper) event(line string) {
@@ -308,6 +398,7 @@ func (k *Keeper) startRenewal(ctx context.Context) error {
 			raw = append(raw, c.Raw)
 		}
 		k.serving.Store(&tls.Certificate{Certificate: raw, PrivateKey: id.Key, Leaf: chain[0]})
+		k.opt.Parent.Renewed(chain) // a restarted keeper goes on with it
 		return nil
 	}
 	r, err := newRenewer(*k.opt.Renewal, k.tunnel.d.Certs(), id.Key, install, k.log)

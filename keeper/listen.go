@@ -186,7 +186,9 @@ func (e *endpoint) close() {
 func (k *Keeper) followTunnel(ctx context.Context, eps ...*endpoint) {
 	t := time.NewTicker(followEvery)
 	defer t.Stop()
-	var rec recovery
+	// A restarted keeper comes after an outage: the root's connections
+	// backed off while no one kept the tunnel.
+	rec := recovery{down: k.opt.Restarts > 0, since: k.start}
 	unstall := newUnstaller(k.log)
 	for {
 		if k.tunnel != nil {

@@ -45,7 +45,12 @@ const oomNever = -1000
 // readMemoryHold reads a process's oom_score_adj and locked memory under
 // proc/self.
 func readMemoryHold(proc string) (MemoryHold, error) {
-	b, err := os.ReadFile(filepath.Join(proc, "self", "oom_score_adj"))
+	return readMemoryHoldOf(filepath.Join(proc, "self"))
+}
+
+// readMemoryHoldOf reads them under a process's /proc directory.
+func readMemoryHoldOf(dir string) (MemoryHold, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "oom_score_adj"))
 	if err != nil {
 		return MemoryHold{}, err
 	}
@@ -53,7 +58,7 @@ func readMemoryHold(proc string) (MemoryHold, error) {
 	if err != nil {
 		return MemoryHold{}, fmt.Errorf("oom_score_adj %q: %w", b, err)
 	}
-	f, err := os.Open(filepath.Join(proc, "self", "status"))
+	f, err := os.Open(filepath.Join(dir, "status"))
 	if err != nil {
 		return MemoryHold{}, err
 	}

@@ -136,13 +136,19 @@ func ShutdownHandOff(run, bin string) error {
 // nbd-client and multipathd register there): its killall5 of every other
 // process comes before the root is read-only, and a keeper killed then
 // takes the root's tunnel with it. systemd spares it by its "@" argv[0]
-// instead; other inits ignore the file.
-func SpareKeeper(run string, pid int) error {
+// instead; other inits ignore the file. pid is the process PID 1
+// started: the keeper's supervisor, which lists the keeper proper, its
+// child, itself (SpareProcess).
+func SpareKeeper(run string, pid int) error { return SpareProcess(run, "ferry-keeper", pid) }
+
+// SpareProcess lists pid in run/sendsigs.omit.d/name, replacing what the
+// file held (see SpareKeeper).
+func SpareProcess(run, name string, pid int) error {
 	dir := filepath.Join(run, "sendsigs.omit.d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("sendsigs hand-off: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ferry-keeper"), []byte(fmt.Sprintf("%d\n", pid)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(fmt.Sprintf("%d\n", pid)), 0o644); err != nil {
 		return fmt.Errorf("sendsigs hand-off: %w", err)
 	}
 	return nil

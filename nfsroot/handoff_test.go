@@ -132,4 +132,14 @@ func TestSpareKeeperListsItsPIDForSendsigs(t *testing.T) {
 	if err := SpareKeeper(filepath.Join(run, "sendsigs.omit.d", "ferry-keeper"), 1); err == nil {
 		t.Fatal("no error for a run directory that is a file")
 	}
+	// The keeper proper beside its supervisor; a restarted one replaces it.
+	for _, pid := range []int{5151, 6161} {
+		if err := SpareProcess(run, "ferry-keeper-proper", pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err = os.ReadFile(filepath.Join(run, "sendsigs.omit.d", "ferry-keeper-proper"))
+	if err != nil || string(b) != "6161\n" {
+		t.Fatalf("sendsigs.omit.d/ferry-keeper-proper = %q, %v; want the last PID alone", b, err)
+	}
 }
