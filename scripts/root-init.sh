@@ -119,6 +119,20 @@ check_keeper() { # NAME
 }
 check_keeper keeper
 
+# The keeper proper: the @ferry process whose parent is an @ferry too (the
+# supervisor that restarts it, docs/ARCHITECTURE.md "The keeper outlives
+# switch_root"); a keeper without a supervisor is the one @ferry process.
+keeper_child() {
+	for d in /proc/[0-9]*; do
+		case "$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" in @ferry*) ;; *) continue ;; esac
+		pp=$(sed -n 's/^PPid:[[:space:]]*//p' "$d/status" 2>/dev/null)
+		case "$(tr '\0' ' ' < "/proc/$pp/cmdline" 2>/dev/null)" in
+		@ferry*) echo "${d#/proc/}"; return 0 ;;
+		esac
+	done
+	find_keeper
+}
+
 # The keeper answers on :7070 (the contract's /status). busybox nc, since
 # static busybox wget crashes in a root without glibc's NSS modules.
 ks=
@@ -288,6 +302,17 @@ trap clean_shutdown USR2 38
 i=0 crossed=0
 while [ ! -e /poweroff-request ] && [ $i -lt $WAIT ]; do
 	if [ $crossed = 0 ] && [ -e /cross-check ]; then crossed=1; check_cross; fi
+	# The soak's keeper fault (internal/vmlab/soak_test.go): the host asks,
+	# the keeper proper dies of SIGABRT (a Go crash: it prints its
+	# goroutines and exits 2), as a fatal error of its own would end it.
+	if [ -e /soak/kill-keeper ]; then
+		rm -f /soak/kill-keeper
+		if kc=$(keeper_child) && kill -ABRT "$kc"; then
+			say "keeper child pid $kc killed with SIGABRT (uptime $(up) s)"
+		else
+			say "keeper child not found or not killed"
+		fi
+	fi
 	sleep 1
 	i=$((i + 1))
 	echo 2 > /proc/sys/vm/drop_caches 2>/dev/null

@@ -103,6 +103,13 @@ func TestFullChain(t *testing.T) {
 		c.Fail("keeper status: want oom_score_adj -1000 and its memory locked: %v", mem)
 	}
 	t.Logf("keeper held in RAM: %.0f kB resident", mem["resident_kb"])
+	// So is its supervisor, which holds the key to restart it with.
+	sup, _ := status["supervisor"].(map[string]any)
+	smem, _ := sup["memory"].(map[string]any)
+	if smem["oom_score_adj"] != -1000.0 || smem["locked"] != true || status["restarts"] != 0.0 {
+		c.Fail("keeper status: want a supervisor held in RAM (oom_score_adj -1000, locked) and no restart: %v", status)
+	}
+	t.Logf("keeper's supervisor (pid %.0f) held in RAM: %.0f kB resident", sup["pid"], smem["resident_kb"])
 	exports, _ := os.ReadFile(c.path("ferry-exports.conf"))
 	if !strings.Contains(string(exports), "Clients = "+c.VIP+";") || strings.Count(string(exports), "EXPORT {") != 1 {
 		c.Fail("the borrower's ganesha exports must hold one export, to %s alone: %s", c.VIP, exports)

@@ -1,6 +1,7 @@
 package vmlab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -13,7 +14,7 @@ import (
 	"time"
 )
 
-// plan is one flavour of the soak (FERRY_SOAK=short or long).
+// plan is one flavour of the soak (FERRY_SOAK=short, long or keeper).
 type plan struct {
 	planes []string // ESP data planes, in turn
 	timers Timers   // both ends'
@@ -35,6 +36,11 @@ type fault struct {
 	hold time.Duration // how long the fault stays before it is undone
 	do   func(c *Chain) error
 	undo func(c *Chain) error
+	// settle is how long the root must go on writing after the undo
+	// (default 20 s); check, when set, asserts what the keeper's status
+	// shows afterwards.
+	settle time.Duration
+	check  func(c *Chain) error
 }
 
 const slack = 5 * time.Second
@@ -51,6 +57,50 @@ var gatewayKill = fault{name: "gateway kill -9, restart",
 var managersKill = fault{name: "managers kill -9, restart",
 	do:   func(c *Chain) error { c.Lender.Kill9(); c.Borrower.Kill9(); return nil },
 	undo: func(c *Chain) error { c.StartLender(); c.StartBorrower(); return nil }}
+
+// keeperCrash kills the keeper proper with SIGABRT (root-init.sh, asked
+// through /soak/kill-keeper): a Go crash, as a fatal error would end it.
+// Nothing is undone: its supervisor must restart it where it was, inside
+// the root, with the key it holds in RAM. The root must still write 90 s
+// on, after the SAs the dead keeper left (the kernel's states carry ESP
+// for a while) would have ended (CHILD_SA lifetime 60 s, DPD 10 s).
+var keeperCrash = fault{name: "keeper child SIGABRT", settle: 90 * time.Second,
+	do: func(c *Chain) error {
+		dir := c.RootFile("soak")
+		if dir == "" {
+			return fmt.Errorf("no soak directory in the root")
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kill-keeper"), nil, 0o644); err != nil {
+			return err
+		}
+		if _, err := c.VM.Console.Expect(reKilled, time.Minute, c.VM.Done()); err != nil {
+			return fmt.Errorf("the root did not kill the keeper: %w", err)
+		}
+		return nil
+	},
+	undo:  func(*Chain) error { return nil },
+	check: keeperRestarted,
+}
+
+var reKilled = regexp.MustCompile(`ferry-root: keeper child pid \d+ killed with SIGABRT`)
+
+// keeperRestarted: the keeper's status, read through the tunnel, shows
+// the tunnel up and a restart after SIGABRT (the plans crash it once).
+func keeperRestarted(c *Chain) error {
+	st, err := c.KeeperStatus()
+	if err != nil {
+		return fmt.Errorf("keeper status through the tunnel: %w", err)
+	}
+	n, _ := st["restarts"].(float64)
+	why, _ := st["last_restart_reason"].(string)
+	if n < 1 || !strings.Contains(why, "SIGABRT") {
+		return fmt.Errorf("keeper status: restarts %v, last_restart_reason %q: want a restart after SIGABRT", st["restarts"], why)
+	}
+	if tun, _ := st["tunnel"].(map[string]any); tun["up"] != true {
+		return fmt.Errorf("keeper status: tunnel %v, want up", tun)
+	}
+	return nil
+}
 
 func freeze(d time.Duration) fault {
 	return fault{name: fmt.Sprintf("guest frozen %s", d), hold: d,
@@ -69,22 +119,30 @@ var plans = map[string]plan{
 		timers:   Timers{DPD: 10 * time.Second, IKELifetime: 180 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 10 * time.Second},
 		minChild: 2, rekeyWait: 4 * time.Minute, bigFile: 20 << 20, copyPause: 30 * time.Second,
 		faults: []fault{wanOutage(30 * time.Second), gatewayKill, freeze(30 * time.Second)}},
+	// The keeper's crash (FERRY_SOAK=keeper, make soak-keeper, about 4.5
+	// minutes): no rekeys waited for, no copies.
+	"keeper": {planes: []string{"kernel", "user"},
+		timers: Timers{DPD: 10 * time.Second, IKELifetime: 180 * time.Second, ChildLifetime: 60 * time.Second, RekeyMargin: 10 * time.Second},
+		faults: []fault{keeperCrash}},
 }
 
 // TestSoak is the long-lease test (docs/LAB.md): the whole chain under
 // QEMU with a workload on the NFS root, rekeys, then faults in turn, then
-// the return. FERRY_SOAK=short|long runs it (root, QEMU, nfs-ganesha,
+// the return. FERRY_SOAK=short|long|keeper runs it (root, QEMU, nfs-ganesha,
 // tcpdump, nft, minutes of CPU); FERRY_BIN names the ferry binary (else it
 // is built), FERRY_CACHE the kernel cache, FERRY_SOAK_KEEP=1 keeps the
 // work directory after a pass. Run it under flock /tmp/ferry-qemu.lock.
 func TestSoak(t *testing.T) {
 	mode := os.Getenv("FERRY_SOAK")
 	if mode == "" {
-		t.Skip("the lab soak runs with FERRY_SOAK=short or long (make soak): it needs root, QEMU, nfs-ganesha and minutes")
+		t.Skip("the lab soak runs with FERRY_SOAK=short, long or keeper (make soak): it needs root, QEMU, nfs-ganesha and minutes")
 	}
 	p, ok := plans[mode]
 	if !ok {
-		t.Fatalf("FERRY_SOAK=%q: want short or long", mode)
+		t.Fatalf("FERRY_SOAK=%q: want short, long or keeper", mode)
+	}
+	if v := os.Getenv("FERRY_SOAK_PLANE"); v != "" {
+		p.planes = []string{v} // one data plane of the plan's: kernel or user
 	}
 	NoSurvivors(t) // first, so that its check runs after every other cleanup
 	for _, c := range []string{"qemu-system-x86_64", "ganesha.nfsd", "tcpdump", "nft", "curl", "busybox", "cpio", "zstd"} {
@@ -188,9 +246,25 @@ func soak(t *testing.T, p plan, plane, ferry string, im Images) (table string) {
 			rs := rec.Records()
 			return len(rs) > 0 && rs[len(rs)-1].Seen.After(to)
 		})
-		time.Sleep(20 * time.Second)
-		r.frozen, r.recovered, _ = Frozen(rec.Records(), from, to, 20*time.Second)
+		settle := cmp.Or(f.settle, 20*time.Second)
+		time.Sleep(settle)
+		// A root that froze only later (the tunnel's end came after the
+		// fault) must write again too.
+		end := time.Now()
+		r.resumed = r.resumed && waitFor(3*time.Minute, func() bool {
+			rs := rec.Records()
+			return len(rs) > 0 && rs[len(rs)-1].Seen.After(end.Add(-2*time.Second))
+		})
+		r.frozen, r.recovered, _ = Frozen(rec.Records(), from, to, settle)
+		if rs := rec.Records(); !r.resumed && len(rs) > 0 {
+			r.frozen = time.Since(rs[len(rs)-1].Seen) // and still frozen
+		}
 		r.vip, r.reconnects = tunnelStatus(c)
+		if f.check != nil {
+			if err := f.check(c); err != nil {
+				t.Errorf("%s: %s: %v", plane, f.name, err)
+			}
+		}
 		wan, lan, err := c.Leaks()
 		if err != nil {
 			t.Errorf("%s: reading the captures: %v", f.name, err)
