@@ -84,7 +84,7 @@ e2e: build package
 	# own poweroff and rc 0 (1m42s), and Debian's cloud kernel with its
 	# own initramfs-tools and dracut initrds as image B. (The NetworkManager
 	# root, FERRY_LAB_ROOTS=networkmanager, is not here: its guest's kernel
-	# stalled after switch_root in one of two runs, not in the 7 since, and
+	# stalled after switch_root in one of two runs, not in the 11 since, and
 	# the traces that would say why were not kept; docs/LAB.md.)
 	FERRY_LAB_ROOTS="systemd sysvinit" $(LAB_TEST) -run '^(TestRootsLab|TestDistroImageBLab)$$' ./internal/vmlab/
 	$(GO) test -count=1 -v -run '^TestStatusPagesInHeadlessBrowser$$' ./borrower/
