@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -178,19 +179,7 @@ echo "ferry-root: $m never configured a NIC by DHCP: $(ip -4 addr 2>&1 | tr '\n'
 exit 1
 `,
 	}
-	for rel, text := range files {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		mode := os.FileMode(0o644)
-		if filepath.Base(filepath.Dir(p)) == "sbin" {
-			mode = 0o755
-		}
-		if err := os.WriteFile(p, []byte(text), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRootFiles(t, dir, files)
 	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
@@ -229,3 +218,71 @@ exit 1
 	}
 	return dir
 }
+
+// baseWithPackages is base with Debian packages apt-installed in a chroot,
+// made once into FERRY_CACHE/roots/bookworm-NAME; marker, a path in the
+// root, says it was made whole (the copy is renamed into place last).
+func baseWithPackages(t testing.TB, cache, base, name, marker string, pkgs ...string) string {
+	t.Helper()
+	dir := filepath.Join(cache, "roots", SystemdSuite+"-"+name)
+	if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+		return dir
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if out, err := Run("cp", "-a", "--reflink=auto", base, tmp); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	t.Logf("apt-get install %s into %s (once)", strings.Join(pkgs, " "), dir)
+	// Private mounts (unshare -m) vanish with the shell.
+	script := `R=$1; shift; mount -t proc proc $R/proc && mount --rbind /dev $R/dev &&
+		mount -t sysfs sys $R/sys && cp /etc/resolv.conf $R/etc/resolv.conf &&
+		DEBIAN_FRONTEND=noninteractive chroot $R apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive chroot $R apt-get install -y -qq --no-install-recommends "$@" &&
+		chroot $R apt-get clean`
+	if out, err := Run(append([]string{"unshare", "-m", "sh", "-c", script, "sh", tmp}, pkgs...)...); err != nil {
+		t.Fatalf("installing %s: %v\n%s", strings.Join(pkgs, " "), err, tail(out, 3000))
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeRootFiles writes a template's files (path in the root -> text),
+// executable where the directory holds programs (sbin, init.d).
+func writeRootFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for rel, text := range files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if d := filepath.Base(filepath.Dir(p)); d == "sbin" || d == "init.d" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// nmProfile is the connection a distribution's installer leaves for the
+// wired NIC (Debian's installer and cloud images write one like it):
+// NetworkManager would take eth0 by DHCP at start. Only ferry's
+// unmanaged-devices hand-off in /run keeps it off the NIC that carries
+// the root.
+const nmProfile = `[connection]
+id=eth0
+type=ethernet
+interface-name=eth0
+autoconnect=true
+
+[ipv4]
+method=auto
+
+[ipv6]
+method=auto
+`

@@ -25,29 +25,7 @@ var RootDownSysvinit = regexp.MustCompile(`ferry-root: sysvinit rc is stopping s
 // keeper must go by what runs, not by what is on the disk.
 func SysvinitBase(t testing.TB, cache, base string) string {
 	t.Helper()
-	dir := filepath.Join(cache, "roots", SystemdSuite+"-sysvinit")
-	if _, err := os.Stat(filepath.Join(dir, "etc", "inittab")); err == nil {
-		return dir
-	}
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
-	if out, err := Run("cp", "-a", "--reflink=auto", base, tmp); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	t.Logf("apt-get install sysvinit-core into %s (once)", dir)
-	// Private mounts (unshare -m) vanish with the shell.
-	if out, err := Run("unshare", "-m", "sh", "-c", `R=$1; mount -t proc proc $R/proc && mount --rbind /dev $R/dev &&
-		mount -t sysfs sys $R/sys && cp /etc/resolv.conf $R/etc/resolv.conf &&
-		DEBIAN_FRONTEND=noninteractive chroot $R apt-get update -qq &&
-		DEBIAN_FRONTEND=noninteractive chroot $R apt-get install -y -qq --no-install-recommends sysvinit-core &&
-		chroot $R apt-get clean`, "sh", tmp); err != nil {
-		t.Fatalf("installing sysvinit-core: %v\n%s", err, tail(out, 3000))
-	}
-	os.RemoveAll(dir)
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return baseWithPackages(t, cache, base, "sysvinit", "etc/inittab", "sysvinit-core")
 }
 
 // SysvinitTemplate makes dir, a root template for the borrower, from
@@ -100,19 +78,7 @@ echo "ferry-root: ifupdown never configured a NIC by DHCP: $(ip -4 addr 2>&1 | t
 exit 1
 `,
 	}
-	for rel, text := range files {
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		mode := os.FileMode(0o644)
-		if d := filepath.Base(filepath.Dir(p)); d == "sbin" || d == "init.d" {
-			mode = 0o755
-		}
-		if err := os.WriteFile(p, []byte(text), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRootFiles(t, dir, files)
 	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
