@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/pki"
 )
 
@@ -47,8 +48,8 @@ func lenderConfig(t *testing.T) string {
 	return path
 }
 
-func bufEnv() (*Env, *syncBuffer, *syncBuffer) {
-	out, errb := &syncBuffer{}, &syncBuffer{}
+func bufEnv() (*Env, *syncbuf.Buffer, *syncbuf.Buffer) {
+	out, errb := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	return &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errb, Log: slog.New(slog.NewTextHandler(errb, nil))}, out, errb
 }
 

@@ -13,13 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"ferry/api"
 	"ferry/borrower"
+	"ferry/internal/syncbuf"
 	"ferry/lender"
 	"ferry/pki"
 )
@@ -43,34 +43,15 @@ func newSite(t *testing.T) *site {
 
 // run runs one ferry command line and returns its exit status and output.
 func (s *site) run(ctx context.Context, args ...string) (int, string) {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	code := s.runTo(ctx, &out, args...)
 	return code, out.String()
 }
 
-func (s *site) runTo(ctx context.Context, out *syncBuffer, args ...string) int {
+func (s *site) runTo(ctx context.Context, out *syncbuf.Buffer, args ...string) int {
 	env := &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: out, Log: slog.New(slog.NewTextHandler(out, nil)),
 		Getenv: func(k string) string { return s.vars[k] }}
 	return Main(ctx, env, append([]string{"ferry"}, args...))
-}
-
-// syncBuffer is a Buffer a command's or server's goroutines may write
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // loopback is an address of 127/8 of this test alone, so that the fixed
@@ -144,7 +125,7 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 	// TLS, and so does the borrower manager itself.
 	lctx, stopLender := context.WithCancel(ctx)
 	lenderDone := make(chan string, 1)
-	var lenderLog syncBuffer
+	var lenderLog syncbuf.Buffer
 	go func() { s.runTo(lctx, &lenderLog, "lender", "serve"); lenderDone <- lenderLog.String() }()
 	waitSocket(t, lender.AdminSocket(s.vars["FERRY_LENDER_DIR"]), lenderDone)
 	code, out = s.run(ctx, "borrower", "serve", "--check")
@@ -172,7 +153,7 @@ func TestInitMakesAPairOfSitesThatServeAndTrustEachOther(t *testing.T) {
 
 	bctx, stopBorrower := context.WithCancel(ctx)
 	borrowerDone := make(chan string, 1)
-	var borrowerLog syncBuffer
+	var borrowerLog syncbuf.Buffer
 	go func() { s.runTo(bctx, &borrowerLog, "borrower", "serve"); borrowerDone <- borrowerLog.String() }()
 	waitSocket(t, borrower.AdminSocket(s.vars["FERRY_BORROWER_DIR"]), borrowerDone)
 	s.renewsImageCertificate(t, &borrowerLog, bcfg)
@@ -249,7 +230,7 @@ func copyFile(t *testing.T, from, to string) {
 // reason and the lender goes on with the running configuration; a
 // borrower added with `ferry lender borrower add` is admitted by the
 // next SIGHUP, not before.
-func (s *site) reloads(t *testing.T, lenderLog *syncBuffer, bcfg borrower.Config) {
+func (s *site) reloads(t *testing.T, lenderLog *syncbuf.Buffer, bcfg borrower.Config) {
 	ctx := t.Context()
 	cfgPath := s.vars["FERRY_LENDER_CONFIG"]
 	good, _ := os.ReadFile(cfgPath)
@@ -303,7 +284,7 @@ func hangup(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, b *syncBuffer, want string) {
+func waitLog(t *testing.T, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -324,7 +305,7 @@ func TestInitTakesTheSitesOwnCA(t *testing.T) {
 		t.Fatalf("pki ca: %d %s", code, out)
 	}
 	keyPEM, _ := os.ReadFile(key)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	env := &Env{Stdin: bytes.NewReader(keyPEM), Stdout: &out, Stderr: &out, Log: slog.New(slog.DiscardHandler),
 		Getenv: func(k string) string { return s.vars[k] }}
 	if code := Main(t.Context(), env, []string{"ferry", "lender", "init", "--host", "127.0.0.1", "--ca-cert", ca, "--ca-key", "-"}); code != 0 {
@@ -347,7 +328,7 @@ func TestInitTakesTheSitesOwnCA(t *testing.T) {
 // renewsImageCertificate proves SIGHUP at the borrower: the images
 // server's certificate, reissued in place with ferry pki, is what the
 // next connection gets.
-func (s *site) renewsImageCertificate(t *testing.T, borrowerLog *syncBuffer, bcfg borrower.Config) {
+func (s *site) renewsImageCertificate(t *testing.T, borrowerLog *syncbuf.Buffer, bcfg borrower.Config) {
 	serial := func() string {
 		c, err := tls.Dial("tcp", bcfg.ImageListen, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {

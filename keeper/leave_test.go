@@ -6,10 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"ferry/internal/syncbuf"
 )
 
 const (
@@ -220,24 +221,6 @@ func TestLeaveOnExitDeletesWhenTheRootIsReadOnly(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the watch writes to while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestWatchLeaveUnderSysvinitSaysTheRootIsReadOnlyAndKeepsTheTunnel plays
 // sysvinit's rc 0 after the keeper ran the root's poweroff: PID 1 stays
 // init, sendsigs spares the keeper, umountroot makes / read-only, and halt
@@ -245,7 +228,7 @@ func (s *syncBuffer) String() string {
 // root is read-only, and does not delete the tunnel.
 func TestWatchLeaveUnderSysvinitSaysTheRootIsReadOnlyAndKeepsTheTunnel(t *testing.T) {
 	k, proc, mip := leaveKeeper(t, miNFSRootRW)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	k.log = slog.New(slog.NewTextHandler(&logs, nil))
 	var closed atomic.Int32
 	k.leaving.close = func(context.Context) { closed.Add(1) }

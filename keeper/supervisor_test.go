@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/ipsec/ike"
 )
 
@@ -102,9 +103,9 @@ func testChild(kind string) int {
 	return 1
 }
 
-// lines are the lines of what the children wrote that start with prefix
-// (syncBuffer: leave_test.go).
-func (s *syncBuffer) lines(prefix string) []string {
+// linesOf are the lines of what the children wrote that start with
+// prefix.
+func linesOf(s *syncbuf.Buffer, prefix string) []string {
 	var out []string
 	for _, l := range strings.Split(s.String(), "\n") {
 		if strings.HasPrefix(l, prefix) {
@@ -114,7 +115,7 @@ func (s *syncBuffer) lines(prefix string) []string {
 	return out
 }
 
-func testSupervisor(t *testing.T, kind string, out *syncBuffer) *Supervisor {
+func testSupervisor(t *testing.T, kind string, out *syncbuf.Buffer) *Supervisor {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func TestSupervisorRestartsACrashedChildWhereItWas(t *testing.T) {
 	}
 	pid1, keeperEnd := os.NewFile(uintptr(fds[0]), "pid1"), os.NewFile(uintptr(fds[1]), "keeper")
 	defer pid1.Close()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s := testSupervisor(t, "handover", out)
 	s.Control = keeperEnd
 	var moved []string
@@ -169,7 +170,7 @@ func TestSupervisorRestartsACrashedChildWhereItWas(t *testing.T) {
 	if err := s.Run(context.Background(), Handover{Tunnel: ht, DisksReadOnly: []string{"vda"}}); err != nil {
 		t.Fatal(err)
 	}
-	got := out.lines("child")
+	got := linesOf(out, "child")
 	want := []string{
 		`child restarts=0 reason="" chrooted="" root=- control=true disks_ro=[vda] disks_late=[] cert=1`,
 		`child: moved`,
@@ -192,12 +193,12 @@ func TestSupervisorRestartsACrashedChildWhereItWas(t *testing.T) {
 
 // A child that exits with status 0 ends the supervisor: no restart.
 func TestSupervisorEndsWithACleanChild(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s := testSupervisor(t, "clean", out)
 	if err := s.Run(context.Background(), Handover{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.lines("child"); len(got) != 1 || s.Handover().Restarts != 0 {
+	if got := linesOf(out, "child"); len(got) != 1 || s.Handover().Restarts != 0 {
 		t.Fatalf("children: %q, restarts %d; want one child, no restart", got, s.Handover().Restarts)
 	}
 }
@@ -206,7 +207,7 @@ func TestSupervisorEndsWithACleanChild(t *testing.T) {
 // shortest delay up to the longest; one that lived long enough starts
 // the sequence again. Killed by a signal is a crash too.
 func TestSupervisorBacksOffACrashLoop(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s := testSupervisor(t, "loop", out)
 	var delays []time.Duration
 	var reasons []string
@@ -223,7 +224,7 @@ func TestSupervisorBacksOffACrashLoop(t *testing.T) {
 	if want := []string{"exit status 3", "exit status 3", "exit status 3", "exit status 3", "killed by SIGKILL"}; !slices.Equal(reasons, want) {
 		t.Errorf("reasons %q, want %q", reasons, want)
 	}
-	if n := len(out.lines("child restarts=")); n != 6 {
+	if n := len(linesOf(out, "child restarts=")); n != 6 {
 		t.Errorf("%d children started, want 6", n)
 	}
 }
@@ -231,13 +232,13 @@ func TestSupervisorBacksOffACrashLoop(t *testing.T) {
 // When the system stops (the supervisor's context: SIGTERM), the child
 // gets SIGTERM and is not restarted, however it ends.
 func TestSupervisorPassesSIGTERMOnAndStops(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s := testSupervisor(t, "term", out)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, Handover{}) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for len(out.lines("child: waiting")) == 0 && time.Now().Before(deadline) {
+	for len(linesOf(out, "child: waiting")) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -249,7 +250,7 @@ func TestSupervisorPassesSIGTERMOnAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("supervisor still running 10 s after its context ended")
 	}
-	if got := out.lines("child"); len(got) != 3 || got[2] != "child: got SIGTERM" || s.Handover().Restarts != 0 {
+	if got := linesOf(out, "child"); len(got) != 3 || got[2] != "child: got SIGTERM" || s.Handover().Restarts != 0 {
 		t.Fatalf("children said %q, restarts %d; want one child that got SIGTERM, no restart", got, s.Handover().Restarts)
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"ferry/internal/syncbuf"
 )
 
 var (
@@ -20,24 +21,6 @@ var (
 )
 
 const testCmdline = "console=ttyS0 ferry.lender=https://10.42.0.1:8443 ferry.ca=sha256:ab12 ferry.token=T0KEN"
-
-// logBuf is a concurrency-safe log sink for asserting what was logged.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // testFiles writes a fake kernel and initrd and returns their paths.
 func testFiles(t testing.TB) (kernel, initrd string) {
@@ -54,7 +37,7 @@ func testPolicy(t testing.TB) *StaticPolicy {
 		Spec: BootSpec{Kernel: Artifact{Path: k}, Initrd: Artifact{Path: i}, Cmdline: testCmdline}}
 }
 
-func testConfig(mode Mode, log *logBuf) Config {
+func testConfig(mode Mode, log *syncbuf.Buffer) Config {
 	c := Config{
 		Interface: "nbtest0", ServerIP: netip.MustParseAddr("10.42.0.1"), Mode: mode,
 		HTTPBase: "http://10.42.0.1:8080",
@@ -70,7 +53,7 @@ func testConfig(mode Mode, log *logBuf) Config {
 	return c
 }
 
-func newTestServer(t testing.TB, mode Mode, p Policy, log *logBuf) *Server {
+func newTestServer(t testing.TB, mode Mode, p Policy, log *syncbuf.Buffer) *Server {
 	t.Helper()
 	s, err := New(testConfig(mode, log), p)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/internal/syncbuf"
 )
 
 // fetch GETs base+path from h and returns status and body.
@@ -64,7 +66,7 @@ func TestScriptURLsServeKernelAndInitrd(t *testing.T) {
 }
 
 func TestScriptRefusedAndLoggedForUnknownMAC(t *testing.T) {
-	var log logBuf
+	var log syncbuf.Buffer
 	s := newTestServer(t, ModeDHCP, testPolicy(t), &log)
 	code, _ := fetch(t, s.Handler(), strings.TrimPrefix(s.scriptURL(macUnknown, netip.Addr{}), s.cfg.HTTPBase))
 	if code != http.StatusNotFound {

@@ -18,6 +18,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
 	"ferry/internal/netnstest"
+	"ferry/internal/syncbuf"
 )
 
 // helperEnv makes the test binary a netboot server (see TestMain): it runs
@@ -82,9 +83,9 @@ func newLab(t *testing.T) *lab {
 }
 
 // serve starts the server process in mode and waits until it listens.
-func (l *lab) serve(mode Mode) *logBuf {
+func (l *lab) serve(mode Mode) *syncbuf.Buffer {
 	t := l.t
-	var log logBuf
+	var log syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	// Its own process under `ip netns exec`, not netnstest's Do: the
 	// server's goroutines open sockets on threads of their own.

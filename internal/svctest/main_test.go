@@ -1,18 +1,17 @@
 package svctest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/internal/testbin"
 )
 
@@ -59,28 +58,10 @@ func (n *notifySocket) expect(t *testing.T, p *proc, first string) string {
 	return got
 }
 
-// syncBuffer is the service's stderr, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a service process.
 type proc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan error
 }
 
@@ -88,7 +69,7 @@ type proc struct {
 // test: SIGTERM, then SIGKILL after 15 s.
 func start(t *testing.T, cmd *exec.Cmd, n *notifySocket) *proc {
 	t.Helper()
-	p := &proc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.path)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
