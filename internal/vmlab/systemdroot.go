@@ -180,9 +180,6 @@ exit 1
 `,
 	}
 	writeRootFiles(t, dir, files)
-	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
 	// One manager owns the NICs.
 	enable, mask := []string{"systemd-networkd.service"}, "networking.service"
 	switch manager {
@@ -251,7 +248,8 @@ func baseWithPackages(t testing.TB, cache, base, name, marker string, pkgs ...st
 }
 
 // writeRootFiles writes a template's files (path in the root -> text),
-// executable where the directory holds programs (sbin, init.d).
+// executable where the directory holds programs (sbin, init.d), and the
+// directories ferry's state and the moved mounts land on.
 func writeRootFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for rel, text := range files {
@@ -264,6 +262,11 @@ func writeRootFiles(t testing.TB, dir string, files map[string]string) {
 			mode = 0o755
 		}
 		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

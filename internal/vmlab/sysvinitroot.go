@@ -2,7 +2,6 @@ package vmlab
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 )
@@ -79,9 +78,6 @@ exit 1
 `,
 	}
 	writeRootFiles(t, dir, files)
-	for _, d := range []string{"ferry", "proc", "sys", "dev", "run"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
 	if out, err := Run("chroot", dir, "update-rc.d", "ferry-lab-ready", "defaults"); err != nil {
 		t.Fatalf("update-rc.d in the template: %v %s", err, out)
 	}
