@@ -1,6 +1,8 @@
 package svctest
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -11,15 +13,23 @@ import (
 	"time"
 )
 
-// freeAddr is a loopback TCP address nothing listens on.
+// freeAddr is a loopback TCP address nothing listens on, on an address of
+// 127/8 of its own: between this close and the service's bind, another
+// test package (go test runs them at once) may take the same ephemeral
+// port on 127.0.0.1, and once did (bind: address already in use).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 20 {
+		a := fmt.Sprintf("127.%d.%d.%d", 20+rand.IntN(200), rand.IntN(250), 1+rand.IntN(250))
+		ln, err := net.Listen("tcp", a+":0")
+		if err != nil {
+			continue
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback address")
+	return ""
 }
 
 func run(t *testing.T, args ...string) string {
